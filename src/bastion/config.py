@@ -1,0 +1,264 @@
+"""Configuration: one `bastion.yaml` plus `BASTION_<SECTION>__<KEY>` environment overrides.
+
+Lookup order for the file: `--config FILE`, then `$BASTION_CONFIG`, then `./bastion.yaml`.
+Relative paths inside the file are resolved against the file's own folder. Secrets are never
+held here, only references (`secret://env/NAME`, `secret://file/PATH`), resolved by
+`bastion.security.secrets`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_ENV = "BASTION_CONFIG"
+DEFAULT_CONFIG_NAME = "bastion.yaml"
+
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour)\s*$")
+
+
+class ConfigError(Exception):
+    """The configuration is missing or invalid; the message says what to fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TLSSettings(_Section):
+    certfile: str | None = None
+    keyfile: str | None = None
+    # mTLS: when set, servers require and verify client certificates against this CA bundle.
+    client_ca_file: str | None = None
+    # What our own client presents to mTLS servers, and the CA it trusts for server certs.
+    client_certfile: str | None = None
+    client_keyfile: str | None = None
+    ca_file: str | None = None
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1024 * 1024
+    max_batch: int = 50
+    # Plain HTTP is refused on a non-loopback address unless this is set explicitly.
+    allow_insecure_http: bool = False
+    shutdown_timeout_seconds: float = 15.0
+    tls: TLSSettings = TLSSettings()
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///bastion.db"
+
+
+class IssuerSettings(_Section):
+    name: str
+    issuer: str
+    jwks_url: str
+    audience: str | list[str] | None = None
+    client_ids: list[str] | None = None
+    token_use: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", v):
+            raise ValueError("issuer name must match [a-z0-9][a-z0-9_-]{0,31}")
+        return v
+
+
+class JWTSettings(_Section):
+    issuers: list[IssuerSettings] = Field(default_factory=list)
+    leeway_seconds: int = 30
+    max_token_bytes: int = 8192
+    jwks_cache_seconds: int = 600
+    jwks_refresh_cooldown_seconds: int = 30
+
+
+class TokenServiceSettings(_Section):
+    enabled: bool = True
+    issuer: str = "bastion"
+    audience: str = "bastion"
+    ttl_seconds: int = 300
+    # Private signing keys (a JWK set), written by `bastion init` with mode 0600.
+    signing_keys: str = "secret://file/secrets/token-signing.jwks.json"
+    rotate_after_seconds: int = 7 * 24 * 3600
+
+
+class AuthSettings(_Section):
+    # Optional HMAC pepper for API-key hashes; its version is stored with each hash.
+    pepper: str | None = None
+    pepper_version: int = 1
+    # Older peppers by version, so that a new pepper does not invalidate existing keys.
+    previous_peppers: dict[int, str] = Field(default_factory=dict)
+    api_key_cache_seconds: float = 2.0
+    jwt: JWTSettings = JWTSettings()
+    token_service: TokenServiceSettings = TokenServiceSettings()
+
+
+class PolicySettings(_Section):
+    file: str = "policy.json"
+    reload_check_seconds: float = 1.0
+
+
+def parse_rate(value: str) -> tuple[int, int]:
+    """`"300/minute"` -> `(300, 60)`: the quota and the window in seconds."""
+    m = _RATE_RE.match(value)
+    if not m:
+        raise ValueError(f"bad rate {value!r}: write N/second, N/minute or N/hour")
+    count = int(m.group(1))
+    if count <= 0:
+        raise ValueError(f"bad rate {value!r}: the quota must be positive")
+    return count, {"second": 1, "minute": 60, "hour": 3600}[m.group(2)]
+
+
+class RateLimitSettings(_Section):
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str | None = None
+    # What to do when the shared store is unreachable: deny (HTTP 503) or allow.
+    on_backend_error: Literal["deny", "allow"] = "deny"
+    default: str = "300/minute"
+    principals: dict[str, str] = Field(default_factory=dict)
+    # Per-method limits, applied per principal on top of the principal's own limit.
+    methods: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("default")
+    @classmethod
+    def _default_ok(cls, v: str) -> str:
+        parse_rate(v)
+        return v
+
+    @field_validator("principals", "methods")
+    @classmethod
+    def _rates_ok(cls, v: dict[str, str]) -> dict[str, str]:
+        for rate in v.values():
+            parse_rate(rate)
+        return v
+
+
+class AuditSettings(_Section):
+    hmac_key: str = "secret://file/secrets/audit.key"
+    checkpoint_dir: str = "audit-checkpoints"
+    # Records are written in batches, off the request path.
+    batch_size: int = 500
+    flush_interval_seconds: float = 0.2
+    buffer_size: int = 20000
+    checkpoint_every: int = 1000
+    # Chain name; defaults to the agent's name. Replicas of one agent need distinct chains.
+    chain: str | None = None
+
+
+class AgentEndpoint(_Section):
+    url: str
+    port: int | None = None
+
+
+class ClientSettings(_Section):
+    timeout_seconds: float = 10.0
+    connect_timeout_seconds: float = 3.0
+    max_retries: int = 3
+    backoff_base_seconds: float = 0.1
+    backoff_max_seconds: float = 5.0
+    breaker_failure_threshold: int = 5
+    breaker_reset_seconds: float = 10.0
+
+
+class LoggingSettings(_Section):
+    level: str = "INFO"
+    format: Literal["json", "console"] = "json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BASTION_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    auth: AuthSettings = AuthSettings()
+    policy: PolicySettings = PolicySettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    audit: AuditSettings = AuditSettings()
+    agents: dict[str, AgentEndpoint] = Field(default_factory=dict)
+    client: ClientSettings = ClientSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    # Folder that relative paths are resolved against (the config file's folder).
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment overrides beat the file (passed as init kwargs).
+        return (env_settings, init_settings)
+
+    def path(self, value: str | os.PathLike[str]) -> Path:
+        """Resolve a configured path against the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path resolved against `base_dir`."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.path(url[len(prefix):]))
+        return url
+
+
+def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The config file to use, by lookup order, or None when there is none."""
+    if explicit:
+        p = Path(explicit)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        return p
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        p = Path(env)
+        if not p.is_file():
+            raise ConfigError(f"${CONFIG_ENV} points to {p}, which does not exist")
+        return p
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def load_settings(
+    explicit: str | os.PathLike[str] | None = None, *, required: bool = True
+) -> Settings:
+    """Load settings by lookup order. Errors name the file and the problem."""
+    path = find_config(explicit)
+    if path is None:
+        if required:
+            raise ConfigError(
+                "no bastion.yaml found: pass --config FILE, set BASTION_CONFIG, "
+                "or create one with `bastion init --dir DIR`"
+            )
+        return Settings()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    try:
+        return Settings(**raw, base_dir=path.resolve().parent)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None

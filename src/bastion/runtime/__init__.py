@@ -1,0 +1,1 @@
+"""Agent runtime: the server that composes the security stages, the client, the supervisor."""

@@ -1,0 +1,1 @@
+"""Security stages and primitives: authentication, authorization, rate limits, audit, secrets."""

@@ -1,0 +1,87 @@
+"""The contract between the agent server and its security stages.
+
+A stage is a plain async callable. Request stages (authentication) run once per HTTP request
+and take the `RequestContext`; call stages (authorization, rate limiting) run for every JSON-RPC
+call, batch elements included, and take the `CallContext`. A stage returns None to let the call
+through or raises `Denied`. Adding a stage is adding one function to a list. Audit is not a
+stage: the server wraps the whole list with it, so a denial by any stage is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bastion.protocol.errors import (
+    FORBIDDEN,
+    RATE_LIMITED,
+    SECURITY_UNAVAILABLE,
+    UNAUTHENTICATED,
+    RpcError,
+)
+from bastion.runtime.context import CallContext, RequestContext
+
+RequestStage = Callable[[RequestContext], Awaitable[None]]
+CallStage = Callable[[CallContext], Awaitable[None]]
+
+
+class Denied(Exception):
+    """A stage refused the request.
+
+    `reason` is for the audit trail and the log only; the response never says which check
+    failed, only the generic error for `code`.
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        code: int,
+        reason: str,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.stage = stage
+        self.code = code
+        self.reason = reason
+        self.headers = headers or {}
+        super().__init__(f"{stage}: {reason}")
+
+    def to_rpc_error(self) -> RpcError:
+        return RpcError(self.code, headers=self.headers)
+
+
+def unauthenticated(reason: str) -> Denied:
+    return Denied(
+        "authenticate",
+        UNAUTHENTICATED,
+        reason,
+        headers={"WWW-Authenticate": 'Bearer realm="bastion", ApiKey header="X-API-Key"'},
+    )
+
+
+def forbidden(reason: str) -> Denied:
+    return Denied("authorize", FORBIDDEN, reason)
+
+
+def rate_limited(reason: str, retry_after: int) -> Denied:
+    return Denied("rate_limit", RATE_LIMITED, reason, headers={"Retry-After": str(retry_after)})
+
+
+def unavailable(stage: str, reason: str) -> Denied:
+    return Denied(stage, SECURITY_UNAVAILABLE, reason, headers={"Retry-After": "1"})
+
+
+@dataclass(slots=True)
+class Pipeline:
+    """The stages an agent server runs, in order."""
+
+    request_stages: list[RequestStage] = field(default_factory=list)
+    call_stages: list[CallStage] = field(default_factory=list)
+
+    async def admit_request(self, ctx: RequestContext) -> None:
+        for stage in self.request_stages:
+            await stage(ctx)
+
+    async def admit_call(self, ctx: CallContext) -> None:
+        for stage in self.call_stages:
+            await stage(ctx)

@@ -1,0 +1,1 @@
+"""Storage: the SQL database (SQLAlchemy models, Alembic migrations)."""

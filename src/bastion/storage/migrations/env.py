@@ -1,0 +1,18 @@
+"""Alembic environment: runs migrations on the engine passed in by `storage.database`."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from bastion.storage.models import Base
+
+config = context.config
+engine = config.attributes["engine"]
+
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    context.run_migrations()
