@@ -1,0 +1,1 @@
+"""Agents built on the runtime. Each module defines one agent's methods and card."""

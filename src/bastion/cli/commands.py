@@ -1,0 +1,14 @@
+"""Mounts every command group on the root app."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    from bastion.cli import audit_cmd, init_cmd, keys_cmd, serve_cmd
+
+    app.command("init")(init_cmd.init)
+    app.command("serve")(serve_cmd.serve)
+    app.add_typer(keys_cmd.app, name="keys", help="Create, list, revoke and rotate API keys.")
+    app.add_typer(audit_cmd.app, name="audit", help="Verify and read the audit trail.")

@@ -1,0 +1,88 @@
+"""`bastion init`: lay out a working directory with config, policy, secrets and database.
+
+Writes `DIR/bastion.yaml`, `DIR/policy.json`, `DIR/secrets/*` (mode 0600, referenced from the
+config, never inlined), migrates the SQLite database and creates the first `admin` key.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from bastion.config import load_settings
+from bastion.security.secrets import write_secret_file
+from bastion.security.stack import build_api_key_store
+from bastion.security.token_service import generate_signing_keyset
+from bastion.storage.database import migrate
+
+CONFIG_TEMPLATE = """\
+# Bastion configuration. Environment overrides: BASTION_<SECTION>__<KEY>
+# (for example BASTION_RATE_LIMIT__DEFAULT=600/minute).
+# Secrets are never written here, only references: secret://env/NAME, secret://file/PATH.
+server:
+  host: 127.0.0.1
+  port: 8080
+  max_body_bytes: 1048576
+  max_batch: 50
+database:
+  url: sqlite:///bastion.db
+auth:
+  pepper: secret://file/secrets/api-key-pepper
+  pepper_version: 1
+  api_key_cache_seconds: 2
+  jwt:
+    issuers: []
+  token_service:
+    signing_keys: secret://file/secrets/token-signing.jwks.json
+    ttl_seconds: 300
+policy:
+  file: policy.json
+rate_limit:
+  backend: memory
+  default: 300/minute
+  principals:
+    monitoring: 60/minute
+audit:
+  hmac_key: secret://file/secrets/audit.key
+  checkpoint_dir: audit-checkpoints
+agents:
+  echo:
+    url: http://127.0.0.1:8090
+"""
+
+DEFAULT_POLICY = {
+    "allow": {"admin": ["*"], "monitoring": ["get_status"]},
+    "deny": {},
+    "roles": {},
+}
+
+
+class InitError(Exception):
+    """The directory cannot be initialised; the message says what to do."""
+
+
+@dataclass
+class InitResult:
+    directory: Path
+    config: Path
+    admin_key: str
+
+
+def init_project(directory: Path, *, force: bool = False) -> InitResult:
+    directory = directory.resolve()
+    config = directory / "bastion.yaml"
+    if config.exists() and not force:
+        raise InitError(f"{config} already exists: pass --force to overwrite it")
+    directory.mkdir(parents=True, exist_ok=True)
+    config.write_text(CONFIG_TEMPLATE, encoding="utf-8")
+    (directory / "policy.json").write_text(json.dumps(DEFAULT_POLICY, indent=2) + "\n")
+    secrets_dir = directory / "secrets"
+    write_secret_file(secrets_dir / "api-key-pepper", secrets.token_hex(32))
+    write_secret_file(secrets_dir / "audit.key", secrets.token_hex(32))
+    write_secret_file(secrets_dir / "token-signing.jwks.json", generate_signing_keyset())
+    settings = load_settings(config)
+    migrate(settings.database_url())
+    admin_key = build_api_key_store(settings).create("admin", label="created by bastion init")
+    return InitResult(directory=directory, config=config, admin_key=admin_key)

@@ -1,0 +1,138 @@
+"""An agent = a method registry + the runtime around it: server, security stack, card, health.
+
+`AgentApp` is the ASGI app for one agent. With `security=False` it serves the same methods with
+no pipeline and no audit (used only to measure the cost of security in the benchmark).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from bastion._version import __version__
+from bastion.config import Settings
+from bastion.protocol.agent_card import build_agent_card
+from bastion.runtime.methods import MethodRegistry
+from bastion.runtime.server import AgentServer, ReadinessCheck, run_checks
+from bastion.security.stack import SecurityStack, build_security, database_ready
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class AgentDefinition:
+    """What an agent is: its name, its methods and how it describes itself."""
+
+    name: str
+    description: str
+    registry: MethodRegistry
+    skills: list[dict[str, Any]] = field(default_factory=list)
+    version: str = __version__
+    on_startup: list[Hook] = field(default_factory=list)
+    on_shutdown: list[Hook] = field(default_factory=list)
+
+
+class AgentApp:
+    """The ASGI application serving one agent."""
+
+    def __init__(
+        self,
+        definition: AgentDefinition,
+        settings: Settings,
+        *,
+        security: bool = True,
+        anonymous_principal: str | None = None,
+        public_url: str | None = None,
+    ) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.stack: SecurityStack | None = (
+            build_security(definition.name, settings, anonymous_principal=anonymous_principal)
+            if security
+            else None
+        )
+        self.public_url = public_url
+        self._card_cache: tuple[bytes, str] | None = None
+        self.checks: list[tuple[str, ReadinessCheck]] = []
+        if security:
+            self.checks.append(("database", lambda: database_ready(settings)))
+            limiter = self.stack.limiter if self.stack else None
+            if limiter is not None and hasattr(limiter, "ping"):
+                self.checks.append(("redis", limiter.ping))
+        routes: list[BaseRoute] = [
+            Route("/.well-known/agent-card.json", self._card, methods=["GET"]),
+            Route("/healthz", self._healthz, methods=["GET"]),
+            Route("/readyz", self._readyz, methods=["GET"]),
+        ]
+        if self.stack is not None:
+            routes.extend(self.stack.routes)
+        inner = Starlette(routes=routes, lifespan=self._lifespan)
+        self.server = AgentServer(
+            name=definition.name,
+            registry=definition.registry,
+            app=inner,
+            pipeline=self.stack.pipeline if self.stack else None,
+            audit=self.stack.audit if self.stack else None,
+            max_body_bytes=settings.server.max_body_bytes,
+            max_batch=settings.server.max_batch,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.server(scope, receive, send)
+
+    @asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        if self.stack is not None:
+            await self.stack.start()
+        for hook in self.definition.on_startup:
+            await hook()
+        try:
+            yield
+        finally:
+            for hook in reversed(self.definition.on_shutdown):
+                await hook()
+            if self.stack is not None:
+                await self.stack.close()
+
+    # -- routes ------------------------------------------------------------------------------
+
+    def _card_bytes(self, request: Request) -> tuple[bytes, str]:
+        if self._card_cache is None:
+            base = self.public_url or str(request.base_url).rstrip("/")
+            card = build_agent_card(
+                name=self.definition.name,
+                description=self.definition.description,
+                version=self.definition.version,
+                url=f"{base}/message",
+                skills=self.definition.skills,
+            )
+            body = orjson.dumps(card)
+            self._card_cache = (body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+        return self._card_cache
+
+    async def _card(self, request: Request) -> Response:
+        body, etag = self._card_bytes(request)
+        headers = {"ETag": etag, "Cache-Control": "public, max-age=300"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    async def _healthz(self, _request: Request) -> Response:
+        return JSONResponse({"status": "alive", "agent": self.definition.name})
+
+    async def _readyz(self, _request: Request) -> Response:
+        ok, results = await run_checks(self.checks)
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": results},
+            status_code=200 if ok else 503,
+        )

@@ -1,0 +1,421 @@
+"""The agent server: JSON-RPC 2.0 over `POST /message`, with the zero-trust pipeline.
+
+Request path (each step is a separate unit; this module only composes them):
+
+    size limit (413) -> JSON-RPC parse -> audit( authenticate (401) -> per call:
+        authorize (403) -> rate limit (429/503) -> params (-32602) -> handler )
+
+Authentication runs once per HTTP request and before any parse error is answered, so an
+unauthenticated caller learns nothing but 401. Authorization and rate limiting run per call,
+batch elements included. Audit wraps everything: every call, allowed or denied, and every
+request refused before a call could be read, leaves one record.
+
+`POST /message` is served as a raw ASGI endpoint because it is the hot path; everything else
+(agent card, health, readiness, token service) is an ordinary Starlette app.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+import structlog
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bastion.protocol.errors import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PAYLOAD_TOO_LARGE,
+    UNSUPPORTED_OPERATION,
+    RpcError,
+)
+from bastion.protocol.jsonrpc import (
+    DEFAULT_MAX_BATCH,
+    Call,
+    InvalidCall,
+    JsonId,
+    ParsedBody,
+    error_response,
+    parse_body,
+    result_response,
+)
+from bastion.runtime.context import (
+    CallContext,
+    RateInfo,
+    RequestContext,
+    accept_correlation_id,
+    correlation_id_var,
+)
+from bastion.runtime.methods import MethodRegistry
+from bastion.security.audit import AuditEntry
+from bastion.security.ratelimit import headers_for
+from bastion.security.stages import Denied, Pipeline
+
+log = structlog.get_logger("bastion.server")
+
+DEFAULT_MAX_BODY = 1024 * 1024
+_JSON = (b"content-type", b"application/json")
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class AuditSink(Protocol):
+    async def record(self, entry: AuditEntry) -> None: ...
+
+
+class _ClientGone(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What one call produced: a response object (None for notifications) and its status."""
+
+    response: dict[str, Any] | None
+    status: int = 200
+    headers: dict[str, str] | None = None
+    stream: AsyncIterator[Any] | None = None
+    call_id: JsonId = None
+    method: str = ""
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return value
+
+
+def attach_quota(result: Any, info: RateInfo | None) -> Any:
+    """Put the remaining quota into the result's metadata (A2A objects: their own)."""
+    if info is None or not isinstance(result, dict):
+        return result
+    target = result
+    if len(result) == 1:
+        inner = next(iter(result.values()))
+        if isinstance(inner, dict) and next(iter(result)) in ("task", "message"):
+            target = inner
+    meta = target.get("metadata")
+    if meta is None:
+        meta = target["metadata"] = {}
+    if isinstance(meta, dict):
+        meta["rateLimit"] = {
+            "policy": info.policy,
+            "limit": info.limit,
+            "window": info.window,
+            "remaining": info.remaining,
+            "reset": info.reset,
+        }
+    return result
+
+
+def _method_label(parsed: ParsedBody) -> str:
+    if parsed.fatal is not None:
+        return "(unparsed)"
+    if parsed.is_batch:
+        return f"(batch of {len(parsed.items)})"
+    item = parsed.items[0]
+    return item.method if isinstance(item, Call) else "(invalid)"
+
+
+class AgentServer:
+    """An ASGI app serving one agent's methods behind the security pipeline."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        registry: MethodRegistry,
+        app: ASGIApp,
+        pipeline: Pipeline | None = None,
+        audit: AuditSink | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        self.name = name
+        self.registry = registry
+        self.pipeline = pipeline or Pipeline()
+        self.audit = audit
+        self.max_body_bytes = max_body_bytes
+        self.max_batch = max_batch
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/message":
+            await self._message(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+    # -- audit -------------------------------------------------------------------------------
+
+    async def _audit(
+        self,
+        req: RequestContext,
+        method: str,
+        outcome: str,
+        status: int,
+        started: float,
+        detail: str | None = None,
+    ) -> None:
+        if self.audit is None:
+            return
+        ident = req.identity
+        await self.audit.record(
+            AuditEntry(
+                ts=time.time(),
+                principal=ident.principal if ident else "-",
+                auth_method=ident.auth_method if ident else "none",
+                agent=self.name,
+                method=method,
+                correlation_id=req.correlation_id,
+                outcome=outcome,
+                status=status,
+                latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
+                client=req.client,
+                detail=detail,
+            )
+        )
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def _message(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_headers: dict[str, str] = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+        }
+        client = scope.get("client")
+        req = RequestContext(
+            agent=self.name,
+            correlation_id=accept_correlation_id(raw_headers.get("x-correlation-id")),
+            client=f"{client[0]}:{client[1]}" if client else "-",
+            headers=raw_headers,
+        )
+        token = correlation_id_var.set(req.correlation_id)
+        try:
+            await self._serve_message(scope, receive, send, req)
+        except _ClientGone:
+            await self._audit(req, "(unread)", "client_disconnected", 499, req.started)
+        finally:
+            correlation_id_var.reset(token)
+
+    async def _serve_message(
+        self, scope: Scope, receive: Receive, send: Send, req: RequestContext
+    ) -> None:
+        if scope["method"] != "POST":
+            await self._audit(req, "(none)", "error:405", 405, req.started)
+            await self._send(send, 405, b"", req, {"Allow": "POST"}, content=False)
+            return
+
+        declared = req.headers.get("content-length")
+        too_big = declared is not None and (
+            not declared.isdigit() or int(declared) > self.max_body_bytes
+        )
+        body = None if too_big else await self._read_body(receive)
+        if body is None:
+            err = RpcError(PAYLOAD_TOO_LARGE)
+            await self._audit(req, "(unread)", "denied:size_limit", 413, req.started)
+            await self._send(send, 413, orjson.dumps(error_response(None, err)), req)
+            return
+
+        parsed = parse_body(body, self.max_batch)
+
+        try:
+            await self.pipeline.admit_request(req)
+        except Denied as denied:
+            err = denied.to_rpc_error()
+            await self._audit(
+                req, _method_label(parsed), f"denied:{denied.stage}", err.http_status,
+                req.started, denied.reason,
+            )
+            rid = parsed.items[0].id if len(parsed.items) == 1 and not parsed.is_batch else None
+            await self._send(
+                send, err.http_status, orjson.dumps(error_response(rid, err)), req, err.headers
+            )
+            return
+
+        if parsed.fatal is not None:
+            err = parsed.fatal.error
+            await self._audit(req, "(unparsed)", f"error:{err.code}", 200, req.started)
+            await self._send(send, 200, orjson.dumps(error_response(None, err)), req)
+            return
+
+        if not parsed.is_batch:
+            outcome = await self._run(req, parsed.items[0], in_batch=False)
+            if outcome.stream is not None:
+                await self._stream(send, req, outcome)
+                return
+            if outcome.response is None:
+                await self._send(send, 204, b"", req, content=False)
+                return
+            await self._send(
+                send, outcome.status, orjson.dumps(outcome.response), req, outcome.headers
+            )
+            return
+
+        responses = []
+        for item in parsed.items:
+            outcome = await self._run(req, item, in_batch=True)
+            if outcome.response is not None:
+                responses.append(outcome.response)
+        if not responses:
+            await self._send(send, 204, b"", req, content=False)
+            return
+        await self._send(send, 200, orjson.dumps(responses), req)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _response_headers(
+        self, req: RequestContext, extra: dict[str, str] | None
+    ) -> list[tuple[bytes, bytes]]:
+        headers = [(b"x-correlation-id", req.correlation_id.encode("latin-1"))]
+        if req.rate is not None:
+            headers.extend(headers_for(req.rate))
+        if extra:
+            headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())
+        return headers
+
+    async def _send(
+        self,
+        send: Send,
+        status: int,
+        body: bytes,
+        req: RequestContext,
+        extra: dict[str, str] | None = None,
+        *,
+        content: bool = True,
+    ) -> None:
+        headers = self._response_headers(req, extra)
+        if content:
+            headers.append(_JSON)
+            headers.append((b"content-length", str(len(body)).encode("latin-1")))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    # -- calls -------------------------------------------------------------------------------
+
+    async def _run(self, req: RequestContext, item: Call | InvalidCall, *, in_batch: bool) -> _Outcome:
+        if isinstance(item, InvalidCall):
+            await self._audit(req, "(invalid)", f"error:{item.error.code}", 200, time.perf_counter())
+            return _Outcome(error_response(item.id, item.error))
+
+        ctx = CallContext(request=req, method=item.method)
+        try:
+            await self.pipeline.admit_call(ctx)
+        except Denied as denied:
+            err = denied.to_rpc_error()
+            await self._audit(
+                req, item.method, f"denied:{denied.stage}", err.http_status, ctx.started,
+                denied.reason,
+            )
+            return _Outcome(
+                None if item.is_notification else error_response(item.id, err),
+                status=200 if in_batch else err.http_status,
+                headers=None if in_batch else err.headers,
+            )
+
+        try:
+            spec = self.registry.get(item.method)
+            if spec is None:
+                raise RpcError(METHOD_NOT_FOUND, data=f"no method {item.method!r} on {self.name}")
+            bound = self.registry.bind(spec, item.params)
+            if spec.streaming:
+                if in_batch or item.is_notification:
+                    raise RpcError(
+                        UNSUPPORTED_OPERATION if in_batch else INVALID_REQUEST,
+                        data="streaming methods cannot be called in a batch or as a notification",
+                    )
+                stream = self.registry.invoke(spec, bound, ctx)
+                return _Outcome(None, stream=stream, call_id=item.id, method=item.method)
+            result = await self.registry.invoke(spec, bound, ctx)
+        except RpcError as err:
+            await self._audit(req, item.method, f"error:{err.code}", 200, ctx.started)
+            return _Outcome(None if item.is_notification else error_response(item.id, err))
+        except Exception:
+            log.exception("handler failed", method=item.method, agent=self.name)
+            await self._audit(req, item.method, f"error:{INTERNAL_ERROR}", 200, ctx.started)
+            err = RpcError(INTERNAL_ERROR, data={"correlation_id": req.correlation_id})
+            return _Outcome(None if item.is_notification else error_response(item.id, err))
+
+        await self._audit(req, item.method, "ok", 200, ctx.started)
+        if item.is_notification:
+            return _Outcome(None)
+        return _Outcome(result_response(item.id, attach_quota(_jsonable(result), ctx.rate)))
+
+    async def _stream(self, send: Send, req: RequestContext, outcome: _Outcome) -> None:
+        """Send a streaming method's items as SSE events, each a JSON-RPC response."""
+        assert outcome.stream is not None
+        started = time.perf_counter()
+        headers = self._response_headers(req, None) + _SSE_HEADERS
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        result = "ok"
+        stream = outcome.stream
+        try:
+            async for item in stream:
+                payload = result_response(outcome.call_id, _jsonable(item))
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": b"data: " + orjson.dumps(payload) + b"\n\n",
+                        "more_body": True,
+                    }
+                )
+        except RpcError as err:
+            result = f"error:{err.code}"
+            await self._send_event(send, error_response(outcome.call_id, err))
+        except Exception:
+            log.exception("stream failed", agent=self.name)
+            result = f"error:{INTERNAL_ERROR}"
+            err = RpcError(INTERNAL_ERROR, data={"correlation_id": req.correlation_id})
+            await self._send_event(send, error_response(outcome.call_id, err))
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await self._audit(req, outcome.method, result, 200, started)
+
+    @staticmethod
+    async def _send_event(send: Send, payload: dict[str, Any]) -> None:
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"data: " + orjson.dumps(payload) + b"\n\n",
+                "more_body": True,
+            }
+        )
+
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+async def run_checks(checks: Sequence[tuple[str, ReadinessCheck]]) -> tuple[bool, dict[str, str]]:
+    """Run readiness checks; each raises to report its dependency unreachable."""
+    results: dict[str, str] = {}
+    ok = True
+    for name, check in checks:
+        try:
+            await check()
+            results[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            ok = False
+            results[name] = f"unavailable: {type(exc).__name__}"
+    return ok, results

@@ -1,0 +1,262 @@
+"""API keys: format, hashing, storage and verification.
+
+A key reads `bst_<key_id>_<secret>`: `key_id` is 12 characters of `[a-z0-9]` (public, used to
+look the key up), `secret` is 64 hex characters (256 bits). Only a hash is stored: SHA-256 of
+the whole key, or HMAC-SHA256 with a server-side pepper when one is configured. Each hash
+records the pepper version that made it, so configuring a new pepper does not invalidate
+existing keys. Hashes are compared with `hmac.compare_digest`.
+
+Verified lookups are cached for `auth.api_key_cache_seconds` (default 2 s): that is the longest
+a revoked key can still be accepted by a running agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from bastion.runtime.context import Identity
+from bastion.security.secrets import SecretValue
+from bastion.storage.models import ApiKey
+
+KEY_PREFIX = "bst_"
+KEY_RE = re.compile(r"^bst_([a-z0-9]{12})_([0-9a-f]{64})$")
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+_PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+_NEGATIVE_CACHE_MAX = 10_000
+
+
+class ApiKeyError(Exception):
+    """A key operation failed; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    key_hash: str
+    scheme: str
+    pepper_version: int | None
+    principal: str
+    expires_at: float | None
+    revoked: bool
+    fetched_at: float
+
+
+def new_key() -> tuple[str, str]:
+    """A fresh `(key_id, key)`."""
+    key_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
+    return key_id, f"{KEY_PREFIX}{key_id}_{secrets.token_hex(32)}"
+
+
+def parse_key_id(key: str) -> str | None:
+    m = KEY_RE.match(key)
+    return m.group(1) if m else None
+
+
+def validate_principal(principal: str) -> str:
+    if not _PRINCIPAL_RE.match(principal) or ":" in principal:
+        raise ApiKeyError(
+            f"invalid principal name {principal!r}: use letters, digits and . _ @ - "
+            "(at most 128 characters; ':' is reserved for external identities)"
+        )
+    return principal
+
+
+class ApiKeyStore:
+    """Create, list, revoke, rotate and verify API keys stored in the SQL database."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        pepper: SecretValue | None = None,
+        pepper_version: int = 1,
+        previous_peppers: dict[int, SecretValue] | None = None,
+        cache_seconds: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._engine = engine
+        self._peppers: dict[int, bytes] = {
+            v: p.get_bytes() for v, p in (previous_peppers or {}).items()
+        }
+        self._pepper_version: int | None = None
+        if pepper is not None:
+            self._peppers[pepper_version] = pepper.get_bytes()
+            self._pepper_version = pepper_version
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[str, _Cached] = {}
+        self._negative: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return f"ApiKeyStore(peppers={sorted(self._peppers)}, cache_seconds={self._cache_seconds})"
+
+    # -- hashing ---------------------------------------------------------------------------
+
+    def _hash(self, key: str, scheme: str, pepper_version: int | None) -> str | None:
+        raw = key.encode("ascii")
+        if scheme == "sha256":
+            return hashlib.sha256(raw).hexdigest()
+        if scheme == "hmac-sha256" and pepper_version is not None:
+            pepper = self._peppers.get(pepper_version)
+            if pepper is None:
+                return None
+            return hmac.new(pepper, raw, hashlib.sha256).hexdigest()
+        return None
+
+    def _new_hash(self, key: str) -> tuple[str, str, int | None]:
+        if self._pepper_version is None:
+            return hashlib.sha256(key.encode("ascii")).hexdigest(), "sha256", None
+        digest = self._hash(key, "hmac-sha256", self._pepper_version)
+        assert digest is not None
+        return digest, "hmac-sha256", self._pepper_version
+
+    # -- management ------------------------------------------------------------------------
+
+    def create(
+        self,
+        principal: str,
+        *,
+        expires_at: float | None = None,
+        label: str | None = None,
+    ) -> str:
+        """Create a key for `principal` and return it. It is not retrievable later."""
+        validate_principal(principal)
+        key_id, key = new_key()
+        digest, scheme, version = self._new_hash(key)
+        with Session(self._engine) as session, session.begin():
+            session.add(
+                ApiKey(
+                    key_id=key_id,
+                    principal=principal,
+                    key_hash=digest,
+                    hash_scheme=scheme,
+                    pepper_version=version,
+                    label=label,
+                    created_at=self._clock(),
+                    expires_at=expires_at,
+                )
+            )
+        return key
+
+    def list(self, principal: str | None = None) -> list[dict[str, Any]]:
+        now = self._clock()
+        stmt = select(ApiKey).order_by(ApiKey.principal, ApiKey.created_at)
+        if principal:
+            stmt = stmt.where(ApiKey.principal == principal)
+        with Session(self._engine) as session:
+            rows = session.scalars(stmt).all()
+        return [
+            {
+                "key_id": r.key_id,
+                "principal": r.principal,
+                "label": r.label,
+                "created_at": r.created_at,
+                "expires_at": r.expires_at,
+                "revoked_at": r.revoked_at,
+                "status": _status(r, now),
+            }
+            for r in rows
+        ]
+
+    def revoke(self, key_id: str) -> None:
+        with Session(self._engine) as session, session.begin():
+            row = session.get(ApiKey, key_id)
+            if row is None:
+                raise ApiKeyError(f"no key with id {key_id!r}: see `bastion keys list`")
+            if row.revoked_at is None:
+                row.revoked_at = self._clock()
+        self._cache.pop(key_id, None)
+
+    def rotate(self, key_id: str, *, grace_seconds: float = 3600.0) -> str:
+        """Issue a new key for the same principal; the old one expires after the grace period."""
+        with Session(self._engine) as session:
+            row = session.get(ApiKey, key_id)
+            if row is None or row.revoked_at is not None:
+                raise ApiKeyError(f"no active key with id {key_id!r}: see `bastion keys list`")
+            principal, label = row.principal, row.label
+        new = self.create(principal, label=label)
+        ends = self._clock() + max(grace_seconds, 0.0)
+        with Session(self._engine) as session, session.begin():
+            session.execute(
+                update(ApiKey)
+                .where(ApiKey.key_id == key_id)
+                .where((ApiKey.expires_at.is_(None)) | (ApiKey.expires_at > ends))
+                .values(expires_at=ends)
+            )
+        self._cache.pop(key_id, None)
+        return new
+
+    # -- verification ----------------------------------------------------------------------
+
+    def _load(self, key_id: str) -> _Cached | None:
+        with Session(self._engine) as session:
+            row = session.get(ApiKey, key_id)
+            if row is None:
+                return None
+            return _Cached(
+                key_hash=row.key_hash,
+                scheme=row.hash_scheme,
+                pepper_version=row.pepper_version,
+                principal=row.principal,
+                expires_at=row.expires_at,
+                revoked=row.revoked_at is not None,
+                fetched_at=self._clock(),
+            )
+
+    async def _lookup(self, key_id: str) -> _Cached | None:
+        now = self._clock()
+        hit = self._cache.get(key_id)
+        if hit is not None and now - hit.fetched_at < self._cache_seconds:
+            return hit
+        missed = self._negative.get(key_id)
+        if missed is not None and now - missed < self._cache_seconds:
+            return None
+        found = await asyncio.to_thread(self._load, key_id)
+        if found is None:
+            if len(self._negative) >= _NEGATIVE_CACHE_MAX:
+                self._negative.clear()
+            self._negative[key_id] = now
+            self._cache.pop(key_id, None)
+            return None
+        self._cache[key_id] = found
+        return found
+
+    async def verify(self, key: str) -> tuple[Identity | None, str]:
+        """`(identity, "")` for a good key, else `(None, reason)` for the audit log."""
+        m = KEY_RE.match(key)
+        if m is None:
+            return None, "malformed api key"
+        key_id = m.group(1)
+        rec = await self._lookup(key_id)
+        if rec is None:
+            return None, f"unknown api key id {key_id}"
+        digest = self._hash(key, rec.scheme, rec.pepper_version)
+        if digest is None or not hmac.compare_digest(digest, rec.key_hash):
+            return None, f"wrong secret for api key id {key_id}"
+        if rec.revoked:
+            return None, f"revoked api key id {key_id}"
+        if rec.expires_at is not None and self._clock() >= rec.expires_at:
+            return None, f"expired api key id {key_id}"
+        return Identity(principal=rec.principal, auth_method="api_key", credential_id=key_id), ""
+
+    async def authenticate(self, key: str) -> Identity | None:
+        identity, _ = await self.verify(key)
+        return identity
+
+
+def _status(row: ApiKey, now: float) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and now >= row.expires_at:
+        return "expired"
+    return "active"

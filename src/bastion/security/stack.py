@@ -1,0 +1,104 @@
+"""Builds one agent's security stack from settings: the stages, in order, and what they need.
+
+    authenticate (API keys, JWT, built-in token service) -> authorize (RBAC) -> rate limit
+    wrapped by the audit writer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from bastion.config import Settings
+from bastion.security.apikeys import ApiKeyStore
+from bastion.security.audit import AuditWriter
+from bastion.security.authn import make_authenticate_stage
+from bastion.security.jwt_verify import JwtVerifier
+from bastion.security.ratelimit import build_limiter, make_rate_limit_stage
+from bastion.security.rbac import PolicyStore, make_authorize_stage
+from bastion.security.secrets import resolve
+from bastion.security.stages import Pipeline
+from bastion.security.token_service import SigningKeys, TokenService
+from bastion.storage.database import ping, shared_engine
+
+
+@dataclass
+class SecurityStack:
+    pipeline: Pipeline
+    api_keys: ApiKeyStore
+    jwt: JwtVerifier
+    token_service: TokenService
+    policy: PolicyStore
+    limiter: Any
+    audit: AuditWriter
+    routes: list[BaseRoute] = field(default_factory=list)
+
+    async def start(self) -> None:
+        await self.audit.start()
+
+    async def close(self) -> None:
+        await self.audit.close()
+        closer = getattr(self.limiter, "close", None)
+        if closer is not None:
+            await closer()
+        await self.jwt.aclose()
+
+
+def build_api_key_store(settings: Settings) -> ApiKeyStore:
+    auth = settings.auth
+    base = settings.base_dir
+    return ApiKeyStore(
+        shared_engine(settings.database_url()),
+        pepper=resolve(auth.pepper, base) if auth.pepper else None,
+        pepper_version=auth.pepper_version,
+        previous_peppers={v: resolve(ref, base) for v, ref in auth.previous_peppers.items()},
+        cache_seconds=auth.api_key_cache_seconds,
+    )
+
+
+def build_security(
+    agent: str, settings: Settings, *, anonymous_principal: str | None = None
+) -> SecurityStack:
+    base = settings.base_dir
+    engine = shared_engine(settings.database_url())
+    api_keys = build_api_key_store(settings)
+    signing = SigningKeys(settings.auth.token_service, base)
+    token_service = TokenService(
+        settings.auth.token_service, signing, authenticate_api_key=api_keys.authenticate
+    )
+    jwt = JwtVerifier(settings.auth.jwt, local=token_service.local_trust())
+    policy = PolicyStore(
+        settings.path(settings.policy.file), check_seconds=settings.policy.reload_check_seconds
+    )
+    limiter = build_limiter(settings.rate_limit)
+    audit = AuditWriter(
+        engine,
+        chain=settings.audit.chain or agent,
+        key=resolve(settings.audit.hmac_key, base).get_bytes(),
+        settings=settings.audit,
+        checkpoint_dir=settings.path(settings.audit.checkpoint_dir),
+    )
+    pipeline = Pipeline(
+        request_stages=[
+            make_authenticate_stage(api_keys, jwt, anonymous_principal=anonymous_principal)
+        ],
+        call_stages=[make_authorize_stage(policy), make_rate_limit_stage(settings.rate_limit, limiter)],
+    )
+    return SecurityStack(
+        pipeline=pipeline,
+        api_keys=api_keys,
+        jwt=jwt,
+        token_service=token_service,
+        policy=policy,
+        limiter=limiter,
+        audit=audit,
+        routes=list(token_service.routes()),
+    )
+
+
+async def database_ready(settings: Settings) -> None:
+    import asyncio
+
+    await asyncio.to_thread(ping, shared_engine(settings.database_url()))
