@@ -7,6 +7,7 @@ carry it without being passed around by hand.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -20,8 +21,14 @@ _CORRELATION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$")
 correlation_id_var: ContextVar[str | None] = ContextVar("bastion_correlation_id", default=None)
 
 
+# A random per-process prefix plus a counter: unique across processes and restarts without a
+# system call per request. Correlation IDs are identifiers, not secrets.
+_PREFIX = os.urandom(10).hex()
+_COUNTER = itertools.count(1)
+
+
 def new_correlation_id() -> str:
-    return os.urandom(16).hex()
+    return f"{_PREFIX}{next(_COUNTER):012x}"
 
 
 def valid_correlation_id(value: str | None) -> bool:

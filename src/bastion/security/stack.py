@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.routing import BaseRoute
 
@@ -16,7 +15,7 @@ from bastion.security.apikeys import ApiKeyStore
 from bastion.security.audit import AuditWriter
 from bastion.security.authn import make_authenticate_stage
 from bastion.security.jwt_verify import JwtVerifier
-from bastion.security.ratelimit import build_limiter, make_rate_limit_stage
+from bastion.security.ratelimit import RateLimiter, build_limiter, make_rate_limit_stage
 from bastion.security.rbac import PolicyStore, make_authorize_stage
 from bastion.security.secrets import resolve
 from bastion.security.stages import Pipeline
@@ -31,7 +30,7 @@ class SecurityStack:
     jwt: JwtVerifier
     token_service: TokenService
     policy: PolicyStore
-    limiter: Any
+    limiter: RateLimiter
     audit: AuditWriter
     routes: list[BaseRoute] = field(default_factory=list)
 
@@ -40,9 +39,7 @@ class SecurityStack:
 
     async def close(self) -> None:
         await self.audit.close()
-        closer = getattr(self.limiter, "close", None)
-        if closer is not None:
-            await closer()
+        await self.limiter.aclose()
         await self.jwt.aclose()
 
 

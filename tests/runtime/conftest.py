@@ -1,0 +1,94 @@
+"""A fully assembled echo agent on a real loopback port, with its project folder."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bastion.agents.echo import echo_definition
+from bastion.config import Settings, load_settings
+from bastion.project import init_project
+from bastion.runtime.agent import AgentApp
+from bastion.security.stack import build_api_key_store
+from bastion.storage.database import shared_engine
+from bastion.storage.models import AuditRecord
+from bastion.testing import serve_in_thread
+
+
+@dataclass
+class AgentEnv:
+    url: str
+    dir: Path
+    settings: Settings
+    admin_key: str
+    app: AgentApp
+
+    def key(self, principal: str, **kw: Any) -> str:
+        return build_api_key_store(self.settings).create(principal, **kw)
+
+    def set_policy(self, doc: dict[str, Any]) -> None:
+        self.settings.path(self.settings.policy.file).write_text(json.dumps(doc))
+
+    def rpc(
+        self,
+        method: str,
+        params: Any = None,
+        *,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        rid: Any = 1,
+    ) -> httpx.Response:
+        body: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": rid}
+        if params is not None:
+            body["params"] = params
+        return self.post(json.dumps(body).encode(), key=key, headers=headers)
+
+    def post(
+        self, body: bytes, *, key: str | None = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        h = {"content-type": "application/json"}
+        if key is not None:
+            h["X-API-Key"] = key
+        h.update(headers or {})
+        return httpx.post(self.url + "/message", content=body, headers=h, timeout=10)
+
+    def audit_records(
+        self, where: Callable[[AuditRecord], bool] = lambda r: True, *, at_least: int = 1
+    ) -> list[AuditRecord]:
+        """Audit rows matching `where`, waiting for the writer's next flush."""
+        engine = shared_engine(self.settings.database_url())
+        deadline = time.monotonic() + 5
+        while True:
+            with Session(engine) as s:
+                rows = [r for r in s.scalars(select(AuditRecord).order_by(AuditRecord.seq)) if where(r)]
+            if len(rows) >= at_least or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
+
+def make_env(
+    tmp_path: Path, configure: Callable[[Settings], None] | None = None
+) -> Iterator[AgentEnv]:
+    res = init_project(tmp_path / "proj")
+    settings = load_settings(res.config)
+    settings.auth.api_key_cache_seconds = 0
+    settings.policy.reload_check_seconds = 0
+    if configure:
+        configure(settings)
+    app = AgentApp(echo_definition(), settings)
+    with serve_in_thread(app) as srv:
+        yield AgentEnv(srv.url, res.directory, settings, res.admin_key, app)
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[AgentEnv]:
+    yield from make_env(tmp_path)
