@@ -24,9 +24,30 @@ def _orjson_dumps(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
+_state: dict[str, Any] = {"stream": None, "level": logging.INFO}
+
+
+def audit_logger() -> Any:
+    """A lean structlog logger for audit records: one JSON line each, no extra processors.
+
+    Audit records carry their own timestamp and correlation ID, and are logged at the rate of
+    requests, so this path skips the general processor chain.
+    """
+    return structlog.wrap_logger(
+        structlog.PrintLogger(_state["stream"] or sys.stderr),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.JSONRenderer(serializer=_orjson_dumps),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_state["level"]),
+    )
+
+
 def configure_logging(settings: LoggingSettings | None = None, *, stream: Any = None) -> None:
     settings = settings or LoggingSettings()
     level = getattr(logging, settings.level.upper(), logging.INFO)
+    _state["stream"] = stream
+    _state["level"] = level
     renderer: Any = (
         structlog.processors.JSONRenderer(serializer=_orjson_dumps)
         if settings.format == "json"

@@ -110,7 +110,7 @@ class ApiKeyStore:
             pepper = self._peppers.get(pepper_version)
             if pepper is None:
                 return None
-            return hmac.new(pepper, raw, hashlib.sha256).hexdigest()
+            return hmac.digest(pepper, raw, "sha256").hex()
         return None
 
     def _new_hash(self, key: str) -> tuple[str, str, int | None]:

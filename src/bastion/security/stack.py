@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from starlette.routing import BaseRoute
 
 from bastion.config import Settings
+from bastion.observability.logging import audit_logger
 from bastion.security.apikeys import ApiKeyStore
 from bastion.security.audit import AuditWriter
 from bastion.security.authn import make_authenticate_stage
@@ -76,6 +77,7 @@ def build_security(
         key=resolve(settings.audit.hmac_key, base).get_bytes(),
         settings=settings.audit,
         checkpoint_dir=settings.path(settings.audit.checkpoint_dir),
+        logger=audit_logger(),
     )
     pipeline = Pipeline(
         request_stages=[

@@ -1,0 +1,511 @@
+"""The built-in token service: signing keys, issuing JWTs, publishing the JWKS, HTTP routes.
+
+Signing keys are a private JWK set of Ed25519 keys held behind a secret reference
+(`auth.token_service.signing_keys`). Tokens are signed with the newest key; the JWKS lists
+the public half of every key in the file, so tokens signed just before a rotation still
+verify. Rotation appends a key and drops keys older than 2 x `rotate_after_seconds` + the
+token lifetime (the key that was newest before the rotation is always kept). The file is
+re-read when it changes, so a rotation done by the CLI is picked up without a restart.
+
+Routes: `POST /oauth/token` (RFC 6749 client credentials, the API key being the client
+secret) and `GET /.well-known/jwks.json`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bastion.config import TokenServiceSettings
+from bastion.runtime.context import Identity
+from bastion.security.jwks import valid_kid
+from bastion.security.jwt_verify import LocalTrust
+from bastion.security.secrets import SCHEME, SecretError, resolve, write_secret_file
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATH = "/oauth/token"  # noqa: S105 (a URL path, not a secret)
+JWKS_PATH = "/.well-known/jwks.json"
+MAX_TOKEN_REQUEST_BYTES = 8 * 1024
+_B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
+
+AuthenticateApiKey = Callable[[str], Awaitable[Identity | None]]
+
+
+class SigningKeyError(Exception):
+    """The signing key set cannot be loaded, used or rotated. Never holds key material."""
+
+
+def _b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64d(text: str) -> bytes:
+    if not _B64URL_RE.fullmatch(text):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _new_private_jwk(now: float) -> dict[str, Any]:
+    key = Ed25519PrivateKey.generate()
+    d = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    x = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "alg": "EdDSA",
+        "use": "sig",
+        "kid": secrets.token_urlsafe(12),
+        "created": int(now),
+        "x": _b64e(x),
+        "d": _b64e(d),
+    }
+
+
+def _dump_keyset(keys: list[dict[str, Any]]) -> str:
+    return json.dumps({"keys": keys}, indent=2) + "\n"
+
+
+def generate_signing_keyset(now: float | None = None) -> str:
+    """A new private JWK set (JSON) holding one Ed25519 key, for `write_secret_file`."""
+    return _dump_keyset([_new_private_jwk(time.time() if now is None else now)])
+
+
+class _SigningKey:
+    __slots__ = ("created", "kid", "private", "public_jwk")
+
+    def __init__(
+        self, kid: str, created: float, private: Ed25519PrivateKey, public_jwk: dict[str, Any]
+    ) -> None:
+        self.kid = kid
+        self.created = created
+        self.private = private
+        self.public_jwk = public_jwk
+
+    def __repr__(self) -> str:
+        return f"_SigningKey(kid={self.kid!r}, created={self.created!r})"
+
+
+def _parse_private_key(raw: object, index: int) -> _SigningKey:
+    where = f"signing key #{index}"
+    if not isinstance(raw, dict):
+        raise SigningKeyError(f"{where} is not a JSON object")
+    kid = raw.get("kid")
+    if not valid_kid(kid):
+        raise SigningKeyError(f"{where}: kid must be 1-128 characters of [A-Za-z0-9._-]")
+    assert isinstance(kid, str)
+    where = f"signing key {kid!r}"
+    if raw.get("kty") != "OKP" or raw.get("crv") != "Ed25519":
+        raise SigningKeyError(f"{where}: only Ed25519 (kty OKP, crv Ed25519) keys are supported")
+    if raw.get("alg", "EdDSA") != "EdDSA":
+        raise SigningKeyError(f"{where}: alg must be EdDSA")
+    created = raw.get("created")
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        raise SigningKeyError(f"{where}: created must be a Unix timestamp")
+    d, x = raw.get("d"), raw.get("x")
+    if not isinstance(d, str) or not isinstance(x, str):
+        raise SigningKeyError(f"{where}: private (d) and public (x) members are required")
+    try:
+        d_bytes, x_bytes = _b64d(d), _b64d(x)
+        private = Ed25519PrivateKey.from_private_bytes(d_bytes)
+    except (ValueError, binascii.Error):
+        raise SigningKeyError(f"{where}: d or x is not a valid Ed25519 key") from None
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    if not hmac.compare_digest(public, x_bytes):
+        raise SigningKeyError(f"{where}: x does not match the private key")
+    public_jwk = {"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid, "x": x}
+    return _SigningKey(kid, float(created), private, public_jwk)
+
+
+def _parse_keyset(text: str) -> tuple[list[dict[str, Any]], list[_SigningKey]]:
+    """The raw JWKs and the parsed keys, oldest first (file order breaks ties)."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise SigningKeyError("the signing key set is not valid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list) or not data["keys"]:
+        raise SigningKeyError('the signing key set must be an object with a non-empty "keys" list')
+    raws: list[dict[str, Any]] = data["keys"]
+    keys = [_parse_private_key(raw, i) for i, raw in enumerate(raws)]
+    if len({k.kid for k in keys}) != len(keys):
+        raise SigningKeyError("the signing key set holds the same kid twice")
+    return raws, sorted(keys, key=lambda k: k.created)
+
+
+def _atomic_write_secret(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        write_secret_file(tmp, text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def rotate_keyset_file(
+    path: Path, *, rotate_after_seconds: int, ttl_seconds: int, now: float | None = None
+) -> str:
+    """Add a new signing key to the key set file and drop expired ones; returns the new kid.
+
+    Kept: keys created within 2 x `rotate_after_seconds` + `ttl_seconds`, and the key that was
+    newest, so every token signed before the rotation still verifies.
+    """
+    now = time.time() if now is None else now
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SigningKeyError(f"cannot read {path}: {exc.strerror}") from None
+    raws, keys = _parse_keyset(text)
+    horizon = now - (2 * rotate_after_seconds + ttl_seconds)
+    newest = keys[-1].kid
+    kept = [r for r in raws if r["kid"] == newest or float(r["created"]) >= horizon]
+    new = _new_private_jwk(now)
+    _atomic_write_secret(path, _dump_keyset([*kept, new]))
+    kid: str = new["kid"]
+    return kid
+
+
+def _file_path(ref: str, base_dir: Path) -> Path | None:
+    """The file behind a `secret://file/...` reference, to watch for changes."""
+    if not ref.startswith(SCHEME):
+        return None
+    kind, _, rest = ref[len(SCHEME) :].partition("/")
+    if kind != "file":
+        return None
+    path = Path(rest)
+    return path if path.is_absolute() else base_dir / path
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyState:
+    keys: tuple[_SigningKey, ...]
+    public: dict[str, Any]
+    stamp: tuple[int, int, int] | None
+
+
+class SigningKeys:
+    """The token service's signing keys, loaded from their secret reference and kept current."""
+
+    def __init__(
+        self,
+        settings: TokenServiceSettings,
+        base_dir: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        reload_check_seconds: float = 1.0,
+    ) -> None:
+        self._ref = settings.signing_keys
+        self._base_dir = base_dir
+        self._rotate_after = settings.rotate_after_seconds
+        self._ttl = settings.ttl_seconds
+        self._clock = clock
+        self._check_every = reload_check_seconds
+        self._last_check = clock()
+        self._path = _file_path(self._ref, base_dir)
+        self._state = _KeyState((), {"keys": []}, None)
+        if settings.enabled:
+            self._state = self._load()
+
+    def __repr__(self) -> str:
+        return f"SigningKeys(ref={self._ref!r}, kids={self.kids!r})"
+
+    @property
+    def kids(self) -> list[str]:
+        """Key ids, oldest first; the last one signs."""
+        return [k.kid for k in self._state.keys]
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        if self._path is None:
+            return None
+        try:
+            st = self._path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _load(self) -> _KeyState:
+        stamp = self._stat()
+        try:
+            value = resolve(self._ref, self._base_dir)
+        except SecretError as exc:
+            raise SigningKeyError(f"token signing keys: {exc}") from None
+        try:
+            _, keys = _parse_keyset(value.get())
+        except SigningKeyError as exc:
+            raise SigningKeyError(f"token signing keys ({self._ref}): {exc}") from None
+        return _KeyState(tuple(keys), {"keys": [k.public_jwk for k in keys]}, stamp)
+
+    def reload_if_changed(self) -> bool:
+        """Re-read the key file when it changed; a bad file is logged and the old keys kept."""
+        self._last_check = self._clock()
+        if self._path is None or not self._state.keys:
+            return False
+        stamp = self._stat()
+        if stamp is None or stamp == self._state.stamp:
+            return False
+        try:
+            self._state = self._load()
+        except SigningKeyError as exc:
+            log.warning("keeping the current signing keys: %s", exc)
+            return False
+        log.info("token signing keys reloaded: %d keys", len(self._state.keys))
+        return True
+
+    def _maybe_reload(self) -> None:
+        if self._clock() - self._last_check >= self._check_every:
+            self.reload_if_changed()
+
+    def public_jwks(self) -> dict[str, Any]:
+        """The public JWK set (every key, no private members). Same object until keys change."""
+        self._maybe_reload()
+        return self._state.public
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        """A compact JWS of `claims`, signed with the newest key (EdDSA, header kid + typ)."""
+        self._maybe_reload()
+        if not self._state.keys:
+            raise SigningKeyError("the token service has no signing key")
+        key = self._state.keys[-1]
+        return jwt.encode(
+            claims, key.private, algorithm="EdDSA", headers={"kid": key.kid, "typ": "JWT"}
+        )
+
+    def needs_rotation(self) -> bool:
+        keys = self._state.keys
+        return not keys or self._clock() - keys[-1].created >= self._rotate_after
+
+    def rotate(self, path: Path | None = None) -> str:
+        """Add a new key to the key file (default: the configured one); returns its kid."""
+        target = path or self._path
+        if target is None:
+            raise SigningKeyError(
+                f"{self._ref}: only secret://file/ signing keys can be rotated in place"
+            )
+        kid = rotate_keyset_file(
+            target,
+            rotate_after_seconds=self._rotate_after,
+            ttl_seconds=self._ttl,
+            now=self._clock(),
+        )
+        if self._path is not None and target.resolve() == self._path.resolve():
+            self._state = self._load()
+        return kid
+
+
+def _oauth_error(error: str, status: int, description: str | None = None) -> JSONResponse:
+    body = {"error": error}
+    if description:
+        body["error_description"] = description
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="bastion"'
+    if status == 503:
+        headers["Retry-After"] = "1"
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _invalid_client() -> JSONResponse:
+    return _oauth_error("invalid_client", 401, "client authentication failed")
+
+
+def _invalid_request(description: str) -> JSONResponse:
+    return _oauth_error("invalid_request", 400, description)
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                return None
+        except ValueError:
+            return None
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            return None
+    return bytes(buf)
+
+
+def _basic_credentials(value: str) -> tuple[str, str] | None:
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(rest.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        return None
+    # RFC 6749 section 2.3.1: both parts are form-urlencoded before joining.
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+class TokenService:
+    """Issues short-lived JWTs to callers holding an API key (OAuth 2 client credentials)."""
+
+    def __init__(
+        self,
+        settings: TokenServiceSettings,
+        keys: SigningKeys,
+        authenticate_api_key: AuthenticateApiKey,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.keys = keys
+        self._authenticate = authenticate_api_key
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"TokenService(issuer={self.settings.issuer!r}, enabled={self.settings.enabled})"
+
+    def issue(self, principal: str, *, not_after: float | None = None) -> tuple[str, int]:
+        """A signed token for `principal` and its lifetime in seconds.
+
+        `not_after` caps the expiry, so a token never outlives the credential it came from.
+        """
+        if not principal:
+            raise ValueError("principal must not be empty")
+        iat = int(self._clock())
+        exp = iat + self.settings.ttl_seconds
+        if not_after is not None:
+            exp = min(exp, int(not_after))
+        if exp <= iat:
+            raise ValueError("the credential expires before a token could be used")
+        claims = {
+            "iss": self.settings.issuer,
+            "aud": self.settings.audience,
+            "sub": principal,
+            "iat": iat,
+            "nbf": iat,
+            "exp": exp,
+            "jti": secrets.token_urlsafe(16),
+        }
+        return self.keys.sign(claims), exp - iat
+
+    def local_trust(self) -> LocalTrust:
+        return LocalTrust(
+            issuer=self.settings.issuer,
+            audience=self.settings.audience,
+            keys=self.keys.public_jwks,
+        )
+
+    def routes(self) -> list[Route]:
+        """The token and JWKS endpoints; none when the token service is disabled."""
+        if not self.settings.enabled:
+            return []
+        return [
+            Route(TOKEN_PATH, self.token_endpoint, methods=["POST"]),
+            Route(JWKS_PATH, self.jwks_endpoint, methods=["GET"]),
+        ]
+
+    async def jwks_endpoint(self, request: Request) -> Response:
+        return JSONResponse(
+            self.keys.public_jwks(), headers={"Cache-Control": "public, max-age=300"}
+        )
+
+    async def token_endpoint(self, request: Request) -> Response:
+        body = await _read_body(request, MAX_TOKEN_REQUEST_BYTES)
+        if body is None:
+            return _oauth_error("invalid_request", 413, "request body too large")
+        form: dict[str, str] = {}
+        if body:
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != "application/x-www-form-urlencoded":
+                return _invalid_request("use application/x-www-form-urlencoded")
+            try:
+                pairs = parse_qsl(
+                    body.decode("utf-8"),
+                    keep_blank_values=True,
+                    strict_parsing=True,
+                    max_num_fields=16,
+                )
+            except (UnicodeDecodeError, ValueError):
+                return _invalid_request("malformed form body")
+            for name, value in pairs:
+                if name in form:
+                    return _invalid_request(f"parameter {name} is repeated")
+                form[name] = value
+
+        header_key = request.headers.get("x-api-key")
+        grant_type = form.get("grant_type")
+        if grant_type is None and not (header_key is not None and not body):
+            return _invalid_request("grant_type is required")
+        if grant_type is not None and grant_type != "client_credentials":
+            return _oauth_error("unsupported_grant_type", 400)
+
+        methods: list[tuple[str | None, str]] = []
+        authorization = request.headers.get("authorization")
+        if authorization is not None:
+            basic = _basic_credentials(authorization)
+            if basic is None:
+                return _invalid_client()
+            if "client_id" in form and form["client_id"] != basic[0]:
+                return _invalid_request("client_id differs from the Basic credentials")
+            methods.append(basic)
+        if "client_secret" in form:
+            methods.append((form.get("client_id"), form["client_secret"]))
+        if header_key is not None:
+            methods.append((form.get("client_id"), header_key))
+        if len(methods) > 1:
+            return _invalid_request("use exactly one client authentication method")
+        if not methods or not methods[0][1]:
+            return _invalid_client()
+        client_id, secret = methods[0]
+        client_id = client_id or None
+
+        try:
+            identity = await self._authenticate(secret)
+        except Exception as exc:
+            # Only the type: the message or traceback of a store error could echo the key.
+            log.error("API key check failed while issuing a token (%s)", type(exc).__name__)
+            return _oauth_error("temporarily_unavailable", 503)
+        if identity is None:
+            return _invalid_client()
+        if client_id is not None and not (
+            hmac.compare_digest(client_id.encode(), identity.principal.encode())
+            or hmac.compare_digest(client_id.encode(), (identity.credential_id or "").encode())
+        ):
+            return _invalid_client()
+        try:
+            token, expires_in = self.issue(identity.principal, not_after=identity.expires_at)
+        except ValueError:
+            return _invalid_client()
+        except SigningKeyError as exc:
+            log.error("cannot issue a token: %s", exc)
+            return _oauth_error("temporarily_unavailable", 503)
+        return JSONResponse(
+            {"access_token": token, "token_type": "Bearer", "expires_in": expires_in},
+            headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+        )
