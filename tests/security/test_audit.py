@@ -257,6 +257,8 @@ async def test_record_nowait_reports_a_full_buffer(engine: Engine, tmp_path: Pat
         real_insert(batch)
 
     w._insert = gated_insert  # type: ignore[method-assign]
+    # A write that blocks while requests keep arriving: the threaded (network database) path.
+    w._inline = False
     await w.start()
     assert w.record_nowait(entry(0)) and w.record_nowait(entry(1))
     assert not w.record_nowait(entry(2))
@@ -276,6 +278,8 @@ async def test_cancelled_wait_still_records(engine: Engine, tmp_path: Path) -> N
         real_insert(batch)
 
     w._insert = gated_insert  # type: ignore[method-assign]
+    # A write that blocks while requests keep arriving: the threaded (network database) path.
+    w._inline = False
     await w.start()
     await w.record(entry(0))
     waiting = asyncio.create_task(w.record(entry(1)))

@@ -46,10 +46,10 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import structlog
@@ -62,6 +62,10 @@ GENESIS_HASH = "0" * 64
 CHECKPOINT_SUFFIX = ".checkpoints"
 MIN_KEY_BYTES = 16
 DETAIL_MAX_CHARS = 4096
+# Largest batch written on the event loop (SQLite): about 1-2 ms of blocking.
+INLINE_BATCH_MAX = 256
+
+_T = TypeVar("_T")
 
 # Chain names become file names, so they are restricted to a safe alphabet.
 CHAIN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -436,7 +440,11 @@ class AuditWriter:
         self._chain = chain
         self._key = key
         self._capacity = settings.buffer_size
-        self._batch_size = settings.batch_size
+        self._inline = engine.dialect.name == "sqlite"
+        # Inline writes block the loop while they run: keep each one short.
+        self._batch_size = (
+            min(settings.batch_size, INLINE_BATCH_MAX) if self._inline else settings.batch_size
+        )
         self._interval = settings.flush_interval_seconds
         self._checkpoint_every = settings.checkpoint_every
         self._checkpoint_path = checkpoint_path(checkpoint_dir, chain)
@@ -614,6 +622,17 @@ class AuditWriter:
 
     # -- background flushing --
 
+    async def _offload(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run blocking database work: inline for SQLite, in a thread otherwise.
+
+        SQLite writes are CPU-bound: in a thread they contend with the event loop for the
+        GIL and cost more request throughput than they save, so they run on the loop in
+        small batches. PostgreSQL writes mostly wait on the network, so they go to a thread.
+        """
+        if self._inline:
+            return fn(*args, **kwargs)
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
     async def _run(self) -> None:
         buf = self._buffer
         while True:
@@ -636,7 +655,7 @@ class AuditWriter:
         while True:
             try:
                 if rows is None:
-                    rows = await asyncio.to_thread(
+                    rows = await self._offload(
                         seal_batch,
                         batch,
                         chain=self._chain,
@@ -644,7 +663,7 @@ class AuditWriter:
                         seq=self._seq,
                         prev_hash=self._head,
                     )
-                await asyncio.to_thread(self._insert, rows)
+                await self._offload(self._insert, rows)
                 break
             except Exception as exc:
                 self.write_errors += 1
@@ -660,7 +679,7 @@ class AuditWriter:
             if rows is None:
                 continue
             try:
-                state = await asyncio.to_thread(self._reconcile, rows)
+                state = await self._offload(self._reconcile, rows)
             except Exception:  # noqa: S112 - database still unreachable: retry the insert
                 continue
             if state is True:
@@ -675,7 +694,7 @@ class AuditWriter:
         self.written += len(rows)
         self._release(len(rows))
         try:
-            await asyncio.to_thread(self._after_commit, rows)
+            await self._offload(self._after_commit, rows)
         except Exception as exc:  # the records are committed; keep the writer going
             self._log.error("audit_post_commit_failed", chain=self._chain, error=_describe(exc))
 
