@@ -157,6 +157,8 @@ class AuditSettings(_Section):
 class AgentEndpoint(_Section):
     url: str
     port: int | None = None
+    # The agent's own credential for calls it makes to other agents (a secret reference).
+    api_key: str | None = None
 
 
 class ClientSettings(_Section):
@@ -216,7 +218,7 @@ class Settings(BaseSettings):
         url = self.database.url
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-            return prefix + str(self.path(url[len(prefix):]))
+            return prefix + str(self.path(url[len(prefix) :]))
         return url
 
 

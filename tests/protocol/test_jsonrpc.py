@@ -14,7 +14,10 @@ def test_valid_request() -> None:
     (call,) = parsed.items
     assert isinstance(call, Call)
     assert (call.method, call.params, call.id, call.is_notification) == (
-        "echo", {"message": "hi"}, 1, False,
+        "echo",
+        {"message": "hi"},
+        1,
+        False,
     )
 
 

@@ -69,7 +69,9 @@ class AgentEnv:
         deadline = time.monotonic() + 5
         while True:
             with Session(engine) as s:
-                rows = [r for r in s.scalars(select(AuditRecord).order_by(AuditRecord.seq)) if where(r)]
+                rows = [
+                    r for r in s.scalars(select(AuditRecord).order_by(AuditRecord.seq)) if where(r)
+                ]
             if len(rows) >= at_least or time.monotonic() > deadline:
                 return rows
             time.sleep(0.05)

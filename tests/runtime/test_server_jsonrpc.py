@@ -33,7 +33,11 @@ def test_positional_params(agent: AgentEnv) -> None:
 def test_parse_error(agent: AgentEnv, body: bytes) -> None:
     r = agent.post(body, key=agent.admin_key)
     assert r.status_code == 200
-    assert r.json() == {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}
+    assert r.json() == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32700, "message": "Parse error"},
+    }
 
 
 @pytest.mark.parametrize(
@@ -89,7 +93,9 @@ def test_internal_error_has_no_stack_trace(agent: AgentEnv) -> None:
 
 
 def test_notification_gets_no_body(agent: AgentEnv) -> None:
-    r = agent.post(b'{"jsonrpc":"2.0","method":"echo","params":{"message":"n"}}', key=agent.admin_key)
+    r = agent.post(
+        b'{"jsonrpc":"2.0","method":"echo","params":{"message":"n"}}', key=agent.admin_key
+    )
     assert r.status_code == 204 and r.content == b""
     # ...but it was still executed and audited.
     rows = agent.audit_records(lambda a: a.method == "echo" and a.outcome == "ok")
@@ -132,15 +138,20 @@ def test_empty_and_oversized_batches(agent: AgentEnv) -> None:
 
 
 def test_oversized_body_is_413(agent: AgentEnv) -> None:
-    big = json.dumps({"jsonrpc": "2.0", "method": "echo", "params": {"message": "x" * (1024 * 1024)}, "id": 1})
+    big = json.dumps(
+        {"jsonrpc": "2.0", "method": "echo", "params": {"message": "x" * (1024 * 1024)}, "id": 1}
+    )
     r = agent.post(big.encode(), key=agent.admin_key)
     assert r.status_code == 413 and _err(r)["code"] == -32043
+
     # Chunked upload without Content-Length is cut off while reading.
     def chunks():  # type: ignore[no-untyped-def]
         for _ in range(40):
             yield b"x" * 65536
 
-    r2 = httpx.post(agent.url + "/message", content=chunks(), headers={"X-API-Key": agent.admin_key})
+    r2 = httpx.post(
+        agent.url + "/message", content=chunks(), headers={"X-API-Key": agent.admin_key}
+    )
     assert r2.status_code == 413
     rows = agent.audit_records(lambda a: a.outcome == "denied:size_limit", at_least=2)
     assert len(rows) >= 2

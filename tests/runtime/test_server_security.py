@@ -109,18 +109,25 @@ def test_batch_authorizes_each_element(agent: AgentEnv) -> None:
         {"jsonrpc": "2.0", "method": "get_status", "id": 1},
         {"jsonrpc": "2.0", "method": "echo", "params": {"message": "x"}, "id": 2},
     ]
-    r = agent.post(json.dumps(batch).encode(), key=mon, headers={"X-Correlation-ID": "batch-authz-1"})
+    r = agent.post(
+        json.dumps(batch).encode(), key=mon, headers={"X-Correlation-ID": "batch-authz-1"}
+    )
     assert r.status_code == 200
     first, second = r.json()
     assert first["result"]["status"] == "ok"
     assert second["error"]["code"] == -32041
-    outcomes = {a.outcome for a in agent.audit_records(lambda a: a.correlation_id == "batch-authz-1", at_least=2)}
+    outcomes = {
+        a.outcome
+        for a in agent.audit_records(lambda a: a.correlation_id == "batch-authz-1", at_least=2)
+    }
     assert outcomes == {"ok", "denied:authorize"}
 
 
 def test_jwt_from_the_token_service(agent: AgentEnv) -> None:
     tok = httpx.post(agent.url + "/oauth/token", headers={"X-API-Key": agent.admin_key}).json()
-    r = agent.rpc("echo", {"message": "x"}, headers={"Authorization": f"Bearer {tok['access_token']}"})
+    r = agent.rpc(
+        "echo", {"message": "x"}, headers={"Authorization": f"Bearer {tok['access_token']}"}
+    )
     assert r.status_code == 200
     rows = agent.audit_records(lambda a: a.auth_method == "jwt")
     assert rows[0].principal == "admin"
@@ -137,7 +144,9 @@ def test_forged_jwts_are_401(agent: AgentEnv) -> None:
 
 
 def test_token_endpoint_rejects_bad_keys(agent: AgentEnv) -> None:
-    r = httpx.post(agent.url + "/oauth/token", headers={"X-API-Key": "bst_aaaaaaaaaaaa_" + "0" * 64})
+    r = httpx.post(
+        agent.url + "/oauth/token", headers={"X-API-Key": "bst_aaaaaaaaaaaa_" + "0" * 64}
+    )
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
 
 
@@ -157,7 +166,9 @@ def test_rate_limit_boundary_over_http(limited: AgentEnv) -> None:
         assert r.headers["ratelimit-policy"] == '"default";q=5;w=60'
         remaining.append(r.json()["result"]["metadata"]["rateLimit"]["remaining"])
     assert remaining == [4, 3, 2, 1, 0]
-    r = limited.rpc("echo", {"message": "x"}, key=limited.admin_key, headers={"X-Correlation-ID": "flood-00001"})
+    r = limited.rpc(
+        "echo", {"message": "x"}, key=limited.admin_key, headers={"X-Correlation-ID": "flood-00001"}
+    )
     assert r.status_code == 429
     assert r.json()["error"] == {"code": -32042, "message": "Rate limited"}
     assert int(r.headers["retry-after"]) >= 1

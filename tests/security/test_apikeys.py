@@ -72,7 +72,13 @@ async def test_peppered_hash_and_new_pepper_keeps_old_keys_valid(db_url: str) ->
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "bst_", "bst_short_" + "a" * 64, "bst_abcdefghijkl_" + "g" * 64, "xyz_abcdefghijkl_" + "a" * 64],
+    [
+        "",
+        "bst_",
+        "bst_short_" + "a" * 64,
+        "bst_abcdefghijkl_" + "g" * 64,
+        "xyz_abcdefghijkl_" + "a" * 64,
+    ],
 )
 async def test_malformed_keys_rejected(sqlite_url: str, bad: str) -> None:
     store = ApiKeyStore(shared_engine(sqlite_url))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -13,7 +14,9 @@ from bastion.config import LoggingSettings
 from bastion.runtime.context import correlation_id_var
 
 
-def add_correlation_id(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def add_correlation_id(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     cid = correlation_id_var.get()
     if cid is not None and "correlation_id" not in event:
         event["correlation_id"] = cid

@@ -23,12 +23,12 @@ correlation_id_var: ContextVar[str | None] = ContextVar("bastion_correlation_id"
 
 # A random per-process prefix plus a counter: unique across processes and restarts without a
 # system call per request. Correlation IDs are identifiers, not secrets.
-_PREFIX = os.urandom(10).hex()
+_PREFIX = os.urandom(8).hex()
 _COUNTER = itertools.count(1)
 
 
 def new_correlation_id() -> str:
-    return f"{_PREFIX}{next(_COUNTER):012x}"
+    return f"{_PREFIX}-{next(_COUNTER):08x}"
 
 
 def valid_correlation_id(value: str | None) -> bool:

@@ -230,8 +230,12 @@ class AgentServer:
         except Denied as denied:
             err = denied.to_rpc_error()
             await self._audit(
-                req, _method_label(parsed), f"denied:{denied.stage}", err.http_status,
-                req.started, denied.reason,
+                req,
+                _method_label(parsed),
+                f"denied:{denied.stage}",
+                err.http_status,
+                req.started,
+                denied.reason,
             )
             rid = parsed.items[0].id if len(parsed.items) == 1 and not parsed.is_batch else None
             await self._send(
@@ -290,7 +294,9 @@ class AgentServer:
         if req.rate is not None:
             headers.extend(headers_for(req.rate))
         if extra:
-            headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())
+            headers.extend(
+                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()
+            )
         return headers
 
     async def _send(
@@ -312,9 +318,13 @@ class AgentServer:
 
     # -- calls -------------------------------------------------------------------------------
 
-    async def _run(self, req: RequestContext, item: Call | InvalidCall, *, in_batch: bool) -> _Outcome:
+    async def _run(
+        self, req: RequestContext, item: Call | InvalidCall, *, in_batch: bool
+    ) -> _Outcome:
         if isinstance(item, InvalidCall):
-            await self._audit(req, "(invalid)", f"error:{item.error.code}", 200, time.perf_counter())
+            await self._audit(
+                req, "(invalid)", f"error:{item.error.code}", 200, time.perf_counter()
+            )
             return _Outcome(error_response(item.id, item.error))
 
         ctx = CallContext(request=req, method=item.method)
@@ -323,7 +333,11 @@ class AgentServer:
         except Denied as denied:
             err = denied.to_rpc_error()
             await self._audit(
-                req, item.method, f"denied:{denied.stage}", err.http_status, ctx.started,
+                req,
+                item.method,
+                f"denied:{denied.stage}",
+                err.http_status,
+                ctx.started,
                 denied.reason,
             )
             return _Outcome(
@@ -346,14 +360,14 @@ class AgentServer:
                 stream = self.registry.invoke(spec, bound, ctx)
                 return _Outcome(None, stream=stream, call_id=item.id, method=item.method)
             result = await self.registry.invoke(spec, bound, ctx)
-        except RpcError as err:
-            await self._audit(req, item.method, f"error:{err.code}", 200, ctx.started)
-            return _Outcome(None if item.is_notification else error_response(item.id, err))
+        except RpcError as rpc_err:
+            await self._audit(req, item.method, f"error:{rpc_err.code}", 200, ctx.started)
+            return _Outcome(None if item.is_notification else error_response(item.id, rpc_err))
         except Exception:
             log.exception("handler failed", method=item.method, agent=self.name)
             await self._audit(req, item.method, f"error:{INTERNAL_ERROR}", 200, ctx.started)
-            err = RpcError(INTERNAL_ERROR, data={"correlation_id": req.correlation_id})
-            return _Outcome(None if item.is_notification else error_response(item.id, err))
+            internal = RpcError(INTERNAL_ERROR, data={"correlation_id": req.correlation_id})
+            return _Outcome(None if item.is_notification else error_response(item.id, internal))
 
         await self._audit(req, item.method, "ok", 200, ctx.started)
         if item.is_notification:
@@ -378,14 +392,14 @@ class AgentServer:
                         "more_body": True,
                     }
                 )
-        except RpcError as err:
-            result = f"error:{err.code}"
-            await self._send_event(send, error_response(outcome.call_id, err))
+        except RpcError as rpc_err:
+            result = f"error:{rpc_err.code}"
+            await self._send_event(send, error_response(outcome.call_id, rpc_err))
         except Exception:
             log.exception("stream failed", agent=self.name)
             result = f"error:{INTERNAL_ERROR}"
-            err = RpcError(INTERNAL_ERROR, data={"correlation_id": req.correlation_id})
-            await self._send_event(send, error_response(outcome.call_id, err))
+            internal = RpcError(INTERNAL_ERROR, data={"correlation_id": req.correlation_id})
+            await self._send_event(send, error_response(outcome.call_id, internal))
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
@@ -415,7 +429,7 @@ async def run_checks(checks: Sequence[tuple[str, ReadinessCheck]]) -> tuple[bool
         try:
             await check()
             results[name] = "ok"
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        except Exception as exc:
             ok = False
             results[name] = f"unavailable: {type(exc).__name__}"
     return ok, results

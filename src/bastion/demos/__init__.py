@@ -1,0 +1,1 @@
+"""Guided demonstrations run by `bastion demo`."""
