@@ -54,7 +54,7 @@ def resolve(ref: str, base_dir: Path) -> SecretValue:
             "configuration holds a literal where a secret reference is expected: "
             "use secret://env/NAME or secret://file/PATH"
         )
-    kind, _, rest = ref[len(SCHEME):].partition("/")
+    kind, _, rest = ref[len(SCHEME) :].partition("/")
     if kind == "env":
         value = os.environ.get(rest)
         if value is None:

@@ -1,7 +1,7 @@
 """Builds one agent's security stack from settings: the stages, in order, and what they need.
 
-    authenticate (API keys, JWT, built-in token service) -> authorize (RBAC) -> rate limit
-    wrapped by the audit writer.
+authenticate (API keys, JWT, built-in token service) -> authorize (RBAC) -> rate limit
+wrapped by the audit writer.
 """
 
 from __future__ import annotations
@@ -83,7 +83,10 @@ def build_security(
         request_stages=[
             make_authenticate_stage(api_keys, jwt, anonymous_principal=anonymous_principal)
         ],
-        call_stages=[make_authorize_stage(policy), make_rate_limit_stage(settings.rate_limit, limiter)],
+        call_stages=[
+            make_authorize_stage(policy),
+            make_rate_limit_stage(settings.rate_limit, limiter),
+        ],
     )
     return SecurityStack(
         pipeline=pipeline,

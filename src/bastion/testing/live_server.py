@@ -65,7 +65,9 @@ def serve_in_thread(
         sock.close()
 
 
-def client_ssl_context(ca_file: str, cert: str | None = None, key: str | None = None) -> ssl.SSLContext:
+def client_ssl_context(
+    ca_file: str, cert: str | None = None, key: str | None = None
+) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=ca_file)
     if cert:
         ctx.load_cert_chain(cert, key)
