@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from bastion.config import Settings
-from bastion.runtime.agent import AgentDefinition
+from bastion.runtime.agent import AgentConfigError, AgentDefinition
 from bastion.runtime.client import AgentClient
 from bastion.runtime.context import CallContext
 from bastion.runtime.methods import MethodRegistry
@@ -21,10 +21,6 @@ NAME = "relay"
 
 class RelayParams(BaseModel):
     message: str = Field(max_length=64 * 1024)
-
-
-class AgentConfigError(Exception):
-    """The agent is missing configuration it needs; the message says what to add."""
 
 
 def relay_definition(settings: Settings) -> AgentDefinition:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bastion.config import ConfigError, Settings, load_settings
@@ -29,8 +30,12 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print a one-line actionable error and exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print a one-line actionable error and exit non-zero.
+
+    The message is printed verbatim: never wrapped at the terminal width, and brackets in it
+    (paths, patterns, user input) are not taken for console markup.
+    """
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -8,6 +8,7 @@ import typer
 
 from bastion.cli.common import ConfigOption, err_console, fail, settings_from
 from bastion.runtime.serve import ServeError, run, uvicorn_config
+from bastion.security.secrets import SecretError
 
 TCK_PRINCIPAL = "tck"
 
@@ -28,18 +29,24 @@ def serve(
 ) -> None:
     """Run one agent in the foreground until SIGTERM/Ctrl-C."""
     from bastion.agents.registry import definition_for
-    from bastion.runtime.agent import AgentApp
     from bastion.observability.logging import configure_logging
+    from bastion.runtime.agent import AgentApp, AgentConfigError
 
     settings = settings_from(config)
     configure_logging(settings.logging)
     try:
-        definition = definition_for(agent, tck=tck)
+        definition = definition_for(agent, settings, tck=tck)
     except KeyError as exc:
         fail(str(exc.args[0]))
+    except (AgentConfigError, SecretError, ValueError) as exc:
+        fail(str(exc))
     endpoint = settings.agents.get(agent)
     bind_host = host or settings.server.host
-    bind_port = port if port is not None else (endpoint.port if endpoint and endpoint.port else settings.server.port)
+    bind_port = (
+        port
+        if port is not None
+        else (endpoint.port if endpoint and endpoint.port else settings.server.port)
+    )
     if endpoint and port is None and endpoint.url:
         from urllib.parse import urlsplit
 
@@ -58,6 +65,7 @@ def serve(
             resolve_path=settings.path,
             loopback_only=tck,
         )
-    except ServeError as exc:
+    except (ServeError, SecretError, ValueError) as exc:
+        # ValueError: a setting the security stack cannot work with (e.g. no redis_url).
         fail(str(exc))
     run(cfg)

@@ -29,6 +29,10 @@ from bastion.security.stack import SecurityStack, build_security, database_ready
 Hook = Callable[[], Awaitable[None]]
 
 
+class AgentConfigError(Exception):
+    """An agent is missing configuration it needs; the message says what to add."""
+
+
 @dataclass
 class AgentDefinition:
     """What an agent is: its name, its methods and how it describes itself."""

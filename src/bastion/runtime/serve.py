@@ -2,13 +2,18 @@
 
 Plain HTTP is allowed on loopback only, unless `server.allow_insecure_http` is set. On SIGTERM
 uvicorn stops accepting, lets in-flight requests finish (up to
-`server.shutdown_timeout_seconds`), then the lifespan shutdown flushes the audit buffer.
+`server.shutdown_timeout_seconds`), then the lifespan shutdown flushes the audit buffer, and
+the process exits with status 0.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
+import signal
 import ssl
+import threading
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -33,7 +38,9 @@ def tls_options(server: ServerSettings, resolve_path: Any) -> dict[str, Any]:
     tls = server.tls
     if not tls.certfile:
         if tls.client_ca_file:
-            raise ServeError("server.tls.client_ca_file (mTLS) needs server.tls.certfile and keyfile")
+            raise ServeError(
+                "server.tls.client_ca_file (mTLS) needs server.tls.certfile and keyfile"
+            )
         return {}
     if not tls.keyfile:
         raise ServeError("server.tls.certfile is set but server.tls.keyfile is not")
@@ -83,11 +90,30 @@ def uvicorn_config(
         lifespan="on",
         access_log=False,
         log_config=None,
-        timeout_graceful_shutdown=int(server.shutdown_timeout_seconds),
+        # Rounded up: a sub-second setting must not become 0, which would cancel in-flight
+        # requests at once instead of letting them finish.
+        timeout_graceful_shutdown=math.ceil(server.shutdown_timeout_seconds),
         server_header=False,
         **opts,
     )
 
 
+def _stopped(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def run(config: uvicorn.Config) -> None:
-    uvicorn.Server(config).run()
+    """Serve until SIGTERM or Ctrl-C.
+
+    uvicorn handles SIGTERM itself (graceful shutdown), then raises the signal again with the
+    handler it found installed. That handler is `_stopped`, so a requested stop ends with exit
+    status 0 rather than death by signal.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        uvicorn.Server(config).run()
+        return
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

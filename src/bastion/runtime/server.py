@@ -16,6 +16,7 @@ request refused before a call could be read, leaves one record.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ import structlog
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bastion.protocol.a2a import a2a_error
 from bastion.protocol.errors import (
+    CONTENT_TYPE_NOT_SUPPORTED,
     INTERNAL_ERROR,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
@@ -59,6 +62,9 @@ from bastion.security.stages import Denied, Pipeline
 log = structlog.get_logger("bastion.server")
 
 DEFAULT_MAX_BODY = 1024 * 1024
+# The JSON-RPC endpoint, with or without a trailing slash (clients that join "/" to the card's
+# interface URL, like the A2A TCK, post to "/message/").
+MESSAGE_PATHS = frozenset({"/message", "/message/"})
 _JSON = (b"content-type", b"application/json")
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -116,6 +122,70 @@ def attach_quota(result: Any, info: RateInfo | None) -> Any:
     return result
 
 
+def _has_metadata(result: Any) -> bool:
+    """Whether a result can carry quota metadata: plain dicts, and models with a `metadata`
+    field (or a `task`/`message` wrapper whose object has one). Strict schemas are left alone."""
+    if isinstance(result, BaseModel):
+        fields = type(result).model_fields
+        return "metadata" in fields or "task" in fields or "message" in fields
+    return isinstance(result, dict)
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def _chain(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    try:
+        yield first
+        async for item in rest:
+            yield item
+    finally:
+        aclose = getattr(rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def _nothing() -> AsyncIterator[Any]:
+    return
+    yield  # pragma: no cover
+
+
+async def primed(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Run a stream up to its first item, so that an error raised before it is answered as a
+    plain JSON-RPC error (with its HTTP status) instead of an event in an opened SSE stream."""
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        return _nothing()
+    return _chain(first, stream)
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has gone (the request body has been read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _until(stream: AsyncIterator[Any], gone: asyncio.Future[None]) -> AsyncIterator[Any]:
+    """The stream's items until it ends or `gone` completes, whichever comes first."""
+    while True:
+        step = asyncio.ensure_future(anext(stream))
+        await asyncio.wait({step, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not step.done():
+            step.cancel()
+            await asyncio.wait({step})
+            return
+        try:
+            item = step.result()
+        except StopAsyncIteration:
+            return
+        yield item
+
+
 def _method_label(parsed: ParsedBody) -> str:
     if parsed.fatal is not None:
         return "(unparsed)"
@@ -148,7 +218,7 @@ class AgentServer:
         self._app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/message":
+        if scope["type"] == "http" and scope["path"] in MESSAGE_PATHS:
             await self._message(scope, receive, send)
         else:
             await self._app(scope, receive, send)
@@ -243,6 +313,17 @@ class AgentServer:
             )
             return
 
+        content_type = req.headers.get("content-type")
+        if content_type is not None and not _is_json(content_type):
+            ct_err = a2a_error(
+                CONTENT_TYPE_NOT_SUPPORTED,
+                "Content-Type must be application/json",
+                contentType=content_type[:100],
+            )
+            await self._audit(req, "(unparsed)", f"error:{ct_err.code}", 200, req.started)
+            await self._send(send, 200, orjson.dumps(error_response(None, ct_err)), req)
+            return
+
         if parsed.fatal is not None:
             err = parsed.fatal.error
             await self._audit(req, "(unparsed)", f"error:{err.code}", 200, req.started)
@@ -252,7 +333,7 @@ class AgentServer:
         if not parsed.is_batch:
             outcome = await self._run(req, parsed.items[0], in_batch=False)
             if outcome.stream is not None:
-                await self._stream(send, req, outcome)
+                await self._stream(send, receive, req, outcome)
                 return
             if outcome.response is None:
                 await self._send(send, 204, b"", req, content=False)
@@ -357,7 +438,7 @@ class AgentServer:
                         UNSUPPORTED_OPERATION if in_batch else INVALID_REQUEST,
                         data="streaming methods cannot be called in a batch or as a notification",
                     )
-                stream = self.registry.invoke(spec, bound, ctx)
+                stream = await primed(self.registry.invoke(spec, bound, ctx))
                 return _Outcome(None, stream=stream, call_id=item.id, method=item.method)
             result = await self.registry.invoke(spec, bound, ctx)
         except RpcError as rpc_err:
@@ -372,18 +453,25 @@ class AgentServer:
         await self._audit(req, item.method, "ok", 200, ctx.started)
         if item.is_notification:
             return _Outcome(None)
-        return _Outcome(result_response(item.id, attach_quota(_jsonable(result), ctx.rate)))
+        payload = _jsonable(result)
+        if _has_metadata(result):
+            payload = attach_quota(payload, ctx.rate)
+        return _Outcome(result_response(item.id, payload))
 
-    async def _stream(self, send: Send, req: RequestContext, outcome: _Outcome) -> None:
-        """Send a streaming method's items as SSE events, each a JSON-RPC response."""
+    async def _stream(
+        self, send: Send, receive: Receive, req: RequestContext, outcome: _Outcome
+    ) -> None:
+        """Send a streaming method's items as SSE events, each a JSON-RPC response, until the
+        stream ends or the client disconnects."""
         assert outcome.stream is not None
         started = time.perf_counter()
         headers = self._response_headers(req, None) + _SSE_HEADERS
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         result = "ok"
         stream = outcome.stream
+        gone = asyncio.ensure_future(_disconnected(receive))
         try:
-            async for item in stream:
+            async for item in _until(stream, gone):
                 payload = result_response(outcome.call_id, _jsonable(item))
                 await send(
                     {
@@ -401,6 +489,10 @@ class AgentServer:
             internal = RpcError(INTERNAL_ERROR, data={"correlation_id": req.correlation_id})
             await self._send_event(send, error_response(outcome.call_id, internal))
         finally:
+            if not gone.done():
+                gone.cancel()
+            elif not gone.cancelled():
+                result = "client_disconnected"
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()

@@ -1,0 +1,99 @@
+"""The reference echo agent: named methods `echo` and `get_status`, and the standard A2A methods.
+
+Its A2A executor returns the incoming parts as an artifact and completes the task. With the
+conformance profile (`tck=True`) the executor is the one in `bastion.agents.tck`, which drives
+task states from the message id. Used in tests, in the benchmark and for A2A conformance runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from pydantic import BaseModel, Field
+
+from bastion.runtime.a2a_methods import (
+    A2AService,
+    AgentOutput,
+    ExecutionContext,
+    Executor,
+    TaskStore,
+    completed,
+    register_a2a_methods,
+)
+from bastion.runtime.agent import AgentDefinition
+from bastion.runtime.context import CallContext
+from bastion.runtime.methods import MethodRegistry
+
+NAME = "echo"
+
+
+class EchoParams(BaseModel):
+    message: str = Field(max_length=64 * 1024)
+
+
+class EchoResult(BaseModel):
+    message: str
+
+
+async def echo_executor(ctx: ExecutionContext) -> AsyncIterator[AgentOutput]:
+    """A2A behaviour: the incoming parts come back as the task's artifact."""
+    yield ctx.artifact(ctx.message.parts, name="echo")
+    yield completed()
+
+
+def build_echo_registry(
+    executor: Executor = echo_executor, store: TaskStore | None = None
+) -> tuple[MethodRegistry, A2AService]:
+    """The echo agent's methods, and the A2A service behind the standard ones (close it at
+    shutdown)."""
+    registry = MethodRegistry()
+    started = time.time()
+
+    @registry.method("echo")
+    async def echo(params: EchoParams) -> dict[str, str]:
+        """Echo the message back."""
+        return {"message": params.message}
+
+    @registry.method("get_status")
+    async def get_status(ctx: CallContext) -> dict[str, object]:
+        """Liveness and uptime of this agent, as seen by the caller."""
+        return {"agent": NAME, "status": "ok", "uptime_seconds": round(time.time() - started, 1)}
+
+    service = register_a2a_methods(registry, executor, store)
+    return registry, service
+
+
+ECHO_SKILL: dict[str, object] = {
+    "id": "echo",
+    "name": "Echo",
+    "description": "Returns the message it receives.",
+    "tags": ["echo", "test"],
+    "examples": ["hello"],
+}
+
+TCK_SKILL: dict[str, object] = {
+    "id": "tck",
+    "name": "A2A conformance behaviours",
+    "description": "Task states and artifacts chosen by the message id prefix (tck-...).",
+    "tags": ["tck", "conformance", "test"],
+}
+
+
+def echo_definition(*, tck: bool = False, store: TaskStore | None = None) -> AgentDefinition:
+    """The echo agent; `tck=True` swaps in the conformance behaviours (see `agents.tck`)."""
+    executor: Executor = echo_executor
+    skills: list[dict[str, object]] = [ECHO_SKILL]
+    if tck:
+        from bastion.agents.tck import tck_executor
+
+        executor = tck_executor
+        skills = [ECHO_SKILL, TCK_SKILL]
+    registry, service = build_echo_registry(executor, store)
+    return AgentDefinition(
+        name=NAME,
+        description="Reference agent that echoes messages back.",
+        registry=registry,
+        skills=[dict(skill) for skill in skills],
+        on_shutdown=[service.aclose],
+    )
