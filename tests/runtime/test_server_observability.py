@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import structlog
 
 from bastion.config import LoggingSettings
 from bastion.observability.logging import configure_logging
@@ -20,9 +21,10 @@ from tests.runtime.conftest import AgentEnv, make_env
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
     stream = io.StringIO()
+    previous = structlog.get_config()
     configure_logging(LoggingSettings(level="INFO", format="json"), stream=stream)
     yield stream
-    configure_logging(LoggingSettings(level="WARNING"))
+    structlog.configure(**previous)
 
 
 def test_log_lines_carry_the_correlation_id(log_stream: io.StringIO, agent: AgentEnv) -> None:

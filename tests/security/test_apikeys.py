@@ -145,3 +145,22 @@ def test_invalid_principal_and_unknown_key(sqlite_url: str) -> None:
     with pytest.raises(ApiKeyError, match="bastion keys list"):
         store.revoke("nosuchkey123")
     assert "pepper" not in repr(store) or "SecretValue" not in repr(store)
+
+
+async def test_cached_key_still_expires_on_time(sqlite_url: str) -> None:
+    clock = Clock()
+    store = ApiKeyStore(shared_engine(sqlite_url), cache_seconds=60, clock=clock)
+    key = store.create("dora", expires_at=clock.now + 10)
+    assert (await store.verify(key))[0] is not None
+    assert (await store.verify(key))[0] is not None  # served from the verified cache
+    clock.now += 11
+    ident, reason = await store.verify(key)
+    assert ident is None and reason.startswith("expired")
+
+
+async def test_revocation_through_the_same_store_is_immediate(sqlite_url: str) -> None:
+    store = ApiKeyStore(shared_engine(sqlite_url), cache_seconds=60)
+    key = store.create("erin")
+    assert (await store.verify(key))[0] is not None
+    store.revoke(KEY_RE.match(key).group(1))  # type: ignore[union-attr]
+    assert (await store.verify(key))[0] is None

@@ -30,20 +30,43 @@ def _orjson_dumps(obj: Any, **_: Any) -> str:
 _state: dict[str, Any] = {"stream": None, "level": logging.INFO}
 
 
-def audit_logger() -> Any:
-    """A lean structlog logger for audit records: one JSON line each, no extra processors.
+class AuditLog:
+    """The audit writer's log: one structlog JSON line per record, written once per batch.
 
-    Audit records carry their own timestamp and correlation ID, and are logged at the rate of
-    requests, so this path skips the general processor chain.
+    Audit records carry their own timestamp and correlation ID and are logged at the rate of
+    requests, so each line is rendered by structlog's JSON renderer directly (no bound-logger
+    machinery per record) and a batch is written and flushed in one call.
     """
-    return structlog.wrap_logger(
-        structlog.PrintLogger(_state["stream"] or sys.stderr),
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.JSONRenderer(serializer=_orjson_dumps),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(_state["level"]),
-    )
+
+    def __init__(self, stream: Any, level: int) -> None:
+        self._stream = stream
+        self._enabled = level <= logging.INFO
+        self._render = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        self._lines: list[str] = []
+
+    def _add(self, level: str, event: str, kw: dict[str, Any]) -> None:
+        kw["event"] = event
+        kw["level"] = level
+        self._lines.append(str(self._render(None, level, kw)))
+
+    def info(self, event: str, **kw: Any) -> None:
+        if self._enabled:
+            self._add("info", event, kw)
+
+    def error(self, event: str, **kw: Any) -> None:
+        self._add("error", event, kw)
+        self.flush()
+
+    def flush(self) -> None:
+        if self._lines:
+            self._stream.write("\n".join(self._lines) + "\n")
+            self._stream.flush()
+            self._lines.clear()
+
+
+def audit_logger() -> AuditLog:
+    """The log for audit records, writing where `configure_logging` sends logs."""
+    return AuditLog(_state["stream"] or sys.stderr, _state["level"])
 
 
 def configure_logging(settings: LoggingSettings | None = None, *, stream: Any = None) -> None:

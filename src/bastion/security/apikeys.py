@@ -34,6 +34,7 @@ KEY_RE = re.compile(r"^bst_([a-z0-9]{12})_([0-9a-f]{64})$")
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 _NEGATIVE_CACHE_MAX = 10_000
+_VERIFIED_CACHE_MAX = 10_000
 
 
 class ApiKeyError(Exception):
@@ -96,6 +97,7 @@ class ApiKeyStore:
         self._clock = clock
         self._cache: dict[str, _Cached] = {}
         self._negative: dict[str, float] = {}
+        self._verified: dict[bytes, tuple[Identity, _Cached]] = {}
 
     def __repr__(self) -> str:
         return f"ApiKeyStore(peppers={sorted(self._peppers)}, cache_seconds={self._cache_seconds})"
@@ -175,7 +177,7 @@ class ApiKeyStore:
                 raise ApiKeyError(f"no key with id {key_id!r}: see `bastion keys list`")
             if row.revoked_at is None:
                 row.revoked_at = self._clock()
-        self._cache.pop(key_id, None)
+        self._forget(key_id)
 
     def rotate(self, key_id: str, *, grace_seconds: float = 3600.0) -> str:
         """Issue a new key for the same principal; the old one expires after the grace period."""
@@ -193,8 +195,15 @@ class ApiKeyStore:
                 .where((ApiKey.expires_at.is_(None)) | (ApiKey.expires_at > ends))
                 .values(expires_at=ends)
             )
-        self._cache.pop(key_id, None)
+        self._forget(key_id)
         return new
+
+    def _forget(self, key_id: str) -> None:
+        """Drop everything cached about a key changed through this store."""
+        self._cache.pop(key_id, None)
+        self._verified = {
+            fp: entry for fp, entry in self._verified.items() if entry[0].credential_id != key_id
+        }
 
     # -- verification ----------------------------------------------------------------------
 
@@ -233,6 +242,30 @@ class ApiKeyStore:
 
     async def verify(self, key: str) -> tuple[Identity | None, str]:
         """`(identity, "")` for a good key, else `(None, reason)` for the audit log."""
+        # A key verified moments ago is recognised by its SHA-256 alone; the record it was
+        # checked against is as fresh as the cache window allows, like every other lookup.
+        fingerprint = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+        seen = self._verified.get(fingerprint)
+        if seen is not None:
+            known, checked = seen
+            now = self._clock()
+            if (
+                now - checked.fetched_at < self._cache_seconds
+                and not checked.revoked
+                and (checked.expires_at is None or now < checked.expires_at)
+            ):
+                return known, ""
+            del self._verified[fingerprint]
+        identity, reason = await self._verify_slow(key)
+        if identity is not None:
+            if len(self._verified) >= _VERIFIED_CACHE_MAX:
+                self._verified.clear()
+            rec = self._cache.get(identity.credential_id or "")
+            if rec is not None:
+                self._verified[fingerprint] = (identity, rec)
+        return identity, reason
+
+    async def _verify_slow(self, key: str) -> tuple[Identity | None, str]:
         m = KEY_RE.match(key)
         if m is None:
             return None, "malformed api key"
