@@ -152,6 +152,9 @@ class AuditSettings(_Section):
     checkpoint_every: int = 1000
     # Chain name; defaults to the agent's name. Replicas of one agent need distinct chains.
     chain: str | None = None
+    # `process`: a child process seals and stores records, off the agent's event loop.
+    # `in_process`: the agent does it itself (on its loop for SQLite, in a thread otherwise).
+    writer: Literal["process", "in_process"] = "process"
 
 
 class AgentEndpoint(_Section):

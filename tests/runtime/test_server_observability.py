@@ -13,7 +13,7 @@ import orjson
 import pytest
 import structlog
 
-from bastion.config import LoggingSettings
+from bastion.config import LoggingSettings, Settings
 from bastion.observability.logging import configure_logging
 from tests.runtime.conftest import AgentEnv, make_env
 
@@ -43,20 +43,37 @@ def test_log_lines_carry_the_correlation_id(log_stream: io.StringIO, agent: Agen
     assert failure[0]["level"] == "error"
 
 
-def test_audit_records_are_json_log_lines(log_stream: io.StringIO, tmp_path: Path) -> None:
-    # A fresh agent so that its audit logger writes to the captured stream.
+def _audit_lines(text: str, cid: str) -> list[dict[str, object]]:
+    lines = [orjson.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return [x for x in lines if x.get("event") == "audit" and x.get("correlation_id") == cid]
+
+
+def test_audit_records_are_json_log_lines_in_process(
+    log_stream: io.StringIO, tmp_path: Path
+) -> None:
     cid = "audit-log-line-0001"
-    for env in make_env(tmp_path):
+
+    def in_process(s: Settings) -> None:
+        s.audit.writer = "in_process"
+
+    for env in make_env(tmp_path, in_process):
         env.rpc("echo", {"message": "x"}, key=env.admin_key, headers={"X-Correlation-ID": cid})
         env.audit_records(lambda a: a.correlation_id == cid)
-    lines = [
-        orjson.loads(line) for line in log_stream.getvalue().splitlines() if line.startswith("{")
-    ]
-    audit = [
-        line for line in lines if line.get("event") == "audit" and line.get("correlation_id") == cid
-    ]
+    audit = _audit_lines(log_stream.getvalue(), cid)
     assert audit and audit[0]["principal"] == "admin" and audit[0]["outcome"] == "ok"
     assert "hash" in audit[0] and "seq" in audit[0]
+
+
+def test_the_writer_process_logs_each_record_as_a_json_line(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cid = "audit-log-line-0002"
+    for env in make_env(tmp_path):
+        assert env.settings.audit.writer == "process"
+        env.rpc("echo", {"message": "x"}, key=env.admin_key, headers={"X-Correlation-ID": cid})
+        env.audit_records(lambda a: a.correlation_id == cid)
+    audit = _audit_lines(capfd.readouterr().err, cid)
+    assert audit and audit[0]["principal"] == "admin" and audit[0]["outcome"] == "ok"
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from bastion.config import Settings
 from bastion.observability.logging import audit_logger
 from bastion.security.apikeys import ApiKeyStore
 from bastion.security.audit import AuditWriter
+from bastion.security.audit_process import AuditProcessWriter
 from bastion.security.authn import make_authenticate_stage
 from bastion.security.jwt_verify import JwtVerifier
 from bastion.security.ratelimit import RateLimiter, build_limiter, make_rate_limit_stage
@@ -32,7 +33,7 @@ class SecurityStack:
     token_service: TokenService
     policy: PolicyStore
     limiter: RateLimiter
-    audit: AuditWriter
+    audit: AuditWriter | AuditProcessWriter
     routes: list[BaseRoute] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -56,11 +57,34 @@ def build_api_key_store(settings: Settings) -> ApiKeyStore:
     )
 
 
+def build_audit_writer(agent: str, settings: Settings) -> AuditWriter | AuditProcessWriter:
+    """The agent's audit writer, in a child process unless `audit.writer: in_process`."""
+    chain = settings.audit.chain or agent
+    key = resolve(settings.audit.hmac_key, settings.base_dir).get_bytes()
+    checkpoint_dir = settings.path(settings.audit.checkpoint_dir)
+    if settings.audit.writer == "process":
+        return AuditProcessWriter(
+            settings.database_url(),
+            chain=chain,
+            key=key,
+            settings=settings.audit,
+            checkpoint_dir=checkpoint_dir,
+            log_level=settings.logging.level,
+        )
+    return AuditWriter(
+        shared_engine(settings.database_url()),
+        chain=chain,
+        key=key,
+        settings=settings.audit,
+        checkpoint_dir=checkpoint_dir,
+        logger=audit_logger(),
+    )
+
+
 def build_security(
     agent: str, settings: Settings, *, anonymous_principal: str | None = None
 ) -> SecurityStack:
     base = settings.base_dir
-    engine = shared_engine(settings.database_url())
     api_keys = build_api_key_store(settings)
     signing = SigningKeys(settings.auth.token_service, base)
     token_service = TokenService(
@@ -71,14 +95,7 @@ def build_security(
         settings.path(settings.policy.file), check_seconds=settings.policy.reload_check_seconds
     )
     limiter = build_limiter(settings.rate_limit)
-    audit = AuditWriter(
-        engine,
-        chain=settings.audit.chain or agent,
-        key=resolve(settings.audit.hmac_key, base).get_bytes(),
-        settings=settings.audit,
-        checkpoint_dir=settings.path(settings.audit.checkpoint_dir),
-        logger=audit_logger(),
-    )
+    audit = build_audit_writer(agent, settings)
     pipeline = Pipeline(
         request_stages=[
             make_authenticate_stage(api_keys, jwt, anonymous_principal=anonymous_principal)
