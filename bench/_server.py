@@ -55,54 +55,10 @@ def baseline_app() -> Any:
 
 
 def a2a_sdk_app() -> Any:
-    """An echo agent written with the official SDK, served by the SDK's own JSON-RPC routes."""
-    from a2a.helpers import new_text_message
-    from a2a.server.agent_execution import AgentExecutor, RequestContext
-    from a2a.server.events import EventQueue
-    from a2a.server.request_handlers import DefaultRequestHandler
-    from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
-    from a2a.server.tasks import InMemoryTaskStore
-    from a2a.types import a2a_pb2
-    from a2a.utils.errors import UnsupportedOperationError
-    from starlette.applications import Starlette
+    """(e): an echo agent built with the a2a-sdk, replying with the text it received."""
+    from bastion.testing.sdk_echo import sdk_echo_app
 
-    class EchoExecutor(AgentExecutor):
-        """Replies with one agent message holding the text it received."""
-
-        async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
-            reply = new_text_message(
-                context.get_user_input(),
-                context_id=context.context_id,
-                task_id=context.task_id,
-            )
-            await event_queue.enqueue_event(reply)
-
-        async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
-            raise UnsupportedOperationError
-
-    card = a2a_pb2.AgentCard(
-        name="sdk-echo",
-        description="Echo agent built with the A2A SDK.",
-        version="1.0.0",
-        supported_interfaces=[
-            a2a_pb2.AgentInterface(
-                url="http://127.0.0.1/message",
-                protocol_binding="JSONRPC",
-                protocol_version="1.0",
-            )
-        ],
-        capabilities=a2a_pb2.AgentCapabilities(streaming=False),
-        default_input_modes=["text/plain"],
-        default_output_modes=["text/plain"],
-        skills=[
-            a2a_pb2.AgentSkill(id="echo", name="Echo", description="Echoes text.", tags=["echo"])
-        ],
-    )
-    handler = DefaultRequestHandler(
-        agent_executor=EchoExecutor(), task_store=InMemoryTaskStore(), agent_card=card
-    )
-    routes = [*create_agent_card_routes(card), *create_jsonrpc_routes(handler, "/message")]
-    return Starlette(routes=routes)
+    return sdk_echo_app(streaming=False)
 
 
 def bastion_app(variant: str, project: Path, log: TextIO) -> Any:

@@ -60,6 +60,22 @@ def _step(console: Console, n: int, title: str) -> None:
     console.rule(f"[bold cyan]{n}. {title}")
 
 
+async def _expect_refusal(
+    console: Console, settings: Settings, url: str, key: str, method: str, status: int
+) -> bool:
+    """Call `method` and show the refusal; True when it was refused with `status`."""
+    client = AgentClient(url, api_key=key, use_tokens=False, settings=settings.client)
+    try:
+        await client.call(method, {"message": "let me in"})
+    except RpcCallError as exc:
+        console.print(f"  HTTP {exc.http_status}, JSON-RPC error {exc.code}: {exc.message}")
+        return exc.http_status == status
+    finally:
+        await client.aclose()
+    console.print("  [red]unexpectedly allowed[/]")
+    return False
+
+
 async def _scenario(
     console: Console, settings: Settings, urls: dict[str, str], keys: dict[str, str]
 ) -> bool:
@@ -79,35 +95,11 @@ async def _scenario(
         console.print(f"  correlation id: [bold]{cid}[/] (one ID across both hops)")
 
         _step(console, 2, "Rejected: a made-up API key")
-        forged = AgentClient(
-            urls["relay"],
-            api_key="bst_aaaaaaaaaaaa_" + "0" * 64,
-            use_tokens=False,
-            settings=settings.client,
-        )
-        try:
-            await forged.call("relay", {"message": "let me in"})
-            console.print("  [red]unexpectedly allowed[/]")
-            ok = False
-        except RpcCallError as exc:
-            console.print(f"  HTTP {exc.http_status}, JSON-RPC error {exc.code}: {exc.message}")
-            ok &= exc.http_status == 401
-        finally:
-            await forged.aclose()
+        forged = "bst_aaaaaaaaaaaa_" + "0" * 64
+        ok &= await _expect_refusal(console, settings, urls["relay"], forged, "relay", 401)
 
         _step(console, 3, "Forbidden: demo-user calls the echo agent directly (no grant)")
-        direct = AgentClient(
-            urls["echo"], api_key=keys["demo-user"], use_tokens=False, settings=settings.client
-        )
-        try:
-            await direct.call("echo", {"message": "skip the relay"})
-            console.print("  [red]unexpectedly allowed[/]")
-            ok = False
-        except RpcCallError as exc:
-            console.print(f"  HTTP {exc.http_status}, JSON-RPC error {exc.code}: {exc.message}")
-            ok &= exc.http_status == 403
-        finally:
-            await direct.aclose()
+        ok &= await _expect_refusal(console, settings, urls["echo"], keys["demo-user"], "echo", 403)
 
         _step(
             console, 4, f"Rate limited: demo-user may make {BURST} calls a minute (step 1 used one)"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -483,6 +483,15 @@ class GetExtendedAgentCardRequest(A2AModel):
 # -- constructors ---------------------------------------------------------------------------
 
 
+def as_parts(content: str | Part | Sequence[Part]) -> list[Part]:
+    """Message or artifact parts from text, one part, or several parts."""
+    if isinstance(content, str):
+        return [Part(text=content)]
+    if isinstance(content, Part):
+        return [content]
+    return list(content)
+
+
 def agent_message(
     content: str | Part | list[Part],
     *,
@@ -491,12 +500,7 @@ def agent_message(
     task_id: str | None = None,
 ) -> Message:
     """An agent message from text, a part or a list of parts."""
-    if isinstance(content, str):
-        parts = [Part(text=content)]
-    elif isinstance(content, Part):
-        parts = [content]
-    else:
-        parts = list(content)
+    parts = as_parts(content)
     return Message(
         message_id=message_id,
         role=Role.AGENT,

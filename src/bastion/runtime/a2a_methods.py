@@ -78,6 +78,7 @@ from bastion.protocol.a2a import (
     TaskStatusUpdateEvent,
     a2a_error,
     agent_message,
+    as_parts,
     check_version,
     utc_now,
 )
@@ -203,14 +204,8 @@ class ExecutionContext:
         last_chunk: bool = False,
     ) -> ArtifactUpdate:
         """An artifact update from text, a part or parts (a fresh id unless given)."""
-        if isinstance(content, str):
-            parts = [Part(text=content)]
-        elif isinstance(content, Part):
-            parts = [content]
-        else:
-            parts = list(content)
         return ArtifactUpdate(
-            Artifact(artifact_id=artifact_id or new_id(), name=name, parts=parts),
+            Artifact(artifact_id=artifact_id or new_id(), name=name, parts=as_parts(content)),
             append=append,
             last_chunk=last_chunk,
         )
