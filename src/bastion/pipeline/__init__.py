@@ -1,0 +1,1 @@
+"""The document pipeline: ingest, extract, validate, archive."""

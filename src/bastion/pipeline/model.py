@@ -1,0 +1,104 @@
+"""The data that moves through the document pipeline, shared by every stage.
+
+`bastion extract` prints `ExtractionResult.to_public()`:
+`{"document_type": "invoice", "confidence": 0.97, "fields": {"invoice_number": {"value": "INV-1",
+"confidence": 0.9, "page": 1}, ...}}`. Dates are ISO `YYYY-MM-DD`, amounts are numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+DocumentType = Literal["invoice", "contract", "report", "other"]
+Outcome = Literal["valid", "invalid", "needs_review"]
+Severity = Literal["info", "warning", "error"]
+
+INVOICE_FIELDS = (
+    "invoice_number", "issue_date", "due_date", "issuer", "customer", "currency",
+    "subtotal", "tax", "total", "vat_id", "iban", "bic", "line_items",
+)  # fmt: skip
+CONTRACT_FIELDS = (
+    "parties", "effective_date", "term", "expiry_date", "governing_law", "total_value",
+    "currency", "signatories",
+)  # fmt: skip
+REPORT_FIELDS = ("title", "author", "organisation", "date", "headings", "summary")
+
+# Why a document could not be processed: the reason code on a DLQ entry or a 4xx at upload.
+REASON_CODES = {
+    "not_pdf": "the file is not a PDF",
+    "empty": "the file is empty",
+    "truncated": "the PDF is truncated or damaged",
+    "encrypted": "the PDF is encrypted",
+    "too_many_pages": "the PDF has more pages than the limit",
+    "decompression_limit": "a stream inflates past the decompression limit",
+    "javascript": "the PDF embeds JavaScript",
+    "timeout": "extraction took longer than the per-document time limit",
+    "memory_limit": "extraction needed more memory than the per-document limit",
+    "extract_failed": "the extractor failed on this file",
+}
+
+
+class ExtractionError(Exception):
+    """A document that cannot be processed, with a reason code from REASON_CODES."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        if reason not in REASON_CODES:
+            raise ValueError(f"unknown reason code {reason!r}")
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail or REASON_CODES[reason]}")
+
+
+class ExtractedField(BaseModel):
+    value: Any
+    confidence: float = Field(ge=0.0, le=1.0)
+    page: int | None = None  # 1-based page the value came from
+
+
+class LineItem(BaseModel):
+    description: str
+    quantity: float | None = None
+    unit_price: float | None = None
+    amount: float | None = None
+
+
+class Finding(BaseModel):
+    """A validation or guardrail finding recorded on a document."""
+
+    rule_id: str
+    severity: Severity
+    message: str
+    field: str | None = None
+
+
+class ExtractionResult(BaseModel):
+    document_type: DocumentType
+    confidence: float = Field(ge=0.0, le=1.0)
+    fields: dict[str, ExtractedField] = Field(default_factory=dict)
+    pages: int = 0
+    # "text": read from the PDF's text; "einvoice": from embedded Factur-X/ZUGFeRD/XRechnung XML.
+    source: Literal["text", "einvoice"] = "text"
+    text_chars: int = 0
+    findings: list[Finding] = Field(default_factory=list)
+
+    def value(self, name: str) -> Any:
+        f = self.fields.get(name)
+        return None if f is None else f.value
+
+    def to_public(self) -> dict[str, Any]:
+        """The JSON shape `bastion extract` prints."""
+        return {
+            "document_type": self.document_type,
+            "confidence": round(self.confidence, 3),
+            "fields": {
+                name: {"value": f.value, "confidence": round(f.confidence, 3), "page": f.page}
+                for name, f in self.fields.items()
+            },
+        }
+
+
+class ValidationResult(BaseModel):
+    outcome: Outcome
+    findings: list[Finding] = Field(default_factory=list)
