@@ -1,4 +1,4 @@
-"""The A2A v1.0 standard methods over an agent-supplied executor, and the task store behind them.
+"""The A2A v1.0 standard methods over an agent-supplied executor.
 
     service = register_a2a_methods(registry, executor)          # TaskStore() by default
 
@@ -26,9 +26,8 @@ The executor runs in its own asyncio task: `SendMessage` returns once the task i
 interrupted (or right after the task exists, with `configuration.returnImmediately`), streams
 follow it live, and `CancelTask` cancels it.
 
-**TaskStore.** In memory, bounded (oldest tasks evicted first, finished ones before live ones),
-one process. A task is visible only to the principal that created it: anyone else gets -32001
-exactly as if it did not exist.
+The executor interface lives in `a2a_executor`, the task store in `task_store`; both are
+re-exported here.
 
 **A2A-Version.** Each of these methods first negotiates the version: an absent or empty header
 means "0.3", patch numbers are ignored, and anything but the served versions ("1.0") is -32009.
@@ -38,13 +37,8 @@ Bastion's own named methods (`echo`, ...) are not versioned.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import structlog
@@ -53,7 +47,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from bastion.protocol.a2a import (
     DEFAULT_PAGE_SIZE,
     PROTOCOL_VERSION,
-    Artifact,
     CancelTaskRequest,
     DeleteTaskPushNotificationConfigRequest,
     GetExtendedAgentCardRequest,
@@ -63,7 +56,6 @@ from bastion.protocol.a2a import (
     ListTasksRequest,
     ListTasksResponse,
     Message,
-    Metadata,
     Part,
     SendMessageConfiguration,
     SendMessageRequest,
@@ -71,16 +63,11 @@ from bastion.protocol.a2a import (
     StreamResponse,
     SubscribeToTaskRequest,
     Task,
-    TaskArtifactUpdateEvent,
     TaskPushNotificationConfig,
     TaskState,
     TaskStatus,
-    TaskStatusUpdateEvent,
     a2a_error,
-    agent_message,
-    as_parts,
     check_version,
-    utc_now,
 )
 from bastion.protocol.errors import (
     CONTENT_TYPE_NOT_SUPPORTED,
@@ -88,12 +75,26 @@ from bastion.protocol.errors import (
     INVALID_PARAMS,
     PUSH_NOTIFICATION_NOT_SUPPORTED,
     TASK_NOT_CANCELABLE,
-    TASK_NOT_FOUND,
     UNSUPPORTED_OPERATION,
     RpcError,
 )
+from bastion.runtime.a2a_executor import (
+    AgentOutput,
+    ArtifactUpdate,
+    ExecutionContext,
+    Executor,
+    StatusUpdate,
+    auth_required,
+    completed,
+    failed,
+    input_required,
+    new_id,
+    rejected,
+    working,
+)
 from bastion.runtime.context import CallContext
 from bastion.runtime.methods import MethodRegistry, validation_problems
+from bastion.runtime.task_store import TaskRecord, TaskStore
 
 log = structlog.get_logger("bastion.a2a")
 
@@ -112,404 +113,6 @@ A2A_METHODS: Final = (
     "DeleteTaskPushNotificationConfig",
     "GetExtendedAgentCard",
 )
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-# -- executor interface ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StatusUpdate:
-    """Move the task to `state`; `message` (text or a Message) becomes its status message."""
-
-    state: TaskState
-    message: str | Message | None = None
-    metadata: Metadata | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ArtifactUpdate:
-    """Add an artifact, or (with `append`) extend the artifact with the same id."""
-
-    artifact: Artifact
-    append: bool = False
-    last_chunk: bool = False
-
-
-AgentOutput = StatusUpdate | ArtifactUpdate | Message
-
-
-def working(message: str | Message | None = None) -> StatusUpdate:
-    return StatusUpdate(TaskState.WORKING, message)
-
-
-def completed(message: str | Message | None = None) -> StatusUpdate:
-    return StatusUpdate(TaskState.COMPLETED, message)
-
-
-def input_required(message: str | Message | None = None) -> StatusUpdate:
-    return StatusUpdate(TaskState.INPUT_REQUIRED, message)
-
-
-def auth_required(message: str | Message | None = None) -> StatusUpdate:
-    return StatusUpdate(TaskState.AUTH_REQUIRED, message)
-
-
-def failed(message: str | Message | None = None) -> StatusUpdate:
-    return StatusUpdate(TaskState.FAILED, message)
-
-
-def rejected(message: str | Message | None = None) -> StatusUpdate:
-    return StatusUpdate(TaskState.REJECTED, message)
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionContext:
-    """What the executor gets for one incoming message.
-
-    `message` already carries the task's `taskId` and `contextId`. `task` is a snapshot of the
-    task being continued (None for a new one). `metadata` is the request's metadata.
-    """
-
-    message: Message
-    task_id: str
-    context_id: str
-    principal: str
-    task: Task | None = None
-    configuration: SendMessageConfiguration | None = None
-    metadata: Metadata | None = None
-    streaming: bool = False
-
-    @property
-    def text(self) -> str:
-        """The incoming message's text parts, joined with newlines."""
-        return self.message.text
-
-    def reply(self, content: str | Part | list[Part]) -> Message:
-        """An agent message in this task's context."""
-        return agent_message(
-            content, message_id=new_id(), context_id=self.context_id, task_id=self.task_id
-        )
-
-    def artifact(
-        self,
-        content: str | Part | Sequence[Part],
-        *,
-        name: str | None = None,
-        artifact_id: str | None = None,
-        append: bool = False,
-        last_chunk: bool = False,
-    ) -> ArtifactUpdate:
-        """An artifact update from text, a part or parts (a fresh id unless given)."""
-        return ArtifactUpdate(
-            Artifact(artifact_id=artifact_id or new_id(), name=name, parts=as_parts(content)),
-            append=append,
-            last_chunk=last_chunk,
-        )
-
-
-Executor = Callable[[ExecutionContext], AsyncIterator[AgentOutput]]
-
-
-# -- task store -----------------------------------------------------------------------------
-
-
-@dataclass(eq=False, slots=True)
-class TaskRecord:
-    """One stored task: its owner, its full state, its live subscribers and its running run."""
-
-    owner: str
-    task: Task  # artifacts and history are always lists here
-    seq: int  # store-wide counter, bumped on every status change: the list order
-    subscribers: set[asyncio.Queue[StreamResponse | None]] = field(default_factory=set)
-    run: _Run | None = None
-
-    @property
-    def state(self) -> TaskState:
-        return self.task.status.state
-
-
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"c1:{seq}".encode()).decode("ascii").rstrip("=")
-
-
-def _decode_cursor(token: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
-        prefix, _, value = raw.partition(":")
-        if prefix != "c1" or not value.isdigit():
-            raise ValueError(token)
-        return int(value)
-    except (ValueError, UnicodeDecodeError):
-        raise RpcError(
-            INVALID_PARAMS,
-            data=[{"field": "pageToken", "problem": "not a token returned by ListTasks"}],
-        ) from None
-
-
-class TaskStore:
-    """In-memory tasks, bounded, each visible only to the principal that created it."""
-
-    def __init__(
-        self,
-        *,
-        max_tasks: int = 10_000,
-        max_tasks_per_principal: int = 1_000,
-        max_history: int = 200,
-        max_artifacts: int = 100,
-        subscriber_queue: int = 1_000,
-    ) -> None:
-        if min(max_tasks, max_tasks_per_principal, max_history, max_artifacts) < 1:
-            raise ValueError("TaskStore limits must be positive")
-        self.max_tasks = max_tasks
-        self.max_tasks_per_principal = max_tasks_per_principal
-        self.max_history = max_history
-        self.max_artifacts = max_artifacts
-        self.subscriber_queue = subscriber_queue
-        # Least recently updated first: eviction scans from the front.
-        self._records: OrderedDict[str, TaskRecord] = OrderedDict()
-        self._by_owner: dict[str, OrderedDict[str, TaskRecord]] = {}
-        self._seq = 0
-        self._last_ts = datetime.fromtimestamp(0, UTC)
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    # -- time and order ----------------------------------------------------------------------
-
-    def _stamp(self) -> tuple[int, datetime]:
-        """The next sequence number and a timestamp later than the previous one.
-
-        Timestamps have the millisecond precision they are sent with, so that a client's
-        `statusTimestampAfter` compares exactly with what it was shown.
-        """
-        self._seq += 1
-        now = utc_now()
-        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        if now <= self._last_ts:
-            now = self._last_ts + timedelta(milliseconds=1)
-        self._last_ts = now
-        return self._seq, now
-
-    def _touch(self, record: TaskRecord) -> None:
-        if self._records.get(record.task.id) is not record:
-            return  # evicted while its executor was still finishing
-        self._records.move_to_end(record.task.id)
-        self._by_owner[record.owner].move_to_end(record.task.id)
-
-    # -- lookup ------------------------------------------------------------------------------
-
-    def find(self, owner: str, task_id: str) -> TaskRecord | None:
-        record = self._records.get(task_id)
-        if record is None or record.owner != owner:
-            return None
-        return record
-
-    def get(self, owner: str, task_id: str) -> TaskRecord:
-        """The caller's task, or -32001 (also when it belongs to someone else)."""
-        record = self.find(owner, task_id)
-        if record is None:
-            raise a2a_error(TASK_NOT_FOUND, f"Task not found: {task_id}", taskId=task_id)
-        return record
-
-    # -- changes -----------------------------------------------------------------------------
-
-    def create(self, owner: str, task: Task) -> TaskRecord:
-        """Store a new task (its timestamp and order are assigned here)."""
-        if task.id in self._records:
-            raise ValueError(f"task {task.id} already exists")
-        seq, now = self._stamp()
-        stored = task.model_copy(
-            update={
-                "status": task.status.model_copy(update={"timestamp": now}),
-                "artifacts": list(task.artifacts or []),
-                "history": list(task.history or [])[-self.max_history :],
-            }
-        )
-        record = TaskRecord(owner=owner, task=stored, seq=seq)
-        self._records[task.id] = record
-        self._by_owner.setdefault(owner, OrderedDict())[task.id] = record
-        self._evict(owner)
-        return record
-
-    def set_status(
-        self, record: TaskRecord, status: TaskStatus, metadata: Metadata | None = None
-    ) -> TaskStatusUpdateEvent:
-        """Change the task's status (timestamped now) and tell its subscribers."""
-        seq, now = self._stamp()
-        record.seq = seq
-        record.task.status = status.model_copy(update={"timestamp": now})
-        if status.message is not None:
-            self.append_history(record, status.message)
-        self._touch(record)
-        event = TaskStatusUpdateEvent(
-            task_id=record.task.id,
-            context_id=record.task.context_id,
-            status=record.task.status,
-            metadata=metadata,
-        )
-        self.publish(record, StreamResponse(status_update=event))
-        if status.state.is_terminal:
-            self._close_subscribers(record)
-        return event
-
-    def add_artifact(self, record: TaskRecord, update: ArtifactUpdate) -> TaskArtifactUpdateEvent:
-        """Add (or append to) an artifact and tell the task's subscribers."""
-        artifacts = record.task.artifacts
-        assert artifacts is not None
-        incoming = update.artifact
-        for i, existing in enumerate(artifacts):
-            if existing.artifact_id == incoming.artifact_id:
-                if update.append:
-                    incoming = existing.model_copy(
-                        update={"parts": [*existing.parts, *incoming.parts]}
-                    )
-                artifacts[i] = incoming
-                break
-        else:
-            artifacts.append(incoming)
-            del artifacts[: -self.max_artifacts]
-        event = TaskArtifactUpdateEvent(
-            task_id=record.task.id,
-            context_id=record.task.context_id,
-            artifact=update.artifact,
-            append=update.append or None,
-            last_chunk=update.last_chunk or None,
-        )
-        self.publish(record, StreamResponse(artifact_update=event))
-        return event
-
-    def append_history(self, record: TaskRecord, message: Message) -> None:
-        history = record.task.history
-        assert history is not None
-        history.append(message)
-        del history[: -self.max_history]
-
-    def _evict(self, owner: str) -> None:
-        own = self._by_owner[owner]
-        while len(own) > self.max_tasks_per_principal:
-            self._drop(self._oldest(own))
-        while len(self._records) > self.max_tasks:
-            self._drop(self._oldest(self._records))
-
-    @staticmethod
-    def _oldest(records: OrderedDict[str, TaskRecord]) -> TaskRecord:
-        """The least recently updated finished task, else the least recently updated one."""
-        for record in records.values():
-            if record.state.is_terminal:
-                return record
-        return next(iter(records.values()))
-
-    def _drop(self, record: TaskRecord) -> None:
-        self._records.pop(record.task.id, None)
-        own = self._by_owner.get(record.owner)
-        if own is not None:
-            own.pop(record.task.id, None)
-            if not own:
-                del self._by_owner[record.owner]
-        if record.run is not None:
-            record.run.cancel()
-        self._close_subscribers(record)
-
-    # -- views -------------------------------------------------------------------------------
-
-    @staticmethod
-    def snapshot(
-        record: TaskRecord, *, history_length: int | None = None, include_artifacts: bool = True
-    ) -> Task:
-        """A deep copy of the task; `history_length` 0 omits history, N keeps the last N."""
-        task = record.task
-        history = task.history or []
-        if history_length is not None:
-            history = history[-history_length:] if history_length > 0 else []
-        artifacts = task.artifacts if include_artifacts else None
-        return task.model_copy(
-            update={
-                "history": list(history) or None,
-                "artifacts": list(artifacts) if artifacts is not None else None,
-            },
-            deep=True,
-        )
-
-    def page(
-        self,
-        owner: str,
-        *,
-        context_id: str | None = None,
-        state: TaskState | None = None,
-        updated_after: datetime | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        page_token: str | None = None,
-    ) -> tuple[list[TaskRecord], str, int]:
-        """One page of the owner's tasks, most recently updated first.
-
-        Returns (records, next page token or "", total number of matching tasks).
-        """
-        cursor = _decode_cursor(page_token) if page_token else None
-        matching = [
-            r
-            for r in self._by_owner.get(owner, {}).values()
-            if (context_id is None or r.task.context_id == context_id)
-            and (state is None or r.state == state)
-            and (
-                updated_after is None
-                or (r.task.status.timestamp is not None and r.task.status.timestamp > updated_after)
-            )
-        ]
-        matching.sort(key=lambda r: r.seq, reverse=True)
-        after = matching if cursor is None else [r for r in matching if r.seq < cursor]
-        page = after[:page_size]
-        next_token = _encode_cursor(page[-1].seq) if len(after) > page_size else ""
-        return page, next_token, len(matching)
-
-    # -- subscriptions -----------------------------------------------------------------------
-
-    def subscribe(self, record: TaskRecord) -> asyncio.Queue[StreamResponse | None]:
-        queue: asyncio.Queue[StreamResponse | None] = asyncio.Queue(self.subscriber_queue)
-        record.subscribers.add(queue)
-        return queue
-
-    @staticmethod
-    def unsubscribe(record: TaskRecord, queue: asyncio.Queue[StreamResponse | None]) -> None:
-        record.subscribers.discard(queue)
-
-    def publish(self, record: TaskRecord, event: StreamResponse) -> None:
-        for queue in list(record.subscribers):
-            try:
-                queue.put_nowait(event)
-            except asyncio.QueueFull:
-                # A subscriber that stopped reading loses its stream, not the agent's memory.
-                record.subscribers.discard(queue)
-                self._end(queue)
-
-    def _close_subscribers(self, record: TaskRecord) -> None:
-        for queue in list(record.subscribers):
-            self._end(queue)
-        record.subscribers.clear()
-
-    @staticmethod
-    def _end(queue: asyncio.Queue[StreamResponse | None]) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            queue.put_nowait(None)
-        if queue.full():
-            # Make room for the end marker: the reader is gone or hopelessly behind.
-            with contextlib.suppress(asyncio.QueueEmpty):
-                queue.get_nowait()
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(None)
-
-    async def aclose(self) -> None:
-        """Cancel running executors and end every subscription (at shutdown)."""
-        runs = [r.run for r in self._records.values() if r.run is not None]
-        for run in runs:
-            run.cancel()
-        for run in runs:
-            await run.wait(5.0)
-        for record in self._records.values():
-            self._close_subscribers(record)
 
 
 # -- one executor run -----------------------------------------------------------------------
