@@ -174,6 +174,29 @@ class ClientSettings(_Section):
     breaker_reset_seconds: float = 10.0
 
 
+class PipelineSettings(_Section):
+    """The document pipeline: where bytes and messages live, and its limits."""
+
+    objects_dir: str = "objects"
+    queue_url: str = "sqlite:///queue.db"
+    visibility_timeout_seconds: float = 120.0
+    max_receive_count: int = 5
+    retention_seconds: int = 14 * 24 * 3600
+    worker_concurrency: int = 4
+    # Credentials of the two pipeline principals that are not agents (secret references).
+    worker_api_key: str | None = None
+    gateway_api_key: str | None = None
+    gateway_url: str = "http://127.0.0.1:8080"
+    max_upload_bytes: int = 25 * 1024 * 1024
+    watch_dir: str | None = None
+    watch_patterns: list[str] = Field(default_factory=lambda: ["*.pdf"])
+    rules_file: str | None = None  # None: the shipped default rules
+    extraction_workers: int = 2
+    extraction_timeout_seconds: float = 20.0
+    extraction_memory_mb: int = 512
+    max_pages: int = 200
+
+
 class LoggingSettings(_Section):
     level: str = "INFO"
     format: Literal["json", "console"] = "json"
@@ -194,6 +217,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     agents: dict[str, AgentEndpoint] = Field(default_factory=dict)
     client: ClientSettings = ClientSettings()
+    pipeline: PipelineSettings = PipelineSettings()
     logging: LoggingSettings = LoggingSettings()
 
     # Folder that relative paths are resolved against (the config file's folder).

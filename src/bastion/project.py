@@ -1,7 +1,9 @@
 """`bastion init`: lay out a working directory with config, policy, secrets and database.
 
 Writes `DIR/bastion.yaml`, `DIR/policy.json`, `DIR/secrets/*` (mode 0600, referenced from the
-config, never inlined), migrates the SQLite database and creates the first `admin` key.
+config, never inlined), migrates the SQLite database, creates the first `admin` key (printed
+once) and each service principal's credential (the agents, the worker and the gateway), stored
+as a secret file that the config references.
 """
 
 from __future__ import annotations
@@ -42,18 +44,61 @@ policy:
 rate_limit:
   backend: memory
   default: 300/minute
+  # Internal service principals get limits that match their workload, so the limiter stays on
+  # without becoming the pipeline's bottleneck.
   principals:
     monitoring: 60/minute
+    worker: 100000/minute
+    gateway: 100000/minute
+    orchestrator: 100000/minute
+    extractor: 100000/minute
+    validator: 100000/minute
+    archivist: 100000/minute
 audit:
   hmac_key: secret://file/secrets/audit.key
   checkpoint_dir: audit-checkpoints
 agents:
   echo:
     url: http://127.0.0.1:8090
+  orchestrator:
+    url: http://127.0.0.1:8081
+    api_key: secret://file/secrets/orchestrator.key
+  extractor:
+    url: http://127.0.0.1:8082
+    api_key: secret://file/secrets/extractor.key
+  validator:
+    url: http://127.0.0.1:8083
+    api_key: secret://file/secrets/validator.key
+  archivist:
+    url: http://127.0.0.1:8084
+    api_key: secret://file/secrets/archivist.key
+pipeline:
+  objects_dir: objects
+  queue_url: sqlite:///queue.db
+  worker_concurrency: 4
+  worker_api_key: secret://file/secrets/worker.key
+  gateway_api_key: secret://file/secrets/gateway.key
+  gateway_url: http://127.0.0.1:8080
+  max_upload_bytes: 26214400
 """
 
+# Each service principal's own credential, created by `bastion init`.
+SERVICE_PRINCIPALS = ("orchestrator", "extractor", "validator", "archivist", "worker", "gateway")
+
+# Least privilege: each principal may call exactly what the document flow needs of it.
 DEFAULT_POLICY = {
-    "allow": {"admin": ["*"], "monitoring": ["get_status"]},
+    "allow": {
+        "worker": ["orchestrator.process_document"],
+        "orchestrator": ["extractor.extract", "validator.validate", "archivist.archive"],
+        "validator": ["archivist.find_duplicate"],
+        "gateway": [
+            "archivist.get_document",
+            "archivist.list_documents",
+            "archivist.search",
+        ],
+        "monitoring": ["get_status"],
+        "admin": ["*"],
+    },
     "deny": {},
     "roles": {},
 }
@@ -84,5 +129,9 @@ def init_project(directory: Path, *, force: bool = False) -> InitResult:
     write_secret_file(secrets_dir / "token-signing.jwks.json", generate_signing_keyset())
     settings = load_settings(config)
     migrate(settings.database_url())
-    admin_key = build_api_key_store(settings).create("admin", label="created by bastion init")
+    keys = build_api_key_store(settings)
+    admin_key = keys.create("admin", label="created by bastion init")
+    for principal in SERVICE_PRINCIPALS:
+        key = keys.create(principal, label="service credential created by bastion init")
+        write_secret_file(secrets_dir / f"{principal}.key", key)
     return InitResult(directory=directory, config=config, admin_key=admin_key)
