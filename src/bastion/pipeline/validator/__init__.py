@@ -1,0 +1,28 @@
+"""The Validator's rule engine: declarative rules (`bastion/data/rules.yaml`) over extractions.
+
+rules = load_rules()                      # or load_rules(Path("my-rules.yaml"))
+result = await validate(extraction, rules, find_duplicate=archive_lookup)
+"""
+
+from bastion.pipeline.validator.builtin import BUILTIN_RULE_TYPES, FindDuplicate
+from bastion.pipeline.validator.rules import (
+    RULES_FILE_VERSION,
+    Rule,
+    RulesError,
+    RuleSet,
+    load_rules,
+    outcome_of,
+    validate,
+)
+
+__all__ = [
+    "BUILTIN_RULE_TYPES",
+    "RULES_FILE_VERSION",
+    "FindDuplicate",
+    "Rule",
+    "RuleSet",
+    "RulesError",
+    "load_rules",
+    "outcome_of",
+    "validate",
+]
