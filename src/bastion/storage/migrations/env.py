@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from bastion.storage import pipeline_models  # noqa: F401 - registers the archive tables
 from bastion.storage.models import Base
 
 config = context.config

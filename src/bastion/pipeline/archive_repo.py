@@ -1,0 +1,689 @@
+"""The archive repository: the only code that reads and writes the document archive tables.
+
+Used by the Archivist agent (archive), the upload path (record_upload, set_status), the API
+(get/list/search/delete) and the watched-folder ingester (was_ingested, mark_ingested). Works on
+SQLite and PostgreSQL; full-text search uses FTS5 or the tsvector index (migration 0002).
+Documents are keyed by the SHA-256 of their bytes, which makes archiving idempotent: archiving
+the same document again replaces its extracted data and adds a `reprocessed` history event.
+The repository only touches the database; the caller removes the bytes from the object store.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+import unicodedata
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
+from sqlalchemy import Engine, and_, delete, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bastion.pipeline.model import ExtractionResult, Finding, LineItem, ValidationResult
+from bastion.storage.objectstore import validate_sha256
+from bastion.storage.pipeline_models import (
+    DOCUMENT_STATUSES,
+    HISTORY_EVENTS,
+    Document,
+    DocumentField,
+    FindingRow,
+    HistoryRow,
+    IngestedFile,
+    LineItemRow,
+)
+
+TEXT_EXCERPT_CHARS = 20_000
+MAX_LIST_LIMIT = 500
+MAX_SEARCH_TERMS = 16
+_WORD_RE = re.compile(r"[^\W_]+")
+
+
+class DocumentNotFoundError(KeyError):
+    """No document with this id."""
+
+
+class DocumentDeletedError(RuntimeError):
+    """The document was deleted; its data must not come back."""
+
+
+def normalise_key(value: str | None) -> str:
+    """Issuer / invoice-number key for duplicate detection: case- and punctuation-blind."""
+    if not value:
+        return ""
+    folded = unicodedata.normalize("NFKC", value).casefold()
+    return "".join(ch for ch in folded if ch.isalnum())
+
+
+def search_terms(query: str) -> list[str]:
+    """The words of a search query, split the way the full-text indexes split text."""
+    return _WORD_RE.findall(query.lower())[:MAX_SEARCH_TERMS]
+
+
+def _clip(value: str | None, n: int) -> str | None:
+    return None if value is None else value[:n]
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, dict) and isinstance(value.get("name"), str):
+        return str(value["name"]).strip() or None
+    return json.dumps(to_jsonable_python(value), ensure_ascii=False)
+
+
+def _line_items(value: Any) -> list[LineItem]:
+    if not isinstance(value, list):
+        return []
+    items: list[LineItem] = []
+    for raw in value:
+        if isinstance(raw, LineItem):
+            items.append(raw)
+            continue
+        try:
+            items.append(LineItem.model_validate(raw))
+        except ValidationError:
+            continue
+    return items
+
+
+def _encode_cursor(doc: Document) -> str:
+    raw = json.dumps([doc.created_at, doc.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, doc_id = json.loads(raw)
+        if isinstance(created_at, bool) or not isinstance(created_at, int | float):
+            raise ValueError
+        if not isinstance(doc_id, str):
+            raise ValueError
+        return float(created_at), doc_id
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ValueError("invalid cursor") from None
+
+
+def _summary(doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc.id,
+        "filename": doc.filename,
+        "content_type": doc.content_type,
+        "size": doc.size,
+        "status": doc.status,
+        "outcome": doc.outcome,
+        "failure_reason": doc.failure_reason,
+        "document_type": doc.document_type,
+        "confidence": doc.confidence,
+        "issuer": doc.issuer,
+        "customer": doc.customer,
+        "invoice_number": doc.invoice_number,
+        "uploaded_by": doc.uploaded_by,
+        "correlation_id": doc.correlation_id,
+        "created_at": doc.created_at,
+        "updated_at": doc.updated_at,
+        "deleted_at": doc.deleted_at,
+    }
+
+
+class ArchiveRepository:
+    """Reads and writes the archive on `engine` (migrated to 0002_pipeline or later)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def _locked(self, session: Session, document_id: str) -> Document | None:
+        """The document row, locked for the rest of the transaction.
+
+        PostgreSQL locks the row (SELECT ... FOR UPDATE). SQLite has no row locks: a no-op
+        UPDATE as the transaction's first statement takes the database write lock, so the
+        reads that follow cannot be overtaken by another writer.
+        """
+        if self.dialect == "sqlite":
+            session.execute(
+                update(Document)
+                .where(Document.id == document_id)
+                .values(updated_at=Document.updated_at)
+            )
+        return session.scalar(select(Document).where(Document.id == document_id).with_for_update())
+
+    @staticmethod
+    def _event(
+        session: Session,
+        document_id: str,
+        event: str,
+        *,
+        at: float,
+        detail: str | None = None,
+        correlation_id: str | None = None,
+        principal: str | None = None,
+    ) -> None:
+        if event not in HISTORY_EVENTS:
+            raise ValueError(f"unknown history event {event!r}")
+        session.add(
+            HistoryRow(
+                document_id=document_id,
+                at=at,
+                event=event,
+                detail=detail,
+                correlation_id=_clip(correlation_id, 128),
+                principal=_clip(principal, 256),
+            )
+        )
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def record_upload(
+        self,
+        document_id: str,
+        *,
+        filename: str,
+        content_type: str,
+        size: int,
+        principal: str,
+        correlation_id: str | None = None,
+    ) -> bool:
+        """Record a received document (status `queued`, event `received`).
+
+        Returns True for a new document (or one re-uploaded after deletion, which is restored
+        and queued again); False if it is already in the archive, which is left as it is apart
+        from a `received` history event. ValueError if `document_id` is not a SHA-256 hex digest.
+        """
+        validate_sha256(document_id)
+        now = time.time()
+        try:
+            with self._tx() as s:
+                doc = self._locked(s, document_id)
+                if doc is None:
+                    s.add(
+                        Document(
+                            id=document_id,
+                            filename=_clip(filename, 512) or "",
+                            content_type=_clip(content_type, 128) or "",
+                            size=size,
+                            status="queued",
+                            uploaded_by=_clip(principal, 256) or "",
+                            correlation_id=_clip(correlation_id, 128),
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                    s.flush()
+                    detail, created = None, True
+                elif doc.deleted_at is not None:
+                    doc.deleted_at = None
+                    doc.status = "queued"
+                    doc.outcome = doc.failure_reason = None
+                    doc.filename = _clip(filename, 512) or ""
+                    doc.content_type = _clip(content_type, 128) or ""
+                    doc.uploaded_by = _clip(principal, 256) or ""
+                    doc.correlation_id = _clip(correlation_id, 128)
+                    doc.updated_at = now
+                    detail, created = "uploaded again after deletion", True
+                else:
+                    detail, created = "already in the archive", False
+                self._event(
+                    s,
+                    document_id,
+                    "received",
+                    at=now,
+                    detail=detail,
+                    correlation_id=correlation_id,
+                    principal=principal,
+                )
+            return created
+        except IntegrityError:
+            # A concurrent upload of the same bytes created the row first.
+            with self._tx() as s:
+                self._event(
+                    s,
+                    document_id,
+                    "received",
+                    at=now,
+                    detail="already in the archive",
+                    correlation_id=correlation_id,
+                    principal=principal,
+                )
+            return False
+
+    def set_status(
+        self,
+        document_id: str,
+        status: str,
+        *,
+        reason: str | None = None,
+        detail: str | None = None,
+        correlation_id: str | None = None,
+        principal: str | None = None,
+    ) -> None:
+        """Move a document to `status` and record the matching history event.
+
+        `reason` is the failure reason code (kept only with status `failed`).
+        """
+        if status not in DOCUMENT_STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        now = time.time()
+        with self._tx() as s:
+            doc = self._locked(s, document_id)
+            if doc is None:
+                raise DocumentNotFoundError(document_id)
+            doc.status = status
+            doc.failure_reason = _clip(reason, 64) if status == "failed" else None
+            doc.updated_at = now
+            if status == "failed" and reason and not detail:
+                detail = reason
+            self._event(
+                s,
+                document_id,
+                status,
+                at=now,
+                detail=detail,
+                correlation_id=correlation_id,
+                principal=principal,
+            )
+
+    def add_event(
+        self,
+        document_id: str,
+        event: str,
+        *,
+        detail: str | None = None,
+        correlation_id: str | None = None,
+        principal: str | None = None,
+    ) -> None:
+        """Append a history event (e.g. `extracted`, `validated`) without changing status."""
+        with self._tx() as s:
+            if s.get(Document, document_id) is None:
+                raise DocumentNotFoundError(document_id)
+            self._event(
+                s,
+                document_id,
+                event,
+                at=time.time(),
+                detail=detail,
+                correlation_id=correlation_id,
+                principal=principal,
+            )
+
+    def archive(
+        self,
+        document_id: str,
+        result: ExtractionResult,
+        validation: ValidationResult,
+        *,
+        correlation_id: str | None,
+        principal: str | None,
+        text_excerpt: str | None = None,
+        guardrail_findings: Sequence[Finding] = (),
+    ) -> bool:
+        """Store the extraction and validation of a document and mark it `archived`.
+
+        Idempotent on the document id: archiving again replaces fields, line items and
+        findings and records `reprocessed` before `archived`. Returns True when it was a
+        reprocess. `result.findings` and `guardrail_findings` are stored as guardrail findings,
+        `validation.findings` as validation findings. Raises DocumentNotFoundError for an
+        unknown id and DocumentDeletedError for a deleted document.
+        """
+        now = time.time()
+        with self._tx() as s:
+            doc = self._locked(s, document_id)
+            if doc is None:
+                raise DocumentNotFoundError(document_id)
+            if doc.deleted_at is not None:
+                raise DocumentDeletedError(document_id)
+            reprocess = (
+                s.scalar(
+                    select(HistoryRow.id)
+                    .where(HistoryRow.document_id == document_id, HistoryRow.event == "archived")
+                    .limit(1)
+                )
+                is not None
+            )
+            if reprocess:
+                counts = self._clear_extracted(s, document_id)
+                self._event(
+                    s,
+                    document_id,
+                    "reprocessed",
+                    at=now,
+                    detail=(
+                        f"replaced {counts[0]} fields, {counts[1]} line items,"
+                        f" {counts[2]} findings; previous outcome {doc.outcome}"
+                    ),
+                    correlation_id=correlation_id,
+                    principal=principal,
+                )
+
+            for name, f in result.fields.items():
+                s.add(
+                    DocumentField(
+                        document_id=document_id,
+                        name=name[:64],
+                        value=to_jsonable_python(f.value),
+                        confidence=f.confidence,
+                        page=f.page,
+                    )
+                )
+            for pos, item in enumerate(_line_items(result.value("line_items"))):
+                s.add(
+                    LineItemRow(
+                        document_id=document_id,
+                        position=pos,
+                        description=item.description,
+                        quantity=item.quantity,
+                        unit_price=item.unit_price,
+                        amount=item.amount,
+                    )
+                )
+            tagged = [("guardrail", f) for f in (*result.findings, *guardrail_findings)]
+            tagged += [("validation", f) for f in validation.findings]
+            for source, finding in tagged:
+                s.add(
+                    FindingRow(
+                        document_id=document_id,
+                        source=source,
+                        rule_id=finding.rule_id[:64],
+                        severity=finding.severity,
+                        message=finding.message,
+                        field=_clip(finding.field, 64),
+                    )
+                )
+
+            issuer = _as_text(result.value("issuer"))
+            customer = _as_text(result.value("customer"))
+            invoice_number = _as_text(result.value("invoice_number"))
+            doc.status = "archived"
+            doc.outcome = validation.outcome
+            doc.failure_reason = None
+            doc.document_type = result.document_type
+            doc.confidence = result.confidence
+            doc.issuer = _clip(issuer, 512)
+            doc.customer = _clip(customer, 512)
+            doc.invoice_number = _clip(invoice_number, 128)
+            doc.issuer_key = normalise_key(issuer)[:512] or None
+            doc.invoice_number_key = normalise_key(invoice_number)[:128] or None
+            if text_excerpt is not None or not reprocess:
+                doc.text_excerpt = _clip(text_excerpt, TEXT_EXCERPT_CHARS)
+            doc.updated_at = now
+            self._event(
+                s,
+                document_id,
+                "archived",
+                at=now,
+                detail=f"outcome {validation.outcome}",
+                correlation_id=correlation_id,
+                principal=principal,
+            )
+        return reprocess
+
+    @staticmethod
+    def _clear_extracted(s: Session, document_id: str) -> tuple[int, int, int]:
+        counts = []
+        for model in (DocumentField, LineItemRow, FindingRow):
+            res = s.execute(delete(model).where(model.document_id == document_id))
+            counts.append(int(res.rowcount))  # type: ignore[attr-defined]
+        return counts[0], counts[1], counts[2]
+
+    def delete_document(
+        self, document_id: str, *, principal: str, correlation_id: str | None
+    ) -> bool:
+        """Remove a document's extracted data and text, keeping a tombstone and its history.
+
+        Returns False if there is no such document or it was already deleted.
+        """
+        now = time.time()
+        with self._tx() as s:
+            doc = self._locked(s, document_id)
+            if doc is None or doc.deleted_at is not None:
+                return False
+            counts = self._clear_extracted(s, document_id)
+            doc.deleted_at = now
+            doc.updated_at = now
+            doc.issuer = doc.customer = doc.invoice_number = None
+            doc.issuer_key = doc.invoice_number_key = None
+            doc.text_excerpt = None
+            self._event(
+                s,
+                document_id,
+                "deleted",
+                at=now,
+                detail=f"removed {counts[0]} fields, {counts[1]} line items, {counts[2]} findings",
+                correlation_id=correlation_id,
+                principal=principal,
+            )
+        return True
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get_document(self, document_id: str) -> dict[str, Any] | None:
+        """Everything about a document (a tombstone has `deleted_at` set), or None."""
+        with Session(self.engine) as s:
+            doc = s.get(Document, document_id)
+            if doc is None:
+                return None
+            out = _summary(doc)
+            fields = s.scalars(
+                select(DocumentField)
+                .where(DocumentField.document_id == document_id)
+                .order_by(DocumentField.id)
+            )
+            out["fields"] = {
+                f.name: {"value": f.value, "confidence": f.confidence, "page": f.page}
+                for f in fields
+            }
+            items = s.scalars(
+                select(LineItemRow)
+                .where(LineItemRow.document_id == document_id)
+                .order_by(LineItemRow.position)
+            )
+            out["line_items"] = [
+                {
+                    "position": i.position,
+                    "description": i.description,
+                    "quantity": i.quantity,
+                    "unit_price": i.unit_price,
+                    "amount": i.amount,
+                }
+                for i in items
+            ]
+            findings = s.scalars(
+                select(FindingRow)
+                .where(FindingRow.document_id == document_id)
+                .order_by(FindingRow.id)
+            )
+            out["findings"] = [
+                {
+                    "source": f.source,
+                    "rule_id": f.rule_id,
+                    "severity": f.severity,
+                    "message": f.message,
+                    "field": f.field,
+                }
+                for f in findings
+            ]
+            history = s.scalars(
+                select(HistoryRow)
+                .where(HistoryRow.document_id == document_id)
+                .order_by(HistoryRow.id)
+            )
+            out["history"] = [
+                {
+                    "at": h.at,
+                    "event": h.event,
+                    "detail": h.detail,
+                    "correlation_id": h.correlation_id,
+                    "principal": h.principal,
+                }
+                for h in history
+            ]
+            return out
+
+    def list_documents(
+        self,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        *,
+        include_deleted: bool = False,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first, keyset-paginated on (created_at, id).
+
+        Returns a page and the cursor of the next page (None on the last page). Pages stay
+        stable while documents are added. ValueError for a bad status or cursor.
+        """
+        if status is not None and status not in DOCUMENT_STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        limit = max(1, min(limit, MAX_LIST_LIMIT))
+        stmt = select(Document)
+        if status is not None:
+            stmt = stmt.where(Document.status == status)
+        if not include_deleted:
+            stmt = stmt.where(Document.deleted_at.is_(None))
+        if cursor is not None:
+            created_at, doc_id = _decode_cursor(cursor)
+            stmt = stmt.where(
+                or_(
+                    Document.created_at < created_at,
+                    and_(Document.created_at == created_at, Document.id < doc_id),
+                )
+            )
+        stmt = stmt.order_by(Document.created_at.desc(), Document.id.desc()).limit(limit + 1)
+        with Session(self.engine) as s:
+            docs = list(s.scalars(stmt))
+        more = len(docs) > limit
+        docs = docs[:limit]
+        next_cursor = _encode_cursor(docs[-1]) if more and docs else None
+        return [_summary(d) for d in docs], next_cursor
+
+    def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Full-text search over issuer, customer, invoice number, text and filename.
+
+        Every word of the query must match (as a word prefix); best matches first; deleted
+        documents are never returned.
+        """
+        terms = search_terms(query)
+        if not terms:
+            return []
+        limit = max(1, min(limit, MAX_LIST_LIMIT))
+        with Session(self.engine) as s:
+            if self.dialect == "sqlite":
+                match = " AND ".join(f'"{t}"*' for t in terms)
+                ids = list(
+                    s.scalars(
+                        text(
+                            "SELECT documents_fts.document_id FROM documents_fts"
+                            " JOIN documents ON documents.id = documents_fts.document_id"
+                            " WHERE documents_fts MATCH :q AND documents.deleted_at IS NULL"
+                            " ORDER BY documents_fts.rank, documents.created_at DESC LIMIT :n"
+                        ),
+                        {"q": match, "n": limit},
+                    )
+                )
+            elif self.dialect == "postgresql":
+                tsquery = " & ".join(f"'{t}':*" for t in terms)
+                ids = list(
+                    s.scalars(
+                        text(
+                            "SELECT id FROM documents"
+                            " WHERE search_vector @@ to_tsquery('simple', :q)"
+                            " AND deleted_at IS NULL"
+                            " ORDER BY ts_rank(search_vector, to_tsquery('simple', :q)) DESC,"
+                            " created_at DESC LIMIT :n"
+                        ),
+                        {"q": tsquery, "n": limit},
+                    )
+                )
+            else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+                raise NotImplementedError(self.dialect)
+            if not ids:
+                return []
+            docs = {d.id: d for d in s.scalars(select(Document).where(Document.id.in_(ids)))}
+        return [_summary(docs[i]) for i in ids if i in docs]
+
+    def find_duplicate(
+        self, issuer: str | None, invoice_number: str | None, exclude_id: str | None = None
+    ) -> str | None:
+        """The oldest archived, non-deleted document with the same issuer and invoice number
+        (compared case- and punctuation-blind), other than `exclude_id`."""
+        issuer_key = normalise_key(issuer)[:512]
+        number_key = normalise_key(invoice_number)[:128]
+        if not issuer_key or not number_key:
+            return None
+        stmt = select(Document.id).where(
+            Document.invoice_number_key == number_key,
+            Document.issuer_key == issuer_key,
+            Document.status == "archived",
+            Document.deleted_at.is_(None),
+        )
+        if exclude_id is not None:
+            stmt = stmt.where(Document.id != exclude_id)
+        stmt = stmt.order_by(Document.created_at, Document.id).limit(1)
+        with Session(self.engine) as s:
+            return s.scalar(stmt)
+
+    def status_counts(self) -> dict[str, int]:
+        """Documents per status (every status present, deleted ones excluded), plus `deleted`."""
+        counts = dict.fromkeys(DOCUMENT_STATUSES, 0)
+        with Session(self.engine) as s:
+            rows = s.execute(
+                select(Document.status, func.count())
+                .where(Document.deleted_at.is_(None))
+                .group_by(Document.status)
+            )
+            for status, n in rows:
+                counts[status] = int(n)
+            deleted = s.scalar(
+                select(func.count()).select_from(Document).where(Document.deleted_at.is_not(None))
+            )
+        counts["deleted"] = int(deleted or 0)
+        return counts
+
+    # -- watched-folder dedupe --------------------------------------------------------------
+
+    def was_ingested(self, path: str, size: int, mtime: float) -> str | None:
+        """The SHA-256 recorded for this path with this size and mtime, if any."""
+        with Session(self.engine) as s:
+            return s.scalar(
+                select(IngestedFile.sha256)
+                .where(
+                    IngestedFile.path == path,
+                    IngestedFile.size == size,
+                    IngestedFile.mtime == mtime,
+                )
+                .order_by(IngestedFile.id.desc())
+                .limit(1)
+            )
+
+    def mark_ingested(self, path: str, size: int, mtime: float, sha256: str) -> bool:
+        """Remember that `path` with content `sha256` was submitted; False if already known
+        (the size and mtime are refreshed)."""
+        now = time.time()
+        try:
+            with self._tx() as s:
+                s.add(
+                    IngestedFile(path=path, size=size, mtime=mtime, sha256=sha256, ingested_at=now)
+                )
+            return True
+        except IntegrityError:
+            with self._tx() as s:
+                s.execute(
+                    update(IngestedFile)
+                    .where(IngestedFile.path == path, IngestedFile.sha256 == sha256)
+                    .values(size=size, mtime=mtime)
+                )
+            return False

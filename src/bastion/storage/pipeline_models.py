@@ -1,0 +1,165 @@
+"""SQLAlchemy models for the document archive: documents, their extracted data and history.
+
+A document's id is the SHA-256 of its bytes (its name in the object store). Deleting a document
+keeps a tombstone row (`deleted_at` set, extracted data removed) and its history. Full-text
+search lives outside these models, in migration 0002: an FTS5 table `documents_fts` kept in step
+by triggers on SQLite, a generated `search_vector` tsvector column with a GIN index on
+PostgreSQL. Schema changes go through an Alembic migration in `storage/migrations/versions/`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bastion.storage.models import Base
+
+DocumentStatus = Literal["queued", "processing", "archived", "failed"]
+FindingSource = Literal["validation", "guardrail"]
+HistoryEvent = Literal[
+    "received",
+    "queued",
+    "processing",
+    "extracted",
+    "validated",
+    "archived",
+    "failed",
+    "deleted",
+    "reprocessed",
+]
+DOCUMENT_STATUSES: tuple[str, ...] = get_args(DocumentStatus)
+HISTORY_EVENTS: tuple[str, ...] = get_args(HistoryEvent)
+
+# Columns indexed for full-text search (the FTS5 table and the tsvector use the same ones).
+FTS_COLUMNS = ("issuer", "customer", "invoice_number", "text_excerpt", "filename")
+
+_PK = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Document(Base):
+    """One uploaded document, named by the SHA-256 of its bytes."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        Index("ix_documents_created", "created_at", "id"),
+        Index("ix_documents_status_created", "status", "created_at", "id"),
+        Index("ix_documents_duplicate_key", "invoice_number_key", "issuer_key"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(512))
+    content_type: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    failure_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    document_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Searchable headline fields, and normalised keys for duplicate detection.
+    issuer: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    customer: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    invoice_number: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    issuer_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    invoice_number_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    text_excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    uploaded_by: Mapped[str] = mapped_column(String(256))
+    correlation_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    deleted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class DocumentField(Base):
+    """One extracted field of a document (`value` is any JSON value)."""
+
+    __tablename__ = "document_fields"
+    __table_args__ = (UniqueConstraint("document_id", "name", name="uq_document_fields_name"),)
+
+    id: Mapped[int] = mapped_column(_PK, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("documents.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    confidence: Mapped[float] = mapped_column(Float)
+    page: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class LineItemRow(Base):
+    """One invoice line, in document order (`position` from 0)."""
+
+    __tablename__ = "line_items"
+    __table_args__ = (UniqueConstraint("document_id", "position", name="uq_line_items_position"),)
+
+    id: Mapped[int] = mapped_column(_PK, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("documents.id", ondelete="CASCADE")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    unit_price: Mapped[float | None] = mapped_column(Float, nullable=True)
+    amount: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class FindingRow(Base):
+    """A validation or guardrail finding recorded on a document."""
+
+    __tablename__ = "findings"
+    __table_args__ = (Index("ix_findings_document", "document_id"),)
+
+    id: Mapped[int] = mapped_column(_PK, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("documents.id", ondelete="CASCADE")
+    )
+    source: Mapped[str] = mapped_column(String(16))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(Text)
+    field: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class HistoryRow(Base):
+    """One event in a document's life; kept after the document is deleted."""
+
+    __tablename__ = "history"
+    __table_args__ = (Index("ix_history_document", "document_id", "id"),)
+
+    id: Mapped[int] = mapped_column(_PK, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("documents.id", ondelete="CASCADE")
+    )
+    at: Mapped[float] = mapped_column(Float)
+    event: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    correlation_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    principal: Mapped[str | None] = mapped_column(String(256), nullable=True)
+
+
+class IngestedFile(Base):
+    """A file the watched-folder ingester has already submitted (path + content)."""
+
+    __tablename__ = "ingested_files"
+    __table_args__ = (
+        UniqueConstraint("path", "sha256", name="uq_ingested_files_path_sha"),
+        Index("ix_ingested_files_path", "path", "size", "mtime"),
+    )
+
+    id: Mapped[int] = mapped_column(_PK, primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime: Mapped[float] = mapped_column(Float)
+    sha256: Mapped[str] = mapped_column(String(64))
+    ingested_at: Mapped[float] = mapped_column(Float)

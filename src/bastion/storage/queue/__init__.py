@@ -1,0 +1,65 @@
+"""Durable message queues for the document pipeline (SQS-shaped; SQLite backend for now).
+
+`open_queue(url)` opens the backend named by a URL such as `sqlite:///queue.db` (relative paths
+are resolved against `base_dir`). The API is synchronous; see `base` for the contract.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bastion.storage.queue.base import (
+    DEFAULT_MAX_RECEIVE_COUNT,
+    DEFAULT_RETENTION_SECONDS,
+    DEFAULT_VISIBILITY_TIMEOUT,
+    REASON_MAX_RECEIVES,
+    DeadLetter,
+    Message,
+    Queue,
+    QueueStats,
+)
+from bastion.storage.queue.sqlite import SQLiteQueue
+
+__all__ = [
+    "DEFAULT_MAX_RECEIVE_COUNT",
+    "DEFAULT_RETENTION_SECONDS",
+    "DEFAULT_VISIBILITY_TIMEOUT",
+    "REASON_MAX_RECEIVES",
+    "DeadLetter",
+    "Message",
+    "Queue",
+    "QueueStats",
+    "SQLiteQueue",
+    "open_queue",
+    "queue_path",
+]
+
+
+def queue_path(url: str, base_dir: Path | None = None) -> Path:
+    """The file of a `sqlite:///relative` or `sqlite:////absolute` queue URL."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise ValueError(f"unsupported queue URL {url!r} (expected sqlite:///path)")
+    path = Path(url[len(prefix) :].split("?", 1)[0])
+    if not str(path) or ":memory:" in str(path):
+        raise ValueError("a queue needs a file path")
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+def open_queue(
+    url: str,
+    *,
+    base_dir: Path | None = None,
+    name: str = "default",
+    max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+) -> Queue:
+    """Open (creating if needed) the queue at `url`."""
+    return SQLiteQueue(
+        queue_path(url, base_dir),
+        name=name,
+        max_receive_count=max_receive_count,
+        retention_seconds=retention_seconds,
+    )

@@ -1,0 +1,406 @@
+"""The SQLite queue backend: a durable queue in its own SQLite file (WAL).
+
+Several processes may consume the same file: every state change is one `BEGIN IMMEDIATE`
+transaction, and a receive claims its messages with a single `UPDATE ... RETURNING`, so a
+message is handed to exactly one consumer per visibility window. Each receive gives a message a
+new random receipt handle, and delete/change_visibility/dead_letter match on it, so a consumer
+whose claim expired (and whose message another consumer has since received) cannot act on it.
+
+Several logical queues can share one file (`name`). Long polls re-check with a growing pause
+(10 ms to 200 ms); a send in the same process wakes its waiters at once. `synchronous=NORMAL`:
+a committed message survives a process crash; a power cut may lose the last commits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bastion.storage.queue.base import (
+    DEFAULT_MAX_RECEIVE_COUNT,
+    DEFAULT_RETENTION_SECONDS,
+    DEFAULT_VISIBILITY_TIMEOUT,
+    REASON_MAX_RECEIVES,
+    DeadLetter,
+    Message,
+    QueueStats,
+)
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+MAX_BATCH = 100
+_POLL_MIN = 0.01
+_POLL_MAX = 0.2
+_MAX_REASON = 2000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    queue TEXT NOT NULL,
+    body TEXT NOT NULL,
+    sent_at REAL NOT NULL,
+    enqueued_at REAL NOT NULL,
+    visible_at REAL NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT UNIQUE,
+    last_error TEXT,
+    dead_at REAL
+);
+CREATE INDEX IF NOT EXISTS ix_messages_ready
+    ON messages (queue, visible_at, seq) WHERE dead_at IS NULL;
+CREATE INDEX IF NOT EXISTS ix_messages_enqueued
+    ON messages (queue, enqueued_at) WHERE dead_at IS NULL;
+CREATE INDEX IF NOT EXISTS ix_messages_dead
+    ON messages (queue, dead_at) WHERE dead_at IS NOT NULL;
+"""
+
+# Same-process waiters on a queue, woken by a send.
+_wakeups: dict[tuple[str, str], threading.Condition] = {}
+_wakeups_lock = threading.Lock()
+
+
+def _wakeup(key: tuple[str, str]) -> threading.Condition:
+    with _wakeups_lock:
+        cond = _wakeups.get(key)
+        if cond is None:
+            cond = _wakeups[key] = threading.Condition()
+        return cond
+
+
+class SQLiteQueue:
+    """A `Queue` stored in the SQLite file at `path` (created if missing)."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        name: str = "default",
+        max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
+        retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+        busy_timeout_seconds: float = 30.0,
+    ) -> None:
+        if max_receive_count < 1:
+            raise ValueError("max_receive_count must be at least 1")
+        if retention_seconds <= 0:
+            raise ValueError("retention_seconds must be positive")
+        self.path = Path(path)
+        self.name = name
+        self.max_receive_count = max_receive_count
+        self.retention_seconds = float(retention_seconds)
+        self._busy_timeout = busy_timeout_seconds
+        self._local = threading.local()
+        self._conns: list[tuple[int, sqlite3.Connection]] = []
+        self._conns_lock = threading.Lock()
+        self._wake = _wakeup((str(self.path.resolve()), name))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write(self._create_schema)
+
+    # -- connections and transactions -------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout,
+            isolation_level=None,  # explicit BEGIN IMMEDIATE / COMMIT below
+            check_same_thread=False,
+        )
+        deadline = time.monotonic() + self._busy_timeout
+        while True:  # switching a new file to WAL needs a moment of exclusive access
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    conn.close()
+                    raise
+                time.sleep(0.01)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection (a new one after a fork)."""
+        pid = os.getpid()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != pid:
+            conn = self._connect()
+            self._local.conn = conn
+            self._local.pid = pid
+            with self._conns_lock:
+                self._conns.append((pid, conn))
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._transaction() as conn:
+            return fn(conn)
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"queue file {self.path} has a newer schema ({version})")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Close this process's connections (the queue reopens them if used again)."""
+        pid = os.getpid()
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for owner, conn in conns:
+            if owner == pid:
+                conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> SQLiteQueue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def _sweep(self, conn: sqlite3.Connection, now: float) -> int:
+        """Dead-letter exhausted messages whose visibility expired; purge expired ones."""
+        conn.execute(
+            "UPDATE messages SET dead_at = ?, receipt = NULL,"
+            " last_error = COALESCE(last_error, ?)"
+            " WHERE queue = ? AND dead_at IS NULL AND visible_at <= ? AND receive_count >= ?",
+            (now, REASON_MAX_RECEIVES, self.name, now, self.max_receive_count),
+        )
+        cutoff = now - self.retention_seconds
+        cur = conn.execute(
+            "DELETE FROM messages WHERE queue = ? AND dead_at IS NULL AND enqueued_at <= ?",
+            (self.name, cutoff),
+        )
+        purged = cur.rowcount
+        cur = conn.execute(
+            "DELETE FROM messages WHERE queue = ? AND dead_at IS NOT NULL AND dead_at <= ?",
+            (self.name, cutoff),
+        )
+        return purged + cur.rowcount
+
+    def purge_expired(self) -> int:
+        return self._write(lambda conn: self._sweep(conn, time.time()))
+
+    # -- producer ---------------------------------------------------------------------------
+
+    def send(self, body: dict[str, Any], *, delay_seconds: float = 0) -> str:
+        if not isinstance(body, dict):
+            raise TypeError("a message body is a dict")
+        if delay_seconds < 0:
+            raise ValueError("delay_seconds must not be negative")
+        payload = json.dumps(body, separators=(",", ":"), allow_nan=False)
+        msg_id = uuid.uuid4().hex
+        now = time.time()
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO messages (id, queue, body, sent_at, enqueued_at, visible_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (msg_id, self.name, payload, now, now, now + delay_seconds),
+            )
+
+        self._write(insert)
+        if delay_seconds == 0:
+            with self._wake:
+                self._wake.notify_all()
+        return msg_id
+
+    # -- consumer ---------------------------------------------------------------------------
+
+    def _claim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
+        token = secrets.token_hex(12) + "."
+
+        def claim(conn: sqlite3.Connection) -> list[Message]:
+            now = time.time()
+            self._sweep(conn, now)
+            rows = conn.execute(
+                "UPDATE messages SET receipt = ? || id, visible_at = ?,"
+                " receive_count = receive_count + 1"
+                " WHERE seq IN (SELECT seq FROM messages"
+                "   WHERE queue = ? AND dead_at IS NULL AND visible_at <= ? AND receive_count < ?"
+                "   ORDER BY visible_at, seq LIMIT ?)"
+                " RETURNING seq, id, receipt, body, receive_count, sent_at",
+                (
+                    token,
+                    now + visibility_timeout,
+                    self.name,
+                    now,
+                    self.max_receive_count,
+                    max_messages,
+                ),
+            ).fetchall()
+            rows.sort(key=lambda r: r[0])
+            return [
+                Message(
+                    id=r[1],
+                    receipt_handle=r[2],
+                    body=json.loads(r[3]),
+                    receive_count=r[4],
+                    sent_at=r[5],
+                )
+                for r in rows
+            ]
+
+        return self._write(claim)
+
+    def receive(
+        self,
+        max_messages: int = 1,
+        *,
+        visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT,
+        wait_seconds: float = 0,
+    ) -> list[Message]:
+        if not 1 <= max_messages <= MAX_BATCH:
+            raise ValueError(f"max_messages must be between 1 and {MAX_BATCH}")
+        if visibility_timeout < 0 or wait_seconds < 0:
+            raise ValueError("timeouts must not be negative")
+        deadline = time.monotonic() + wait_seconds
+        pause = _POLL_MIN
+        while True:
+            messages = self._claim(max_messages, visibility_timeout)
+            remaining = deadline - time.monotonic()
+            if messages or remaining <= 0:
+                return messages
+            with self._wake:
+                self._wake.wait(min(pause, remaining))
+            pause = min(pause * 2, _POLL_MAX)
+
+    def delete(self, receipt_handle: str) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "DELETE FROM messages WHERE receipt = ? AND dead_at IS NULL", (receipt_handle,)
+            )
+            return cur.rowcount > 0
+
+        return self._write(delete)
+
+    def change_visibility(
+        self, receipt_handle: str, timeout: float, *, reason: str | None = None
+    ) -> bool:
+        if timeout < 0:
+            raise ValueError("timeout must not be negative")
+        reason = None if reason is None else reason[:_MAX_REASON]
+
+        def change(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE messages SET visible_at = ?, last_error = COALESCE(?, last_error)"
+                " WHERE receipt = ? AND dead_at IS NULL",
+                (time.time() + timeout, reason, receipt_handle),
+            )
+            return cur.rowcount > 0
+
+        changed = self._write(change)
+        if changed and timeout == 0:
+            with self._wake:
+                self._wake.notify_all()
+        return changed
+
+    def dead_letter(self, receipt_handle: str, reason: str) -> bool:
+        def move(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE messages SET dead_at = ?, last_error = ?, receipt = NULL"
+                " WHERE receipt = ? AND dead_at IS NULL",
+                (time.time(), reason[:_MAX_REASON], receipt_handle),
+            )
+            return cur.rowcount > 0
+
+        return self._write(move)
+
+    # -- dead-letter queue ------------------------------------------------------------------
+
+    def dlq_list(self, limit: int = 100) -> list[DeadLetter]:
+        def read(conn: sqlite3.Connection) -> list[DeadLetter]:
+            self._sweep(conn, time.time())
+            rows = conn.execute(
+                "SELECT id, body, receive_count, sent_at, dead_at, last_error FROM messages"
+                " WHERE queue = ? AND dead_at IS NOT NULL ORDER BY dead_at, seq LIMIT ?",
+                (self.name, limit),
+            ).fetchall()
+            return [
+                DeadLetter(
+                    id=r[0],
+                    body=json.loads(r[1]),
+                    receive_count=r[2],
+                    sent_at=r[3],
+                    dead_at=r[4],
+                    reason=r[5] or REASON_MAX_RECEIVES,
+                )
+                for r in rows
+            ]
+
+        return self._write(read)
+
+    def redrive(self, ids: list[str] | None = None) -> int:
+        def move(conn: sqlite3.Connection) -> int:
+            now = time.time()
+            self._sweep(conn, now)
+            sql = (
+                "UPDATE messages SET dead_at = NULL, receive_count = 0, last_error = NULL,"
+                " receipt = NULL, visible_at = ?, enqueued_at = ?"
+                " WHERE queue = ? AND dead_at IS NOT NULL"
+            )
+            params: list[Any] = [now, now, self.name]
+            if ids is None:
+                return conn.execute(sql, params).rowcount
+            moved = 0
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                moved += conn.execute(f"{sql} AND id IN ({marks})", [*params, *chunk]).rowcount
+            return moved
+
+        moved = self._write(move)
+        if moved:
+            with self._wake:
+                self._wake.notify_all()
+        return moved
+
+    # -- introspection ----------------------------------------------------------------------
+
+    def stats(self) -> QueueStats:
+        def read(conn: sqlite3.Connection) -> QueueStats:
+            now = time.time()
+            self._sweep(conn, now)
+            visible, in_flight, delayed, dead = conn.execute(
+                "SELECT"
+                " COALESCE(SUM(dead_at IS NULL AND visible_at <= ?), 0),"
+                " COALESCE(SUM(dead_at IS NULL AND visible_at > ? AND receive_count > 0), 0),"
+                " COALESCE(SUM(dead_at IS NULL AND visible_at > ? AND receive_count = 0), 0),"
+                " COALESCE(SUM(dead_at IS NOT NULL), 0)"
+                " FROM messages WHERE queue = ?",
+                (now, now, now, self.name),
+            ).fetchone()
+            return QueueStats(visible=visible, in_flight=in_flight, delayed=delayed, dead=dead)
+
+        return self._write(read)
+
+    def depth(self) -> int:
+        s = self.stats()
+        return s.visible + s.in_flight + s.delayed
+
+    def dlq_depth(self) -> int:
+        return self.stats().dead

@@ -1,0 +1,403 @@
+"""The archive repository, on SQLite and PostgreSQL (`db_url`)."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bastion.pipeline.archive_repo import (
+    ArchiveRepository,
+    DocumentDeletedError,
+    DocumentNotFoundError,
+    normalise_key,
+)
+from bastion.pipeline.model import ExtractedField, ExtractionResult, Finding, ValidationResult
+from bastion.storage.database import shared_engine
+from bastion.storage.pipeline_models import DocumentField, FindingRow, LineItemRow
+
+
+def sha(n: int | str) -> str:
+    return hashlib.sha256(str(n).encode()).hexdigest()
+
+
+def invoice(
+    number: str = "INV-2024-001",
+    issuer: str = "Zebra Logistics GmbH",
+    customer: str = "Müller & Söhne KG",
+    lines: int = 2,
+    total: float = 119.0,
+) -> ExtractionResult:
+    fields: dict[str, Any] = {
+        "invoice_number": number,
+        "issuer": issuer,
+        "customer": customer,
+        "issue_date": "2024-03-01",
+        "total": total,
+        "currency": "EUR",
+        "line_items": [
+            {"description": f"Item {i}", "quantity": 1.0, "unit_price": 50.0, "amount": 50.0}
+            for i in range(lines)
+        ],
+    }
+    return ExtractionResult(
+        document_type="invoice",
+        confidence=0.93,
+        fields={k: ExtractedField(value=v, confidence=0.9, page=1) for k, v in fields.items()},
+        pages=1,
+        findings=[Finding(rule_id="guard.scanned", severity="info", message="image only page")],
+    )
+
+
+VALID = ValidationResult(outcome="valid")
+INVALID = ValidationResult(
+    outcome="invalid",
+    findings=[
+        Finding(rule_id="totals.sum", severity="error", message="sum mismatch", field="total"),
+        Finding(rule_id="iban.checksum", severity="warning", message="bad IBAN", field="iban"),
+    ],
+)
+
+
+@pytest.fixture
+def repo(db_url: str) -> ArchiveRepository:
+    return ArchiveRepository(shared_engine(db_url))
+
+
+def upload(repo: ArchiveRepository, doc_id: str, filename: str = "invoice.pdf") -> bool:
+    return repo.record_upload(
+        doc_id,
+        filename=filename,
+        content_type="application/pdf",
+        size=1234,
+        principal="alice",
+        correlation_id="corr-up",
+    )
+
+
+def archived(repo: ArchiveRepository, doc_id: str, result: ExtractionResult, **kw: Any) -> bool:
+    return repo.archive(
+        doc_id,
+        result,
+        kw.pop("validation", VALID),
+        correlation_id="corr-arch",
+        principal="svc-archivist",
+        **kw,
+    )
+
+
+def events(repo: ArchiveRepository, doc_id: str) -> list[str]:
+    doc = repo.get_document(doc_id)
+    assert doc is not None
+    return [h["event"] for h in doc["history"]]
+
+
+def row_counts(repo: ArchiveRepository, doc_id: str) -> tuple[int, int, int]:
+    with Session(repo.engine) as s:
+        return (
+            s.scalar(select(func.count()).where(DocumentField.document_id == doc_id)) or 0,
+            s.scalar(select(func.count()).where(LineItemRow.document_id == doc_id)) or 0,
+            s.scalar(select(func.count()).where(FindingRow.document_id == doc_id)) or 0,
+        )
+
+
+def test_record_upload_and_status(repo: ArchiveRepository) -> None:
+    doc_id = sha(1)
+    assert upload(repo, doc_id)
+    doc = repo.get_document(doc_id)
+    assert doc is not None
+    assert doc["status"] == "queued" and doc["outcome"] is None
+    assert (doc["filename"], doc["size"], doc["uploaded_by"]) == ("invoice.pdf", 1234, "alice")
+    assert doc["fields"] == {} and doc["line_items"] == [] and doc["findings"] == []
+    assert doc["history"][0]["principal"] == "alice"
+    assert doc["history"][0]["correlation_id"] == "corr-up"
+
+    assert not upload(repo, doc_id, filename="again.pdf")  # same bytes: not a second document
+    repo.set_status(doc_id, "queued", principal="gateway")
+    repo.set_status(doc_id, "processing", correlation_id="c2")
+    repo.set_status(doc_id, "failed", reason="encrypted", detail="password protected")
+    doc = repo.get_document(doc_id)
+    assert doc is not None
+    assert doc["filename"] == "invoice.pdf"
+    assert (doc["status"], doc["failure_reason"]) == ("failed", "encrypted")
+    assert [h["event"] for h in doc["history"]] == [
+        "received",
+        "received",
+        "queued",
+        "processing",
+        "failed",
+    ]
+    assert doc["history"][-1]["detail"] == "password protected"
+    repo.set_status(doc_id, "queued")
+    assert repo.get_document(doc_id)["failure_reason"] is None  # type: ignore[index]
+
+    with pytest.raises(ValueError):
+        repo.set_status(doc_id, "bogus")
+    with pytest.raises(DocumentNotFoundError):
+        repo.set_status(sha("missing"), "processing")
+    with pytest.raises(ValueError):
+        repo.add_event(doc_id, "bogus")
+    with pytest.raises(ValueError):
+        upload(repo, "../etc/passwd")
+    repo.add_event(doc_id, "extracted", detail="2 pages")
+    assert events(repo, doc_id)[-1] == "extracted"
+    assert repo.get_document(sha("missing")) is None
+
+
+def test_archive_stores_everything(repo: ArchiveRepository) -> None:
+    doc_id = sha(2)
+    upload(repo, doc_id)
+    result = invoice()
+    assert archived(repo, doc_id, result, validation=INVALID, text_excerpt="Rechnung Nr") is False
+    doc = repo.get_document(doc_id)
+    assert doc is not None
+    assert doc["status"] == "archived" and doc["outcome"] == "invalid"
+    assert doc["document_type"] == "invoice" and doc["confidence"] == pytest.approx(0.93)
+    assert (doc["issuer"], doc["invoice_number"]) == ("Zebra Logistics GmbH", "INV-2024-001")
+    assert doc["fields"] == result.to_public()["fields"]
+    assert [i["description"] for i in doc["line_items"]] == ["Item 0", "Item 1"]
+    assert doc["line_items"][0] == {
+        "position": 0,
+        "description": "Item 0",
+        "quantity": 1.0,
+        "unit_price": 50.0,
+        "amount": 50.0,
+    }
+    assert [(f["source"], f["rule_id"], f["field"]) for f in doc["findings"]] == [
+        ("guardrail", "guard.scanned", None),
+        ("validation", "totals.sum", "total"),
+        ("validation", "iban.checksum", "iban"),
+    ]
+    assert doc["history"][-1]["event"] == "archived"
+    assert doc["history"][-1]["principal"] == "svc-archivist"
+    assert doc["history"][-1]["correlation_id"] == "corr-arch"
+
+
+def test_archive_is_idempotent_on_reprocessing(repo: ArchiveRepository) -> None:
+    doc_id = sha(3)
+    upload(repo, doc_id)
+    assert archived(repo, doc_id, invoice(lines=3), validation=INVALID) is False
+    assert row_counts(repo, doc_id) == (7, 3, 3)
+    assert archived(repo, doc_id, invoice(lines=1, total=50.0)) is True
+    assert archived(repo, doc_id, invoice(lines=1, total=50.0)) is True
+    assert row_counts(repo, doc_id) == (7, 1, 1)
+    doc = repo.get_document(doc_id)
+    assert doc is not None
+    assert doc["outcome"] == "valid" and doc["fields"]["total"]["value"] == 50.0
+    assert events(repo, doc_id) == [
+        "received",
+        "archived",
+        "reprocessed",
+        "archived",
+        "reprocessed",
+        "archived",
+    ]
+    items, _ = repo.list_documents()
+    assert [d["id"] for d in items] == [doc_id]
+
+
+def test_concurrent_archives_of_one_document(repo: ArchiveRepository) -> None:
+    doc_id = sha(4)
+    upload(repo, doc_id)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda n: archived(repo, doc_id, invoice(lines=n)), [2] * 6))
+    assert results.count(False) == 1
+    assert row_counts(repo, doc_id) == (7, 2, 1)
+
+
+def test_archive_refuses_unknown_and_deleted(repo: ArchiveRepository) -> None:
+    with pytest.raises(DocumentNotFoundError):
+        archived(repo, sha("nope"), invoice())
+    doc_id = sha(5)
+    upload(repo, doc_id)
+    assert repo.delete_document(doc_id, principal="admin", correlation_id="c-del")
+    with pytest.raises(DocumentDeletedError):
+        archived(repo, doc_id, invoice())
+
+
+def test_delete_keeps_a_tombstone(repo: ArchiveRepository) -> None:
+    doc_id = sha(6)
+    upload(repo, doc_id)
+    archived(repo, doc_id, invoice(), validation=INVALID, text_excerpt="secret words")
+    assert repo.search("secret")
+    assert repo.delete_document(doc_id, principal="admin", correlation_id="c-del")
+    doc = repo.get_document(doc_id)
+    assert doc is not None
+    assert doc["deleted_at"] is not None
+    assert doc["fields"] == {} and doc["line_items"] == [] and doc["findings"] == []
+    assert doc["issuer"] is None and doc["customer"] is None and doc["invoice_number"] is None
+    assert row_counts(repo, doc_id) == (0, 0, 0)
+    last = doc["history"][-1]
+    assert (last["event"], last["principal"], last["correlation_id"]) == (
+        "deleted",
+        "admin",
+        "c-del",
+    )
+    assert repo.search("secret") == [] and repo.search("zebra") == []
+    assert repo.find_duplicate("Zebra Logistics GmbH", "INV-2024-001") is None
+    assert not repo.delete_document(doc_id, principal="admin", correlation_id="c")
+    assert not repo.delete_document(sha("missing"), principal="admin", correlation_id="c")
+    assert repo.list_documents()[0] == []
+    assert [d["id"] for d in repo.list_documents(include_deleted=True)[0]] == [doc_id]
+    # Uploading the same bytes again brings the document back, to be processed afresh.
+    assert upload(repo, doc_id)
+    doc = repo.get_document(doc_id)
+    assert doc is not None and doc["deleted_at"] is None and doc["status"] == "queued"
+
+
+def test_list_documents_keyset_pagination(repo: ArchiveRepository) -> None:
+    ids = [sha(f"list-{i}") for i in range(7)]
+    for doc_id in ids:
+        upload(repo, doc_id)
+    archived(repo, ids[0], invoice())
+    newest_first = list(reversed(ids))
+
+    page1, cur1 = repo.list_documents(limit=3)
+    assert [d["id"] for d in page1] == newest_first[:3] and cur1
+    upload(repo, sha("late"))  # a new document does not shift later pages
+    page2, cur2 = repo.list_documents(cursor=cur1, limit=3)
+    page3, cur3 = repo.list_documents(cursor=cur2, limit=3)
+    assert [d["id"] for d in page2] == newest_first[3:6]
+    assert [d["id"] for d in page3] == newest_first[6:]
+    assert cur3 is None
+
+    archived_only, cur = repo.list_documents(status="archived")
+    assert [d["id"] for d in archived_only] == [ids[0]] and cur is None
+    assert archived_only[0]["issuer"] == "Zebra Logistics GmbH"
+    assert repo.list_documents(status="failed") == ([], None)
+    with pytest.raises(ValueError):
+        repo.list_documents(status="nope")
+    with pytest.raises(ValueError):
+        repo.list_documents(cursor="garbage!")
+    with pytest.raises(ValueError):
+        repo.list_documents(cursor="WyJ4IiwxXQ")  # ["x",1]: well-formed but wrong types
+
+
+def test_list_pagination_with_identical_timestamps(repo: ArchiveRepository) -> None:
+    ids = sorted(sha(f"tie-{i}") for i in range(5))
+    for doc_id in ids:
+        upload(repo, doc_id)
+    from bastion.storage.pipeline_models import Document
+
+    with Session(repo.engine) as s, s.begin():
+        for d in s.scalars(select(Document)):
+            d.created_at = 1_700_000_000.5
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page, cursor = repo.list_documents(cursor=cursor, limit=2)
+        seen += [d["id"] for d in page]
+        if cursor is None:
+            break
+    assert seen == sorted(ids, reverse=True)
+
+
+def test_search(repo: ArchiveRepository) -> None:
+    a, b, c = sha("s-a"), sha("s-b"), sha("s-c")
+    upload(repo, a, filename="zebra-march.pdf")
+    upload(repo, b, filename="scan_0042.pdf")
+    upload(repo, c, filename="other.pdf")
+    archived(repo, a, invoice(), text_excerpt="Rechnung für Beratung")
+    archived(
+        repo,
+        b,
+        invoice(number="RE/2023/17", issuer="Acme Ltd", customer="Globex"),
+        text_excerpt="consulting services",
+    )
+
+    def hits(q: str) -> list[str]:
+        return [d["id"] for d in repo.search(q)]
+
+    assert hits("zebra") == [a]
+    assert hits("ZEB") == [a]  # prefix, case-insensitive
+    assert hits("INV-2024") == [a]
+    assert hits("inv 2024 001") == [a]
+    assert hits("RE/2023/17") == [b]
+    assert hits("müller") == [a]
+    assert hits("beratung") == [a]
+    assert hits("consult") == [b]
+    assert hits("scan_0042") == [b]
+    assert hits("other") == [c]  # filename of a document not yet archived
+    assert sorted(hits("pdf")) == sorted([a, b, c])
+    assert hits("zebra globex") == []  # every word must match
+    assert hits("") == [] and hits("  -- ") == []
+    assert hits("\"'*:&|!() OR NEAR zebra") == []  # operators are plain words, no errors
+    assert len(repo.search("pdf", limit=2)) == 2
+    result = repo.search("acme")[0]
+    assert (result["id"], result["status"], result["outcome"]) == (b, "archived", "valid")
+
+
+def test_search_follows_reprocessing(repo: ArchiveRepository) -> None:
+    doc_id = sha("re-search")
+    upload(repo, doc_id)
+    archived(repo, doc_id, invoice(issuer="Oldname AG"))
+    archived(repo, doc_id, invoice(issuer="Newname AG"))
+    assert repo.search("oldname") == []
+    assert [d["id"] for d in repo.search("newname")] == [doc_id]
+
+
+def test_find_duplicate(repo: ArchiveRepository) -> None:
+    first, second, pending = sha("d-1"), sha("d-2"), sha("d-3")
+    for doc_id in (first, second, pending):
+        upload(repo, doc_id)
+    archived(repo, first, invoice(number="INV-001", issuer="ACME GmbH"))
+    archived(repo, second, invoice(number="inv 001", issuer="Acme GmbH."))
+    assert repo.find_duplicate("acme gmbh", "INV001") == first
+    assert repo.find_duplicate("ACME GmbH", "INV-001", exclude_id=first) == second
+    assert repo.find_duplicate("ACME GmbH", "INV-002") is None
+    assert repo.find_duplicate("Other GmbH", "INV-001") is None
+    assert repo.find_duplicate(None, "INV-001") is None
+    assert repo.find_duplicate("ACME GmbH", "") is None
+    repo.delete_document(first, principal="admin", correlation_id="c")
+    assert repo.find_duplicate("ACME GmbH", "INV-001", exclude_id=pending) == second
+    repo.set_status(second, "processing")  # only archived documents count
+    assert repo.find_duplicate("ACME GmbH", "INV-001") is None
+
+
+def test_normalise_key() -> None:
+    assert normalise_key(" ACME  GmbH. ") == normalise_key("acme gmbh") == "acmegmbh"
+    assert normalise_key("INV-2024/001") == "inv2024001"
+    assert normalise_key("Straße") == normalise_key("STRASSE")
+    assert normalise_key(None) == normalise_key("") == normalise_key("--") == ""
+
+
+def test_status_counts(repo: ArchiveRepository) -> None:
+    assert repo.status_counts() == {
+        "queued": 0,
+        "processing": 0,
+        "archived": 0,
+        "failed": 0,
+        "deleted": 0,
+    }
+    ids = [sha(f"c-{i}") for i in range(5)]
+    for doc_id in ids:
+        upload(repo, doc_id)
+    repo.set_status(ids[0], "processing")
+    repo.set_status(ids[1], "failed", reason="not_pdf")
+    archived(repo, ids[2], invoice())
+    archived(repo, ids[3], invoice())
+    repo.delete_document(ids[3], principal="admin", correlation_id="c")
+    assert repo.status_counts() == {
+        "queued": 1,
+        "processing": 1,
+        "archived": 1,
+        "failed": 1,
+        "deleted": 1,
+    }
+
+
+def test_ingested_files(repo: ArchiveRepository) -> None:
+    assert repo.was_ingested("/in/a.pdf", 10, 1.5) is None
+    assert repo.mark_ingested("/in/a.pdf", 10, 1.5, sha("a"))
+    assert repo.was_ingested("/in/a.pdf", 10, 1.5) == sha("a")
+    assert repo.was_ingested("/in/a.pdf", 11, 1.5) is None
+    # Same path, same content, touched: known, and the new size/mtime are remembered.
+    assert not repo.mark_ingested("/in/a.pdf", 10, 2.5, sha("a"))
+    assert repo.was_ingested("/in/a.pdf", 10, 2.5) == sha("a")
+    # Same path, new content: a new entry.
+    assert repo.mark_ingested("/in/a.pdf", 12, 3.0, sha("b"))
+    assert repo.was_ingested("/in/a.pdf", 12, 3.0) == sha("b")

@@ -1,0 +1,128 @@
+"""Migration 0002 (pipeline archive): upgrade, downgrade, and agreement with the models."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect, text
+
+from bastion.storage import pipeline_models
+from bastion.storage.database import MIGRATIONS_DIR, migrate, shared_engine
+from bastion.storage.models import Base
+
+PIPELINE_TABLES = {
+    "documents",
+    "document_fields",
+    "line_items",
+    "findings",
+    "history",
+    "ingested_files",
+}
+
+
+def _config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def _revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def _insert_document(engine: Engine, doc_id: str, issuer: str) -> None:
+    now = time.time()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO documents (id, filename, content_type, size, status, issuer,"
+                " uploaded_by, created_at, updated_at)"
+                " VALUES (:id, 'a.pdf', 'application/pdf', 1, 'queued', :issuer, 'u', :t, :t)"
+            ),
+            {"id": doc_id, "issuer": issuer, "t": now},
+        )
+
+
+def _fts_hits(engine: Engine, word: str) -> list[str]:
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            sql = "SELECT document_id FROM documents_fts WHERE documents_fts MATCH :w"
+        else:
+            sql = "SELECT id FROM documents WHERE search_vector @@ to_tsquery('simple', :w)"
+        return list(conn.scalars(text(sql), {"w": word}))
+
+
+def test_upgrade_head_creates_the_archive(db_url: str) -> None:
+    engine = shared_engine(db_url)
+    head = ScriptDirectory.from_config(_config(engine)).get_current_head()
+    assert _revision(engine) == head
+    insp = inspect(engine)
+    assert set(insp.get_table_names()) >= PIPELINE_TABLES | {"api_keys", "audit_records"}
+    uniques = {u["name"] for u in insp.get_unique_constraints("ingested_files")}
+    assert "uq_ingested_files_path_sha" in uniques
+    if engine.dialect.name == "postgresql":
+        cols = {c["name"] for c in insp.get_columns("documents")}
+        assert "search_vector" in cols
+        indexes = {i["name"] for i in insp.get_indexes("documents")}
+        assert "ix_documents_search" in indexes
+    else:
+        with engine.connect() as conn:
+            triggers = set(
+                conn.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+            )
+        assert {"documents_fts_ai", "documents_fts_au", "documents_fts_ad"} <= triggers
+    _insert_document(engine, "a" * 64, "Zebra Logistics")
+    assert _fts_hits(engine, "zebra") == ["a" * 64]
+    migrate(db_url)  # a second upgrade is a no-op
+    assert _revision(engine) == head
+
+
+def test_models_match_the_migration(db_url: str) -> None:
+    assert pipeline_models.Document.metadata is Base.metadata
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, _other: Any) -> bool:
+        if type_ == "table":
+            return name in PIPELINE_TABLES
+        # PostgreSQL full text: a generated column kept out of the models.
+        return not (type_ == "column" and name == "search_vector")
+
+    engine = shared_engine(db_url)
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(
+            conn, opts={"include_object": include, "compare_type": True}
+        )
+        diffs = compare_metadata(ctx, Base.metadata)
+    # The GIN index on search_vector is reflected as an index the models do not declare.
+    diffs = [
+        d
+        for d in diffs
+        if not (
+            isinstance(d, tuple) and d[0] == "remove_index" and d[1].name == "ix_documents_search"
+        )
+    ]
+    assert diffs == []
+
+
+def test_downgrade_to_runtime_and_up_again(db_url: str) -> None:
+    engine = shared_engine(db_url)
+    _insert_document(engine, "b" * 64, "Before Downgrade")
+    cfg = _config(engine)
+    command.downgrade(cfg, "0001_runtime")
+    assert _revision(engine) == "0001_runtime"
+    tables = set(inspect(engine).get_table_names())
+    assert not tables & PIPELINE_TABLES
+    assert not any(t.startswith("documents_fts") for t in tables)
+    assert {"api_keys", "audit_records"} <= tables
+    command.upgrade(cfg, "head")
+    assert set(inspect(engine).get_table_names()) >= PIPELINE_TABLES
+    _insert_document(engine, "c" * 64, "After Upgrade")
+    assert _fts_hits(engine, "upgrade") == ["c" * 64]
+    assert _fts_hits(engine, "downgrade") == []

@@ -1,0 +1,266 @@
+"""The queue contract: every backend (`backend_url` params) must pass these tests."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bastion.storage.queue import REASON_MAX_RECEIVES, Queue, open_queue
+
+MakeQueue = Callable[..., Queue]
+
+
+@pytest.fixture(params=["sqlite"])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'queue.db'}"
+    raise AssertionError(request.param)
+
+
+@pytest.fixture
+def make_queue(backend_url: str) -> Iterator[MakeQueue]:
+    opened: list[Queue] = []
+
+    def make(**kw: Any) -> Queue:
+        q = open_queue(backend_url, **kw)
+        opened.append(q)
+        return q
+
+    yield make
+    for q in opened:
+        q.close()
+
+
+@pytest.fixture
+def queue(make_queue: MakeQueue) -> Queue:
+    return make_queue()
+
+
+def test_send_receive_delete(queue: Queue) -> None:
+    mid = queue.send({"document_id": "a" * 64, "n": 1})
+    assert queue.depth() == 1
+    [msg] = queue.receive()
+    assert msg.id == mid
+    assert msg.body == {"document_id": "a" * 64, "n": 1}
+    assert msg.receive_count == 1
+    assert abs(msg.sent_at - time.time()) < 5
+    assert queue.delete(msg.receipt_handle)
+    assert queue.depth() == 0
+    assert queue.receive() == []
+    assert not queue.delete(msg.receipt_handle)
+
+
+def test_receive_batches_in_send_order(queue: Queue) -> None:
+    ids = [queue.send({"i": i}) for i in range(5)]
+    got = queue.receive(3)
+    assert [m.id for m in got] == ids[:3]
+    assert len({m.receipt_handle for m in got}) == 3
+    assert [m.id for m in queue.receive(10)] == ids[3:]
+
+
+def test_body_must_be_a_json_dict(queue: Queue) -> None:
+    with pytest.raises(TypeError):
+        queue.send(["not", "a", "dict"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        queue.send({"x": float("nan")})
+    assert queue.depth() == 0
+
+
+def test_delay_seconds(queue: Queue) -> None:
+    queue.send({"later": True}, delay_seconds=0.3)
+    assert queue.receive() == []
+    assert queue.stats().delayed == 1 and queue.depth() == 1
+    time.sleep(0.35)
+    assert [m.body for m in queue.receive()] == [{"later": True}]
+
+
+def test_invisible_while_claimed_visible_after_timeout(queue: Queue) -> None:
+    queue.send({"x": 1})
+    [first] = queue.receive(visibility_timeout=0.3)
+    assert queue.receive() == []
+    assert queue.stats().in_flight == 1
+    time.sleep(0.35)
+    [second] = queue.receive(visibility_timeout=30)
+    assert second.id == first.id
+    assert second.receipt_handle != first.receipt_handle
+    assert second.receive_count == 2
+    # The first consumer's claim expired and someone else holds the message now.
+    assert not queue.delete(first.receipt_handle)
+    assert not queue.change_visibility(first.receipt_handle, 0)
+    assert not queue.dead_letter(first.receipt_handle, "late")
+    assert queue.depth() == 1
+    assert queue.delete(second.receipt_handle)
+
+
+def test_receive_count_increments(queue: Queue) -> None:
+    queue.send({"x": 1})
+    counts = []
+    for _ in range(3):
+        [m] = queue.receive(visibility_timeout=30)
+        counts.append(m.receive_count)
+        assert queue.change_visibility(m.receipt_handle, 0)
+    assert counts == [1, 2, 3]
+
+
+def test_change_visibility_extends_and_releases(queue: Queue) -> None:
+    queue.send({"x": 1})
+    [m] = queue.receive(visibility_timeout=0.2)
+    assert queue.change_visibility(m.receipt_handle, 30)
+    time.sleep(0.25)
+    assert queue.receive() == []  # extended past the original timeout
+    assert queue.change_visibility(m.receipt_handle, 0)
+    [again] = queue.receive()
+    assert again.id == m.id
+    with pytest.raises(ValueError):
+        queue.change_visibility(again.receipt_handle, -1)
+
+
+def test_dead_letter_after_max_receive_count_with_last_reason(make_queue: MakeQueue) -> None:
+    queue = make_queue(max_receive_count=3)
+    mid = queue.send({"doc": "x"})
+    for attempt in range(3):
+        [m] = queue.receive()
+        assert m.receive_count == attempt + 1
+        assert queue.change_visibility(m.receipt_handle, 0, reason=f"timeout #{attempt + 1}")
+    assert queue.receive() == []
+    assert queue.depth() == 0
+    assert queue.dlq_depth() == 1
+    [dead] = queue.dlq_list()
+    assert dead.id == mid
+    assert dead.body == {"doc": "x"}
+    assert dead.receive_count == 3
+    assert dead.reason == "timeout #3"
+
+
+def test_dead_letter_after_expiry_without_reason(make_queue: MakeQueue) -> None:
+    queue = make_queue(max_receive_count=1)
+    queue.send({"doc": "x"})
+    [m] = queue.receive(visibility_timeout=0.1)
+    time.sleep(0.15)
+    assert queue.receive() == []
+    [dead] = queue.dlq_list()
+    assert dead.reason == REASON_MAX_RECEIVES
+    assert not queue.delete(m.receipt_handle)
+
+
+def test_dead_letter_poison_message(queue: Queue) -> None:
+    queue.send({"ok": True})
+    poison = queue.send({"bad": True})
+    msgs = queue.receive(2)
+    bad = next(m for m in msgs if m.id == poison)
+    assert queue.dead_letter(bad.receipt_handle, "not_pdf")
+    assert not queue.delete(bad.receipt_handle)
+    assert queue.dlq_depth() == 1 and queue.depth() == 1
+    [dead] = queue.dlq_list()
+    assert (dead.id, dead.reason, dead.receive_count) == (poison, "not_pdf", 1)
+
+
+def test_redrive_moves_back_with_fresh_count(make_queue: MakeQueue) -> None:
+    queue = make_queue(max_receive_count=2)
+    ids = [queue.send({"i": i}) for i in range(3)]
+    for m in queue.receive(3):
+        queue.dead_letter(m.receipt_handle, "boom")
+    assert queue.dlq_depth() == 3 and queue.depth() == 0
+    assert queue.redrive([ids[0], "no-such-id"]) == 1
+    assert queue.dlq_depth() == 2
+    [m] = queue.receive(5)
+    assert (m.id, m.receive_count) == (ids[0], 1)
+    assert queue.redrive() == 2
+    assert queue.dlq_depth() == 0
+    assert sorted(x.id for x in queue.receive(5)) == sorted(ids[1:])
+    assert queue.redrive() == 0
+
+
+def test_retention_purges_expired_messages(make_queue: MakeQueue) -> None:
+    queue = make_queue(retention_seconds=0.3)
+    queue.send({"old": True})
+    queue.send({"dead": True})
+    [m] = queue.receive()
+    queue.dead_letter(m.receipt_handle, "x")
+    assert queue.depth() == 1 and queue.dlq_depth() == 1
+    time.sleep(0.35)
+    fresh = queue.send({"new": True})
+    assert queue.depth() == 1 and queue.dlq_depth() == 0
+    assert [x.id for x in queue.receive(5)] == [fresh]
+
+
+def test_queues_in_one_backend_are_separate(make_queue: MakeQueue) -> None:
+    a = make_queue(name="a")
+    b = make_queue(name="b")
+    a.send({"q": "a"})
+    assert b.receive() == [] and b.depth() == 0
+    assert [m.body for m in a.receive()] == [{"q": "a"}]
+
+
+def test_messages_survive_reopening(make_queue: MakeQueue) -> None:
+    q1 = make_queue()
+    mid = q1.send({"durable": True})
+    q1.close()
+    assert [m.id for m in make_queue().receive()] == [mid]
+
+
+def test_long_poll_returns_early_when_a_message_arrives(make_queue: MakeQueue) -> None:
+    consumer = make_queue()
+    producer = make_queue()
+    timer = threading.Timer(0.3, lambda: producer.send({"late": True}))
+    started = time.monotonic()
+    timer.start()
+    try:
+        got = consumer.receive(wait_seconds=5)
+    finally:
+        timer.cancel()
+    elapsed = time.monotonic() - started
+    assert [m.body for m in got] == [{"late": True}]
+    assert 0.25 <= elapsed < 2
+
+
+def test_long_poll_waits_then_returns_empty(queue: Queue) -> None:
+    started = time.monotonic()
+    assert queue.receive(wait_seconds=0.3) == []
+    assert 0.29 <= time.monotonic() - started < 1.5
+
+
+def _consume(url: str, out: str, barrier: Any) -> None:
+    queue = open_queue(url)
+    barrier.wait()
+    got: list[list[Any]] = []
+    while True:
+        msgs = queue.receive(10, visibility_timeout=60, wait_seconds=0.3)
+        if not msgs:
+            break
+        time.sleep(0.002)  # "process" the batch, as a real worker would, off the write lock
+        for m in msgs:
+            got.append([m.id, m.receive_count, queue.delete(m.receipt_handle)])
+    queue.close()
+    Path(out).write_text(json.dumps(got))
+
+
+def test_concurrent_consumers_get_each_message_exactly_once(
+    backend_url: str, make_queue: MakeQueue, tmp_path: Path
+) -> None:
+    queue = make_queue()
+    sent = {queue.send({"i": i}) for i in range(500)}
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(4)
+    outs = [tmp_path / f"consumer-{n}.json" for n in range(4)]
+    procs = [ctx.Process(target=_consume, args=(backend_url, str(out), barrier)) for out in outs]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    per_consumer = [json.loads(out.read_text()) for out in outs]
+    delivered = [row for rows in per_consumer for row in rows]
+    ids = [row[0] for row in delivered]
+    assert len(ids) == len(set(ids)) == 500  # no duplicates
+    assert set(ids) == sent  # none lost
+    assert all(count == 1 and deleted for _, count, deleted in delivered)  # none timed out
+    assert sum(1 for rows in per_consumer if rows) >= 2  # the work was actually shared
+    assert queue.depth() == 0 and queue.dlq_depth() == 0
