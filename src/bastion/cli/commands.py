@@ -6,10 +6,11 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from bastion.cli import audit_cmd, demo_cmd, init_cmd, keys_cmd, serve_cmd
+    from bastion.cli import audit_cmd, demo_cmd, extract_cmd, init_cmd, keys_cmd, serve_cmd
 
     app.command("init")(init_cmd.init)
     app.command("serve")(serve_cmd.serve)
     app.command("demo")(demo_cmd.demo)
+    app.command("extract")(extract_cmd.extract)
     app.add_typer(keys_cmd.app, name="keys", help="Create, list, revoke and rotate API keys.")
     app.add_typer(audit_cmd.app, name="audit", help="Verify and read the audit trail.")

@@ -1,0 +1,102 @@
+"""`bastion extract FILE [--text-only]`: JSON on stdout, one-line errors with a reason code."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pypdfium2 as pdfium
+import typer
+from reportlab.pdfgen import canvas
+from typer.testing import CliRunner, Result
+
+import bastion.cli
+
+FACTUR_X = b"""<?xml version="1.0" encoding="UTF-8"?>
+<rsm:CrossIndustryInvoice
+    xmlns:rsm="urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
+    xmlns:ram="urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
+    xmlns:udt="urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100">
+  <rsm:ExchangedDocument><ram:ID>XML-9</ram:ID></rsm:ExchangedDocument>
+</rsm:CrossIndustryInvoice>
+"""
+
+
+def cli_app() -> typer.Typer:
+    if not any(c.name == "extract" for c in bastion.cli.app.registered_commands):
+        bastion.cli._register()
+    return bastion.cli.app
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli_app(), list(args))
+
+
+def invoice(path: Path, attach: bool = False) -> Path:
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf)
+    c.setFont("Helvetica", 10)
+    lines = [
+        "Harbour Supplies Ltd",
+        "INVOICE",
+        "Invoice No: HS-42",
+        "Invoice date: 12/02/2025",
+        "Subtotal 100.00",
+        "VAT 20% 20.00",
+        "Total due GBP 120.00",
+    ]
+    for k, line in enumerate(lines):
+        c.drawString(50, 780 - 16 * k, line)
+    c.save()
+    data = buf.getvalue()
+    if attach:
+        pdf = pdfium.PdfDocument(data)
+        pdf.new_attachment("factur-x.xml").set_data(FACTUR_X)
+        out = io.BytesIO()
+        pdf.save(out)
+        pdf.close()
+        data = out.getvalue()
+    path.write_bytes(data)
+    return path
+
+
+def test_extract_prints_the_public_json(tmp_path: Path) -> None:
+    result = run("extract", str(invoice(tmp_path / "inv.pdf")))
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["document_type"] == "invoice"
+    assert 0 < payload["confidence"] <= 1
+    fields = payload["fields"]
+    assert fields["invoice_number"] == {"value": "HS-42", "confidence": 0.92, "page": 1}
+    assert fields["issue_date"]["value"] == "2025-02-12"
+    assert fields["total"]["value"] == 120.0
+    assert fields["currency"]["value"] == "GBP"
+    assert result.stdout.startswith("{\n  ")  # indented
+
+
+def test_text_only_ignores_embedded_xml(tmp_path: Path) -> None:
+    path = invoice(tmp_path / "fx.pdf", attach=True)
+    full = json.loads(run("extract", str(path)).stdout)
+    text = json.loads(run("extract", str(path), "--text-only").stdout)
+    assert full["fields"]["invoice_number"]["value"] == "XML-9"
+    assert full["confidence"] == 1.0
+    assert text["fields"]["invoice_number"]["value"] == "HS-42"
+
+
+def test_errors_are_one_line_with_a_reason(tmp_path: Path) -> None:
+    not_pdf = tmp_path / "notes.pdf"
+    not_pdf.write_text("just some text")
+    empty = tmp_path / "empty.pdf"
+    empty.write_bytes(b"")
+    cases = {
+        str(not_pdf): "error: not_pdf: ",
+        str(empty): "error: empty: ",
+        str(tmp_path / "missing.pdf"): "error: unreadable: ",
+    }
+    for path, prefix in cases.items():
+        result = run("extract", path)
+        assert result.exit_code != 0
+        assert result.stdout == ""
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(prefix), result.stderr
