@@ -12,13 +12,16 @@ Expected field -> extracted field: invoice_number; date -> issue_date; date_due 
 amount -> total; amount_untaxed -> subtotal; amount_tax -> tax; currency; vat -> vat_id; iban;
 bic; issuer; lines / line_items -> line_items. Only the fields each JSON has are scored.
 
-Matching: amounts within 0.01; dates as ISO; identifiers ignoring case, spaces, dots and dashes
+Matching: amounts within 0.01; dates as ISO; the invoice number ignoring case, spaces and a
+leading "#"; other identifiers ignoring case, spaces, dots and dashes
 (a VAT id also matches without its two-letter country prefix; a BIC with or without the "XXX"
 branch code); the issuer ignoring case, punctuation and legal-form suffixes. Line items are
 scored one expected item at a time: an item counts when one extracted item (each used once)
 has a similar description (difflib ratio >= 0.75, or one contains the other) and every amount
 the expected item gives (unit price, line amount) within 0.01. Expected entries without a
 description (section headers, notes) are not items.
+
+The held-out and in-sample figures are explained in NOTE, printed first.
 
 By default the page text is measured (`text_only=True`): embedded e-invoice XML, when a PDF
 has it, would otherwise be read instead. `--with-einvoice` measures the full extractor.
@@ -49,12 +52,15 @@ from bastion.pipeline.model import ExtractionError, ExtractionResult  # noqa: E4
 DEFAULT_DATASET = ROOT / ".." / "shared" / "datasets" / "invoice2data"
 
 NOTE = (
-    "Held-out figure. The extraction rules were developed on invoices generated for the\n"
-    "purpose (many layouts, languages, number and date formats) and on general invoice\n"
-    "conventions; the invoice2data PDFs were not read or used to write or tune them (only the\n"
-    "JSON key names were looked at, to write this scorer). The expected values come from\n"
-    "invoice2data's per-issuer regex templates, not from hand labelling, so a few of them\n"
-    "are that project's conventions (e.g. its issuer names) rather than what the PDF says."
+    "IN-SAMPLE FIGURE. The extraction rules were developed on invoices generated for the\n"
+    "purpose (many layouts, languages, number and date formats). A first, held-out run on this\n"
+    "corpus scored 47/112 (42.0%; without line items 45/79, 57.0%; 48/112 with the leading-'#'\n"
+    "leniency added to the scorer later). The PDFs' text and\n"
+    "the misses were then inspected and the extractor improved with generic fixes only (glyph-\n"
+    "by-glyph text, multi-label total rows, table sections, vocabulary), no per-issuer rules:\n"
+    "the figure below is in-sample and overstates accuracy on unseen layouts. Expected values\n"
+    "come from invoice2data's per-issuer templates; a few cannot be read from the PDF text\n"
+    "(placeholder bank details, a company block drawn as an image, brand names for issuers)."
 )
 
 FIELD_MAP = {
@@ -139,7 +145,8 @@ def same_field(name: str, expected: Any, ours: Any) -> bool:
     if name == "issuer":
         return norm_name(str(expected)) == norm_name(str(ours))
     if name == "invoice_number":
-        return "".join(str(expected).split()).lower() == "".join(str(ours).split()).lower()
+        a, b = ("".join(str(v).split()).lower().lstrip("#") for v in (expected, ours))
+        return a == b
     a, b = norm_id(expected), norm_id(ours)
     if name == "vat_id":
         return a == b or a[2:] == b or a == b[2:] or (a[:2].isalpha() and a[2:] == b[2:])

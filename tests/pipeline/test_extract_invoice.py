@@ -472,6 +472,69 @@ def test_relative_due_date() -> None:
     assert result.fields["due_date"].confidence < result.fields["issue_date"].confidence
 
 
+def test_text_drawn_glyph_by_glyph() -> None:
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    s = Sheet()
+    lines = [
+        (50, 50, "Harbour Tools Ltd", 16),
+        (400, 50, "INVOICE", 16),
+        (50, 90, "Invoice No: GL-2025-77", 9),
+        (50, 104, "Invoice Date: 03/03/2025", 9),
+        (50, 118, "Bill To: Polar Foods Ltd", 9),
+        (50, 160, "Subtotal", 9),
+        (300, 160, "1,000.00", 9),
+        (50, 174, "VAT 20%", 9),
+        (300, 174, "200.00", 9),
+        (50, 188, "Total due", 9),
+        (300, 188, "GBP 1,200.00", 9),
+        (50, 230, "Thank you for your business, payment within thirty days please.", 9),
+    ]
+    for x, y, text, size in lines:  # one text object per letter, as some generators do
+        s.canvas.setFont("Helvetica", size)
+        for k, ch in enumerate(text):
+            if ch != " ":
+                s.canvas.drawString(x + stringWidth(text[:k], "Helvetica", size), s.height - y, ch)
+    result = extract_document(s.pdf())
+    assert result.value("invoice_number") == "GL-2025-77"
+    assert result.value("issue_date") == "2025-03-03"
+    assert result.value("issuer") == "Harbour Tools Ltd"
+    assert result.value("customer") == "Polar Foods Ltd"
+    assert (result.value("subtotal"), result.value("tax"), result.value("total")) == (
+        1000.0,
+        200.0,
+        1200.0,
+    )
+
+
+def test_monospace_text_dump() -> None:
+    s = Sheet()
+    s.canvas.setFont("Courier", 9)
+    lines = [
+        "NORTHWIND TRADING LTD" + " " * 40 + "INVOICE",
+        "1 Dock Road, Leeds" + " " * 34 + "Invoice #: 55012",
+        " " * 52 + "Date: 12 Mar 2025",
+        "BILL TO:",
+        "Contoso Retail PLC",
+        "",
+        f"{'DESCRIPTION':<36}{'QTY':>6}{'UNIT PRICE':>14}{'AMOUNT':>14}",
+        f"{'Steel brackets':<36}{'10':>6}{'4.50':>14}{'45.00':>14}",
+        f"{'Hinges, brass':<36}{'4':>6}{'2.25':>14}{'9.00':>14}",
+        "",
+        " " * 40 + f"{'Subtotal':<14}{'54.00':>16}",
+        " " * 40 + f"{'VAT 20%':<14}{'10.80':>16}",
+        " " * 40 + f"{'TOTAL DUE':<14}{'GBP 64.80':>16}",
+    ]
+    for k, line in enumerate(lines):
+        s.canvas.drawString(40, s.height - 60 - 12 * k, line)
+    result = extract_document(s.pdf())
+    assert result.value("issuer") == "NORTHWIND TRADING LTD"
+    assert result.value("invoice_number") == "55012"
+    assert result.value("issue_date") == "2025-03-12"
+    assert result.value("total") == 64.8
+    assert [i["amount"] for i in result.value("line_items")] == [45.0, 9.0]
+
+
 def test_normalise_name() -> None:
     assert normalise_name("ACME Widgets GmbH") == normalise_name("Acme widgets")
     assert normalise_name("Foo Bar Sp. z o.o.") == "foo bar"

@@ -28,7 +28,7 @@ from bastion.pipeline.extract.locale import (
     guess_dayfirst,
     guess_decimal_separator,
 )
-from bastion.pipeline.extract.text import Cell, Hit, Page, Row, values_near
+from bastion.pipeline.extract.text import Cell, Hit, Page, Row, find_labels, values_near
 from bastion.pipeline.model import ExtractedField, LineItem
 
 __all__ = ["LEGAL_FORM", "extract_invoice", "iban_valid", "normalise_name"]
@@ -79,6 +79,13 @@ _TITLE_NO = re.compile(
     r"\b(?:tax\s+)?(?:invoice|rechnung|facture|factura|fattura|faktura(?:\s+vat)?|factuur)"
     r"\s*(?:n[o°º]\b\.?|nr\b\.?|#|number|nummer|num[ée]ro|numer)?\s*[:.]?\s*",
     _I,
+)
+_REFERENCE_NO = _rx(
+    r"\b(?:receipt|booking|reservation|confirmation|transaction)\s*(?:no\b|nr\b|number|#|id\b|"
+    r"ref(?:erence)?)\.?",
+    r"\b(?:quittung|beleg|buchung)s?\s*-?\s*(?:nr\b|nummer)\.?",
+    r"\b(?:re[çc]u|r[ée]servation)\s*n[°ºo]\.?",
+    r"\b(?:document|reference|ref)\s*(?:no\b|nr\b|number|#|id\b)\.?",
 )
 _ISSUE_DATE = _rx(
     r"\binvoice\s*date\b",
@@ -232,7 +239,9 @@ _SUBTOTAL = _fast(
     r"zwischensumme|summe\s*netto|gesamt\s*netto|warenwert|nettowert|montant\s*(?:total\s*)?ht|"
     r"\bht\b|sous\s*-?\s*total|base\s*imponible|imponibile|warto[śs][ćc]\s*netto|razem\s*netto|"
     r"totaal\s*excl|amount\s*\(?(?:excl|before|without)|untaxed|taxable\s*(?:amount|value)|"
-    r"\bnet\b(?!\s*\d)"
+    r"\bnet\b(?!\s*\d)|excl(?:usief|usive|uding|\.)?\s*(?:btw|vat|tax|mwst|ust|tva|gst)|"
+    r"\bohne\s+(?:mwst|ust)|\bhors\s+(?:taxes?|tva)|grondslag|bemessungsgrundlage|"
+    r"taxable\s+base|\bbase\s+(?:ht|hors|imposable)"
 )
 _TAX = _fast(
     r"\b(?:vat|tax(?:es)?|gst|igst|cgst|sgst|hst|pst|mwst|ust|umsatzsteuer|mehrwertsteuer|"
@@ -255,25 +264,26 @@ _COL_DESC = re.compile(
     r"services|details|particulars|activity|name|designation|d[ée]signation|libell[ée]|"
     r"produit|prestations?|bezeichnung|beschreibung|artikel(?:bezeichnung)?|leistung(?:en)?|"
     r"produkt|descripci[óo]n|concepto|art[íi]culo|descrizione|articolo|nazwa(?:\s+\w+)?|"
-    r"omschrijving|artikelomschrijving)\b",
+    r"omschrijving|artikelomschrijving|title)\b",
     _I,
 )
 _COL_QTY = re.compile(
-    r"^(?:qty|quantity|qt[ée]|quantit[ée]|qte|menge|anzahl|anz\.?|stk\.?|cantidad|cant\.?|"
-    r"quantit[àa]|q\.t[àa]|ilo[śs][ćc]|aantal|hours|hrs|units|pcs|nos\.?|no\.\s*of)\b",
+    r"^(?:qty|quantity|qt[ée]|quantit[ée]|qte|\w*menge|anzahl|anz\.?|stk\.?|cantidad|cant\.?|"
+    r"quantit[àa]|q\.t[àa]|ilo[śs][ćc]|aantal|hoeveelheid|nombre|hours|hrs|units|pcs|nos\.?|"
+    r"no\.\s*of)\b",
     _I,
 )
 _COL_UNIT = re.compile(
     r"^(?:unit\s*(?:price|cost|rate)|price(?:\s*/\s*unit|\s+per\s+unit|\s+each)?|rate|each|"
-    r"einzelpreis|e-?preis|ep\b|preis(?:\s*/\s*einheit)?|st[üu]ckpreis|prix\s*(?:unitaire|u\.?)|"
-    r"p\.?\s*u\.?|pu\b|precio(?:\s+unitario)?|prezzo(?:\s+unitario)?|cena(?:\s+\w+)?|prijs|"
-    r"stuksprijs|tarif)",
+    r"\w*-?preis(?:\s*/\s*einheit)?|e-?preis|ep\b|prix\s*(?:unitaire|u\.?)|"
+    r"p\.?\s*u\.?|pu\b|precio(?:\s+unitario)?|prezzo(?:\s+unitario)?|cena(?:\s+\w+)?|"
+    r"\w*prijs(?:\s+per\s+stuk)?|tarif)",
     _I,
 )
 _COL_AMOUNT = re.compile(
     r"^(?:amount|line\s*total|total(?:\s*price|\s*ht|\s*net)?|net\s*amount|subtotal|sum|"
-    r"ext(?:ended|\.)?\s*price|betrag|gesamt(?:preis|betrag)?|summe|montant(?:\s*ht)?|"
-    r"importe|importo|warto[śs][ćc](?:\s+\w+)?|bedrag|totaal|price\s*total|value)",
+    r"ext(?:ended|\.)?\s*price|\w*betrag|gesamt(?:preis)?|\w*summe|montant(?:\s*ht)?|"
+    r"importe|importo|warto[śs][ćc](?:\s+\w+)?|\w*bedrag|totaal|price\s*total|value)",
     _I,
 )
 _COL_SKIP = re.compile(
@@ -564,8 +574,22 @@ def _invoice_number(doc: _Doc) -> _Candidate | None:
             value = _parse_invoice_number(rest) if rest.strip() else None
             if value is None and ci + 1 < len(row.cells) and not rest.strip():
                 value = _parse_invoice_number(row.cells[ci + 1].text)
+            if value is None and not rest.strip() and ri + 1 < len(page.rows):
+                # A column "Invoice" in a header row, its value under it.
+                below = page.rows[ri + 1]
+                under = next((c for c in below.cells if c.x0 < cell.x1 and c.x1 > cell.x0), None)
+                value = _parse_invoice_number(under.text) if under else None
             if value:
                 cands.append(_Candidate(value, 0.7, 1, (0, ri, ci)))
+    if cands:
+        return _best(cands)
+    # No invoice number: a receipt or booking reference stands for it.
+    for hit in find_labels(doc.pages[:1], _REFERENCE_NO, first=True):
+        for text, score, where in values_near(doc.pages, hit):
+            value = _parse_invoice_number(text)
+            if value:
+                cands.append(_Candidate(value, 0.5 * score, hit.page + 1, _loc(where)))
+                break
     return _best(cands)
 
 
@@ -838,8 +862,8 @@ def _customer_blocks(doc: _Doc) -> list[tuple[Hit, list[tuple[int, int, int]]]]:
 def _clean_name(text: str) -> str | None:
     text = text.strip(" :;,-\u2013\u2014\t")
     text = _NAME_STOP.split(text)[0].strip(" :;,-")
-    if len(text) < 2 or len(text) > 80 or not _WORDS.search(text):
-        return None
+    if len(text) < 2 or len(text) > 80 or not _WORDS.search(text) or ":" in text:
+        return None  # "Siège social : ...": a label and its value, not a name
     has_digit = _HAS_DIGIT.search(text) is not None
     if has_digit and (not _LONG_WORD.search(text) or find_dates(text)):
         return None  # "PO2575", "SOL-24219", a date: not a name
@@ -883,6 +907,8 @@ def _find_sender_line(doc: _Doc) -> tuple[int, str] | None:
     sizes = sorted(r.height for r in page.rows) or [1.0]
     median = sizes[len(sizes) // 2]
     for ri, row in enumerate(page.rows[:30]):
+        if row.top > 0.45 * (page.height or 842):
+            break  # a sender line sits above the address window, not in the footer
         text = row.cells[0].text
         parts = _SENDER_SEP.split(text)
         small = row.height < 0.85 * median
@@ -1033,8 +1059,8 @@ def _legal_name(text: str, form_start: int, form_end: int) -> str | None:
         return None
     after = text[form_end:].lstrip()
     form = text[form_start:form_end]
-    if len(form.rstrip(".")) <= 3 and after[:1].isalpha():
-        return None  # "1012 AB Amsterdam", "AG Berlin": a short form must end the name
+    if len(form.rstrip(".")) <= 3 and after[:1].isupper():
+        return None  # "1012 AB Amsterdam", "AG Berlin" (but "Free SAS au capital de ...")
     # Trim leading lower-case words ("from ACME GmbH", "payable to ACME Ltd").
     while words and not (words[0][0].isupper() or words[0][0].isdigit()):
         words.pop(0)
@@ -1085,11 +1111,18 @@ def _amount_kind(label: str) -> tuple[str, float] | None:
     return None
 
 
-def _usable(amounts: list[AmountMatch], decimals_expected: bool) -> list[AmountMatch]:
+def _usable(
+    amounts: list[AmountMatch], decimals_expected: bool, text: str = ""
+) -> list[AmountMatch]:
+    """Amounts that can be money: whole numbers only where the document has no decimals or a
+    currency sign stands next to them ("Rs 1939"), and never a bare year."""
     out = []
     for a in amounts:
-        if a.decimals == 0 and (decimals_expected or _YEAR_LIKE.match(a.raw.strip())):
-            continue
+        if a.decimals == 0:
+            near = text[max(0, a.start - 4) : a.end + 4]
+            marked = bool(near) and bool(find_currencies(near))
+            if not marked and (decimals_expected or _YEAR_LIKE.match(a.raw.strip())):
+                continue
         out.append(a)
     return out
 
@@ -1097,7 +1130,14 @@ def _usable(amounts: list[AmountMatch], decimals_expected: bool) -> list[AmountM
 def _amount_candidates(doc: _Doc) -> dict[str, list[_Amount]]:
     found: dict[str, list[_Amount]] = defaultdict(list)
     decimals_expected = doc.decimal is not None
+
+    def usable(text: str) -> list[AmountMatch]:
+        return _usable(find_amounts(text, doc.decimal), decimals_expected, text)
+
     for pi, page in enumerate(doc.pages):
+        # The last row of amount labels without amounts ("Net | VAT | Total"), for the rows of
+        # values under it.
+        header: tuple[int, list[tuple[Cell, str, float]]] | None = None
         for ri, row in enumerate(page.rows):
             if (pi, ri) in doc.item_rows:
                 continue
@@ -1112,27 +1152,39 @@ def _amount_candidates(doc: _Doc) -> dict[str, list[_Amount]]:
                     labels.append((ci, kind_score[0], kind_score[1], len(label_text)))
             if not labels:
                 continue
-            if len(labels) == 1:
-                ci, kind, score, end = labels[0]
-                values: list[AmountMatch] = []
-                cell = row.cells[ci]
-                values = _usable(find_amounts(cell.text[end:], doc.decimal), decimals_expected)
-                for other in row.cells[ci + 1 :]:
-                    values.extend(_usable(find_amounts(other.text, doc.decimal), decimals_expected))
-                if values:
-                    n = len(values)
-                    for k, a in enumerate(values):
-                        weight = 1.0 if k == n - 1 else 0.7
-                        found[kind].append(_Amount(a.value, score * weight, pi + 1, (pi, ri)))
+            unvalued: list[tuple[int, str, float, int]] = []
+            for idx, (ci, kind, score, end) in enumerate(labels):
+                # A label owns the amounts up to the next label of the row.
+                stop = labels[idx + 1][0] if idx + 1 < len(labels) else len(row.cells)
+                cells = [(row.cells[ci], usable(row.cells[ci].text[end:]))]
+                cells += [(c, usable(c.text)) for c in row.cells[ci + 1 : stop]]
+                values = [a for _c, vals in cells for a in vals]
+                if not values:
+                    unvalued.append((ci, kind, score, end))
                     continue
+                for k, a in enumerate(values):
+                    weight = 1.0 if k == len(values) - 1 else 0.7
+                    found[kind].append(_Amount(a.value, score * weight, pi + 1, (pi, ri)))
+                if header is not None and ri - header[0] <= 12 and len(values) >= 2:
+                    # "Total | 24.99 | 5.00 | 29.99" under "Net | VAT | Gross": by column.
+                    for cell, vals in cells:
+                        column = next(
+                            (h for h in header[1] if h[0].x0 < cell.x1 and h[0].x1 > cell.x0), None
+                        )
+                        if column and vals:
+                            found[column[1]].append(
+                                _Amount(vals[-1].value, column[2] * 0.95, pi + 1, (pi, ri))
+                            )
+            if len(unvalued) >= 2 and len(unvalued) == len(labels):
+                header = (ri, [(row.cells[ci], kind, score) for ci, kind, score, _e in labels])
             # Labels with no amount beside them: a header row, values in the row below.
-            if ri + 1 < len(page.rows):
+            if unvalued and ri + 1 < len(page.rows):
                 below = page.rows[ri + 1]
-                for ci, kind, score, _end in labels:
+                for ci, kind, score, _end in unvalued:
                     label_cell = row.cells[ci]
                     for other in below.cells:
                         if other.x0 < label_cell.x1 + 10 and other.x1 > label_cell.x0 - 10:
-                            vals = _usable(find_amounts(other.text, doc.decimal), decimals_expected)
+                            vals = usable(other.text)
                             if vals:
                                 found[kind].append(
                                     _Amount(vals[-1].value, score * 0.85, pi + 1, (pi, ri + 1))
@@ -1319,11 +1371,15 @@ def _find_tables(pages: list[Page]) -> list[_Table]:
             numeric = [k for k in known if k in _NUMERIC_COLUMNS]
             if len(known) < max(2, len(columns) - 2) or not numeric:
                 continue
-            if "desc" not in known and len(numeric) < 2:
-                continue
+            if "desc" not in known and len(set(numeric)) < 2:
+                continue  # e.g. a tax summary "VAT % | Base | VAT amount | Total"
             if find_amounts(row.text):
                 continue
-            tables.append(_Table(pi, ri, [(k or "desc", x0, x1) for k, x0, x1 in columns]))
+            kinds = [k or "other" for k, _x0, _x1 in columns]
+            if "desc" not in kinds and "other" in kinds:  # the first unnamed column
+                kinds[kinds.index("other")] = "desc"
+            columns_named = [(k, x0, x1) for k, (_k, x0, x1) in zip(kinds, columns, strict=True)]
+            tables.append(_Table(pi, ri, columns_named))
     return tables
 
 
@@ -1392,12 +1448,18 @@ def _read_table(doc: _Doc, page: Page, table: _Table) -> tuple[list[LineItem], l
     header = page.rows[table.header_row]
     last_bottom = header.bottom
     desc_cols = [k for k, c in enumerate(table.columns) if c[0] == "desc"]
+    after_totals = False
     for ri in range(table.header_row + 1, len(page.rows)):
         row = page.rows[ri]
-        if row.top - last_bottom > 6 * max(row.height, 6.0):
-            break
+        if row.top - page.rows[ri - 1].bottom > 6 * max(row.height, 6.0):
+            break  # a wide vertical gap: the table has ended
         if _totals_row(row, doc.decimal):
-            break
+            # A subtotal: the end of the table, or of a section of it when items follow.
+            after_totals = True
+            misses += 1
+            if misses >= 3:
+                break
+            continue
         if _header_kind(row.cells[0].text) and len(row.cells) >= 2 and not find_amounts(row.text):
             break
         values: dict[str, list[str]] = defaultdict(list)
@@ -1417,11 +1479,28 @@ def _read_table(doc: _Doc, page: Page, table: _Table) -> tuple[list[LineItem], l
         qty = _num(" ".join(values.get("qty", [])), doc.decimal)
         unit = _num(" ".join(values.get("unit", [])), doc.decimal)
         amount = _num(" ".join(values.get("amount", [])), doc.decimal)
+        if amount is None:
+            # No amount column found (an unnamed or combined header): the rightmost money value
+            # of the row outside the description and quantity is the line amount.
+            money = [
+                a.value
+                for cell in row.cells
+                if table.columns[_column_of(table, cell)[0]][0] not in ("desc", "qty")
+                for a in find_amounts(cell.text, doc.decimal)
+                if a.decimals or find_currencies(cell.text)
+            ]
+            if money:
+                amount = money[-1]
+                if unit is None and len(money) >= 2:
+                    unit = money[-2]
         if not clean:
             parsed = _tokenised_item(row.text.replace("\t", "  "), doc.decimal)
             if parsed:
                 desc, qty, unit, amount = parsed
-        if (unit is not None or amount is not None) and _WORDS.search(desc):
+        priced = unit is not None or amount is not None
+        if after_totals and (qty is None or not priced):
+            priced = False  # after a subtotal only a full item row continues the table
+        if priced and _WORDS.search(desc):
             items.append(LineItem(description=desc, quantity=qty, unit_price=unit, amount=amount))
             rows_used.append(ri)
             last_bottom = row.bottom
@@ -1452,13 +1531,10 @@ def _read_table(doc: _Doc, page: Page, table: _Table) -> tuple[list[LineItem], l
 def _totals_row(row: Row, decimal: str | None) -> bool:
     """ "Subtotal  1,234.00", "VAT 20 %  246.80": the end of the item table."""
     amounts = find_amounts(row.text, decimal)
-    if len(amounts) > 2:
-        return False
-    label = row.text[: amounts[0].start] if amounts else row.text
+    if not amounts or len(amounts) > 2:
+        return False  # no amount: a second header line ("excl. VAT"), not a total
+    label = row.text[: amounts[0].start]
     return len(label.split()) <= 5 and _amount_kind(label) is not None
-
-
-_QTY_TOKEN = re.compile(r"^\d+(?:[.,]\d+)?$")
 
 
 def _tokenised_item(
@@ -1600,6 +1676,16 @@ def extract_invoice(
         fallback = _largest_amount(doc)
         if fallback:
             chosen["total"] = fallback
+    if "total" in chosen and "subtotal" not in chosen:
+        total, total_conf = chosen["total"]
+        if "tax" in chosen:
+            # Total and tax given, no net line: the net amount is their difference.
+            tax, tax_conf = chosen["tax"]
+            net = _Amount(round(total.value - tax.value, 2), 0.0, total.page, total.where)
+            chosen["subtotal"] = (net, 0.6 * min(total_conf, tax_conf))
+        elif not found.get("tax") and not found.get("subtotal"):
+            # No tax anywhere: the untaxed amount is the total.
+            chosen["subtotal"] = (total, 0.4 * total_conf)
     for name in ("subtotal", "tax", "total"):
         if name in chosen:
             amt, conf = chosen[name]

@@ -31,7 +31,6 @@ __all__ = [
 # ----------------------------------------------------------------------------------- amounts
 
 _SPACES = "\u00a0\u202f\u2009\u2007 "
-_GROUP_SEPS = ".,'\u2019" + _SPACES
 _MINUS = "-\u2212\u2013"
 
 _AMOUNT_RE = re.compile(
@@ -287,7 +286,8 @@ _DAY_MONTH_RE = re.compile(
     re.IGNORECASE,
 )
 _MONTH_DAY_RE = re.compile(
-    rf"(?<![^\W\d_])(?=[^\W\d_])({_MONTH_ALT})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})(?![\d])",
+    rf"(?<![^\W\d_])(?=[^\W\d_])({_MONTH_ALT})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\s?,?\s+(\d{{4}})"
+    r"(?![\d])",
     re.IGNORECASE,
 )
 _MONTH_YEAR_RE = re.compile(

@@ -3,8 +3,10 @@
 pypdfium2 reports each run of text (a text object on one line) as a rectangle; those runs are
 grouped into visual rows, top to bottom, and the runs of a row into cells, left to right, split
 where the horizontal gap is wide. A row's text joins its cells with a tab, so "label<TAB>value"
-and table columns survive whatever order the PDF drew them in. pdfplumber (much slower) is used
-only on demand, for one page, when a line-item table could not be read from the fast path.
+and table columns survive whatever order the PDF drew them in. Pages drawn glyph by glyph (one
+run per letter) are read character by character instead, and a run laid out in columns with
+spaces (a monospace text dump) is split at its wide gaps. pdfplumber (much slower) is used only
+on demand, for one page, when a line-item table could not be read from the fast path.
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ def _group(cells: Iterable[Cell]) -> list[list[Cell]]:
             height = bottom - top
             smaller = band if band < height else height
             same_line = overlap >= 0.5 * smaller if smaller > 0 else overlap >= 0
+            if not same_line and height < 0.3 * band:
+                # A flat glyph just under the line: an underscore, a low dash.
+                same_line = top < band_bottom + 0.35 * band and bottom > band_top
             # Two runs that overlap horizontally are on different lines (a tall title can
             # span two lines of small text beside it); runs that just touch are not.
             if same_line and not _covers_any(current, cell):
@@ -262,7 +267,8 @@ def read_page(pdf: pdfium.PdfDocument, index: int) -> Page:
 
 
 def _char_cells(textpage: pdfium.PdfTextPage, height: float) -> list[Cell]:
-    """Words of a page from its characters: PDFium's text and each character's box."""
+    """Runs of words from a page's characters (PDFium's text and each character's box): words
+    stay together across a normal word space and part at a wider, column gap."""
     raw = textpage.raw
     count = pdfium_c.FPDFText_CountChars(raw)
     text = textpage.get_text_range()
@@ -272,33 +278,44 @@ def _char_cells(textpage: pdfium.PdfTextPage, height: float) -> list[Cell]:
     refs = (ctypes.byref(left), ctypes.byref(right), ctypes.byref(bottom), ctypes.byref(top))
     get_box = pdfium_c.FPDFText_GetCharBox
     cells: list[Cell] = []
-    word: list[str] = []
-    x0 = x1 = w_top = w_bottom = 0.0
+    run: list[str] = []
+    x0 = x1 = r_top = r_bottom = 0.0
+    space = False  # a space since the last character of the run
+    line_end = False
 
-    def flush(space: bool) -> None:
-        if word:
-            cells.append(Cell(_clean("".join(word)), x0, x1, w_top, w_bottom, space))
-            word.clear()
+    def flush() -> None:
+        if run:
+            cells.append(Cell(_clean("".join(run)), x0, x1, r_top, r_bottom, True))
+            run.clear()
 
     for i, ch in enumerate(text):
+        if ch in "\r\n":
+            line_end = True
+            continue
         if ch.isspace() or not get_box(raw, i, *refs) or right.value <= left.value:
-            flush(True)
+            space = True
             continue
         c_top, c_bottom = height - top.value, height - bottom.value
-        if word:
-            size = w_bottom - w_top
+        if run:
+            size = r_bottom - r_top
             # Loosely: a period, comma or underscore sits low, a hyphen in the middle.
-            same_line = c_top < w_bottom + 0.35 * size and c_bottom > w_top - 0.2 * size
+            same_line = c_top < r_bottom + 0.35 * size and c_bottom > r_top - 0.2 * size
             gap = left.value - x1
-            if not same_line or gap > 0.6 * size or gap < -0.6 * size:
-                flush(not same_line or gap > 0)
-        if not word:
-            x0, w_top, w_bottom = left.value, c_top, c_bottom
+            # A word space is at most about two character advances of the run so far.
+            advance = (x1 - x0) / max(len(run), 1)
+            limit = max(0.6 * size, 2.2 * advance) if space else 0.6 * size
+            if line_end or not same_line or gap > limit or gap < -0.6 * size:
+                flush()
+            elif space:
+                run.append(" ")
+        if not run:
+            x0, r_top, r_bottom = left.value, c_top, c_bottom
         else:
-            w_top, w_bottom = min(w_top, c_top), max(w_bottom, c_bottom)
-        word.append(ch)
-        x1 = max(x1, right.value) if len(word) > 1 else right.value
-    flush(True)
+            r_top, r_bottom = min(r_top, c_top), max(r_bottom, c_bottom)
+        run.append(ch)
+        x1 = max(x1, right.value) if len(run) > 1 else right.value
+        space = line_end = False
+    flush()
     return [c for c in cells if c.text]
 
 
