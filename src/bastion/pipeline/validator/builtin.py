@@ -24,6 +24,7 @@ from bastion.pipeline.model import ExtractionResult, Severity
 from bastion.pipeline.validator.checks import (
     VAT_COUNTRIES,
     WITHDRAWN_CURRENCIES,
+    CheckResult,
     check_bic,
     check_iban,
     check_vat_id,
@@ -572,6 +573,21 @@ class BicParams(IdentifierParams):
     field: str = "bic"
 
 
+def invalid_identifiers(
+    ctx: RuleContext, field: str, check: Callable[[str], CheckResult]
+) -> list[Emission]:
+    """An `invalid` emission for each value in `field` that `check` rejects."""
+    out: list[Emission] = []
+    value = ctx.result.value(field)
+    if is_missing(value):
+        return out
+    for item in iter_texts(value):
+        problem = check(item).problem if isinstance(item, str) else "it is not text"
+        if problem:
+            out.append(Emission("invalid", field, {"value": show(item), "problem": problem}))
+    return out
+
+
 class IbanRule(RuleType[IbanParams]):
     """Each IBAN in the field has its country's length and a valid mod-97 checksum."""
 
@@ -580,17 +596,7 @@ class IbanRule(RuleType[IbanParams]):
     checks = {"invalid": Check("{field} {value} is not a valid IBAN: {problem}")}
 
     async def evaluate(self, params: IbanParams, ctx: RuleContext) -> list[Emission]:
-        out: list[Emission] = []
-        value = ctx.result.value(params.field)
-        if is_missing(value):
-            return out
-        for item in iter_texts(value):
-            problem = check_iban(item).problem if isinstance(item, str) else "it is not text"
-            if problem:
-                out.append(
-                    Emission("invalid", params.field, {"value": show(item), "problem": problem})
-                )
-        return out
+        return invalid_identifiers(ctx, params.field, check_iban)
 
 
 class BicRule(RuleType[BicParams]):
@@ -601,17 +607,7 @@ class BicRule(RuleType[BicParams]):
     checks = {"invalid": Check("{field} {value} is not a valid BIC: {problem}")}
 
     async def evaluate(self, params: BicParams, ctx: RuleContext) -> list[Emission]:
-        out: list[Emission] = []
-        value = ctx.result.value(params.field)
-        if is_missing(value):
-            return out
-        for item in iter_texts(value):
-            problem = check_bic(item).problem if isinstance(item, str) else "it is not text"
-            if problem:
-                out.append(
-                    Emission("invalid", params.field, {"value": show(item), "problem": problem})
-                )
-        return out
+        return invalid_identifiers(ctx, params.field, check_bic)
 
 
 # --------------------------------------------------------------------------------------------
