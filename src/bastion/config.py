@@ -183,9 +183,14 @@ class PipelineSettings(_Section):
     max_receive_count: int = 5
     retention_seconds: int = 14 * 24 * 3600
     worker_concurrency: int = 4
+    # Backoff before a transiently failed document is tried again: base * 2^(attempt-1), capped.
+    retry_backoff_base_seconds: float = 1.0
+    retry_backoff_max_seconds: float = 60.0
     # Credentials of the two pipeline principals that are not agents (secret references).
     worker_api_key: str | None = None
     gateway_api_key: str | None = None
+    # The credential `bastion submit` uploads with (a secret reference).
+    submit_api_key: str | None = None
     gateway_url: str = "http://127.0.0.1:8080"
     max_upload_bytes: int = 25 * 1024 * 1024
     watch_dir: str | None = None

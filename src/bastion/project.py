@@ -78,12 +78,16 @@ pipeline:
   worker_concurrency: 4
   worker_api_key: secret://file/secrets/worker.key
   gateway_api_key: secret://file/secrets/gateway.key
+  # The key `bastion submit` uploads with (principal `submitter`).
+  submit_api_key: secret://file/secrets/submitter.key
   gateway_url: http://127.0.0.1:8080
   max_upload_bytes: 26214400
 """
 
 # Each service principal's own credential, created by `bastion init`.
 SERVICE_PRINCIPALS = ("orchestrator", "extractor", "validator", "archivist", "worker", "gateway")
+# Client principals with a stored credential: `submitter` is what `bastion submit` uses.
+CLIENT_PRINCIPALS = ("submitter",)
 
 # Least privilege: each principal may call exactly what the document flow needs of it.
 DEFAULT_POLICY = {
@@ -95,6 +99,12 @@ DEFAULT_POLICY = {
             "archivist.get_document",
             "archivist.list_documents",
             "archivist.search",
+        ],
+        "submitter": [
+            "gateway.upload_document",
+            "gateway.get_document",
+            "gateway.get_file",
+            "gateway.list_documents",
         ],
         "monitoring": ["get_status"],
         "admin": ["*"],
@@ -131,7 +141,7 @@ def init_project(directory: Path, *, force: bool = False) -> InitResult:
     migrate(settings.database_url())
     keys = build_api_key_store(settings)
     admin_key = keys.create("admin", label="created by bastion init")
-    for principal in SERVICE_PRINCIPALS:
-        key = keys.create(principal, label="service credential created by bastion init")
+    for principal in (*SERVICE_PRINCIPALS, *CLIENT_PRINCIPALS):
+        key = keys.create(principal, label="credential created by bastion init")
         write_secret_file(secrets_dir / f"{principal}.key", key)
     return InitResult(directory=directory, config=config, admin_key=admin_key)

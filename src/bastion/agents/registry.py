@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from bastion.config import Settings
@@ -22,10 +23,29 @@ def _relay(settings: Settings, tck: bool) -> AgentDefinition:
     return relay_definition(settings)
 
 
+def _pipeline_agent(name: str) -> Callable[[Settings, bool], AgentDefinition]:
+    def factory(settings: Settings, tck: bool) -> AgentDefinition:
+        if tck:
+            raise ValueError("the conformance profile (--tck) is only for the echo agent")
+        module = importlib.import_module(f"bastion.pipeline.agents.{name}")
+        definition: AgentDefinition = module.definition(settings)
+        return definition
+
+    return factory
+
+
+# The document pipeline's agents, in the order `bastion up` starts them.
+PIPELINE_AGENTS = ("archivist", "validator", "extractor", "orchestrator")
+
 _AGENTS: dict[str, Callable[[Settings, bool], AgentDefinition]] = {
     "echo": _echo,
     "relay": _relay,
+    **{name: _pipeline_agent(name) for name in PIPELINE_AGENTS},
 }
+
+
+def agent_names() -> list[str]:
+    return sorted(_AGENTS)
 
 
 def definition_for(name: str, settings: Settings, *, tck: bool = False) -> AgentDefinition:

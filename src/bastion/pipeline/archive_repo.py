@@ -26,7 +26,13 @@ from sqlalchemy import Engine, and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bastion.pipeline.model import ExtractionResult, Finding, LineItem, ValidationResult
+from bastion.pipeline.model import (
+    TEXT_EXCERPT_CHARS,
+    ExtractionResult,
+    Finding,
+    LineItem,
+    ValidationResult,
+)
 from bastion.storage.objectstore import validate_sha256
 from bastion.storage.pipeline_models import (
     DOCUMENT_STATUSES,
@@ -39,7 +45,6 @@ from bastion.storage.pipeline_models import (
     LineItemRow,
 )
 
-TEXT_EXCERPT_CHARS = 20_000
 MAX_LIST_LIMIT = 500
 MAX_SEARCH_TERMS = 16
 _WORD_RE = re.compile(r"[^\W_]+")
@@ -273,7 +278,8 @@ class ArchiveRepository:
     ) -> None:
         """Move a document to `status` and record the matching history event.
 
-        `reason` is the failure reason code (kept only with status `failed`).
+        `reason` is the failure reason code (kept only with status `failed`). Raises
+        DocumentNotFoundError for an unknown id and DocumentDeletedError for a deleted document.
         """
         if status not in DOCUMENT_STATUSES:
             raise ValueError(f"unknown status {status!r}")
@@ -282,6 +288,8 @@ class ArchiveRepository:
             doc = self._locked(s, document_id)
             if doc is None:
                 raise DocumentNotFoundError(document_id)
+            if doc.deleted_at is not None:
+                raise DocumentDeletedError(document_id)
             doc.status = status
             doc.failure_reason = _clip(reason, 64) if status == "failed" else None
             doc.updated_at = now

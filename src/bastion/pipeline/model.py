@@ -25,6 +25,9 @@ CONTRACT_FIELDS = (
 )  # fmt: skip
 REPORT_FIELDS = ("title", "author", "organisation", "date", "headings", "summary")
 
+# How much of a document's text travels with its extraction and is indexed for search.
+TEXT_EXCERPT_CHARS = 20_000
+
 # Why a document could not be processed: the reason code on a DLQ entry or a 4xx at upload.
 REASON_CODES = {
     "not_pdf": "the file is not a PDF",
@@ -81,6 +84,8 @@ class ExtractionResult(BaseModel):
     # "text": read from the PDF's text; "einvoice": from embedded Factur-X/ZUGFeRD/XRechnung XML.
     source: Literal["text", "einvoice"] = "text"
     text_chars: int = 0
+    # The start of the document's text, for full-text search in the archive.
+    text_excerpt: str = ""
     findings: list[Finding] = Field(default_factory=list)
 
     def value(self, name: str) -> Any:

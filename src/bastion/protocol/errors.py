@@ -36,6 +36,11 @@ PAYLOAD_TOO_LARGE = -32043
 EDGE_BLOCKED = -32044
 SECURITY_UNAVAILABLE = -32045
 
+# Bastion document pipeline
+DOCUMENT_REJECTED = -32050
+DOCUMENT_NOT_FOUND = -32051
+DEPENDENCY_UNAVAILABLE = -32052
+
 
 @dataclass(frozen=True, slots=True)
 class ErrorSpec:
@@ -170,6 +175,27 @@ ERROR_TABLE: tuple[ErrorSpec, ...] = (
         503,
         "Service unavailable",
         "A security dependency (rate-limit store, key store) is unreachable; fails closed.",
+    ),
+    ErrorSpec(
+        DOCUMENT_REJECTED,
+        "DocumentRejected",
+        200,
+        "Document rejected",
+        "The document cannot be processed; `data.reason` is the reason code (`encrypted`, ...).",
+    ),
+    ErrorSpec(
+        DOCUMENT_NOT_FOUND,
+        "DocumentNotFound",
+        200,
+        "Document not found",
+        "No document with this id (or it was deleted).",
+    ),
+    ErrorSpec(
+        DEPENDENCY_UNAVAILABLE,
+        "DependencyUnavailable",
+        200,
+        "Dependency unavailable",
+        "An agent this call needs is unreachable or failing; the worker retries with backoff.",
     ),
 )
 

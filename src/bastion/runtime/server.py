@@ -186,6 +186,13 @@ async def _until(stream: AsyncIterator[Any], gone: asyncio.Future[None]) -> Asyn
         yield item
 
 
+def _reason(error: RpcError) -> str | None:
+    """The reason code an error carries in `data.reason` (e.g. `encrypted`), for the audit."""
+    data = error.data
+    reason = data.get("reason") if isinstance(data, dict) else None
+    return reason[:64] if isinstance(reason, str) else None
+
+
 def _method_label(parsed: ParsedBody) -> str:
     if parsed.fatal is not None:
         return "(unparsed)"
@@ -442,7 +449,9 @@ class AgentServer:
                 return _Outcome(None, stream=stream, call_id=item.id, method=item.method)
             result = await self.registry.invoke(spec, bound, ctx)
         except RpcError as rpc_err:
-            await self._audit(req, item.method, f"error:{rpc_err.code}", 200, ctx.started)
+            await self._audit(
+                req, item.method, f"error:{rpc_err.code}", 200, ctx.started, _reason(rpc_err)
+            )
             return _Outcome(None if item.is_notification else error_response(item.id, rpc_err))
         except Exception:
             log.exception("handler failed", method=item.method, agent=self.name)

@@ -29,15 +29,16 @@ def serve_in_thread(
     host: str = "127.0.0.1",
     ssl_options: dict[str, Any] | None = None,
     startup_timeout: float = 15.0,
+    port: int = 0,
 ) -> Iterator[LiveServer]:
     """Serve `app` until the block exits; yields the base URL.
 
     `ssl_options` are passed to uvicorn (`ssl_certfile`, `ssl_keyfile`, `ssl_ca_certs`,
-    `ssl_cert_reqs`).
+    `ssl_cert_reqs`). `port` 0 picks a free port.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    sock.bind((host, port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,

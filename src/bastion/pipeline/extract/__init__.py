@@ -22,7 +22,13 @@ from bastion.pipeline.extract.text import (
     plumber_page,
     read_pages,
 )
-from bastion.pipeline.model import ExtractedField, ExtractionError, ExtractionResult, Finding
+from bastion.pipeline.model import (
+    TEXT_EXCERPT_CHARS,
+    ExtractedField,
+    ExtractionError,
+    ExtractionResult,
+    Finding,
+)
 
 __all__ = ["extract_document"]
 
@@ -90,6 +96,7 @@ def _build(
             pages=len(pages),
             source="einvoice",
             text_chars=text_chars,
+            text_excerpt=text[:TEXT_EXCERPT_CHARS],
             findings=findings,
         )
 
@@ -118,5 +125,6 @@ def _build(
         pages=len(pages),
         source="text",
         text_chars=text_chars,
+        text_excerpt=text[:TEXT_EXCERPT_CHARS],
         findings=findings,
     )

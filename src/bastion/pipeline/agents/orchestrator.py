@@ -1,0 +1,103 @@
+"""The Orchestrator agent: `process_document` runs one document through the pipeline.
+
+    extractor.extract -> validator.validate -> archivist.archive
+
+Each hop is a call under the orchestrator's own credential, carrying the correlation ID of the
+incoming call (set by the worker from the upload), so the audit trail links the whole path.
+A document the extractor rejects is answered with DocumentRejected (-32050, the reason in
+`data.reason`), which the worker dead-letters; an unreachable or failing peer is
+DependencyUnavailable (-32052), which the worker retries with backoff.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bastion.config import Settings
+from bastion.pipeline.agents.common import (
+    DocumentRef,
+    PeerClients,
+    add_status_method,
+    processing_timeout,
+)
+from bastion.protocol.errors import (
+    DEPENDENCY_UNAVAILABLE,
+    DOCUMENT_NOT_FOUND,
+    DOCUMENT_REJECTED,
+    RpcError,
+)
+from bastion.runtime.agent import AgentDefinition
+from bastion.runtime.client import AgentUnreachable, RpcCallError
+from bastion.runtime.methods import MethodRegistry
+
+NAME = "orchestrator"
+PEERS = ("extractor", "validator", "archivist")
+# Errors a peer reports about the document itself: passed on unchanged, never retried.
+_DOCUMENT_ERRORS = frozenset({DOCUMENT_REJECTED, DOCUMENT_NOT_FOUND})
+
+
+def definition(settings: Settings) -> AgentDefinition:
+    peers = PeerClients(settings, NAME, PEERS, timeout_seconds=processing_timeout(settings, 10))
+    counts = {"processed": 0, "rejected": 0, "failed": 0}
+    registry = MethodRegistry()
+
+    async def hop(peer: str, method: str, params: dict[str, Any]) -> Any:
+        try:
+            return await peers[peer].call(method, params)
+        except RpcCallError as error:
+            if error.code in _DOCUMENT_ERRORS:
+                counts["rejected"] += 1
+                raise RpcError(error.code, data=error.data) from None
+            counts["failed"] += 1
+            raise RpcError(
+                DEPENDENCY_UNAVAILABLE,
+                f"{peer}.{method} failed: {error.message} (code {error.code})",
+                data={"agent": peer, "code": error.code},
+            ) from None
+        except AgentUnreachable as error:
+            counts["failed"] += 1
+            raise RpcError(
+                DEPENDENCY_UNAVAILABLE,
+                f"{peer} is unreachable: {error.reason}",
+                data={"agent": peer},
+            ) from None
+
+    @registry.method("process_document")
+    async def process_document(params: DocumentRef) -> dict[str, Any]:
+        """Extract, validate and archive one stored document."""
+        doc = params.document_id
+        result = await hop("extractor", "extract", {"document_id": doc})
+        # The validator needs the fields, not the text excerpt that is kept for search.
+        fields_only = {**result, "text_excerpt": ""}
+        validation = await hop("validator", "validate", {"document_id": doc, "result": fields_only})
+        archived = await hop(
+            "archivist",
+            "archive",
+            {"document_id": doc, "result": result, "validation": validation},
+        )
+        counts["processed"] += 1
+        reprocessed = isinstance(archived, dict) and bool(archived.get("reprocessed"))
+        return {
+            "document_id": doc,
+            "status": "archived",
+            "outcome": validation.get("outcome"),
+            "document_type": result.get("document_type"),
+            "reprocessed": reprocessed,
+        }
+
+    add_status_method(registry, NAME, lambda: dict(counts))
+
+    return AgentDefinition(
+        name=NAME,
+        description="Runs each document through extraction, validation and archiving.",
+        registry=registry,
+        skills=[
+            {
+                "id": "process_document",
+                "name": "Process document",
+                "description": "Extract, validate and archive one uploaded document.",
+                "tags": ["pipeline", "orchestration"],
+            }
+        ],
+        on_shutdown=[peers.aclose],
+    )

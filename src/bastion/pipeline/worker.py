@@ -1,0 +1,373 @@
+"""The queue worker: takes uploaded documents off the queue and has the orchestrator process them.
+
+`concurrency` documents are processed at once. One fetcher claims as many messages as there are
+free slots (a long poll), and each message is handled in its own task:
+
+- it marks the document `processing` and calls `orchestrator.process_document` under the
+  worker's own credential and the upload's correlation ID;
+- success: the message is deleted (the archivist has marked the document `archived`);
+- the document itself is the problem (DocumentRejected, DocumentNotFound, a malformed message):
+  the message goes to the dead-letter queue at once with its reason code, and the document is
+  marked `failed` with that reason;
+- anything else (an agent down, a timeout, a refused credential) is transient: the message is
+  hidden for an exponential backoff and tried again; once it has been received
+  `max_receive_count` times it is dead-lettered with the last reason.
+
+Delivery is at least once and the archive is idempotent on the document's SHA-256, so a worker
+killed mid-document loses nothing and duplicates nothing: the message reappears after its
+visibility timeout and the document is archived again in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import re
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+
+from bastion.config import Settings
+from bastion.pipeline.agents.common import SHA256_PATTERN, processing_timeout
+from bastion.pipeline.archive_repo import (
+    ArchiveRepository,
+    DocumentDeletedError,
+    DocumentNotFoundError,
+)
+from bastion.protocol.errors import (
+    DEPENDENCY_UNAVAILABLE,
+    DOCUMENT_NOT_FOUND,
+    DOCUMENT_REJECTED,
+    FORBIDDEN,
+    INTERNAL_ERROR,
+    RATE_LIMITED,
+    SECURITY_UNAVAILABLE,
+    UNAUTHENTICATED,
+)
+from bastion.runtime.agent import AgentConfigError
+from bastion.runtime.client import AgentClient, AgentUnreachable, RpcCallError
+from bastion.runtime.context import correlation_id_var, new_correlation_id, valid_correlation_id
+from bastion.security.secrets import resolve
+from bastion.storage.database import shared_engine
+from bastion.storage.queue import Message, Queue, open_queue
+
+log = structlog.get_logger("bastion.worker")
+_SHA256 = re.compile(SHA256_PATTERN)
+
+PRINCIPAL = "worker"
+POLL_SECONDS = 1.0
+PURGE_EVERY_SECONDS = 600.0
+_TRANSIENT_REASONS = {
+    DEPENDENCY_UNAVAILABLE: "dependency_unavailable",
+    UNAUTHENTICATED: "unauthenticated",
+    FORBIDDEN: "forbidden",
+    RATE_LIMITED: "rate_limited",
+    SECURITY_UNAVAILABLE: "security_unavailable",
+    INTERNAL_ERROR: "internal_error",
+}
+
+
+class _Poison(Exception):
+    """The message or its document cannot ever succeed: dead-letter it with `reason`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class _Transient(Exception):
+    """Worth another try later; `reason` is recorded on the message."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def open_pipeline_queue(settings: Settings) -> Queue:
+    """The pipeline's queue, as configured (shared by the gateway, the worker and the CLI)."""
+    p = settings.pipeline
+    return open_queue(
+        p.queue_url,
+        base_dir=settings.base_dir,
+        max_receive_count=p.max_receive_count,
+        retention_seconds=p.retention_seconds,
+    )
+
+
+def _classify(error: Exception) -> _Poison | _Transient:
+    if isinstance(error, AgentUnreachable):
+        return _Transient("orchestrator_unreachable")
+    if isinstance(error, RpcCallError):
+        data = error.data if isinstance(error.data, dict) else {}
+        if error.code == DOCUMENT_REJECTED:
+            return _Poison(str(data.get("reason") or "extract_failed"), str(data.get("detail", "")))
+        if error.code == DOCUMENT_NOT_FOUND:
+            return _Poison("not_found", "the document's bytes or record are missing")
+        return _Transient(_TRANSIENT_REASONS.get(error.code, f"rpc_error_{abs(error.code)}"))
+    return _Transient("internal_error")
+
+
+class Worker:
+    """Consumes the document queue with `concurrency` concurrent documents."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        queue: Queue | None = None,
+        client: AgentClient | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        p = settings.pipeline
+        self.settings = settings
+        self.concurrency = max(1, concurrency or p.worker_concurrency)
+        self.queue = queue or open_pipeline_queue(settings)
+        self.repo = ArchiveRepository(shared_engine(settings.database_url()))
+        self.client = client or _orchestrator_client(settings)
+        self.counts = {"archived": 0, "dead_lettered": 0, "retried": 0}
+        self._rng = random.Random()  # noqa: S311 (backoff jitter, not security)
+        # Queue and database calls block: they get their own threads, never the loop's default
+        # pool, so a long poll cannot starve the handlers.
+        self._threads = ThreadPoolExecutor(self.concurrency + 2, "bastion-worker")
+
+    async def _blocking(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, lambda: fn(*args, **kwargs))
+
+    async def run(self, stop: asyncio.Event, *, drain_seconds: float = 15.0) -> None:
+        """Process messages until `stop` is set; then finish in-flight documents (up to
+        `drain_seconds`) and hand back any that did not finish."""
+        slots = asyncio.Semaphore(self.concurrency)
+        active: dict[asyncio.Task[None], Message] = {}
+        last_purge = time.monotonic()
+        visibility = self.settings.pipeline.visibility_timeout_seconds
+        log.info("worker started", concurrency=self.concurrency)
+        while not stop.is_set():
+            await slots.acquire()
+            free = 1
+            while free < self.concurrency and not slots.locked():
+                await slots.acquire()
+                free += 1
+            try:
+                messages: list[Message] = await self._blocking(
+                    self.queue.receive,
+                    free,
+                    visibility_timeout=visibility,
+                    wait_seconds=POLL_SECONDS,
+                )
+            except Exception:
+                log.exception("queue receive failed; retrying")
+                messages = []
+                await asyncio.sleep(POLL_SECONDS)
+            for _ in range(free - len(messages)):
+                slots.release()
+            for message in messages:
+                task = asyncio.create_task(self.handle(message))
+                active[task] = message
+                task.add_done_callback(lambda t: _finished(t, active, slots))
+            if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
+                last_purge = time.monotonic()
+                await self._blocking(self.queue.purge_expired)
+        if active:
+            _done, pending = await asyncio.wait(list(active), timeout=drain_seconds)
+            for task in pending:
+                left = active.get(task)
+                task.cancel()
+                if left is not None:
+                    with contextlib.suppress(Exception):
+                        await self._blocking(
+                            self.queue.change_visibility,
+                            left.receipt_handle,
+                            0,
+                            reason="worker_stopped",
+                        )
+        log.info("worker stopped", **self.counts)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        self.queue.close()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    # -- one message ---------------------------------------------------------------------------
+
+    async def handle(self, message: Message) -> None:
+        body = message.body
+        document_id = body.get("document_id")
+        correlation = body.get("correlation_id")
+        cid = (
+            correlation
+            if isinstance(correlation, str) and valid_correlation_id(correlation)
+            else new_correlation_id()
+        )
+        token = correlation_id_var.set(cid)
+        try:
+            if not isinstance(document_id, str) or not _is_sha256(document_id):
+                raise _Poison("bad_message", "the message names no document id")
+            await self._process(message, document_id, cid)
+        except _Poison as poison:
+            await self._dead_letter(message, document_id, cid, poison)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unexpected worker failure", document_id=document_id)
+            await self._retry(message, document_id, cid, _Transient("internal_error"))
+        finally:
+            correlation_id_var.reset(token)
+
+    async def _process(self, message: Message, document_id: str, cid: str) -> None:
+        try:
+            await self._blocking(
+                self.repo.set_status,
+                document_id,
+                "processing",
+                detail=f"attempt {message.receive_count}",
+                correlation_id=cid,
+                principal=PRINCIPAL,
+            )
+        except DocumentDeletedError:
+            log.info("document was deleted; dropping its message", document_id=document_id)
+            await self._blocking(self.queue.delete, message.receipt_handle)
+            return
+        except DocumentNotFoundError:
+            raise _Poison("not_found", "no record of this document") from None
+        try:
+            result = await self.client.call("process_document", {"document_id": document_id})
+        except (RpcCallError, AgentUnreachable) as error:
+            verdict = _classify(error)
+            if isinstance(verdict, _Poison):
+                raise verdict from None
+            await self._retry(message, document_id, cid, verdict)
+            return
+        await self._blocking(self.queue.delete, message.receipt_handle)
+        self.counts["archived"] += 1
+        log.info(
+            "document archived",
+            document_id=document_id,
+            outcome=result.get("outcome") if isinstance(result, dict) else None,
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        p = self.settings.pipeline
+        delay = min(
+            p.retry_backoff_max_seconds, p.retry_backoff_base_seconds * 2.0 ** (attempt - 1)
+        )
+        return delay * (0.5 + self._rng.random() / 2)
+
+    async def _retry(
+        self, message: Message, document_id: Any, cid: str, transient: _Transient
+    ) -> None:
+        if message.receive_count >= self.queue.max_receive_count:
+            await self._dead_letter(
+                message,
+                document_id,
+                cid,
+                _Poison(transient.reason, f"still failing after {message.receive_count} attempts"),
+            )
+            return
+        delay = self._backoff(message.receive_count)
+        self.counts["retried"] += 1
+        log.warning(
+            "document failed transiently; will retry",
+            document_id=document_id,
+            reason=transient.reason,
+            retry_in_seconds=round(delay, 2),
+            attempt=message.receive_count,
+        )
+        await self._blocking(
+            self.queue.change_visibility, message.receipt_handle, delay, reason=transient.reason
+        )
+        await self._set_status(
+            document_id,
+            "queued",
+            cid,
+            detail=f"retry in {delay:.1f} s after: {transient.reason}",
+        )
+
+    async def _dead_letter(
+        self, message: Message, document_id: Any, cid: str, poison: _Poison
+    ) -> None:
+        self.counts["dead_lettered"] += 1
+        log.warning("document dead-lettered", document_id=document_id, reason=poison.reason)
+        await self._blocking(self.queue.dead_letter, message.receipt_handle, poison.reason)
+        if isinstance(document_id, str) and _is_sha256(document_id):
+            await self._set_status(
+                document_id,
+                "failed",
+                cid,
+                reason=poison.reason,
+                detail=f"{poison.reason}: {poison.detail}"[:500] if poison.detail else None,
+            )
+
+    async def _set_status(
+        self,
+        document_id: str,
+        status: str,
+        cid: str,
+        *,
+        reason: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        with contextlib.suppress(DocumentNotFoundError, DocumentDeletedError):
+            await self._blocking(
+                self.repo.set_status,
+                document_id,
+                status,
+                reason=reason,
+                detail=detail,
+                correlation_id=cid,
+                principal=PRINCIPAL,
+            )
+
+
+def _finished(
+    task: asyncio.Task[None], active: dict[asyncio.Task[None], Message], slots: asyncio.Semaphore
+) -> None:
+    active.pop(task, None)
+    slots.release()
+
+
+def _is_sha256(value: str) -> bool:
+    return _SHA256.fullmatch(value) is not None
+
+
+def _orchestrator_client(settings: Settings) -> AgentClient:
+    ref = settings.pipeline.worker_api_key
+    if not ref:
+        raise AgentConfigError(
+            "pipeline.worker_api_key is not set: add a secret reference to the worker's key "
+            "(bastion init writes one to secrets/worker.key)"
+        )
+    target = settings.agents.get("orchestrator")
+    if target is None or not target.url:
+        raise AgentConfigError("agents.orchestrator.url is not set: the worker needs it")
+    client_settings = settings.client.model_copy(
+        update={"timeout_seconds": processing_timeout(settings, 20)}
+    )
+    return AgentClient(
+        target.url, api_key=resolve(ref, settings.base_dir), settings=client_settings
+    )
+
+
+async def serve_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run a worker until `stop` is set (or SIGTERM/SIGINT when `stop` is None)."""
+    worker = Worker(settings)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await worker.run(stop, drain_seconds=settings.server.shutdown_timeout_seconds)
+    finally:
+        await worker.aclose()
+
+
+def run_worker(settings: Settings) -> int:
+    """Blocking entry point for `bastion serve worker`: exit code 0 after a clean stop."""
+    asyncio.run(serve_worker(settings))
+    return 0
