@@ -225,7 +225,7 @@ def write_samples(directory: Path) -> list[Path]:
     return written
 
 
-class _Page:
+class SamplePage:
     """A reportlab canvas with the few drawing helpers the samples need."""
 
     def __init__(self, title: str, author: str, subject: str = "") -> None:
@@ -280,7 +280,7 @@ def _fr(amount: float) -> str:
 
 
 def _invoice_en_line_items() -> bytes:
-    page = _Page("Invoice INV-2024-0042", "Acme Office Supplies Ltd")
+    page = SamplePage("Invoice INV-2024-0042", "Acme Office Supplies Ltd")
     page.text(50, 790, "Acme Office Supplies Ltd", 16, bold=True)
     page.paragraph(50, 772, ["14 Foundry Lane", "Leeds LS1 4AB", "United Kingdom",
                              "VAT Reg. No. GB 284 9163 25"], 9)  # fmt: skip
@@ -321,7 +321,7 @@ def _invoice_en_line_items() -> bytes:
 
 def _invoice_de(*, resent: bool) -> bytes:
     subject = "Rechnung RE-2024-0815 (erneut gesendet)" if resent else "Rechnung RE-2024-0815"
-    page = _Page("Rechnung RE-2024-0815", "Nordlicht Software GmbH", subject)
+    page = SamplePage("Rechnung RE-2024-0815", "Nordlicht Software GmbH", subject)
     page.text(50, 800, "Nordlicht Software GmbH · Hafenstraße 12 · 20457 Hamburg", 8)
     page.paragraph(50, 760, ["Bergmann & Söhne KG", "z. Hd. Frau Elke Bergmann",
                              "Industrieweg 7", "40213 Düsseldorf"])  # fmt: skip
@@ -358,7 +358,7 @@ def _invoice_de(*, resent: bool) -> bytes:
 
 
 def _invoice_fr() -> bytes:
-    page = _Page("Facture F-2024-042", "Atelier Lumière SARL")
+    page = SamplePage("Facture F-2024-042", "Atelier Lumière SARL")
     page.text(50, 790, "Atelier Lumière SARL", 15, bold=True)
     page.paragraph(50, 772, ["8 rue des Tanneurs", "69001 Lyon", "France",
                              "SIREN 732 829 320", "TVA intracommunautaire : FR44732829320"],
@@ -399,7 +399,7 @@ def _invoice_fr() -> bytes:
 
 
 def _invoice_en_wrong_total() -> bytes:
-    page = _Page("Invoice BF-7731", "Brightside Facilities Ltd")
+    page = SamplePage("Invoice BF-7731", "Brightside Facilities Ltd")
     page.text(50, 800, "INVOICE", 24, bold=True)
     page.text(50, 770, "Brightside Facilities Ltd", 12, bold=True)
     page.paragraph(50, 755, ["Unit 5, Canal Wharf, Birmingham B1 2JR",
@@ -467,7 +467,7 @@ _CONTRACT_CLAUSES = [
 
 
 def _contract() -> bytes:
-    page = _Page("Services Agreement", "Nordlicht Software GmbH")
+    page = SamplePage("Services Agreement", "Nordlicht Software GmbH")
     page.text(50, 790, "SERVICES AGREEMENT", 18, bold=True)
     page.text(50, 770, "Agreement No. SA-2024-017", 10)
     y = 735.0
@@ -511,7 +511,7 @@ _REPORT_SECTIONS = [
 
 
 def _report() -> bytes:
-    page = _Page("Quarterly Operations Report Q1 2024", "Priya Raman")
+    page = SamplePage("Quarterly Operations Report Q1 2024", "Priya Raman")
     page.text(50, 760, "Harbour Logistics Group", 12)
     page.text(50, 720, "Quarterly Operations Report Q1 2024", 22, bold=True)
     page.paragraph(50, 680, ["Prepared by: Priya Raman, Head of Operations",
