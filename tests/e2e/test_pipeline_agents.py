@@ -35,6 +35,7 @@ from tests.pipeline import hostile
 class Flow:
     def __init__(self, settings: Settings, admin_key: str) -> None:
         self.settings = settings
+        self.config = settings.base_dir / "bastion.yaml"
         self.admin_key = admin_key
         self.repo = ArchiveRepository(shared_engine(settings.database_url()))
         self.queue = open_pipeline_queue(settings)
@@ -126,6 +127,14 @@ def test_invoice_flows_through_all_agents_under_one_correlation_id(flow: Flow) -
         ("archivist", "find_duplicate", "validator", "ok"),
         ("archivist", "archive", "orchestrator", "ok"),
     }
+    # `bastion audit tail --correlation ID` shows that path, in call order.
+    from tests.cli.test_audit_cli import run
+
+    shown = run("audit", "tail", "--correlation", cid, "--json", "--config", str(flow.config))
+    assert shown.exit_code == 0, shown.output
+    path = [(r["agent"], r["method"]) for r in json.loads(shown.output)]
+    assert path[0] == ("orchestrator", "process_document")
+    assert path[1] == ("extractor", "extract") and path[-1] == ("archivist", "archive")
     events = [h["event"] for h in doc["history"]]
     assert events[0] == "received" and "processing" in events and events[-1] == "archived"
     assert flow.queue.depth() == 0

@@ -244,9 +244,10 @@ class AgentServer:
         if self.audit is None:
             return
         ident = req.identity
+        elapsed = time.perf_counter() - started
         await self.audit.record(
             AuditEntry(
-                ts=time.time(),
+                ts=time.time() - elapsed,  # when the call arrived: a path reads in call order
                 principal=ident.principal if ident else "-",
                 auth_method=ident.auth_method if ident else "none",
                 agent=self.name,
@@ -254,7 +255,7 @@ class AgentServer:
                 correlation_id=req.correlation_id,
                 outcome=outcome,
                 status=status,
-                latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
+                latency_ms=round(elapsed * 1000.0, 3),
                 client=req.client,
                 detail=detail,
             )
