@@ -54,6 +54,7 @@ rate_limit:
     extractor: 100000/minute
     validator: 100000/minute
     archivist: 100000/minute
+    submitter: 100000/minute
 audit:
   hmac_key: secret://file/secrets/audit.key
   checkpoint_dir: audit-checkpoints
