@@ -6,6 +6,7 @@ so every hop is authenticated, authorized and audited by the callee as that agen
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -108,7 +109,8 @@ def add_status_method(
             "uptime_seconds": round(time.monotonic() - started, 1),
         }
         if counters is not None:
-            status.update(counters())
+            # Counters may read the database: off the event loop.
+            status.update(await asyncio.to_thread(counters))
         return status
 
     registry.add("get_status", get_status)

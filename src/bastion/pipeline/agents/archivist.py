@@ -1,0 +1,173 @@
+"""The Archivist agent: the only agent that reads and writes the document archive.
+
+Methods (each authorized as `archivist.<method>`):
+
+* `archive {document_id, result, validation}`: store an extraction and its validation (the
+  orchestrator); idempotent on the document id, a second archive is a `reprocessed` one.
+* `get_document {document_id}`, `list_documents {status?, cursor?, limit?}`,
+  `search {query, limit?}`: reads (the gateway).
+* `find_duplicate {issuer, invoice_number, exclude_id?}`: the duplicate rule (the validator).
+* `get_status`: liveness, uptime and documents by status.
+
+An unknown or deleted document is `DOCUMENT_NOT_FOUND` (-32051). The repository is
+synchronous; every call runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bastion.config import Settings
+from bastion.pipeline.agents.common import SHA256_PATTERN, DocumentRef, add_status_method
+from bastion.pipeline.archive_repo import (
+    MAX_LIST_LIMIT,
+    ArchiveRepository,
+    DocumentDeletedError,
+    DocumentNotFoundError,
+)
+from bastion.pipeline.model import ExtractionResult, ValidationResult
+from bastion.protocol.errors import DOCUMENT_NOT_FOUND, INVALID_PARAMS, RpcError
+from bastion.runtime.agent import AgentDefinition
+from bastion.runtime.context import CallContext
+from bastion.runtime.methods import MethodRegistry
+from bastion.storage.database import shared_engine
+from bastion.storage.pipeline_models import DocumentStatus
+
+NAME = "archivist"
+MAX_QUERY_CHARS = 500
+
+
+class ArchiveParams(DocumentRef):
+    result: ExtractionResult
+    validation: ValidationResult
+
+
+class ListParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: DocumentStatus | None = None
+    cursor: str | None = Field(default=None, max_length=512)
+    limit: int = Field(default=50, ge=1, le=MAX_LIST_LIMIT)
+
+
+class SearchParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    limit: int = Field(default=20, ge=1, le=MAX_LIST_LIMIT)
+
+
+class DuplicateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(max_length=512)
+    invoice_number: str = Field(max_length=128)
+    exclude_id: str | None = Field(default=None, pattern=SHA256_PATTERN)
+
+
+def not_found(document_id: str) -> RpcError:
+    return RpcError(DOCUMENT_NOT_FOUND, data={"document_id": document_id})
+
+
+def bad_cursor() -> RpcError:
+    return RpcError(
+        INVALID_PARAMS,
+        data=[
+            {
+                "field": "cursor",
+                "problem": "not a cursor from this archive: pass `next_cursor` of the previous"
+                " page unchanged, or leave it out for the first page",
+            }
+        ],
+    )
+
+
+def build_registry(repo: ArchiveRepository) -> MethodRegistry:
+    """The Archivist's methods over `repo`."""
+    registry = MethodRegistry()
+    counts = {"archived": 0, "reprocessed": 0, "not_found": 0}
+
+    @registry.method("archive")
+    async def archive(params: ArchiveParams, ctx: CallContext) -> dict[str, Any]:
+        """Store a document's extraction and validation; idempotent on the document id."""
+        try:
+            reprocessed = await asyncio.to_thread(
+                repo.archive,
+                params.document_id,
+                params.result,
+                params.validation,
+                correlation_id=ctx.correlation_id,
+                principal=ctx.principal,
+                # result.findings (the guardrails') are stored as guardrail findings by archive().
+                text_excerpt=params.result.text_excerpt or None,
+            )
+        except (DocumentNotFoundError, DocumentDeletedError):
+            counts["not_found"] += 1
+            raise not_found(params.document_id) from None
+        counts["reprocessed" if reprocessed else "archived"] += 1
+        return {
+            "document_id": params.document_id,
+            "reprocessed": reprocessed,
+            "outcome": params.validation.outcome,
+        }
+
+    @registry.method("get_document")
+    async def get_document(params: DocumentRef) -> dict[str, Any]:
+        """A document's status, outcome, fields, line items, findings and history."""
+        doc = await asyncio.to_thread(repo.get_document, params.document_id)
+        if doc is None or doc["deleted_at"] is not None:
+            raise not_found(params.document_id)
+        return doc
+
+    @registry.method("list_documents")
+    async def list_documents(params: ListParams) -> dict[str, Any]:
+        """Documents newest first, one page at a time (`next_cursor` is None on the last)."""
+        try:
+            docs, next_cursor = await asyncio.to_thread(
+                repo.list_documents, params.status, params.cursor, params.limit
+            )
+        except ValueError:
+            raise bad_cursor() from None
+        return {"documents": docs, "next_cursor": next_cursor}
+
+    @registry.method("search")
+    async def search(params: SearchParams) -> dict[str, Any]:
+        """Full-text search over issuer, customer, invoice number, text and filename."""
+        results = await asyncio.to_thread(repo.search, params.query, params.limit)
+        return {"results": results}
+
+    @registry.method("find_duplicate")
+    async def find_duplicate(params: DuplicateParams) -> dict[str, Any]:
+        """The archived document with the same issuer and invoice number, if any."""
+        duplicate = await asyncio.to_thread(
+            repo.find_duplicate, params.issuer, params.invoice_number, params.exclude_id
+        )
+        return {"duplicate_of": duplicate}
+
+    # Documents by status: one small GROUP BY, on the loop (the status callback is synchronous).
+    add_status_method(
+        registry, NAME, lambda: {"archive_calls": dict(counts), "documents": repo.status_counts()}
+    )
+    return registry
+
+
+def definition(settings: Settings) -> AgentDefinition:
+    """The Archivist agent on the archive in `settings.database_url()`."""
+    repo = ArchiveRepository(shared_engine(settings.database_url()))
+    return AgentDefinition(
+        name=NAME,
+        description="Keeps the document archive: stores results, answers reads and searches.",
+        registry=build_registry(repo),
+        skills=[
+            {
+                "id": "archive",
+                "name": "Document archive",
+                "description": "Stores extracted and validated documents; lists, reads and"
+                " searches them; finds duplicate invoices.",
+                "tags": ["archive", "documents", "search"],
+            }
+        ],
+    )

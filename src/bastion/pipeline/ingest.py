@@ -1,0 +1,166 @@
+"""Ingest: how a document enters the pipeline, whoever brings it (the gateway, the watcher).
+
+`Ingest.ingest(data, filename, principal, correlation_id)`:
+
+1. size: more than `pipeline.max_upload_bytes` -> `UploadRejected(413, "too_large")`;
+2. sniff: empty -> `UploadRejected(400, "empty")`; no `%PDF-` in the first 1024 bytes ->
+   `UploadRejected(415, "not_pdf")` (the extractor's preflight checks the rest);
+3. the bytes go into the object store (named by their SHA-256), the document is recorded in
+   the archive (`queued`), and, only if it is new there, a message
+   `{"document_id", "correlation_id", "filename"}` goes on the queue.
+
+The order put -> record -> send means a message never names bytes or a record that do not
+exist. Identical bytes are one document: a second upload is not queued again and gets the
+current status (and outcome). If the queue refuses the message the error propagates and the
+document stays `queued` without a message; the operator's remedy is to delete and re-upload.
+
+`Ingest.delete` removes a document's extracted data (keeping a tombstone and its history in the
+archive) and then its bytes. The API is synchronous: async callers use `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath, PureWindowsPath
+
+from bastion.config import Settings
+from bastion.pipeline.agents.common import object_store
+from bastion.pipeline.archive_repo import ArchiveRepository
+from bastion.pipeline.model import REASON_CODES
+from bastion.pipeline.worker import open_pipeline_queue
+from bastion.storage.database import shared_engine
+from bastion.storage.objectstore import ObjectStore, validate_sha256
+from bastion.storage.queue import Queue
+
+PDF_MAGIC = b"%PDF-"
+SNIFF_BYTES = 1024
+PDF_CONTENT_TYPE = "application/pdf"
+MAX_FILENAME_CHARS = 255
+_UNSAFE_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class UploadRejected(Exception):
+    """The document is refused before it enters the pipeline.
+
+    `reason` is a code from `REASON_CODES` (`too_large` is the size limit), `http_status` the
+    status an HTTP caller gets, `message` an actionable sentence for the caller.
+    """
+
+    def __init__(self, http_status: int, reason: str, message: str) -> None:
+        self.http_status = http_status
+        self.reason = reason
+        self.message = message
+        super().__init__(f"{reason}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """The document's id (SHA-256), its status now, whether this upload created it, and its
+    validation outcome once archived."""
+
+    id: str
+    status: str
+    created: bool
+    outcome: str | None = None
+
+
+def safe_filename(filename: str) -> str:
+    """The last component of a client-supplied name, without control characters, clipped."""
+    name = PureWindowsPath(PurePosixPath(filename).name).name
+    name = _UNSAFE_NAME_CHARS.sub("", name).strip()
+    return name[:MAX_FILENAME_CHARS] or "document.pdf"
+
+
+def too_large(limit: int) -> UploadRejected:
+    return UploadRejected(
+        413,
+        "too_large",
+        f"the document is larger than the upload limit of {limit} bytes"
+        " (pipeline.max_upload_bytes)",
+    )
+
+
+def check_size(size: int, limit: int) -> None:
+    """UploadRejected(413, "too_large") when `size` bytes exceed `limit`."""
+    if size > limit:
+        raise too_large(limit)
+
+
+def check_pdf(data: bytes) -> None:
+    """UploadRejected unless `data` looks like a PDF (`%PDF-` within the first 1024 bytes)."""
+    if not data:
+        raise UploadRejected(400, "empty", "the file is empty: send the PDF's bytes")
+    if PDF_MAGIC not in data[:SNIFF_BYTES]:
+        raise UploadRejected(
+            415, "not_pdf", f"{REASON_CODES['not_pdf']}: only PDF documents are accepted"
+        )
+
+
+class Ingest:
+    """Puts documents into the pipeline: object store, archive record, queue message."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        repo: ArchiveRepository | None = None,
+        store: ObjectStore | None = None,
+        queue: Queue | None = None,
+    ) -> None:
+        self.max_bytes = settings.pipeline.max_upload_bytes
+        self.repo = repo or ArchiveRepository(shared_engine(settings.database_url()))
+        self.store = store or object_store(settings)
+        self.queue = queue or open_pipeline_queue(settings)
+
+    def check(self, data: bytes) -> None:
+        """Raise UploadRejected if `data` may not enter the pipeline."""
+        check_size(len(data), self.max_bytes)
+        check_pdf(data)
+
+    def ingest(
+        self, data: bytes, filename: str, principal: str, correlation_id: str
+    ) -> IngestResult:
+        """Accept a document; see the module docstring for the steps and the errors."""
+        self.check(data)
+        name = safe_filename(filename)
+        document_id = self.store.put(data)
+        created = self.repo.record_upload(
+            document_id,
+            filename=name,
+            content_type=PDF_CONTENT_TYPE,
+            size=len(data),
+            principal=principal,
+            correlation_id=correlation_id,
+        )
+        if created:
+            self.queue.send(
+                {"document_id": document_id, "correlation_id": correlation_id, "filename": name}
+            )
+            return IngestResult(id=document_id, status="queued", created=True)
+        return self._current(document_id)
+
+    def _current(self, document_id: str) -> IngestResult:
+        doc = self.repo.get_document(document_id)
+        if doc is None:  # pragma: no cover - record_upload just saw it
+            return IngestResult(id=document_id, status="queued", created=False)
+        return IngestResult(
+            id=document_id,
+            status=str(doc["status"]),
+            created=False,
+            outcome=doc["outcome"] if doc["status"] == "archived" else None,
+        )
+
+    def delete(self, document_id: str, principal: str, correlation_id: str) -> bool:
+        """Remove a document's data and bytes, keeping its tombstone; False if there is no
+        such document or it was deleted already. ValueError for a malformed id."""
+        validate_sha256(document_id)
+        deleted = self.repo.delete_document(
+            document_id, principal=principal, correlation_id=correlation_id
+        )
+        if deleted:
+            self.store.delete(document_id)
+        return deleted
+
+    def close(self) -> None:
+        self.queue.close()

@@ -1,0 +1,11 @@
+"""The HTTP face of the document pipeline: the gateway (`build_gateway(settings)`).
+
+`gateway` composes the routes; `guard` authenticates, authorizes, rate limits and audits every
+API request; `upload` reads a multipart upload within the size limit; `params` checks path and
+query parameters; `storage` runs storage calls off the event loop and streams files back;
+`archivist` maps the Archivist agent's answers to HTTP; `errors` is the JSON error shape.
+"""
+
+from bastion.web.gateway import build_gateway
+
+__all__ = ["build_gateway"]

@@ -1,0 +1,57 @@
+"""The gateway's calls to the Archivist agent, with its answers mapped to HTTP errors.
+
+DOCUMENT_NOT_FOUND -> 404; invalid params -> 400 with the archivist's problem list; no answer,
+an open breaker or a refusal of the gateway itself (its credential or grant) -> 503, logged for
+the operator with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from bastion.protocol.errors import DOCUMENT_NOT_FOUND, INVALID_PARAMS
+from bastion.runtime.client import AgentClient, AgentUnreachable, BreakerOpen, RpcCallError
+from bastion.web.errors import ApiError, invalid, not_found
+from bastion.web.storage import RETRY_AFTER_SECONDS
+
+log = structlog.get_logger("bastion.gateway")
+
+
+def _problems(data: Any) -> str:
+    if not isinstance(data, list):
+        return "the request parameters are invalid"
+    return "; ".join(
+        f"{p.get('field', '?')}: {p.get('problem', 'invalid')}" for p in data if isinstance(p, dict)
+    )
+
+
+def unavailable(reason: str) -> ApiError:
+    return ApiError(
+        503,
+        "archive_unavailable",
+        "the archive service is unavailable: retry in a few seconds",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        detail=reason,
+    )
+
+
+async def call_archivist(client: AgentClient, method: str, params: dict[str, Any]) -> Any:
+    """`archivist.<method>(params)`'s result (without the gateway's own quota metadata);
+    ApiError for anything but a result."""
+    try:
+        result = await client.call(method, params)
+    except RpcCallError as exc:
+        if exc.code == DOCUMENT_NOT_FOUND:
+            raise not_found() from None
+        if exc.code == INVALID_PARAMS:
+            raise invalid(_problems(exc.data)) from None
+        log.warning("archivist refused the gateway", method=method, error=str(exc))
+        raise unavailable(f"archivist answered {exc}") from None
+    except (AgentUnreachable, BreakerOpen) as exc:
+        log.warning("archivist unreachable", method=method, error=str(exc))
+        raise unavailable(str(exc)) from None
+    if isinstance(result, dict):
+        result.pop("metadata", None)
+    return result

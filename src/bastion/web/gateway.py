@@ -1,0 +1,195 @@
+"""The gateway: the pipeline's HTTP API for people and scripts (`build_gateway(settings)`).
+
+    POST   /api/documents            upload a PDF (multipart, field `file`)   upload_document
+    GET    /api/documents            list: ?status=&cursor=&limit=            list_documents
+    GET    /api/documents/{id}       status, outcome, fields, history         get_document
+    GET    /api/documents/{id}/file  the original bytes                       get_file
+    DELETE /api/documents/{id}       remove data and bytes (tombstone kept)   delete_document
+    GET    /healthz                  liveness (no credential)
+
+Answers are JSON and carry the request's correlation ID in `X-Correlation-ID` and, except for
+the document itself (whose `correlation_id` is its upload's, the ID that traces its processing),
+in the body too. Errors are `{"error": {"code", "message"}, "correlation_id"}`.
+
+Every API request is authenticated, authorized as `gateway.<action>` (the right-hand column),
+rate limited and audited by `Guard`. Uploads and deletes go through `Ingest` (object store,
+archive, queue); reads go to the Archivist agent, called with the gateway's own credential
+(`pipeline.gateway_api_key`) and the request's correlation ID. With `pipeline.watch_dir` set,
+the gateway also runs the watched-folder ingester.
+
+Settings read: `agents.archivist.url`, `pipeline.gateway_api_key`, `pipeline.max_upload_bytes`,
+`pipeline.objects_dir`, `pipeline.queue_url` (and its retention settings), `pipeline.watch_dir`,
+`pipeline.watch_patterns`, `client`, and the security sections (`auth`, `policy`,
+`rate_limit`, `audit`, `database`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bastion.config import Settings
+from bastion.pipeline.agents.common import peer_url
+from bastion.pipeline.ingest import Ingest, UploadRejected
+from bastion.pipeline.watch import FolderWatcher
+from bastion.runtime.agent import AgentConfigError
+from bastion.runtime.client import AgentClient
+from bastion.runtime.context import CallContext
+from bastion.security.secrets import SecretValue, resolve
+from bastion.security.stack import build_security
+from bastion.storage.objectstore import ObjectNotFoundError
+from bastion.web.archivist import call_archivist
+from bastion.web.errors import ApiError, error_response, not_found
+from bastion.web.guard import Endpoint, Guard, json_response
+from bastion.web.params import document_id, list_params
+from bastion.web.storage import in_storage, pdf_response
+from bastion.web.upload import read_upload, rejected
+
+NAME = "gateway"
+
+
+def gateway_api_key(settings: Settings) -> SecretValue:
+    """The gateway's own credential for its calls to the Archivist."""
+    ref = settings.pipeline.gateway_api_key
+    if not ref:
+        raise AgentConfigError(
+            "pipeline.gateway_api_key is not set: add a secret reference to the gateway's key "
+            "(bastion init writes one to secrets/gateway.key)"
+        )
+    return resolve(ref, settings.base_dir)
+
+
+def by_method(**endpoints: Endpoint) -> Endpoint:
+    """One endpoint serving several methods of a path (HEAD is served as GET), so that the
+    path's `Allow` header lists them all."""
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+
+    return endpoint
+
+
+class Gateway:
+    """The gateway's state (security stack, ingest, archivist client, watcher) and routes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stack = build_security(NAME, settings)
+        self.guard = Guard(NAME, self.stack.pipeline, self.stack.audit)
+        self.ingest = Ingest(settings)
+        self.archivist = AgentClient(
+            peer_url(settings, NAME, "archivist"),
+            api_key=gateway_api_key(settings),
+            settings=settings.client,
+        )
+
+    def app(self) -> Starlette:
+        protect = self.guard.protect
+        documents = by_method(
+            GET=protect("list_documents", self.list_documents),
+            POST=protect("upload_document", self.upload_document),
+        )
+        document = by_method(
+            GET=protect("get_document", self.get_document),
+            DELETE=protect("delete_document", self.delete_document),
+        )
+        routes = [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/api/documents", documents, methods=["GET", "POST"]),
+            Route("/api/documents/{id}", document, methods=["GET", "DELETE"]),
+            Route("/api/documents/{id}/file", protect("get_file", self.get_file), methods=["GET"]),
+        ]
+        return Starlette(
+            routes=routes,
+            lifespan=self.lifespan,
+            exception_handlers={HTTPException: self.http_error},
+        )
+
+    @asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        await self.stack.start()
+        stop = asyncio.Event()
+        watcher = self._start_watcher(stop)
+        try:
+            yield
+        finally:
+            stop.set()
+            if watcher is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            await self.archivist.aclose()
+            self.ingest.close()
+            await self.stack.close()
+
+    def _start_watcher(self, stop: asyncio.Event) -> asyncio.Task[None] | None:
+        if not self.settings.pipeline.watch_dir:
+            return None
+        watcher = FolderWatcher(self.settings, self.ingest, audit=self.stack.audit.record)
+        return asyncio.create_task(watcher.run(stop))
+
+    # -- routes ------------------------------------------------------------------------------
+
+    async def healthz(self, _request: Request) -> Response:
+        return JSONResponse({"status": "alive", "agent": NAME})
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        """Unknown paths and methods answer in the same JSON shape as everything else."""
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            code, message = "method_not_allowed", f"this endpoint does not accept {request.method}"
+        else:
+            code, message = "not_found", "no such endpoint: see the gateway's API routes"
+        err = ApiError(exc.status_code, code, message, headers=dict(exc.headers or {}))
+        return error_response(err, None)
+
+    async def upload_document(self, request: Request, call: CallContext) -> Response:
+        data, filename = await read_upload(request, self.ingest.max_bytes)
+        try:
+            result = await in_storage(
+                self.ingest.ingest, data, filename, call.principal, call.correlation_id
+            )
+        except UploadRejected as exc:
+            raise rejected(exc) from None
+        body: dict[str, object] = {"id": result.id, "status": result.status}
+        if result.outcome is not None:
+            body["outcome"] = result.outcome
+        return json_response(call, body, 202 if result.created else 200)
+
+    async def list_documents(self, request: Request, call: CallContext) -> Response:
+        page = await call_archivist(self.archivist, "list_documents", list_params(request))
+        return json_response(call, page)
+
+    async def get_document(self, request: Request, call: CallContext) -> Response:
+        doc_id = document_id(request)
+        doc = await call_archivist(self.archivist, "get_document", {"document_id": doc_id})
+        return JSONResponse(doc)  # its correlation_id is the upload's, which traces processing
+
+    async def get_file(self, request: Request, call: CallContext) -> Response:
+        doc_id = document_id(request)
+        try:
+            fh = await in_storage(self.ingest.store.open, doc_id)
+        except ObjectNotFoundError:
+            raise not_found() from None
+        return await pdf_response(fh, doc_id)
+
+    async def delete_document(self, request: Request, call: CallContext) -> Response:
+        doc_id = document_id(request)
+        deleted = await in_storage(self.ingest.delete, doc_id, call.principal, call.correlation_id)
+        if not deleted:
+            raise not_found()
+        return json_response(call, {"id": doc_id, "deleted": True})
+
+
+def build_gateway(settings: Settings) -> Starlette:
+    """The gateway's ASGI app; serve it with uvicorn (its lifespan starts and stops
+    everything)."""
+    return Gateway(settings).app()

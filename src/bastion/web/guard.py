@@ -1,0 +1,162 @@
+"""The gateway's zero-trust wrapper around every API route.
+
+`Guard.protect(action, handler)` turns a handler into a Starlette endpoint that, in order:
+
+1. takes the correlation ID from a valid `X-Correlation-ID` or makes one, and puts it in the
+   contextvar (so outgoing agent calls carry it);
+2. authenticates (`X-API-Key` or `Authorization: Bearer`) with the security stack's request
+   stages -> 401;
+3. authorizes `gateway.<action>` and rate limits with its call stages -> 403 / 429 / 503;
+4. runs the handler, which raises `ApiError` for anything it refuses;
+5. audits the outcome (one record per request, agent `gateway`) and answers with the
+   correlation ID and the caller's remaining quota in the headers.
+
+Nothing about the body is read before the caller is authenticated and authorized.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from bastion.protocol.errors import spec_for
+from bastion.runtime.context import (
+    CallContext,
+    RequestContext,
+    accept_correlation_id,
+    correlation_id_var,
+)
+from bastion.runtime.server import AuditSink
+from bastion.security.audit import AuditEntry
+from bastion.security.ratelimit import headers_for
+from bastion.security.stages import Denied, Pipeline
+from bastion.web.errors import ApiError, error_response
+
+log = structlog.get_logger("bastion.gateway")
+
+Handler = Callable[[Request, CallContext], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+CORRELATION_HEADER = "X-Correlation-ID"
+
+_DENIED_MESSAGES = {
+    "authenticate": (
+        "unauthenticated",
+        "send a valid API key in X-API-Key, or a bearer token in Authorization",
+    ),
+    "authorize": ("forbidden", "this credential is not allowed to {action}"),
+    "rate_limit": ("rate_limited", "too many requests: retry after Retry-After seconds"),
+}
+
+
+INTERNAL = ApiError(
+    500,
+    "internal_error",
+    "the gateway failed on this request: quote the correlation ID to an operator",
+)
+
+
+def json_response(call: CallContext, body: dict[str, object], status: int = 200) -> JSONResponse:
+    """A JSON answer carrying the request's correlation ID."""
+    return JSONResponse({**body, "correlation_id": call.correlation_id}, status_code=status)
+
+
+def denied_error(denied: Denied, action: str) -> ApiError:
+    """The caller's view of a stage's refusal: its status, never the internal reason."""
+    status = spec_for(denied.code).http_status
+    if status == 503 or denied.stage not in _DENIED_MESSAGES:
+        code, message = "unavailable", "a security service is unavailable: retry shortly"
+    else:
+        code, message = _DENIED_MESSAGES[denied.stage]
+    return ApiError(
+        status,
+        code,
+        message.format(action=action.replace("_", " ")),
+        headers=denied.headers,
+        outcome=f"denied:{denied.stage}",
+        detail=denied.reason,
+    )
+
+
+def request_context(request: Request, agent: str) -> RequestContext:
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+    client = request.client
+    return RequestContext(
+        agent=agent,
+        correlation_id=accept_correlation_id(headers.get("x-correlation-id")),
+        client=f"{client.host}:{client.port}" if client else "-",
+        headers=headers,
+    )
+
+
+class Guard:
+    """Authenticates, authorizes, rate limits and audits requests to one service."""
+
+    def __init__(self, agent: str, pipeline: Pipeline, audit: AuditSink) -> None:
+        self.agent = agent
+        self.pipeline = pipeline
+        self.audit = audit
+
+    def protect(self, action: str, handler: Handler) -> Endpoint:
+        """The endpoint for `handler`, authorized as `<agent>.<action>`."""
+
+        async def endpoint(request: Request) -> Response:
+            req = request_context(request, self.agent)
+            call = CallContext(request=req, method=action)
+            token = correlation_id_var.set(req.correlation_id)
+            try:
+                response = await self._run(request, call, handler)
+            finally:
+                correlation_id_var.reset(token)
+            response.headers[CORRELATION_HEADER] = req.correlation_id
+            for name, value in headers_for(req.rate) if req.rate is not None else ():
+                response.headers[name.decode("latin-1")] = value.decode("latin-1")
+            return response
+
+        return endpoint
+
+    async def _run(self, request: Request, call: CallContext, handler: Handler) -> Response:
+        try:
+            await self.pipeline.admit_request(call.request)
+            await self.pipeline.admit_call(call)
+            response = await handler(request, call)
+        except Denied as denied:
+            return await self._refuse(call, denied_error(denied, call.method))
+        except ApiError as err:
+            return await self._refuse(call, err)
+        except Exception:
+            log.exception("gateway request failed", action=call.method)
+            return await self._refuse(call, INTERNAL)
+        await self.record(call, "ok", response.status_code)
+        return response
+
+    async def _refuse(self, call: CallContext, err: ApiError) -> Response:
+        await self.record(call, err.outcome, err.status, err.detail or err.message)
+        return error_response(err, call.correlation_id)
+
+    async def record(
+        self, call: CallContext, outcome: str, status: int, detail: str | None = None
+    ) -> None:
+        """One audit record for the request."""
+        req = call.request
+        ident = req.identity
+        elapsed = time.perf_counter() - req.started
+        await self.audit.record(
+            AuditEntry(
+                ts=time.time() - elapsed,  # when the request arrived, as the agents record it
+                principal=ident.principal if ident else "-",
+                auth_method=ident.auth_method if ident else "none",
+                agent=self.agent,
+                method=call.method,
+                correlation_id=req.correlation_id,
+                outcome=outcome,
+                status=status,
+                latency_ms=round(elapsed * 1000.0, 3),
+                client=req.client,
+                detail=detail,
+            )
+        )

@@ -1,0 +1,61 @@
+"""The gateway's use of the (synchronous) document storage: calls in worker threads, with an
+outage of the database or the queue answered as 503, and stored files streamed back."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, ParamSpec, TypeVar
+
+import sqlalchemy.exc
+import structlog
+from starlette.responses import StreamingResponse
+
+from bastion.pipeline.ingest import PDF_CONTENT_TYPE
+from bastion.web.errors import ApiError
+
+log = structlog.get_logger("bastion.gateway")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+RETRY_AFTER_SECONDS = 5
+FILE_CHUNK_BYTES = 64 * 1024
+
+
+async def in_storage(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn(*args, **kwargs)` in a worker thread; a database or queue outage is 503."""
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except (sqlalchemy.exc.OperationalError, sqlite3.OperationalError) as exc:
+        log.warning("document storage unavailable", error=type(exc).__name__)
+        raise ApiError(
+            503,
+            "storage_unavailable",
+            "the document store is unavailable: retry in a few seconds",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            detail=f"{type(exc).__name__}: {exc}"[:500],
+        ) from None
+
+
+def _chunks(fh: BinaryIO) -> Iterator[bytes]:
+    with fh:
+        while chunk := fh.read(FILE_CHUNK_BYTES):
+            yield chunk
+
+
+def _size(fh: BinaryIO) -> int:
+    size = fh.seek(0, 2)
+    fh.seek(0)
+    return size
+
+
+async def pdf_response(fh: BinaryIO, document_id: str) -> StreamingResponse:
+    """Stream a stored PDF (closing `fh` at the end) as a download, never rendered inline."""
+    headers = {
+        "Content-Length": str(await asyncio.to_thread(_size, fh)),
+        "Content-Disposition": f'attachment; filename="{document_id}.pdf"',
+        "X-Content-Type-Options": "nosniff",
+    }
+    return StreamingResponse(_chunks(fh), media_type=PDF_CONTENT_TYPE, headers=headers)

@@ -1,0 +1,248 @@
+"""The Archivist agent over real HTTP, on SQLite and PostgreSQL: methods, errors and attacks."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bastion.pipeline.model import ExtractedField, ExtractionResult, Finding, ValidationResult
+from tests.web.conftest import Project, make_project, rpc, serve_archivist
+
+RESULT = ExtractionResult(
+    document_type="invoice",
+    confidence=0.95,
+    fields={
+        "invoice_number": ExtractedField(value="INV-7", confidence=0.9, page=1),
+        "issuer": ExtractedField(value="Zebra Logistics GmbH", confidence=0.9, page=1),
+        "total": ExtractedField(value=119.0, confidence=0.9, page=1),
+    },
+    pages=1,
+    text_excerpt="Invoice from Zebra Logistics about quarterly freight",
+    findings=[Finding(rule_id="guard.scanned", severity="info", message="image only page")],
+)
+VALIDATION = ValidationResult(
+    outcome="invalid",
+    findings=[Finding(rule_id="totals.sum", severity="error", message="sum", field="total")],
+)
+
+
+def sha(n: int | str) -> str:
+    return hashlib.sha256(str(n).encode()).hexdigest()
+
+
+def archive_params(document_id: str) -> dict[str, Any]:
+    return {
+        "document_id": document_id,
+        "result": RESULT.model_dump(mode="json"),
+        "validation": VALIDATION.model_dump(mode="json"),
+    }
+
+
+class Archivist:
+    def __init__(self, project: Project, url: str) -> None:
+        self.project = project
+        self.url = url
+
+    def call(self, method: str, params: Any, principal: str = "admin", **kw: Any) -> Any:
+        r = self.raw(method, params, principal, **kw)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert "result" in body, body
+        body["result"].pop("metadata", None)  # the caller's quota, added by the server
+        return body["result"]
+
+    def raw(self, method: str, params: Any, principal: str = "admin", **kw: Any) -> httpx.Response:
+        return rpc(self.url, method, params, self.project.keys[principal], **kw)
+
+    def error(self, method: str, params: Any, principal: str = "admin") -> dict[str, Any]:
+        r = self.raw(method, params, principal)
+        assert r.status_code == 200, r.text
+        err: dict[str, Any] = r.json()["error"]
+        return err
+
+    def upload(self, doc_id: str, filename: str = "invoice.pdf") -> None:
+        self.project.repo.record_upload(
+            doc_id,
+            filename=filename,
+            content_type="application/pdf",
+            size=10,
+            principal="submitter",
+            correlation_id="corr-upload",
+        )
+
+    def archive(self, doc_id: str, principal: str = "orchestrator") -> Any:
+        params = archive_params(doc_id)
+        return self.call("archive", params, principal, headers={"X-Correlation-ID": "corr-arch-1"})
+
+
+def serve(tmp_path: Path, url: str) -> Iterator[Archivist]:
+    project = make_project(tmp_path, url)
+    with serve_archivist(project) as srv:
+        yield Archivist(project, srv.url)
+
+
+@pytest.fixture
+def archivist(tmp_path: Path, db_url: str) -> Iterator[Archivist]:
+    """On SQLite and PostgreSQL."""
+    yield from serve(tmp_path, db_url)
+
+
+@pytest.fixture
+def sqlite_archivist(tmp_path: Path, sqlite_url: str) -> Iterator[Archivist]:
+    """For checks made before the database is touched (params), one backend is enough."""
+    yield from serve(tmp_path, sqlite_url)
+
+
+def test_archive_stores_everything_and_is_idempotent(archivist: Archivist) -> None:
+    doc_id = sha(1)
+    archivist.upload(doc_id)
+    first = archivist.archive(doc_id)
+    assert first == {"document_id": doc_id, "reprocessed": False, "outcome": "invalid"}
+
+    doc = archivist.call("get_document", {"document_id": doc_id}, "gateway")
+    assert doc["status"] == "archived" and doc["outcome"] == "invalid"
+    assert doc["fields"]["invoice_number"]["value"] == "INV-7"
+    assert {(f["source"], f["rule_id"]) for f in doc["findings"]} == {
+        ("guardrail", "guard.scanned"),
+        ("validation", "totals.sum"),
+    }
+    archived = [h for h in doc["history"] if h["event"] == "archived"]
+    assert archived[0]["principal"] == "orchestrator"
+    assert archived[0]["correlation_id"] == "corr-arch-1"
+
+    assert archivist.archive(doc_id)["reprocessed"] is True
+    doc = archivist.call("get_document", {"document_id": doc_id}, "gateway")
+    assert len(doc["findings"]) == 2  # replaced, not added
+    assert "reprocessed" in [h["event"] for h in doc["history"]]
+
+
+def test_search_finds_the_text_excerpt_and_duplicates_are_found(archivist: Archivist) -> None:
+    doc_id = sha(2)
+    archivist.upload(doc_id)
+    archivist.archive(doc_id)
+    found = archivist.call("search", {"query": "quarterly freight"}, "gateway")["results"]
+    assert [d["id"] for d in found] == [doc_id]
+    assert archivist.call("search", {"query": "nothing-like-this"}, "gateway") == {"results": []}
+
+    dup = {"issuer": "ZEBRA logistics gmbh", "invoice_number": "inv 7"}
+    assert archivist.call("find_duplicate", dup, "validator") == {"duplicate_of": doc_id}
+    mine = {**dup, "exclude_id": doc_id}
+    assert archivist.call("find_duplicate", mine, "validator") == {"duplicate_of": None}
+
+
+def test_unknown_and_deleted_documents_are_not_found(archivist: Archivist) -> None:
+    unknown = sha("unknown")
+    assert archivist.error("get_document", {"document_id": unknown})["code"] == -32051
+    params = archive_params(unknown)
+    assert archivist.error("archive", params, "orchestrator")["code"] == -32051
+
+    doc_id = sha(3)
+    archivist.upload(doc_id)
+    archivist.project.repo.delete_document(doc_id, principal="admin", correlation_id=None)
+    err = archivist.error("get_document", {"document_id": doc_id}, "gateway")
+    assert err == {"code": -32051, "message": "Document not found", "data": {"document_id": doc_id}}
+    assert archivist.error("archive", archive_params(doc_id), "orchestrator")["code"] == -32051
+
+
+def test_list_documents_pages_with_a_cursor(archivist: Archivist) -> None:
+    ids = [sha(f"page-{i}") for i in range(5)]
+    for doc_id in ids:
+        archivist.upload(doc_id)
+    archivist.archive(ids[0])
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = archivist.call("list_documents", params, "gateway")
+        assert len(page["documents"]) <= 2
+        seen += [d["id"] for d in page["documents"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids)
+
+    archived = archivist.call("list_documents", {"status": "archived"}, "gateway")
+    assert [d["id"] for d in archived["documents"]] == [ids[0]]
+    assert archived["next_cursor"] is None
+
+
+BAD_LIST_PARAMS = [
+    ({"cursor": "not-a-cursor"}, "cursor"),
+    ({"limit": 0}, "limit"),
+    ({"limit": 501}, "limit"),
+    ({"status": "lost"}, "status"),
+    ({"unexpected": 1}, "unexpected"),
+]
+
+
+def test_bad_list_params_are_invalid_params(sqlite_archivist: Archivist) -> None:
+    for params, field in BAD_LIST_PARAMS:
+        err = sqlite_archivist.error("list_documents", params, "gateway")
+        assert err["code"] == -32602
+        assert [p["field"] for p in err["data"]] == [field]
+    err = sqlite_archivist.error("list_documents", {"cursor": "not-a-cursor"}, "gateway")
+    assert "next_cursor" in err["data"][0]["problem"]  # says what to do
+
+
+def test_get_status_counts_documents(archivist: Archivist) -> None:
+    archivist.upload(sha(4))
+    status = archivist.call("get_status", None)
+    assert status["agent"] == "archivist" and status["status"] == "ok"
+    assert status["documents"]["queued"] == 1 and status["documents"]["archived"] == 0
+    archivist.archive(sha(4))
+    archivist.archive(sha(4))
+    archivist.error("archive", archive_params(sha("nope")), "orchestrator")
+    status = archivist.call("get_status", None)
+    assert status["documents"]["archived"] == 1
+    assert status["archive_calls"] == {"archived": 1, "reprocessed": 1, "not_found": 1}
+
+
+# -- attacks ----------------------------------------------------------------------------------
+
+
+def test_only_the_orchestrator_may_archive(archivist: Archivist) -> None:
+    doc_id = sha(5)
+    archivist.upload(doc_id)
+    params = archive_params(doc_id)
+    for principal in ("extractor", "gateway", "submitter", "validator"):
+        cid = f"attack-archive-{principal}"
+        r = archivist.raw("archive", params, principal, headers={"X-Correlation-ID": cid})
+        assert r.status_code == 403
+        assert r.json()["error"] == {"code": -32041, "message": "Forbidden"}
+        rows = archivist.project.audit_records(lambda a, cid=cid: a.correlation_id == cid)
+        assert [(a.outcome, a.principal, a.agent, a.method) for a in rows] == [
+            ("denied:authorize", principal, "archivist", "archive")
+        ]
+    doc = archivist.project.repo.get_document(doc_id)
+    assert doc is not None and doc["status"] == "queued"
+
+
+MALFORMED_IDS = ["", "abc", sha(6).upper(), sha(6) + "0", "../" + sha(6)[3:], sha(6)[:-1] + "g", 42]
+
+
+def test_malformed_document_ids_are_invalid_params(sqlite_archivist: Archivist) -> None:
+    for document_id in MALFORMED_IDS:
+        err = sqlite_archivist.error("get_document", {"document_id": document_id}, "gateway")
+        assert err["code"] == -32602
+        assert err["data"][0]["field"] == "document_id"
+
+
+def test_extra_fields_and_bad_results_are_invalid_params(sqlite_archivist: Archivist) -> None:
+    doc_id = sha(7)
+    sqlite_archivist.upload(doc_id)
+    good = archive_params(doc_id)
+    extra = {**good, "principal": "admin"}
+    assert sqlite_archivist.error("archive", extra, "orchestrator")["code"] == -32602
+    bad_result = {**good, "result": {**good["result"], "confidence": 7}}
+    assert sqlite_archivist.error("archive", bad_result, "orchestrator")["code"] == -32602
+    bad_outcome = {**good, "validation": {"outcome": "fine"}}
+    assert sqlite_archivist.error("archive", bad_outcome, "orchestrator")["code"] == -32602
+    long_query = {"query": "x" * 501}
+    assert sqlite_archivist.error("search", long_query, "gateway")["code"] == -32602
+    assert sqlite_archivist.error("search", {"query": ""}, "gateway")["code"] == -32602

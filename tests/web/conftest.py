@@ -1,0 +1,114 @@
+"""A pipeline project on the test database (`db_url`), and its services on real loopback ports.
+
+`make_project` lays out a folder with `bastion init`, points it at the test database and gives
+every principal a key there (service keys also go to `secrets/`, where the config expects them).
+The archivist and gateway tests, and the ingest and watch tests, build on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bastion.config import Settings, load_settings
+from bastion.pipeline.agents.archivist import definition as archivist_definition
+from bastion.pipeline.archive_repo import ArchiveRepository
+from bastion.pipeline.worker import open_pipeline_queue
+from bastion.project import CLIENT_PRINCIPALS, SERVICE_PRINCIPALS, init_project
+from bastion.runtime.agent import AgentApp
+from bastion.security.secrets import write_secret_file
+from bastion.security.stack import build_api_key_store
+from bastion.storage.database import shared_engine
+from bastion.storage.models import AuditRecord
+from bastion.storage.queue import Message
+from bastion.testing import LiveServer, serve_in_thread
+
+
+@dataclass
+class Project:
+    dir: Path
+    settings: Settings
+    keys: dict[str, str]  # principal -> API key, valid in the test database
+
+    @property
+    def repo(self) -> ArchiveRepository:
+        return ArchiveRepository(shared_engine(self.settings.database_url()))
+
+    def queued(self) -> list[Message]:
+        """Every message on the pipeline queue (received with a zero visibility timeout)."""
+        queue = open_pipeline_queue(self.settings)
+        try:
+            return queue.receive(100, visibility_timeout=0)
+        finally:
+            queue.close()
+
+    def audit_records(
+        self, where: Callable[[AuditRecord], bool], *, at_least: int = 1
+    ) -> list[AuditRecord]:
+        """Audit rows matching `where`, waiting for the writers' next flush."""
+        engine = shared_engine(self.settings.database_url())
+        deadline = time.monotonic() + 5
+        while True:
+            with Session(engine) as s:
+                rows = [
+                    r for r in s.scalars(select(AuditRecord).order_by(AuditRecord.ts)) if where(r)
+                ]
+            if len(rows) >= at_least or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
+
+def make_project(
+    tmp_path: Path, db_url: str, configure: Callable[[Settings], None] | None = None
+) -> Project:
+    res = init_project(tmp_path / "proj")
+    settings = load_settings(res.config)
+    settings.database.url = db_url
+    settings.auth.api_key_cache_seconds = 0
+    settings.policy.reload_check_seconds = 0
+    # The writer's own process is tested in tests/security; in-process starts much faster.
+    settings.audit.writer = "in_process"
+    if configure is not None:
+        configure(settings)
+    store = build_api_key_store(settings)
+    keys: dict[str, str] = {}
+    for principal in ("admin", *SERVICE_PRINCIPALS, *CLIENT_PRINCIPALS):
+        keys[principal] = store.create(principal, label="test")
+        if principal != "admin":
+            write_secret_file(res.directory / "secrets" / f"{principal}.key", keys[principal])
+    return Project(res.directory, settings, keys)
+
+
+@contextmanager
+def serve_archivist(project: Project) -> Iterator[LiveServer]:
+    """The archivist on a free port; `agents.archivist.url` then points at it."""
+    app = AgentApp(archivist_definition(project.settings), project.settings)
+    with serve_in_thread(app) as srv:
+        project.settings.agents["archivist"].url = srv.url
+        yield srv
+
+
+def rpc(
+    url: str, method: str, params: Any, key: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    body = {"jsonrpc": "2.0", "method": method, "params": params, "id": 1}
+    return httpx.post(
+        url + "/message", json=body, headers={"X-API-Key": key, **(headers or {})}, timeout=10
+    )
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until `check()` is true (polling), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(check):
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
