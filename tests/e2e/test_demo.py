@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEMO_TIMEOUT = 120
+DEMO_TIMEOUT = 180
 
 
 def _env() -> dict[str, str]:
@@ -29,21 +29,42 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     )
     out = res.stdout
     assert res.returncode == 0, out + res.stderr
+    lines = out.splitlines()
 
-    # 1. allowed across two agents under one correlation ID
-    assert "result: 'hello, zero trust' via relay" in out
-    assert "(one ID across both hops)" in out
-    # 2. a made-up key
-    assert "HTTP 401, JSON-RPC error -32040: Unauthenticated" in out
-    # 3. no grant
-    assert "HTTP 403, JSON-RPC error -32041: Forbidden" in out
+    def row(name: str) -> str:
+        return next(line for line in lines if f"│ {name}" in line)
+
+    # 1. every service started
+    for service in ("archivist", "validator", "extractor", "orchestrator", "gateway", "worker"):
+        assert any(line.split()[:2] == [service, "ready:"] for line in lines), service
+    # 2. the samples' results
+    for name in ("invoice_en_line_items.pdf", "invoice_de.pdf", "invoice_fr.pdf"):
+        assert "archived" in row(name) and "valid" in row(name) and "invalid" not in row(name)
+    assert "INV-2024-0042" in row("invoice_en_line_items.pdf")
+    assert "2324.4 GBP" in row("invoice_en_line_items.pdf")
+    assert "invalid" in row("invoice_en_wrong_total.pdf")
+    assert "arithmetic.invoice" in row("invoice_en_wrong_total.pdf")
+    assert "duplicate.invoice" in row("invoice_de_duplicate.pdf")
+    assert "contract" in row("contract_services.pdf")
+    assert "report" in row("report_quarterly.pdf")
+    assert "rejected: not_pdf" in row("not_a_pdf.pdf")
+    # 3. least privilege
+    assert "extractor -> archivist.archive: HTTP 403, JSON-RPC error -32041: Forbidden" in out
+    assert "worker -> extractor.extract: HTTP 403, JSON-RPC error -32041: Forbidden" in out
     # 4. the burst runs out of quota
     assert "429 Rate limited" in out
-    # 5. the audit trail, verified
-    assert "chain 'echo':" in out
-    assert "chain 'relay':" in out
-    chain_lines = [line for line in out.splitlines() if line.strip().startswith("chain '")]
-    assert len(chain_lines) == 2
+    # 5. one document's path
+    assert "bastion audit tail --correlation" in out
+    assert any("orchestrator" in line and "process_document" in line for line in lines)
+    # 6. the audit trail, verified
+    chain_lines = [line for line in lines if line.strip().startswith("chain '")]
+    assert {line.split("'")[1] for line in chain_lines} == {
+        "archivist",
+        "extractor",
+        "gateway",
+        "orchestrator",
+        "validator",
+    }
     assert all(line.rstrip().endswith("intact") for line in chain_lines), chain_lines
     assert "Demo complete." in out
     assert "unexpected" not in out

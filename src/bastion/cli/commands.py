@@ -6,11 +6,26 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from bastion.cli import audit_cmd, demo_cmd, extract_cmd, init_cmd, keys_cmd, serve_cmd
+    from bastion.cli import (
+        audit_cmd,
+        demo_cmd,
+        dlq_cmd,
+        extract_cmd,
+        init_cmd,
+        keys_cmd,
+        serve_cmd,
+        status_cmd,
+        submit_cmd,
+        up_cmd,
+    )
 
     app.command("init")(init_cmd.init)
     app.command("serve")(serve_cmd.serve)
+    app.command("up")(up_cmd.up)
+    app.command("submit")(submit_cmd.submit)
+    app.command("status")(status_cmd.status)
     app.command("demo")(demo_cmd.demo)
     app.command("extract")(extract_cmd.extract)
     app.add_typer(keys_cmd.app, name="keys", help="Create, list, revoke and rotate API keys.")
     app.add_typer(audit_cmd.app, name="audit", help="Verify and read the audit trail.")
+    app.add_typer(dlq_cmd.app, name="dlq", help="Inspect and redrive the dead-letter queue.")

@@ -13,9 +13,9 @@ def demo(
         Path | None, typer.Option("--dir", help="Keep the demo's files here (default: a temp dir).")
     ] = None,
 ) -> None:
-    """Start two agents on loopback and show the security stack at work."""
+    """Run the document pipeline end to end on sample documents, in a temporary folder."""
     from bastion.config import LoggingSettings
-    from bastion.demos.runtime import run_demo
+    from bastion.demos.pipeline import run_demo
     from bastion.observability.logging import configure_logging
 
     configure_logging(LoggingSettings(level="WARNING"))

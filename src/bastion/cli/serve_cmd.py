@@ -1,12 +1,15 @@
-"""`bastion serve AGENT`: run one agent (one per container in scale-out deployments)."""
+"""`bastion serve NAME`: run one agent, the pipeline gateway or the pipeline worker (one per
+container in scale-out deployments)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
 from bastion.cli.common import ConfigOption, err_console, fail, settings_from
+from bastion.config import Settings
 from bastion.runtime.serve import ServeError, run, uvicorn_config
 from bastion.security.secrets import SecretError
 
@@ -14,7 +17,14 @@ TCK_PRINCIPAL = "tck"
 
 
 def serve(
-    agent: Annotated[str, typer.Argument(help="Agent to run: echo.")],
+    agent: Annotated[
+        str,
+        typer.Argument(
+            help="What to run: an agent (echo, relay, archivist, validator, extractor, "
+            "orchestrator), the pipeline's gateway (HTTP API), or its worker (queue consumer).",
+            show_default=False,
+        ),
+    ],
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option("--host", help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (0 = any free).")] = None,
@@ -27,30 +37,24 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Run one agent in the foreground until SIGTERM/Ctrl-C."""
-    from bastion.agents.registry import definition_for
+    """Run one agent, the gateway or the worker in the foreground until SIGTERM/Ctrl-C."""
     from bastion.observability.logging import configure_logging
-    from bastion.runtime.agent import AgentApp, AgentConfigError
 
     settings = settings_from(config)
     configure_logging(settings.logging)
-    try:
-        definition = definition_for(agent, settings, tck=tck)
-    except KeyError as exc:
-        fail(str(exc.args[0]))
-    except (AgentConfigError, SecretError, ValueError) as exc:
-        fail(str(exc))
-    endpoint = settings.agents.get(agent)
-    bind_host = host or settings.server.host
-    bind_port = (
-        port
-        if port is not None
-        else (endpoint.port if endpoint and endpoint.port else settings.server.port)
-    )
-    if endpoint and port is None and endpoint.url:
-        from urllib.parse import urlsplit
-
-        bind_port = urlsplit(endpoint.url).port or bind_port
+    if tck and agent in ("gateway", "worker"):
+        fail(f"--tck is the agents' conformance profile; it does not apply to the {agent}")
+    if agent == "worker":
+        if host is not None or port is not None:
+            fail("the worker does not listen on a port: drop --host/--port")
+        _run_worker(settings)
+        return
+    if agent == "gateway":
+        app = _gateway(settings)
+        bind_host, bind_port = _url_host_port(settings.pipeline.gateway_url)
+    else:
+        app = _agent(agent, settings, tck)
+        bind_host, bind_port = settings.server.host, _agent_port(agent, settings)
     if tck:
         err_console.print(
             "[bold yellow]WARNING:[/] --tck disables authentication: unauthenticated calls act "
@@ -58,10 +62,10 @@ def serve(
         )
     try:
         cfg = uvicorn_config(
-            AgentApp(definition, settings, anonymous_principal=TCK_PRINCIPAL if tck else None),
+            app,
             settings.server,
-            host=bind_host,
-            port=bind_port,
+            host=host or bind_host,
+            port=port if port is not None else bind_port,
             resolve_path=settings.path,
             loopback_only=tck,
         )
@@ -69,3 +73,51 @@ def serve(
         # ValueError: a setting the security stack cannot work with (e.g. no redis_url).
         fail(str(exc))
     run(cfg)
+
+
+def _url_host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _agent_port(agent: str, settings: Settings) -> int:
+    endpoint = settings.agents.get(agent)
+    if endpoint is None:
+        return settings.server.port
+    if endpoint.url and urlsplit(endpoint.url).port:
+        return _url_host_port(endpoint.url)[1]
+    return endpoint.port or settings.server.port
+
+
+def _agent(agent: str, settings: Settings, tck: bool) -> Any:
+    from bastion.agents.registry import definition_for
+    from bastion.runtime.agent import AgentApp, AgentConfigError
+
+    try:
+        definition = definition_for(agent, settings, tck=tck)
+        return AgentApp(definition, settings, anonymous_principal=TCK_PRINCIPAL if tck else None)
+    except KeyError as exc:
+        fail(f"{exc.args[0]} (or: gateway, worker)")
+    except (AgentConfigError, SecretError, ValueError) as exc:
+        fail(str(exc))
+
+
+def _gateway(settings: Settings) -> Any:
+    from bastion.runtime.agent import AgentConfigError
+    from bastion.web.gateway import build_gateway
+
+    try:
+        return build_gateway(settings)
+    except (AgentConfigError, SecretError, ValueError) as exc:
+        fail(str(exc))
+
+
+def _run_worker(settings: Settings) -> None:
+    from bastion.pipeline.worker import run_worker
+    from bastion.runtime.agent import AgentConfigError
+
+    try:
+        code = run_worker(settings)
+    except (AgentConfigError, SecretError) as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
