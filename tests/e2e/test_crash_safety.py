@@ -28,12 +28,6 @@ from bastion.storage.pipeline_models import Document, DocumentField, LineItemRow
 from bastion.testing.pipeline_stack import PipelineStack, assign_ports, pipeline_in_threads
 from tests.e2e.test_pipeline_agents import Flow
 
-_WORKER = (
-    "import sys; from bastion.config import load_settings; "
-    "from bastion.pipeline.worker import run_worker; "
-    "sys.exit(run_worker(load_settings(sys.argv[1])))"
-)
-
 
 class Worker:
     """The worker as a separate process that can be killed and started again."""
@@ -47,7 +41,9 @@ class Worker:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _WORKER, str(self.config)], stdout=out, stderr=out
+                [sys.executable, "-m", "bastion", "serve", "worker", "--config", str(self.config)],
+                stdout=out,
+                stderr=out,
             )
 
     def kill(self) -> None:
@@ -56,10 +52,12 @@ class Worker:
         self.process.wait(10)
         self.kills += 1
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(30)
+    def stop(self) -> int | None:
+        """SIGTERM: the worker finishes what it holds and exits; its exit status."""
+        if self.process is None or self.process.poll() is not None:
+            return None
+        self.process.terminate()
+        return self.process.wait(30)
 
 
 @pytest.fixture
@@ -119,6 +117,8 @@ def test_sigkill_mid_document_then_restart_archives_it_exactly_once(
     assert fields == len(expected.fields)
     assert items == len(expected.value("line_items") or [])
     assert sum(h["event"] == "processing" for h in doc["history"]) >= 2  # it was tried again
+    time.sleep(1)  # past start-up: the worker's signal handlers are installed
+    assert worker.stop() == 0  # SIGTERM is a clean stop
 
 
 @pytest.mark.timeout(240)

@@ -147,9 +147,13 @@ def test_invoice_flows_through_all_agents_under_one_correlation_id(flow: Flow) -
         (hostile.javascript_open_action, "javascript"),
         (hostile.truncated, "truncated"),
         (lambda: hostile.many_pages(3000), "too_many_pages"),
+        (hostile.decompression_bomb, "decompression_limit"),
+        (hostile.png_renamed, "not_pdf"),
+        (hostile.empty, "empty"),
     ],
 )
 def test_rejected_document_ends_in_dlq_with_reason(flow: Flow, make: Any, reason: str) -> None:
+    # Submitted past the gateway's checks, as a file from another ingestion path could be.
     doc_id, cid = flow.submit(make(), "bad.pdf")
     doc = flow.wait(doc_id, {"archived", "failed"})
     assert doc["status"] == "failed"
@@ -158,6 +162,9 @@ def test_rejected_document_ends_in_dlq_with_reason(flow: Flow, make: Any, reason
     assert [d.reason for d in dead] == [reason]
     rejected = flow.wait_audit(correlation_id=cid, agent="extractor")
     assert rejected[0].outcome == "error:-32050" and rejected[0].detail == reason
+    # The extractor is unharmed: the next document goes through.
+    ok_id, _ = flow.submit(render_samples()["invoice_fr.pdf"] + reason.encode(), "ok.pdf")
+    assert flow.wait(ok_id, {"archived", "failed"})["status"] == "archived"
 
 
 def test_same_bytes_archived_again_keep_one_record(flow: Flow) -> None:
