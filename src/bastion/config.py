@@ -182,7 +182,7 @@ class PipelineSettings(_Section):
     visibility_timeout_seconds: float = 120.0
     max_receive_count: int = 5
     retention_seconds: int = 14 * 24 * 3600
-    worker_concurrency: int = 4
+    worker_concurrency: int = 8
     # Backoff before a transiently failed document is tried again: base * 2^(attempt-1), capped.
     retry_backoff_base_seconds: float = 1.0
     retry_backoff_max_seconds: float = 60.0

@@ -76,7 +76,7 @@ agents:
 pipeline:
   objects_dir: objects
   queue_url: sqlite:///queue.db
-  worker_concurrency: 4
+  worker_concurrency: 8
   worker_api_key: secret://file/secrets/worker.key
   gateway_api_key: secret://file/secrets/gateway.key
   # The key `bastion submit` uploads with (principal `submitter`).

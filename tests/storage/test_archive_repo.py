@@ -401,3 +401,56 @@ def test_ingested_files(repo: ArchiveRepository) -> None:
     # Same path, new content: a new entry.
     assert repo.mark_ingested("/in/a.pdf", 12, 3.0, sha("b"))
     assert repo.was_ingested("/in/a.pdf", 12, 3.0) == sha("b")
+
+
+def test_write_lock_serialises_processes_and_threads(tmp_path: Any) -> None:
+    """`write_transaction` holds a cross-process lock (flock on `<db>.lock`): a writer in
+    another process waits for it and is let in as soon as it is released."""
+    import multiprocessing
+    import time
+
+    from sqlalchemy import text
+
+    from bastion.storage.database import file_write_lock, make_engine, write_transaction
+
+    db = tmp_path / "locked.db"
+    engine = make_engine(f"sqlite:///{db}")
+    with write_transaction(engine) as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    assert (tmp_path / "locked.db.lock").exists()
+
+    ctx = multiprocessing.get_context("spawn")
+    with file_write_lock(db).hold():
+        child = ctx.Process(target=_write_one, args=(str(db),))
+        child.start()
+        time.sleep(0.5)
+        assert child.is_alive()  # waiting for the lock held here
+        released = time.monotonic()
+    child.join(10)
+    assert child.exitcode == 0
+    assert time.monotonic() - released < 5
+
+    def bump(_: int) -> None:
+        with write_transaction(engine) as conn:
+            (n,) = conn.execute(text("SELECT COUNT(*) FROM t")).one()
+            conn.execute(text("INSERT INTO t (n) VALUES (:n)"), {"n": n})
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(bump, range(40)))
+    with engine.connect() as conn:
+        # Every read-then-write saw the writes before it: no two rows share a count.
+        assert conn.execute(text("SELECT COUNT(DISTINCT n), COUNT(*) FROM t")).one() == (41, 41)
+    with pytest.raises(RuntimeError), write_transaction(engine) as conn:
+        conn.execute(text("INSERT INTO t (n) VALUES (-1)"))
+        raise RuntimeError("rolled back")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM t WHERE n = -1")).scalar() == 0
+
+
+def _write_one(db: str) -> None:
+    from sqlalchemy import text
+
+    from bastion.storage.database import make_engine, write_transaction
+
+    with write_transaction(make_engine(f"sqlite:///{db}")) as conn:
+        conn.execute(text("INSERT INTO t (n) VALUES (0)"))

@@ -18,11 +18,23 @@ import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
-from sqlalchemy import Engine, and_, delete, func, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +45,7 @@ from bastion.pipeline.model import (
     LineItem,
     ValidationResult,
 )
+from bastion.storage.database import write_transaction
 from bastion.storage.objectstore import validate_sha256
 from bastion.storage.pipeline_models import (
     DOCUMENT_STATUSES,
@@ -44,6 +57,14 @@ from bastion.storage.pipeline_models import (
     IngestedFile,
     LineItemRow,
 )
+
+_DOCUMENTS = cast(Table, Document.__table__)
+_FIELDS = cast(Table, DocumentField.__table__)
+_LINE_ITEMS = cast(Table, LineItemRow.__table__)
+_FINDINGS = cast(Table, FindingRow.__table__)
+_HISTORY = cast(Table, HistoryRow.__table__)
+# What a write needs to know about the document it changes.
+_LOCK_COLUMNS = (_DOCUMENTS.c.deleted_at, _DOCUMENTS.c.outcome)
 
 MAX_LIST_LIMIT = 500
 MAX_SEARCH_TERMS = 16
@@ -148,28 +169,26 @@ class ArchiveRepository:
         self.dialect = engine.dialect.name
 
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+    def _tx(self) -> Iterator[Connection]:
+        """A write transaction (see `write_transaction`: on SQLite it holds the database's
+        write lock from its first statement, so its reads cannot be overtaken by a writer)."""
+        with write_transaction(self.engine) as conn:
+            yield conn
 
-    def _locked(self, session: Session, document_id: str) -> Document | None:
-        """The document row, locked for the rest of the transaction.
+    def _locked(self, conn: Connection, document_id: str) -> Any:
+        """The document's (deleted_at, outcome), locked for the rest of the transaction; None
+        when there is no such document.
 
-        PostgreSQL locks the row (SELECT ... FOR UPDATE). SQLite has no row locks: a no-op
-        UPDATE as the transaction's first statement takes the database write lock, so the
-        reads that follow cannot be overtaken by another writer.
+        PostgreSQL locks the row (SELECT ... FOR UPDATE). On SQLite the transaction already
+        holds the database write lock (BEGIN IMMEDIATE).
         """
-        if self.dialect == "sqlite":
-            session.execute(
-                update(Document)
-                .where(Document.id == document_id)
-                .values(updated_at=Document.updated_at)
-            )
-        return session.scalar(select(Document).where(Document.id == document_id).with_for_update())
+        stmt = select(*_LOCK_COLUMNS).where(_DOCUMENTS.c.id == document_id)
+        if self.dialect != "sqlite":
+            stmt = stmt.with_for_update()
+        return conn.execute(stmt).first()
 
     @staticmethod
-    def _event(
-        session: Session,
+    def _history(
         document_id: str,
         event: str,
         *,
@@ -177,19 +196,24 @@ class ArchiveRepository:
         detail: str | None = None,
         correlation_id: str | None = None,
         principal: str | None = None,
-    ) -> None:
+    ) -> dict[str, Any]:
         if event not in HISTORY_EVENTS:
             raise ValueError(f"unknown history event {event!r}")
-        session.add(
-            HistoryRow(
-                document_id=document_id,
-                at=at,
-                event=event,
-                detail=detail,
-                correlation_id=_clip(correlation_id, 128),
-                principal=_clip(principal, 256),
-            )
-        )
+        return {
+            "document_id": document_id,
+            "at": at,
+            "event": event,
+            "detail": detail,
+            "correlation_id": _clip(correlation_id, 128),
+            "principal": _clip(principal, 256),
+        }
+
+    @classmethod
+    def _event(cls, conn: Connection, document_id: str, event: str, **kw: Any) -> None:
+        conn.execute(insert(_HISTORY), [cls._history(document_id, event, **kw)])
+
+    def _update(self, conn: Connection, document_id: str, **values: Any) -> None:
+        conn.execute(update(_DOCUMENTS).where(_DOCUMENTS.c.id == document_id).values(**values))
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -211,39 +235,45 @@ class ArchiveRepository:
         """
         validate_sha256(document_id)
         now = time.time()
+        upload = {
+            "filename": _clip(filename, 512) or "",
+            "content_type": _clip(content_type, 128) or "",
+            "uploaded_by": _clip(principal, 256) or "",
+            "correlation_id": _clip(correlation_id, 128),
+            "updated_at": now,
+        }
         try:
-            with self._tx() as s:
-                doc = self._locked(s, document_id)
+            with self._tx() as conn:
+                doc = self._locked(conn, document_id)
                 if doc is None:
-                    s.add(
-                        Document(
-                            id=document_id,
-                            filename=_clip(filename, 512) or "",
-                            content_type=_clip(content_type, 128) or "",
-                            size=size,
-                            status="queued",
-                            uploaded_by=_clip(principal, 256) or "",
-                            correlation_id=_clip(correlation_id, 128),
-                            created_at=now,
-                            updated_at=now,
-                        )
+                    conn.execute(
+                        insert(_DOCUMENTS),
+                        [
+                            {
+                                "id": document_id,
+                                "size": size,
+                                "status": "queued",
+                                "created_at": now,
+                                **upload,
+                            }
+                        ],
                     )
-                    s.flush()
                     detail, created = None, True
                 elif doc.deleted_at is not None:
-                    doc.deleted_at = None
-                    doc.status = "queued"
-                    doc.outcome = doc.failure_reason = None
-                    doc.filename = _clip(filename, 512) or ""
-                    doc.content_type = _clip(content_type, 128) or ""
-                    doc.uploaded_by = _clip(principal, 256) or ""
-                    doc.correlation_id = _clip(correlation_id, 128)
-                    doc.updated_at = now
+                    self._update(
+                        conn,
+                        document_id,
+                        deleted_at=None,
+                        status="queued",
+                        outcome=None,
+                        failure_reason=None,
+                        **upload,
+                    )
                     detail, created = "uploaded again after deletion", True
                 else:
                     detail, created = "already in the archive", False
                 self._event(
-                    s,
+                    conn,
                     document_id,
                     "received",
                     at=now,
@@ -254,9 +284,9 @@ class ArchiveRepository:
             return created
         except IntegrityError:
             # A concurrent upload of the same bytes created the row first.
-            with self._tx() as s:
+            with self._tx() as conn:
                 self._event(
-                    s,
+                    conn,
                     document_id,
                     "received",
                     at=now,
@@ -284,19 +314,23 @@ class ArchiveRepository:
         if status not in DOCUMENT_STATUSES:
             raise ValueError(f"unknown status {status!r}")
         now = time.time()
-        with self._tx() as s:
-            doc = self._locked(s, document_id)
+        if status == "failed" and reason and not detail:
+            detail = reason
+        with self._tx() as conn:
+            doc = self._locked(conn, document_id)
             if doc is None:
                 raise DocumentNotFoundError(document_id)
             if doc.deleted_at is not None:
                 raise DocumentDeletedError(document_id)
-            doc.status = status
-            doc.failure_reason = _clip(reason, 64) if status == "failed" else None
-            doc.updated_at = now
-            if status == "failed" and reason and not detail:
-                detail = reason
+            self._update(
+                conn,
+                document_id,
+                status=status,
+                failure_reason=_clip(reason, 64) if status == "failed" else None,
+                updated_at=now,
+            )
             self._event(
-                s,
+                conn,
                 document_id,
                 status,
                 at=now,
@@ -315,11 +349,14 @@ class ArchiveRepository:
         principal: str | None = None,
     ) -> None:
         """Append a history event (e.g. `extracted`, `validated`) without changing status."""
-        with self._tx() as s:
-            if s.get(Document, document_id) is None:
+        with self._tx() as conn:
+            if (
+                conn.execute(select(_DOCUMENTS.c.id).where(_DOCUMENTS.c.id == document_id)).first()
+                is None
+            ):
                 raise DocumentNotFoundError(document_id)
             self._event(
-                s,
+                conn,
                 document_id,
                 event,
                 at=time.time(),
@@ -347,104 +384,112 @@ class ArchiveRepository:
         `validation.findings` as validation findings. Raises DocumentNotFoundError for an
         unknown id and DocumentDeletedError for a deleted document.
         """
+        # Everything that does not need the database is prepared before the transaction.
+        fields = [
+            {
+                "document_id": document_id,
+                "name": name[:64],
+                "value": to_jsonable_python(f.value),
+                "confidence": f.confidence,
+                "page": f.page,
+            }
+            for name, f in result.fields.items()
+        ]
+        items = [
+            {
+                "document_id": document_id,
+                "position": pos,
+                "description": item.description,
+                "quantity": item.quantity,
+                "unit_price": item.unit_price,
+                "amount": item.amount,
+            }
+            for pos, item in enumerate(_line_items(result.value("line_items")))
+        ]
+        tagged = [("guardrail", f) for f in (*result.findings, *guardrail_findings)]
+        tagged += [("validation", f) for f in validation.findings]
+        findings = [
+            {
+                "document_id": document_id,
+                "source": source,
+                "rule_id": finding.rule_id[:64],
+                "severity": finding.severity,
+                "message": finding.message,
+                "field": _clip(finding.field, 64),
+            }
+            for source, finding in tagged
+        ]
+        issuer = _as_text(result.value("issuer"))
+        customer = _as_text(result.value("customer"))
+        invoice_number = _as_text(result.value("invoice_number"))
+        values: dict[str, Any] = {
+            "status": "archived",
+            "outcome": validation.outcome,
+            "failure_reason": None,
+            "document_type": result.document_type,
+            "confidence": result.confidence,
+            "issuer": _clip(issuer, 512),
+            "customer": _clip(customer, 512),
+            "invoice_number": _clip(invoice_number, 128),
+            "issuer_key": normalise_key(issuer)[:512] or None,
+            "invoice_number_key": normalise_key(invoice_number)[:128] or None,
+        }
         now = time.time()
-        with self._tx() as s:
-            doc = self._locked(s, document_id)
+        with self._tx() as conn:
+            doc = self._locked(conn, document_id)
             if doc is None:
                 raise DocumentNotFoundError(document_id)
             if doc.deleted_at is not None:
                 raise DocumentDeletedError(document_id)
             reprocess = (
-                s.scalar(
-                    select(HistoryRow.id)
-                    .where(HistoryRow.document_id == document_id, HistoryRow.event == "archived")
+                conn.execute(
+                    select(_HISTORY.c.id)
+                    .where(_HISTORY.c.document_id == document_id, _HISTORY.c.event == "archived")
                     .limit(1)
-                )
+                ).first()
                 is not None
             )
+            events = []
             if reprocess:
-                counts = self._clear_extracted(s, document_id)
-                self._event(
-                    s,
+                counts = self._clear_extracted(conn, document_id)
+                events.append(
+                    self._history(
+                        document_id,
+                        "reprocessed",
+                        at=now,
+                        detail=(
+                            f"replaced {counts[0]} fields, {counts[1]} line items,"
+                            f" {counts[2]} findings; previous outcome {doc.outcome}"
+                        ),
+                        correlation_id=correlation_id,
+                        principal=principal,
+                    )
+                )
+            for table, rows in ((_FIELDS, fields), (_LINE_ITEMS, items), (_FINDINGS, findings)):
+                if rows:
+                    conn.execute(insert(table), rows)
+            if text_excerpt is not None or not reprocess:
+                values["text_excerpt"] = _clip(text_excerpt, TEXT_EXCERPT_CHARS)
+            self._update(conn, document_id, updated_at=now, **values)
+            events.append(
+                self._history(
                     document_id,
-                    "reprocessed",
+                    "archived",
                     at=now,
-                    detail=(
-                        f"replaced {counts[0]} fields, {counts[1]} line items,"
-                        f" {counts[2]} findings; previous outcome {doc.outcome}"
-                    ),
+                    detail=f"outcome {validation.outcome}",
                     correlation_id=correlation_id,
                     principal=principal,
                 )
-
-            for name, f in result.fields.items():
-                s.add(
-                    DocumentField(
-                        document_id=document_id,
-                        name=name[:64],
-                        value=to_jsonable_python(f.value),
-                        confidence=f.confidence,
-                        page=f.page,
-                    )
-                )
-            for pos, item in enumerate(_line_items(result.value("line_items"))):
-                s.add(
-                    LineItemRow(
-                        document_id=document_id,
-                        position=pos,
-                        description=item.description,
-                        quantity=item.quantity,
-                        unit_price=item.unit_price,
-                        amount=item.amount,
-                    )
-                )
-            tagged = [("guardrail", f) for f in (*result.findings, *guardrail_findings)]
-            tagged += [("validation", f) for f in validation.findings]
-            for source, finding in tagged:
-                s.add(
-                    FindingRow(
-                        document_id=document_id,
-                        source=source,
-                        rule_id=finding.rule_id[:64],
-                        severity=finding.severity,
-                        message=finding.message,
-                        field=_clip(finding.field, 64),
-                    )
-                )
-
-            issuer = _as_text(result.value("issuer"))
-            customer = _as_text(result.value("customer"))
-            invoice_number = _as_text(result.value("invoice_number"))
-            doc.status = "archived"
-            doc.outcome = validation.outcome
-            doc.failure_reason = None
-            doc.document_type = result.document_type
-            doc.confidence = result.confidence
-            doc.issuer = _clip(issuer, 512)
-            doc.customer = _clip(customer, 512)
-            doc.invoice_number = _clip(invoice_number, 128)
-            doc.issuer_key = normalise_key(issuer)[:512] or None
-            doc.invoice_number_key = normalise_key(invoice_number)[:128] or None
-            if text_excerpt is not None or not reprocess:
-                doc.text_excerpt = _clip(text_excerpt, TEXT_EXCERPT_CHARS)
-            doc.updated_at = now
-            self._event(
-                s,
-                document_id,
-                "archived",
-                at=now,
-                detail=f"outcome {validation.outcome}",
-                correlation_id=correlation_id,
-                principal=principal,
             )
+            conn.execute(insert(_HISTORY), events)
         return reprocess
 
     @staticmethod
-    def _clear_extracted(s: Session, document_id: str) -> tuple[int, int, int]:
+    def _clear_extracted(conn: Connection, document_id: str) -> tuple[int, int, int]:
         counts = []
-        for model in (DocumentField, LineItemRow, FindingRow):
-            res = s.execute(delete(model).where(model.document_id == document_id))
-            counts.append(int(res.rowcount))  # type: ignore[attr-defined]
+        for table in (_FIELDS, _LINE_ITEMS, _FINDINGS):
+            res = conn.execute(delete(table).where(table.c.document_id == document_id))
+            counts.append(int(res.rowcount))
         return counts[0], counts[1], counts[2]
 
     def delete_document(
@@ -455,18 +500,25 @@ class ArchiveRepository:
         Returns False if there is no such document or it was already deleted.
         """
         now = time.time()
-        with self._tx() as s:
-            doc = self._locked(s, document_id)
+        with self._tx() as conn:
+            doc = self._locked(conn, document_id)
             if doc is None or doc.deleted_at is not None:
                 return False
-            counts = self._clear_extracted(s, document_id)
-            doc.deleted_at = now
-            doc.updated_at = now
-            doc.issuer = doc.customer = doc.invoice_number = None
-            doc.issuer_key = doc.invoice_number_key = None
-            doc.text_excerpt = None
+            counts = self._clear_extracted(conn, document_id)
+            self._update(
+                conn,
+                document_id,
+                deleted_at=now,
+                updated_at=now,
+                issuer=None,
+                customer=None,
+                invoice_number=None,
+                issuer_key=None,
+                invoice_number_key=None,
+                text_excerpt=None,
+            )
             self._event(
-                s,
+                conn,
                 document_id,
                 "deleted",
                 at=now,
@@ -681,17 +733,27 @@ class ArchiveRepository:
         """Remember that `path` with content `sha256` was submitted; False if already known
         (the size and mtime are refreshed)."""
         now = time.time()
+        table = cast(Table, IngestedFile.__table__)
         try:
-            with self._tx() as s:
-                s.add(
-                    IngestedFile(path=path, size=size, mtime=mtime, sha256=sha256, ingested_at=now)
+            with self._tx() as conn:
+                conn.execute(
+                    insert(table),
+                    [
+                        {
+                            "path": path,
+                            "size": size,
+                            "mtime": mtime,
+                            "sha256": sha256,
+                            "ingested_at": now,
+                        }
+                    ],
                 )
             return True
         except IntegrityError:
-            with self._tx() as s:
-                s.execute(
-                    update(IngestedFile)
-                    .where(IngestedFile.path == path, IngestedFile.sha256 == sha256)
+            with self._tx() as conn:
+                conn.execute(
+                    update(table)
+                    .where(table.c.path == path, table.c.sha256 == sha256)
                     .values(size=size, mtime=mtime)
                 )
             return False

@@ -56,6 +56,7 @@ import structlog
 from sqlalchemy import Connection, Engine, select
 
 from bastion.config import AuditSettings
+from bastion.storage.database import write_transaction
 from bastion.storage.models import AuditRecord
 
 GENESIS_HASH = "0" * 64
@@ -744,7 +745,8 @@ class AuditWriter:
             self._log.error("audit_post_commit_failed", chain=self._chain, error=_describe(exc))
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
-        with self._engine.begin() as conn:
+        # SQLite: under the database's cross-process write lock (see `write_transaction`).
+        with write_transaction(self._engine) as conn:
             conn.exec_driver_sql(self._insert_sql, rows)
 
     def _reconcile(self, rows: list[dict[str, Any]]) -> bool | tuple[int, str] | None:

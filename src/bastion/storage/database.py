@@ -3,17 +3,30 @@
 SQLite is the embedded default (WAL, busy timeout, foreign keys); PostgreSQL is used through
 psycopg 3 when `database.url` says `postgresql://`. `migrate()` brings any database to the
 newest schema with Alembic, so `bastion init` and tests build the schema the same way.
+
+`write_transaction(engine)` is the way to write: on a SQLite file it takes a cross-process
+write lock (`flock` on `<database>.lock`, plus a lock per process for its threads) and then
+`BEGIN IMMEDIATE`, so writers queue on the lock and are woken the moment it is free, instead of
+polling SQLite's busy handler (which sleeps 1, 2, 5, 10, ... ms between retries and wastes most
+of that under contention). SQLite's own locking stays in force: a writer that does not take the
+lock (another tool) is still serialised by SQLite and waited for by the busy timeout.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -43,6 +56,90 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+class FileWriteLock:
+    """An exclusive lock shared by the threads of this process and by other processes.
+
+    Threads queue on a `threading.Lock`; the holder then takes `flock` on `path` (blocking,
+    woken by the kernel as soon as the previous holder lets go). The lock file is opened once
+    per process (again after a fork).
+    """
+
+    _setup = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pid = -1
+        self._thread_lock = threading.Lock()
+        self._fd = -1
+
+    def _locks(self) -> tuple[threading.Lock, int]:
+        pid = os.getpid()
+        if self._pid != pid:
+            with self._setup:
+                if self._pid != pid:  # first use in this process (or a forked child)
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                    self._thread_lock = threading.Lock()
+                    self._pid = pid
+        return self._thread_lock, self._fd
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        thread_lock, fd = self._locks()
+        with thread_lock:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+_write_locks: dict[str, FileWriteLock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def file_write_lock(database_path: Path | str) -> FileWriteLock:
+    """This process's write lock for the SQLite file at `database_path` (`<path>.lock`)."""
+    key = os.path.abspath(database_path)
+    with _write_locks_guard:
+        lock = _write_locks.get(key)
+        if lock is None:
+            lock = _write_locks[key] = FileWriteLock(Path(key + ".lock"))
+        return lock
+
+
+def _sqlite_file(engine: Engine) -> str | None:
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a write transaction, committed on success, rolled back on error.
+
+    SQLite: `BEGIN IMMEDIATE` (under the cross-process write lock for a database file), so the
+    transaction holds SQLite's write lock from its first statement on and no later statement of
+    it can fail on a lock. Other databases: `engine.begin()`.
+    """
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
+    database = _sqlite_file(engine)
+    with contextlib.ExitStack() as stack:
+        if database is not None:
+            stack.enter_context(file_write_lock(database).hold())
+        conn = stack.enter_context(engine.connect())
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
 
 
 @lru_cache(maxsize=16)

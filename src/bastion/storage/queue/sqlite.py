@@ -1,10 +1,13 @@
 """The SQLite queue backend: a durable queue in its own SQLite file (WAL).
 
 Several processes may consume the same file: every state change is one `BEGIN IMMEDIATE`
-transaction, and a receive claims its messages with a single `UPDATE ... RETURNING`, so a
-message is handed to exactly one consumer per visibility window. Each receive gives a message a
-new random receipt handle, and delete/change_visibility/dead_letter match on it, so a consumer
-whose claim expired (and whose message another consumer has since received) cannot act on it.
+transaction, taken under a cross-process write lock (`flock` on `<file>.lock`, see
+`bastion.storage.database.FileWriteLock`) so that writers waiting for each other are woken at
+once rather than by SQLite's sleeping busy handler. A receive claims its messages with a single
+`UPDATE ... RETURNING`, so a message is handed to exactly one consumer per visibility window.
+Each receive gives a message a new random receipt handle, and delete/change_visibility/
+dead_letter match on it, so a consumer whose claim expired (and whose message another consumer
+has since received) cannot act on it.
 
 Several logical queues can share one file (`name`). Long polls re-check with a growing pause
 (10 ms to 200 ms); a send in the same process wakes its waiters at once. `synchronous=NORMAL`:
@@ -25,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bastion.storage.database import file_write_lock
 from bastion.storage.queue.base import (
     DEFAULT_MAX_RECEIVE_COUNT,
     DEFAULT_RETENTION_SECONDS,
@@ -104,6 +108,7 @@ class SQLiteQueue:
         self._conns_lock = threading.Lock()
         self._wake = _wakeup((str(self.path.resolve()), name))
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = file_write_lock(self.path)
         self._write(self._create_schema)
 
     # -- connections and transactions -------------------------------------------------------
@@ -143,13 +148,14 @@ class SQLiteQueue:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._write_lock.hold():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._transaction() as conn:
