@@ -126,3 +126,33 @@ def test_downgrade_to_runtime_and_up_again(db_url: str) -> None:
     _insert_document(engine, "c" * 64, "After Upgrade")
     assert _fts_hits(engine, "upgrade") == ["c" * 64]
     assert _fts_hits(engine, "downgrade") == []
+
+
+def test_sqlite_index_rows_follow_the_document_rowid(sqlite_url: str) -> None:
+    engine = shared_engine(sqlite_url)
+    _insert_document(engine, "d" * 64, "Original Name")
+    _insert_document(engine, "e" * 64, "Other Company")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE documents SET issuer = 'Renamed Company' WHERE id = :i"),
+                     {"i": "d" * 64})  # fmt: skip
+        rows = conn.execute(
+            text(
+                "SELECT f.rowid, d.rowid FROM documents_fts f"
+                " JOIN documents d ON d.id = f.document_id"
+            )
+        ).all()
+        # The update's delete is by rowid, not a scan of the unindexed id column.
+        plan = " ".join(
+            str(r[-1])
+            for r in conn.execute(
+                text("EXPLAIN QUERY PLAN DELETE FROM documents_fts WHERE rowid = 1")
+            )
+        )
+    assert all(fts == doc for fts, doc in rows) and len(rows) == 2
+    assert "VIRTUAL TABLE INDEX" in plan
+    assert _fts_hits(engine, "renamed") == ["d" * 64]
+    assert _fts_hits(engine, "original") == []
+    command.downgrade(_config(engine), "0002_pipeline")
+    _insert_document(engine, "f" * 64, "Downgraded Indexing")
+    assert _fts_hits(engine, "downgraded") == ["f" * 64]
+    assert _fts_hits(engine, "renamed") == ["d" * 64]
