@@ -573,3 +573,59 @@ def test_pdfplumber_is_asked_only_when_the_item_table_does_not_add_up() -> None:
 
 def good_items() -> list[dict[str, Any]]:
     return [{"description": "Widget", "quantity": 2.0, "unit_price": 5.0, "amount": 10.0}]
+
+
+def test_invoice_number_printed_under_the_title() -> None:
+    page = _page([
+        [("ACME Tools", 50), ("INVOICE", 450)],
+        [("hello@acme.example", 50)],
+        [("# INV_77", 450)],
+        [("Date:", 380), ("Jan 1, 2022", 460)],
+    ])  # fmt: skip
+    assert extract_invoice([page])["invoice_number"].value == "INV_77"
+    # More than three lines below the title: not its number.
+    far = _page([
+        [("ACME Tools", 50), ("INVOICE", 450)],
+        [("1 Main Street", 50)],
+        [("Springfield", 50)],
+        [("hello@acme.example", 50)],
+        [("# INV_77", 450)],
+    ])  # fmt: skip
+    assert "invoice_number" not in extract_invoice([far])
+
+
+def _statement(detail: list[list[tuple[str, float]]]) -> Page:
+    return _page([
+        [("Summary", 40)],
+        [("Service charges", 50), ("$7.00", 480)],
+        [("Charges", 60), ("$7.00", 480)],
+        [("Total for this invoice", 40), ("$7.00", 480)],
+        [("Detail", 40)],
+        *detail,
+    ])  # fmt: skip
+
+
+def test_charges_listed_without_a_table_header() -> None:
+    page = _statement([
+        [("Hosting", 50), ("$5.00", 480)],
+        [("Charges", 60), ("$5.00", 480)],
+        [("VAT", 60), ("$0.00", 480)],
+        [("Storage", 50), ("$2.00", 480)],
+        [("Charges", 60), ("$2.00", 480)],
+    ])  # fmt: skip
+    fields = extract_invoice([page])
+    assert fields["total"].value == 7.0
+    assert fields["line_items"].value == [
+        {"description": "Hosting", "quantity": None, "unit_price": 5.0, "amount": 5.0},
+        {"description": "Storage", "quantity": None, "unit_price": 2.0, "amount": 2.0},
+    ]
+
+
+def test_listed_charges_must_add_up_to_a_total() -> None:
+    page = _statement([
+        [("Hosting", 50), ("$5.00", 480)],
+        [("Charges", 60), ("$5.00", 480)],
+        [("Storage", 50), ("$3.00", 480)],
+        [("Charges", 60), ("$3.00", 480)],
+    ])  # fmt: skip
+    assert "line_items" not in extract_invoice([page])

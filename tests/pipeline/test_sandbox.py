@@ -223,3 +223,24 @@ def test_real_extractor_hostile_files(
     real_sandbox: ExtractionSandbox, build: Callable[[], bytes], reason: str
 ) -> None:
     assert reason_of(real_sandbox, build()) == reason
+
+
+def test_sync_callers_share_the_workers_and_close_waits_for_them() -> None:
+    import threading
+
+    sandbox = ExtractionSandbox(1, target=STAND_IN + "quick_extract")
+    sandbox.start_sync()
+    results: list[int] = []
+
+    def call() -> None:
+        results.append(sandbox.extract_sync(hostile.normal_pdf()).pages)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [1, 1, 1, 1]  # one worker, four callers: one document at a time
+    sandbox.close_sync()
+    with pytest.raises(SandboxError):
+        sandbox.extract_sync(hostile.normal_pdf())

@@ -423,6 +423,7 @@ class _Doc:
     sender: tuple[int, str] | None = None
     sender_done: bool = False
     labels: dict[str, list[Hit]] | None = None
+    currencies: list[tuple[str, int, int]] | None = None  # of the whole text, one page only
 
     def cell(self, pi: int, ri: int, ci: int) -> Cell:
         return self.pages[pi].rows[ri].cells[ci]
@@ -574,10 +575,10 @@ def _invoice_number(doc: _Doc) -> _Candidate | None:
             value = _parse_invoice_number(rest) if rest.strip() else None
             if value is None and ci + 1 < len(row.cells) and not rest.strip():
                 value = _parse_invoice_number(row.cells[ci + 1].text)
-            if value is None and not rest.strip() and ri + 1 < len(page.rows):
-                # A column "Invoice" in a header row, its value under it.
-                below = page.rows[ri + 1]
-                under = next((c for c in below.cells if c.x0 < cell.x1 and c.x1 > cell.x0), None)
+            if value is None and not rest.strip():
+                # A column "Invoice" in a header row, or an "INVOICE" title: its value under it
+                # (the first cell below that overlaps it, a line or two down).
+                under = _cell_under(page, ri, cell)
                 value = _parse_invoice_number(under.text) if under else None
             if value:
                 cands.append(_Candidate(value, 0.7, 1, (0, ri, ci)))
@@ -591,6 +592,21 @@ def _invoice_number(doc: _Doc) -> _Candidate | None:
                 cands.append(_Candidate(value, 0.5 * score, hit.page + 1, _loc(where)))
                 break
     return _best(cands)
+
+
+def _cell_under(page: Page, ri: int, cell: Cell, rows: int = 3) -> Cell | None:
+    """The first cell below `cell` (row `ri`) that overlaps it horizontally, at most `rows` rows
+    down and with no wide vertical gap before it."""
+    last = page.rows[ri].bottom
+    em = max(page.rows[ri].height, 6.0)
+    for below in page.rows[ri + 1 : ri + 1 + rows]:
+        if below.top - last > 2.5 * em:
+            return None
+        under = next((c for c in below.cells if c.x0 < cell.x1 and c.x1 > cell.x0), None)
+        if under is not None:
+            return under
+        last = below.bottom
+    return None
 
 
 def _loc(hit: Hit) -> tuple[int, int, int]:
@@ -1283,7 +1299,7 @@ def _currency(doc: _Doc, total_where: tuple[int, int] | None) -> _Candidate | No
     first_page: dict[str, int] = {}
     near_total: set[str] = set()
     for pi, page in enumerate(doc.pages):
-        found = find_currencies(page.text)
+        found = doc.currencies if doc.currencies is not None else find_currencies(page.text)
         if not found:
             continue
         starts = _row_starts(page)
@@ -1589,7 +1605,7 @@ def _line_items(
 ) -> tuple[list[LineItem], int, float] | None:
     tables = _find_tables(doc.pages)
     if not tables:
-        return None
+        return _listed_items(doc, totals)
     all_items: list[LineItem] = []
     first_page = tables[0].page + 1
     pages_needing_help: list[int] = []
@@ -1618,6 +1634,48 @@ def _line_items(
     return all_items, first_page, score
 
 
+def _listed_items(doc: _Doc, totals: list[float]) -> tuple[list[LineItem], int, float] | None:
+    """Charges listed without a table header: a block of "description | amount" rows (each
+    charge perhaps followed by more indented breakdown rows: "Charges", "VAT"), whose least
+    indented, unlabelled rows are the items, when there are at least two and their amounts add
+    up to a total of the document. Without quantities each charge is billed once: its amount is
+    also its unit price."""
+    for pi, page in enumerate(doc.pages):
+        block: list[tuple[int, Cell, float]] = []  # row, description cell, amount
+        for ri, row in enumerate([*page.rows, None]):
+            entry = _listed_entry(row, doc.decimal) if row is not None else None
+            if entry is not None:
+                block.append((ri, entry[0], entry[1]))
+                continue
+            if len(block) >= 2:
+                left = min(cell.x0 for _ri, cell, _v in block)
+                top = [(r, c, v) for r, c, v in block if c.x0 < left + 2.0]
+                if len(top) >= 2 and all(_amount_kind(c.text) is None for _r, c, _v in top):
+                    amount = round(sum(v for _r, _c, v in top), 2)
+                    if any(_close(amount, t) for t in totals):
+                        items = [
+                            LineItem(description=c.text, quantity=None, unit_price=v, amount=v)
+                            for _r, c, v in top
+                        ]
+                        doc.item_rows.update((pi, r) for r, _c, _v in top)
+                        return items, pi + 1, 1.0
+            block = []
+    return None
+
+
+def _listed_entry(row: Row, decimal: str | None) -> tuple[Cell, float] | None:
+    """A row "description | amount" (two cells, one money amount with decimals)."""
+    if len(row.cells) != 2:
+        return None
+    desc, value = row.cells
+    amounts = find_amounts(value.text, decimal)
+    if len(amounts) != 1 or not amounts[0].decimals or not _WORDS.search(desc.text):
+        return None
+    if find_amounts(desc.text, decimal) or len(value.text) > len(amounts[0].raw) + 4:
+        return None
+    return desc, amounts[0].value
+
+
 # ---------------------------------------------------------------------------------- the whole
 
 
@@ -1632,9 +1690,12 @@ def extract_invoice(
     text = "\n".join(p.text for p in pages)
     language = detect_language(text)
     decimal = guess_decimal_separator(text)
-    currencies = Counter(code for code, _s, _e in find_currencies(text))
+    found_currencies = find_currencies(text)
+    currencies = Counter(code for code, _s, _e in found_currencies)
     currency_hint = currencies.most_common(1)[0][0] if currencies else None
     doc = _Doc(pages, text, language, decimal, guess_dayfirst(text, language, currency_hint))
+    if len(pages) == 1:  # the text is the page's text: no need to look again
+        doc.currencies = found_currencies
     fields: dict[str, ExtractedField] = {}
 
     blocks = _customer_blocks(doc)

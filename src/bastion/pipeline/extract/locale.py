@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -140,8 +139,9 @@ def guess_decimal_separator(text: str) -> str | None:
     return "," if comma > dot else "."
 
 
-_DEC_COMMA_RE = re.compile(r"(?<![\d,])\d{1,3}(?:[.\u00a0\u202f ]\d{3})*,\d{2}(?![\d,.])")
-_DEC_DOT_RE = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})*\.\d{2}(?![\d,.])")
+# Both start with a digit: the "(?=\d)" test first rejects most positions before the lookbehind.
+_DEC_COMMA_RE = re.compile(r"(?=\d)(?<![\d,])\d{1,3}(?:[.\u00a0\u202f ]\d{3})*,\d{2}(?![\d,.])")
+_DEC_DOT_RE = re.compile(r"(?=\d)(?<![\d.])\d{1,3}(?:,\d{3})*\.\d{2}(?![\d,.])")
 
 # -------------------------------------------------------------------------------- currencies
 
@@ -425,12 +425,14 @@ _WORD_RE = re.compile(r"[^\W\d_]+")
 
 def detect_language(text: str) -> str:
     """The most likely language of `text` (en, de, fr, es, it, nl, pl); "en" when unclear."""
-    counts: Counter[str] = Counter()
+    counts: dict[str, int] = {}
+    get = _WORD_LANGS.get
     for word in _WORD_RE.findall(text[:20000].lower()):
-        langs = _WORD_LANGS.get(word)
+        langs = get(word)
         if langs:
-            counts.update(langs)
+            for lang in langs:
+                counts[lang] = counts.get(lang, 0) + 1
     if not counts:
         return "en"
-    best, n = counts.most_common(1)[0]
-    return best if n >= 2 else "en"
+    best = max(counts, key=counts.__getitem__)  # the first counted wins a tie, as most_common
+    return best if counts[best] >= 2 else "en"

@@ -33,8 +33,9 @@ import collections
 import contextlib
 import importlib
 import json
+import math
 import os
-import selectors
+import select
 import signal
 import struct
 import subprocess
@@ -142,12 +143,16 @@ class ExtractionSandbox:
                 return
             self._closed = True
             executor, self._executor = self._executor, None
+        held: list[_Slot] = []
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+            held = self._take_all()  # documents in flight in callers' threads (extract_sync)
         for slot in self._slots:
             if slot.worker is not None:
                 _stop(slot.worker)
                 slot.worker = None
+        for slot in held:
+            self._release(slot)  # callers still waiting for a worker find the sandbox closed
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -187,8 +192,11 @@ class ExtractionSandbox:
         return await loop.run_in_executor(executor, self._run, data, text_only)
 
     def extract_sync(self, data: bytes, *, text_only: bool = False) -> ExtractionResult:
-        """Blocking `extract`, for the CLI and other synchronous callers."""
-        return self._ensure_started().submit(self._run, data, text_only).result()
+        """Blocking `extract`, for the CLI and other synchronous callers. It runs in the calling
+        thread (no hand-over to the executor), under the same limit of one document per worker.
+        """
+        self._ensure_started()
+        return self._run(data, text_only)
 
     def _ensure_started(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -218,9 +226,11 @@ class ExtractionSandbox:
     def _run(self, data: bytes, text_only: bool) -> ExtractionResult:
         slot = self._take()
         try:
+            if self._closed:
+                raise SandboxError("the extraction sandbox is closed")
             self._ensure_ready(slot, time.monotonic() + self.start_timeout)
             assert slot.worker is not None
-            header = json.dumps({"text_only": text_only}).encode()
+            header = b'{"text_only": true}' if text_only else b'{"text_only": false}'
             try:
                 answer, body = _exchange(
                     slot.worker, header, data, time.monotonic() + self.timeout_seconds
@@ -232,6 +242,13 @@ class ExtractionSandbox:
                 ) from None
             except _WorkerLost as lost:
                 raise self._worker_died(slot, kill=lost.alive) from None
+            except BaseException:
+                # Interrupted mid-exchange (KeyboardInterrupt in the caller's thread): the answer
+                # would reach the next request. The worker is killed; the next one replaces it.
+                slot.worker.killed = True
+                with contextlib.suppress(ProcessLookupError):
+                    slot.worker.process.kill()
+                raise
             if answer.get("ok"):
                 try:
                     return ExtractionResult.model_validate_json(body)
@@ -403,24 +420,34 @@ def _exchange(
     if process.poll() is not None:
         raise _WorkerLost("the worker had exited")
     fd = process.stdin.fileno()
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_WRITE)
-        for part in (_FRAME.pack(len(header), len(body)), header, body):
-            view = memoryview(part)
-            while view:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                if not selector.select(remaining):
-                    continue
-                try:
-                    written = os.write(fd, view[:_IO_CHUNK])
-                except BlockingIOError:
-                    continue
-                except (BrokenPipeError, ConnectionResetError):
-                    raise _WorkerLost("the worker closed its input") from None
-                view = view[written:]
+    frame = _FRAME.pack(len(header), len(body)) + header
+    # A small request goes out in one write; a large one in chunks, whenever the pipe has room.
+    parts = (frame + body,) if len(body) <= _IO_CHUNK else (frame, body)
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            try:
+                written = os.write(fd, view[:_IO_CHUNK])
+            except BlockingIOError:
+                _wait(poller, deadline)
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                raise _WorkerLost("the worker closed its input") from None
+            view = view[written:]
     return _receive(worker, deadline)
+
+
+def _wait(poller: select.poll, deadline: float) -> None:
+    """Wait until the polled descriptor is ready (or has hung up); TimeoutError at `deadline`."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        with contextlib.suppress(InterruptedError):
+            if poller.poll(max(1, math.ceil(remaining * 1000))):
+                return
 
 
 def _receive(worker: _Worker, deadline: float) -> tuple[dict[str, Any], bytes]:
@@ -430,26 +457,22 @@ def _receive(worker: _Worker, deadline: float) -> tuple[dict[str, Any], bytes]:
     buffer = bytearray()
     needed = _FRAME.size
     sizes: tuple[int, int] | None = None
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        while len(buffer) < needed:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            if not selector.select(remaining):
-                continue
-            try:
-                chunk = os.read(fd, max(needed - len(buffer), _IO_CHUNK))
-            except BlockingIOError:
-                continue
-            if not chunk:
-                raise _WorkerLost("the worker closed its output")
-            buffer += chunk
-            if sizes is None and len(buffer) >= _FRAME.size:
-                sizes = _FRAME.unpack_from(buffer)
-                needed = _FRAME.size + sizes[0] + sizes[1]
-                if needed > _MAX_ANSWER:
-                    raise _WorkerLost(f"the worker sent a {needed}-byte answer", alive=True)
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while len(buffer) < needed:
+        _wait(poller, deadline)
+        try:
+            chunk = os.read(fd, max(needed - len(buffer), _IO_CHUNK))
+        except BlockingIOError:
+            continue
+        if not chunk:
+            raise _WorkerLost("the worker closed its output")
+        buffer += chunk
+        if sizes is None and len(buffer) >= _FRAME.size:
+            sizes = _FRAME.unpack_from(buffer)
+            needed = _FRAME.size + sizes[0] + sizes[1]
+            if needed > _MAX_ANSWER:
+                raise _WorkerLost(f"the worker sent a {needed}-byte answer", alive=True)
     assert sizes is not None
     head_end = _FRAME.size + sizes[0]
     try:
@@ -567,11 +590,12 @@ def worker_main(argv: list[str] | None = None) -> int:
         if frame is None:
             return 0
         header_size, body_size = _FRAME.unpack(frame)
-        header = _read_exact(0, header_size)
-        body = _read_exact(0, body_size)
-        if header is None or body is None:
+        message = _read_exact(0, header_size + body_size)
+        if message is None:
             return 0
-        request = json.loads(header)
+        request = json.loads(message[:header_size])
+        body = message[header_size:]
+        del message
         answer, payload = _handle(extract, body, bool(request.get("text_only")), args.max_pages)
         del body
         _send(protocol_out, answer, payload)
