@@ -22,7 +22,7 @@ from typer.testing import CliRunner, Result
 import bastion.cli
 from bastion._version import __version__
 from bastion.config import load_settings
-from bastion.project import SERVICE_PRINCIPALS
+from bastion.project import CLIENT_PRINCIPALS, SERVICE_PRINCIPALS
 from bastion.security.stack import build_api_key_store
 
 KEY_RE = re.compile(r"bst_[a-z0-9]{12}_[0-9a-f]{64}")
@@ -137,7 +137,7 @@ def test_init_lays_out_a_project_and_shows_the_admin_key_once(tmp_path: Path) ->
         "api-key-pepper",
         "audit.key",
         "token-signing.jwks.json",
-        *(f"{principal}.key" for principal in SERVICE_PRINCIPALS),
+        *(f"{principal}.key" for principal in (*SERVICE_PRINCIPALS, *CLIENT_PRINCIPALS)),
     }
     for path in secret_files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

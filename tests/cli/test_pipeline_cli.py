@@ -230,8 +230,16 @@ def test_serve_worker_and_gateway_options(pipeline: Pipeline) -> None:
     assert "does not listen on a port" in one_line_error(result)
     result = run("serve", "gateway", "--tck", "--config", str(pipeline.config))
     assert "does not apply to the gateway" in one_line_error(result)
-    result = run("serve", "nope", "--config", str(pipeline.config))
-    assert one_line_error(result).endswith("(or: gateway, worker)")
+    # A real process: `serve` configures logging for the whole process.
+    proc = subprocess.run(
+        [sys.executable, "-m", "bastion", "serve", "nope", "--config", str(pipeline.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith("(or: gateway, worker)")
 
 
 def test_up_runs_the_pipeline_until_sigterm(pipeline: Pipeline, tmp_path: Path) -> None:

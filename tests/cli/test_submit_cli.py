@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from typer.testing import Result
 
 from bastion.agents.registry import definition_for
 from bastion.cli import common
-from bastion.config import LoggingSettings, Settings, load_settings
-from bastion.observability.logging import configure_logging
+from bastion.config import Settings, load_settings
 from bastion.pipeline.samples import bundled_dir
 from bastion.project import init_project
 from bastion.runtime.agent import AgentApp
@@ -50,11 +50,18 @@ class Project:
 
 
 @pytest.fixture(autouse=True)
-def _console(monkeypatch: pytest.MonkeyPatch) -> None:
+def _console(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Wide tables; and the services' logs (they run in this process) on stderr, as
-    `bastion serve` writes them, never in the command's stdout that the tests parse."""
+    `bastion serve` writes them, never in the command's stdout that the tests parse. The
+    logging configuration is put back afterwards (no logger cached with it)."""
     monkeypatch.setattr(common.console, "width", 250)
-    configure_logging(LoggingSettings(level="WARNING"), stream=sys.__stderr__)
+    previous = structlog.get_config()
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.__stderr__),
+        cache_logger_on_first_use=False,
+    )
+    yield
+    structlog.configure(**previous)
 
 
 def project(tmp_path: Path) -> Project:

@@ -40,13 +40,13 @@ def serve(
     """Run one agent, the gateway or the worker in the foreground until SIGTERM/Ctrl-C."""
     from bastion.observability.logging import configure_logging
 
-    settings = settings_from(config)
-    configure_logging(settings.logging)
     if tck and agent in ("gateway", "worker"):
         fail(f"--tck is the agents' conformance profile; it does not apply to the {agent}")
+    if agent == "worker" and (host is not None or port is not None):
+        fail("the worker does not listen on a port: drop --host/--port")
+    settings = settings_from(config)
+    configure_logging(settings.logging)
     if agent == "worker":
-        if host is not None or port is not None:
-            fail("the worker does not listen on a port: drop --host/--port")
         _run_worker(settings)
         return
     if agent == "gateway":
