@@ -8,14 +8,15 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bastion.cli.common import (
     ConfigOption,
     JsonOption,
     console,
+    db_error,
     fail,
+    open_engine,
     print_rows,
     settings_from,
 )
@@ -23,7 +24,6 @@ from bastion.config import Settings
 from bastion.security.audit_verify import VerifyReport, verify_chain
 from bastion.security.audit_verify import tail as audit_tail
 from bastion.security.secrets import SecretError, resolve
-from bastion.storage.database import shared_engine
 
 app = typer.Typer(no_args_is_help=True, help="Verify and read the audit trail.")
 
@@ -41,22 +41,6 @@ TAIL_COLUMNS = (
     "client",
     "correlation_id",
 )
-
-
-def _db_error(exc: BaseException) -> str:
-    """The driver's one-line message; never the URL, SQL text or parameters."""
-    inner = getattr(exc, "orig", None) or exc
-    first = (str(inner).strip().splitlines() or [""])[0]
-    return f"{type(inner).__name__}: {first}"[:300]
-
-
-def _engine(settings: Settings) -> Engine:
-    try:
-        return shared_engine(settings.database_url())
-    except SQLAlchemyError as exc:
-        fail(f"cannot open the database: {_db_error(exc)}")
-    except ImportError as exc:
-        fail(f"cannot open the database: missing driver ({exc.name})")
 
 
 def _key(settings: Settings) -> bytes:
@@ -121,12 +105,12 @@ def verify(
     """Check every hash chain and checkpoint; exit 1 when the trail was tampered with."""
     settings = settings_from(config)
     key = _key(settings)
-    engine = _engine(settings)
+    engine = open_engine(settings)
     checkpoint_dir = settings.path(settings.audit.checkpoint_dir)
     try:
         report = verify_chain(engine, key, checkpoint_dir, chain)
     except SQLAlchemyError as exc:
-        fail(f"cannot read the audit trail: {_db_error(exc)}")
+        fail(f"cannot read the audit trail: {db_error(exc)}")
     except OSError as exc:
         fail(f"cannot read the checkpoints in {checkpoint_dir}: {exc.strerror}")
     if as_json:
@@ -156,13 +140,13 @@ def tail(
 ) -> None:
     """Show recent audit records, newest first (oldest first with --correlation)."""
     settings = settings_from(config)
-    engine = _engine(settings)
+    engine = open_engine(settings)
     try:
         rows: list[dict[str, Any]] = audit_tail(
             engine, limit=limit, correlation_id=correlation, principal=principal, chain=chain
         )
     except SQLAlchemyError as exc:
-        fail(f"cannot read the audit trail: {_db_error(exc)}")
+        fail(f"cannot read the audit trail: {db_error(exc)}")
     for row in rows:
         row["time"] = dt.datetime.fromtimestamp(float(row["ts"]), dt.UTC).isoformat(
             timespec="milliseconds"

@@ -11,8 +11,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from bastion.config import ConfigError, Settings, load_settings
+from bastion.storage.database import shared_engine
 
 ConfigOption = Annotated[
     str | None,
@@ -63,3 +66,20 @@ def print_rows(
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
     console.print(table)
+
+
+def db_error(exc: BaseException) -> str:
+    """The driver's one-line message; never the URL, SQL text or parameters."""
+    inner = getattr(exc, "orig", None) or exc
+    first = (str(inner).strip().splitlines() or [""])[0]
+    return f"{type(inner).__name__}: {first}"[:300]
+
+
+def open_engine(settings: Settings) -> Engine:
+    """The configured database's engine; a one-line error and exit when it cannot be opened."""
+    try:
+        return shared_engine(settings.database_url())
+    except SQLAlchemyError as exc:
+        fail(f"cannot open the database: {db_error(exc)}")
+    except ImportError as exc:
+        fail(f"cannot open the database: missing driver ({exc.name})")

@@ -11,8 +11,15 @@ from typing import TypeVar
 import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
-from bastion.cli.audit_cmd import _db_error, _engine
-from bastion.cli.common import ConfigOption, JsonOption, fail, print_rows, settings_from
+from bastion.cli.common import (
+    ConfigOption,
+    JsonOption,
+    db_error,
+    fail,
+    open_engine,
+    print_rows,
+    settings_from,
+)
 from bastion.config import Settings
 from bastion.pipeline.archive_repo import ArchiveRepository
 from bastion.storage.queue import Queue
@@ -28,7 +35,7 @@ QUEUE_LABELS = {
 
 
 def open_archive(settings: Settings) -> ArchiveRepository:
-    return ArchiveRepository(_engine(settings))
+    return ArchiveRepository(open_engine(settings))
 
 
 def archive_call(fn: Callable[[], T]) -> T:
@@ -37,7 +44,7 @@ def archive_call(fn: Callable[[], T]) -> T:
         return fn()
     except SQLAlchemyError as exc:
         fail(
-            f"cannot use the archive database: {_db_error(exc)} (is it set up? `bastion init` "
+            f"cannot use the archive database: {db_error(exc)} (is it set up? `bastion init` "
             "creates and migrates it)"
         )
 
