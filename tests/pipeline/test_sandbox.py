@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -244,3 +245,18 @@ def test_sync_callers_share_the_workers_and_close_waits_for_them() -> None:
     sandbox.close_sync()
     with pytest.raises(SandboxError):
         sandbox.extract_sync(hostile.normal_pdf())
+
+
+def test_crash_is_not_memory_when_the_parent_is_large() -> None:
+    # A forked worker's reported peak starts at its parent's: a parent past 75% of the
+    # worker's limit must not turn every crash into "memory_limit".
+    page = resource.getpagesize()
+    ballast = bytearray(420 * 1024 * 1024)
+    ballast[::page] = b"\x01" * len(range(0, len(ballast), page))  # touch every page
+    with (
+        ExtractionSandbox(target=STAND_IN + "crashing_extract", memory_mb=512) as sandbox,
+        pytest.raises(ExtractionError) as caught,
+    ):
+        sandbox.extract_sync(hostile.normal_pdf(b"CRASH"))
+    assert caught.value.reason == "extract_failed", caught.value
+    del ballast

@@ -22,12 +22,14 @@ def extract(
 ) -> None:
     """Classify a PDF and extract its fields; print them as JSON."""
     from bastion.pipeline.extract import extract_document
+    from bastion.pipeline.extract.preflight import preflight
 
     try:
         data = file.read_bytes()
     except OSError as exc:
         fail(f"unreadable: {file}: {exc.strerror or exc}")
     try:
+        preflight(data)  # refuses what the pipeline refuses, before any page is parsed
         result = extract_document(data, text_only=text_only)
     except ExtractionError as exc:
         fail(f"{exc.reason}: {exc.detail or REASON_CODES[exc.reason]}")

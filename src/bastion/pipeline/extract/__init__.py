@@ -5,7 +5,8 @@ classifies the document (invoice, contract, report, other) and extracts the fiel
 An invoice that embeds Factur-X / ZUGFeRD / XRechnung XML is read from that XML instead
 (authoritative: confidence 1.0, source "einvoice"), unless `text_only` is set. Unreadable input
 raises ExtractionError with a reason code from REASON_CODES. The sandbox and hostile-input
-preflight that run around this function live in `sandbox.py` and `preflight.py`.
+preflight that run around this function live in `sandbox.py` and `preflight.py`; the guardrail
+findings on every document's text (prompt injection, oversized lines) come from `guard.py`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from bastion.pipeline.extract.classify import classify as _classify
 from bastion.pipeline.extract.contract import extract_contract
 from bastion.pipeline.extract.einvoice import find_einvoice_xml, parse_einvoice
+from bastion.pipeline.extract.guard import guard_findings
 from bastion.pipeline.extract.invoice import extract_invoice
 from bastion.pipeline.extract.report import extract_report
 from bastion.pipeline.extract.text import (
@@ -89,6 +91,7 @@ def _build(
                         field=name,
                     )
                 )
+        findings += guard_findings(pages)
         return ExtractionResult(
             document_type="invoice",
             confidence=1.0,
@@ -118,6 +121,7 @@ def _build(
                 message="the PDF has no extractable text (scanned?)",
             )
         )
+    findings += guard_findings(pages)
     return ExtractionResult(
         document_type=result.document_type,
         confidence=result.confidence,

@@ -427,16 +427,32 @@ def _open_and_count(data: bytes) -> int:
     from bastion.pipeline.extract.text import pdfium_lock
 
     with pdfium_lock:
+        reset_pdfium_error()
         try:
             document = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as error:
             code = getattr(error, "err_code", None)
             if code in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY):
                 raise ExtractionError("encrypted", "PDFium needs a password to open it") from None
-            if code == pdfium_c.FPDF_ERR_SUCCESS:
+            if code in (pdfium_c.FPDF_ERR_FILE, pdfium_c.FPDF_ERR_SUCCESS):
                 raise ExtractionError("empty", "the PDF has no pages") from None
             raise ExtractionError("truncated", f"PDFium cannot open it: {error}") from None
         try:
             return len(document)
         finally:
             document.close()
+
+
+def reset_pdfium_error() -> None:
+    """Make PDFium's last-error code tell whether the next load from memory set one.
+
+    The code is process-wide and never cleared, and some failed loads (a document without a page
+    tree) set none: read after them, it is an earlier document's. Opening a file with an empty
+    name sets FPDF_ERR_FILE, which a load from memory never does; after this call a failed load
+    reports its own code, or FPDF_ERR_FILE when it set none. Call it holding `pdfium_lock`.
+    """
+    import pypdfium2.raw as pdfium_c
+
+    document = pdfium_c.FPDF_LoadDocument(b"", None)
+    if document:  # an empty file name never opens; close it all the same
+        pdfium_c.FPDF_CloseDocument(document)

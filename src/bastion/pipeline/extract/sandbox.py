@@ -35,6 +35,7 @@ import importlib
 import json
 import math
 import os
+import resource
 import select
 import signal
 import struct
@@ -83,6 +84,9 @@ class _Worker:
     reader: threading.Thread
     ready: bool = False
     killed: bool = False  # the sandbox sent the SIGKILL
+    # The parent's peak RSS when the worker was forked: the child's reported peak starts there,
+    # so only a peak above it is evidence of the worker's own memory use.
+    inherited_peak_kb: int = 0
 
 
 @dataclass
@@ -292,7 +296,8 @@ class ExtractionSandbox:
             target=_drain, args=(process, tail), name="bastion-extract-stderr", daemon=True
         )
         reader.start()
-        return _Worker(process, tail, reader)
+        inherited = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return _Worker(process, tail, reader, inherited_peak_kb=inherited)
 
     def _ensure_ready(self, slot: _Slot, deadline: float) -> None:
         worker = slot.worker
@@ -340,7 +345,10 @@ class ExtractionSandbox:
         died = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
         if (
             any(marker in tail for marker in _OOM_MARKERS)
-            or peak_kb * 1024 >= _PEAK_FRACTION * self.memory_mb * 1024 * 1024
+            or (
+                peak_kb > worker.inherited_peak_kb
+                and peak_kb * 1024 >= _PEAK_FRACTION * self.memory_mb * 1024 * 1024
+            )
             or (code == -signal.SIGKILL and not worker.killed)
         ):
             return ExtractionError("memory_limit", f"the worker ran out of memory ({died})")
@@ -518,8 +526,6 @@ def _send(fd: int, answer: dict[str, Any], body: bytes = b"") -> None:
 
 
 def _limit_self(memory_mb: int) -> None:
-    import resource
-
     limit = memory_mb * 1024 * 1024
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

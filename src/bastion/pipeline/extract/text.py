@@ -224,6 +224,11 @@ def open_document(data: bytes, max_pages: int) -> Iterator[pdfium.PdfDocument]:
         pdf.close()
 
 
+# Above this many characters a page is read as plain lines: the layout path asks pdfium for
+# each run's text, and every such call scans the whole page (a 1 MB line would take minutes).
+_MAX_LAYOUT_CHARS = 100_000
+
+
 def read_page(pdf: pdfium.PdfDocument, index: int) -> Page:
     """Rows and text of page `index` (0-based) through pypdfium2."""
     page = pdf[index]
@@ -233,7 +238,7 @@ def read_page(pdf: pdfium.PdfDocument, index: int) -> Page:
         try:
             n = textpage.count_rects()
             cells: list[Cell] = []
-            if n > _MAX_RECTS:
+            if n > _MAX_RECTS or textpage.count_chars() > _MAX_LAYOUT_CHARS:
                 plain = textpage.get_text_range()
                 for i, line in enumerate(plain.splitlines()):
                     text = _clean(line)
