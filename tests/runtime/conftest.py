@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,17 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from bastion.agents.echo import echo_definition
 from bastion.config import Settings, load_settings
 from bastion.project import init_project
 from bastion.runtime.agent import AgentApp
 from bastion.security.stack import build_api_key_store
-from bastion.storage.database import shared_engine
 from bastion.storage.models import AuditRecord
 from bastion.testing import serve_in_thread
+from tests.audit_rows import audit_rows
 
 
 @dataclass
@@ -65,16 +62,7 @@ class AgentEnv:
         self, where: Callable[[AuditRecord], bool] = lambda r: True, *, at_least: int = 1
     ) -> list[AuditRecord]:
         """Audit rows matching `where`, waiting for the writer's next flush."""
-        engine = shared_engine(self.settings.database_url())
-        deadline = time.monotonic() + 5
-        while True:
-            with Session(engine) as s:
-                rows = [
-                    r for r in s.scalars(select(AuditRecord).order_by(AuditRecord.seq)) if where(r)
-                ]
-            if len(rows) >= at_least or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.05)
+        return audit_rows(self.settings, where, at_least=at_least)
 
 
 def make_env(

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from bastion.config import Settings, load_settings
 from bastion.pipeline.agents.archivist import definition as archivist_definition
@@ -31,6 +29,7 @@ from bastion.storage.database import shared_engine
 from bastion.storage.models import AuditRecord
 from bastion.storage.queue import Message
 from bastion.testing import LiveServer, serve_in_thread
+from tests.audit_rows import audit_rows
 
 
 @dataclass
@@ -55,16 +54,7 @@ class Project:
         self, where: Callable[[AuditRecord], bool], *, at_least: int = 1
     ) -> list[AuditRecord]:
         """Audit rows matching `where`, waiting for the writers' next flush."""
-        engine = shared_engine(self.settings.database_url())
-        deadline = time.monotonic() + 5
-        while True:
-            with Session(engine) as s:
-                rows = [
-                    r for r in s.scalars(select(AuditRecord).order_by(AuditRecord.ts)) if where(r)
-                ]
-            if len(rows) >= at_least or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.05)
+        return audit_rows(self.settings, where, at_least=at_least)
 
 
 def make_project(

@@ -32,7 +32,7 @@ from typing import Any
 import structlog
 
 from bastion.config import Settings
-from bastion.pipeline.agents.common import SHA256_PATTERN, processing_timeout
+from bastion.pipeline.agents.common import SHA256_PATTERN, credential, processing_timeout
 from bastion.pipeline.archive_repo import (
     ArchiveRepository,
     DocumentDeletedError,
@@ -51,7 +51,6 @@ from bastion.protocol.errors import (
 from bastion.runtime.agent import AgentConfigError
 from bastion.runtime.client import AgentClient, AgentUnreachable, RpcCallError
 from bastion.runtime.context import correlation_id_var, new_correlation_id, valid_correlation_id
-from bastion.security.secrets import resolve
 from bastion.storage.database import shared_engine
 from bastion.storage.queue import Message, Queue, open_queue
 
@@ -336,21 +335,16 @@ def _is_sha256(value: str) -> bool:
 
 
 def _orchestrator_client(settings: Settings) -> AgentClient:
-    ref = settings.pipeline.worker_api_key
-    if not ref:
-        raise AgentConfigError(
-            "pipeline.worker_api_key is not set: add a secret reference to the worker's key "
-            "(bastion init writes one to secrets/worker.key)"
-        )
+    key = credential(
+        settings, "pipeline.worker_api_key", settings.pipeline.worker_api_key, PRINCIPAL
+    )
     target = settings.agents.get("orchestrator")
     if target is None or not target.url:
         raise AgentConfigError("agents.orchestrator.url is not set: the worker needs it")
     client_settings = settings.client.model_copy(
         update={"timeout_seconds": processing_timeout(settings, 20)}
     )
-    return AgentClient(
-        target.url, api_key=resolve(ref, settings.base_dir), settings=client_settings
-    )
+    return AgentClient(target.url, api_key=key, settings=client_settings)
 
 
 async def serve_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:

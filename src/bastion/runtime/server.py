@@ -243,20 +243,14 @@ class AgentServer:
     ) -> None:
         if self.audit is None:
             return
-        ident = req.identity
-        elapsed = time.perf_counter() - started
         await self.audit.record(
-            AuditEntry(
-                ts=time.time() - elapsed,  # when the call arrived: a path reads in call order
-                principal=ident.principal if ident else "-",
-                auth_method=ident.auth_method if ident else "none",
+            AuditEntry.for_request(
+                req,
                 agent=self.name,
                 method=method,
-                correlation_id=req.correlation_id,
                 outcome=outcome,
                 status=status,
-                latency_ms=round(elapsed * 1000.0, 3),
-                client=req.client,
+                started=started,
                 detail=detail,
             )
         )

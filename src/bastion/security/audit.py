@@ -56,6 +56,7 @@ import structlog
 from sqlalchemy import Connection, Engine, select
 
 from bastion.config import AuditSettings
+from bastion.runtime.context import RequestContext
 from bastion.storage.database import write_transaction
 from bastion.storage.models import AuditRecord
 
@@ -138,6 +139,38 @@ class AuditEntry:
     latency_ms: float
     client: str
     detail: str | None = None
+
+    @classmethod
+    def for_request(
+        cls,
+        req: RequestContext,
+        *,
+        agent: str,
+        method: str,
+        outcome: str,
+        status: int,
+        started: float,
+        detail: str | None = None,
+    ) -> AuditEntry:
+        """The record of one call of `req`, which started at `started` (perf_counter).
+
+        `ts` is when the call arrived, so that the hops of one correlation ID read in call order.
+        """
+        ident = req.identity
+        elapsed = time.perf_counter() - started
+        return cls(
+            ts=time.time() - elapsed,
+            principal=ident.principal if ident else "-",
+            auth_method=ident.auth_method if ident else "none",
+            agent=agent,
+            method=method,
+            correlation_id=req.correlation_id,
+            outcome=outcome,
+            status=status,
+            latency_ms=round(elapsed * 1000.0, 3),
+            client=req.client,
+            detail=detail,
+        )
 
 
 # --- canonical form and hashing -------------------------------------------------------------

@@ -37,13 +37,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bastion.config import Settings
-from bastion.pipeline.agents.common import peer_url
+from bastion.pipeline.agents.common import credential, peer_url
 from bastion.pipeline.ingest import Ingest, UploadRejected
 from bastion.pipeline.watch import FolderWatcher
-from bastion.runtime.agent import AgentConfigError
 from bastion.runtime.client import AgentClient
 from bastion.runtime.context import CallContext
-from bastion.security.secrets import SecretValue, resolve
+from bastion.security.secrets import SecretValue
 from bastion.security.stack import build_security
 from bastion.storage.objectstore import ObjectNotFoundError
 from bastion.web.archivist import call_archivist
@@ -59,12 +58,7 @@ NAME = "gateway"
 def gateway_api_key(settings: Settings) -> SecretValue:
     """The gateway's own credential for its calls to the Archivist."""
     ref = settings.pipeline.gateway_api_key
-    if not ref:
-        raise AgentConfigError(
-            "pipeline.gateway_api_key is not set: add a secret reference to the gateway's key "
-            "(bastion init writes one to secrets/gateway.key)"
-        )
-    return resolve(ref, settings.base_dir)
+    return credential(settings, "pipeline.gateway_api_key", ref, "gateway")
 
 
 def by_method(**endpoints: Endpoint) -> Endpoint:

@@ -16,7 +16,6 @@ Nothing about the body is read before the caller is authenticated and authorized
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -142,21 +141,14 @@ class Guard:
         self, call: CallContext, outcome: str, status: int, detail: str | None = None
     ) -> None:
         """One audit record for the request."""
-        req = call.request
-        ident = req.identity
-        elapsed = time.perf_counter() - req.started
         await self.audit.record(
-            AuditEntry(
-                ts=time.time() - elapsed,  # when the request arrived, as the agents record it
-                principal=ident.principal if ident else "-",
-                auth_method=ident.auth_method if ident else "none",
+            AuditEntry.for_request(
+                call.request,
                 agent=self.agent,
                 method=call.method,
-                correlation_id=req.correlation_id,
                 outcome=outcome,
                 status=status,
-                latency_ms=round(elapsed * 1000.0, 3),
-                client=req.client,
+                started=call.request.started,
                 detail=detail,
             )
         )

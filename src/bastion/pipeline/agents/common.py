@@ -31,15 +31,20 @@ class DocumentRef(BaseModel):
     document_id: str = Field(pattern=SHA256_PATTERN)
 
 
+def credential(settings: Settings, setting: str, ref: str | None, principal: str) -> SecretValue:
+    """A service principal's own key, from the secret reference configured at `setting`."""
+    if not ref:
+        raise AgentConfigError(
+            f"{setting} is not set: add a secret reference to the {principal}'s key "
+            f"(bastion init writes one to secrets/{principal}.key)"
+        )
+    return resolve(ref, settings.base_dir)
+
+
 def own_api_key(settings: Settings, agent: str) -> SecretValue:
     """The agent's own credential for calls to its peers (resolved from its secret reference)."""
     own = settings.agents.get(agent)
-    if own is None or not own.api_key:
-        raise AgentConfigError(
-            f"agents.{agent}.api_key is not set: add a secret reference to the {agent}'s key "
-            "(bastion init writes one to secrets/)"
-        )
-    return resolve(own.api_key, settings.base_dir)
+    return credential(settings, f"agents.{agent}.api_key", own.api_key if own else None, agent)
 
 
 def peer_url(settings: Settings, agent: str, peer: str) -> str:
