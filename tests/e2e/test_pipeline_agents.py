@@ -281,3 +281,15 @@ def test_worker_retries_then_dead_letters_when_orchestrator_is_down(tmp_path: Pa
     doc = flow.repo.get_document(doc_id)
     assert doc is not None and doc["status"] == "failed"
     assert doc["failure_reason"] == "orchestrator_unreachable"
+
+
+def test_hostile_text_is_archived_for_review_with_its_findings(flow: Flow) -> None:
+    doc_id, _ = flow.submit(hostile.injected_invoice(), "injected.pdf")
+    doc = flow.wait(doc_id, {"archived", "failed"})
+    assert doc["status"] == "archived" and doc["outcome"] == "needs_review"
+    rules = {f["rule_id"] for f in doc["findings"]}
+    assert "guardrail.prompt_attack" in rules
+    line_id, _ = flow.submit(hostile.megabyte_line(run=256), "long-line.pdf")
+    doc = flow.wait(line_id, {"archived", "failed"})
+    assert doc["status"] == "archived" and doc["outcome"] == "needs_review"
+    assert "guardrail.oversized_line" in {f["rule_id"] for f in doc["findings"]}
