@@ -389,7 +389,8 @@ def crashing_extract(
     data: bytes, *, text_only: bool = False, max_pages: int = 200
 ) -> ExtractionResult:
     """Kills its own process when the document says CRASH; raises when it says RAISE; with
-    BLOAT, fills its memory up to the limit and then dies the way native code does on OOM."""
+    BLOAT, fills its memory up to the limit and then dies the way native code does on OOM
+    (a message on stderr, then abort)."""
     if b"CRASH" in data:
         os.abort()
     if b"BLOAT" in data:
@@ -398,6 +399,7 @@ def crashing_extract(
             while True:
                 hoard.append(bytearray(b"\x01") * (8 << 20))
         except MemoryError:
+            os.write(2, b"Out of memory: allocation of 8388608 bytes failed\n")  # as allocators say
             os.abort()
     if b"RAISE" in data:
         raise ValueError("stand-in extractor failure")

@@ -8,8 +8,9 @@ stdout. Hostile documents cannot hurt the caller:
 - a document still running after `timeout_seconds` gets its worker killed and replaced, and
   raises `ExtractionError("timeout")`;
 - a document that exhausts the worker's memory raises `ExtractionError("memory_limit")` (a
-  `MemoryError` in the worker, or a worker that died with an out-of-memory message, its peak
-  resident memory near the limit, or a SIGKILL the sandbox did not send); the worker is replaced;
+  `MemoryError` in the worker, a worker that died with an out-of-memory message, or a SIGKILL
+  the sandbox did not send); the worker is replaced. Peak memory is no evidence: the limit is
+  on address space, and a forked worker's reported peak starts at its parent's;
 - any other worker death raises `ExtractionError("extract_failed")`; the worker is replaced;
 - refusals from preflight and from the extractor keep their reason codes.
 
@@ -58,7 +59,6 @@ _START_TIMEOUT = 60.0
 _STDERR_LINES = 40
 _OOM_MARKERS = (b"MemoryError", b"bad_alloc", b"out of memory", b"Out of memory",
                 b"Cannot allocate memory", b"OOM")  # fmt: skip
-_PEAK_FRACTION = 0.75  # a crash with peak RSS above this share of the limit counts as memory
 
 
 class SandboxError(RuntimeError):
@@ -84,9 +84,6 @@ class _Worker:
     reader: threading.Thread
     ready: bool = False
     killed: bool = False  # the sandbox sent the SIGKILL
-    # The parent's peak RSS when the worker was forked: the child's reported peak starts there,
-    # so only a peak above it is evidence of the worker's own memory use.
-    inherited_peak_kb: int = 0
 
 
 @dataclass
@@ -296,8 +293,7 @@ class ExtractionSandbox:
             target=_drain, args=(process, tail), name="bastion-extract-stderr", daemon=True
         )
         reader.start()
-        inherited = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return _Worker(process, tail, reader, inherited_peak_kb=inherited)
+        return _Worker(process, tail, reader)
 
     def _ensure_ready(self, slot: _Slot, deadline: float) -> None:
         worker = slot.worker
@@ -337,19 +333,14 @@ class ExtractionSandbox:
             worker.killed = True
             with contextlib.suppress(ProcessLookupError):
                 worker.process.kill()
-        peak_kb = _reap(worker)
+        _reap(worker)
         worker.reader.join(timeout=1.0)
         slot.worker = self._spawn()
         code = worker.process.returncode
         tail = b"\n".join(worker.stderr_tail)
         died = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
-        if (
-            any(marker in tail for marker in _OOM_MARKERS)
-            or (
-                peak_kb > worker.inherited_peak_kb
-                and peak_kb * 1024 >= _PEAK_FRACTION * self.memory_mb * 1024 * 1024
-            )
-            or (code == -signal.SIGKILL and not worker.killed)
+        if any(marker in tail for marker in _OOM_MARKERS) or (
+            code == -signal.SIGKILL and not worker.killed
         ):
             return ExtractionError("memory_limit", f"the worker ran out of memory ({died})")
         last = _last_line(worker)
@@ -374,20 +365,20 @@ def _last_line(worker: _Worker) -> str:
     return ""
 
 
-def _reap(worker: _Worker) -> int:
-    """Wait for a dying worker; return its peak resident memory in KiB."""
+def _reap(worker: _Worker) -> None:
+    """Wait for a dying worker (killing it if it lingers) and record its exit status."""
     process = worker.process
     deadline = time.monotonic() + 2.0
     while True:
         try:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            pid, status = os.waitpid(process.pid, os.WNOHANG)
         except ChildProcessError:
             process.poll()
-            return 0
+            return
         if pid:
             process.returncode = os.waitstatus_to_exitcode(status)
             _close_pipes(process)
-            return int(usage.ru_maxrss)
+            return
         if time.monotonic() > deadline:
             worker.killed = True
             with contextlib.suppress(ProcessLookupError):
