@@ -20,7 +20,7 @@ import httpx
 from bastion.config import Settings, load_settings
 from bastion.pipeline.agents.archivist import definition as archivist_definition
 from bastion.pipeline.archive_repo import ArchiveRepository
-from bastion.pipeline.worker import open_pipeline_queue
+from bastion.pipeline.stores import open_pipeline_queue
 from bastion.project import CLIENT_PRINCIPALS, SERVICE_PRINCIPALS, init_project
 from bastion.runtime.agent import AgentApp
 from bastion.security.secrets import write_secret_file

@@ -50,7 +50,7 @@ def archive_call(fn: Callable[[], T]) -> T:
 
 
 def open_pipeline_queue(settings: Settings) -> Queue:
-    from bastion.pipeline.worker import open_pipeline_queue as open_queue
+    from bastion.pipeline.stores import open_pipeline_queue as open_queue
 
     try:
         return open_queue(settings)

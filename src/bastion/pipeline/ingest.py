@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
 from bastion.config import Settings
-from bastion.pipeline.agents.common import object_store
 from bastion.pipeline.archive_repo import ArchiveRepository
 from bastion.pipeline.model import REASON_CODES
-from bastion.pipeline.worker import open_pipeline_queue
+from bastion.pipeline.stores import object_store, open_pipeline_queue
 from bastion.storage.database import shared_engine
 from bastion.storage.objectstore import ObjectStore, validate_sha256
 from bastion.storage.queue import Queue

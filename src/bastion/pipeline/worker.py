@@ -38,6 +38,7 @@ from bastion.pipeline.archive_repo import (
     DocumentDeletedError,
     DocumentNotFoundError,
 )
+from bastion.pipeline.stores import open_pipeline_queue
 from bastion.protocol.errors import (
     DEPENDENCY_UNAVAILABLE,
     DOCUMENT_NOT_FOUND,
@@ -52,7 +53,7 @@ from bastion.runtime.agent import AgentConfigError
 from bastion.runtime.client import AgentClient, AgentUnreachable, RpcCallError
 from bastion.runtime.context import correlation_id_var, new_correlation_id, valid_correlation_id
 from bastion.storage.database import shared_engine
-from bastion.storage.queue import Message, Queue, open_queue
+from bastion.storage.queue import Message, Queue
 
 log = structlog.get_logger("bastion.worker")
 _SHA256 = re.compile(SHA256_PATTERN)
@@ -85,17 +86,6 @@ class _Transient(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def open_pipeline_queue(settings: Settings) -> Queue:
-    """The pipeline's queue, as configured (shared by the gateway, the worker and the CLI)."""
-    p = settings.pipeline
-    return open_queue(
-        p.queue_url,
-        base_dir=settings.base_dir,
-        max_receive_count=p.max_receive_count,
-        retention_seconds=p.retention_seconds,
-    )
 
 
 def _classify(error: Exception) -> _Poison | _Transient:

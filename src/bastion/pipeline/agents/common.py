@@ -18,7 +18,6 @@ from bastion.runtime.agent import AgentConfigError
 from bastion.runtime.client import AgentClient
 from bastion.runtime.methods import MethodRegistry
 from bastion.security.secrets import SecretValue, resolve
-from bastion.storage.objectstore import LocalObjectStore
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
@@ -94,10 +93,6 @@ def processing_timeout(settings: Settings, margin: float) -> float:
     """A call timeout that outlasts one extraction (its own limit) by `margin` seconds."""
     extraction = settings.pipeline.extraction_timeout_seconds
     return max(settings.client.timeout_seconds, extraction + margin)
-
-
-def object_store(settings: Settings) -> LocalObjectStore:
-    return LocalObjectStore(settings.path(settings.pipeline.objects_dir))
 
 
 def add_status_method(

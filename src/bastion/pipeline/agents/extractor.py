@@ -12,9 +12,10 @@ import asyncio
 from typing import Any
 
 from bastion.config import Settings
-from bastion.pipeline.agents.common import DocumentRef, add_status_method, object_store
+from bastion.pipeline.agents.common import DocumentRef, add_status_method
 from bastion.pipeline.extract.sandbox import ExtractionSandbox
 from bastion.pipeline.model import ExtractionError
+from bastion.pipeline.stores import object_store
 from bastion.protocol.errors import DOCUMENT_NOT_FOUND, DOCUMENT_REJECTED, RpcError
 from bastion.runtime.agent import AgentDefinition
 from bastion.runtime.methods import MethodRegistry
