@@ -161,6 +161,23 @@ def _summary(doc: Document) -> dict[str, Any]:
     }
 
 
+def _children(
+    session: Session,
+    model: type[DocumentField] | type[LineItemRow] | type[FindingRow] | type[HistoryRow],
+    document_id: str,
+    columns: tuple[str, ...],
+    *,
+    order: Any = None,
+) -> list[dict[str, Any]]:
+    """One document's rows of `model` as dicts of `columns`, in `order` (default: insertion)."""
+    rows = session.scalars(
+        select(model)
+        .where(model.document_id == document_id)
+        .order_by(model.id if order is None else order)
+    )
+    return [{c: getattr(row, c) for c in columns} for row in rows]
+
+
 class ArchiveRepository:
     """Reads and writes the archive on `engine` (migrated to 0002_pipeline or later)."""
 
@@ -537,60 +554,23 @@ class ArchiveRepository:
             if doc is None:
                 return None
             out = _summary(doc)
-            fields = s.scalars(
-                select(DocumentField)
-                .where(DocumentField.document_id == document_id)
-                .order_by(DocumentField.id)
+            fields = _children(
+                s, DocumentField, document_id, ("name", "value", "confidence", "page")
             )
-            out["fields"] = {
-                f.name: {"value": f.value, "confidence": f.confidence, "page": f.page}
-                for f in fields
-            }
-            items = s.scalars(
-                select(LineItemRow)
-                .where(LineItemRow.document_id == document_id)
-                .order_by(LineItemRow.position)
+            out["fields"] = {f.pop("name"): f for f in fields}
+            out["line_items"] = _children(
+                s,
+                LineItemRow,
+                document_id,
+                ("position", "description", "quantity", "unit_price", "amount"),
+                order=LineItemRow.position,
             )
-            out["line_items"] = [
-                {
-                    "position": i.position,
-                    "description": i.description,
-                    "quantity": i.quantity,
-                    "unit_price": i.unit_price,
-                    "amount": i.amount,
-                }
-                for i in items
-            ]
-            findings = s.scalars(
-                select(FindingRow)
-                .where(FindingRow.document_id == document_id)
-                .order_by(FindingRow.id)
+            out["findings"] = _children(
+                s, FindingRow, document_id, ("source", "rule_id", "severity", "message", "field")
             )
-            out["findings"] = [
-                {
-                    "source": f.source,
-                    "rule_id": f.rule_id,
-                    "severity": f.severity,
-                    "message": f.message,
-                    "field": f.field,
-                }
-                for f in findings
-            ]
-            history = s.scalars(
-                select(HistoryRow)
-                .where(HistoryRow.document_id == document_id)
-                .order_by(HistoryRow.id)
+            out["history"] = _children(
+                s, HistoryRow, document_id, ("at", "event", "detail", "correlation_id", "principal")
             )
-            out["history"] = [
-                {
-                    "at": h.at,
-                    "event": h.event,
-                    "detail": h.detail,
-                    "correlation_id": h.correlation_id,
-                    "principal": h.principal,
-                }
-                for h in history
-            ]
             return out
 
     def list_documents(
