@@ -25,7 +25,7 @@ from bastion.pipeline.synthetic import synthetic_invoice
 from bastion.project import init_project
 from bastion.storage.database import shared_engine
 from bastion.storage.pipeline_models import Document, DocumentField, LineItemRow
-from bastion.testing.pipeline_stack import PipelineStack, assign_ports, pipeline_in_threads
+from bastion.testing.pipeline_stack import assign_ports, pipeline_in_threads
 from tests.e2e.test_pipeline_agents import Flow
 
 
@@ -61,7 +61,7 @@ class Worker:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[PipelineStack, Flow, Worker]]:
+def stack(tmp_path: Path) -> Iterator[tuple[Flow, Worker]]:
     result = init_project(tmp_path / "p")
     assign_ports(
         result.config,
@@ -72,10 +72,10 @@ def stack(tmp_path: Path) -> Iterator[tuple[PipelineStack, Flow, Worker]]:
             "retry_backoff_base_seconds": 0.1,
         },
     )
-    with pipeline_in_threads(result.config, gateway=False, worker=False) as running:
+    with pipeline_in_threads(result.config, gateway=False, worker=False) as settings:
         worker = Worker(result.config, tmp_path / "worker.log")
         try:
-            yield running, Flow(running.settings, result.admin_key), worker
+            yield Flow(settings, result.admin_key), worker
         finally:
             worker.stop()
 
@@ -88,9 +88,9 @@ def _wait(predicate: object, timeout: float, what: str) -> None:
 
 
 def test_sigkill_mid_document_then_restart_archives_it_exactly_once(
-    stack: tuple[PipelineStack, Flow, Worker],
+    stack: tuple[Flow, Worker],
 ) -> None:
-    _, flow, worker = stack
+    flow, worker = stack
     data = synthetic_invoice(1, extra_pages=150)  # takes a while to extract
     doc_id, _ = flow.submit(data)
     worker.start()
@@ -123,9 +123,9 @@ def test_sigkill_mid_document_then_restart_archives_it_exactly_once(
 
 @pytest.mark.timeout(240)
 def test_soak_300_documents_with_random_worker_kills(
-    stack: tuple[PipelineStack, Flow, Worker],
+    stack: tuple[Flow, Worker],
 ) -> None:
-    _, flow, worker = stack
+    flow, worker = stack
     rng = random.Random(7)
     docs = [synthetic_invoice(n, seed=9) for n in range(300)]
     ids = {flow.submit(data, f"inv-{n}.pdf")[0] for n, data in enumerate(docs)}

@@ -98,8 +98,8 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
         pipeline={"retry_backoff_base_seconds": 0.05, "max_receive_count": 3},
         audit={"flush_interval_seconds": 0.05},
     )
-    with pipeline_in_threads(result.config, gateway=False) as stack:
-        yield Flow(stack.settings, result.admin_key)
+    with pipeline_in_threads(result.config, gateway=False) as settings:
+        yield Flow(settings, result.admin_key)
 
 
 def test_invoice_flows_through_all_agents_under_one_correlation_id(flow: Flow) -> None:

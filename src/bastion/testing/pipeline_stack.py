@@ -1,8 +1,9 @@
 """The whole document pipeline in one process, on real loopback ports, for tests and the bench.
 
-    with pipeline_in_threads(init_project(tmp_path).config) as stack:
-        doc = stack.upload(pdf_bytes)
-        stack.wait_until(doc["id"], {"archived"})
+    config = init_project(tmp_path).config
+    assign_ports(config)
+    with pipeline_in_threads(config) as settings:
+        ...  # upload to settings.pipeline.gateway_url, call settings.agents[...].url
 
 `assign_ports` rewrites a project's `bastion.yaml` so that every agent and the gateway get a
 free port; separate processes started from the same file (a worker killed mid-document, the
@@ -16,21 +17,16 @@ import asyncio
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import yaml
 
+from bastion.agents.registry import PIPELINE_AGENTS
 from bastion.config import Settings, load_settings
-from bastion.security.secrets import resolve
 from bastion.testing.live_server import serve_in_thread
-
-AGENTS = ("archivist", "validator", "extractor", "orchestrator")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -43,52 +39,12 @@ def assign_ports(config: Path, **overrides: dict[str, Any]) -> None:
     """Give each agent and the gateway a free loopback port in `config`; merge `overrides`
     (section name -> settings) into the file too."""
     doc = yaml.safe_load(config.read_text(encoding="utf-8"))
-    for name in AGENTS:
+    for name in PIPELINE_AGENTS:
         doc["agents"][name]["url"] = f"http://127.0.0.1:{free_port()}"
     doc["pipeline"]["gateway_url"] = f"http://127.0.0.1:{free_port()}"
     for section, values in overrides.items():
         doc.setdefault(section, {}).update(values)
     config.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-
-
-@dataclass
-class PipelineStack:
-    settings: Settings
-    gateway_url: str
-    submit_key: str
-
-    def upload(
-        self, data: bytes, filename: str = "doc.pdf", *, key: str | None = None
-    ) -> httpx.Response:
-        return httpx.post(
-            self.gateway_url + "/api/documents",
-            files={"file": (filename, data, "application/pdf")},
-            headers={"X-API-Key": key or self.submit_key},
-            timeout=30,
-        )
-
-    def document(self, document_id: str, *, key: str | None = None) -> dict[str, Any]:
-        resp = httpx.get(
-            f"{self.gateway_url}/api/documents/{document_id}",
-            headers={"X-API-Key": key or self.submit_key},
-            timeout=30,
-        )
-        resp.raise_for_status()
-        body: dict[str, Any] = resp.json()
-        return body
-
-    def wait_until(
-        self, document_id: str, statuses: set[str], *, timeout: float = 60.0
-    ) -> dict[str, Any]:
-        """The document once its status is in `statuses`; TimeoutError otherwise."""
-        deadline = time.monotonic() + timeout
-        while True:
-            doc = self.document(document_id)
-            if doc.get("status") in statuses:
-                return doc
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{document_id[:12]} still {doc.get('status')!r}")
-            time.sleep(0.1)
 
 
 def _port(url: str) -> int:
@@ -122,14 +78,15 @@ def worker_in_thread(settings: Settings) -> Iterator[None]:
 @contextlib.contextmanager
 def pipeline_in_threads(
     config: Path, *, worker: bool = True, gateway: bool = True
-) -> Iterator[PipelineStack]:
-    """Serve the pipeline described by `config` (ports assigned by `assign_ports`)."""
+) -> Iterator[Settings]:
+    """Serve the pipeline described by `config` (ports assigned by `assign_ports`); yields its
+    settings."""
     from bastion.agents.registry import definition_for
     from bastion.runtime.agent import AgentApp
 
     settings = load_settings(config)
     with contextlib.ExitStack() as stack:
-        for name in AGENTS:
+        for name in PIPELINE_AGENTS:
             app = AgentApp(definition_for(name, settings), settings)
             stack.enter_context(serve_in_thread(app, port=_port(settings.agents[name].url)))
         gateway_url = settings.pipeline.gateway_url
@@ -139,6 +96,4 @@ def pipeline_in_threads(
             stack.enter_context(serve_in_thread(build_gateway(settings), port=_port(gateway_url)))
         if worker:
             stack.enter_context(worker_in_thread(settings))
-        ref = settings.pipeline.submit_api_key
-        submit_key = resolve(ref, settings.base_dir).get() if ref else ""
-        yield PipelineStack(settings=settings, gateway_url=gateway_url, submit_key=submit_key)
+        yield settings
