@@ -23,12 +23,13 @@ from rich.panel import Panel
 from rich.table import Table
 
 from bastion.config import Settings, load_settings
+from bastion.pipeline.agents.common import credential, own_api_key
 from bastion.pipeline.samples import write_samples
 from bastion.project import init_project
 from bastion.runtime.client import AgentClient, RpcCallError
 from bastion.runtime.supervisor import SupervisorEvent, pipeline_supervisor
 from bastion.security.audit_verify import tail, verify_chain
-from bastion.security.secrets import resolve
+from bastion.security.secrets import SecretValue, resolve
 from bastion.security.stack import build_api_key_store
 from bastion.storage.database import shared_engine
 from bastion.testing.pipeline_stack import assign_ports
@@ -133,8 +134,7 @@ def _process_samples(console: Console, gateway: _Gateway, workdir: Path) -> tupl
     return ok, first_correlation
 
 
-async def _refused(settings: Settings, caller: str, agent: str, method: str) -> str:
-    key = resolve(f"secret://file/secrets/{caller}.key", settings.base_dir)
+async def _refused(settings: Settings, key: SecretValue, agent: str, method: str) -> str:
     client = AgentClient(settings.agents[agent].url, api_key=key, settings=settings.client)
     try:
         await client.call(method, {"document_id": "0" * 64})
@@ -232,11 +232,14 @@ def _run_in(console: Console, workdir: Path) -> bool:
         ok, correlation = _process_samples(console, gateway, workdir)
 
         _step(console, 3, "Least privilege: agents calling outside their grant are refused")
-        for caller, agent, method in (
-            ("extractor", "archivist", "archive"),
-            ("worker", "extractor", "extract"),
+        worker_key = credential(
+            settings, "pipeline.worker_api_key", settings.pipeline.worker_api_key, "worker"
+        )
+        for caller, key, agent, method in (
+            ("extractor", own_api_key(settings, "extractor"), "archivist", "archive"),
+            ("worker", worker_key, "extractor", "extract"),
         ):
-            answer = asyncio.run(_refused(settings, caller, agent, method))
+            answer = asyncio.run(_refused(settings, key, agent, method))
             console.print(f"  {caller} -> {agent}.{method}: {answer}")
             ok &= "HTTP 403" in answer
 
