@@ -201,24 +201,33 @@ def latency(
     }
 
 
-def extractor_speed(n: int = 200) -> dict[str, Any]:
+def extractor_speed(n: int = 200, rounds: int = 3) -> dict[str, Any]:
+    """Pages/s of raw pypdfium2 text extraction and of the whole extractor in a warm sandbox
+    worker, on the same documents; each the best of `rounds` passes, alternating, so that a
+    pause of the machine during one pass does not decide the ratio."""
     docs = [synthetic_invoice(i, seed=3) for i in range(n)]
-    pages = 0
-    t = time.perf_counter()
-    for data in docs:
-        pdf = pdfium.PdfDocument(data)
-        for page in pdf:
-            page.get_textpage().get_text_range()
-            pages += 1
-        pdf.close()
-    raw = pages / (time.perf_counter() - t)
+
+    def raw_pass() -> float:
+        pages = 0
+        started = time.perf_counter()
+        for data in docs:
+            pdf = pdfium.PdfDocument(data)
+            for page in pdf:
+                page.get_textpage().get_text_range()
+                pages += 1
+            pdf.close()
+        return pages / (time.perf_counter() - started)
+
+    raw = whole = 0.0
     with ExtractionSandbox(1) as sandbox:
         sandbox.start_sync()
         for data in docs[:10]:
             sandbox.extract_sync(data)  # warm
-        t = time.perf_counter()
-        extracted = sum(sandbox.extract_sync(data).pages for data in docs)
-        whole = extracted / (time.perf_counter() - t)
+        for _ in range(rounds):
+            raw = max(raw, raw_pass())
+            started = time.perf_counter()
+            extracted = sum(sandbox.extract_sync(data).pages for data in docs)
+            whole = max(whole, extracted / (time.perf_counter() - started))
     return {
         "documents": n,
         "raw_pypdfium2_pages_per_second": round(raw, 1),

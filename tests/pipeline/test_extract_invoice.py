@@ -629,3 +629,16 @@ def test_listed_charges_must_add_up_to_a_total() -> None:
         [("Charges", 60), ("$3.00", 480)],
     ])  # fmt: skip
     assert "line_items" not in extract_invoice([page])
+
+
+def test_internal_line_items_have_the_models_fields() -> None:
+    """Line items are read into a small dataclass and become dicts only for the result: its
+    fields must stay those of the public LineItem model."""
+    from dataclasses import fields
+
+    from bastion.pipeline.extract.invoice import _Item
+    from bastion.pipeline.model import LineItem
+
+    assert [f.name for f in fields(_Item)] == list(LineItem.model_fields)
+    item = _Item("Widget", 2.0, 1.5, 3.0)
+    assert LineItem.model_validate(item.as_dict()).model_dump() == item.as_dict()

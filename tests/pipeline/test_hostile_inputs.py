@@ -18,13 +18,19 @@ import pytest
 
 from bastion.pipeline.extract import extract_document
 from bastion.pipeline.extract.guard import OVERSIZED_LINE_CHARS, SNIPPET_CHARS, guard_findings
-from bastion.pipeline.extract.preflight import _open_and_count, preflight
+from bastion.pipeline.extract.preflight import preflight
 from bastion.pipeline.extract.sandbox import ExtractionSandbox
-from bastion.pipeline.extract.text import Page
+from bastion.pipeline.extract.text import Page, open_document, pdfium_lock
 from bastion.pipeline.model import ExtractionError
 from bastion.pipeline.validator import load_rules, validate
 from tests.cli.test_extract_cli import FACTUR_X, run
 from tests.pipeline import hostile
+
+
+def pdfium_open(data: bytes) -> None:
+    """PDFium's own verdict on `data` (the step preflight ends with)."""
+    with pdfium_lock, open_document(data, 200):
+        pass
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +169,7 @@ def test_pdfium_error_of_an_earlier_document_is_not_reused() -> None:
         (garbage, "truncated"),
     ):
         with pytest.raises(ExtractionError) as caught:
-            _open_and_count(earlier)
+            pdfium_open(earlier)
         assert caught.value.reason == reason
         with pytest.raises(ExtractionError) as caught:
             preflight(hostile.no_pages())

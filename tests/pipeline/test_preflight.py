@@ -11,9 +11,9 @@ import pytest
 from bastion.pipeline.extract.preflight import (
     RATIO_FREE_BYTES,
     PreflightReport,
-    _open_and_count,
     preflight,
 )
+from bastion.pipeline.extract.text import open_document, pdfium_lock
 from bastion.pipeline.model import REASON_CODES, ExtractionError
 from tests.pipeline import hostile
 
@@ -23,6 +23,12 @@ LIMITS = {
     "max_inflate_ratio": 200.0,
     "max_inflated_bytes": 256 * 1024 * 1024,
 }
+
+
+def pdfium_open(data: bytes) -> None:
+    """PDFium's own verdict on `data` (the step preflight ends with)."""
+    with pdfium_lock, open_document(data, 200):
+        pass
 
 
 def check(data: bytes, **overrides: float) -> PreflightReport:
@@ -135,7 +141,7 @@ def test_password_protected_pdf_is_encrypted() -> None:
     assert refused(data).reason == "encrypted"
     # PDFium's own answer, for files whose /Encrypt the byte scan would not see.
     with pytest.raises(ExtractionError) as caught:
-        _open_and_count(data)
+        pdfium_open(data)
     assert caught.value.reason == "encrypted"
 
 
@@ -221,3 +227,19 @@ def test_fast_on_a_normal_one_page_pdf() -> None:
     for _ in range(runs):
         check(data)
     assert (time.perf_counter() - started) / runs < 0.002
+
+
+def test_ascii85_groups_decode_like_the_standard_library() -> None:
+    import base64
+    import os
+
+    from bastion.pipeline.extract.preflight import _a85_groups
+
+    for size in (0, 4, 8, 400, 4096):
+        raw = os.urandom(size)
+        digits = base64.a85encode(raw).replace(b"z", b"!!!!!")
+        assert _a85_groups(digits) == raw
+    with pytest.raises(ValueError, match="not an ASCII85 digit"):
+        _a85_groups(b"!!!!~")
+    with pytest.raises(ValueError, match="over 2"):
+        _a85_groups(b"uuuuu")

@@ -29,7 +29,8 @@ def extract(
     except OSError as exc:
         fail(f"unreadable: {file}: {exc.strerror or exc}")
     try:
-        preflight(data)  # refuses what the pipeline refuses, before any page is parsed
+        # Refuses what the pipeline refuses, before any page is parsed; the extractor opens it.
+        preflight(data, open_pdf=False)
         result = extract_document(data, text_only=text_only)
     except ExtractionError as exc:
         fail(f"{exc.reason}: {exc.detail or REASON_CODES[exc.reason]}")

@@ -25,11 +25,12 @@ from bastion.pipeline.extract.locale import (
     find_amounts,
     find_currencies,
     find_dates,
+    first_amount_start,
     guess_dayfirst,
     guess_decimal_separator,
 )
 from bastion.pipeline.extract.text import Cell, Hit, Page, Row, find_labels, values_near
-from bastion.pipeline.model import ExtractedField, LineItem
+from bastion.pipeline.model import ExtractedField
 
 __all__ = ["LEGAL_FORM", "extract_invoice", "iban_valid", "normalise_name"]
 
@@ -301,7 +302,24 @@ LEGAL_FORM = (
     r"S\.r\.l\.|Srl|SRL|S\.p\.A\.|SpA|Sp\.\s*z\s*o\.\s*o\.|sp\.\s*z\s*o\.\s*o\.|S\.C\.|Oyj|Oy|"
     r"AB|A/S|AS|ApS|Pty\.?\s*Ltd\.?|Pvt\.?\s*Ltd\.?|Private\s+Limited|K\.K\."
 )
-_FORM_RE = re.compile(rf"(?:{LEGAL_FORM})(?=$|[\s,;·|•)\]/\u2013\u2014-]|\.(?:\s|$))")
+
+
+def _by_first_letter(alternation: str) -> str:
+    """A case-sensitive alternation of patterns that each start with a literal letter (and have
+    no "|" inside), with the alternatives grouped under their first letter: `Ab|B|Ac` becomes
+    `A(?:b|c)|B(?:)`. It matches what the original matches (alternatives with different first
+    letters never match at the same place, and each group keeps its order), but the regex
+    engine tries a few letters at each position instead of every alternative."""
+    groups: dict[str, list[str]] = {}
+    for alternative in alternation.split("|"):
+        assert alternative[:1].isalpha(), alternative
+        groups.setdefault(alternative[0], []).append(alternative[1:])
+    return "|".join(f"{first}(?:{'|'.join(rests)})" for first, rests in groups.items())
+
+
+_FORM_RE = re.compile(
+    rf"(?:{_by_first_letter(LEGAL_FORM)})(?=$|[\s,;·|•)\]/\u2013\u2014-]|\.(?:\s|$))"
+)
 _TITLE_WORDS = re.compile(
     r"^(?:(?:tax|commercial|pro[\s-]?forma|vat|sales)\s+)?(?:invoice|rechnung|facture|factura|"
     r"fattura|faktura(?:\s+vat)?|factuur|credit\s+note|gutschrift|avoir|receipt|quittung|bill|"
@@ -309,6 +327,7 @@ _TITLE_WORDS = re.compile(
     _I,
 )
 _SENDER_SEP = re.compile(r"\s*[·•|]\s*|\s+[\u2013\u2014-]\s+")
+_SENDER_SEP_CHAR = re.compile(r"[·•|\u2013\u2014-]")
 _POSTCODE = re.compile(
     r"(?<![\d.,/])(?:\d{4,5}|\d{2}-\d{3}|\d{3}\s\d{2})(?![\d.,/])|\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b"
 )
@@ -350,7 +369,8 @@ _IBAN_LENGTHS = {
     "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SE": 24, "SI": 19, "SK": 24,
     "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
 }  # fmt: skip
-_IBAN_RE = re.compile(r"\b([A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){10,30})")
+# "\b" then a capital, written as a capital then a lookbehind: see _VAT_HINT.
+_IBAN_RE = re.compile(r"([A-Z](?<!\w[A-Z])[A-Z]\d{2}(?:[ ]?[A-Z0-9]){10,30})")
 _BIC_LABEL = _fast(
     r"\b(?:bic|swift)(?:\s*[/-]?\s*(?:swift|bic))?(?:\s*-?\s*code)?\b\s*(?:\([^)]*\))?\s*[:.]?"
 )
@@ -362,9 +382,11 @@ _VAT_PATTERNS = re.compile(
     r"MT\d{8}|NL\d{9}B\d{2}|PL\d{10}|PT\d{9}|RO\d{2,10}|SE\d{12}|SI\d{8}|SK\d{10}|"
     r"GB(?:\d{9}|\d{12}|GD\d{3}|HA\d{3})|XI\d{9}|CHE\d{9}(?:MWST|TVA|IVA)?|NO\d{9}(?:MVA)?"
 )
+# The country code comes first and the "not after a capital" test after it (the lookbehind spans
+# the code): a pattern that starts with letters lets the regex engine skip ahead to candidates.
 _VAT_HINT = re.compile(
-    r"(?<![A-Z])(?:AT|BE|BG|CY|CZ|DE|DK|EE|EL|ES|FI|FR|HR|HU|IE|IT|LT|LU|LV|MT|NL|PL|PT|RO|SE|"
-    r"SI|SK|GB|XI|CH|NO)[ .\-]?[0-9A-Z]"
+    r"(?:AT|BE|BG|CY|CZ|DE|DK|EE|EL|ES|FI|FR|HR|HU|IE|IT|LT|LU|LV|MT|NL|PL|PT|RO|SE|"
+    r"SI|SK|GB|XI|CH|NO)(?<![A-Z]..)[ .\-]?[0-9A-Z]"
 )
 _VAT_TOKEN_RE = re.compile(r"\b(?:[A-Z]{2,3}[ .\-]?)(?:[0-9A-Z]{1,12}[ .\-]?){1,6}")
 _GSTIN_RE = re.compile(r"\b\d{2}[A-Z]{5}\d{4}[A-Z][1-9A-Z]Z[0-9A-Z]\b")
@@ -384,8 +406,11 @@ def iban_valid(iban: str) -> bool:
     if expected is None or len(iban) != expected or not iban[2:4].isdigit():
         return False
     moved = iban[4:] + iban[:4]
-    digits = "".join(str(int(ch, 36)) for ch in moved)
-    return int(digits) % 97 == 1
+    return int(moved.translate(_IBAN_DIGITS)) % 97 == 1
+
+
+# A letter stands for its number in base 36 (A = 10 ... Z = 35) in the mod-97 check.
+_IBAN_DIGITS = {ord(ch): str(int(ch, 36)) for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
 
 
 _LEGAL_STRIP = re.compile(rf"(?:^|[\s,])(?:{LEGAL_FORM})(?=$|[\s,.])", _I)
@@ -423,10 +448,18 @@ class _Doc:
     sender: tuple[int, str] | None = None
     sender_done: bool = False
     labels: dict[str, list[Hit]] | None = None
+    _lower: str | None = None
     currencies: list[tuple[str, int, int]] | None = None  # of the whole text, one page only
 
     def cell(self, pi: int, ri: int, ci: int) -> Cell:
         return self.pages[pi].rows[ri].cells[ci]
+
+    @property
+    def lower(self) -> str:
+        """The text in lower case (computed once)."""
+        if self._lower is None:
+            self._lower = self.text.lower()
+        return self._lower
 
 
 def _field(c: _Candidate, confidence: float | None = None) -> ExtractedField:
@@ -810,11 +843,15 @@ def _vat_value(text: str) -> str | None:
     return compact
 
 
-def _strict_vat_ids(text: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def _strict_vat_ids(text: str) -> tuple[str, ...]:
     """VAT identifiers of a known national format, written with or without separators."""
     out: list[str] = []
     for m in _VAT_TOKEN_RE.finditer(text):
-        groups = [(g.start(), g.group(0)) for g in re.finditer(r"[0-9A-Z]+", m.group(0))]
+        token = m.group(0)
+        if not _HAS_DIGIT.search(token):
+            continue  # every known format has digits
+        groups = [(g.start(), g.group(0)) for g in _VAT_GROUP_RE.finditer(token)]
         i = 0
         while i < len(groups):
             # The longest run of groups from here that forms a known VAT identifier.
@@ -830,7 +867,10 @@ def _strict_vat_ids(text: str) -> list[str]:
                 i = found
             else:
                 i += 1
-    return out
+    return tuple(out)
+
+
+_VAT_GROUP_RE = re.compile(r"[0-9A-Z]+")
 
 
 def _iban_at(text: str, start: int) -> bool:
@@ -926,6 +966,8 @@ def _find_sender_line(doc: _Doc) -> tuple[int, str] | None:
         if row.top > 0.45 * (page.height or 842):
             break  # a sender line sits above the address window, not in the footer
         text = row.cells[0].text
+        if not _SENDER_SEP_CHAR.search(text):
+            continue  # no separator: one part
         parts = _SENDER_SEP.split(text)
         small = row.height < 0.85 * median
         if len(parts) >= 3 and (_POSTCODE.search(text) or small) and row.height <= median:
@@ -1036,7 +1078,9 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
 
     if not cands:
         return None
-    stems = {m.group(1).lower() for m in _DOMAIN_RE.finditer(doc.text)} - _GENERIC_DOMAINS
+    stems: set[str] = set()
+    if "@" in doc.text or "www." in doc.lower:  # what _DOMAIN_RE starts with
+        stems = {m.group(1).lower() for m in _DOMAIN_RE.finditer(doc.text)} - _GENERIC_DOMAINS
     for key, cand in cands.items():
         cand.score += 0.06 * min(counts[key] - 1, 3) if counts[key] > 1 else 0.0
         flat = key.replace(" ", "")
@@ -1159,8 +1203,8 @@ def _amount_candidates(doc: _Doc) -> dict[str, list[_Amount]]:
                 continue
             labels: list[tuple[int, str, float, int]] = []  # cell, kind, score, label end
             for ci, cell in enumerate(row.cells):
-                first_amount = next(iter(find_amounts(cell.text, doc.decimal)), None)
-                label_text = cell.text[: first_amount.start] if first_amount else cell.text
+                start = first_amount_start(cell.text)
+                label_text = cell.text if start is None else cell.text[:start]
                 if not _WORDS.search(label_text):
                     continue
                 kind_score = _amount_kind(label_text)
@@ -1330,6 +1374,25 @@ def _currency(doc: _Doc, total_where: tuple[int, int] | None) -> _Candidate | No
 
 
 @dataclass(slots=True)
+class _Item:
+    """A line item (the fields of model.LineItem), made a dict only for the result: building
+    and dumping a model for every row read was a noticeable part of the extraction's time."""
+
+    description: str
+    quantity: float | None
+    unit_price: float | None
+    amount: float | None
+
+    def as_dict(self) -> dict[str, object]:  # LineItem(...).model_dump()
+        return {
+            "description": self.description,
+            "quantity": self.quantity,
+            "unit_price": self.unit_price,
+            "amount": self.amount,
+        }
+
+
+@dataclass(slots=True)
 class _Table:
     page: int  # index
     header_row: int
@@ -1441,8 +1504,10 @@ _NUMERIC_CELL = re.compile(r"^[\s$€£¥₹(+\-\u2212]*\d[\d\s.,'\u2019]*(?:\s*
 def _column_of(table: _Table, cell: Cell) -> tuple[int, bool]:
     """The column a cell falls in, and whether it overlaps that column's header."""
     best, best_overlap = -1, 0.0
+    cx0, cx1 = cell.x0, cell.x1
     for k, (_kind, x0, x1) in enumerate(table.columns):
-        overlap = min(x1, cell.x1) - max(x0, cell.x0)
+        # min(x1, cx1) - max(x0, cx0), without the cost of two calls
+        overlap = (cx1 if cx1 < x1 else x1) - (cx0 if cx0 > x0 else x0)
         if overlap > best_overlap:
             best, best_overlap = k, overlap
     if best >= 0:
@@ -1457,8 +1522,8 @@ def _num(text: str, decimal: str | None) -> float | None:
     return vals[0].value if vals else None
 
 
-def _read_table(doc: _Doc, page: Page, table: _Table) -> tuple[list[LineItem], list[int]]:
-    items: list[LineItem] = []
+def _read_table(doc: _Doc, page: Page, table: _Table) -> tuple[list[_Item], list[int]]:
+    items: list[_Item] = []
     rows_used: list[int] = []
     misses = 0
     header = page.rows[table.header_row]
@@ -1517,7 +1582,7 @@ def _read_table(doc: _Doc, page: Page, table: _Table) -> tuple[list[LineItem], l
         if after_totals and (qty is None or not priced):
             priced = False  # after a subtotal only a full item row continues the table
         if priced and _WORDS.search(desc):
-            items.append(LineItem(description=desc, quantity=qty, unit_price=unit, amount=amount))
+            items.append(_Item(desc, qty, unit, amount))
             rows_used.append(ri)
             last_bottom = row.bottom
             misses = 0
@@ -1546,11 +1611,13 @@ def _read_table(doc: _Doc, page: Page, table: _Table) -> tuple[list[LineItem], l
 
 def _totals_row(row: Row, decimal: str | None) -> bool:
     """ "Subtotal  1,234.00", "VAT 20 %  246.80": the end of the item table."""
-    amounts = find_amounts(row.text, decimal)
-    if not amounts or len(amounts) > 2:
+    start = first_amount_start(row.text)
+    if start is None:
         return False  # no amount: a second header line ("excl. VAT"), not a total
-    label = row.text[: amounts[0].start]
-    return len(label.split()) <= 5 and _amount_kind(label) is not None
+    label = row.text[:start]
+    if len(label.split()) > 5 or _amount_kind(label) is None:
+        return False
+    return len(find_amounts(row.text, decimal)) <= 2  # (the label first: it is cheaper)
 
 
 def _tokenised_item(
@@ -1582,7 +1649,7 @@ def _tokenised_item(
     return desc, None, None, vals[0]
 
 
-def _score_items(items: list[LineItem], totals: list[float]) -> float:
+def _score_items(items: list[_Item], totals: list[float]) -> float:
     if not items:
         return 0.0
     arithmetic = sum(
@@ -1602,11 +1669,11 @@ def _score_items(items: list[LineItem], totals: list[float]) -> float:
 
 def _line_items(
     doc: _Doc, plumber: PlumberLoader | None, totals: list[float]
-) -> tuple[list[LineItem], int, float] | None:
+) -> tuple[list[_Item], int, float] | None:
     tables = _find_tables(doc.pages)
     if not tables:
         return _listed_items(doc, totals)
-    all_items: list[LineItem] = []
+    all_items: list[_Item] = []
     first_page = tables[0].page + 1
     pages_needing_help: list[int] = []
     for table in tables:
@@ -1618,7 +1685,7 @@ def _line_items(
         all_items.extend(items)
     score = _score_items(all_items, totals)
     if plumber is not None and pages_needing_help and score < 1.0:
-        alt_items: list[LineItem] = []
+        alt_items: list[_Item] = []
         for pi in dict.fromkeys(pages_needing_help):
             alt_page = plumber(pi + 1)
             if alt_page is None:
@@ -1634,7 +1701,7 @@ def _line_items(
     return all_items, first_page, score
 
 
-def _listed_items(doc: _Doc, totals: list[float]) -> tuple[list[LineItem], int, float] | None:
+def _listed_items(doc: _Doc, totals: list[float]) -> tuple[list[_Item], int, float] | None:
     """Charges listed without a table header: a block of "description | amount" rows (each
     charge perhaps followed by more indented breakdown rows: "Charges", "VAT"), whose least
     indented, unlabelled rows are the items, when there are at least two and their amounts add
@@ -1653,10 +1720,7 @@ def _listed_items(doc: _Doc, totals: list[float]) -> tuple[list[LineItem], int, 
                 if len(top) >= 2 and all(_amount_kind(c.text) is None for _r, c, _v in top):
                     amount = round(sum(v for _r, _c, v in top), 2)
                     if any(_close(amount, t) for t in totals):
-                        items = [
-                            LineItem(description=c.text, quantity=None, unit_price=v, amount=v)
-                            for _r, c, v in top
-                        ]
+                        items = [_Item(c.text, None, v, v) for _r, c, v in top]
                         doc.item_rows.update((pi, r) for r, _c, _v in top)
                         return items, pi + 1, 1.0
             block = []
@@ -1771,7 +1835,7 @@ def extract_invoice(
         line_items, page_no, score = items
         conf = 0.9 if score >= 1.0 else 0.75 if score >= 0.5 else 0.55
         fields["line_items"] = ExtractedField(
-            value=[it.model_dump() for it in line_items], confidence=conf, page=page_no
+            value=[it.as_dict() for it in line_items], confidence=conf, page=page_no
         )
     return fields
 

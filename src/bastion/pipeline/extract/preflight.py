@@ -2,9 +2,10 @@
 
 `preflight()` looks at the raw bytes first (type sniffing, end-of-file markers, the trailer),
 then walks the streams, inflating every FlateDecode stream incrementally with a hard output cap
-(so the check itself cannot be bombed), and only then opens the file with PDFium to learn whether
-it needs a password and how many pages it has. Each refusal is an `ExtractionError` whose reason
-is a code from `bastion.pipeline.model.REASON_CODES`; the DLQ entry or the 4xx at upload shows it.
+(so the check itself cannot be bombed), and only then opens the file with PDFium (the extractor's
+own `open_document`) to learn whether it needs a password and how many pages it has. Each refusal
+is an `ExtractionError` whose reason is a code from `bastion.pipeline.model.REASON_CODES`; the
+DLQ entry or the 4xx at upload shows it.
 
 Policy decisions:
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -110,7 +112,7 @@ _FILTER_ALIASES = {
 class PreflightReport:
     """What preflight learned about a PDF it let through."""
 
-    pages: int
+    pages: int | None  # None when preflight did not open the file (open_pdf=False)
     version: str
     size: int
     streams: int = 0
@@ -125,8 +127,13 @@ def preflight(
     max_pages: int = DEFAULT_MAX_PAGES,
     max_inflate_ratio: float = DEFAULT_MAX_INFLATE_RATIO,
     max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES,
+    open_pdf: bool = True,
 ) -> PreflightReport:
-    """Check `data` before any full parse; raise ExtractionError(reason) if it must be refused."""
+    """Check `data` before any full parse; raise ExtractionError(reason) if it must be refused.
+
+    The last step opens the file with PDFium (password, page count). A caller that opens it
+    next anyway (the extractor, through the same `open_document`) passes `open_pdf=False`.
+    """
     warnings: list[str] = []
     size = len(data)
     if not data.strip(b"\x00\t\n\x0c\r "):
@@ -148,9 +155,7 @@ def preflight(
         if marker in data:
             warnings.append(warning)
 
-    pages = _open_and_count(data)
-    if pages > max_pages:
-        raise ExtractionError("too_many_pages", f"{pages} pages, the limit is {max_pages}")
+    pages = _count_pages(data, max_pages) if open_pdf else None
     return PreflightReport(
         pages=pages,
         version=version,
@@ -373,11 +378,32 @@ def _ascii85(pieces: Iterable[bytes]) -> Iterator[bytes]:
         usable = len(groups) - len(groups) % 5
         carry = groups[usable:]
         if usable:
-            yield base64.a85decode(groups[:usable])
+            yield _a85_groups(groups[:usable])
         if stop >= 0:
             break
     if carry:
         yield base64.a85decode(carry)
+
+
+# Each ASCII85 digit's value ("!" is 0, "u" is 84); 255 marks a byte that is not a digit.
+_A85_DIGITS = bytes(c - 33 if 33 <= c <= 117 else 255 for c in range(256))
+
+
+def _a85_groups(groups: bytes) -> bytes:
+    """Whole 5-digit ASCII85 groups decoded, a few times faster than `base64.a85decode`."""
+    digits = groups.translate(_A85_DIGITS)
+    if b"\xff" in digits:
+        raise ValueError("a byte that is not an ASCII85 digit")
+    values = [
+        a * 52200625 + b * 614125 + c * 7225 + d * 85 + e
+        for a, b, c, d, e in zip(
+            digits[0::5], digits[1::5], digits[2::5], digits[3::5], digits[4::5], strict=True
+        )
+    ]
+    try:
+        return struct.pack(f">{len(values)}I", *values)
+    except struct.error:
+        raise ValueError("an ASCII85 group over 2**32 - 1") from None
 
 
 def _run_length(pieces: Iterable[bytes]) -> Iterator[bytes]:
@@ -420,39 +446,8 @@ _STAGES = {
 # --- PDFium ----------------------------------------------------------------------------------
 
 
-def _open_and_count(data: bytes) -> int:
-    import pypdfium2 as pdfium
-    import pypdfium2.raw as pdfium_c
+def _count_pages(data: bytes, max_pages: int) -> int:
+    from bastion.pipeline.extract.text import open_document, pdfium_lock
 
-    from bastion.pipeline.extract.text import pdfium_lock
-
-    with pdfium_lock:
-        reset_pdfium_error()
-        try:
-            document = pdfium.PdfDocument(data)
-        except pdfium.PdfiumError as error:
-            code = getattr(error, "err_code", None)
-            if code in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY):
-                raise ExtractionError("encrypted", "PDFium needs a password to open it") from None
-            if code in (pdfium_c.FPDF_ERR_FILE, pdfium_c.FPDF_ERR_SUCCESS):
-                raise ExtractionError("empty", "the PDF has no pages") from None
-            raise ExtractionError("truncated", f"PDFium cannot open it: {error}") from None
-        try:
-            return len(document)
-        finally:
-            document.close()
-
-
-def reset_pdfium_error() -> None:
-    """Make PDFium's last-error code tell whether the next load from memory set one.
-
-    The code is process-wide and never cleared, and some failed loads (a document without a page
-    tree) set none: read after them, it is an earlier document's. Opening a file with an empty
-    name sets FPDF_ERR_FILE, which a load from memory never does; after this call a failed load
-    reports its own code, or FPDF_ERR_FILE when it set none. Call it holding `pdfium_lock`.
-    """
-    import pypdfium2.raw as pdfium_c
-
-    document = pdfium_c.FPDF_LoadDocument(b"", None)
-    if document:  # an empty file name never opens; close it all the same
-        pdfium_c.FPDF_CloseDocument(document)
+    with pdfium_lock, open_document(data, max_pages) as document:
+        return len(document)

@@ -55,6 +55,7 @@ DEFAULT_TARGET = "bastion.pipeline.extract:extract_document"
 _FRAME = struct.Struct("!II")
 _MAX_ANSWER = 64 * 1024 * 1024
 _IO_CHUNK = 256 * 1024
+_READ_AHEAD = 16 * 1024
 _START_TIMEOUT = 60.0
 _STDERR_LINES = 40
 _OOM_MARKERS = (b"MemoryError", b"bad_alloc", b"out of memory", b"Out of memory",
@@ -461,7 +462,11 @@ def _receive(worker: _Worker, deadline: float) -> tuple[dict[str, Any], bytes]:
     while len(buffer) < needed:
         _wait(poller, deadline)
         try:
-            chunk = os.read(fd, max(needed - len(buffer), _IO_CHUNK))
+            # Enough for a typical answer in one read, never more than is missing once the size
+            # is known: a read asks the allocator for its whole size, and a large one is an
+            # mmap and munmap per call.
+            want = needed - len(buffer) if sizes is not None else _READ_AHEAD
+            chunk = os.read(fd, min(want, _IO_CHUNK))
         except BlockingIOError:
             continue
         if not chunk:
@@ -537,13 +542,13 @@ def _load(target: str) -> ExtractFunction:
 
 
 def _handle(
-    extract: ExtractFunction, data: bytes, text_only: bool, max_pages: int
+    extract: ExtractFunction, data: bytes, text_only: bool, max_pages: int, open_pdf: bool
 ) -> tuple[dict[str, Any], bytes]:
     from bastion.pipeline.extract.preflight import preflight
 
     out_of_memory = False
     try:
-        report = preflight(data, max_pages=max_pages)
+        report = preflight(data, max_pages=max_pages, open_pdf=open_pdf)
         result = extract(data, text_only=text_only, max_pages=max_pages)
         if not isinstance(result, ExtractionResult):
             raise TypeError(f"the extractor returned {type(result).__name__}")
@@ -578,9 +583,12 @@ def worker_main(argv: list[str] | None = None) -> int:
     protocol_out = os.dup(1)
     os.dup2(2, 1)  # stray prints land on stderr, never in the protocol
     extract = _load(args.target)
+    # The real extractor opens the file through preflight's own `open_document` (same refusals):
+    # preflight need not open it first. Any other target gets the full preflight.
+    open_pdf = args.target != DEFAULT_TARGET
     _limit_self(args.memory_mb)
     with contextlib.suppress(Exception):
-        _handle(extract, _WARM_UP_PDF, False, args.max_pages)
+        _handle(extract, _WARM_UP_PDF, False, args.max_pages, open_pdf)
     _send(protocol_out, {"ready": True, "pid": os.getpid()})
     while True:
         frame = _read_exact(0, _FRAME.size)
@@ -593,7 +601,8 @@ def worker_main(argv: list[str] | None = None) -> int:
         request = json.loads(message[:header_size])
         body = message[header_size:]
         del message
-        answer, payload = _handle(extract, body, bool(request.get("text_only")), args.max_pages)
+        text_only = bool(request.get("text_only"))
+        answer, payload = _handle(extract, body, text_only, args.max_pages, open_pdf)
         del body
         _send(protocol_out, answer, payload)
         if answer.get("restart"):

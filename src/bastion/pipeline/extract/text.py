@@ -37,6 +37,7 @@ __all__ = [
     "plumber_page",
     "read_page",
     "read_pages",
+    "reset_pdfium_error",
     "values_near",
 ]
 
@@ -157,6 +158,10 @@ def _merge(rows: list[list[Cell]]) -> list[Row]:
         members = [c for c in members if c.text]
         if not members:
             continue
+        if len(members) == 1:  # most lines of a page: nothing to merge
+            only = members[0]
+            out.append(Row(members, only.top, only.bottom, only.text, only.bottom - only.top))
+            continue
         em = max([c.bottom - c.top for c in members]) or 1.0
         merged: list[Cell] = [members[0]]
         for cell in members[1:]:
@@ -195,33 +200,47 @@ def build_rows(cells: Iterable[Cell]) -> list[Row]:
 def open_document(data: bytes, max_pages: int) -> Iterator[pdfium.PdfDocument]:
     """Open `data` as a PDF, or raise ExtractionError with a reason code.
 
-    The caller holds `pdfium_lock` for as long as it uses the document.
+    The one place a PDF is opened: preflight's PDFium step and the extractor share its reasons
+    ("empty", "not_pdf", "encrypted", "truncated", "too_many_pages"). The caller holds
+    `pdfium_lock` for as long as it uses the document.
     """
     if not data:
         raise ExtractionError("empty", "the file has no bytes")
     if b"%PDF-" not in data[:1024]:
         raise ExtractionError("not_pdf", "no %PDF- header in the first 1024 bytes")
+    reset_pdfium_error()
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
-        # PDFium's error code is process-wide and not reset on success: a failure that sets no
-        # code of its own reports the previous one. A password error without an /Encrypt key
-        # in the file is such a stale code.
         code = exc.err_code
-        password = code in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY)
-        if password and b"/Encrypt" in data:
-            raise ExtractionError("encrypted", "a password is needed to open it") from exc
+        if code in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY):
+            raise ExtractionError("encrypted", "a password is needed to open it") from None
+        if code in (pdfium_c.FPDF_ERR_FILE, pdfium_c.FPDF_ERR_SUCCESS):
+            raise ExtractionError("empty", "the PDF has no pages") from None
         tail = "no %%EOF marker" if b"%%EOF" not in data[-4096:] else "damaged structure"
-        raise ExtractionError("truncated", f"{tail} ({exc})") from exc
+        raise ExtractionError("truncated", f"{tail} ({exc})") from None
     try:
         n = len(pdf)
         if n == 0:
-            raise ExtractionError("truncated", "the document has no pages")
+            raise ExtractionError("empty", "the PDF has no pages")
         if n > max_pages:
             raise ExtractionError("too_many_pages", f"{n} pages, the limit is {max_pages}")
         yield pdf
     finally:
         pdf.close()
+
+
+def reset_pdfium_error() -> None:
+    """Make PDFium's last-error code tell whether the next load from memory set one.
+
+    The code is process-wide and never cleared, and some failed loads (a document without a page
+    tree) set none: read after them, it is an earlier document's. Opening a file with an empty
+    name sets FPDF_ERR_FILE, which a load from memory never does; after this call a failed load
+    reports its own code, or FPDF_ERR_FILE when it set none. Call it holding `pdfium_lock`.
+    """
+    document = pdfium_c.FPDF_LoadDocument(b"", None)
+    if document:  # an empty file name never opens; close it all the same
+        pdfium_c.FPDF_CloseDocument(document)
 
 
 # Above this many characters a page is read as plain lines: the layout path asks pdfium for
@@ -362,10 +381,11 @@ def _read_texts(textpage: pdfium.PdfTextPage, lines: list[list[Cell]], height: f
                 data = ctypes.string_at(address, 2 * n) if n > 0 else b""
             text = data.decode("utf-16-le", "ignore")
             cell.space = text[-1:].isspace()
-            cell.text = _clean(text)
+            cell.text = text = _clean(text)
             # Far wider than its letters: a line laid out in columns with runs of spaces (a
             # monospace text dump), which pdfium reports as one run with single spaces.
-            if len(cell.text) > 3 and cell.x1 - cell.x0 > 1.05 * len(cell.text) * cell.height:
+            chars = len(text)
+            if chars > 3 and cell.x1 - cell.x0 > 1.05 * chars * (cell.bottom - cell.top):
                 wide.append((line, cell))
     for line, cell in wide:
         parts = _split_columns(textpage, cell, height)
