@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import cast
 
+from bastion.pipeline.extract.alternation import named_alternation
 from bastion.pipeline.model import DocumentType
 
 __all__ = ["Classification", "classify"]
@@ -146,13 +147,9 @@ def _lower_source(source: str) -> str:
     return body
 
 
-_COMBINED = re.compile(
-    _WORD_START
-    + "(?:"
-    + "|".join(f"(?P<c{i}>{_lower_source(_ALL[i][1].source)})" for i in _SCANNED)
-    + ")"
+_COMBINED = named_alternation(
+    _WORD_START, [(str(i), _lower_source(_ALL[i][1].source)) for i in _SCANNED]
 )
-assert _COMBINED.groups == len(_SCANNED), "cue patterns must not capture"
 # Precomputed once: the cues scanned one by one (line-start ones), and the head cues, matched
 # case-sensitively on the lower-cased head like the combined scan (a few times faster).
 _LINE_CUES = [(i, cue) for i, (_n, cue) in enumerate(_ALL) if not cue.word_start]
@@ -165,10 +162,10 @@ _HEAD_CUES = {
 
 def _scores(head: str, body: str) -> dict[str, float]:
     distinct: dict[int, set[str]] = defaultdict(set)
-    for m in _COMBINED.finditer(body.lower()):
-        group = m.lastgroup
-        if group is not None:
-            distinct[int(group[1:])].add(m.group(0).strip().lower())
+    for m in _COMBINED.pattern.finditer(body.lower()):
+        index = _COMBINED.name(m)
+        if index is not None:
+            distinct[int(index)].add(m.group(0).strip().lower())
     for i, cue in _LINE_CUES:
         for m in cue.pattern.finditer(body):
             distinct[i].add(m.group(0).strip().lower())

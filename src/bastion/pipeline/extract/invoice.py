@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from itertools import combinations
 
+from bastion.pipeline.extract.alternation import NamedAlternation, named_alternation
 from bastion.pipeline.extract.locale import (
     AmountMatch,
     detect_language,
@@ -502,24 +503,22 @@ def _body(pattern: re.Pattern[str]) -> str:
     return source[len(_WORD_START) :] if source.startswith(_WORD_START) else source
 
 
-def _combine(named: tuple[tuple[str, re.Pattern[str]], ...]) -> re.Pattern[str]:
+def _combine(named: tuple[tuple[str, re.Pattern[str]], ...]) -> NamedAlternation:
     """One alternation of named vocabularies, for text already in lower case.
 
     Case-sensitive and without a word boundary before each alternative (the word-start test
-    comes once, first), each alternative starts with a literal that the regex engine can reject
-    at once: several times faster than the case-insensitive patterns.
+    comes once, first), and dispatched on each alternative's first letter: several times faster
+    than the case-insensitive patterns one by one.
     """
     parts = []
     for name, pattern in named:
         body = re.sub(r"(^|\||\(\?:)\\b", r"\1", _body(pattern))
         assert not re.search(r"[A-Z]", re.sub(r"\\.", "", body)), f"{name}: upper case"
-        parts.append(f"(?P<{name}>{body})")
-    combined = re.compile(_WORD_START + "(?:" + "|".join(parts) + ")")
-    assert combined.groups == len(named), "vocabularies must not capture"
-    return combined
+        parts.append((name, body))
+    return named_alternation(_WORD_START, parts)
 
 
-_LABEL_RE = _combine(_LABEL_ORDER)
+_LABELS = _combine(_LABEL_ORDER)
 
 
 def _index_labels(pages: list[Page]) -> dict[str, list[Hit]]:
@@ -535,8 +534,8 @@ def _index_labels(pages: list[Page]) -> dict[str, list[Hit]]:
         lower = scan.lower()
         if len(lower) != len(scan):  # a rare character whose lower case is longer
             lower = "".join(ch if len(ch.lower()) != 1 else ch.lower() for ch in scan)
-        for m in _LABEL_RE.finditer(lower):
-            name = m.lastgroup
+        for m in _LABELS.pattern.finditer(lower):
+            name = _LABELS.name(m)
             label = m.group(0).rstrip()
             if name is None:
                 continue
@@ -935,10 +934,11 @@ _PARTY_LABELS = frozenset({"customer", "ship_to", "issuer"})
 
 def _is_label(text: str) -> bool:
     """Whether `text` is or starts with a field label (then it is not a name)."""
-    for m in _LABEL_RE.finditer(text.lower()):
-        if m.lastgroup in _PARTY_LABELS:
+    for m in _LABELS.pattern.finditer(text.lower()):
+        name = _LABELS.name(m)
+        if name in _PARTY_LABELS:
             return True  # "Bill to", "Ship to", "From" anywhere
-        if m.start() <= 2 and (m.lastgroup != "date" or not _legal_names(text)):
+        if m.start() <= 2 and (name != "date" or not _legal_names(text)):
             return True
     short = len(text) < 40 and len(text.split()) <= 4
     if short and _DATE_WORD.search(text) and not _legal_names(text):
@@ -1150,7 +1150,7 @@ _KINDS = (
     ("tax", _TAX),
     ("weak", _TOTAL_WEAK),
 )
-_KIND_RE = _combine(_KINDS)
+_KIND = _combine(_KINDS)
 _KIND_RESULT = {
     "strong": ("total", 1.0),
     "subtotal": ("subtotal", 0.95),
@@ -1162,7 +1162,7 @@ _KIND_RESULT = {
 @lru_cache(maxsize=4096)
 def _amount_kind(label: str) -> tuple[str, float] | None:
     """What amount a label announces: the most specific kind named in it wins."""
-    found = {m.lastgroup for m in _KIND_RE.finditer(label.lower())}
+    found = {_KIND.name(m) for m in _KIND.pattern.finditer(label.lower())}
     if not found or "skip" in found:
         return None
     for name in ("strong", "subtotal", "tax", "weak"):

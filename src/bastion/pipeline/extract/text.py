@@ -249,53 +249,73 @@ _MAX_LAYOUT_CHARS = 100_000
 
 
 def read_page(pdf: pdfium.PdfDocument, index: int) -> Page:
-    """Rows and text of page `index` (0-based) through pypdfium2."""
-    page = pdf[index]
+    """Rows and text of page `index` (0-based) through PDFium.
+
+    The page and its text page are raw PDFium handles, closed here: pypdfium2's wrappers (a
+    finalizer and a parent link each) cost more than the work on a short page.
+    """
+    page = pdfium_c.FPDF_LoadPage(pdf.raw, index)
+    if not page:
+        raise pdfium.PdfiumError(f"PDFium cannot load page {index + 1}")
     try:
-        width, height = page.get_size()
-        textpage = page.get_textpage()
+        width = pdfium_c.FPDF_GetPageWidthF(page)
+        height = pdfium_c.FPDF_GetPageHeightF(page)
+        textpage = pdfium_c.FPDFText_LoadPage(page)
+        if not textpage:
+            raise pdfium.PdfiumError(f"PDFium cannot read the text of page {index + 1}")
         try:
-            n = textpage.count_rects()
+            n = pdfium_c.FPDFText_CountRects(textpage, 0, -1)
+            chars = pdfium_c.FPDFText_CountChars(textpage)
             cells: list[Cell] = []
-            if n > _MAX_RECTS or textpage.count_chars() > _MAX_LAYOUT_CHARS:
-                plain = textpage.get_text_range()
-                for i, line in enumerate(plain.splitlines()):
+            if n > _MAX_RECTS or chars > _MAX_LAYOUT_CHARS:
+                for i, line in enumerate(_page_text(textpage, chars).splitlines()):
                     text = _clean(line)
                     if text:
                         cells.append(Cell(text, 0.0, width, i * 10.0, i * 10.0 + 8.0))
                 rows = build_rows(cells)
-            elif n > 150 and n > 0.3 * textpage.count_chars():
+            elif n > 150 and n > 0.3 * chars:
                 # Text drawn glyph by glyph: reading each run costs a pass over the page;
                 # reading the characters once is much cheaper.
-                cells = _char_cells(textpage, height)
+                cells = _char_cells(textpage, chars, height)
                 rows = _merge(_group(cells))
             else:
                 # The raw calls with reused buffers: this loop runs for every run of text.
-                raw = textpage.raw
                 get_rect = pdfium_c.FPDFText_GetRect
                 left, top, right, bottom = (ctypes.c_double() for _ in range(4))
                 refs = (ctypes.byref(left), ctypes.byref(top), ctypes.byref(right),
                         ctypes.byref(bottom))  # fmt: skip
                 for i in range(n):
-                    if get_rect(raw, i, *refs):
+                    if get_rect(textpage, i, *refs):
                         cells.append(Cell("", left.value, right.value, height - top.value,
                                           height - bottom.value))  # fmt: skip
                 lines = _group(cells)
                 _read_texts(textpage, lines, height)
                 rows = _merge(lines)
         finally:
-            textpage.close()
+            pdfium_c.FPDFText_ClosePage(textpage)
     finally:
-        page.close()
+        pdfium_c.FPDF_ClosePage(page)
     return Page(index + 1, width, height, rows, "\n".join(r.text for r in rows))
 
 
-def _char_cells(textpage: pdfium.PdfTextPage, height: float) -> list[Cell]:
+# A raw PDFium text page handle (FPDF_TEXTPAGE).
+TextPageHandle = Any
+
+
+def _page_text(textpage: TextPageHandle, count: int) -> str:
+    """The text of a page's `count` characters (PDFium writes at most count + 1 units)."""
+    if count <= 0:
+        return ""
+    buffer = (ctypes.c_ushort * (count + 1))()
+    written = pdfium_c.FPDFText_GetText(textpage, 0, count, buffer)
+    data = ctypes.string_at(ctypes.addressof(buffer), 2 * max(written - 1, 0))
+    return data.decode("utf-16-le", "ignore")
+
+
+def _char_cells(raw: TextPageHandle, count: int, height: float) -> list[Cell]:
     """Runs of words from a page's characters (PDFium's text and each character's box): words
     stay together across a normal word space and part at a wider, column gap."""
-    raw = textpage.raw
-    count = pdfium_c.FPDFText_CountChars(raw)
-    text = textpage.get_text_range()
+    text = _page_text(raw, count)
     if len(text) != count:  # characters and text do not line up: read them one by one
         text = "".join(chr(pdfium_c.FPDFText_GetUnicode(raw, i) or 32) for i in range(count))
     left, right, bottom, top = (ctypes.c_double() for _ in range(4))
@@ -343,11 +363,10 @@ def _char_cells(textpage: pdfium.PdfTextPage, height: float) -> list[Cell]:
     return [c for c in cells if c.text]
 
 
-def _read_texts(textpage: pdfium.PdfTextPage, lines: list[list[Cell]], height: float) -> None:
+def _read_texts(raw: TextPageHandle, lines: list[list[Cell]], height: float) -> None:
     """Fill each run's text. Where two runs of a line overlap a little (tight kerning, a label
     touching its value), each is clipped at the other's edge so that neither picks up the
     other's edge glyph."""
-    raw = textpage.raw
     bounded = pdfium_c.FPDFText_GetBoundedText
     size = 2048
     buffer = (ctypes.c_ushort * size)()
@@ -388,15 +407,14 @@ def _read_texts(textpage: pdfium.PdfTextPage, lines: list[list[Cell]], height: f
             if chars > 3 and cell.x1 - cell.x0 > 1.05 * chars * (cell.bottom - cell.top):
                 wide.append((line, cell))
     for line, cell in wide:
-        parts = _split_columns(textpage, cell, height)
+        parts = _split_columns(raw, cell, height)
         if len(parts) > 1:
             k = line.index(cell)
             line[k : k + 1] = parts
 
 
-def _split_columns(textpage: pdfium.PdfTextPage, cell: Cell, height: float) -> list[Cell]:
+def _split_columns(raw: TextPageHandle, cell: Cell, height: float) -> list[Cell]:
     """Split a run into cells at wide gaps, from its characters' boxes."""
-    raw = textpage.raw
     mid_y = height - (cell.top + cell.bottom) / 2
     index = pdfium_c.FPDFText_GetCharIndexAtPos(raw, cell.x0 + 0.5, mid_y, 2.0, cell.height)
     if index < 0:
