@@ -205,6 +205,8 @@ class PipelineSettings(_Section):
 class LoggingSettings(_Section):
     level: str = "INFO"
     format: Literal["json", "console"] = "json"
+    # Personal data (the default guardrail policy's PII types) replaced by {TYPE} in log lines.
+    anonymize_pii: bool = True
 
 
 class Settings(BaseSettings):

@@ -11,6 +11,7 @@ def register(app: typer.Typer) -> None:
         demo_cmd,
         dlq_cmd,
         extract_cmd,
+        guard_cmd,
         init_cmd,
         keys_cmd,
         serve_cmd,
@@ -29,3 +30,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_cmd.app, name="keys", help="Create, list, revoke and rotate API keys.")
     app.add_typer(audit_cmd.app, name="audit", help="Verify and read the audit trail.")
     app.add_typer(dlq_cmd.app, name="dlq", help="Inspect and redrive the dead-letter queue.")
+    app.add_typer(guard_cmd.app, name="guard", help="Scan text with the guardrails.")

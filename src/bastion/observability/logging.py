@@ -79,15 +79,19 @@ def configure_logging(settings: LoggingSettings | None = None, *, stream: Any = 
         if settings.format == "json"
         else structlog.dev.ConsoleRenderer()
     )
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        add_correlation_id,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
+    if settings.anonymize_pii:
+        from bastion.guardrails.logs import anonymize_pii_in_event
+
+        processors.append(anonymize_pii_in_event)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            add_correlation_id,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=True,

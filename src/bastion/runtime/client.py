@@ -35,7 +35,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -44,6 +43,7 @@ import orjson
 import structlog
 
 from bastion._version import __version__
+from bastion.aio import AsyncClosing
 from bastion.config import ClientSettings, TLSSettings
 from bastion.protocol.errors import (
     FORBIDDEN,
@@ -296,7 +296,7 @@ def _security_message(code: int) -> str:
         return "Error"
 
 
-class AgentClient:
+class AgentClient(AsyncClosing):
     """JSON-RPC client for one agent. Use as `async with AgentClient(url, ...) as client:`.
 
     Arguments (all keyword except `base_url`):
@@ -378,17 +378,6 @@ class AgentClient:
         if not self._use_tokens or self._token_endpoint_missing:
             return "api_key"
         return "bearer"
-
-    async def __aenter__(self) -> AgentClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -1,10 +1,17 @@
 """The guardrails the extractor runs on every document's text, as findings on the result.
 
-- `guardrail.prompt_attack` (warning): phrasing that addresses a language model rather than a
-  reader ("ignore all previous instructions", "reveal your system prompt", `<|im_start|>`), one
-  finding per family of `bastion.guardrails.prompt_attack` found with at least
-  `WARNING_CONFIDENCE`. The message names the family and the page, and quotes at most
-  `SNIPPET_CHARS` characters of the first phrase (folded: no invisible characters).
+The text is scanned by the guardrail engine (`bastion.guardrails.engine`) with the documents
+policy (`guardrails/policies/documents.yaml`: prompt attacks, detect only, cheap cascade), and
+each kind of finding becomes one finding on the document:
+
+- `guardrail.prompt_attack` (warning): text that addresses a language model rather than a
+  reader ("ignore all previous instructions", "reveal your system prompt", `<|im_start|>`, or a
+  paraphrase the linear model recognises). Where the phrasing detector names it, one finding per
+  family of `bastion.guardrails.prompt_attack`, with the page and at most `SNIPPET_CHARS`
+  characters of the first phrase (folded: no invisible characters); otherwise one finding with
+  the page and the model's confidence.
+- `guardrail.<type>` for any other type a deployment's documents policy reports (PII types,
+  custom regexes, words): the count and the pages, never the matched text.
 - `guardrail.oversized_line` (warning): a line longer than `OVERSIZED_LINE_CHARS` characters,
   far beyond any line a person reads on a page: text meant for a machine, or to swamp one.
 
@@ -16,9 +23,14 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
+from functools import cache
+from importlib import resources
 from itertools import accumulate
 
 from bastion.guardrails import FAMILIES, WARNING_CONFIDENCE, Detection, Family, detect, fold
+from bastion.guardrails.engine import Engine
+from bastion.guardrails.policy import parse_policy
+from bastion.guardrails.types import Direction, Source, Verdict
 from bastion.pipeline.extract.text import Page
 from bastion.pipeline.model import Finding
 
@@ -31,12 +43,33 @@ _MAX_DETECTIONS = 100
 
 def guard_findings(pages: Sequence[Page]) -> list[Finding]:
     """Guardrail findings on the text of `pages`, joined the way the extractor joins it."""
-    return _prompt_attacks(pages) + _oversized_lines(pages)
-
-
-def _prompt_attacks(pages: Sequence[Page]) -> list[Finding]:
     text = "\n".join(page.text for page in pages)
     starts = [0, *accumulate(len(page.text) + 1 for page in pages)]  # each page's offset
+    verdict = _engine().scan(text, Source.DOCUMENT, Direction.INPUT)
+    return (
+        _prompt_attacks(text, pages, starts, verdict)
+        + _other_findings(pages, starts, verdict)
+        + _oversized_lines(pages)
+    )
+
+
+@cache
+def _engine() -> Engine:
+    path = resources.files("bastion.guardrails").joinpath("policies/documents.yaml")
+    policy = parse_policy(path.read_text(encoding="utf-8"), "documents.yaml")
+    return Engine(policy, embeddings=False)
+
+
+def _page_of(pages: Sequence[Page], starts: list[int], offset: int) -> int:
+    return pages[bisect_right(starts, offset) - 1].number
+
+
+def _prompt_attacks(
+    text: str, pages: Sequence[Page], starts: list[int], verdict: Verdict
+) -> list[Finding]:
+    attacks = [f for f in verdict.findings if f.type == "PROMPT_ATTACK"]
+    if not attacks:
+        return []
     by_family: dict[Family, list[Detection]] = {}
     for detection in detect(text, limit=_MAX_DETECTIONS):
         if detection.confidence >= WARNING_CONFIDENCE:
@@ -44,7 +77,7 @@ def _prompt_attacks(pages: Sequence[Page]) -> list[Finding]:
     findings = []
     for family, found in by_family.items():
         first = found[0]
-        page = pages[bisect_right(starts, first.start) - 1].number
+        page = _page_of(pages, starts, first.start)
         quote = _snippet(text[first.start : first.end])
         more = f" and {len(found) - 1}{'+' if len(found) >= _MAX_DETECTIONS else ''} more"
         message = f'possible prompt injection ({FAMILIES[family]}) on page {page}: "{quote}"'
@@ -55,7 +88,34 @@ def _prompt_attacks(pages: Sequence[Page]) -> list[Finding]:
                 message=message + (more if len(found) > 1 else ""),
             )
         )
+    if not findings:  # the linear model alone: no phrase to quote
+        best = max(attacks, key=lambda f: f.score)
+        page = _page_of(pages, starts, best.start)
+        findings.append(
+            Finding(
+                rule_id="guardrail.prompt_attack",
+                severity="warning",
+                message=f"possible prompt injection on page {page}: text addressed to a language "
+                f"model ({best.confidence.name} confidence, policy {verdict.policy_version})",
+            )
+        )
     return findings
+
+
+def _other_findings(pages: Sequence[Page], starts: list[int], verdict: Verdict) -> list[Finding]:
+    by_type: dict[str, list[int]] = {}
+    for f in verdict.findings:
+        if f.type != "PROMPT_ATTACK":
+            by_type.setdefault(f.type, []).append(_page_of(pages, starts, f.start))
+    return [
+        Finding(
+            rule_id=f"guardrail.{kind.lower()}",
+            severity="info",
+            message=f"{len(found)} {kind} finding{'s' if len(found) > 1 else ''} on page"
+            f"{'s' if len(set(found)) > 1 else ''} {', '.join(map(str, sorted(set(found))))}",
+        )
+        for kind, found in sorted(by_type.items())
+    ]
 
 
 def _oversized_lines(pages: Sequence[Page]) -> list[Finding]:

@@ -1,0 +1,50 @@
+"""`ModelConfig`: which model to call, where, with which key, and how the output stream is
+cut into windows for the guard."""
+
+from __future__ import annotations
+
+from typing import Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+__all__ = ["ModelConfig"]
+
+
+class ModelConfig(BaseModel):
+    """One model endpoint. `api_key` is sent as `Authorization: Bearer`; it never appears in a
+    repr, a log line or an error message.
+
+    `base_url` is the server's root (`http://127.0.0.1:8000`); a trailing `/v1` is accepted too
+    (`https://api.openai.com/v1`), the provider adds the API path itself.
+
+    A guarded stream is scanned in windows: a window ends at the first sentence end after
+    `stream_window_min_chars` characters, or at a word boundary before
+    `stream_window_max_chars` when no sentence ends in time.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str = "openai"
+    base_url: str
+    model: str = Field(min_length=1)
+    api_key: SecretStr | None = None
+    timeout: float = Field(default=60.0, gt=0)
+    max_tokens: int = Field(default=1024, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    stream_window_min_chars: int = Field(default=64, ge=1)
+    stream_window_max_chars: int = Field(default=512, ge=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"base_url must be an http(s) URL with a host, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _window_bounds(self) -> Self:
+        if self.stream_window_max_chars < self.stream_window_min_chars:
+            raise ValueError("stream_window_max_chars must be >= stream_window_min_chars")
+        return self

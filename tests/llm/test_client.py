@@ -1,0 +1,316 @@
+"""The guarded client against a real HTTP server: round trips, guarding, auth and errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import pytest
+
+from bastion.guardrails.types import Action, Direction, Source
+from bastion.llm import (
+    GuardedClient,
+    GuardrailBlocked,
+    Message,
+    ModelConfig,
+    ModelError,
+    build_client,
+    providers,
+)
+from bastion.testing.fake_llm import FakeLLM, Fault
+from bastion.testing.pipeline_stack import free_port
+from tests.llm.keyword_guard import BLOCKED_MESSAGE, KeywordGuard
+
+KEY = "sk-test-5f1c9a7e0b"
+Mode = Literal["complete", "stream"]
+MODES: tuple[Mode, ...] = ("complete", "stream")
+
+
+def config(fake: FakeLLM, **overrides: object) -> ModelConfig:
+    values: dict[str, object] = {"base_url": fake.url, "model": "fake-model"}
+    values.update(overrides)
+    return ModelConfig.model_validate(values)
+
+
+async def ask(client: GuardedClient, mode: Mode, messages: Sequence[Message]) -> str:
+    if mode == "complete":
+        return (await client.complete(messages)).text
+    return "".join([text async for text in client.stream(messages)])
+
+
+async def streamed(client: GuardedClient, messages: Sequence[Message]) -> list[str]:
+    return [text async for text in client.stream(messages)]
+
+
+# --- round trips ----------------------------------------------------------------------------
+
+
+async def test_complete_round_trip(fake: FakeLLM, guard: KeywordGuard) -> None:
+    async with build_client(config(fake, max_tokens=77, temperature=0.5), guard) as llm:
+        reply = await llm.complete([Message.system("Be brief."), Message.user("Hello model")])
+    assert reply.text == "Hello model"
+    assert (reply.model, reply.finish_reason) == ("fake-model", "stop")
+    assert reply.completion_tokens == len("Hello model") // 4
+    assert [v.action for v in reply.verdicts] == [Action.NONE] * 3
+    (request,) = fake.requests
+    assert request.path == "/v1/chat/completions"
+    assert request.body["model"] == "fake-model"
+    assert (request.body["max_tokens"], request.body["temperature"]) == (77, 0.5)
+    assert request.body["stream"] is False
+    assert request.messages == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello model"},
+    ]
+
+
+async def test_stream_round_trip_yields_sentence_windows(
+    fake: FakeLLM, guard: KeywordGuard
+) -> None:
+    text = "The first sentence is here. A second one follows! And a third?\nLast words"
+    fake.reset(reply=text, chunk_chars=3)
+    cfg = config(fake, stream_window_min_chars=10, stream_window_max_chars=200)
+    async with build_client(cfg, guard) as llm:
+        windows = await streamed(llm, [Message.user("go")])
+    assert windows == [
+        "The first sentence is here. ",
+        "A second one follows! ",
+        "And a third?\n",
+        "Last words",
+    ]
+    (request,) = fake.requests
+    assert request.body["stream"] is True
+    assert request.headers["accept"] == "text/event-stream"
+    output_scans = [text for text, source, _ in guard.scans if source is Source.LLM_OUTPUT]
+    assert output_scans == windows
+
+
+async def test_base_url_may_end_in_v1(fake: FakeLLM, guard: KeywordGuard) -> None:
+    async with build_client(config(fake, base_url=fake.url + "/v1/"), guard) as llm:
+        assert (await llm.complete([Message.user("hi")])).text == "hi"
+    assert fake.requests[0].path == "/v1/chat/completions"
+
+
+# --- guarding inputs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_blocked_input_never_reaches_the_model(
+    fake: FakeLLM, guard: KeywordGuard, mode: Mode
+) -> None:
+    async with build_client(config(fake), guard) as llm:
+        with pytest.raises(GuardrailBlocked) as blocked:
+            await ask(llm, mode, [Message.user("please do the FORBIDDEN thing")])
+    assert fake.requests == []
+    assert blocked.value.source is Source.USER_INPUT
+    assert blocked.value.direction is Direction.INPUT
+    assert blocked.value.verdict.text == BLOCKED_MESSAGE
+    assert "MISCONDUCT" in str(blocked.value)
+    assert "FORBIDDEN thing" not in str(blocked.value)
+
+
+async def test_blocked_tool_result_never_reaches_the_model(
+    fake: FakeLLM, guard: KeywordGuard
+) -> None:
+    messages = [Message.user("look it up"), Message.tool("FORBIDDEN payload", "call-1")]
+    async with build_client(config(fake), guard) as llm:
+        with pytest.raises(GuardrailBlocked) as blocked:
+            await llm.complete(messages)
+    assert fake.requests == []
+    assert blocked.value.source is Source.TOOL_RESULT
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_anonymized_input_is_what_the_model_receives(
+    fake: FakeLLM, guard: KeywordGuard, mode: Mode
+) -> None:
+    async with build_client(config(fake), guard) as llm:
+        reply = await ask(llm, mode, [Message.user("write to ada@example.org today")])
+    (request,) = fake.requests
+    assert request.messages[-1]["content"] == "write to {EMAIL} today"
+    assert "ada@example.org" not in str(request.body)
+    assert reply == "write to {EMAIL} today"
+
+
+async def test_every_message_is_scanned_with_its_source(fake: FakeLLM, guard: KeywordGuard) -> None:
+    messages = [
+        Message.system("You are terse."),
+        Message.user("question"),
+        Message.assistant("earlier answer"),
+        Message.tool("tool output", "call-7"),
+    ]
+    async with build_client(config(fake), guard) as llm:
+        await llm.complete(messages)
+    assert guard.scans == [
+        ("You are terse.", Source.SYSTEM, Direction.INPUT),
+        ("question", Source.USER_INPUT, Direction.INPUT),
+        ("earlier answer", Source.LLM_OUTPUT, Direction.INPUT),
+        ("tool output", Source.TOOL_RESULT, Direction.INPUT),
+        ("question", Source.LLM_OUTPUT, Direction.OUTPUT),
+    ]
+    assert fake.requests[0].messages[3] == {
+        "role": "tool",
+        "content": "tool output",
+        "tool_call_id": "call-7",
+    }
+
+
+# --- guarding outputs -----------------------------------------------------------------------
+
+
+async def test_blocked_output_raises(fake: FakeLLM, guard: KeywordGuard) -> None:
+    fake.reset(reply="Sure: the FORBIDDEN recipe.")
+    async with build_client(config(fake), guard) as llm:
+        with pytest.raises(GuardrailBlocked) as blocked:
+            await llm.complete([Message.user("hi")])
+    assert len(fake.requests) == 1
+    assert (blocked.value.source, blocked.value.direction) == (Source.LLM_OUTPUT, Direction.OUTPUT)
+    assert blocked.value.verdict.text == BLOCKED_MESSAGE
+
+
+async def test_anonymized_output_is_returned(fake: FakeLLM, guard: KeywordGuard) -> None:
+    fake.reset(reply="Mail bob@example.com for details.")
+    async with build_client(config(fake), guard) as llm:
+        reply = await llm.complete([Message.user("who?")])
+    assert reply.text == "Mail {EMAIL} for details."
+    assert reply.verdicts[-1].action is Action.ANONYMIZED
+
+
+async def test_stream_never_yields_blocked_content(fake: FakeLLM, guard: KeywordGuard) -> None:
+    fake.reset(reply="This part is fine. Then FORBIDDEN things. More after.", chunk_chars=2)
+    cfg = config(fake, stream_window_min_chars=8, stream_window_max_chars=100)
+    yielded: list[str] = []
+    async with build_client(cfg, guard) as llm:
+        with pytest.raises(GuardrailBlocked) as blocked:
+            async for text in llm.stream([Message.user("go")]):
+                yielded.append(text)
+    assert yielded == ["This part is fine. "]
+    assert blocked.value.direction is Direction.OUTPUT
+
+
+async def test_stream_anonymizes_an_email_split_over_chunks(
+    fake: FakeLLM, guard: KeywordGuard
+) -> None:
+    fake.reset(reply="Contact carol.smith@example.net now. Bye.", chunk_chars=3)
+    cfg = config(fake, stream_window_min_chars=5, stream_window_max_chars=100)
+    async with build_client(cfg, guard) as llm:
+        yielded = await streamed(llm, [Message.user("go")])
+    assert "".join(yielded) == "Contact {EMAIL} now. Bye."
+    assert not any("@" in text for text in yielded)
+
+
+# --- auth -----------------------------------------------------------------------------------
+
+
+async def test_api_key_is_sent_as_bearer(fake: FakeLLM, guard: KeywordGuard) -> None:
+    fake.reset(api_key=KEY)
+    async with build_client(config(fake, api_key=KEY), guard) as llm:
+        assert (await llm.complete([Message.user("hi")])).text == "hi"
+    assert fake.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+async def test_no_key_no_authorization_header(fake: FakeLLM, guard: KeywordGuard) -> None:
+    async with build_client(config(fake), guard) as llm:
+        await llm.complete([Message.user("hi")])
+    assert "authorization" not in fake.requests[0].headers
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+async def model_error(cfg: ModelConfig, guard: KeywordGuard, mode: Mode) -> ModelError:
+    async with build_client(cfg, guard) as llm:
+        with pytest.raises(ModelError) as caught:
+            await ask(llm, mode, [Message.user("hi")])
+    error = caught.value
+    assert KEY not in str(error)
+    assert KEY not in repr(error)
+    return error
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_wrong_key_is_401_without_the_key(
+    fake: FakeLLM, guard: KeywordGuard, mode: Mode
+) -> None:
+    fake.reset(api_key="sk-the-right-one")
+    error = await model_error(config(fake, api_key=KEY), guard, mode)
+    assert error.status == 401
+    assert "HTTP 401" in str(error)
+    assert "Incorrect API key provided: [redacted]" in str(error)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_server_error_names_status_and_message(
+    fake: FakeLLM, guard: KeywordGuard, mode: Mode
+) -> None:
+    fake.reset(fault=Fault.SERVER_ERROR)
+    error = await model_error(config(fake, api_key=KEY), guard, mode)
+    assert error.status == 500
+    assert "HTTP 500: The model server had an error" in str(error)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_malformed_json(fake: FakeLLM, guard: KeywordGuard, mode: Mode) -> None:
+    fake.reset(fault=Fault.MALFORMED)
+    error = await model_error(config(fake, api_key=KEY), guard, mode)
+    assert "malformed JSON" in str(error)
+    assert error.status is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_timeout(fake: FakeLLM, guard: KeywordGuard, mode: Mode) -> None:
+    fake.reset(delay=2.0)
+    error = await model_error(config(fake, api_key=KEY, timeout=0.2), guard, mode)
+    assert "did not answer within 0.2 s" in str(error)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_connection_refused(guard: KeywordGuard, mode: Mode) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    cfg = ModelConfig(base_url=url, model="m", api_key=KEY)
+    error = await model_error(cfg, guard, mode)
+    assert f"cannot connect to the model server at {url}" in str(error)
+
+
+# --- config and factory ---------------------------------------------------------------------
+
+
+def test_config_never_shows_the_key() -> None:
+    cfg = ModelConfig(base_url="http://127.0.0.1:1", model="m", api_key=KEY)
+    assert KEY not in repr(cfg)
+    assert KEY not in str(cfg.model_dump())
+    assert KEY not in cfg.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"base_url": "ftp://host", "model": "m"},
+        {"base_url": "http://", "model": "m"},
+        {"base_url": "http://h", "model": ""},
+        {"base_url": "http://h", "model": "m", "timeout": 0},
+        {
+            "base_url": "http://h",
+            "model": "m",
+            "stream_window_min_chars": 50,
+            "stream_window_max_chars": 10,
+        },
+        {"base_url": "http://h", "model": "m", "api_base": "x"},
+    ],
+)
+def test_config_rejects_bad_values(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        ModelConfig.model_validate(bad)
+
+
+def test_unknown_provider_is_refused(guard: KeywordGuard) -> None:
+    cfg = ModelConfig(provider="nope", base_url="http://h", model="m")
+    with pytest.raises(ValueError, match=r"unknown model provider 'nope' \(known: openai\)"):
+        build_client(cfg, guard)
+
+
+async def test_every_provider_comes_guarded(guard: KeywordGuard) -> None:
+    assert "openai" in providers()
+    for name in providers():
+        client = build_client(ModelConfig(provider=name, base_url="http://h", model="m"), guard)
+        assert isinstance(client, GuardedClient)
+        await client.aclose()
