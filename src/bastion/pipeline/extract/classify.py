@@ -151,31 +151,50 @@ _COMBINED = named_alternation(
     _WORD_START, [(str(i), _lower_source(_ALL[i][1].source)) for i in _SCANNED]
 )
 # Precomputed once: the cues scanned one by one (line-start ones), and the head cues, matched
-# case-sensitively on the lower-cased head like the combined scan (a few times faster).
-_LINE_CUES = [(i, cue) for i, (_n, cue) in enumerate(_ALL) if not cue.word_start]
+# case-sensitively on the lower-cased head like the combined scan (a few times faster). A head
+# cue is searched without the word-start test in front, dispatched on its first letter (the
+# engine would try that test at every position of the head: most of the cost of a search), and
+# a place where it matches counts only where a word starts, which is the same.
+_LINE_CUES = [
+    (i, cue, re.compile(_lower_source(cue.source)))
+    for i, (_n, cue) in enumerate(_ALL)
+    if not cue.word_start
+]
 _HEAD_CUES = {
-    i: re.compile(_WORD_START + f"(?:{_lower_source(cue.source)})")
+    i: named_alternation("", [(str(i), _lower_source(cue.source))]).pattern
     for i, (_n, cue) in enumerate(_ALL)
     if cue.head_weight and cue.word_start
 }
+_AT_WORD_START = re.compile(_WORD_START)
+
+
+def _in_head(cue: re.Pattern[str], lower_head: str) -> bool:
+    """Whether the head cue matches where a word starts in `lower_head`."""
+    position = 0
+    while (m := cue.search(lower_head, position)) is not None:
+        if _AT_WORD_START.match(lower_head, m.start()):
+            return True
+        position = m.start() + 1
+    return False
 
 
 def _scores(head: str, body: str) -> dict[str, float]:
     distinct: dict[int, set[str]] = defaultdict(set)
-    for m in _COMBINED.pattern.finditer(body.lower()):
+    lower_body = body.lower()
+    for m in _COMBINED.pattern.finditer(lower_body):
         index = _COMBINED.name(m)
         if index is not None:
-            distinct[int(index)].add(m.group(0).strip().lower())
-    for i, cue in _LINE_CUES:
-        for m in cue.pattern.finditer(body):
-            distinct[i].add(m.group(0).strip().lower())
+            distinct[int(index)].add(m.group(0).strip())
+    for i, cue, lower in _LINE_CUES:
+        for m in lower.finditer(lower_body):
+            distinct[i].add(m.group(0).strip())
             if len(distinct[i]) >= cue.cap:
                 break
     scores = dict.fromkeys((name for name, _ in _CLASSES), 0.0)
     lower_head = head.lower()
     for i, (name, cue) in enumerate(_ALL):
         if cue.head_weight and (
-            _HEAD_CUES[i].search(lower_head) if i in _HEAD_CUES else cue.pattern.search(head)
+            _in_head(_HEAD_CUES[i], lower_head) if i in _HEAD_CUES else cue.pattern.search(head)
         ):
             scores[name] += cue.head_weight
         else:

@@ -1652,18 +1652,23 @@ def _tokenised_item(
 def _score_items(items: list[_Item], totals: list[float]) -> float:
     if not items:
         return 0.0
-    arithmetic = sum(
-        1
-        for it in items
-        if it.quantity is not None
-        and it.unit_price is not None
-        and it.amount is not None
-        and _close(round(it.quantity * it.unit_price, 2), it.amount)
-    )
+    arithmetic = 0  # items whose quantity times unit price is their amount
+    amounts: list[float] = []
+    for it in items:
+        quantity, unit, amount = it.quantity, it.unit_price, it.amount
+        if amount is not None:
+            amounts.append(amount)
+            if (
+                quantity is not None
+                and unit is not None
+                and _close(round(quantity * unit, 2), amount)
+            ):
+                arithmetic += 1
     score = arithmetic / len(items)
-    amounts = [it.amount for it in items if it.amount is not None]
-    if amounts and len(amounts) == len(items) and any(_close(sum(amounts), t) for t in totals):
-        score += 1.0
+    if amounts and len(amounts) == len(items):
+        line_sum = sum(amounts)
+        if any(_close(line_sum, t) for t in totals):
+            score += 1.0
     return score
 
 

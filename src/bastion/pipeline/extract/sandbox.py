@@ -58,6 +58,9 @@ _IO_CHUNK = 256 * 1024
 _READ_AHEAD = 16 * 1024
 _START_TIMEOUT = 60.0
 _STDERR_LINES = 40
+# The answer header of every extracted document, encoded once (both sides know it).
+_OK: dict[str, Any] = {"ok": True}
+_OK_HEADER = json.dumps(_OK).encode()
 _OOM_MARKERS = (b"MemoryError", b"bad_alloc", b"out of memory", b"Out of memory",
                 b"Cannot allocate memory", b"OOM")  # fmt: skip
 
@@ -85,6 +88,8 @@ class _Worker:
     reader: threading.Thread
     ready: bool = False
     killed: bool = False  # the sandbox sent the SIGKILL
+    # Its stdout registered for reading, made once: every answer is waited for with it.
+    stdout_poll: select.poll | None = None
 
 
 @dataclass
@@ -423,14 +428,16 @@ def _exchange(
     frame = _FRAME.pack(len(header), len(body)) + header
     # A small request goes out in one write; a large one in chunks, whenever the pipe has room.
     parts = (frame + body,) if len(body) <= _IO_CHUNK else (frame, body)
-    poller = select.poll()
-    poller.register(fd, select.POLLOUT)
+    poller: select.poll | None = None  # made when the pipe is first full (rarely)
     for part in parts:
         view = memoryview(part)
         while view:
             try:
                 written = os.write(fd, view[:_IO_CHUNK])
             except BlockingIOError:
+                if poller is None:
+                    poller = select.poll()
+                    poller.register(fd, select.POLLOUT)
                 _wait(poller, deadline)
                 continue
             except (BrokenPipeError, ConnectionResetError):
@@ -457,8 +464,10 @@ def _receive(worker: _Worker, deadline: float) -> tuple[dict[str, Any], bytes]:
     buffer = bytearray()
     needed = _FRAME.size
     sizes: tuple[int, int] | None = None
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
+    poller = worker.stdout_poll
+    if poller is None:
+        poller = worker.stdout_poll = select.poll()
+        poller.register(fd, select.POLLIN)
     while len(buffer) < needed:
         _wait(poller, deadline)
         try:
@@ -479,8 +488,11 @@ def _receive(worker: _Worker, deadline: float) -> tuple[dict[str, Any], bytes]:
                 raise _WorkerLost(f"the worker sent a {needed}-byte answer", alive=True)
     assert sizes is not None
     head_end = _FRAME.size + sizes[0]
+    raw_header = bytes(buffer[_FRAME.size : head_end])
+    if raw_header == _OK_HEADER:
+        return {"ok": True}, bytes(buffer[head_end:needed])
     try:
-        answer = json.loads(bytes(buffer[_FRAME.size : head_end]))
+        answer = json.loads(raw_header)
     except ValueError:
         raise _WorkerLost("the worker sent a malformed answer", alive=True) from None
     if not isinstance(answer, dict):
@@ -515,7 +527,7 @@ def _read_exact(fd: int, size: int) -> bytes | None:
 
 
 def _send(fd: int, answer: dict[str, Any], body: bytes = b"") -> None:
-    header = json.dumps(answer).encode()
+    header = _OK_HEADER if answer is _OK else json.dumps(answer).encode()
     view = memoryview(_FRAME.pack(len(header), len(body)) + header + body)
     while view:
         view = view[os.write(fd, view) :]
@@ -557,7 +569,7 @@ def _handle(
                 Finding(rule_id=f"preflight.{warning}", severity="info",
                         message=f"preflight noted: {warning}")
             )  # fmt: skip
-        return {"ok": True}, result.model_dump_json().encode()
+        return _OK, result.model_dump_json().encode()
     except ExtractionError as error:
         return {"ok": False, "reason": error.reason, "detail": error.detail}, b""
     except MemoryError:

@@ -15,6 +15,7 @@ import ctypes
 import io
 import re
 import threading
+from codecs import utf_16_le_decode
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -370,7 +371,9 @@ def _read_texts(raw: TextPageHandle, lines: list[list[Cell]], height: float) -> 
     bounded = pdfium_c.FPDFText_GetBoundedText
     size = 2048
     buffer = (ctypes.c_ushort * size)()
-    address = ctypes.addressof(buffer)
+    # The buffer's bytes, decoded in place: `bytes.decode("utf-16-le")` goes through the codec
+    # registry and a Python-level wrapper, and `ctypes.string_at` copies first.
+    raw_bytes = memoryview(buffer).cast("B")
     wide: list[tuple[list[Cell], Cell]] = []
     for line in lines:
         count = len(line)
@@ -394,11 +397,11 @@ def _read_texts(raw: TextPageHandle, lines: list[list[Cell]], height: float) -> 
                 big = (ctypes.c_ushort * n)()
                 n = bounded(raw, left, top, right, bottom, big, n)
                 data = ctypes.string_at(ctypes.addressof(big), 2 * max(n, 0))
+                text = data.decode("utf-16-le", "ignore")
             else:
                 if n > 0 and buffer[n - 1] == 0:
                     n -= 1  # the count includes the terminating NUL
-                data = ctypes.string_at(address, 2 * n) if n > 0 else b""
-            text = data.decode("utf-16-le", "ignore")
+                text = utf_16_le_decode(raw_bytes[: 2 * n], "ignore")[0] if n > 0 else ""
             cell.space = text[-1:].isspace()
             cell.text = text = _clean(text)
             # Far wider than its letters: a line laid out in columns with runs of spaces (a
