@@ -8,16 +8,19 @@ import json
 import structlog
 
 from bastion.config import LoggingSettings
+from bastion.observability import logging as observability
 from bastion.observability.logging import configure_logging
 
 
 def log_line(settings: LoggingSettings, **fields: object) -> dict[str, object]:
     stream = io.StringIO()
+    previous, state = structlog.get_config(), dict(observability._state)
     configure_logging(settings, stream=stream)
     try:
         structlog.get_logger("test").warning("upload from jane.doe@example.com failed", **fields)
     finally:
-        configure_logging(LoggingSettings())
+        structlog.configure(**previous)  # loggers cached later must not keep this stream
+        observability._state.update(state)
     line: dict[str, object] = json.loads(stream.getvalue().splitlines()[-1])
     return line
 

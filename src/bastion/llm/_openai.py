@@ -7,6 +7,11 @@ Every failure becomes a `ModelError` a user can act on: the server cannot be rea
 answer in time, answered with an HTTP error (its status and its own error message), or sent
 something that is not a chat completion. The API key is sent as `Authorization: Bearer` and is
 removed from anything the server echoes back before it goes into an error message.
+
+Its HTTP client comes from the egress perimeter as the one model-purpose client
+(`egress_client(..., purpose=Purpose.MODEL)`), with the config's egress policy: a request
+outside it (another host, a redirect elsewhere, a name resolving to a private address) fails
+with a `ModelError` that names the rule.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import httpx
 import orjson
 
 from bastion._version import __version__
+from bastion.egress import EgressDenied, Purpose, egress_client
 from bastion.llm.client import Completion, Message, ModelError
 from bastion.llm.config import ModelConfig
 
@@ -50,7 +56,14 @@ class OpenAIProvider:
         headers = {"User-Agent": USER_AGENT}
         if config.api_key is not None:
             headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
-        self._http = httpx.AsyncClient(headers=headers, timeout=config.timeout)
+        self._http = egress_client(
+            config.egress_policy(),
+            purpose=Purpose.MODEL,
+            principal=f"llm:{config.model}",
+            headers=headers,
+            timeout=config.timeout,
+            follow_redirects=False,
+        )
 
     async def complete(self, messages: Sequence[Message]) -> Completion:
         with self._errors():
@@ -104,6 +117,10 @@ class OpenAIProvider:
             ) from None
         except _BadReply as exc:
             raise ModelError(f"model server at {where} {self._redact(str(exc))}") from None
+        except EgressDenied as exc:
+            raise ModelError(
+                f"model server at {where} is outside the egress policy: {exc}"
+            ) from None
         except httpx.TimeoutException as exc:
             raise ModelError(
                 f"model server at {where} did not answer within {self._config.timeout:g} s"

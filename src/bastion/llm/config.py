@@ -1,5 +1,5 @@
-"""`ModelConfig`: which model to call, where, with which key, and how the output stream is
-cut into windows for the guard."""
+"""`ModelConfig`: which model to call, where, with which key, which egress policy its HTTP
+client enforces, and how the output stream is cut into windows for the guard."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from typing import Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from bastion.egress import AddressClass, EgressPolicy, classify_address, parse_ip
+from bastion.egress.policy import DEFAULT_PORTS, normalise_host
 
 __all__ = ["ModelConfig"]
 
@@ -21,6 +24,12 @@ class ModelConfig(BaseModel):
     A guarded stream is scanned in windows: a window ends at the first sentence end after
     `stream_window_min_chars` characters, or at a word boundary before
     `stream_window_max_chars` when no sentence ends in time.
+
+    The provider's HTTP goes through the egress perimeter (`bastion.egress`) as a model client.
+    `egress` is its policy; by default (`egress_policy()`) it allows exactly `base_url`'s host
+    and port as a model host, and allows a private address only when `base_url` is loopback
+    (a local model server). A model server on a private network needs an explicit policy, e.g.
+    `egress: {model_hosts: ["10.0.0.5:8000"], allow_private: ["10.0.0.5"]}`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -34,6 +43,7 @@ class ModelConfig(BaseModel):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     stream_window_min_chars: int = Field(default=64, ge=1)
     stream_window_max_chars: int = Field(default=512, ge=1)
+    egress: EgressPolicy | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -48,3 +58,23 @@ class ModelConfig(BaseModel):
         if self.stream_window_max_chars < self.stream_window_min_chars:
             raise ValueError("stream_window_max_chars must be >= stream_window_min_chars")
         return self
+
+    def egress_policy(self) -> EgressPolicy:
+        """The egress policy of the provider's HTTP client: `egress`, or the default above."""
+        if self.egress is not None:
+            return self.egress
+        parts = urlsplit(self.base_url)
+        host = normalise_host(parts.hostname or "")
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+        shown = f"[{host}]" if ":" in host else host
+        return EgressPolicy(
+            model_hosts=(f"{shown}:{port}",),
+            allow_private=(host,) if _is_loopback(host) else (),
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    address = parse_ip(host)
+    return address is not None and classify_address(address) is AddressClass.LOOPBACK
