@@ -6,7 +6,10 @@ categories asked for.
 PROMPT_ATTACK joins two detectors: the pattern detector `prompt_attack.detect` (precise phrasing,
 detector "pattern", its confidence as the score) and the `prompt_attack` linear model
 (paraphrases and jailbreak templates, detector "linear", its calibrated probability as the score,
-the window it scored as the span).
+the window it scored as the span). The model also scores each passage of a window (whole lines
+of at least `PASSAGE_TOKENS` tokens) on its own, reporting from `PASSAGE_FIRING_SCORE`: one
+instruction slipped into a page of a document is diluted in the window's score by the page's
+own text, not in its passage's.
 
 The other five share one `toxicity` linear model; no labelled data exists per category, so each
 category is told by a lexicon the team wrote (`models/content_<category>.txt`) of three kinds:
@@ -57,10 +60,14 @@ __all__ = [
 LEXICON_CATEGORIES = ("HATE", "INSULTS", "SEXUAL", "VIOLENCE", "MISCONDUCT")
 PROMPT_ATTACK = "PROMPT_ATTACK"
 FIRING_SCORE = 0.5  # a model's probability from which it reports (the LOW confidence level)
+PASSAGE_TOKENS = 12  # a passage scored on its own: whole lines holding at least this many tokens
+# A passage is short, and a short text's score is noisier: it reports from MEDIUM confidence.
+PASSAGE_FIRING_SCORE = 0.7
 TERM_WEIGHT = 0.3
 STRONG_SCORE = 0.8
 PATTERN_SCORE = 0.9
 _GAP = r"[\s\-_*.]{1,3}"  # between the words of a lexicon phrase
+_TOKEN_OR_BREAK = re.compile(r"\w+|[^\w\s]+|\n")  # linear's tokens, and the line breaks
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,10 @@ class _Window:
     start: int  # offsets into the folded text
     end: int
     tokens: list[str]
+    # Runs of whole lines of at least PASSAGE_TOKENS tokens: the lines [first, last) of the
+    # window and the slice of `tokens` they hold. One instruction slipped into a page is diluted
+    # in the window's score by the page's own text; scored on its own passage, it is not.
+    passages: list[tuple[int, int, int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +137,62 @@ def _read_lexicon(path: Path) -> Iterator[tuple[str, list[str], str | None]]:
 
 
 def _windows(folded: str) -> list[_Window]:
-    """The scoring windows of the folded text, tokenized."""
+    """The scoring windows of the folded text, tokenized, with their passages: one pass finds
+    the tokens and the line breaks (a token never spans one), so the window's tokens are those
+    of `split_tokens` and each passage is a slice of them."""
     parts = []
     for start in windows(folded):
         piece = folded[start : start + WINDOW_CHARS]
-        parts.append(_Window(start, start + len(piece), split_tokens(piece)))
+        marked = _TOKEN_OR_BREAK.findall(piece.lower())
+        tokens = [item for item in marked if item != "\n"]
+        # The first token of each line: a break's index in `marked`, less the breaks before it.
+        line_starts = [0] + [
+            i - k for k, i in enumerate(i for i, t in enumerate(marked) if t == "\n")
+        ]
+        passages: list[tuple[int, int, int, int]] = []  # lines [first, last), token slice
+        first_line = first = 0
+        ends = [*line_starts[1:], len(tokens)]
+        for line, (line_first, end) in enumerate(zip(line_starts, ends, strict=True)):
+            closed = _close_line(passages, line, first_line, first, line_first, end,
+                                 last=line == len(ends) - 1)  # fmt: skip
+            if closed:
+                first_line, first = line + 1, end
+        parts.append(_Window(start, start + len(piece), tokens, passages))
     return parts
+
+
+def _close_line(
+    passages: list[tuple[int, int, int, int]],
+    line: int,
+    first_line: int,
+    first: int,
+    line_first: int,
+    end: int,
+    *,
+    last: bool = False,
+) -> bool:
+    """At the end of `line`: a line of PASSAGE_TOKENS tokens or more is a passage of its own
+    (the short lines before it, if any, one more); short lines gather until they reach that.
+    True when a passage was closed."""
+    if end - line_first >= PASSAGE_TOKENS:
+        if line_first > first:
+            passages.append((first_line, line, first, line_first))
+        passages.append((line, line + 1, line_first, end))
+        return True
+    if end - first >= PASSAGE_TOKENS or (last and end > first):
+        passages.append((first_line, line + 1, first, end))
+        return True
+    return False
+
+
+def _line_span(folded: str, part: _Window, first_line: int, last_line: int) -> tuple[int, int]:
+    """The folded-text span of lines [first_line, last_line) of a window."""
+    starts = [part.start]
+    at = part.start
+    while len(starts) <= last_line and (at := folded.find("\n", at, part.end) + 1) > 0:
+        starts.append(at)
+    end = starts[last_line] - 1 if last_line < len(starts) else part.end
+    return starts[first_line], end
 
 
 def toxicity(text: str) -> float:
@@ -186,12 +247,19 @@ def _prompt_attacks(text: str, folded: Folded, parts: list[_Window]) -> tuple[li
     model = LinearModel.load("prompt_attack")
     best = 0.0
     for part in parts:
-        score = model.score_tokens(part.tokens)
-        best = max(best, score)
-        if score >= FIRING_SCORE:
+        # The window, then its passages (when there is more than one: one is the window itself).
+        passages = part.passages if len(part.passages) > 1 else []
+        slices = [(0, len(part.tokens))] + [(first, last) for _, _, first, last in passages]
+        window_score, *passage_scores = model.score_slices(part.tokens, slices)
+        best = max(best, window_score, *passage_scores)
+        if window_score >= FIRING_SCORE:
             found.append(
-                Finding(PROMPT_ATTACK, *folded.span(part.start, part.end), score, "linear")
+                Finding(PROMPT_ATTACK, *folded.span(part.start, part.end), window_score, "linear")
             )
+        for (first_line, last_line, _, _), score in zip(passages, passage_scores, strict=True):
+            if score >= PASSAGE_FIRING_SCORE:
+                start, end = _line_span(folded.text, part, first_line, last_line)
+                found.append(Finding(PROMPT_ATTACK, *folded.span(start, end), score, "linear"))
     return found, best
 
 

@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
-from itertools import islice, repeat
+from itertools import accumulate, islice, repeat
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +210,23 @@ class LinearModel:
 
     def score_tokens(self, token_list: list[str]) -> float:
         return self.probability(self.raw_score(token_list))
+
+    def score_slices(self, token_list: list[str], slices: list[tuple[int, int]]) -> list[float]:
+        """The probabilities of several slices `[a, b)` of one token list (`score_tokens` of each
+        slice), from prefix sums of the token and bigram weights: one pass over the tokens
+        whatever the number of slices."""
+        weights = accumulate(map(self._token_weights.__getitem__, token_list), initial=0.0)
+        pairs = zip(token_list, islice(token_list, 1, None), strict=False)
+        bigrams = accumulate(map(self.bigrams.get, pairs, repeat(0.0)), initial=0.0)
+        token_sums, pair_sums = list(weights), list(bigrams)
+        out = []
+        for a, b in slices:
+            if b <= a:
+                out.append(self.probability(self.bias))
+                continue
+            total = token_sums[b] - token_sums[a] + pair_sums[b - 1] - pair_sums[a]
+            out.append(self.probability(self.bias + total / math.sqrt(b - a)))
+        return out
 
     def score(self, text: str) -> float:
         """The probability that `text` (best a window of a few KB) is of the positive class."""
