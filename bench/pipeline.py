@@ -201,7 +201,7 @@ def latency(
     }
 
 
-def extractor_speed(n: int = 200, rounds: int = 3) -> dict[str, Any]:
+def extractor_speed(n: int = 200, rounds: int = 5) -> dict[str, Any]:
     """Pages/s of raw pypdfium2 text extraction and of the whole extractor in a warm sandbox
     worker, on the same documents; each the best of `rounds` passes, alternating, so that a
     pause of the machine during one pass does not decide the ratio."""
