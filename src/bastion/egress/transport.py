@@ -49,7 +49,6 @@ from bastion.egress.policy import (
     check_url,
     parse_ip,
 )
-from bastion.runtime.context import current_correlation_id
 from bastion.security.audit import AuditEntry
 
 __all__ = [
@@ -147,19 +146,14 @@ class _Gate:
         return self.audit(self._entry(denied, started))
 
     def _entry(self, denied: EgressDenied, started: float) -> AuditEntry:
-        elapsed = time.perf_counter() - started
-        return AuditEntry(
-            ts=time.time() - elapsed,
+        return AuditEntry.for_event(
             principal=self.principal,
-            auth_method="none",
             agent=self.principal,
             method=AUDIT_METHOD,
-            correlation_id=current_correlation_id() or "-",
             outcome=AUDIT_OUTCOME,
-            status=0,
-            latency_ms=round(elapsed * 1000.0, 3),
-            client="-",
+            started=started,
             detail=f"rule={denied.rule} host={denied.host} url={denied.url} purpose={self.purpose}",
+            auth_method="none",
         )
 
 

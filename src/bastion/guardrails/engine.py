@@ -27,8 +27,8 @@ What a scan does, in order:
    otherwise NONE and the text unchanged. Findings below a filter's strength are dropped;
    findings the policy only reports are kept with action NONE.
 
-Long texts are read in overlapping windows by each detector (`payloads.windows` here, the
-detectors' own for the models), so the work is linear in the length and bounded by `max_chars`.
+Long texts are read in overlapping windows by each detector (`linear.windows`, shared by
+every detector), so the work is linear in the length and bounded by `max_chars`.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ from importlib import resources
 
 from bastion.guardrails import content, embedding, pii, words
 from bastion.guardrails.anonymize import anonymize
+from bastion.guardrails.linear import WINDOW_CHARS, windows
 from bastion.guardrails.normalize import fold
-from bastion.guardrails.payloads import decoded_payloads, windows
+from bastion.guardrails.payloads import decoded_payloads
 from bastion.guardrails.policy import Policy, PolicyAction, default_policy
 from bastion.guardrails.topics import ExemplarMatcher, Topic, TopicMatcher
 from bastion.guardrails.types import (
@@ -63,8 +64,6 @@ DEFAULT_MAX_CHARS = 2_000_000
 UNSURE_ATTACK = (0.2, 0.5)
 _PROMPT_ATTACK = "PROMPT_ATTACK"
 _ATTACK_SOURCES = frozenset({Source.USER_INPUT, Source.TOOL_RESULT, Source.DOCUMENT})
-_WINDOW = 4096
-_OVERLAP = 256
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _TO_ACTION = {
     PolicyAction.BLOCK: Action.BLOCKED,
@@ -256,7 +255,8 @@ def _pii(text: str, policy: Policy) -> list[Finding]:
     folded = fold(text)
     custom = [(rule.name, rule.pattern) for rule in policy.regexes]
     found: list[Finding] = []
-    for offset, piece in windows(folded.text, size=_WINDOW, overlap=_OVERLAP):
+    for offset in windows(folded.text):
+        piece = folded.text[offset : offset + WINDOW_CHARS]
         for f in pii.detect_pii(piece, policy.pii_types, custom):
             start, end = folded.span(offset + f.start, offset + f.end)
             found.append(Finding(f.type, start, end, f.score, f.detector))

@@ -1,4 +1,4 @@
-"""Hidden payloads and long texts: what the engine scans besides the text as written.
+"""Hidden payloads: what the engine scans besides the text as written.
 
 - `decoded_payloads(text)` finds runs of base64 (standard or URL-safe) and hex that decode to
   readable UTF-8 text, so that an instruction or a card number sent encoded is scanned like
@@ -6,9 +6,6 @@
   decoded bytes must be mostly printable; at most `MAX_PAYLOADS` runs are decoded, and nested
   encodings are followed `MAX_DEPTH` levels deep. Each payload keeps the span of its encoded
   run in the input, where its findings are reported.
-- `windows(text)` cuts a long text into overlapping windows, so that each detector sees a
-  bounded piece and nothing that straddles a cut is missed (the overlap is longer than any
-  pattern the detectors match).
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ __all__ = [
     "MIN_ENCODED_CHARS",
     "Payload",
     "decoded_payloads",
-    "windows",
 ]
 
 MIN_ENCODED_CHARS = 24  # 18 bytes of base64, 12 of hex: shorter runs are ids and hashes' tails
@@ -90,16 +86,3 @@ def _decode(run: str, encoding: str) -> str | None:
         return None
     printable = sum(1 for ch in decoded if ch.isprintable() or ch in "\t\n\r")
     return decoded if printable >= _PRINTABLE_SHARE * len(decoded) else None
-
-
-def windows(text: str, *, size: int = 4096, overlap: int = 256) -> Iterator[tuple[int, str]]:
-    """(offset, piece) windows of `text`, each at most `size` characters, consecutive ones
-    sharing `overlap` characters. A text no longer than `size` is one window."""
-    if size <= overlap:
-        raise ValueError("a window must be longer than its overlap")
-    if len(text) <= size:
-        yield 0, text
-        return
-    step = size - overlap
-    for start in range(0, len(text) - overlap, step):
-        yield start, text[start : start + size]

@@ -15,7 +15,6 @@ from prometheus_client import Counter
 
 from bastion.guardrails.engine import Engine
 from bastion.guardrails.types import Action, Direction, Source, Verdict
-from bastion.runtime.context import correlation_id_var
 from bastion.security.audit import AuditEntry
 
 __all__ = ["GUARDRAIL_EVENTS", "GUARDRAIL_FINDINGS", "GuardService"]
@@ -65,18 +64,12 @@ class GuardService:
         self, verdict: Verdict, source: Source, direction: Direction, started: float
     ) -> AuditEntry:
         acted = sorted({f.type for f in verdict.findings if f.action is not Action.NONE})
-        elapsed = time.perf_counter() - started
-        return AuditEntry(
-            ts=time.time() - elapsed,
+        return AuditEntry.for_event(
             principal=self.principal,
-            auth_method="internal",
             agent=self.agent,
             method="guardrail.scan",
-            correlation_id=correlation_id_var.get() or "-",
             outcome=f"guardrail:{verdict.action.value}",
-            status=0,
-            latency_ms=round(elapsed * 1000.0, 3),
-            client="-",
+            started=started,
             detail=(
                 f"policy={verdict.policy_version} source={source.value} "
                 f"direction={direction.value} types={','.join(acted)}"

@@ -56,7 +56,7 @@ import structlog
 from sqlalchemy import Connection, Engine, select
 
 from bastion.config import AuditSettings
-from bastion.runtime.context import RequestContext
+from bastion.runtime.context import RequestContext, current_correlation_id
 from bastion.storage.database import write_transaction
 from bastion.storage.models import AuditRecord
 
@@ -169,6 +169,36 @@ class AuditEntry:
             status=status,
             latency_ms=round(elapsed * 1000.0, 3),
             client=req.client,
+            detail=detail,
+        )
+
+    @classmethod
+    def for_event(
+        cls,
+        *,
+        principal: str,
+        agent: str,
+        method: str,
+        outcome: str,
+        started: float,
+        detail: str,
+        auth_method: str = "internal",
+    ) -> AuditEntry:
+        """The record of something a component decided on its own account, outside a request
+        (a guardrail verdict, a refused outbound request), which started at `started`
+        (perf_counter), under the current correlation ID."""
+        elapsed = time.perf_counter() - started
+        return cls(
+            ts=time.time() - elapsed,
+            principal=principal,
+            auth_method=auth_method,
+            agent=agent,
+            method=method,
+            correlation_id=current_correlation_id() or "-",
+            outcome=outcome,
+            status=0,
+            latency_ms=round(elapsed * 1000.0, 3),
+            client="-",
             detail=detail,
         )
 
