@@ -2,12 +2,14 @@
 
 Lookup order for the file: `--config FILE`, then `$BASTION_CONFIG`, then `./bastion.yaml`.
 Relative paths inside the file are resolved against the file's own folder. Secrets are never
-held here, only references (`secret://env/NAME`, `secret://file/PATH`), resolved by
-`bastion.security.secrets`.
+held here, only references (`secret://env/NAME`, `secret://file/PATH`,
+`secret://aws/ARN#KEY`, `secret://vault/PATH#KEY`), resolved by `bastion.security.secrets`
+(providers and cache lifetime: the `secrets` section).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -16,6 +18,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bastion.egress.policy import EgressPolicy
 
 CONFIG_ENV = "BASTION_CONFIG"
 DEFAULT_CONFIG_NAME = "bastion.yaml"
@@ -162,6 +166,12 @@ class AgentEndpoint(_Section):
     port: int | None = None
     # The agent's own credential for calls it makes to other agents (a secret reference).
     api_key: str | None = None
+    # Served at the public edge: the WAF (`waf` section) then sits in front of it.
+    public: bool = False
+    # Where the agent's own outbound HTTP may go (`bastion.egress`), beyond the peers this file
+    # names (which its agent clients may always reach): allow-list, private addresses, schemes.
+    # The default allows nothing else.
+    egress: EgressPolicy = EgressPolicy()
 
 
 class ClientSettings(_Section):
@@ -202,11 +212,167 @@ class PipelineSettings(_Section):
     max_pages: int = 200
 
 
+_SECRET_FROM_ENV_OR_FILE = ("secret://env/", "secret://file/")
+
+
+class AwsSecretsSettings(_Section):
+    """AWS Secrets Manager (`secret://aws/ARN#KEY`). Credentials come from boto3's usual chain
+    (environment, shared files, instance role), never from this file."""
+
+    region: str | None = None
+    endpoint_url: str | None = None
+
+
+class VaultSettings(_Section):
+    """HashiCorp Vault KV v2 (`secret://vault/PATH#KEY`)."""
+
+    url: str | None = None
+    # The Vault token itself: a reference to an environment variable or a file, never a value.
+    token: str = "secret://env/VAULT_TOKEN"  # noqa: S105 (a reference, not a token)
+    mount: str = "secret"
+    timeout_seconds: float = 5.0
+
+    @field_validator("token")
+    @classmethod
+    def _token_is_reference(cls, v: str) -> str:
+        if not v.startswith(_SECRET_FROM_ENV_OR_FILE):
+            raise ValueError(
+                "the Vault token must be a reference to an environment variable or a file "
+                "(secret://env/NAME or secret://file/PATH), never the token itself"
+            )
+        return v
+
+
+class SecretsSettings(_Section):
+    """How secret references are resolved: cache lifetime, refresh grace, providers."""
+
+    # A resolved value is served this long, then fetched again (a rotation is picked up).
+    ttl_seconds: float = Field(default=300.0, gt=0)
+    # A failed refresh keeps serving the last good value this long, then fails closed.
+    grace_seconds: float = Field(default=3600.0, ge=0)
+    aws: AwsSecretsSettings = AwsSecretsSettings()
+    vault: VaultSettings = VaultSettings()
+
+
+WafMode = Literal["BLOCK", "COUNT", "OFF"]
+WAF_RATE_WINDOWS = (60, 120, 300, 600)
+
+
+class WafGroups(_Section):
+    """Each WAF rule group's mode: BLOCK refuses a match, COUNT only counts and logs it (to try
+    rules on live traffic), OFF skips the group."""
+
+    path_allowlist: WafMode = "BLOCK"
+    rate: WafMode = "BLOCK"
+    size: WafMode = "BLOCK"
+    managed: WafMode = "BLOCK"
+    bot: WafMode = "BLOCK"
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _mode_ok(cls, v: object) -> object:
+        if isinstance(v, str) and v.upper() in ("BLOCK", "COUNT", "OFF"):
+            return v.upper()
+        if v is False:  # YAML reads a bare `off` as false
+            return "OFF"
+        raise ValueError(f"bad mode {v!r}: write BLOCK, COUNT or OFF")
+
+
+class WafLimits(_Section):
+    """Request size limits in bytes (HTTP 413 over them). `routes` maps a path prefix to its
+    body limit, the longest matching prefix winning; `/message` defaults to
+    `server.max_body_bytes` and `/api/documents` to `pipeline.max_upload_bytes` plus room for
+    the multipart framing."""
+
+    body_bytes: int = Field(default=64 * 1024, gt=0)
+    uri_bytes: int = Field(default=8 * 1024, gt=0)
+    query_bytes: int = Field(default=4 * 1024, gt=0)
+    header_bytes: int = Field(default=16 * 1024, gt=0)
+    routes: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("routes")
+    @classmethod
+    def _routes_ok(cls, v: dict[str, int]) -> dict[str, int]:
+        for prefix, limit in v.items():
+            if not prefix.startswith("/"):
+                raise ValueError(f"route {prefix!r}: write a path prefix starting with '/'")
+            if limit <= 0:
+                raise ValueError(f"route {prefix!r}: the body limit must be a positive number")
+        return v
+
+
+class WafSettings(_Section):
+    """The edge WAF in front of the gateway and of agents marked `public`."""
+
+    enabled: bool = True
+    groups: WafGroups = WafGroups()
+    # Requests per client IP per window (GCRA: a burst of `rate_limit`, then a sliding refill).
+    rate_limit: int = Field(default=2000, gt=0)
+    rate_window_seconds: int = 300
+    # Client IPs remembered by the rate rule; the ones closest to full quota go first.
+    rate_max_tracked_ips: int = Field(default=100_000, gt=0)
+    # Proxies (addresses or CIDRs) whose X-Forwarded-For is believed.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Paths served besides the app's own routes (Starlette syntax: "/static/{rest:path}").
+    extra_paths: list[str] = Field(default_factory=list)
+    limits: WafLimits = WafLimits()
+
+    @field_validator("rate_window_seconds")
+    @classmethod
+    def _window_ok(cls, v: int) -> int:
+        if v not in WAF_RATE_WINDOWS:
+            allowed = ", ".join(str(w) for w in WAF_RATE_WINDOWS)
+            raise ValueError(f"bad window {v}: write one of {allowed} (seconds)")
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_ok(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"bad proxy {entry!r}: write an IP address or a CIDR such as 10.0.0.0/8"
+                ) from None
+        return v
+
+    @field_validator("extra_paths")
+    @classmethod
+    def _paths_ok(cls, v: list[str]) -> list[str]:
+        for path in v:
+            if not path.startswith("/"):
+                raise ValueError(f"bad path {path!r}: write a path starting with '/'")
+        return v
+
+
+class EventsSettings(_Section):
+    """The gateway's live pipeline events (`WS /ws/events`)."""
+
+    # How often the gateway reads new history rows (one query for all subscribers).
+    poll_interval_seconds: float = Field(default=0.2, gt=0)
+    # An application-level `{"type": "ping"}` message after this long without an event.
+    ping_interval_seconds: float = Field(default=20.0, gt=0)
+    # The largest message a client may send (bigger: closed with 1009).
+    max_message_bytes: int = Field(default=4096, gt=0)
+    # Open event streams per principal (one more: closed with 4029).
+    max_subscriptions_per_principal: int = Field(default=8, gt=0)
+    # Events buffered per subscriber; a subscriber that falls further behind is closed (4008).
+    queue_size: int = Field(default=256, gt=0)
+
+
 class LoggingSettings(_Section):
     level: str = "INFO"
     format: Literal["json", "console"] = "json"
     # Personal data (the default guardrail policy's PII types) replaced by {TYPE} in log lines.
     anonymize_pii: bool = True
+
+
+class MetricsSettings(_Section):
+    """`GET /metrics` on every agent and the gateway (always authorized as `<agent>.metrics`)."""
+
+    # Queue depth, DLQ size and documents by status are read from the stores at most this often.
+    cache_seconds: float = Field(default=5.0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -226,6 +392,10 @@ class Settings(BaseSettings):
     client: ClientSettings = ClientSettings()
     pipeline: PipelineSettings = PipelineSettings()
     logging: LoggingSettings = LoggingSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    events: EventsSettings = EventsSettings()
+    secrets: SecretsSettings = SecretsSettings()
+    waf: WafSettings = WafSettings()
 
     # Folder that relative paths are resolved against (the config file's folder).
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -137,17 +136,6 @@ def test_concurrent_callers_get_the_same_embeddings() -> None:
 
 def test_the_empty_batch_has_the_right_shape(embedder: embedding.Embedder) -> None:
     assert embedder.embed([]).shape == (0, 384)
-
-
-def test_a_short_text_embeds_in_milliseconds(embedder: embedding.Embedder) -> None:
-    text = "Could you tell me which index funds would be a good long-term investment for me?"
-    model = fresh()
-    timings = []
-    for index in range(15):
-        start = time.perf_counter()
-        model.embed([f"{text} {index}"])  # a new text each time: no cache hit
-        timings.append(time.perf_counter() - start)
-    assert sorted(timings)[len(timings) // 2] < 0.05  # about 7 ms here; generous for CI
 
 
 # --- missing pieces --------------------------------------------------------------------------

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import pytest
 
+from bastion.config import SecretsSettings
 from bastion.guardrails.types import Action, Direction, Source
 from bastion.llm import (
     GuardedClient,
@@ -17,6 +20,7 @@ from bastion.llm import (
     build_client,
     providers,
 )
+from bastion.security.secrets import configure
 from bastion.testing.fake_llm import FakeLLM, Fault
 from bastion.testing.pipeline_stack import free_port
 from tests.llm.keyword_guard import BLOCKED_MESSAGE, KeywordGuard
@@ -206,6 +210,40 @@ async def test_api_key_is_sent_as_bearer(fake: FakeLLM, guard: KeywordGuard) -> 
     async with build_client(config(fake, api_key=KEY), guard) as llm:
         assert (await llm.complete([Message.user("hi")])).text == "hi"
     assert fake.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+async def test_a_referenced_key_is_resolved_and_its_rotation_picked_up(
+    fake: FakeLLM, guard: KeywordGuard, tmp_path: Path
+) -> None:
+    """Configuration names the key (`secret://file/...`); the provider reads it through its
+    TTL handle, so the rotated key is sent without building a new client."""
+    (tmp_path / "model.key").write_text(KEY + "\n")
+    cfg = config(fake, api_key_ref="secret://file/model.key", secrets_base_dir=tmp_path)
+    assert KEY not in repr(cfg)
+    fake.reset(api_key=KEY)
+    configure(SecretsSettings(ttl_seconds=0.05))
+    try:
+        async with build_client(cfg, guard) as llm:
+            assert (await llm.complete([Message.user("hi")])).text == "hi"
+            (tmp_path / "model.key").write_text("sk-rotated-7d2e\n")
+            fake.reset(api_key="sk-rotated-7d2e")
+            await asyncio.sleep(0.1)
+            assert (await llm.complete([Message.user("again")])).text == "again"
+    finally:
+        configure(SecretsSettings())
+    assert [r.headers["authorization"] for r in fake.requests] == ["Bearer sk-rotated-7d2e"]
+
+
+def test_a_key_in_place_of_a_reference_is_refused() -> None:
+    with pytest.raises(ValueError, match="never the key itself"):
+        ModelConfig(base_url="http://127.0.0.1:1", model="m", api_key_ref=KEY)
+    with pytest.raises(ValueError, match="not both"):
+        ModelConfig(
+            base_url="http://127.0.0.1:1",
+            model="m",
+            api_key=KEY,
+            api_key_ref="secret://env/MODEL_KEY",
+        )
 
 
 async def test_no_key_no_authorization_header(fake: FakeLLM, guard: KeywordGuard) -> None:

@@ -62,12 +62,10 @@ def test_hostile_text_is_processed(quick: ExtractionSandbox, build: Callable[[],
 def test_workers_are_warm_and_reused(quick: ExtractionSandbox) -> None:
     pids = quick.pids
     data = hostile.normal_pdf()
-    started = time.perf_counter()
     for _ in range(20):
         quick.extract_sync(data)
-    per_document = (time.perf_counter() - started) / 20
-    assert quick.pids == pids
-    assert per_document < 0.05  # typically about 0.3 ms on top of the work itself
+    assert quick.pids == pids  # the same processes served every document (bench/pipeline.py
+    # measures what that saves)
 
 
 @pytest.mark.skipif(not Path("/proc/self/limits").exists(), reason="needs /proc")

@@ -531,6 +531,18 @@ def test_sub_second_shutdown_timeout_still_lets_requests_finish() -> None:
     assert cfg.timeout_graceful_shutdown >= 0.5
 
 
+def test_served_apps_trust_no_forwarding_header_and_take_small_websocket_messages() -> None:
+    """The client address is the socket's (the WAF alone decides when X-Forwarded-For
+    counts), and a WebSocket message is refused before it is buffered past 64 KiB."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    cfg = uvicorn_config(app, ServerSettings(), host="127.0.0.1", port=0, resolve_path=Path)
+    assert cfg.proxy_headers is False
+    assert cfg.ws_max_size == 64 * 1024
+
+
 def test_in_flight_call_finishes_and_is_audited_when_the_server_stops(project: Project) -> None:
     settings = load_settings(project.config)
     settings.audit.flush_interval_seconds = 3600  # only the shutdown flush writes records

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -175,6 +176,24 @@ def test_archive_stores_everything(repo: ArchiveRepository) -> None:
     assert doc["history"][-1]["event"] == "archived"
     assert doc["history"][-1]["principal"] == "svc-archivist"
     assert doc["history"][-1]["correlation_id"] == "corr-arch"
+
+
+def test_archive_records_the_extraction_and_validation_stages(repo: ArchiveRepository) -> None:
+    """The orchestrator's stage times become `extracted` and `validated` events, in order
+    before `archived`; a time in the future (a skewed clock) is capped at the archive's."""
+    doc_id = sha(9)
+    upload(repo, doc_id)
+    now = time.time()
+    archived(repo, doc_id, invoice(), extracted_at=now - 2.0, validated_at=now + 3600)
+    doc = repo.get_document(doc_id)
+    assert doc is not None
+    history = doc["history"]
+    assert [h["event"] for h in history] == ["received", "extracted", "validated", "archived"]
+    extracted, validated, done = history[1:]
+    assert extracted["at"] == pytest.approx(now - 2.0)
+    assert extracted["detail"] == "invoice, 1 pages"
+    assert validated["detail"] == "outcome valid" and validated["at"] <= done["at"]
+    assert {h["correlation_id"] for h in history[1:]} == {"corr-arch"}
 
 
 def test_archive_is_idempotent_on_reprocessing(repo: ArchiveRepository) -> None:

@@ -57,6 +57,9 @@ def start(
 
     def small(settings: Settings) -> None:
         settings.pipeline.max_upload_bytes = LIMIT
+        # Room at the edge, so that the gateway's own limit is the one under test here (the
+        # WAF's upload limit is tested in tests/edge).
+        settings.waf.limits.routes = {"/api/documents": 4 * LIMIT}
         if configure is not None:
             configure(settings)
 

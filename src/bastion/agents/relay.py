@@ -35,7 +35,9 @@ def relay_definition(settings: Settings) -> AgentDefinition:
     clients: list[AgentClient] = []
 
     async def start() -> None:
-        clients.append(AgentClient(target.url, api_key=api_key, settings=settings.client))
+        clients.append(
+            AgentClient(target.url, api_key=api_key, settings=settings.client, principal=NAME)
+        )
 
     async def stop() -> None:
         for c in clients:

@@ -8,6 +8,7 @@ import typer
 def register(app: typer.Typer) -> None:
     from bastion.cli import (
         audit_cmd,
+        config_cmd,
         demo_cmd,
         dlq_cmd,
         extract_cmd,
@@ -18,6 +19,7 @@ def register(app: typer.Typer) -> None:
         status_cmd,
         submit_cmd,
         up_cmd,
+        waf_cmd,
     )
 
     app.command("init")(init_cmd.init)
@@ -31,3 +33,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_cmd.app, name="audit", help="Verify and read the audit trail.")
     app.add_typer(dlq_cmd.app, name="dlq", help="Inspect and redrive the dead-letter queue.")
     app.add_typer(guard_cmd.app, name="guard", help="Scan text with the guardrails.")
+    app.add_typer(waf_cmd.app, name="waf", help="Try the edge WAF's rules on recorded requests.")
+    app.add_typer(config_cmd.app, name="config", help="Check the configuration.")

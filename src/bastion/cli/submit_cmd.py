@@ -1,7 +1,16 @@
-"""`bastion submit`: upload PDFs to the gateway, wait until they are processed, show results."""
+"""`bastion submit`: upload PDFs to the gateway, wait until they are processed, show results.
+
+Progress comes from the gateway's live event stream (`WS /ws/events`, the API key sent in the
+`Sec-WebSocket-Protocol` header, never in the URL), narrowed to the uploaded documents; each is
+read once after the subscription (it may have moved on before) and once more when its final
+event arrives, for the full result. When the stream cannot be opened, or ends early, the
+command warns and polls instead.
+"""
 
 from __future__ import annotations
 
+import json
+import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -15,6 +24,10 @@ import orjson
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from bastion.cli.common import (
     ConfigOption,
@@ -36,6 +49,13 @@ UNREACHABLE_GRACE_SECONDS = 10.0
 RATE_LIMIT_RETRIES = 10
 MAX_RETRY_AFTER_SECONDS = 10.0
 RESULT_COLUMNS = ("file", "id", "status", "outcome", "type", "failure reason", "findings")
+EVENTS_PATH = "/ws/events"
+EVENTS_SUBPROTOCOL = "bastion.v1"
+FINAL_EVENTS = frozenset({"document.archived", "document.failed", "document.deleted"})
+MAX_SUBSCRIBE_IDS = 1000  # the gateway's limit for one `subscribe` message
+STREAM_OPEN_SECONDS = 10.0
+# While following the stream, pending documents are also re-read this often (a safety net).
+STREAM_REFRESH_SECONDS = 30.0
 
 
 class _Unreachable(Exception):
@@ -231,7 +251,7 @@ def _wait(
     client: httpx.Client, items: list[_Item], key: str, timeout: float, progress: Progress
 ) -> bool:
     """Poll until every accepted document is archived or failed; False on timeout."""
-    pending = [i for i in items if i.id is not None]
+    pending = [i for i in items if i.id is not None and not i.done]
     task = progress.add_task("processing", total=len(pending))
     deadline = time.monotonic() + timeout
     unreachable_since: float | None = None
@@ -255,6 +275,136 @@ def _wait(
                 return False
             time.sleep(1 / POLLS_PER_SECOND)
     return True
+
+
+def _events_url(gateway: str) -> str:
+    """`http://host:port` -> `ws://host:port/ws/events` (https -> wss)."""
+    return "ws" + gateway.removeprefix("http") + EVENTS_PATH
+
+
+def _connect(gateway: str, key: str, tls: ssl.SSLContext | bool) -> ClientConnection:
+    """Open the gateway's event stream, the key in the subprotocol header (never the URL)."""
+    url = _events_url(gateway)
+    secure = url.startswith("wss:")
+    return ws_connect(
+        url,
+        subprotocols=[Subprotocol(EVENTS_SUBPROTOCOL), Subprotocol(f"bearer.{key}")],
+        ssl=tls if secure and isinstance(tls, ssl.SSLContext) else None,
+        proxy=None,
+        open_timeout=STREAM_OPEN_SECONDS,
+    )
+
+
+def _subscribe(ws: ClientConnection, ids: list[str]) -> str | None:
+    """Narrow the stream to `ids`; None once acknowledged, else why not. The server answers a
+    credential it refuses by closing the stream, which shows here."""
+    if len(ids) > MAX_SUBSCRIBE_IDS:
+        return None
+    try:
+        ws.send(json.dumps({"subscribe": ids}))
+        while _message(ws.recv(timeout=STREAM_OPEN_SECONDS)).get("type") != "subscribed":
+            pass
+    except ConnectionClosed as exc:
+        return f"the gateway closed {EVENTS_PATH}: {_closed(exc)}"
+    except TimeoutError:
+        return f"{EVENTS_PATH} did not answer"
+    return None
+
+
+def _closed(exc: ConnectionClosed) -> str:
+    if exc.rcvd is None:
+        return "connection lost"
+    return f"{exc.rcvd.code} {exc.rcvd.reason}".strip()
+
+
+def _message(raw: str | bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return {}
+    return message if isinstance(message, dict) else {}
+
+
+def _settle(client: httpx.Client, item: _Item, key: str) -> None:
+    """Read `item`'s full result; if the gateway is away, its last event's status stands."""
+    try:
+        _fetch(client, item, key)
+    except _Unreachable:
+        item.done = item.status in TERMINAL
+
+
+def _follow(
+    client: httpx.Client,
+    ws: ClientConnection,
+    items: list[_Item],
+    key: str,
+    timeout: float,
+    progress: Progress,
+) -> bool | None:
+    """Follow the event stream until every accepted document is archived or failed: True;
+    False on timeout; None when the stream ended first (the caller polls for the rest)."""
+    pending = {i.id: i for i in items if i.id is not None and not i.done}
+    task = progress.add_task("processing", total=len(pending))
+    deadline = time.monotonic() + timeout
+    refresh_at = time.monotonic()  # documents may have moved on before the subscription
+    while pending:
+        now = time.monotonic()
+        if now >= refresh_at:
+            for item in list(pending.values()):
+                _settle(client, item, key)
+            refresh_at = now + STREAM_REFRESH_SECONDS
+        else:
+            try:
+                event = _message(ws.recv(timeout=max(0.0, min(deadline, refresh_at) - now)))
+            except TimeoutError:
+                event = {}
+            except ConnectionClosed:
+                return None
+            moved = pending.get(str(event.get("document_id")))
+            if moved is not None:
+                moved.status = str(event.get("status") or moved.status)
+                if event.get("type") in FINAL_EVENTS:
+                    _settle(client, moved, key)
+        for doc_id, item in list(pending.items()):
+            if item.done:
+                del pending[doc_id]
+                progress.advance(task)
+        if pending and time.monotonic() >= deadline:
+            return False
+    return True
+
+
+def _wait_live(
+    client: httpx.Client,
+    items: list[_Item],
+    key: str,
+    timeout: float,
+    progress: Progress,
+    tls: ssl.SSLContext | bool,
+) -> bool:
+    """Wait for the accepted documents with the event stream, else by polling; False on
+    timeout."""
+    ids = [i.id for i in items if i.id is not None]
+    if not ids:
+        return True
+    started = time.monotonic()
+    try:
+        with _connect(str(client.base_url).rstrip("/"), key, tls) as ws:
+            problem = _subscribe(ws, ids)
+            if problem is None:
+                followed = _follow(client, ws, items, key, timeout, progress)
+                if followed is not None:
+                    return followed
+                problem = "the live event stream ended early"
+    except (OSError, TimeoutError, WebSocketException) as exc:
+        problem = f"cannot open {EVENTS_PATH}: {type(exc).__name__}"
+    _warn(progress, f"no live progress ({problem}); polling the gateway for status instead")
+    left = max(0.0, timeout - (time.monotonic() - started))
+    return _wait(client, items, key, left, progress)
+
+
+def _warn(progress: Progress, message: str) -> None:
+    progress.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 def submit(
@@ -300,10 +450,11 @@ def submit(
     key = _api_key(settings, api_key)
     gateway = settings.pipeline.gateway_url.rstrip("/")
     items = [_Item(file=f) for f in files]
+    tls = service_tls(settings)
     client = httpx.Client(
         base_url=gateway,
         timeout=httpx.Timeout(120.0, connect=5.0),
-        verify=service_tls(settings),
+        verify=tls,
         trust_env=False,
     )
     finished = True
@@ -322,7 +473,7 @@ def submit(
                 )
             progress.advance(task)
         if not no_wait:
-            finished = _wait(client, items, key, timeout, progress)
+            finished = _wait_live(client, items, key, timeout, progress, tls)
     rejected = [i for i in items if i.status == "rejected"]
     if no_wait:
         ids = [i.id for i in items if i.id]

@@ -24,6 +24,7 @@ from bastion.egress.policy import (
     check_address,
     check_url,
     classify_address,
+    origin_policy,
     parse_ip,
 )
 from bastion.egress.transport import (
@@ -50,6 +51,7 @@ __all__ = [
     "classify_address",
     "egress_client",
     "egress_sync_client",
+    "origin_policy",
     "parse_ip",
     "system_resolver",
 ]

@@ -18,8 +18,11 @@ Host patterns (`allowed_hosts`, `model_hosts`) are `api.example.com` (that host)
 `*.example.com` (any subdomain, at any depth, but not `example.com` itself) or an IP address,
 each optionally with a port (`api.example.com:8443`, `[::1]:8000`); without a port any port
 matches. `allow_private` entries are host patterns without ports (every address the name
-resolves to is then allowed: use it for names you control), IP addresses, or networks
-(`10.0.0.0/8`).
+resolves to is then allowed, except a cloud metadata address, which only its own address or
+network allows: use it for names you control), IP addresses, or networks (`10.0.0.0/8`).
+
+`origin_policy(url, ...)` is the policy of a client bound to peers the configuration names
+(an agent's peer agents, an issuer's JWKS URL): exactly those origins, no redirects.
 
 `check_url` applies these rules to a URL; the transport (`bastion.egress.transport`) applies
 rule 2 again to every address the host resolves to, and connects only to an address it checked.
@@ -49,7 +52,9 @@ __all__ = [
     "check_url",
     "classify_address",
     "normalise_host",
+    "origin_policy",
     "parse_ip",
+    "split_port",
     "target_of",
 ]
 
@@ -228,7 +233,7 @@ def normalise_host(host: str) -> str:
     return ip.compressed if ip is not None else host
 
 
-def _split_port(entry: str) -> tuple[str, int | None]:
+def split_port(entry: str) -> tuple[str, int | None]:
     """`host[:port]` or `[v6][:port]` into the host and the port (None when absent)."""
     if entry.startswith("["):
         host, _, rest = entry[1:].partition("]")
@@ -246,7 +251,7 @@ def _split_port(entry: str) -> tuple[str, int | None]:
 
 def _host_pattern(entry: str) -> str:
     """One allow-list entry in canonical form: `host`, `*.suffix` or `[v6]`, then `:port`."""
-    host, port = _split_port(entry.strip())
+    host, port = split_port(entry.strip())
     wildcard = host.startswith("*.")
     host = normalise_host(host.removeprefix("*."))
     if not host or "*" in host or "/" in host:
@@ -259,7 +264,7 @@ def _host_pattern(entry: str) -> str:
 
 def _matches(pattern: str, host: str, port: int | None) -> bool:
     """Whether canonical `pattern` covers `host` (normalised) and `port` (None: any port)."""
-    name, pattern_port = _split_port(pattern)
+    name, pattern_port = split_port(pattern)
     if pattern_port is not None and pattern_port != port:
         return False
     if name.startswith("*."):
@@ -273,7 +278,7 @@ def _private_entry(entry: str) -> str:
     if "/" in entry:
         return ipaddress.ip_network(entry, strict=True).compressed
     pattern = _host_pattern(entry)
-    if _split_port(pattern)[1] is not None:
+    if split_port(pattern)[1] is not None:
         raise ValueError(f"allow_private entries take no port: {entry!r}")
     return pattern
 
@@ -336,6 +341,30 @@ class EgressPolicy(BaseModel):
         return any(_matches(p, host, port) for p in self.allowed_hosts)
 
 
+def origin_policy(*urls: str) -> EgressPolicy:
+    """A policy that allows exactly the origins (scheme, host, port) of `urls` and nothing else,
+    private and loopback addresses included for those hosts only, and no redirects: for a client
+    bound to peers the configuration names (an agent's peer, an issuer's JWKS URL). Naming a
+    peer in the configuration is what allows it; a redirect elsewhere is refused."""
+    schemes: list[str] = []
+    hosts: list[str] = []
+    private: list[str] = []
+    for url in urls:
+        target = target_of(url)
+        if target.scheme not in DEFAULT_PORTS or not target.host or target.port <= 0:
+            raise ValueError(f"{url!r} is not an http(s) URL with a host")
+        shown = f"[{target.host}]" if ":" in target.host else target.host
+        schemes.append(target.scheme)
+        hosts.append(f"{shown}:{target.port}")
+        private.append(target.host)
+    return EgressPolicy(
+        allowed_hosts=tuple(dict.fromkeys(hosts)),
+        allow_private=tuple(dict.fromkeys(private)),
+        schemes=tuple(dict.fromkeys(schemes)),
+        max_redirects=0,
+    )
+
+
 # --- checks ---------------------------------------------------------------------------------
 
 
@@ -383,9 +412,14 @@ def check_url(
 
 def check_address(policy: EgressPolicy, target: Target, address: IPAddress) -> None:
     """Raise `EgressDenied` when `address` (the host's, or one it resolved to) is special and
-    `allow_private` covers neither it nor the host name."""
+    `allow_private` covers neither it nor the host name (a metadata address: not it)."""
     kind = classify_address(address)
-    if kind is not None and not policy.allows_private(target.host, address):
+    if kind is None:
+        return
+    # A cloud metadata address must be allowed by itself (its address or a network holding
+    # it): allowing a host name does not let that name resolve to one.
+    host = address.compressed if kind is AddressClass.METADATA else target.host
+    if not policy.allows_private(host, address):
         raise _special(target, address.compressed, kind)
 
 

@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import httpx
@@ -48,8 +48,11 @@ from bastion.egress.policy import (
     check_address,
     check_url,
     parse_ip,
+    split_port,
 )
-from bastion.security.audit import AuditEntry
+
+if TYPE_CHECKING:  # the audit module reads the configuration, which names egress policies
+    from bastion.security.audit import AuditEntry
 
 __all__ = [
     "AsyncEgressTransport",
@@ -64,7 +67,7 @@ log = structlog.get_logger("bastion.egress")
 Resolver = Callable[[str, int], Sequence[str]]
 """Host name and port to the addresses to connect to, in preference order."""
 
-AuditSink = Callable[[AuditEntry], object]
+AuditSink = Callable[["AuditEntry"], object]
 
 AUDIT_METHOD = "egress.request"
 AUDIT_OUTCOME = "denied:egress"
@@ -85,6 +88,13 @@ class _Pinned:
     pool: str
 
 
+def _broad_private(policy: EgressPolicy) -> bool:
+    """Whether `allow_private` reaches beyond the hosts the allow-lists name (a network, a
+    wildcard, a host with no allowed port): worth a warning when a client is built."""
+    named = {split_port(entry)[0] for entry in (*policy.allowed_hosts, *policy.model_hosts)}
+    return any(entry not in named for entry in policy.allow_private)
+
+
 class _Gate:
     """The policy checks, the rewrite to a checked address, and the reporting of denials;
     shared by the sync and the async transport."""
@@ -102,7 +112,7 @@ class _Gate:
         self.principal = principal
         self.audit = audit
         self.resolver = resolver or system_resolver
-        if policy.allow_private:
+        if _broad_private(policy):
             log.warning(
                 "egress.private_allowed",
                 principal=principal,
@@ -146,6 +156,8 @@ class _Gate:
         return self.audit(self._entry(denied, started))
 
     def _entry(self, denied: EgressDenied, started: float) -> AuditEntry:
+        from bastion.security.audit import AuditEntry
+
         return AuditEntry.for_event(
             principal=self.principal,
             agent=self.principal,

@@ -27,6 +27,7 @@ from bastion._version import __version__
 from bastion.egress import EgressDenied, Purpose, egress_client
 from bastion.llm.client import Completion, Message, ModelError
 from bastion.llm.config import ModelConfig
+from bastion.security.secrets import Secret
 
 CHAT_PATH = "/v1/chat/completions"
 USER_AGENT = f"bastion-llm-client/{__version__}"
@@ -54,6 +55,11 @@ class OpenAIProvider:
         self._config = config
         self._url = _chat_url(config.base_url)
         headers = {"User-Agent": USER_AGENT}
+        # A referenced key is read through its handle on every request (re-resolved after its
+        # TTL: a rotated key is used without a restart); a held key is set once.
+        self._key_handle = (
+            Secret(config.api_key_ref, config.secrets_base_dir) if config.api_key_ref else None
+        )
         if config.api_key is not None:
             headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
         self._http = egress_client(
@@ -67,13 +73,15 @@ class OpenAIProvider:
 
     async def complete(self, messages: Sequence[Message]) -> Completion:
         with self._errors():
-            response = await self._http.post(self._url, content=self._body(messages, False))
+            response = await self._http.post(
+                self._url, content=self._body(messages, False), headers=self._auth()
+            )
             _check_status(response.status_code, response.text)
             return _completion(_decode(response.content), self._config.model)
 
     async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
         body = self._body(messages, True)
-        headers = {"Accept": "text/event-stream"}
+        headers = {"Accept": "text/event-stream", **self._auth()}
         with self._errors():
             async with self._http.stream("POST", self._url, content=body, headers=headers) as r:
                 if r.status_code >= 400:
@@ -134,9 +142,19 @@ class OpenAIProvider:
                 f"connection to the model server at {where} failed: {type(exc).__name__}"
             ) from exc
 
+    def _auth(self) -> dict[str, str]:
+        if self._key_handle is None:
+            return {}
+        return {"Authorization": f"Bearer {self._key_handle.get().get()}"}
+
     def _redact(self, text: str) -> str:
-        key = self._config.api_key
-        return text.replace(key.get_secret_value(), "[redacted]") if key else text
+        if self._key_handle is not None:
+            key = self._key_handle.get().get()
+        elif self._config.api_key is not None:
+            key = self._config.api_key.get_secret_value()
+        else:
+            return text
+        return text.replace(key, "[redacted]") if key else text
 
 
 def _check_status(status: int, body: str) -> None:

@@ -3,6 +3,7 @@ client enforces, and how the output stream is cut into windows for the guard."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from bastion.egress import AddressClass, EgressPolicy, classify_address, parse_ip
 from bastion.egress.policy import DEFAULT_PORTS, normalise_host
+from bastion.security.secrets import is_reference
 
 __all__ = ["ModelConfig"]
 
@@ -30,6 +32,12 @@ class ModelConfig(BaseModel):
     and port as a model host, and allows a private address only when `base_url` is loopback
     (a local model server). A model server on a private network needs an explicit policy, e.g.
     `egress: {model_hosts: ["10.0.0.5:8000"], allow_private: ["10.0.0.5"]}`.
+
+    The key comes either as `api_key` (a value the program holds) or, from configuration, as
+    `api_key_ref`: a secret reference (`secret://env/NAME`, `secret://file/PATH` relative to
+    `secrets_base_dir`, `secret://aws/ARN#KEY`, `secret://vault/PATH#KEY`) resolved through
+    `bastion.security.secrets` and re-read after its TTL, so a rotated key is used without a
+    restart. Search-API keys of the research agents take the same path.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -38,6 +46,8 @@ class ModelConfig(BaseModel):
     base_url: str
     model: str = Field(min_length=1)
     api_key: SecretStr | None = None
+    api_key_ref: str | None = None
+    secrets_base_dir: Path = Field(default_factory=Path.cwd)
     timeout: float = Field(default=60.0, gt=0)
     max_tokens: int = Field(default=1024, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
@@ -52,6 +62,22 @@ class ModelConfig(BaseModel):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"base_url must be an http(s) URL with a host, got {value!r}")
         return value
+
+    @field_validator("api_key_ref")
+    @classmethod
+    def _a_reference(cls, value: str | None) -> str | None:
+        if value is not None and not is_reference(value):
+            raise ValueError(
+                "api_key_ref must be a secret reference (secret://env/NAME, secret://file/PATH,"
+                " secret://aws/ARN#KEY or secret://vault/PATH#KEY), never the key itself"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_key(self) -> Self:
+        if self.api_key is not None and self.api_key_ref is not None:
+            raise ValueError("give api_key or api_key_ref, not both")
+        return self
 
     @model_validator(mode="after")
     def _window_bounds(self) -> Self:

@@ -1,4 +1,9 @@
-"""Structured JSON logs (structlog), each line carrying the request's correlation ID."""
+"""Structured JSON logs (structlog), each line carrying the request's correlation ID.
+
+Records of the standard `logging` module (uvicorn's access and error logs, libraries) are
+routed through the same structlog processors, so every line is rendered alike and passes the
+secret redactor (`bastion.observability.redact`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import orjson
 import structlog
 
 from bastion.config import LoggingSettings
+from bastion.observability.redact import redact_event
 from bastion.runtime.context import correlation_id_var
 
 
@@ -28,6 +34,8 @@ def _orjson_dumps(obj: Any, **_: Any) -> str:
 
 
 _state: dict[str, Any] = {"stream": None, "level": logging.INFO}
+_HANDLER_NAME = "bastion-structlog"
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 
 class AuditLog:
@@ -47,6 +55,7 @@ class AuditLog:
     def _add(self, level: str, event: str, kw: dict[str, Any]) -> None:
         kw["event"] = event
         kw["level"] = level
+        redact_event(None, level, kw)
         self._lines.append(str(self._render(None, level, kw)))
 
     def info(self, event: str, **kw: Any) -> None:
@@ -85,7 +94,10 @@ def configure_logging(settings: LoggingSettings | None = None, *, stream: Any = 
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        redact_event,
     ]
+    # Stdlib records (uvicorn's startup lines carry the bound address) are not anonymized.
+    stdlib_processors = list(processors)
     if settings.anonymize_pii:
         from bastion.guardrails.logs import anonymize_pii_in_event
 
@@ -96,4 +108,27 @@ def configure_logging(settings: LoggingSettings | None = None, *, stream: Any = 
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=level, stream=stream or sys.stderr, format="%(message)s")
+    _route_stdlib(stdlib_processors, renderer, level, stream or sys.stderr)
+
+
+def _route_stdlib(processors: list[Any], renderer: Any, level: int, stream: Any) -> None:
+    """Send stdlib records (uvicorn, libraries) through the structlog processors."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *processors],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    handler.set_name(_HANDLER_NAME)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # uvicorn's own handlers (from its default dictConfig) would bypass the processors.
+    for name in _UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.propagate = True

@@ -392,13 +392,17 @@ class ArchiveRepository:
         principal: str | None,
         text_excerpt: str | None = None,
         guardrail_findings: Sequence[Finding] = (),
+        extracted_at: float | None = None,
+        validated_at: float | None = None,
     ) -> bool:
         """Store the extraction and validation of a document and mark it `archived`.
 
         Idempotent on the document id: archiving again replaces fields, line items and
         findings and records `reprocessed` before `archived`. Returns True when it was a
         reprocess. `result.findings` and `guardrail_findings` are stored as guardrail findings,
-        `validation.findings` as validation findings. Raises DocumentNotFoundError for an
+        `validation.findings` as validation findings. `extracted_at` and `validated_at` (when
+        the orchestrator had each result) add the `extracted` and `validated` history events
+        before `archived`, in the same transaction. Raises DocumentNotFoundError for an
         unknown id and DocumentDeletedError for a deleted document.
         """
         # Everything that does not need the database is prepared before the transaction.
@@ -466,7 +470,10 @@ class ArchiveRepository:
                 ).first()
                 is not None
             )
-            events = []
+            events = self._stage_events(
+                document_id, result, validation, extracted_at, validated_at, now,
+                correlation_id=correlation_id, principal=principal,
+            )  # fmt: skip
             if reprocess:
                 counts = self._clear_extracted(conn, document_id)
                 events.append(
@@ -500,6 +507,30 @@ class ArchiveRepository:
             )
             conn.execute(insert(_HISTORY), events)
         return reprocess
+
+    @classmethod
+    def _stage_events(
+        cls,
+        document_id: str,
+        result: ExtractionResult,
+        validation: ValidationResult,
+        extracted_at: float | None,
+        validated_at: float | None,
+        now: float,
+        **kw: Any,
+    ) -> list[dict[str, Any]]:
+        """The `extracted` and `validated` events of an archive call (times capped at `now`,
+        in order)."""
+        events = []
+        floor = 0.0
+        for event, at, detail in (
+            ("extracted", extracted_at, f"{result.document_type}, {result.pages} pages"),
+            ("validated", validated_at, f"outcome {validation.outcome}"),
+        ):
+            if at is not None:
+                floor = max(floor, min(at, now))
+                events.append(cls._history(document_id, event, at=floor, detail=detail, **kw))
+        return events
 
     @staticmethod
     def _clear_extracted(conn: Connection, document_id: str) -> tuple[int, int, int]:
@@ -692,6 +723,39 @@ class ArchiveRepository:
             )
         counts["deleted"] = int(deleted or 0)
         return counts
+
+    # -- event feed -------------------------------------------------------------------------
+
+    def last_history_id(self) -> int:
+        """The id of the newest history event (0 when there is none)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(_HISTORY.c.id))).scalar() or 0)
+
+    def history_after(
+        self, after_id: int, also_ids: Sequence[int] = (), limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """History events with an id above `after_id` or in `also_ids`, oldest first, each with
+        its document's `uploaded_by` (the live event feed's one query per poll)."""
+        cond = _HISTORY.c.id > after_id
+        if also_ids:
+            cond = or_(cond, _HISTORY.c.id.in_(list(also_ids)))
+        stmt = (
+            select(
+                _HISTORY.c.id,
+                _HISTORY.c.document_id,
+                _HISTORY.c.at,
+                _HISTORY.c.event,
+                _HISTORY.c.correlation_id,
+                _HISTORY.c.principal,
+                _DOCUMENTS.c.uploaded_by,
+            )
+            .join(_DOCUMENTS, _DOCUMENTS.c.id == _HISTORY.c.document_id)
+            .where(cond)
+            .order_by(_HISTORY.c.id)
+            .limit(max(1, limit))
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(stmt)]
 
     # -- watched-folder dedupe --------------------------------------------------------------
 

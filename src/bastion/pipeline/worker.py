@@ -334,7 +334,7 @@ def _orchestrator_client(settings: Settings) -> AgentClient:
     client_settings = settings.client.model_copy(
         update={"timeout_seconds": processing_timeout(settings, 20)}
     )
-    return AgentClient(target.url, api_key=key, settings=client_settings)
+    return AgentClient(target.url, api_key=key, settings=client_settings, principal=PRINCIPAL)
 
 
 async def serve_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:

@@ -1,7 +1,9 @@
 """An agent = a method registry + the runtime around it: server, security stack, card, health.
 
 `AgentApp` is the ASGI app for one agent. With `security=False` it serves the same methods with
-no pipeline and no audit (used only to measure the cost of security in the benchmark).
+no pipeline and no audit (used only to measure the cost of security in the benchmark), and no
+`GET /metrics`, which is only ever served behind the security stack. An agent configured
+`public` (`agents.<name>.public`) is served behind the edge WAF (`bastion.edge.middleware`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,26 @@ from starlette.types import Receive, Scope, Send
 
 from bastion._version import __version__
 from bastion.config import Settings
+from bastion.edge.middleware import protect_agent
 from bastion.protocol.agent_card import build_agent_card
 from bastion.runtime.methods import MethodRegistry
 from bastion.runtime.server import AgentServer, ReadinessCheck, run_checks
 from bastion.security.stack import SecurityStack, build_security, database_ready
+from bastion.security.token_service import JWKS_PATH, TOKEN_PATH
 
 Hook = Callable[[], Awaitable[None]]
+
+
+CARD_PATH = "/.well-known/agent-card.json"
+# The plain routes counted in the metrics, by the `method` label they are counted under
+# (`/metrics` is counted by its own guard, like the gateway's routes).
+HTTP_LABELS = {
+    CARD_PATH: "agent_card",
+    "/healthz": "healthz",
+    "/readyz": "readyz",
+    TOKEN_PATH: "oauth_token",
+    JWKS_PATH: "jwks",
+}
 
 
 class AgentConfigError(Exception):
@@ -74,12 +90,13 @@ class AgentApp:
             if limiter is not None and hasattr(limiter, "ping"):
                 self.checks.append(("redis", limiter.ping))
         routes: list[BaseRoute] = [
-            Route("/.well-known/agent-card.json", self._card, methods=["GET"]),
+            Route(CARD_PATH, self._card, methods=["GET"]),
             Route("/healthz", self._healthz, methods=["GET"]),
             Route("/readyz", self._readyz, methods=["GET"]),
         ]
         if self.stack is not None:
             routes.extend(self.stack.routes)
+            routes.append(self._metrics_route(self.stack))
         inner = Starlette(routes=routes, lifespan=self._lifespan)
         self.server = AgentServer(
             name=definition.name,
@@ -89,10 +106,19 @@ class AgentApp:
             audit=self.stack.audit if self.stack else None,
             max_body_bytes=settings.server.max_body_bytes,
             max_batch=settings.server.max_batch,
+            http_labels=HTTP_LABELS,
+        )
+        # An agent configured `public` is served behind the edge WAF.
+        self.edge = protect_agent(
+            self.server,
+            inner,
+            settings,
+            agent=definition.name,
+            audit=self.stack.audit if self.stack else None,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.server(scope, receive, send)
+        await self.edge(scope, receive, send)
 
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -109,6 +135,15 @@ class AgentApp:
                 await self.stack.close()
 
     # -- routes ------------------------------------------------------------------------------
+
+    def _metrics_route(self, stack: SecurityStack) -> BaseRoute:
+        """`GET /metrics`, authorized as `<agent>.metrics`."""
+        # Imported here: the web package's gateway imports the pipeline agents, which import
+        # this module.
+        from bastion.web.guard import Guard
+        from bastion.web.metrics import metrics_route
+
+        return metrics_route(Guard(self.definition.name, stack.pipeline, stack.audit))
 
     def _card_bytes(self, request: Request) -> tuple[bytes, str]:
         if self._card_cache is None:

@@ -45,6 +45,7 @@ import structlog
 from bastion._version import __version__
 from bastion.aio import AsyncClosing
 from bastion.config import ClientSettings, TLSSettings
+from bastion.egress import AuditSink, EgressPolicy, egress_client, origin_policy
 from bastion.protocol.errors import (
     FORBIDDEN,
     INVALID_AGENT_RESPONSE,
@@ -309,7 +310,12 @@ class AgentClient(AsyncClosing):
       breaker to several clients of one target to share its state.
     * `ssl_context`: TLS for `https://` agents: the CA to trust and, for mTLS, the client
       certificate (build one with `client_ssl_context`). Default: system CAs, no client cert.
-    * `transport`: an httpx transport to use instead of the network (tests, ASGI in-process).
+    * `egress`: the egress policy of the client's HTTP (`bastion.egress`). By default it
+      allows exactly the origins of `base_url` and `token_url`, so a redirect or a rebinding
+      name cannot take the client anywhere else; `principal` and `audit` name the caller in
+      the log line and the audit record of a refused request.
+    * `transport`: an httpx transport to use instead of the network (tests, ASGI in-process;
+      no network, so no egress policy).
     * `headers`: extra headers sent with every request.
     * `sleep`, `clock`: injectable for tests (backoff waits; breaker and token expiry time).
     * `max_retry_after`: a 429/503 asking to wait longer than this is not retried.
@@ -326,6 +332,9 @@ class AgentClient(AsyncClosing):
         settings: ClientSettings | None = None,
         breaker: CircuitBreaker | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        egress: EgressPolicy | None = None,
+        principal: str = "-",
+        audit: AuditSink | None = None,
         headers: Mapping[str, str] | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
@@ -357,15 +366,19 @@ class AgentClient(AsyncClosing):
         default_headers = {"User-Agent": USER_AGENT, "A2A-Version": A2A_VERSION}
         default_headers.update(headers or {})
         s = self.settings
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(s.timeout_seconds, connect=s.connect_timeout_seconds),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-            headers=default_headers,
-            verify=ssl_context if ssl_context is not None else True,
-            transport=transport,
-            trust_env=trust_env,
-            follow_redirects=False,
-        )
+        options: dict[str, Any] = {
+            "timeout": httpx.Timeout(s.timeout_seconds, connect=s.connect_timeout_seconds),
+            "limits": httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            "headers": default_headers,
+            "verify": ssl_context if ssl_context is not None else True,
+            "trust_env": trust_env,
+            "follow_redirects": False,
+        }
+        if transport is not None:
+            self._http = httpx.AsyncClient(transport=transport, **options)
+        else:
+            policy = egress or origin_policy(self.base_url, self.token_url)
+            self._http = egress_client(policy, principal=principal, audit=audit, **options)
 
     def __repr__(self) -> str:
         return f"AgentClient(base_url={self.base_url!r}, auth={self.auth_mode!r})"

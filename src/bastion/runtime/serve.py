@@ -67,6 +67,9 @@ def check_bind(host: str, *, tls: bool, allow_insecure_http: bool, loopback_only
         )
 
 
+WS_MAX_MESSAGE_BYTES = 64 * 1024
+
+
 def uvicorn_config(
     app: Any,
     server: ServerSettings,
@@ -94,6 +97,12 @@ def uvicorn_config(
         # requests at once instead of letting them finish.
         timeout_graceful_shutdown=math.ceil(server.shutdown_timeout_seconds),
         server_header=False,
+        # The client address is the socket's: X-Forwarded-For counts only where the WAF's
+        # `waf.trusted_proxies` says so (uvicorn would otherwise trust it from loopback).
+        proxy_headers=False,
+        # No endpoint takes a large WebSocket message (`/ws/events` takes 4 KiB): a bigger one
+        # is refused (1009) by the server before it is buffered, not after 16 MiB.
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
         **opts,
     )
 

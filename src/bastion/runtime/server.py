@@ -8,25 +8,28 @@ Request path (each step is a separate unit; this module only composes them):
 Authentication runs once per HTTP request and before any parse error is answered, so an
 unauthenticated caller learns nothing but 401. Authorization and rate limiting run per call,
 batch elements included. Audit wraps everything: every call, allowed or denied, and every
-request refused before a call could be read, leaves one record.
+request refused before a call could be read, leaves one record, is counted in the metrics and,
+when refused, logged with its reason.
 
 `POST /message` is served as a raw ASGI endpoint because it is the hot path; everything else
-(agent card, health, readiness, token service) is an ordinary Starlette app.
+(agent card, health, readiness, token service) is an ordinary Starlette app; the paths named
+in `http_labels` are counted in the metrics under those names.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 import structlog
 from pydantic import BaseModel
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bastion.observability.metrics import UNKNOWN, observe_request
 from bastion.protocol.a2a import a2a_error
 from bastion.protocol.errors import (
     CONTENT_TYPE_NOT_SUPPORTED,
@@ -57,7 +60,7 @@ from bastion.runtime.context import (
 from bastion.runtime.methods import MethodRegistry
 from bastion.security.audit import AuditEntry
 from bastion.security.ratelimit import headers_for
-from bastion.security.stages import Denied, Pipeline
+from bastion.security.stages import DENIED_PREFIX, Denied, Pipeline, log_rejection
 
 log = structlog.get_logger("bastion.server")
 
@@ -193,6 +196,18 @@ def _reason(error: RpcError) -> str | None:
     return reason[:64] if isinstance(reason, str) else None
 
 
+# The outcome of a plain HTTP route by its status: the security refusals by their stage.
+_HTTP_DENIALS = {401: "authenticate", 403: "authorize", 413: "size_limit", 429: "rate_limit"}
+
+
+def http_outcome(status: int) -> str:
+    """The metrics outcome of a plain HTTP answer (`ok`, `denied:<stage>`, `error:<status>`)."""
+    if status < 400:
+        return "ok"
+    stage = _HTTP_DENIALS.get(status)
+    return DENIED_PREFIX + stage if stage is not None else f"error:{status}"
+
+
 def _method_label(parsed: ParsedBody) -> str:
     if parsed.fatal is not None:
         return "(unparsed)"
@@ -200,6 +215,18 @@ def _method_label(parsed: ParsedBody) -> str:
         return f"(batch of {len(parsed.items)})"
     item = parsed.items[0]
     return item.method if isinstance(item, Call) else "(invalid)"
+
+
+def scope_context(agent: str, scope: Scope) -> RequestContext:
+    """The context of an HTTP request: its headers, client and (accepted or new) correlation ID."""
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    client = scope.get("client")
+    return RequestContext(
+        agent=agent,
+        correlation_id=accept_correlation_id(headers.get("x-correlation-id")),
+        client=f"{client[0]}:{client[1]}" if client else "-",
+        headers=headers,
+    )
 
 
 class AgentServer:
@@ -215,6 +242,7 @@ class AgentServer:
         audit: AuditSink | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY,
         max_batch: int = DEFAULT_MAX_BATCH,
+        http_labels: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.registry = registry
@@ -222,15 +250,46 @@ class AgentServer:
         self.audit = audit
         self.max_body_bytes = max_body_bytes
         self.max_batch = max_batch
+        self.http_labels = dict(http_labels or {})
         self._app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in MESSAGE_PATHS:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+        elif scope["path"] in MESSAGE_PATHS:
             await self._message(scope, receive, send)
+        elif scope["path"] in self.http_labels:
+            await self._counted(self.http_labels[scope["path"]], scope, receive, send)
         else:
             await self._app(scope, receive, send)
 
+    async def _counted(self, label: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a plain route, counting its answer under `label` (and logging a refusal)."""
+        started = time.perf_counter()
+        status = 500
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_counted)
+        finally:
+            outcome = http_outcome(status)
+            observe_request(self.name, label, outcome, status, time.perf_counter() - started)
+            if outcome.startswith(DENIED_PREFIX):
+                req = scope_context(self.name, scope)
+                reason = f"{label} answered {status}"
+                log_rejection(req, method=label, outcome=outcome, status=status, reason=reason)
+
     # -- audit -------------------------------------------------------------------------------
+
+    def _label(self, method: str) -> str:
+        """`method` as a metrics label: a method of the registry, else `unknown` (a caller's
+        made-up method name must not create a new time series)."""
+        return method if self.registry.get(method) is not None else UNKNOWN
 
     async def _audit(
         self,
@@ -241,6 +300,11 @@ class AgentServer:
         started: float,
         detail: str | None = None,
     ) -> None:
+        """The end of one call: counted in the metrics, logged if refused, then audited."""
+        label = self._label(method)
+        observe_request(self.name, label, outcome, status, time.perf_counter() - started)
+        if outcome.startswith(DENIED_PREFIX):
+            log_rejection(req, method=label, outcome=outcome, status=status, reason=detail)
         if self.audit is None:
             return
         await self.audit.record(
@@ -258,16 +322,7 @@ class AgentServer:
     # -- HTTP --------------------------------------------------------------------------------
 
     async def _message(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw_headers: dict[str, str] = {
-            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
-        }
-        client = scope.get("client")
-        req = RequestContext(
-            agent=self.name,
-            correlation_id=accept_correlation_id(raw_headers.get("x-correlation-id")),
-            client=f"{client[0]}:{client[1]}" if client else "-",
-            headers=raw_headers,
-        )
+        req = scope_context(self.name, scope)
         token = correlation_id_var.set(req.correlation_id)
         try:
             await self._serve_message(scope, receive, send, req)
@@ -291,7 +346,14 @@ class AgentServer:
         body = None if too_big else await self._read_body(receive)
         if body is None:
             err = RpcError(PAYLOAD_TOO_LARGE)
-            await self._audit(req, "(unread)", "denied:size_limit", 413, req.started)
+            await self._audit(
+                req,
+                "(unread)",
+                "denied:size_limit",
+                413,
+                req.started,
+                f"body larger than server.max_body_bytes ({self.max_body_bytes})",
+            )
             await self._send(send, 413, orjson.dumps(error_response(None, err)), req)
             return
 

@@ -6,6 +6,13 @@ the whole key, or HMAC-SHA256 with a server-side pepper when one is configured. 
 records the pepper version that made it, so configuring a new pepper does not invalidate
 existing keys. Hashes are compared with `hmac.compare_digest`.
 
+Peppers come from secret references (`PepperRing`). The current pepper's secret holds one
+pepper (of version `auth.pepper_version`) or a JSON keyring
+`{"current": 2, "peppers": {"1": "...", "2": "..."}}`; it is fetched again after
+`secrets.ttl_seconds`, so a new pepper version put into the store is used for new keys without
+a restart, while older versions keep verifying the keys hashed with them. A version whose value
+changes is refused (it would invalidate every key hashed with it): the old value is kept.
+
 Verified lookups are cached for `auth.api_key_cache_seconds` (default 2 s): that is the longest
 a revoked key can still be accepted by a running agent.
 """
@@ -15,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
+import logging
 import re
 import secrets
 import time
@@ -26,7 +35,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from bastion.runtime.context import Identity
-from bastion.security.secrets import SecretValue
+from bastion.security.secrets import Secret, SecretError, SecretValue
 from bastion.storage.models import ApiKey
 
 KEY_PREFIX = "bst_"
@@ -35,6 +44,9 @@ _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 _NEGATIVE_CACHE_MAX = 10_000
 _VERIFIED_CACHE_MAX = 10_000
+_FORCED_REFRESH_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
 
 
 class ApiKeyError(Exception):
@@ -72,6 +84,105 @@ def validate_principal(principal: str) -> str:
     return principal
 
 
+PepperSource = Secret | SecretValue
+
+
+def _value(source: PepperSource) -> SecretValue:
+    return source.get() if isinstance(source, Secret) else source
+
+
+def _keyring(text: str, version: int) -> tuple[int, dict[int, bytes]]:
+    """The current version and the peppers held by one pepper secret (plain or a keyring)."""
+    if not text.lstrip().startswith("{"):
+        return version, {version: text.encode("utf-8")}
+    try:
+        data = json.loads(text)
+        peppers = {int(v): str(p).encode("utf-8") for v, p in data["peppers"].items()}
+        current = int(data["current"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise SecretError(
+            'the pepper keyring must be {"current": N, "peppers": {"N": "..."}}'
+        ) from None
+    if current not in peppers or not all(peppers.values()):
+        raise SecretError("the pepper keyring's current version has no pepper")
+    return current, peppers
+
+
+class PepperRing:
+    """The API-key peppers by version and the version new hashes use (see the module doc)."""
+
+    def __init__(
+        self,
+        current: PepperSource | None = None,
+        version: int = 1,
+        previous: dict[int, PepperSource] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._current = current
+        self._version = version
+        self._previous = dict(previous or {})
+        self._clock = clock
+        self._forced_at = float("-inf")
+        self._peppers: dict[int, bytes] = {}
+        self.current_version: int | None = None
+        self._rebuild()
+
+    def __repr__(self) -> str:
+        return f"PepperRing(versions={sorted(self._peppers)}, current={self.current_version})"
+
+    def _handles(self) -> list[Secret]:
+        sources = [self._current, *self._previous.values()]
+        return [s for s in sources if isinstance(s, Secret)]
+
+    @property
+    def stale(self) -> bool:
+        return any(h.stale for h in self._handles())
+
+    def get(self, version: int) -> bytes | None:
+        return self._peppers.get(version)
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Fetch the pepper secrets again if due (or `force`, at most once a second)."""
+        if force:
+            now = self._clock()
+            if now - self._forced_at < _FORCED_REFRESH_SECONDS:
+                return
+            self._forced_at = now
+        for handle in self._handles():
+            handle.refresh(force=force)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        found = {v: _value(p).get_bytes() for v, p in self._previous.items()}
+        current: int | None = None
+        if self._current is not None:
+            try:
+                current, ring = _keyring(_value(self._current).get(), self._version)
+            except SecretError as exc:
+                if self.current_version is None:
+                    raise SecretError(f"API-key pepper: {exc}") from None
+                log.warning("keeping the current API-key peppers: %s", exc)
+                return
+            found.update(ring)
+        merged = dict(self._peppers)
+        for version, pepper in found.items():
+            known = merged.get(version)
+            if known is not None and not hmac.compare_digest(known, pepper):
+                log.warning(
+                    "API-key pepper version %d changed its value; keeping the old one "
+                    "(a new pepper needs a new version number)",
+                    version,
+                )
+                continue
+            merged[version] = pepper
+        if current is not None and current != self.current_version:
+            if self.current_version is not None:
+                log.info("API-key pepper version %d is now used for new keys", current)
+            self.current_version = current
+        self._peppers = merged
+
+
 class ApiKeyStore:
     """Create, list, revoke, rotate and verify API keys stored in the SQL database."""
 
@@ -82,17 +193,12 @@ class ApiKeyStore:
         pepper: SecretValue | None = None,
         pepper_version: int = 1,
         previous_peppers: dict[int, SecretValue] | None = None,
+        peppers: PepperRing | None = None,
         cache_seconds: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
-        self._peppers: dict[int, bytes] = {
-            v: p.get_bytes() for v, p in (previous_peppers or {}).items()
-        }
-        self._pepper_version: int | None = None
-        if pepper is not None:
-            self._peppers[pepper_version] = pepper.get_bytes()
-            self._pepper_version = pepper_version
+        self._ring = peppers or PepperRing(pepper, pepper_version, dict(previous_peppers or {}))
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[str, _Cached] = {}
@@ -100,7 +206,7 @@ class ApiKeyStore:
         self._verified: dict[bytes, tuple[Identity, _Cached]] = {}
 
     def __repr__(self) -> str:
-        return f"ApiKeyStore(peppers={sorted(self._peppers)}, cache_seconds={self._cache_seconds})"
+        return f"ApiKeyStore(peppers={self._ring!r}, cache_seconds={self._cache_seconds})"
 
     # -- hashing ---------------------------------------------------------------------------
 
@@ -109,18 +215,21 @@ class ApiKeyStore:
         if scheme == "sha256":
             return hashlib.sha256(raw).hexdigest()
         if scheme == "hmac-sha256" and pepper_version is not None:
-            pepper = self._peppers.get(pepper_version)
+            pepper = self._ring.get(pepper_version)
             if pepper is None:
                 return None
             return hmac.digest(pepper, raw, "sha256").hex()
         return None
 
     def _new_hash(self, key: str) -> tuple[str, str, int | None]:
-        if self._pepper_version is None:
+        if self._ring.stale:
+            self._ring.refresh()
+        version = self._ring.current_version
+        if version is None:
             return hashlib.sha256(key.encode("ascii")).hexdigest(), "sha256", None
-        digest = self._hash(key, "hmac-sha256", self._pepper_version)
+        digest = self._hash(key, "hmac-sha256", version)
         assert digest is not None
-        return digest, "hmac-sha256", self._pepper_version
+        return digest, "hmac-sha256", version
 
     # -- management ------------------------------------------------------------------------
 
@@ -273,6 +382,11 @@ class ApiKeyStore:
         rec = await self._lookup(key_id)
         if rec is None:
             return None, f"unknown api key id {key_id}"
+        if self._ring.stale:
+            await asyncio.to_thread(self._ring.refresh)
+        if rec.pepper_version is not None and self._ring.get(rec.pepper_version) is None:
+            # Hashed with a pepper version this process has not seen yet: fetch it now.
+            await asyncio.to_thread(self._ring.refresh, force=True)
         digest = self._hash(key, rec.scheme, rec.pepper_version)
         if digest is None or not hmac.compare_digest(digest, rec.key_hash):
             return None, f"wrong secret for api key id {key_id}"

@@ -31,6 +31,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from bastion.config import ConfigError
+from bastion.egress import egress_client, origin_policy
 
 ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256", "EdDSA"})
 MIN_RSA_BITS = 2048
@@ -283,7 +284,11 @@ class JwksCache:
             return await asyncio.to_thread(self._read_file, Path(unquote(parts.path)))
         if self._http is not None:
             return await self._download(self._http)
-        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
+        # Through the egress perimeter, allowed exactly the configured URL's origin: a redirect
+        # or a name that rebinds to another address cannot take the fetch anywhere else.
+        policy = origin_policy(self.url)
+        principal = f"jwks:{self.name}"
+        async with egress_client(policy, principal=principal, timeout=self._timeout) as client:
             return await self._download(client)
 
     def _read_file(self, path: Path) -> bytes:

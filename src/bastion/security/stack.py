@@ -2,6 +2,9 @@
 
 authenticate (API keys, JWT, built-in token service) -> authorize (RBAC) -> rate limit
 wrapped by the audit writer.
+
+The API-key pepper and the token-service signing keys are held as `Secret` handles: resolved
+at start (a missing secret stops the start) and fetched again after `secrets.ttl_seconds`.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ from starlette.routing import BaseRoute
 
 from bastion.config import Settings
 from bastion.observability.logging import audit_logger
-from bastion.security.apikeys import ApiKeyStore
+from bastion.security.apikeys import ApiKeyStore, PepperRing
 from bastion.security.audit import AuditWriter
 from bastion.security.audit_process import AuditProcessWriter
 from bastion.security.authn import make_authenticate_stage
 from bastion.security.jwt_verify import JwtVerifier
 from bastion.security.ratelimit import RateLimiter, build_limiter, make_rate_limit_stage
 from bastion.security.rbac import PolicyStore, make_authorize_stage
-from bastion.security.secrets import resolve
+from bastion.security.secrets import Secret, configure, resolve
 from bastion.security.stages import Pipeline
 from bastion.security.token_service import SigningKeys, TokenService
 from bastion.storage.database import ping, shared_engine
@@ -47,12 +50,18 @@ class SecurityStack:
 
 def build_api_key_store(settings: Settings) -> ApiKeyStore:
     auth = settings.auth
-    base = settings.base_dir
+
+    def handle(ref: str) -> Secret:
+        return Secret(ref, settings.base_dir, settings.secrets)
+
+    peppers = PepperRing(
+        handle(auth.pepper) if auth.pepper else None,
+        auth.pepper_version,
+        {v: handle(ref) for v, ref in auth.previous_peppers.items()},
+    )
     return ApiKeyStore(
         shared_engine(settings.database_url()),
-        pepper=resolve(auth.pepper, base) if auth.pepper else None,
-        pepper_version=auth.pepper_version,
-        previous_peppers={v: resolve(ref, base) for v, ref in auth.previous_peppers.items()},
+        peppers=peppers,
         cache_seconds=auth.api_key_cache_seconds,
     )
 
@@ -60,7 +69,7 @@ def build_api_key_store(settings: Settings) -> ApiKeyStore:
 def build_audit_writer(agent: str, settings: Settings) -> AuditWriter | AuditProcessWriter:
     """The agent's audit writer, in a child process unless `audit.writer: in_process`."""
     chain = settings.audit.chain or agent
-    key = resolve(settings.audit.hmac_key, settings.base_dir).get_bytes()
+    key = resolve(settings.audit.hmac_key, settings.base_dir, settings.secrets).get_bytes()
     checkpoint_dir = settings.path(settings.audit.checkpoint_dir)
     if settings.audit.writer == "process":
         return AuditProcessWriter(
@@ -85,8 +94,10 @@ def build_security(
     agent: str, settings: Settings, *, anonymous_principal: str | None = None
 ) -> SecurityStack:
     base = settings.base_dir
+    # Later resolutions in this process (agent credentials) use the configured providers.
+    configure(settings.secrets)
     api_keys = build_api_key_store(settings)
-    signing = SigningKeys(settings.auth.token_service, base)
+    signing = SigningKeys(settings.auth.token_service, base, secrets_settings=settings.secrets)
     token_service = TokenService(
         settings.auth.token_service, signing, authenticate_api_key=api_keys.authenticate
     )

@@ -5,12 +5,15 @@ and take the `RequestContext`; call stages (authorization, rate limiting) run fo
 call, batch elements included, and take the `CallContext`. A stage returns None to let the call
 through or raises `Denied`. Adding a stage is adding one function to a list. Audit is not a
 stage: the server wraps the whole list with it, so a denial by any stage is recorded.
+`log_rejection` is the one log line of a refused request, written by whoever answers it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+import structlog
 
 from bastion.protocol.errors import (
     FORBIDDEN,
@@ -23,6 +26,11 @@ from bastion.runtime.context import CallContext, RequestContext
 
 RequestStage = Callable[[RequestContext], Awaitable[None]]
 CallStage = Callable[[CallContext], Awaitable[None]]
+
+DENIED_PREFIX = "denied:"
+_MAX_REASON_CHARS = 200
+
+log = structlog.get_logger("bastion.security")
 
 
 class Denied(Exception):
@@ -85,3 +93,25 @@ class Pipeline:
     async def admit_call(self, ctx: CallContext) -> None:
         for stage in self.call_stages:
             await stage(ctx)
+
+
+def log_rejection(
+    req: RequestContext, *, method: str, outcome: str, status: int, reason: str | None
+) -> None:
+    """Log a refused request (`outcome` `denied:<stage>`: 401, 403, 413, 429, 503, a WAF block)
+    as one JSON line with the principal when known, the correlation ID and the internal reason.
+
+    The reason is for operators only (it is never sent to the caller); it names no secret.
+    """
+    ident = req.identity
+    log.warning(
+        "request rejected",
+        agent=req.agent,
+        method=method,
+        stage=outcome.removeprefix(DENIED_PREFIX),
+        status=status,
+        reason=(reason or outcome)[:_MAX_REASON_CHARS],
+        principal=ident.principal if ident is not None else None,
+        correlation_id=req.correlation_id,
+        client=req.client,
+    )

@@ -4,8 +4,11 @@ Signing keys are a private JWK set of Ed25519 keys held behind a secret referenc
 (`auth.token_service.signing_keys`). Tokens are signed with the newest key; the JWKS lists
 the public half of every key in the file, so tokens signed just before a rotation still
 verify. Rotation appends a key and drops keys older than 2 x `rotate_after_seconds` + the
-token lifetime (the key that was newest before the rotation is always kept). The file is
-re-read when it changes, so a rotation done by the CLI is picked up without a restart.
+token lifetime (the key that was newest before the rotation is always kept). A key file is
+re-read when it changes, so a rotation done by the CLI is picked up without a restart; a key
+set in another store (env, AWS, Vault) is fetched again after `secrets.ttl_seconds`, and a
+changed set is used at once (the JWKS serves its public keys). Private key members are
+registered with the log redactor.
 
 Routes: `POST /oauth/token` (RFC 6749 client credentials, the API key being the client
 secret) and `GET /.well-known/jwks.json`.
@@ -21,6 +24,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -40,11 +44,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bastion.config import TokenServiceSettings
+from bastion.config import SecretsSettings, TokenServiceSettings
+from bastion.observability.redact import remember
 from bastion.runtime.context import Identity
 from bastion.security.jwks import valid_kid
 from bastion.security.jwt_verify import LocalTrust
-from bastion.security.secrets import SCHEME, SecretError, resolve, write_secret_file
+from bastion.security.secrets import (
+    Secret,
+    SecretError,
+    parse_reference,
+    resolve,
+    write_secret_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -190,12 +201,13 @@ def rotate_keyset_file(
 
 def _file_path(ref: str, base_dir: Path) -> Path | None:
     """The file behind a `secret://file/...` reference, to watch for changes."""
-    if not ref.startswith(SCHEME):
+    try:
+        parsed = parse_reference(ref)
+    except SecretError:
         return None
-    kind, _, rest = ref[len(SCHEME) :].partition("/")
-    if kind != "file":
+    if parsed.provider != "file":
         return None
-    path = Path(rest)
+    path = Path(parsed.locator)
     return path if path.is_absolute() else base_dir / path
 
 
@@ -216,9 +228,16 @@ class SigningKeys:
         *,
         clock: Callable[[], float] = time.time,
         reload_check_seconds: float = 1.0,
+        secrets_settings: SecretsSettings | None = None,
     ) -> None:
         self._ref = settings.signing_keys
         self._base_dir = base_dir
+        self._secrets = secrets_settings
+        self._enabled = settings.enabled
+        # Keys held outside a file: a handle that fetches them again after the secrets TTL.
+        self._handle: Secret | None = None
+        self._refresh_lock = threading.Lock()
+        self._refresher: threading.Thread | None = None
         self._rotate_after = settings.rotate_after_seconds
         self._ttl = settings.ttl_seconds
         self._clock = clock
@@ -250,25 +269,47 @@ class SigningKeys:
             return None
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
+    def _fetch(self) -> str:
+        try:
+            if self._path is not None:
+                return resolve(self._ref, self._base_dir, self._secrets).get()
+            if self._handle is None:
+                self._handle = Secret(self._ref, self._base_dir, self._secrets, clock=self._clock)
+            return self._handle.get().get()
+        except SecretError as exc:
+            raise SigningKeyError(f"token signing keys: {exc}") from None
+
     def _load(self) -> _KeyState:
         stamp = self._stat()
         try:
-            value = resolve(self._ref, self._base_dir)
-        except SecretError as exc:
-            raise SigningKeyError(f"token signing keys: {exc}") from None
-        try:
-            _, keys = _parse_keyset(value.get())
+            raws, keys = _parse_keyset(self._fetch())
         except SigningKeyError as exc:
             raise SigningKeyError(f"token signing keys ({self._ref}): {exc}") from None
+        for raw in raws:
+            if isinstance(raw.get("d"), str):
+                remember(raw["d"])
         return _KeyState(tuple(keys), {"keys": [k.public_jwk for k in keys]}, stamp)
 
-    def reload_if_changed(self) -> bool:
-        """Re-read the key file when it changed; a bad file is logged and the old keys kept."""
-        self._last_check = self._clock()
-        if self._path is None or not self._state.keys:
+    def _changed(self) -> bool:
+        """Whether the key set changed since it was loaded (a file's stamp, a store's value)."""
+        if self._path is not None:
+            stamp = self._stat()
+            return stamp is not None and stamp != self._state.stamp
+        if self._handle is None or not self._handle.stale:
             return False
-        stamp = self._stat()
-        if stamp is None or stamp == self._state.stamp:
+        try:
+            changed = self._handle.refresh()
+        except SecretError as exc:
+            # Past the grace period: stop signing with keys that may have been withdrawn.
+            log.error("token signing keys unavailable, not signing: %s", exc)
+            self._state = _KeyState((), {"keys": []}, None)
+            return False
+        return changed or not self._state.keys
+
+    def reload_if_changed(self) -> bool:
+        """Load the key set again when it changed; a bad set is logged and the old keys kept."""
+        self._last_check = self._clock()
+        if not self._enabled or not self._changed():
             return False
         try:
             self._state = self._load()
@@ -279,8 +320,24 @@ class SigningKeys:
         return True
 
     def _maybe_reload(self) -> None:
-        if self._clock() - self._last_check >= self._check_every:
-            self.reload_if_changed()
+        if self._clock() - self._last_check < self._check_every:
+            return
+        if self._handle is not None and self._handle.stale:
+            # A key set in a store (env, AWS, Vault): fetched off the caller's thread, so a
+            # slow store never holds up signing or verification; the current keys serve.
+            self._last_check = self._clock()
+            self._reload_in_background()
+            return
+        self.reload_if_changed()
+
+    def _reload_in_background(self) -> None:
+        with self._refresh_lock:
+            if self._refresher is not None and self._refresher.is_alive():
+                return
+            self._refresher = threading.Thread(
+                target=self.reload_if_changed, name="signing-keys-refresh", daemon=True
+            )
+            self._refresher.start()
 
     def public_jwks(self) -> dict[str, Any]:
         """The public JWK set (every key, no private members). Same object until keys change."""

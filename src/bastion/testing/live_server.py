@@ -45,6 +45,7 @@ def serve_in_thread(
         log_level="warning",
         lifespan="on",
         access_log=False,
+        proxy_headers=False,  # as `bastion serve`: the socket's address is the client's
         **(ssl_options or {}),
     )
     server = uvicorn.Server(config)

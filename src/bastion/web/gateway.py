@@ -6,11 +6,15 @@
     GET    /api/documents/{id}/file  the original bytes                       get_file
     DELETE /api/documents/{id}       remove data and bytes (tombstone kept)   delete_document
     GET    /healthz                  liveness (no credential)
+    WS     /ws/events                live pipeline events (see `bastion.web.events`)    events
+    GET    /metrics                  Prometheus metrics, queue and archive included   metrics
 
 Answers are JSON and carry the request's correlation ID in `X-Correlation-ID` and, except for
 the document itself (whose `correlation_id` is its upload's, the ID that traces its processing),
 in the body too. Errors are `{"error": {"code", "message"}, "correlation_id"}`.
 
+Before any of that, every request passes the edge WAF (`bastion.edge.middleware`, settings
+`waf`): path allow-list (404), per-IP rate (429), size limits (413), managed and bot rules (403).
 Every API request is authenticated, authorized as `gateway.<action>` (the right-hand column),
 rate limited and audited by `Guard`. Uploads and deletes go through `Ingest` (object store,
 archive, queue); reads go to the Archivist agent, called with the gateway's own credential
@@ -20,7 +24,7 @@ the gateway also runs the watched-folder ingester.
 Settings read: `agents.archivist.url`, `pipeline.gateway_api_key`, `pipeline.max_upload_bytes`,
 `pipeline.objects_dir`, `pipeline.queue_url` (and its retention settings), `pipeline.watch_dir`,
 `pipeline.watch_patterns`, `client`, and the security sections (`auth`, `policy`,
-`rate_limit`, `audit`, `database`).
+`rate_limit`, `audit`, `database`), and `waf`.
 """
 
 from __future__ import annotations
@@ -34,10 +38,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp
 
 from bastion.config import Settings
+from bastion.edge.middleware import protect
+from bastion.observability.collectors import ScrapeCollector, pipeline_collector
 from bastion.pipeline.agents.common import credential, peer_url
+from bastion.pipeline.events import EventFeed
 from bastion.pipeline.ingest import Ingest, UploadRejected
 from bastion.pipeline.watch import FolderWatcher
 from bastion.runtime.client import AgentClient
@@ -47,7 +55,9 @@ from bastion.security.stack import build_security
 from bastion.storage.objectstore import ObjectNotFoundError
 from bastion.web.archivist import call_archivist
 from bastion.web.errors import ApiError, error_response, not_found
+from bastion.web.events import EventsEndpoint, hide_query_token
 from bastion.web.guard import Endpoint, Guard, json_response
+from bastion.web.metrics import metrics_route
 from bastion.web.params import document_id, list_params
 from bastion.web.storage import in_storage, pdf_response
 from bastion.web.upload import read_upload, rejected
@@ -84,6 +94,17 @@ class Gateway:
             peer_url(settings, NAME, "archivist"),
             api_key=gateway_api_key(settings),
             settings=settings.client,
+            principal=NAME,
+            audit=self.stack.audit.record,
+        )
+        self.events = EventFeed(
+            self.ingest.repo,
+            poll_seconds=settings.events.poll_interval_seconds,
+            queue_size=settings.events.queue_size,
+            max_per_principal=settings.events.max_subscriptions_per_principal,
+        )
+        self.events_endpoint = EventsEndpoint(
+            self.guard, self.events, self.stack.policy, settings.events
         )
 
     def app(self) -> Starlette:
@@ -101,6 +122,8 @@ class Gateway:
             Route("/api/documents", documents, methods=["GET", "POST"]),
             Route("/api/documents/{id}", document, methods=["GET", "DELETE"]),
             Route("/api/documents/{id}/file", protect("get_file", self.get_file), methods=["GET"]),
+            WebSocketRoute("/ws/events", self.events_endpoint.handle),
+            metrics_route(self.guard, self._pipeline_metrics()),
         ]
         return Starlette(
             routes=routes,
@@ -111,6 +134,7 @@ class Gateway:
     @asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         await self.stack.start()
+        await self.events.start()
         stop = asyncio.Event()
         watcher = self._start_watcher(stop)
         try:
@@ -120,6 +144,7 @@ class Gateway:
             if watcher is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+            await self.events.close()
             await self.archivist.aclose()
             self.ingest.close()
             await self.stack.close()
@@ -129,6 +154,11 @@ class Gateway:
             return None
         watcher = FolderWatcher(self.settings, self.ingest, audit=self.stack.audit.record)
         return asyncio.create_task(watcher.run(stop))
+
+    def _pipeline_metrics(self) -> ScrapeCollector:
+        """Queue depth, DLQ size and documents by status, read when `/metrics` is scraped."""
+        ttl = self.settings.metrics.cache_seconds
+        return pipeline_collector(self.ingest.queue, self.ingest.repo, ttl=ttl)
 
     # -- routes ------------------------------------------------------------------------------
 
@@ -183,7 +213,9 @@ class Gateway:
         return json_response(call, {"id": doc_id, "deleted": True})
 
 
-def build_gateway(settings: Settings) -> Starlette:
-    """The gateway's ASGI app; serve it with uvicorn (its lifespan starts and stops
-    everything)."""
-    return Gateway(settings).app()
+def build_gateway(settings: Settings) -> ASGIApp:
+    """The gateway's ASGI app behind the edge WAF (`waf` settings); serve it with uvicorn (its
+    lifespan starts and stops everything)."""
+    gateway = Gateway(settings)
+    app = protect(gateway.app(), settings, agent=NAME, audit=gateway.stack.audit)
+    return hide_query_token(app)  # outermost: no layer, log line or rule sees a query token

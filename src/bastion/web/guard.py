@@ -8,31 +8,29 @@
    stages -> 401;
 3. authorizes `gateway.<action>` and rate limits with its call stages -> 403 / 429 / 503;
 4. runs the handler, which raises `ApiError` for anything it refuses;
-5. audits the outcome (one record per request, agent `gateway`) and answers with the
-   correlation ID and the caller's remaining quota in the headers.
+5. audits the outcome (one record per request, agent `gateway`), counts it in the metrics
+   (method: the action), logs a refusal with its reason, and answers with the correlation ID
+   and the caller's remaining quota in the headers.
 
 Nothing about the body is read before the caller is authenticated and authorized.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from bastion.observability.metrics import observe_request
 from bastion.protocol.errors import spec_for
-from bastion.runtime.context import (
-    CallContext,
-    RequestContext,
-    accept_correlation_id,
-    correlation_id_var,
-)
-from bastion.runtime.server import AuditSink
+from bastion.runtime.context import CallContext, RequestContext, correlation_id_var
+from bastion.runtime.server import AuditSink, scope_context
 from bastion.security.audit import AuditEntry
 from bastion.security.ratelimit import headers_for
-from bastion.security.stages import Denied, Pipeline
+from bastion.security.stages import DENIED_PREFIX, Denied, Pipeline, log_rejection
 from bastion.web.errors import ApiError, error_response
 
 log = structlog.get_logger("bastion.gateway")
@@ -82,14 +80,7 @@ def denied_error(denied: Denied, action: str) -> ApiError:
 
 
 def request_context(request: Request, agent: str) -> RequestContext:
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
-    client = request.client
-    return RequestContext(
-        agent=agent,
-        correlation_id=accept_correlation_id(headers.get("x-correlation-id")),
-        client=f"{client.host}:{client.port}" if client else "-",
-        headers=headers,
-    )
+    return scope_context(agent, request.scope)
 
 
 class Guard:
@@ -140,7 +131,11 @@ class Guard:
     async def record(
         self, call: CallContext, outcome: str, status: int, detail: str | None = None
     ) -> None:
-        """One audit record for the request."""
+        """The request's end: counted in the metrics, logged if refused, one audit record."""
+        req = call.request
+        observe_request(self.agent, call.method, outcome, status, time.perf_counter() - req.started)
+        if outcome.startswith(DENIED_PREFIX):
+            log_rejection(req, method=call.method, outcome=outcome, status=status, reason=detail)
         await self.audit.record(
             AuditEntry.for_request(
                 call.request,

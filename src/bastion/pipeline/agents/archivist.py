@@ -43,6 +43,10 @@ MAX_QUERY_CHARS = 500
 class ArchiveParams(DocumentRef):
     result: ExtractionResult
     validation: ValidationResult
+    # When the orchestrator had the extraction and the validation (Unix time): recorded as
+    # the document's `extracted` and `validated` history events.
+    extracted_at: float | None = Field(default=None, ge=0)
+    validated_at: float | None = Field(default=None, ge=0)
 
 
 class ListParams(BaseModel):
@@ -103,6 +107,8 @@ def build_registry(repo: ArchiveRepository) -> MethodRegistry:
                 principal=ctx.principal,
                 # result.findings (the guardrails') are stored as guardrail findings by archive().
                 text_excerpt=params.result.text_excerpt or None,
+                extracted_at=params.extracted_at,
+                validated_at=params.validated_at,
             )
         except (DocumentNotFoundError, DocumentDeletedError):
             counts["not_found"] += 1

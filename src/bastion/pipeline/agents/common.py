@@ -78,7 +78,10 @@ class PeerClients:
         client = self._clients.get(peer)
         if client is None:
             client = AgentClient(
-                self._urls[peer], api_key=self._api_key, settings=self._client_settings
+                self._urls[peer],
+                api_key=self._api_key,
+                settings=self._client_settings,
+                principal=self._agent,
             )
             self._clients[peer] = client
         return client

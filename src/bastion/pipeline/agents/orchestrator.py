@@ -11,6 +11,7 @@ DependencyUnavailable (-32052), which the worker retries with backoff.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from bastion.config import Settings
@@ -67,13 +68,21 @@ def definition(settings: Settings) -> AgentDefinition:
         """Extract, validate and archive one stored document."""
         doc = params.document_id
         result = await hop("extractor", "extract", {"document_id": doc})
+        extracted_at = time.time()
         # The validator needs the fields, not the text excerpt that is kept for search.
         fields_only = {**result, "text_excerpt": ""}
         validation = await hop("validator", "validate", {"document_id": doc, "result": fields_only})
         archived = await hop(
             "archivist",
             "archive",
-            {"document_id": doc, "result": result, "validation": validation},
+            {
+                "document_id": doc,
+                "result": result,
+                "validation": validation,
+                # Recorded as the document's history (and its live events) when it is archived.
+                "extracted_at": extracted_at,
+                "validated_at": time.time(),
+            },
         )
         counts["processed"] += 1
         reprocessed = isinstance(archived, dict) and bool(archived.get("reprocessed"))

@@ -1,0 +1,137 @@
+"""The Prometheus metrics every Bastion process exposes on `GET /metrics`.
+
+Every metric is defined here, once, in prometheus-client's default registry, so that the modules
+that count (the agent server, the security stages, the gateway, the WAF, the guardrails) share
+one set of names. Labels never carry a secret, a principal's credential or user-supplied text:
+`agent` is the serving process's own name, `method` a method of its registry, a gateway action
+or a fixed route name (anything else is counted as `unknown`), `outcome` one of the audit
+outcomes the code itself writes (`ok`, `denied:<stage>`, `error:<code>`, ...).
+
+Counted as requests are served:
+
+    bastion_requests_total{agent, method, outcome}          calls, batch elements included
+    bastion_request_duration_seconds{agent, method}         histogram of their latency
+    bastion_auth_failures_total{agent}                      refused credentials (401)
+    bastion_denials_total{agent, stage}                     refusals by the stage that refused
+    bastion_rate_limit_hits_total{agent}                    calls refused with 429
+    bastion_waf_matches_total{agent, rule_id, action}       WAF rule matches
+    bastion_guardrail_events_total{action, source, direction}
+    bastion_guardrail_findings_total{type, action}
+    bastion_collector_errors_total{collector}               failed scrape-time reads
+
+Read at scrape time (see `collectors`): queue depth, dead-letter queue size, documents by status.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+__all__ = [
+    "AUTH_FAILURES",
+    "COLLECTOR_ERRORS",
+    "DENIALS",
+    "GUARDRAIL_EVENTS",
+    "GUARDRAIL_FINDINGS",
+    "RATE_LIMIT_HITS",
+    "REQUESTS",
+    "REQUEST_DURATION",
+    "UNKNOWN",
+    "WAF_MATCHES",
+    "observe_request",
+]
+
+# The `method` label of anything that is not a known method, action or route.
+UNKNOWN = "unknown"
+_DENIED = "denied:"
+_LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+WAF_MATCHES = Counter(
+    "bastion_waf_matches_total",
+    "WAF rule matches by rule and by the action taken (BLOCK, COUNT)",
+    ["agent", "rule_id", "action"],
+)
+REQUESTS = Counter(
+    "bastion_requests_total",
+    "Requests (JSON-RPC calls, batch elements included) by method and outcome",
+    ["agent", "method", "outcome"],
+)
+REQUEST_DURATION = Histogram(
+    "bastion_request_duration_seconds",
+    "Time from a request's arrival to its answer, by method",
+    ["agent", "method"],
+    buckets=_LATENCY_BUCKETS,
+)
+AUTH_FAILURES = Counter(
+    "bastion_auth_failures_total",
+    "Requests refused because their credential was missing or invalid (401)",
+    ["agent"],
+)
+DENIALS = Counter(
+    "bastion_denials_total",
+    "Requests refused by a security stage (authenticate, authorize, rate_limit, size_limit, ...)",
+    ["agent", "stage"],
+)
+RATE_LIMIT_HITS = Counter(
+    "bastion_rate_limit_hits_total",
+    "Calls refused because the caller's rate limit was exhausted (429)",
+    ["agent"],
+)
+GUARDRAIL_EVENTS = Counter(
+    "bastion_guardrail_events_total",
+    "Guardrail scans by the action taken",
+    ["action", "source", "direction"],
+)
+GUARDRAIL_FINDINGS = Counter(
+    "bastion_guardrail_findings_total",
+    "Guardrail findings by type and by what the policy did with them",
+    ["type", "action"],
+)
+COLLECTOR_ERRORS = Counter(
+    "bastion_collector_errors_total",
+    "Scrape-time reads (queue, documents) that failed; their samples are left out",
+    ["collector"],
+)
+
+
+# The children of the per-request metrics by their labels, looked up once: label values are
+# bounded, and `labels()` costs more than the increment itself on the hot path.
+_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
+
+def _request_children(agent: str, method: str, outcome: str) -> tuple[Counter, Histogram]:
+    key = (agent, method, outcome)
+    children = _children.get(key)
+    if children is None:
+        children = (REQUESTS.labels(*key), REQUEST_DURATION.labels(agent, method))
+        _children[key] = children
+    return children
+
+
+def observe_request(agent: str, method: str, outcome: str, status: int, seconds: float) -> None:
+    """Count one answered call. `method` and `outcome` must already be bounded label values."""
+    requests, duration = _request_children(agent, method, outcome)
+    requests.inc()
+    duration.observe(seconds)
+    if not outcome.startswith(_DENIED):
+        return
+    stage = outcome[len(_DENIED) :]
+    DENIALS.labels(agent, stage).inc()
+    if status == 401:
+        AUTH_FAILURES.labels(agent).inc()
+    elif status == 429:
+        RATE_LIMIT_HITS.labels(agent).inc()
