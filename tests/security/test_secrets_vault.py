@@ -136,3 +136,33 @@ def test_no_vault_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("VAULT_ADDR", raising=False)
     with pytest.raises(SecretError, match=r"set secrets\.vault\.url"):
         resolve("secret://vault/bastion/search#api_key", tmp_path, SecretsSettings())
+
+
+def test_a_redirect_never_carries_the_token_elsewhere(
+    settings: SecretsSettings, tmp_path: Path
+) -> None:
+    """A Vault address that answers with a redirect: the token is not sent on."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import RedirectResponse, Response
+    from starlette.routing import Route
+
+    seen: list[str] = []
+
+    async def elsewhere(request: Request) -> Response:
+        seen.append(request.headers.get("x-vault-token", ""))
+        return Response("{}", media_type="application/json")
+
+    async def redirect(request: Request) -> Response:
+        return RedirectResponse(f"{other.url}/v1/secret/data/bastion/search", status_code=307)
+
+    with (
+        serve_in_thread(Starlette(routes=[Route("/{p:path}", elsewhere)])) as other,
+        serve_in_thread(Starlette(routes=[Route("/{p:path}", redirect)])) as redirecting,
+    ):
+        moved = settings.model_copy(
+            update={"vault": settings.vault.model_copy(update={"url": redirecting.url})}
+        )
+        with pytest.raises(SecretError, match="redirect"):
+            resolve("secret://vault/bastion/search#api_key", tmp_path, moved)
+    assert seen == []

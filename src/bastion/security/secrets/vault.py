@@ -4,7 +4,7 @@ The secret at `PATH` under the mount `secrets.vault.mount` is read (its latest v
 `KEY` picked from its data. The Vault address is `secrets.vault.url` (else `$VAULT_ADDR`); the
 token is itself a reference to an environment variable or a file (`secrets.vault.token`,
 default `secret://env/VAULT_TOKEN`). hvac uses its own HTTP stack (requests), not the egress
-client.
+client: it talks to the configured address only, and follows no redirect.
 """
 
 from __future__ import annotations
@@ -29,7 +29,11 @@ def fetch_vault(ref: Reference, settings: VaultSettings, token: Callable[[], Sec
     url = settings.url or os.environ.get("VAULT_ADDR")
     if not url:
         raise SecretError(f"{ref}: no Vault address: set secrets.vault.url (or VAULT_ADDR)")
-    client = hvac.Client(url=url, token=token().get(), timeout=settings.timeout_seconds)
+    # No redirects: the token travels in X-Vault-Token, which a redirect would hand to
+    # whatever host the answer names.
+    client = hvac.Client(
+        url=url, token=token().get(), timeout=settings.timeout_seconds, allow_redirects=False
+    )
     try:
         reply = client.secrets.kv.v2.read_secret_version(
             path=ref.locator, mount_point=settings.mount, raise_on_deleted_version=True
@@ -44,11 +48,22 @@ def fetch_vault(ref: Reference, settings: VaultSettings, token: Callable[[], Sec
             f"{ref}: no secret at {settings.mount}/data/{ref.locator} in Vault: check the path "
             "and secrets.vault.mount"
         ) from None
+    except vault_errors.UnexpectedError:
+        raise SecretError(
+            f"{ref}: Vault at {url} answered with a redirect or an unexpected status: point "
+            "secrets.vault.url at the Vault server itself"
+        ) from None
     except vault_errors.VaultError as exc:
         raise SecretError(f"{ref}: Vault error ({type(exc).__name__})") from None
     except requests.RequestException:
         raise SecretError(f"{ref}: cannot reach Vault at {url}: check secrets.vault.url") from None
     finally:
         client.adapter.close()
-    data = (reply or {}).get("data", {}).get("data")
+    if not isinstance(reply, dict):  # hvac hands back a redirect (3xx) as a bare response
+        status = getattr(reply, "status_code", "?")
+        raise SecretError(
+            f"{ref}: Vault at {url} answered HTTP {status}, a redirect or an unexpected answer: "
+            "point secrets.vault.url at the Vault server itself"
+        )
+    data = reply.get("data", {}).get("data")
     return select_key(ref, data if isinstance(data, dict) else "")
