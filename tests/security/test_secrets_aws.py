@@ -136,3 +136,32 @@ def test_unreachable_at_start_fails_closed(tmp_path: Path) -> None:
     )
     with pytest.raises(SecretError, match=f"cannot reach http://127.0.0.1:{port}"):
         Secret("secret://aws/bastion/anything", tmp_path, down)
+
+
+def test_requests_go_through_the_egress_perimeter(
+    sm: Any, moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore sends through the egress client: an endpoint name rebound to the metadata
+    address is refused before any byte leaves, and the refusal is logged."""
+    import structlog
+
+    import bastion.egress.transport as egress_transport
+
+    create(sm, "bastion/rebound", PASSWORD)
+    port = moto_url.rsplit(":", 1)[1]
+    named = SecretsSettings(
+        aws=AwsSecretsSettings(region=REGION, endpoint_url=f"http://aws-endpoint.internal:{port}")
+    )
+    monkeypatch.setattr(egress_transport, "system_resolver", lambda host, port: ["127.0.0.1"])
+    assert resolve("secret://aws/bastion/rebound", tmp_path, named).get() == PASSWORD
+    # Another endpoint name (a new client: clients are cached per endpoint), now answering the
+    # metadata address.
+    monkeypatch.setattr(egress_transport, "system_resolver", lambda h, p: ["169.254.169.254"])
+    rebound = SecretsSettings(
+        aws=AwsSecretsSettings(region=REGION, endpoint_url=f"http://aws-other.internal:{port}")
+    )
+    with structlog.testing.capture_logs() as logs, pytest.raises(SecretError, match="reach"):
+        resolve("secret://aws/bastion/rebound", tmp_path, rebound)
+    denied = [e for e in logs if e["event"] == "egress.denied"]
+    assert denied and {e["principal"] for e in denied} == {"secrets:aws"}
+    assert PASSWORD not in str(logs)

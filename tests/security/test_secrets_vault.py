@@ -166,3 +166,26 @@ def test_a_redirect_never_carries_the_token_elsewhere(
         with pytest.raises(SecretError, match="redirect"):
             resolve("secret://vault/bastion/search#api_key", tmp_path, moved)
     assert seen == []
+
+
+def test_requests_go_through_the_egress_perimeter(
+    settings: SecretsSettings, vault_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hvac sends through the egress client: the Vault name rebound to the metadata address is
+    refused before the token leaves, and the refusal is logged."""
+    import structlog
+
+    import bastion.egress.transport as egress_transport
+
+    port = vault_url.rsplit(":", 1)[1]
+    named = settings.model_copy(
+        update={"vault": settings.vault.model_copy(update={"url": f"http://vault.internal:{port}"})}
+    )
+    monkeypatch.setattr(egress_transport, "system_resolver", lambda host, port: ["127.0.0.1"])
+    assert resolve("secret://vault/bastion/search#api_key", tmp_path, named).get() == API_KEY
+    monkeypatch.setattr(egress_transport, "system_resolver", lambda h, p: ["169.254.169.254"])
+    with structlog.testing.capture_logs() as logs, pytest.raises(SecretError, match="reach"):
+        resolve("secret://vault/bastion/search#api_key", tmp_path, named)
+    denied = [e for e in logs if e["event"] == "egress.denied"]
+    assert denied and {e["principal"] for e in denied} == {"secrets:vault"}
+    assert TOKEN not in str(logs)

@@ -4,7 +4,8 @@ The locator is the secret's ARN (its region is taken from the ARN) or its name (
 comes from `secrets.aws.region` or boto3's usual configuration). `#KEY` picks one key of a
 secret string holding a JSON object. Credentials come from boto3's chain (environment, shared
 files, instance role); `secrets.aws.endpoint_url` points at another endpoint (a VPC endpoint,
-a local emulator). boto3 uses its own HTTP stack (botocore/urllib3), not the egress client.
+a local emulator). botocore's requests go through the egress perimeter
+(`bastion.egress.bridges`), allowed exactly the endpoint's origin.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from typing import Any
 
 from bastion.config import AwsSecretsSettings
+from bastion.egress import origin_policy
 from bastion.security.secrets.reference import Reference, select_key
 from bastion.security.secrets.value import SecretError
 
@@ -50,6 +52,8 @@ def _client(region: str | None, endpoint_url: str | None) -> Any:
     import boto3
     from botocore.config import Config
 
+    from bastion.egress.bridges import route_botocore  # heavy imports: only when used
+
     key = (region, endpoint_url)
     with _lock:
         client = _clients.get(key)
@@ -60,6 +64,9 @@ def _client(region: str | None, endpoint_url: str | None) -> Any:
                 endpoint_url=endpoint_url,
                 config=Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 2}),
             )
+            # Through the egress perimeter, allowed exactly the endpoint botocore resolved.
+            policy = origin_policy(client.meta.endpoint_url)
+            route_botocore(client, policy, principal="secrets:aws", timeout=8.0)
             _clients[key] = client
     return client
 

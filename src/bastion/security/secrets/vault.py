@@ -3,8 +3,9 @@
 The secret at `PATH` under the mount `secrets.vault.mount` is read (its latest version) and
 `KEY` picked from its data. The Vault address is `secrets.vault.url` (else `$VAULT_ADDR`); the
 token is itself a reference to an environment variable or a file (`secrets.vault.token`,
-default `secret://env/VAULT_TOKEN`). hvac uses its own HTTP stack (requests), not the egress
-client: it talks to the configured address only, and follows no redirect.
+default `secret://env/VAULT_TOKEN`). hvac's requests go through the egress perimeter
+(`bastion.egress.bridges`), allowed exactly the configured address's origin, with no redirect
+(the token would travel with it).
 """
 
 from __future__ import annotations
@@ -13,16 +14,21 @@ import os
 from collections.abc import Callable
 
 from bastion.config import VaultSettings
+from bastion.egress import origin_policy
 from bastion.security.secrets.reference import Reference, select_key
 from bastion.security.secrets.value import SecretError, SecretValue
 
 __all__ = ["fetch_vault"]
+
+PRINCIPAL = "secrets:vault"  # names the caller in egress log lines
 
 
 def fetch_vault(ref: Reference, settings: VaultSettings, token: Callable[[], SecretValue]) -> str:
     import hvac
     import requests
     from hvac import exceptions as vault_errors
+
+    from bastion.egress.bridges import requests_session  # heavy imports: only when used
 
     if ref.key is None:
         raise SecretError(f"{ref}: a Vault reference needs the key to read: write {ref}#KEY")
@@ -31,8 +37,17 @@ def fetch_vault(ref: Reference, settings: VaultSettings, token: Callable[[], Sec
         raise SecretError(f"{ref}: no Vault address: set secrets.vault.url (or VAULT_ADDR)")
     # No redirects: the token travels in X-Vault-Token, which a redirect would hand to
     # whatever host the answer names.
+    try:
+        policy = origin_policy(url)
+    except ValueError:
+        raise SecretError(f"{ref}: the Vault address {url!r} is not an http(s) URL") from None
+    session = requests_session(policy, principal=PRINCIPAL, timeout=settings.timeout_seconds)
     client = hvac.Client(
-        url=url, token=token().get(), timeout=settings.timeout_seconds, allow_redirects=False
+        url=url,
+        token=token().get(),
+        timeout=settings.timeout_seconds,
+        allow_redirects=False,
+        session=session,
     )
     try:
         reply = client.secrets.kv.v2.read_secret_version(
@@ -59,6 +74,7 @@ def fetch_vault(ref: Reference, settings: VaultSettings, token: Callable[[], Sec
         raise SecretError(f"{ref}: cannot reach Vault at {url}: check secrets.vault.url") from None
     finally:
         client.adapter.close()
+        session.close()
     if not isinstance(reply, dict):  # hvac hands back a redirect (3xx) as a bare response
         status = getattr(reply, "status_code", "?")
         raise SecretError(
