@@ -94,17 +94,22 @@ def refusal(verdict: Verdict) -> ApiError:
 
 
 def refusal_response(verdict: Verdict, correlation_id: str) -> JSONResponse:
-    err = refusal(verdict)
-    body: dict[str, object] = {"error": {"code": err.code, "message": err.message}}
-    if verdict.blocked_by in (MANAGED, BOT):
-        body["rule_ids"] = verdict.rule_ids
-    body["correlation_id"] = correlation_id
-    headers = {**err.headers, "X-Correlation-ID": correlation_id}
-    return JSONResponse(body, status_code=err.status, headers=headers)
+    from bastion.web.errors import error_response  # see refusal()
+
+    fields = {"rule_ids": verdict.rule_ids} if verdict.blocked_by in (MANAGED, BOT) else {}
+    return error_response(
+        refusal(verdict), correlation_id, headers={"X-Correlation-ID": correlation_id}, **fields
+    )
 
 
 def _header_values(scope: Scope, name: bytes) -> list[str]:
     return [v.decode("latin-1") for k, v in scope["headers"] if k == name]
+
+
+def _uri(scope: Scope) -> tuple[bytes, bytes]:
+    """The request's raw path and query string, as sent."""
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    return raw_path, scope.get("query_string", b"")
 
 
 def _with_correlation_id(scope: Scope, correlation_id: str) -> Scope:
@@ -178,8 +183,7 @@ class WafMiddleware:
             return True
         if not engine.enabled(SIZE):
             return False
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
-        query: bytes = scope.get("query_string", b"")
+        raw_path, query = _uri(scope)
         uri_len = len(raw_path) + (len(query) + 1 if query else 0)
         return engine.size(
             verdict, self.limits.head_violations(uri_len, len(query), scope["headers"])
@@ -206,8 +210,7 @@ class WafMiddleware:
         return False, replay(body, receive), body.data
 
     def _content_rules(self, scope: Scope, verdict: Verdict, body: bytes) -> bool:
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
-        query: bytes = scope.get("query_string", b"")
+        raw_path, query = _uri(scope)
         uri = (raw_path + (b"?" + query if query else b"")).decode("latin-1")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         method = scope.get("method", "GET")

@@ -139,10 +139,19 @@ class Target:
     ip: IPAddress | None
 
     @property
+    def shown_host(self) -> str:
+        """The host as a URL writes it (an IPv6 address in brackets)."""
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
+    def origin(self) -> str:
+        """`host:port`, the allow-list entry of exactly this host and port."""
+        return f"{self.shown_host}:{self.port}"
+
+    @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
         port = f":{self.port}" if self.port > 0 else ""
-        return f"{self.scheme}://{host}{port}{self.path}"
+        return f"{self.scheme}://{self.shown_host}{port}{self.path}"
 
 
 # --- addresses ------------------------------------------------------------------------------
@@ -353,9 +362,8 @@ def origin_policy(*urls: str) -> EgressPolicy:
         target = target_of(url)
         if target.scheme not in DEFAULT_PORTS or not target.host or target.port <= 0:
             raise ValueError(f"{url!r} is not an http(s) URL with a host")
-        shown = f"[{target.host}]" if ":" in target.host else target.host
         schemes.append(target.scheme)
-        hosts.append(f"{shown}:{target.port}")
+        hosts.append(target.origin)
         private.append(target.host)
     return EgressPolicy(
         allowed_hosts=tuple(dict.fromkeys(hosts)),

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from bastion.egress import AddressClass, EgressPolicy, classify_address, parse_ip
-from bastion.egress.policy import DEFAULT_PORTS, normalise_host
+from bastion.egress.policy import target_of
 from bastion.security.secrets import is_reference
 
 __all__ = ["ModelConfig"]
@@ -89,13 +89,10 @@ class ModelConfig(BaseModel):
         """The egress policy of the provider's HTTP client: `egress`, or the default above."""
         if self.egress is not None:
             return self.egress
-        parts = urlsplit(self.base_url)
-        host = normalise_host(parts.hostname or "")
-        port = parts.port or DEFAULT_PORTS[parts.scheme]
-        shown = f"[{host}]" if ":" in host else host
+        target = target_of(self.base_url)
         return EgressPolicy(
-            model_hosts=(f"{shown}:{port}",),
-            allow_private=(host,) if _is_loopback(host) else (),
+            model_hosts=(target.origin,),
+            allow_private=(target.host,) if _is_loopback(target.host) else (),
         )
 
 

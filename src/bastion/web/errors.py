@@ -35,14 +35,23 @@ class ApiError(Exception):
         super().__init__(f"{status} {code}: {message}")
 
 
-def error_response(err: ApiError, correlation_id: str | None) -> JSONResponse:
+def error_response(
+    err: ApiError,
+    correlation_id: str | None,
+    *,
+    headers: dict[str, str] | None = None,
+    **fields: object,
+) -> JSONResponse:
+    """The error as JSON; `fields` are added to the body (the WAF's `rule_ids`), `headers` to
+    the error's own."""
     return JSONResponse(
         {
             "error": {"code": err.code, "message": err.message},
+            **fields,
             "correlation_id": correlation_id,
         },
         status_code=err.status,
-        headers=err.headers,
+        headers={**err.headers, **(headers or {})},
     )
 
 
