@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-import typer
 from sqlalchemy import Engine, text
-from typer.testing import CliRunner
 
-import bastion.cli
 from bastion.cli import common
 from bastion.config import load_settings
 from bastion.security.audit import AuditEntry, AuditWriter
 from bastion.security.secrets import resolve
 from bastion.storage.database import migrate, shared_engine
+from tests.cli.runner import run
 
 CONFIG = """\
 database:
@@ -28,16 +25,6 @@ audit:
   flush_interval_seconds: 0.01
   checkpoint_every: 5
 """
-
-
-def cli_app() -> typer.Typer:
-    if not any(g.name == "audit" for g in bastion.cli.app.registered_groups):
-        bastion.cli._register()
-    return bastion.cli.app
-
-
-def run(*args: str) -> Any:
-    return CliRunner().invoke(cli_app(), list(args))
 
 
 def entry(i: int) -> AuditEntry:

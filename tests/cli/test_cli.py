@@ -15,28 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 import yaml
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-import bastion.cli
 from bastion._version import __version__
 from bastion.config import load_settings
 from bastion.project import CLIENT_PRINCIPALS, SERVICE_PRINCIPALS
 from bastion.security.stack import build_api_key_store
+from tests.cli.runner import run
 
 KEY_RE = re.compile(r"bst_[a-z0-9]{12}_[0-9a-f]{64}")
-
-
-def cli_app() -> typer.Typer:
-    if not any(g.name == "keys" for g in bastion.cli.app.registered_groups):
-        bastion.cli._register()
-    return bastion.cli.app
-
-
-def run(*args: str, env: dict[str, str | None] | None = None) -> Result:
-    # BASTION_CONFIG from the outer environment must never leak into a test.
-    return CliRunner().invoke(cli_app(), list(args), env={"BASTION_CONFIG": None, **(env or {})})
 
 
 def one_line_error(result: Result) -> str:

@@ -7,11 +7,9 @@ import json
 from pathlib import Path
 
 import pypdfium2 as pdfium
-import typer
 from reportlab.pdfgen import canvas
-from typer.testing import CliRunner, Result
 
-import bastion.cli
+from tests.cli.runner import run
 
 FACTUR_X = b"""<?xml version="1.0" encoding="UTF-8"?>
 <rsm:CrossIndustryInvoice
@@ -21,16 +19,6 @@ FACTUR_X = b"""<?xml version="1.0" encoding="UTF-8"?>
   <rsm:ExchangedDocument><ram:ID>XML-9</ram:ID></rsm:ExchangedDocument>
 </rsm:CrossIndustryInvoice>
 """
-
-
-def cli_app() -> typer.Typer:
-    if not any(c.name == "extract" for c in bastion.cli.app.registered_commands):
-        bastion.cli._register()
-    return bastion.cli.app
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli_app(), list(args))
 
 
 def invoice(path: Path, attach: bool = False) -> Path:

@@ -6,23 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import typer
 import yaml
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-import bastion.cli
+from tests.cli.runner import run
 
 UA = {"User-Agent": "OWASP CRS test agent", "Host": "localhost"}
-
-
-def cli_app() -> typer.Typer:
-    if not any(g.name == "waf" for g in bastion.cli.app.registered_groups):
-        bastion.cli._register()
-    return bastion.cli.app
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli_app(), list(args))
 
 
 def record(uri: str = "/get", body: str = "", **extra: Any) -> str:
