@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bastion.agents.echo import echo_definition
+from bastion.agents.tck import tck_definition
 from bastion.config import Settings, load_settings
 from bastion.project import init_project
 from bastion.protocol.a2a import Message, Part, TaskState
@@ -117,7 +117,7 @@ def a2a_agent(tmp_path: Path) -> Iterator[A2AAgent]:
     settings.auth.api_key_cache_seconds = 0
     settings.policy.reload_check_seconds = 0
     settings.rate_limit.default = "10000/minute"
-    with serve_in_thread(AgentApp(echo_definition(tck=True), settings)) as srv:
+    with serve_in_thread(AgentApp(tck_definition(), settings)) as srv:
         yield A2AAgent(srv.url, settings, res.admin_key)
 
 

@@ -18,11 +18,10 @@ from bastion.runtime.context import CallContext, Identity, RequestContext
 from bastion.security.ratelimit import (
     Limit,
     RateLimitBackendError,
-    build_limiter,
     make_rate_limit_stage,
-    redis_client,
 )
-from bastion.security.ratelimit_redis import GCRA_SCRIPT, RedisRateLimiter
+from bastion.security.ratelimit_backends import build_limiter
+from bastion.security.ratelimit_redis import GCRA_SCRIPT, RedisRateLimiter, redis_client
 from bastion.security.stages import Denied
 
 PROCESSES = 8

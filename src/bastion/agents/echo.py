@@ -1,14 +1,14 @@
 """The reference echo agent: named methods `echo` and `get_status`, and the standard A2A methods.
 
 Its A2A executor returns the incoming parts as an artifact and completes the task. With the
-conformance profile (`tck=True`) the executor is the one in `bastion.agents.tck`, which drives
+conformance profile (`bastion.agents.tck.tck_definition`) the executor is the TCK's, which drives
 task states from the message id. Used in tests, in the benchmark and for A2A conformance runs.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -72,23 +72,16 @@ ECHO_SKILL: dict[str, object] = {
     "examples": ["hello"],
 }
 
-TCK_SKILL: dict[str, object] = {
-    "id": "tck",
-    "name": "A2A conformance behaviours",
-    "description": "Task states and artifacts chosen by the message id prefix (tck-...).",
-    "tags": ["tck", "conformance", "test"],
-}
 
-
-def echo_definition(*, tck: bool = False, store: TaskStore | None = None) -> AgentDefinition:
-    """The echo agent; `tck=True` swaps in the conformance behaviours (see `agents.tck`)."""
-    executor: Executor = echo_executor
-    skills: list[dict[str, object]] = [ECHO_SKILL]
-    if tck:
-        from bastion.agents.tck import tck_executor
-
-        executor = tck_executor
-        skills = [ECHO_SKILL, TCK_SKILL]
+def echo_definition(
+    *,
+    store: TaskStore | None = None,
+    executor: Executor = echo_executor,
+    extra_skills: Sequence[dict[str, object]] = (),
+) -> AgentDefinition:
+    """The echo agent; another `executor` (with its `extra_skills`) changes what its A2A methods
+    do, as the conformance profile does (`bastion.agents.tck.tck_definition`)."""
+    skills = [ECHO_SKILL, *extra_skills]
     registry, service = build_echo_registry(executor, store)
     return AgentDefinition(
         name=NAME,

@@ -10,9 +10,13 @@ from bastion.runtime.agent import AgentDefinition
 
 
 def _echo(settings: Settings, tck: bool) -> AgentDefinition:
+    if tck:
+        from bastion.agents.tck import tck_definition
+
+        return tck_definition()
     from bastion.agents.echo import echo_definition
 
-    return echo_definition(tck=tck)
+    return echo_definition()
 
 
 def _relay(settings: Settings, tck: bool) -> AgentDefinition:

@@ -12,17 +12,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
-from bastion.agents.echo import echo_executor
+from bastion.agents.echo import echo_definition, echo_executor
 from bastion.protocol.a2a import Part
 from bastion.runtime.a2a_methods import (
     AgentOutput,
     ExecutionContext,
+    TaskStore,
     completed,
     input_required,
     new_id,
     rejected,
     working,
 )
+from bastion.runtime.agent import AgentDefinition
+
+TCK_SKILL: dict[str, object] = {
+    "id": "tck",
+    "name": "A2A conformance behaviours",
+    "description": "Task states and artifacts chosen by the message id prefix (tck-...).",
+    "tags": ["tck", "conformance", "test"],
+}
 
 STREAMING_TIMEOUT_SECONDS = 2.0
 """The TCK's streaming timeout; the resubscription scenario outlives it twice."""
@@ -138,3 +147,8 @@ async def tck_executor(ctx: ExecutionContext) -> AsyncIterator[AgentOutput]:
     """The conformance executor: dispatches on `ctx.message.message_id`."""
     async for output in behaviour_for(ctx.message.message_id)(ctx):
         yield output
+
+
+def tck_definition(*, store: TaskStore | None = None) -> AgentDefinition:
+    """The echo agent with the conformance behaviours (`bastion serve echo --tck`)."""
+    return echo_definition(store=store, executor=tck_executor, extra_skills=[TCK_SKILL])

@@ -11,14 +11,26 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from prometheus_client import Counter
+
 from bastion.guardrails.engine import Engine
 from bastion.guardrails.types import Action, Direction, Source, Verdict
-from bastion.observability.metrics import GUARDRAIL_EVENTS, GUARDRAIL_FINDINGS
 from bastion.security.audit import AuditEntry
 
 __all__ = ["GUARDRAIL_EVENTS", "GUARDRAIL_FINDINGS", "GuardService"]
 
 AuditSink = Callable[[AuditEntry], object]
+
+GUARDRAIL_EVENTS = Counter(
+    "bastion_guardrail_events_total",
+    "Guardrail scans by the action taken",
+    ["action", "source", "direction"],
+)
+GUARDRAIL_FINDINGS = Counter(
+    "bastion_guardrail_findings_total",
+    "Guardrail findings by type and by what the policy did with them",
+    ["type", "action"],
+)
 
 
 class GuardService:

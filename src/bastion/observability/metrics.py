@@ -1,11 +1,13 @@
 """The Prometheus metrics every Bastion process exposes on `GET /metrics`.
 
-Every metric is defined here, once, in prometheus-client's default registry, so that the modules
-that count (the agent server, the security stages, the gateway, the WAF, the guardrails) share
-one set of names. Labels never carry a secret, a principal's credential or user-supplied text:
-`agent` is the serving process's own name, `method` a method of its registry, a gateway action
-or a fixed route name (anything else is counted as `unknown`), `outcome` one of the audit
-outcomes the code itself writes (`ok`, `denied:<stage>`, `error:<code>`, ...).
+Every metric is defined once, in prometheus-client's default registry: here for the modules
+that count requests (the agent server, the security stages, the gateway, the WAF), and in
+`bastion.guardrails.service` for the guardrails, which sit below this package (the log pipeline
+uses them to take PII out of log lines). Labels never carry a secret, a principal's credential
+or user-supplied text: `agent` is the serving process's own name, `method` a method of its
+registry, a gateway action or a fixed route name (anything else is counted as `unknown`),
+`outcome` one of the audit outcomes the code itself writes (`ok`, `denied:<stage>`,
+`error:<code>`, ...).
 
 Counted as requests are served:
 
@@ -15,11 +17,12 @@ Counted as requests are served:
     bastion_denials_total{agent, stage}                     refusals by the stage that refused
     bastion_rate_limit_hits_total{agent}                    calls refused with 429
     bastion_waf_matches_total{agent, rule_id, action}       WAF rule matches
-    bastion_guardrail_events_total{action, source, direction}
-    bastion_guardrail_findings_total{type, action}
+    bastion_guardrail_events_total{action, source, direction}   (guardrails.service)
+    bastion_guardrail_findings_total{type, action}              (guardrails.service)
     bastion_collector_errors_total{collector}               failed scrape-time reads
 
-Read at scrape time (see `collectors`): queue depth, dead-letter queue size, documents by status.
+Read at scrape time (see `bastion.pipeline.collectors`): queue depth, dead-letter queue size,
+documents by status.
 """
 
 from __future__ import annotations
@@ -30,8 +33,6 @@ __all__ = [
     "AUTH_FAILURES",
     "COLLECTOR_ERRORS",
     "DENIALS",
-    "GUARDRAIL_EVENTS",
-    "GUARDRAIL_FINDINGS",
     "RATE_LIMIT_HITS",
     "REQUESTS",
     "REQUEST_DURATION",
@@ -90,16 +91,6 @@ RATE_LIMIT_HITS = Counter(
     "bastion_rate_limit_hits_total",
     "Calls refused because the caller's rate limit was exhausted (429)",
     ["agent"],
-)
-GUARDRAIL_EVENTS = Counter(
-    "bastion_guardrail_events_total",
-    "Guardrail scans by the action taken",
-    ["action", "source", "direction"],
-)
-GUARDRAIL_FINDINGS = Counter(
-    "bastion_guardrail_findings_total",
-    "Guardrail findings by type and by what the policy did with them",
-    ["type", "action"],
 )
 COLLECTOR_ERRORS = Counter(
     "bastion_collector_errors_total",

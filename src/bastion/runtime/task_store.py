@@ -12,7 +12,7 @@ import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bastion.protocol.a2a import (
     DEFAULT_PAGE_SIZE,
@@ -34,8 +34,14 @@ from bastion.protocol.errors import (
 )
 from bastion.runtime.a2a_executor import ArtifactUpdate
 
-if TYPE_CHECKING:
-    from bastion.runtime.a2a_methods import _Run
+
+class RunHandle(Protocol):
+    """What the store needs of a task's running executor (the A2A methods' run): a way to
+    stop it at cancellation or shutdown, and to wait for it to end."""
+
+    def cancel(self) -> None: ...
+
+    async def wait(self, timeout: float) -> None: ...
 
 
 @dataclass(eq=False, slots=True)
@@ -46,7 +52,7 @@ class TaskRecord:
     task: Task  # artifacts and history are always lists here
     seq: int  # store-wide counter, bumped on every status change: the list order
     subscribers: set[asyncio.Queue[StreamResponse | None]] = field(default_factory=set)
-    run: _Run | None = None
+    run: RunHandle | None = None
 
     @property
     def state(self) -> TaskState:

@@ -23,16 +23,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import structlog
 
 from bastion.config import RateLimitSettings, parse_rate
 from bastion.runtime.context import CallContext, RateInfo
 from bastion.security.stages import CallStage, rate_limited, unavailable
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
 
 __all__ = [
     "Limit",
@@ -41,7 +38,6 @@ __all__ = [
     "RateLimitBackendError",
     "RateLimitPolicy",
     "RateLimiter",
-    "build_limiter",
     "headers_for",
     "make_rate_limit_stage",
 ]
@@ -289,40 +285,6 @@ def make_rate_limit_stage(
         ctx.request.rate = info
 
     return rate_limit
-
-
-# Seconds: a dead or unreachable Redis must fail fast, not hold requests.
-REDIS_CONNECT_TIMEOUT = 0.5
-REDIS_OP_TIMEOUT = 0.5
-
-
-def redis_client(url: str) -> Redis:
-    """An asyncio Redis client with short timeouts and one immediate retry."""
-    from redis.asyncio import Redis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
-    client: Redis = Redis.from_url(
-        url,
-        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
-        socket_timeout=REDIS_OP_TIMEOUT,
-        retry=Retry(NoBackoff(), 1),
-    )
-    return client
-
-
-def build_limiter(settings: RateLimitSettings) -> RateLimiter:
-    """The limiter `settings.backend` names: in-process memory, or Redis at `redis_url`."""
-    if settings.backend == "memory":
-        return MemoryRateLimiter()
-    if not settings.redis_url:
-        raise ValueError(
-            "rate_limit.backend is 'redis' but rate_limit.redis_url is not set "
-            "(for example redis://127.0.0.1:6379/0)"
-        )
-    from bastion.security.ratelimit_redis import RedisRateLimiter
-
-    return RedisRateLimiter(redis_client(settings.redis_url))
 
 
 def _sf_string(value: str) -> bytes:

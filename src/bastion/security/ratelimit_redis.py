@@ -21,7 +21,7 @@ from bastion.security.ratelimit import (
     denied_decision,
 )
 
-__all__ = ["GCRA_SCRIPT", "RedisRateLimiter"]
+__all__ = ["GCRA_SCRIPT", "RedisRateLimiter", "redis_client"]
 
 # KEYS[1]: the key. ARGV[1]: emission interval (us). ARGV[2]: burst tolerance (us).
 # Returns {admitted (0|1), TAT - now after the call (us)}. A refusal writes nothing.
@@ -77,3 +77,22 @@ class RedisRateLimiter:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+# Seconds: a dead or unreachable Redis must fail fast, not hold requests.
+REDIS_CONNECT_TIMEOUT = 0.5
+REDIS_OP_TIMEOUT = 0.5
+
+
+def redis_client(url: str) -> Redis:
+    """An asyncio Redis client with short timeouts and one immediate retry."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    client: Redis = Redis.from_url(
+        url,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+        socket_timeout=REDIS_OP_TIMEOUT,
+        retry=Retry(NoBackoff(), 1),
+    )
+    return client

@@ -20,7 +20,8 @@ from bastion.security.audit import AuditWriter
 from bastion.security.audit_process import AuditProcessWriter
 from bastion.security.authn import make_authenticate_stage
 from bastion.security.jwt_verify import JwtVerifier
-from bastion.security.ratelimit import RateLimiter, build_limiter, make_rate_limit_stage
+from bastion.security.ratelimit import RateLimiter, make_rate_limit_stage
+from bastion.security.ratelimit_backends import build_limiter
 from bastion.security.rbac import PolicyStore, make_authorize_stage
 from bastion.security.secrets import Secret, configure, resolve
 from bastion.security.stages import Pipeline

@@ -43,8 +43,8 @@ from starlette.types import ASGIApp
 
 from bastion.config import Settings
 from bastion.edge.middleware import protect
-from bastion.observability.collectors import ScrapeCollector, pipeline_collector
 from bastion.pipeline.agents.common import credential, peer_url
+from bastion.pipeline.collectors import ScrapeCollector, pipeline_collector
 from bastion.pipeline.events import EventFeed
 from bastion.pipeline.ingest import Ingest, UploadRejected
 from bastion.pipeline.watch import FolderWatcher

@@ -10,7 +10,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from bastion.observability.collectors import ScrapeCollector, Source, queue_source
+from bastion.pipeline.collectors import ScrapeCollector, Source, queue_source
 from bastion.storage.queue import SQLiteQueue
 from tests.observability.scrape import parse
 
