@@ -83,7 +83,7 @@ def test_invalid_policies(doc: dict[str, object], problem: str) -> None:
 def test_invalid_json_names_file_and_line(tmp_path: Path) -> None:
     f = tmp_path / "policy.json"
     f.write_text('{\n  "allow": {\n    "a": ["x"],\n  }\n}')
-    with pytest.raises(PolicyError, match=r"policy.json: line 4"):
+    with pytest.raises(PolicyError, match=r"policy.json:4: invalid JSON"):
         load_policy(f)
 
 
