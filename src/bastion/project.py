@@ -203,9 +203,9 @@ def init_project(directory: Path, *, force: bool = False) -> InitResult:
     except ConfigError as exc:  # the template is valid: an environment override is not
         raise InitError(str(exc)) from None
     except OSError as exc:
+        where = exc.filename or directory
         raise InitError(
-            f"cannot write to {directory}: {exc.strerror} ({exc.filename}): "
-            "choose a folder you can write to"
+            f"cannot write {where}: {exc.strerror or exc}: choose a folder you can write to"
         ) from None
 
 

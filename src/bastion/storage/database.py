@@ -61,8 +61,9 @@ def create_private_file(path: Path) -> None:
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        if url.startswith("sqlite:///") and ":memory:" not in url:
-            create_private_file(Path(url[len("sqlite:///") :]))
+        database = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+        if database and ":memory:" not in database and not database.startswith("file:"):
+            create_private_file(Path(database))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
