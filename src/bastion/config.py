@@ -48,7 +48,7 @@ class ConfigError(Exception):
 
 class EnvOverrideError(ConfigError):
     """A `BASTION_<SECTION>__<KEY>` environment variable holds a bad value; the message names
-    the variable (never its value)."""
+    the variable and the setting it overrides, not the YAML file."""
 
 
 class _Section(BaseModel):
