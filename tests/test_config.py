@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from bastion.config import ConfigError, find_config, load_settings, parse_rate
+from bastion.config import (
+    ConfigError,
+    EnvOverrideError,
+    find_config,
+    load_settings,
+    parse_rate,
+    unknown_env_overrides,
+)
 
 
 def _cfg(path: Path, text: str) -> Path:
@@ -75,3 +82,65 @@ def test_parse_rate() -> None:
     for bad in ("0/minute", "5/day", "five/minute"):
         with pytest.raises(ValueError):
             parse_rate(bad)
+
+
+def test_only_overrides_that_name_no_setting_are_unknown() -> None:
+    environ = {
+        "BASTION_AUDIT__NOPE": "1",
+        "BASTION_NOPE__PORT": "1",
+        "BASTION_SERVER__PORT__X": "1",
+        "BASTION_SERVER__": "1",
+        "BASTION_SERVER__PORT": "9000",
+        "BASTION_SERVER__TLS__CERTFILE": "cert.pem",
+        "BASTION_AGENTS__ECHO__URL": "http://127.0.0.1:1",
+        "BASTION_AGENTS__ECHO__EGRESS__ALLOWED_HOSTS": '["a.example"]',
+        "BASTION_AUTH__PREVIOUS_PEPPERS__2": "secret://env/OLD",
+        "BASTION_RATE_LIMIT__PRINCIPALS__BOB": "5/minute",
+        "bastion_audit__batch_size": "3",
+        "BASTION_CONFIG": "x.yaml",  # not an override: never checked
+        "BASTION_T_ANYTHING": "1",
+        "OTHER__THING": "1",
+    }
+    assert unknown_env_overrides(environ) == [
+        "BASTION_AUDIT__NOPE",
+        "BASTION_NOPE__PORT",
+        "BASTION_SERVER__",
+        "BASTION_SERVER__PORT__X",
+    ]
+
+
+def test_unknown_override_is_ignored_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _cfg(tmp_path / "bastion.yaml", "audit: {batch_size: 7}\n")
+    monkeypatch.setenv("BASTION_AUDIT__NOPE", "1")
+    monkeypatch.setenv("BASTION_AUDIT__BUFFER_SIZE", "99")
+    settings = load_settings(config)
+    assert (settings.audit.batch_size, settings.audit.buffer_size) == (7, 99)
+    err = capsys.readouterr().err
+    assert err == (
+        "warning: environment variable BASTION_AUDIT__NOPE names no setting (audit.nope); "
+        "it is ignored\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("BASTION_AUTH__API_KEY_CACHE_SECONDS", "soon", "valid number"),
+        ("BASTION_SERVER__PORT", "eighty", "valid integer"),
+        ("BASTION_RATE_LIMIT__DEFAULT", "lots", "bad rate"),
+        ("BASTION_AUTH__JWT", "not json", "written as JSON"),
+    ],
+)
+def test_bad_override_names_the_variable_not_the_yaml_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    config = _cfg(tmp_path / "bastion.yaml", "server: {port: 8080}\n")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(EnvOverrideError) as caught:
+        load_settings(config)
+    message = str(caught.value)
+    assert message.startswith(f"environment variable {name}")
+    assert expected in message and "fix or unset it" in message
+    assert str(config) not in message

@@ -5,6 +5,10 @@ Relative paths inside the file are resolved against the file's own folder. Secre
 held here, only references (`secret://env/NAME`, `secret://file/PATH`,
 `secret://aws/ARN#KEY`, `secret://vault/PATH#KEY`), resolved by `bastion.security.secrets`
 (providers and cache lifetime: the `secrets` section).
+
+An override that names no setting (`BASTION_AUDIT__NOPE`) is ignored with a warning on stderr
+(`warn_unknown_env_overrides`, called by `load_settings`); other `BASTION_*` names (no `__`)
+are not checked. A bad value in an override is an `EnvOverrideError` naming the variable.
 """
 
 from __future__ import annotations
@@ -12,16 +16,27 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import sys
+import types
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from bastion.egress.policy import EgressPolicy
 
 CONFIG_ENV = "BASTION_CONFIG"
+ENV_PREFIX = "BASTION_"
+ENV_NESTED_DELIMITER = "__"
 DEFAULT_CONFIG_NAME = "bastion.yaml"
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour)\s*$")
@@ -29,6 +44,11 @@ _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour)\s*$")
 
 class ConfigError(Exception):
     """The configuration is missing or invalid; the message says what to fix."""
+
+
+class EnvOverrideError(ConfigError):
+    """A `BASTION_<SECTION>__<KEY>` environment variable holds a bad value; the message names
+    the variable and the setting it overrides, not the YAML file."""
 
 
 class _Section(BaseModel):
@@ -377,8 +397,8 @@ class MetricsSettings(_Section):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="BASTION_",
-        env_nested_delimiter="__",
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
         extra="forbid",
     )
 
@@ -410,7 +430,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment overrides beat the file (passed as init kwargs).
-        return (env_settings, init_settings)
+        return (_KnownEnvOverrides(settings_cls, env_settings), init_settings)
 
     def path(self, value: str | os.PathLike[str]) -> Path:
         """Resolve a configured path against the config file's folder."""
@@ -424,6 +444,136 @@ class Settings(BaseSettings):
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
             return prefix + str(self.path(url[len(prefix) :]))
         return url
+
+
+def _override_path(name: str) -> tuple[str, ...]:
+    """`BASTION_AUTH__JWT__LEEWAY_SECONDS` -> `("auth", "jwt", "leeway_seconds")`."""
+    return tuple(name[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER))
+
+
+def _is_override(name: str) -> bool:
+    """A `BASTION_<SECTION>__<KEY>` name (other `BASTION_*` names are not overrides)."""
+    return name.upper().startswith(ENV_PREFIX) and ENV_NESTED_DELIMITER in name[len(ENV_PREFIX) :]
+
+
+def _names_a_setting(annotation: Any, parts: Sequence[str]) -> bool:
+    """Whether `parts` lead from a value of type `annotation` to one of its settings."""
+    if not parts:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = annotation.model_fields.get(parts[0])
+        return field is not None and _names_a_setting(field.annotation, parts[1:])
+    origin = get_origin(annotation)
+    if origin is dict:  # any key (an agent's name, a pepper version), then the value's settings
+        return bool(parts[0]) and _names_a_setting(get_args(annotation)[1], parts[1:])
+    if origin is Union or origin is types.UnionType:
+        return any(_names_a_setting(arg, parts) for arg in get_args(annotation))
+    return False  # a plain value has no settings under it
+
+
+def unknown_env_overrides(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The `BASTION_<SECTION>__<KEY>` variables that name no setting, sorted."""
+    names = os.environ if environ is None else environ
+    return sorted(
+        name
+        for name in names
+        if _is_override(name) and not _names_a_setting(Settings, _override_path(name))
+    )
+
+
+def warn_unknown_env_overrides() -> None:
+    """One warning line on stderr per override that names no setting (it is ignored)."""
+    for name in unknown_env_overrides():
+        key = ".".join(_override_path(name))
+        sys.stderr.write(
+            f"warning: environment variable {name} names no setting ({key}); it is ignored\n"
+        )
+
+
+def _drop(tree: dict[str, Any], parts: Sequence[str]) -> None:
+    """Remove `parts` from nested dicts, and the dicts it leaves empty."""
+    trail: list[tuple[dict[str, Any], str]] = []
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            return
+        trail.append((node, part))
+        node = child
+    node.pop(parts[-1], None)
+    while trail and not node:
+        node, key = trail.pop()
+        node.pop(key)
+
+
+class _KnownEnvOverrides(PydanticBaseSettingsSource):
+    """The environment source, without the overrides that name no setting (warned about by
+    `warn_unknown_env_overrides`) so that they cannot fail validation."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._env = env
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._env.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        values = self._env()
+        for name in unknown_env_overrides():
+            _drop(values, _override_path(name))
+        return values
+
+
+def _env_variable_for(loc: Sequence[str | int]) -> str | None:
+    """The `BASTION_*` variable that set the value at `loc`, if one did."""
+    by_path = {_override_path(n): n for n in os.environ if n.upper().startswith(ENV_PREFIX)}
+    parts = tuple(str(p).lower() for p in loc)
+    for end in range(len(parts), 0, -1):
+        if parts[:end] in by_path:
+            return by_path[parts[:end]]
+    return None
+
+
+def _invalid(source: Path | None, exc: ValidationError) -> ConfigError:
+    """The error to raise: the variables at fault when an override is bad, else the file."""
+    from_env: list[str] = []
+    from_file: list[str] = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        variable = _env_variable_for(err["loc"])
+        if variable is None:
+            from_file.append(f"{key}: {err['msg']}")
+        else:
+            from_env.append(f"environment variable {variable} ({key}): {err['msg']}")
+    if from_env:
+        return EnvOverrideError("; ".join(from_env) + "; fix or unset it")
+    return ConfigError(f"{source or 'configuration'}: " + "; ".join(from_file))
+
+
+def _bad_env_json(exc: SettingsError) -> EnvOverrideError:
+    match = re.search(r'field "([^"]+)"', str(exc))
+    section = match.group(1) if match else ""
+    variables = sorted(
+        name
+        for name in os.environ
+        if name.upper().startswith(ENV_PREFIX) and _override_path(name)[:1] == (section,)
+    )
+    named = ", ".join(variables) or f"{ENV_PREFIX}{section.upper()}*"
+    return EnvOverrideError(
+        f"environment variable {named}: not a valid value for `{section}` "
+        "(a whole section or list is written as JSON); fix or unset it"
+    )
+
+
+def _build(raw: dict[str, Any], source: Path | None) -> Settings:
+    try:
+        if source is None:
+            return Settings(**raw)
+        return Settings(**raw, base_dir=source.resolve().parent)
+    except ValidationError as exc:
+        raise _invalid(source, exc) from None
+    except SettingsError as exc:
+        raise _bad_env_json(exc) from None
 
 
 def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -446,7 +596,8 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
 def load_settings(
     explicit: str | os.PathLike[str] | None = None, *, required: bool = True
 ) -> Settings:
-    """Load settings by lookup order. Errors name the file and the problem."""
+    """Load settings by lookup order. Errors name the file (or the environment variable) and
+    the problem; overrides that name no setting are warned about on stderr."""
     path = find_config(explicit)
     if path is None:
         if required:
@@ -454,17 +605,13 @@ def load_settings(
                 "no bastion.yaml found: pass --config FILE, set BASTION_CONFIG, "
                 "or create one with `bastion init --dir DIR`"
             )
-        return Settings()
+        warn_unknown_env_overrides()
+        return _build({}, None)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    try:
-        return Settings(**raw, base_dir=path.resolve().parent)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+    warn_unknown_env_overrides()
+    return _build(raw, path)

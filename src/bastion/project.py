@@ -4,16 +4,25 @@ Writes `DIR/bastion.yaml`, `DIR/policy.json`, `DIR/secrets/*` (mode 0600, refere
 config, never inlined), migrates the SQLite database, creates the first `admin` key (printed
 once) and each service principal's credential (the agents, the worker and the gateway), stored
 as a secret file that the config references.
+
+A folder that already holds a project (its config, policy, secrets, database, queue, audit
+checkpoints or objects) is refused, naming what is there and what `--force` would do. With
+`force`, bastion.yaml and policy.json are rewritten from the defaults and a new admin key is
+created; every secret file that exists is kept (the audit key, so the audit trail still
+verifies; the pepper and the signing keys, so existing keys and tokens keep working; the
+service credentials, when the database is kept). Keys are replaced with `bastion keys rotate`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bastion.config import load_settings
+from bastion.config import ConfigError, load_settings
 from bastion.security.secrets import write_secret_file
 from bastion.security.stack import build_api_key_store
 from bastion.security.token_service import generate_signing_keyset
@@ -116,6 +125,13 @@ DEFAULT_POLICY = {
 }
 
 
+# What a project folder holds besides its config (the template's relative paths).
+DATABASE_FILE = "bastion.db"
+QUEUE_FILE = "queue.db"
+HISTORY = (DATABASE_FILE, QUEUE_FILE, "audit-checkpoints", "objects")
+SECRETS_DIR = "secrets"
+
+
 class InitError(Exception):
     """The directory cannot be initialised; the message says what to do."""
 
@@ -125,25 +141,96 @@ class InitResult:
     directory: Path
     config: Path
     admin_key: str
+    # Files of the previous project left as they were (relative to `directory`).
+    kept: list[str] = field(default_factory=list)
+
+
+def existing_project(directory: Path) -> list[str]:
+    """What of a project `directory` already holds, as relative names (folders end in /)."""
+    names = ("bastion.yaml", "policy.json", SECRETS_DIR, *HISTORY)
+    return [
+        f"{name}/" if (directory / name).is_dir() else name
+        for name in names
+        if (directory / name).exists()
+    ]
+
+
+def _refusal(directory: Path, found: list[str]) -> str:
+    return (
+        f"{directory} already holds a Bastion project ({', '.join(found)}): "
+        "--force would overwrite bastion.yaml and policy.json with the defaults (edits to them "
+        "are lost) and add a new admin key, keeping the secrets, the database, the queue and "
+        "the audit trail; to replace a key use `bastion keys rotate KEY_ID` (for the pepper: "
+        "auth.previous_peppers), or choose an empty --dir"
+    )
+
+
+def _usable_directory(directory: Path) -> Path:
+    """`directory` resolved and created; InitError when it is a file or cannot be written."""
+    directory = directory.expanduser().resolve()
+    if directory.exists() and not directory.is_dir():
+        raise InitError(f"--dir {directory} is a file: give a folder (it is created if missing)")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InitError(
+            f"cannot create {directory}: {exc.strerror}: choose a folder you can write to"
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise InitError(f"cannot write to {directory}: choose a folder you can write to")
+    return directory
+
+
+def _random_secret() -> str:
+    return secrets.token_hex(32)
+
+
+# The project's own secrets, each kept when it exists (see the module docstring).
+PROJECT_SECRETS: tuple[tuple[str, Callable[[], str]], ...] = (
+    ("api-key-pepper", _random_secret),
+    ("audit.key", _random_secret),
+    ("token-signing.jwks.json", generate_signing_keyset),
+)
 
 
 def init_project(directory: Path, *, force: bool = False) -> InitResult:
-    directory = directory.resolve()
+    directory = _usable_directory(directory)
+    found = existing_project(directory)
+    if found and not force:
+        raise InitError(_refusal(directory, found))
+    try:
+        return _lay_out(directory)
+    except ConfigError as exc:  # the template is valid: an environment override is not
+        raise InitError(str(exc)) from None
+    except OSError as exc:
+        where = exc.filename or directory
+        raise InitError(
+            f"cannot write {where}: {exc.strerror or exc}: choose a folder you can write to"
+        ) from None
+
+
+def _lay_out(directory: Path) -> InitResult:
     config = directory / "bastion.yaml"
-    if config.exists() and not force:
-        raise InitError(f"{config} already exists: pass --force to overwrite it")
-    directory.mkdir(parents=True, exist_ok=True)
+    history = [name for name in existing_project(directory) if name.rstrip("/") in HISTORY]
+    database_kept = DATABASE_FILE in history
     config.write_text(CONFIG_TEMPLATE, encoding="utf-8")
     (directory / "policy.json").write_text(json.dumps(DEFAULT_POLICY, indent=2) + "\n")
-    secrets_dir = directory / "secrets"
-    write_secret_file(secrets_dir / "api-key-pepper", secrets.token_hex(32))
-    write_secret_file(secrets_dir / "audit.key", secrets.token_hex(32))
-    write_secret_file(secrets_dir / "token-signing.jwks.json", generate_signing_keyset())
+    secrets_dir = directory / SECRETS_DIR
+    kept: list[str] = []
+    for name, make in PROJECT_SECRETS:
+        if (secrets_dir / name).exists():
+            kept.append(f"{SECRETS_DIR}/{name}")
+        else:
+            write_secret_file(secrets_dir / name, make())
     settings = load_settings(config)
     migrate(settings.database_url())
     keys = build_api_key_store(settings)
     admin_key = keys.create("admin", label="created by bastion init")
     for principal in (*SERVICE_PRINCIPALS, *CLIENT_PRINCIPALS):
+        path = secrets_dir / f"{principal}.key"
+        if database_kept and path.exists():  # its key is in the database that was kept
+            kept.append(f"{SECRETS_DIR}/{path.name}")
+            continue
         key = keys.create(principal, label="credential created by bastion init")
-        write_secret_file(secrets_dir / f"{principal}.key", key)
-    return InitResult(directory=directory, config=config, admin_key=admin_key)
+        write_secret_file(path, key)
+    return InitResult(directory, config, admin_key, kept=[*history, *kept])

@@ -151,8 +151,9 @@ def test_init_refuses_an_existing_project_without_force(tmp_path: Path) -> None:
 
     again = run("init", "--dir", str(directory))
     message = one_line_error(again)
-    assert "already exists" in message
-    assert "--force" in message
+    assert again.exit_code == 2
+    assert "already holds a Bastion project" in message
+    assert "--force would overwrite bastion.yaml and policy.json" in message
     assert not KEY_RE.search(again.output)
     assert {p: p.read_bytes() for p in before} == before
     assert verify(proj.config, proj.admin_key) == ("admin", "")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,3 +136,128 @@ def test_invalid_configuration_fails(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "secrets.vault.token" in result.output and "never the token itself" in result.output
     assert "hvs.literal-token" not in result.output
+
+
+# -- file modes, policy files, environment overrides -----------------------------------------
+
+
+def bastion(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a child process: its own stdout, stderr and exit status."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    return subprocess.run(
+        [sys.executable, "-m", "bastion", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean, "COLUMNS": "200", **(env or {})},
+        check=False,
+    )
+
+
+def test_a_database_readable_by_others_is_a_warning_not_an_error(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    database = config.parent / "bastion.db"
+    database.chmod(0o644)
+    (config.parent / "secrets" / "audit.key").chmod(0o640)
+
+    result = run("config", "check", "--config", str(config), "--json")
+
+    assert result.exit_code == 0, result.output
+    warnings = result.stderr.strip().splitlines()
+    assert len(warnings) == 2, result.stderr
+    assert any(
+        w.startswith(f"warning: {database} holds the database")
+        and "(mode 0644)" in w
+        and f"chmod 600 {database}" in w
+        for w in warnings
+    )
+    assert any("audit.key holds a secret" in w and "(mode 0640)" in w for w in warnings)
+    rows = json.loads(result.stdout)
+    assert all(row["ok"] for row in rows)
+
+
+def test_a_fresh_project_has_nothing_exposed(tmp_path: Path) -> None:
+    result = run("config", "check", "--config", str(project(tmp_path)))
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr
+
+
+def test_a_broken_policy_json_names_file_and_line(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    policy = config.parent / "policy.json"
+    policy.write_text('{\n  "allow": {\n    "admin": ["*"],\n  }\n}\n')
+
+    result = run("config", "check", "--config", str(config))
+
+    assert result.exit_code == 1
+    assert f"{policy}:4: invalid JSON" in result.stdout
+
+
+def test_a_bad_pattern_in_policy_json_names_its_line(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    policy = config.parent / "policy.json"
+    policy.write_text(
+        '{\n  "allow": {\n    "admin": ["*"],\n    "bob": ["get_status",\n'
+        '            "not a pattern"]\n  },\n  "deny": {}\n}\n'
+    )
+
+    result = run("config", "check", "--config", str(config), "--json")
+
+    assert result.exit_code == 1
+    rows = {row["key"]: row for row in json.loads(result.stdout)}
+    problem = rows["policy.file"]["problem"]
+    assert problem.startswith(f"{policy}:5: allow.bob: bad pattern 'not a pattern'"), problem
+
+
+def test_guardrail_policies_are_checked_with_file_and_line(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    good = tmp_path / "good.yaml"
+    good.write_text('version: "1"\nname: good\ncontent_filters:\n  HATE: HIGH\n')
+    broken = tmp_path / "broken.yaml"
+    broken.write_text('version: "1"\nname: broken\ncontent_filters:\n  HATE: VERY_HIGH\n')
+    args = ["config", "check", "--config", str(config), "--guardrail-policy", str(good)]
+
+    ok = run(*args)
+    bad = run(*args, "--guardrail-policy", str(broken))
+
+    assert ok.exit_code == 0, ok.output
+    assert f"guardrails  {good}  OK" in ok.stdout
+    assert bad.exit_code == 1
+    assert f"{broken}:4: content_filters.HATE: 'VERY_HIGH' is not one of" in bad.stdout
+
+
+def test_an_unknown_override_warns_and_changes_nothing(tmp_path: Path) -> None:
+    config = str(project(tmp_path))
+    plain = bastion("config", "check", "--config", config, "--json")
+
+    warned = bastion(
+        "config", "check", "--config", config, "--json", env={"BASTION_AUDIT__NOPE": "1"}
+    )
+
+    assert plain.returncode == 0, plain.stderr
+    assert warned.returncode == plain.returncode
+    assert warned.stdout == plain.stdout
+    assert json.loads(warned.stdout)
+    assert warned.stderr.strip() == (
+        "warning: environment variable BASTION_AUDIT__NOPE names no setting (audit.nope); "
+        "it is ignored"
+    )
+
+
+def test_a_bad_override_value_names_the_variable(tmp_path: Path) -> None:
+    config = str(project(tmp_path))
+
+    result = bastion(
+        "config",
+        "check",
+        "--config",
+        config,
+        env={"BASTION_AUTH__API_KEY_CACHE_SECONDS": "soon"},
+    )
+
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: environment variable BASTION_AUTH__API_KEY_CACHE_SECONDS")
+    assert "valid number" in lines[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""

@@ -83,7 +83,7 @@ def test_invalid_policies(doc: dict[str, object], problem: str) -> None:
 def test_invalid_json_names_file_and_line(tmp_path: Path) -> None:
     f = tmp_path / "policy.json"
     f.write_text('{\n  "allow": {\n    "a": ["x"],\n  }\n}')
-    with pytest.raises(PolicyError, match=r"policy.json: line 4"):
+    with pytest.raises(PolicyError, match=r"policy.json:4: invalid JSON"):
         load_policy(f)
 
 
@@ -125,3 +125,19 @@ def test_broken_policy_at_start_is_fatal(tmp_path: Path) -> None:
     f.write_text("[]")
     with pytest.raises(PolicyError, match="JSON object"):
         PolicyStore(f)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{\n  "allow": {},\n  "grants": {}\n}', r"policy.json:3: unknown top-level keys"),
+        ('{\n  "allow": {\n    "a": ["x"],\n    "b": "y"\n  }\n}', r"policy.json:4: allow.b must"),
+        ('{"allow": {},\n "deny": {"c": ["ok",\n  "not ok"]}}', r"policy.json:3: deny.c: bad"),
+        ('{"allow": {},\n\n "roles": []}', r"policy.json:3: 'roles' must map"),
+    ],
+)
+def test_schema_errors_name_the_line(tmp_path: Path, text: str, expected: str) -> None:
+    f = tmp_path / "policy.json"
+    f.write_text(text)
+    with pytest.raises(PolicyError, match=expected):
+        load_policy(f)

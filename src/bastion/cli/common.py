@@ -14,7 +14,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from bastion.config import ConfigError, Settings, load_settings
+from bastion.config import ConfigError, EnvOverrideError, Settings, load_settings
 from bastion.storage.database import shared_engine
 
 ConfigOption = Annotated[
@@ -46,7 +46,7 @@ def settings_from(config: str | None) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as exc:
-        fail(str(exc))
+        fail(str(exc), 2 if isinstance(exc, EnvOverrideError) else 1)
 
 
 def print_rows(

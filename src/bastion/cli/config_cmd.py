@@ -2,8 +2,11 @@
 
 One line per reference: the config key, the reference and OK or the problem. Values are never
 printed. The Vault token reference is checked when some reference reads from Vault. A literal
-in a field that holds a credential is reported (its value is not shown).
-Exit status 1 when the configuration does not load or anything is missing or unreadable.
+in a field that holds a credential is reported (its value is not shown). The RBAC policy and
+the guardrail policy files given with `--guardrail-policy` are loaded, problems reported as
+`FILE:LINE: problem`. Secret and data files other users may open are warned about on stderr.
+Exit status 1 when the configuration does not load or anything is missing, unreadable or
+invalid; warnings leave the exit status and the `--json` output alone.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from bastion.cli.common import ConfigOption, JsonOption, console, settings_from
+from bastion.cli.common import ConfigOption, JsonOption, console, err_console, settings_from
 from bastion.config import Settings
+from bastion.config_files import exposed_file_warnings, policy_checks
 from bastion.security.secrets import SecretError, is_reference, resolve
 
 app = typer.Typer(no_args_is_help=True, help="Check the configuration.")
@@ -77,10 +82,26 @@ def check_references(settings: Settings) -> list[Check]:
 
 
 @app.command("check")
-def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Validate the configuration and resolve every secret reference (values never shown)."""
+def check(
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    guardrail_policies: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--guardrail-policy", help="A guardrail policy YAML file to validate (repeatable)."
+        ),
+    ] = None,
+) -> None:
+    """Validate the configuration and its policy files, resolve every secret reference (values
+    never shown) and warn about secret or data files that other users may open."""
     settings = settings_from(config)
     checks = check_references(settings)
+    for warning in exposed_file_warnings(settings, [c.reference for c in checks]):
+        err_console.print(f"warning: {escape(warning)}", highlight=False, soft_wrap=True)
+    checks += [
+        Check(f.key, str(f.path), f.problem is None, f.problem)
+        for f in policy_checks(settings, guardrail_policies or [])
+    ]
     if as_json:
         sys.stdout.write(json.dumps([asdict(c) for c in checks], indent=2) + "\n")
     elif not checks:

@@ -1,4 +1,5 @@
-"""`bastion init --dir DIR`."""
+"""`bastion init --dir DIR [--force]`: lay out a project; a bad --dir or an existing project is
+refused with one line and exit status 2."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from bastion.cli.common import console, fail
 from bastion.project import InitError, init_project
@@ -13,14 +15,27 @@ from bastion.project import InitError, init_project
 
 def init(
     directory: Annotated[Path, typer.Option("--dir", help="Folder to initialise.")] = Path("."),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Rewrite bastion.yaml and policy.json of an existing project; its secrets, "
+            "database and audit trail are kept.",
+        ),
+    ] = False,
 ) -> None:
     """Write bastion.yaml, policy.json, secrets and the database; print the first admin key."""
     try:
         result = init_project(directory, force=force)
     except InitError as exc:
-        fail(str(exc))
-    console.print(f"Initialised [bold]{result.directory}[/]")
-    console.print(f"  config: {result.config}")
+        fail(str(exc), 2)
+    console.print(f"Initialised [bold]{escape(str(result.directory))}[/]", highlight=False)
+    console.print(f"  config: {escape(str(result.config))}", highlight=False)
+    if result.kept:
+        console.print(
+            f"  kept from the previous project: {escape(', '.join(result.kept))}",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print("  admin API key (shown once, store it now):")
     typer.echo(result.admin_key)

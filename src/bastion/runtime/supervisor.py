@@ -2,9 +2,10 @@
 
 Used by `bastion up`, the demo, the end-to-end tests and the pipeline benchmark. Each child
 runs in its own process group with its output in `log_dir/<name>.log` (or the supervisor's own
-stdout/stderr). A child is ready when `GET health_url` answers 200, or, without a health URL,
-once it has stayed alive for `settle_seconds`. A child starts once the children it `needs` are
-ready. After `start()`, a background thread restarts a child that exits unexpectedly, with
+stdout/stderr); the log folder is created 0700 and each log 0600, as logs carry request data.
+A child is ready when `GET health_url` answers 200, or, without a health URL, once it has
+stayed alive for `settle_seconds`. A child starts once the children it `needs` are ready.
+After `start()`, a background thread restarts a child that exits unexpectedly, with
 exponential backoff, and gives up (see `failures` and `wait()`) after `max_restarts` restarts
 within `restart_window` seconds. `stop()` stops dependants before what they need: SIGTERM to
 each child (newest first), then SIGKILL to the process group of any that outlives `timeout`.
@@ -245,7 +246,7 @@ class Supervisor:
             raise RuntimeError("a Supervisor can be started once")
         self._started = True
         if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             if self.check_ports:
                 self._check_ports()
@@ -316,7 +317,9 @@ class Supervisor:
         log = None
         try:
             if c.log_path is not None:
-                log = c.log_path.open("ab")
+                # Logs carry request data: readable by their owner only.
+                flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+                log = os.fdopen(os.open(c.log_path, flags, 0o600), "ab")
                 stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
                 log.write(
                     f"--- {stamp} supervisor: start #{c.starts}: {shlex.join(spec.argv)}\n".encode()

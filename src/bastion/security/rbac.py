@@ -12,6 +12,9 @@ a prefix ending in `*` (`tasks*`, `archivist.*`), or `*`. A pattern containing a
 against `agent.method`, one without against the method name. Deny wins; anything not allowed
 is denied. Edits to the file are picked up without a restart: a request always sees either the
 old or the new policy, whole, and a broken edit keeps the old policy and logs why.
+
+A broken file is reported as `FILE:LINE: problem`: the JSON decoder's line for a syntax error,
+else the line of the offending key or pattern, found by looking for it in the text.
 """
 
 from __future__ import annotations
@@ -37,7 +40,14 @@ log = structlog.get_logger("bastion.rbac")
 
 
 class PolicyError(Exception):
-    """The policy file is invalid; the message names the file and the problem."""
+    """The policy file is invalid; the message names the file and the problem.
+
+    `where` is the path in the document to what is wrong (e.g. `("allow", "bob", "x y")`),
+    which `load_policy` turns into the line number."""
+
+    def __init__(self, message: str, where: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.where = where
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +89,18 @@ class Policy:
         self.source = source
         unknown = set(doc) - {"allow", "deny", "roles", "version", "description"}
         if unknown:
-            raise PolicyError(f"{source}: unknown top-level keys {sorted(unknown)}")
+            raise PolicyError(
+                f"{source}: unknown top-level keys {sorted(unknown)}", (sorted(unknown)[0],)
+            )
         self._allow = {s: _compile(p) for s, p in _grants(doc.get("allow", {}), "allow", source)}
         self._deny = {s: _compile(p) for s, p in _grants(doc.get("deny", {}), "deny", source)}
         roles = doc.get("roles", {})
         if not isinstance(roles, dict) or not all(
             isinstance(v, list) and all(isinstance(r, str) for r in v) for v in roles.values()
         ):
-            raise PolicyError(f"{source}: 'roles' must map principals to lists of role names")
+            raise PolicyError(
+                f"{source}: 'roles' must map principals to lists of role names", ("roles",)
+            )
         self._roles: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in roles.items()}
 
     def subjects(self, principal: str) -> tuple[str, ...]:
@@ -109,33 +123,58 @@ class Policy:
 
 def _grants(section: Any, name: str, source: str) -> list[tuple[str, list[str]]]:
     if not isinstance(section, dict):
-        raise PolicyError(f"{source}: '{name}' must be an object of subject -> [patterns]")
+        raise PolicyError(f"{source}: '{name}' must be an object of subject -> [patterns]", (name,))
     out: list[tuple[str, list[str]]] = []
     for subject, patterns in section.items():
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-            raise PolicyError(f"{source}: {name}.{subject} must be a list of strings")
+            raise PolicyError(
+                f"{source}: {name}.{subject} must be a list of strings", (name, subject)
+            )
         for p in patterns:
             if not _PATTERN_RE.match(p):
                 raise PolicyError(
                     f"{source}: {name}.{subject}: bad pattern {p!r} "
-                    "(use method, agent.method, prefix*, or *)"
+                    "(use method, agent.method, prefix*, or *)",
+                    (name, subject, p),
                 )
         out.append((subject, patterns))
     return out
 
 
+def _line_of(text: str, where: tuple[str, ...]) -> int | None:
+    """The line of the last of `where`, each looked for (as a JSON string) after the one before."""
+    pos = 0
+    for part in where:
+        found = text.find(json.dumps(part), pos)
+        if found < 0:
+            found = text.find(json.dumps(part, ensure_ascii=False), pos)
+        if found < 0:
+            return None
+        pos = found
+    return text.count("\n", 0, pos) + 1 if where else None
+
+
 def load_policy(path: Path) -> Policy:
+    """Load and check the policy file; a problem raises PolicyError `FILE:LINE: problem`."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read policy file: {exc.strerror}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise PolicyError(f"{path}: cannot read policy file: {why}") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise PolicyError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
+        raise PolicyError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
     if not isinstance(doc, dict):
-        raise PolicyError(f"{path}: the policy must be a JSON object")
-    return Policy(doc, str(path))
+        raise PolicyError(f"{path}:1: the policy must be a JSON object")
+    try:
+        return Policy(doc, str(path))
+    except PolicyError as exc:
+        line = _line_of(text, exc.where)
+        if line is None:
+            raise
+        problem = str(exc).removeprefix(f"{path}: ")
+        raise PolicyError(f"{path}:{line}: {problem}", exc.where) from None
 
 
 class PolicyStore:

@@ -4,6 +4,10 @@ SQLite is the embedded default (WAL, busy timeout, foreign keys); PostgreSQL is 
 psycopg 3 when `database.url` says `postgresql://`. `migrate()` brings any database to the
 newest schema with Alembic, so `bastion init` and tests build the schema the same way.
 
+SQLite files (the database and the queue) hold key hashes and document data: they are created
+readable by their owner only (`create_private_file`: 0600, a missing folder 0700); SQLite gives
+its `-wal` and `-shm` files the database file's mode.
+
 `write_transaction(engine)` is the way to write: on a SQLite file it takes a cross-process
 write lock (`flock` on `<database>.lock`, plus a lock per process for its threads) and then
 `BEGIN IMMEDIATE`, so writers queue on the lock and are woken the moment it is free, instead of
@@ -47,11 +51,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def create_private_file(path: Path) -> None:
+    """Create `path` readable and writable by its owner only (0600), with its folder (0700) if
+    missing. An existing file is left as it is (`bastion config check` reports loose modes)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+
+
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        if url.startswith("sqlite:///") and ":memory:" not in url:
-            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        database = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+        if database and ":memory:" not in database and not database.startswith("file:"):
+            create_private_file(Path(database))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

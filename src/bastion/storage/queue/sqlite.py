@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bastion.storage.database import file_write_lock
+from bastion.storage.database import create_private_file, file_write_lock
 from bastion.storage.queue.base import (
     DEFAULT_MAX_RECEIVE_COUNT,
     DEFAULT_RETENTION_SECONDS,
@@ -107,7 +107,7 @@ class SQLiteQueue:
         self._conns: list[tuple[int, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
         self._wake = _wakeup((str(self.path.resolve()), name))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(self.path)
         self._write_lock = file_write_lock(self.path)
         self._write(self._create_schema)
 
