@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bastion.security.apikeys import KEY_RE, ApiKeyError, ApiKeyStore, new_key
+from bastion.security.apikeys import KEY_RE, ApiKeyError, ApiKeyStore, new_key, parse_key_id
 from bastion.security.secrets import SecretValue
 from bastion.storage.database import shared_engine
 from bastion.storage.models import ApiKey
@@ -164,3 +164,55 @@ async def test_revocation_through_the_same_store_is_immediate(sqlite_url: str) -
     assert (await store.verify(key))[0] is not None
     store.revoke(KEY_RE.match(key).group(1))  # type: ignore[union-attr]
     assert (await store.verify(key))[0] is None
+
+
+# --- refusal: whether a key still stands behind a credential derived from it -------------
+
+
+def key_id_of(key: str) -> str:
+    key_id = parse_key_id(key)
+    assert key_id is not None
+    return key_id
+
+
+async def test_refusal_of_live_revoked_expired_unknown_and_foreign_keys(db_url: str) -> None:
+    clock = Clock()
+    store = ApiKeyStore(shared_engine(db_url), cache_seconds=0, clock=clock)
+    key_id = key_id_of(store.create("frank", expires_at=clock.now + 60))
+    assert await store.refusal(key_id, "frank") is None
+    assert await store.refusal(key_id, "mallory") == (
+        f"api key id {key_id} belongs to another principal"
+    )
+    assert await store.refusal("nosuchkey123", "frank") == "unknown api key id nosuchkey123"
+    clock.now += 60
+    assert await store.refusal(key_id, "frank") == f"expired api key id {key_id}"
+    other = key_id_of(store.create("frank"))
+    store.revoke(other)
+    assert await store.refusal(other, "frank") == f"revoked api key id {other}"
+
+
+async def test_refusal_sees_another_stores_revocation_within_the_cache_window(
+    sqlite_url: str,
+) -> None:
+    clock = Clock()
+    engine = shared_engine(sqlite_url)
+    server_side = ApiKeyStore(engine, cache_seconds=2.0, clock=clock)
+    admin_side = ApiKeyStore(engine)
+    key_id = key_id_of(admin_side.create("gina"))
+    assert await server_side.refusal(key_id, "gina") is None
+    admin_side.revoke(key_id)
+    clock.now += 1.0
+    assert await server_side.refusal(key_id, "gina") is None  # the cached record, as for keys
+    assert await server_side.refusal(key_id, "gina", max_age=0.5) is not None  # fresher wanted
+    clock.now += 1.5
+    assert await server_side.refusal(key_id, "gina") == f"revoked api key id {key_id}"
+
+
+async def test_verified_identity_carries_the_key_and_its_expiry(sqlite_url: str) -> None:
+    clock = Clock()
+    store = ApiKeyStore(shared_engine(sqlite_url), clock=clock)
+    key = store.create("hank", expires_at=clock.now + 30)
+    ident, _ = await store.verify(key)
+    assert ident is not None
+    assert ident.api_key_id == key_id_of(key)
+    assert ident.expires_at == clock.now + 30

@@ -34,6 +34,11 @@ CORP_AUD = "bastion-api"
 COGNITO_ISS = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_TEST"
 COGNITO_CLIENT = "app-client-1"
 DUPLICATE_ALG = b'{"alg":"RS256","alg":"none","kid":"rsa-1"}'
+ALICE_KEY = "aaaaaaaaaaaa"
+
+
+async def no_refusal(key_id: str, principal: str) -> str | None:
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +187,9 @@ async def test_external_token_claiming_local_issuer_name_is_still_namespaced(
     server: JwksServer, rsa: KeyPair, clock: FakeClock
 ) -> None:
     server.publish("corp", rsa)
-    local = LocalTrust(issuer="bastion", audience="bastion", keys=lambda: {"keys": []})
+    local = LocalTrust(
+        issuer="bastion", audience="bastion", keys=lambda: {"keys": []}, key_refusal=no_refusal
+    )
     verifier = JwtVerifier(settings(server), local=local, clock=clock)
     # Signed by corp's key but claiming iss=bastion: the local key set does not hold rsa-1.
     token = rsa.token(corp_claims(clock, iss="bastion", aud="bastion", sub="admin"))
@@ -570,16 +577,88 @@ async def test_failures_are_not_cached(server: JwksServer, rsa: KeyPair, clock: 
 # --- local trust ---------------------------------------------------------------------------
 
 
+class KeyTable:
+    """Stands in for the API-key store's `refusal`: the live keys, each with its principal."""
+
+    def __init__(self, **live: str) -> None:
+        self.live = dict(live)
+        self.asked: list[tuple[str, str]] = []
+
+    async def refusal(self, key_id: str, principal: str) -> str | None:
+        self.asked.append((key_id, principal))
+        owner = self.live.get(key_id)
+        if owner is None:
+            return f"revoked api key id {key_id}"
+        return None if owner == principal else f"api key id {key_id} belongs to another principal"
+
+
+def local_verifier(key: KeyPair, table: KeyTable, clock: FakeClock) -> JwtVerifier:
+    local = LocalTrust(
+        issuer="bastion",
+        audience="bastion",
+        keys=lambda: {"keys": [key.public_jwk]},
+        key_refusal=table.refusal,
+    )
+    return JwtVerifier(JWTSettings(), local=local, clock=clock)
+
+
+def local_claims(clock: FakeClock, **kw: Any) -> dict[str, Any]:
+    return corp_claims(clock, iss="bastion", aud="bastion", sub="alice", key_id=ALICE_KEY, **kw)
+
+
 async def test_local_trust_principal_is_the_sub(clock: FakeClock) -> None:
     key = ed_key("local-1")
-    local = LocalTrust(
-        issuer="bastion", audience="bastion", keys=lambda: {"keys": [key.public_jwk]}
-    )
-    verifier = JwtVerifier(JWTSettings(), local=local, clock=clock)
-    claims = corp_claims(clock, iss="bastion", aud="bastion", sub="alice")
-    assert (await verifier.verify(key.token(claims))).principal == "alice"
+    verifier = local_verifier(key, KeyTable(**{ALICE_KEY: "alice"}), clock)
+    claims = local_claims(clock)
+    ident = await verifier.verify(key.token(claims))
+    assert ident.principal == "alice" and ident.api_key_id == ALICE_KEY
     await rejected(verifier, key.token({**claims, "aud": "other"}), "InvalidAudience")
     await rejected(verifier, key.token({**claims, "sub": "corp:alice"}), "valid sub")
+
+
+@pytest.mark.parametrize("key_id", [None, "", "AAAAAAAAAAAA", "aaaa", 123, ["aaaaaaaaaaaa"]])
+async def test_local_token_must_name_its_api_key(clock: FakeClock, key_id: object) -> None:
+    key = ed_key("local-1")
+    verifier = local_verifier(key, KeyTable(**{ALICE_KEY: "alice"}), clock)
+    claims = {k: v for k, v in local_claims(clock).items() if k != "key_id"}
+    if key_id is not None:
+        claims["key_id"] = key_id
+    await rejected(verifier, key.token(claims), "key_id")
+
+
+async def test_local_token_fails_once_its_key_is_not_live_even_when_cached(
+    clock: FakeClock,
+) -> None:
+    key = ed_key("local-1")
+    table = KeyTable(**{ALICE_KEY: "alice"})
+    verifier = local_verifier(key, table, clock)
+    token = key.token(local_claims(clock))
+    await verifier.verify(token)
+    await verifier.verify(token)  # a cache hit: the key is asked about all the same
+    assert table.asked == [(ALICE_KEY, "alice")] * 2
+    del table.live[ALICE_KEY]
+    await rejected(verifier, token, f"revoked api key id {ALICE_KEY}")
+    assert token not in verifier._cache
+
+
+async def test_local_token_for_another_principals_key_is_refused(clock: FakeClock) -> None:
+    key = ed_key("local-1")
+    verifier = local_verifier(key, KeyTable(**{ALICE_KEY: "bob"}), clock)
+    await rejected(verifier, key.token(local_claims(clock)), "another principal")
+
+
+async def test_external_tokens_have_no_local_key(
+    server: JwksServer, rsa: KeyPair, clock: FakeClock
+) -> None:
+    server.publish("corp", rsa)
+    table = KeyTable()
+    local = LocalTrust(
+        issuer="bastion", audience="bastion", keys=lambda: {"keys": []}, key_refusal=table.refusal
+    )
+    verifier = JwtVerifier(settings(server), local=local, clock=clock)
+    ident = await verifier.verify(rsa.token(corp_claims(clock, key_id=ALICE_KEY)))
+    assert ident.principal == "corp:user-1" and ident.api_key_id is None
+    assert table.asked == []
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -610,6 +689,8 @@ def test_external_issuer_cannot_reuse_the_local_issuer() -> None:
             )
         ]
     )
-    local = LocalTrust(issuer="bastion", audience="bastion", keys=lambda: {"keys": []})
+    local = LocalTrust(
+        issuer="bastion", audience="bastion", keys=lambda: {"keys": []}, key_refusal=no_refusal
+    )
     with pytest.raises(ConfigError, match="already trusted"):
         JwtVerifier(cfg, local=local)

@@ -30,6 +30,7 @@ from bastion.testing.live_server import LiveServer, serve_in_thread
 from tests.security.jwt_helpers import FakeClock
 
 GOOD_KEY = "bst_aaaaaaaaaaaa_" + "0" * 64
+ALICE_KEY_ID = "aaaaaaaaaaaa"
 SHORT_KEY = "bst_bbbbbbbbbbbb_" + "1" * 64
 BROKEN_KEY = "bst_cccccccccccc_" + "2" * 64
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k"}
@@ -37,23 +38,31 @@ WEEK = 7 * 24 * 3600
 
 
 class FakeApiKeys:
-    """Stands in for the API-key store: a fixed table, counting lookups."""
+    """Stands in for the API-key store: a fixed table, counting lookups; `revoked` key ids."""
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.calls: list[str] = []
+        self.revoked: set[str] = set()
 
     async def __call__(self, key: str) -> Identity | None:
         self.calls.append(key)
         if key == GOOD_KEY:
-            return Identity("alice", "api_key", credential_id="aaaaaaaaaaaa")
+            return Identity("alice", "api_key", credential_id=ALICE_KEY_ID, api_key_id=ALICE_KEY_ID)
         if key == SHORT_KEY:
             return Identity(
-                "bob", "api_key", credential_id="bbbbbbbbbbbb", expires_at=self.clock() + 60
+                "bob",
+                "api_key",
+                credential_id="bbbbbbbbbbbb",
+                expires_at=self.clock() + 60,
+                api_key_id="bbbbbbbbbbbb",
             )
         if key == BROKEN_KEY:
             raise RuntimeError("database is down")
         return None
+
+    async def refusal(self, key_id: str, principal: str) -> str | None:
+        return f"revoked api key id {key_id}" if key_id in self.revoked else None
 
 
 @pytest.fixture
@@ -81,14 +90,22 @@ def signing(
 
 
 @pytest.fixture
+def api_keys(clock: FakeClock) -> FakeApiKeys:
+    return FakeApiKeys(clock)
+
+
+@pytest.fixture
 def service(
-    signing: SigningKeys, clock: FakeClock, ts_settings: TokenServiceSettings
+    signing: SigningKeys, clock: FakeClock, ts_settings: TokenServiceSettings, api_keys: FakeApiKeys
 ) -> TokenService:
-    return TokenService(ts_settings, signing, FakeApiKeys(clock), clock=clock)
+    return TokenService(ts_settings, signing, api_keys, clock=clock)
 
 
-def local_verifier(service: TokenService, clock: FakeClock) -> JwtVerifier:
-    return JwtVerifier(JWTSettings(), local=service.local_trust(), clock=clock)
+def local_verifier(
+    service: TokenService, clock: FakeClock, api_keys: FakeApiKeys | None = None
+) -> JwtVerifier:
+    keys = api_keys or FakeApiKeys(clock)
+    return JwtVerifier(JWTSettings(), local=service.local_trust(keys.refusal), clock=clock)
 
 
 def private_values(path: Path) -> list[str]:
@@ -180,7 +197,7 @@ def test_env_reference(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 async def test_issue_then_verify_round_trip(service: TokenService, clock: FakeClock) -> None:
-    token, expires_in = service.issue("alice")
+    token, expires_in = service.issue("alice", key_id=ALICE_KEY_ID)
     assert expires_in == 300
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "EdDSA" and header["typ"] == "JWT"
@@ -192,12 +209,12 @@ async def test_issue_then_verify_round_trip(service: TokenService, clock: FakeCl
     assert claims["iss"] == "bastion" and claims["aud"] == "bastion"
     assert claims["exp"] - claims["iat"] == 300 and claims["nbf"] == claims["iat"]
     assert ident.credential_id == claims["jti"]
-    second, _ = service.issue("alice")
+    second, _ = service.issue("alice", key_id=ALICE_KEY_ID)
     assert jwt.decode(second, options={"verify_signature": False})["jti"] != claims["jti"]
 
 
 async def test_token_expires_after_ttl(service: TokenService, clock: FakeClock) -> None:
-    token, _ = service.issue("alice")
+    token, _ = service.issue("alice", key_id=ALICE_KEY_ID)
     verifier = local_verifier(service, clock)
     await verifier.verify(token)
     clock.advance(300 + 31)
@@ -205,11 +222,23 @@ async def test_token_expires_after_ttl(service: TokenService, clock: FakeClock) 
         await verifier.verify(token)
 
 
+async def test_token_names_its_key_and_dies_with_it(
+    service: TokenService, clock: FakeClock, api_keys: FakeApiKeys
+) -> None:
+    token, _ = service.issue("alice", key_id=ALICE_KEY_ID)
+    assert jwt.decode(token, options={"verify_signature": False})["key_id"] == ALICE_KEY_ID
+    verifier = local_verifier(service, clock, api_keys)
+    assert (await verifier.verify(token)).api_key_id == ALICE_KEY_ID
+    api_keys.revoked.add(ALICE_KEY_ID)
+    with pytest.raises(TokenError, match="revoked api key"):
+        await verifier.verify(token)
+
+
 def test_not_after_caps_the_expiry(service: TokenService, clock: FakeClock) -> None:
-    _, expires_in = service.issue("bob", not_after=clock() + 42)
+    _, expires_in = service.issue("bob", key_id="bbbbbbbbbbbb", not_after=clock() + 42)
     assert expires_in == 42
     with pytest.raises(ValueError):
-        service.issue("bob", not_after=clock() - 1)
+        service.issue("bob", key_id="bbbbbbbbbbbb", not_after=clock() - 1)
 
 
 async def test_token_from_another_bastion_is_not_trusted(
@@ -223,7 +252,7 @@ async def test_token_from_another_bastion_is_not_trusted(
         FakeApiKeys(clock),
         clock=clock,
     )
-    token, _ = other.issue("alice")
+    token, _ = other.issue("alice", key_id=ALICE_KEY_ID)
     with pytest.raises(TokenError, match="unknown kid"):
         await local_verifier(service, clock).verify(token)
 
@@ -235,14 +264,14 @@ async def test_rotation_keeps_old_tokens_valid_and_signs_with_new_key(
     service: TokenService, clock: FakeClock
 ) -> None:
     verifier = local_verifier(service, clock)
-    old_token, _ = service.issue("alice")
+    old_token, _ = service.issue("alice", key_id=ALICE_KEY_ID)
     old_kid = jwt.get_unverified_header(old_token)["kid"]
     await verifier.verify(old_token)
 
     clock.advance(10)
     new_kid = service.keys.rotate()
     assert new_kid != old_kid
-    new_token, _ = service.issue("alice")
+    new_token, _ = service.issue("alice", key_id=ALICE_KEY_ID)
     assert jwt.get_unverified_header(new_token)["kid"] == new_kid
 
     assert (await verifier.verify(new_token)).principal == "alice"
@@ -257,7 +286,7 @@ async def test_rotation_by_another_process_is_picked_up(
     verifier = local_verifier(service, clock)
     before = service.keys.kids
     new_kid = rotate_keyset_file(key_file, rotate_after_seconds=WEEK, ttl_seconds=300)
-    token, _ = service.issue("alice")
+    token, _ = service.issue("alice", key_id=ALICE_KEY_ID)
     assert jwt.get_unverified_header(token)["kid"] == new_kid
     assert service.keys.kids == [*before, new_kid]
     assert (await verifier.verify(token)).principal == "alice"
@@ -385,10 +414,25 @@ async def test_client_id_may_name_the_key_id(live: LiveServer) -> None:
     assert resp.status_code == 200
 
 
-async def test_token_lifetime_capped_by_key_expiry(live: LiveServer) -> None:
+async def test_token_lifetime_capped_by_key_expiry(live: LiveServer, clock: FakeClock) -> None:
     resp = await post_token(live, headers={"X-API-Key": SHORT_KEY})
     assert resp.status_code == 200
     assert resp.json()["expires_in"] == 60
+    claims = jwt.decode(resp.json()["access_token"], options={"verify_signature": False})
+    assert claims["exp"] <= clock() + 60
+    assert claims["key_id"] == "bbbbbbbbbbbb"
+
+
+async def test_no_token_for_an_identity_without_an_api_key(
+    live: LiveServer, service: TokenService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def keyless(key: str) -> Identity | None:
+        return Identity("alice", "api_key")
+
+    monkeypatch.setattr(service, "_authenticate", keyless)
+    resp = await post_token(live, headers={"X-API-Key": GOOD_KEY})
+    assert resp.status_code == 401
+    assert resp.json()["error"] == "invalid_client"
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from bastion.config import Settings
+from bastion.security.apikeys import parse_key_id
+from bastion.security.jwt_verify import KEY_ID_CLAIM
 from bastion.security.token_service import SigningKeys
 from bastion.testing import serve_in_thread
 from bastion.web import build_gateway
@@ -36,7 +38,8 @@ class Gateway:
         return "ws" + self.url.removeprefix("http") + "/ws/events"
 
     def jwt(self, principal: str, *, exp: float, **claims: Any) -> str:
-        """A token of the built-in token service, with any `exp`."""
+        """A token of the built-in token service, with any `exp`, exchanged for the
+        principal's project key."""
         settings = self.project.settings
         now = int(time.time())
         body = {
@@ -46,6 +49,7 @@ class Gateway:
             "iat": now,
             "exp": int(exp),
             "jti": os.urandom(8).hex(),
+            KEY_ID_CLAIM: parse_key_id(self.project.keys[principal]),
             **claims,
         }
         return SigningKeys(settings.auth.token_service, settings.base_dir).sign(body)

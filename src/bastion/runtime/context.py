@@ -51,8 +51,11 @@ class Identity:
     principal: str
     auth_method: str  # "api_key" | "jwt" | "tck" | "none"
     credential_id: str | None = None  # API key id or JWT `jti`/`sub`, never a secret
-    expires_at: float | None = None  # when the credential stops being valid (JWT `exp`)
+    expires_at: float | None = None  # when the credential stops being valid (key expiry, `exp`)
     claims: dict[str, Any] | None = None
+    # The API key standing behind the credential: the key itself, or the key a token of the
+    # built-in token service was exchanged for. Revoking it ends the credential.
+    api_key_id: str | None = None
 
 
 @dataclass(slots=True)

@@ -14,7 +14,9 @@ a restart, while older versions keep verifying the keys hashed with them. A vers
 changes is refused (it would invalidate every key hashed with it): the old value is kept.
 
 Verified lookups are cached for `auth.api_key_cache_seconds` (default 2 s): that is the longest
-a revoked key can still be accepted by a running agent.
+a revoked key can still be accepted by a running agent. `refusal` answers, through the same
+cached lookup, whether a key still stands behind a credential derived from it (a token of the
+built-in token service, an open event stream), so those end within the same window.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
@@ -39,7 +41,9 @@ from bastion.security.secrets import Secret, SecretError, SecretValue
 from bastion.storage.models import ApiKey
 
 KEY_PREFIX = "bst_"
-KEY_RE = re.compile(r"^bst_([a-z0-9]{12})_([0-9a-f]{64})$")
+_KEY_ID = r"[a-z0-9]{12}"
+_KEY_ID_RE = re.compile(_KEY_ID)
+KEY_RE = re.compile(rf"^{KEY_PREFIX}({_KEY_ID})_([0-9a-f]{{64}})$")
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 _NEGATIVE_CACHE_MAX = 10_000
@@ -68,6 +72,11 @@ def new_key() -> tuple[str, str]:
     """A fresh `(key_id, key)`."""
     key_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
     return key_id, f"{KEY_PREFIX}{key_id}_{secrets.token_hex(32)}"
+
+
+def valid_key_id(value: object) -> TypeGuard[str]:
+    """Whether `value` is a key id (the public part of a key), e.g. from a token's claim."""
+    return isinstance(value, str) and _KEY_ID_RE.fullmatch(value) is not None
 
 
 def parse_key_id(key: str) -> str | None:
@@ -208,6 +217,11 @@ class ApiKeyStore:
     def __repr__(self) -> str:
         return f"ApiKeyStore(peppers={self._ring!r}, cache_seconds={self._cache_seconds})"
 
+    @property
+    def cache_seconds(self) -> float:
+        """How long a looked-up key record is trusted: the longest a revoked key still passes."""
+        return self._cache_seconds
+
     # -- hashing ---------------------------------------------------------------------------
 
     def _hash(self, key: str, scheme: str, pepper_version: int | None) -> str | None:
@@ -331,13 +345,16 @@ class ApiKeyStore:
                 fetched_at=self._clock(),
             )
 
-    async def _lookup(self, key_id: str) -> _Cached | None:
+    async def _lookup(self, key_id: str, max_age: float | None = None) -> _Cached | None:
+        """The key's record, from the cache when it is younger than `max_age` (default: the
+        cache window; never longer)."""
         now = self._clock()
+        fresh_for = self._cache_seconds if max_age is None else min(max_age, self._cache_seconds)
         hit = self._cache.get(key_id)
-        if hit is not None and now - hit.fetched_at < self._cache_seconds:
+        if hit is not None and now - hit.fetched_at < fresh_for:
             return hit
         missed = self._negative.get(key_id)
-        if missed is not None and now - missed < self._cache_seconds:
+        if missed is not None and now - missed < fresh_for:
             return None
         found = await asyncio.to_thread(self._load, key_id)
         if found is None:
@@ -390,11 +407,41 @@ class ApiKeyStore:
         digest = self._hash(key, rec.scheme, rec.pepper_version)
         if digest is None or not hmac.compare_digest(digest, rec.key_hash):
             return None, f"wrong secret for api key id {key_id}"
+        lapsed = self._lapsed(rec, key_id)
+        if lapsed is not None:
+            return None, lapsed
+        identity = Identity(
+            principal=rec.principal,
+            auth_method="api_key",
+            credential_id=key_id,
+            expires_at=rec.expires_at,
+            api_key_id=key_id,
+        )
+        return identity, ""
+
+    def _lapsed(self, rec: _Cached, key_id: str) -> str | None:
+        """Why the key no longer authenticates anyone (revoked, expired), or None."""
         if rec.revoked:
-            return None, f"revoked api key id {key_id}"
+            return f"revoked api key id {key_id}"
         if rec.expires_at is not None and self._clock() >= rec.expires_at:
-            return None, f"expired api key id {key_id}"
-        return Identity(principal=rec.principal, auth_method="api_key", credential_id=key_id), ""
+            return f"expired api key id {key_id}"
+        return None
+
+    async def refusal(
+        self, key_id: str, principal: str, *, max_age: float | None = None
+    ) -> str | None:
+        """Why a credential derived from key `key_id` of `principal` must be refused now
+        (unknown, another principal's, revoked, expired), or None while the key is live.
+
+        The record comes from the same cache as `verify` (no older than `max_age` when given),
+        so a revoked key's tokens stop working as soon as the key itself does.
+        """
+        rec = await self._lookup(key_id, max_age)
+        if rec is None:
+            return f"unknown api key id {key_id}"
+        if not hmac.compare_digest(rec.principal.encode(), principal.encode()):
+            return f"api key id {key_id} belongs to another principal"
+        return self._lapsed(rec, key_id)
 
     async def authenticate(self, key: str) -> Identity | None:
         identity, _ = await self.verify(key)

@@ -9,6 +9,12 @@ accepted, and the algorithm must be the one bound to the key named by `kid`.
 Successfully verified tokens are cached (bounded, keyed by the exact token) until their `exp`;
 every cache hit re-checks `exp` against the clock, and a JWKS refresh that drops or replaces
 a key invalidates the cached tokens of that issuer.
+
+A token of the built-in token service never outlives the API key it was exchanged for: it names
+that key in its `key_id` claim (a token without one is refused), and every use, cache hits
+included, asks the key store whether the key is still live (`LocalTrust.key_refusal`, the key
+store's cached lookup: a revoked key's tokens fail within `auth.api_key_cache_seconds`, like
+the key). Tokens of external issuers have no local key and are checked by signature and time.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +34,7 @@ import jwt
 
 from bastion.config import ConfigError, JWTSettings
 from bastion.runtime.context import Identity
+from bastion.security.apikeys import valid_key_id
 from bastion.security.jwks import (
     ALLOWED_ALGORITHMS,
     JwksCache,
@@ -48,6 +55,11 @@ _ALLOWED_TYP = frozenset({"jwt", "at+jwt", "application/jwt", "application/at+jw
 _EXTERNAL_ID_RE = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
 # Local principal names, as the API-key store allows them (never containing ':').
 _LOCAL_PRINCIPAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
+# The claim naming the API key a built-in token was exchanged for.
+KEY_ID_CLAIM = "key_id"
+
+# `(key_id, principal)` -> why a token from that key must be refused now, or None.
+KeyRefusal = Callable[[str, str], Awaitable[str | None]]
 
 
 class TokenError(Exception):
@@ -64,11 +76,13 @@ class IssuerUnavailable(TokenError):
 
 @dataclass(frozen=True, slots=True)
 class LocalTrust:
-    """The built-in token service, as the verifier sees it: its public keys, in-process."""
+    """The built-in token service, as the verifier sees it: its public keys, in-process, and
+    the check that the API key behind one of its tokens is still live."""
 
     issuer: str
     audience: str
     keys: Callable[[], dict[str, Any]]
+    key_refusal: KeyRefusal
 
 
 class _KeySource(Protocol):
@@ -172,6 +186,7 @@ class JwtVerifier:
         self._cache_size = cache_size
         self._cache: dict[str, _Verified] = {}
         self._issuers: dict[str, _Issuer] = {}
+        self._key_refusal = local.key_refusal if local is not None else None
         if local is not None:
             self._issuers[local.issuer] = _Issuer(
                 name="local",
@@ -237,6 +252,17 @@ class JwtVerifier:
         """The caller's identity, or TokenError saying (for the audit log) why not."""
         if not isinstance(token, str) or len(token) > self._max_bytes:
             raise TokenError("token too large")
+        identity = await self._signed_identity(token)
+        if identity.api_key_id is not None:
+            assert self._key_refusal is not None  # only built-in tokens name a key
+            refusal = await self._key_refusal(identity.api_key_id, identity.principal)
+            if refusal is not None:
+                self._cache.pop(token, None)
+                raise TokenError(f"built-in token: {refusal}")
+        return identity
+
+    async def _signed_identity(self, token: str) -> Identity:
+        """The identity of a well-signed, current token, from the cache when it is there."""
         hit = self._cache.get(token)
         if hit is not None:
             if self._clock() < hit.exp and hit.keys.revocations == hit.revocations:
@@ -334,6 +360,7 @@ class JwtVerifier:
             credential_id=jti if isinstance(jti, str) else sub if isinstance(sub, str) else None,
             expires_at=exp,
             claims=claims,
+            api_key_id=self._api_key_id(claims) if issuer.local else None,
         )
         return _Verified(identity=identity, exp=exp, keys=issuer.keys, revocations=revocations)
 
@@ -366,6 +393,14 @@ class JwtVerifier:
                 raise TokenError(f"issuer {issuer.name}: client_id not allowed")
         if issuer.token_use is not None and claims.get("token_use") != issuer.token_use:
             raise TokenError(f"issuer {issuer.name}: token_use is not {issuer.token_use}")
+
+    @staticmethod
+    def _api_key_id(claims: dict[str, Any]) -> str:
+        """The API key a built-in token was exchanged for; a token naming none is refused."""
+        key_id = claims.get(KEY_ID_CLAIM)
+        if not valid_key_id(key_id):
+            raise TokenError("built-in token without a valid key_id")
+        return key_id
 
     @staticmethod
     def _principal(issuer: _Issuer, claims: dict[str, Any]) -> str:

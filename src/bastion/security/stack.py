@@ -1,7 +1,8 @@
 """Builds one agent's security stack from settings: the stages, in order, and what they need.
 
 authenticate (API keys, JWT, built-in token service) -> authorize (RBAC) -> rate limit
-wrapped by the audit writer.
+wrapped by the audit writer. Tokens of the built-in token service are checked against the API
+key they were exchanged for; `credentials` re-checks long-lived connections.
 
 The API-key pepper and the token-service signing keys are held as `Secret` handles: resolved
 at start (a missing secret stops the start) and fetched again after `secrets.ttl_seconds`.
@@ -20,6 +21,7 @@ from bastion.security.audit import AuditWriter
 from bastion.security.audit_process import AuditProcessWriter
 from bastion.security.authn import make_authenticate_stage
 from bastion.security.jwt_verify import JwtVerifier
+from bastion.security.liveness import CredentialCheck
 from bastion.security.ratelimit import RateLimiter, make_rate_limit_stage
 from bastion.security.ratelimit_backends import build_limiter
 from bastion.security.rbac import PolicyStore, make_authorize_stage
@@ -38,6 +40,7 @@ class SecurityStack:
     policy: PolicyStore
     limiter: RateLimiter
     audit: AuditWriter | AuditProcessWriter
+    credentials: CredentialCheck
     routes: list[BaseRoute] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -102,7 +105,7 @@ def build_security(
     token_service = TokenService(
         settings.auth.token_service, signing, authenticate_api_key=api_keys.authenticate
     )
-    jwt = JwtVerifier(settings.auth.jwt, local=token_service.local_trust())
+    jwt = JwtVerifier(settings.auth.jwt, local=token_service.local_trust(api_keys.refusal))
     policy = PolicyStore(
         settings.path(settings.policy.file), check_seconds=settings.policy.reload_check_seconds
     )
@@ -125,6 +128,7 @@ def build_security(
         policy=policy,
         limiter=limiter,
         audit=audit,
+        credentials=CredentialCheck(api_keys),
         routes=list(token_service.routes()),
     )
 

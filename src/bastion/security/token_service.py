@@ -12,6 +12,10 @@ registered with the log redactor.
 
 Routes: `POST /oauth/token` (RFC 6749 client credentials, the API key being the client
 secret) and `GET /.well-known/jwks.json`.
+
+A token never outlives the API key it was exchanged for: its `exp` is at most the key's expiry,
+and it names the key (claim `key_id`), which every verifier checks is still live on each use
+(see `bastion.security.jwt_verify`), so revoking the key ends its tokens too.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from bastion.config import SecretsSettings, TokenServiceSettings
 from bastion.observability.redact import remember
 from bastion.runtime.context import Identity
 from bastion.security.jwks import valid_kid
-from bastion.security.jwt_verify import LocalTrust
+from bastion.security.jwt_verify import KEY_ID_CLAIM, KeyRefusal, LocalTrust
 from bastion.security.secrets import (
     Secret,
     SecretError,
@@ -447,13 +451,19 @@ class TokenService:
     def __repr__(self) -> str:
         return f"TokenService(issuer={self.settings.issuer!r}, enabled={self.settings.enabled})"
 
-    def issue(self, principal: str, *, not_after: float | None = None) -> tuple[str, int]:
-        """A signed token for `principal` and its lifetime in seconds.
+    def issue(
+        self, principal: str, *, key_id: str, not_after: float | None = None
+    ) -> tuple[str, int]:
+        """A signed token for `principal`, exchanged for API key `key_id`, and its lifetime in
+        seconds.
 
-        `not_after` caps the expiry, so a token never outlives the credential it came from.
+        `not_after` (the key's expiry) caps the expiry, so a token never outlives the
+        credential it came from; `key_id` lets verifiers refuse it once the key is revoked.
         """
         if not principal:
             raise ValueError("principal must not be empty")
+        if not key_id:
+            raise ValueError("key_id must not be empty")
         iat = int(self._clock())
         exp = iat + self.settings.ttl_seconds
         if not_after is not None:
@@ -468,14 +478,18 @@ class TokenService:
             "nbf": iat,
             "exp": exp,
             "jti": secrets.token_urlsafe(16),
+            KEY_ID_CLAIM: key_id,
         }
         return self.keys.sign(claims), exp - iat
 
-    def local_trust(self) -> LocalTrust:
+    def local_trust(self, key_refusal: KeyRefusal) -> LocalTrust:
+        """How a verifier in this process trusts our tokens: our public keys, and
+        `key_refusal` (the API-key store's) to refuse a token whose key is no longer live."""
         return LocalTrust(
             issuer=self.settings.issuer,
             audience=self.settings.audience,
             keys=self.keys.public_jwks,
+            key_refusal=key_refusal,
         )
 
     def routes(self) -> list[Route]:
@@ -548,7 +562,7 @@ class TokenService:
             # Only the type: the message or traceback of a store error could echo the key.
             log.error("API key check failed while issuing a token (%s)", type(exc).__name__)
             return _oauth_error("temporarily_unavailable", 503)
-        if identity is None:
+        if identity is None or identity.api_key_id is None:
             return _invalid_client()
         if client_id is not None and not (
             hmac.compare_digest(client_id.encode(), identity.principal.encode())
@@ -556,7 +570,9 @@ class TokenService:
         ):
             return _invalid_client()
         try:
-            token, expires_in = self.issue(identity.principal, not_after=identity.expires_at)
+            token, expires_in = self.issue(
+                identity.principal, key_id=identity.api_key_id, not_after=identity.expires_at
+            )
         except ValueError:
             return _invalid_client()
         except SigningKeyError as exc:

@@ -9,8 +9,10 @@ connection (status 101 when the stream starts, else the HTTP status of the refus
 handshake followed at once by a close, so that browsers see the code instead of a failed
 handshake (1006):
 
-    4001  unauthenticated: no, bad or expired credential (also when a JWT expires mid-stream)
-    4003  authenticated but not allowed `gateway.events`
+    4001  unauthenticated: no, bad or expired credential; mid-stream, when the credential
+          expires or its API key (for a token: the key it was exchanged for) is revoked
+    4003  authenticated but not allowed `gateway.events`; mid-stream, when the policy stops
+          allowing it (a grant or a role taken away)
     4029  too many open streams for the principal (`events.max_subscriptions_per_principal`),
           or rate limited
     4008  the subscriber read too slowly and fell `events.queue_size` events behind
@@ -27,6 +29,11 @@ the documents its principal uploaded (and events its principal caused); principa
 role (or name) `admin` or `monitoring` see all. The subscription starts before the handshake
 completes: every event committed after the client sees the stream open is delivered.
 
+An open stream is held to the same rules as a request (`bastion.security.liveness.watch`): its
+credential and its `gateway.events` grant are re-checked every half `auth.api_key_cache_seconds`
+(at least 0.25 s), so a revoked key or a withdrawn grant ends it within that window (2 s by
+default; a policy edit within `policy.reload_check_seconds` more, also 2 s by default).
+
 `hide_query_token(app)`, the outermost layer of the gateway, takes a `token` out of a WebSocket
 query string before anything else sees it: the query string becomes `token=[REDACTED]` in the
 server's own scope (uvicorn quotes it in its log lines) and the token travels on in the scope
@@ -40,7 +47,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import MutableMapping
+from collections.abc import Coroutine, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -58,8 +65,9 @@ from bastion.runtime.context import (
     correlation_id_var,
 )
 from bastion.security.apikeys import KEY_PREFIX
+from bastion.security.liveness import CredentialCheck, watch
 from bastion.security.rbac import PolicyStore
-from bastion.security.stages import Denied
+from bastion.security.stages import Denied, log_rejection
 from bastion.web.guard import Guard, denied_error
 
 ACTION = "events"
@@ -89,6 +97,7 @@ class Close:
 
 UNAUTHENTICATED = Close(4001, "unauthenticated: send a valid API key or token", 401)
 EXPIRED = Close(4001, "token expired: reconnect with a fresh token", 401)
+LAPSED = Close(4001, "credential revoked or expired: reconnect with a valid one", 401)
 TOO_MANY = Close(4029, "too many open event streams for this principal", 429)
 TOO_SLOW = Close(4008, "too slow: events were dropped; reconnect and re-read the documents")
 SHUTTING_DOWN = Close(1001, "the gateway is shutting down")
@@ -188,12 +197,19 @@ class EventsEndpoint:
     """Serves `WS /ws/events` from the gateway's event feed, guarded by its security stack."""
 
     def __init__(
-        self, guard: Guard, feed: EventFeed, policy: PolicyStore, settings: EventsSettings
+        self,
+        guard: Guard,
+        feed: EventFeed,
+        policy: PolicyStore,
+        settings: EventsSettings,
+        *,
+        credentials: CredentialCheck,
     ) -> None:
         self.guard = guard
         self.feed = feed
         self.policy = policy
         self.settings = settings
+        self.credentials = credentials
 
     async def handle(self, ws: WebSocket) -> None:
         token, refused = _tokens(ws)
@@ -233,7 +249,7 @@ class EventsEndpoint:
             await ws.accept(subprotocol=subprotocol)
             await self.guard.record(call, "ok", 101)
             expires = call.request.identity.expires_at if call.request.identity else None
-            end = await _Stream(ws, sub, self.settings, expires).run()
+            end = await _Stream(ws, sub, self.settings, expires, self._hold(call)).run()
         finally:
             self.feed.unsubscribe(sub)
         if end is not None:
@@ -253,6 +269,24 @@ class EventsEndpoint:
             return EXPIRED, "denied:authenticate", "token expired (within leeway)"
         return None, "ok", None
 
+    async def _hold(self, call: CallContext) -> Close:
+        """Returns once the stream's credential lapses or its grant is withdrawn: how to close
+        (4001, 4003, or 1013 when the check cannot be made), the reason logged."""
+        identity = call.request.identity
+        assert identity is not None
+        denied = await watch(
+            identity,
+            agent=call.agent,
+            action=ACTION,
+            credentials=self.credentials,
+            policy=self.policy,
+        )
+        err = denied_error(denied, ACTION)
+        log_rejection(
+            call.request, method=ACTION, outcome=err.outcome, status=err.status, reason=err.detail
+        )
+        return LAPSED if err.status == 401 else _DENIED.get(err.status, _DENIED[503])
+
 
 async def _close(ws: WebSocket, close: Close) -> None:
     with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect, TimeoutError):
@@ -263,12 +297,18 @@ class _Stream:
     """One accepted subscriber: events and pings out, `subscribe` messages in."""
 
     def __init__(
-        self, ws: WebSocket, sub: Subscription, settings: EventsSettings, expires: float | None
+        self,
+        ws: WebSocket,
+        sub: Subscription,
+        settings: EventsSettings,
+        expires: float | None,
+        hold: Coroutine[Any, Any, Close],
     ) -> None:
         self.ws = ws
         self.sub = sub
         self.settings = settings
         self.expires = expires
+        self.hold = hold  # returns when the credential or the grant no longer holds
         self._send_lock = asyncio.Lock()
 
     async def run(self) -> Close | None:
@@ -277,6 +317,7 @@ class _Stream:
             asyncio.create_task(self._send_events()),
             asyncio.create_task(self._receive()),
             asyncio.create_task(self._watch()),
+            asyncio.create_task(self.hold),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

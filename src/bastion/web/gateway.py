@@ -104,7 +104,11 @@ class Gateway:
             max_per_principal=settings.events.max_subscriptions_per_principal,
         )
         self.events_endpoint = EventsEndpoint(
-            self.guard, self.events, self.stack.policy, settings.events
+            self.guard,
+            self.events,
+            self.stack.policy,
+            settings.events,
+            credentials=self.stack.credentials,
         )
 
     def app(self) -> Starlette:
