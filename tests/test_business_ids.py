@@ -1,4 +1,4 @@
-"""One set of IBAN and VAT id rules: what the validator accepts, the extractor reads from an
+"""One set of IBAN, BIC and VAT id rules: what the validator accepts, the extractor reads from an
 invoice and the PII guardrails catch, for every country of the IBAN registry."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bastion.business_ids import IBAN_LENGTHS, check_iban, check_vat_id, iban_valid
+from bastion.business_ids import IBAN_LENGTHS, check_bic, check_iban, check_vat_id, iban_valid
 from bastion.guardrails.pii import detect_pii
 from bastion.pipeline.extract.invoice import extract_invoice
 from bastion.pipeline.extract.text import Cell, Page, build_rows
@@ -98,6 +98,16 @@ async def test_irish_and_swiss_vat_ids_agree_across_extractor_and_validator(
     assert _extracted(f"VAT No: {written}")["vat_id"].value == compact
     # Without a label, found by the country formats alone.
     assert _extracted(f"ACME Ltd · {written} · Dublin")["vat_id"].value == compact
+
+
+@pytest.mark.parametrize(("bic", "known"), [("DEUTDEFF500", True), ("DEUTXXFF500", False)])
+async def test_a_bic_is_judged_by_the_same_country_codes(bic: str, known: bool) -> None:
+    assert check_bic(bic).ok is known
+    assert (await _problems("bic", bic) == []) is known
+    text = f"SWIFT/BIC: {bic}"
+    assert [text[f.start : f.end] for f in detect_pii(text, types=["SWIFT_CODE"])] == (
+        [bic] if known else []
+    )
 
 
 def test_the_guardrails_do_not_load_the_document_pipeline() -> None:
