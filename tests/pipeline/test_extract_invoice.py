@@ -15,8 +15,9 @@ from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.pdfencrypt import StandardEncryption
 from reportlab.pdfgen import canvas
 
+from bastion.business_ids import iban_valid
 from bastion.pipeline.extract import extract_document
-from bastion.pipeline.extract.invoice import extract_invoice, iban_valid, normalise_name
+from bastion.pipeline.extract.invoice import extract_invoice, normalise_name
 from bastion.pipeline.extract.text import Cell, Page, build_rows
 from bastion.pipeline.model import INVOICE_FIELDS, ExtractionError, ExtractionResult
 

@@ -14,7 +14,7 @@ import pytest
 from bastion.agents.echo import echo_definition
 from bastion.config import Settings, load_settings
 from bastion.project import init_project
-from bastion.runtime.agent import AgentApp
+from bastion.runtime.agent import AgentApp, AgentDefinition
 from bastion.security.stack import build_api_key_store
 from bastion.storage.models import AuditRecord
 from bastion.testing import serve_in_thread
@@ -66,15 +66,18 @@ class AgentEnv:
 
 
 def make_env(
-    tmp_path: Path, configure: Callable[[Settings], None] | None = None
+    tmp_path: Path,
+    configure: Callable[[Settings], None] | None = None,
+    definition: AgentDefinition | None = None,
 ) -> Iterator[AgentEnv]:
+    """An agent (default: the echo agent) serving a fresh project on a loopback port."""
     res = init_project(tmp_path / "proj")
     settings = load_settings(res.config)
     settings.auth.api_key_cache_seconds = 0
     settings.policy.reload_check_seconds = 0
     if configure:
         configure(settings)
-    app = AgentApp(echo_definition(), settings)
+    app = AgentApp(definition or echo_definition(), settings)
     with serve_in_thread(app) as srv:
         yield AgentEnv(srv.url, res.directory, settings, res.admin_key, app)
 

@@ -50,11 +50,9 @@ from bastion.edge.engine import (
     WafEngine,
 )
 from bastion.edge.ratebased import IpRateRule
-from bastion.observability.metrics import observe_request
 from bastion.runtime.context import CORRELATION_HEADER, RequestContext, accept_correlation_id
-from bastion.runtime.server import MESSAGE_PATHS, AuditSink
-from bastion.security.audit import AuditEntry
-from bastion.security.stages import log_rejection
+from bastion.runtime.outcomes import AuditSink, OutcomeRecorder
+from bastion.runtime.server import MESSAGE_PATHS
 
 WAF_OUTCOME = "denied:waf"  # the audit outcome and metrics outcome of a refusal
 
@@ -136,7 +134,7 @@ class WafMiddleware:
         self.engine = engine
         self.allowlist = allowlist
         self.limits = limits
-        self.audit = audit
+        self.recorder = OutcomeRecorder(engine.agent, audit)
         self.resolver = ClientAddressResolver(engine.settings.trusted_proxies)
         self.rate = IpRateRule(engine.settings, clock)
 
@@ -244,21 +242,15 @@ class WafMiddleware:
             client_ip=ip,
             correlation_id=correlation_id,
         )
-        log_rejection(req, method=method, outcome=WAF_OUTCOME, status=verdict.status, reason=reason)
-        elapsed = time.perf_counter() - started
-        observe_request(self.engine.agent, method, WAF_OUTCOME, verdict.status, elapsed)
-        if verdict.blocked_by in (MANAGED, BOT) and self.audit is not None:
-            await self.audit.record(
-                AuditEntry.for_request(
-                    req,
-                    agent=self.engine.agent,
-                    method=method,
-                    outcome=WAF_OUTCOME,
-                    status=verdict.status,
-                    started=started,
-                    detail=reason,
-                )
-            )
+        await self.recorder.record(
+            req,
+            method=method,
+            outcome=WAF_OUTCOME,
+            status=verdict.status,
+            started=started,
+            detail=reason,
+            audited=verdict.blocked_by in (MANAGED, BOT),  # floods of 429/413/404 are not
+        )
         response = refusal_response(verdict, correlation_id)
         if scope["type"] == "http":
             await response(scope, receive, send)

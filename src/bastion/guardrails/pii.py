@@ -22,10 +22,10 @@ import re
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
 
 import phonenumbers
 
+from bastion.business_ids import COUNTRY_CODES, iban_valid
 from bastion.guardrails.pii_address import find_addresses
 from bastion.guardrails.pii_name import find_names
 from bastion.guardrails.types import PII_TYPES, Finding
@@ -98,18 +98,10 @@ def _iban_prefix(value: str) -> str:
     """The longest prefix of `value` that is a valid IBAN ("" if none): a greedy match may
     have taken the first characters of the following text."""
     while len(value) >= 15:
-        if _iban_checker()(value.replace(" ", "").upper()):
+        if iban_valid(value.replace(" ", "")):
             return value
         value = value[:-1].rstrip()
     return ""
-
-
-@cache
-def _iban_checker() -> Callable[[str], bool]:
-    # Imported on first use: the invoice module brings the document extractor with it.
-    from bastion.pipeline.extract.invoice import iban_valid
-
-    return iban_valid
 
 
 def _iban(value: str, cue: bool) -> float | None:
@@ -160,22 +152,8 @@ def _ip(value: str, cue: bool) -> float | None:
     return 0.95 if cue else 0.85
 
 
-_ISO_COUNTRIES_TEXT = (
-    "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ "
-    "BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM "
-    "DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS "
-    "GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN "
-    "KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ "
-    "MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM "
-    "PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV "
-    "SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI "
-    "VN VU WF WS XK YE YT ZA ZM ZW"
-)
-_ISO_COUNTRIES = frozenset(_ISO_COUNTRIES_TEXT.split())
-
-
 def _swift(value: str, cue: bool) -> float | None:
-    if value[4:6] not in _ISO_COUNTRIES:
+    if value[4:6] not in COUNTRY_CODES:
         return None
     if cue:
         return 0.95

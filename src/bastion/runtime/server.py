@@ -7,9 +7,10 @@ Request path (each step is a separate unit; this module only composes them):
 
 Authentication runs once per HTTP request and before any parse error is answered, so an
 unauthenticated caller learns nothing but 401. Authorization and rate limiting run per call,
-batch elements included. Audit wraps everything: every call, allowed or denied, and every
-request refused before a call could be read, leaves one record, is counted in the metrics and,
-when refused, logged with its reason.
+batch elements included. Audit wraps everything: each exit path only notes its outcome, and
+one `finally` around the stages writes the records (`OutcomeRecorder`) before the answer is
+sent. Every call, allowed or denied, and every request refused or failed before a call could
+be read, leaves one record, is counted in the metrics and, when refused, logged with its reason.
 
 `POST /message` is served as a raw ASGI endpoint because it is the hot path; everything else
 (agent card, health, readiness, token service) is an ordinary Starlette app; the paths named
@@ -22,14 +23,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import structlog
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.observability.metrics import UNKNOWN, observe_request
+from bastion.observability.metrics import UNKNOWN
 from bastion.protocol.a2a import a2a_error
 from bastion.protocol.errors import (
     CONTENT_TYPE_NOT_SUPPORTED,
@@ -58,9 +59,9 @@ from bastion.runtime.context import (
     correlation_id_var,
 )
 from bastion.runtime.methods import MethodRegistry
-from bastion.security.audit import AuditEntry
+from bastion.runtime.outcomes import AuditSink, OutcomeRecorder
 from bastion.security.ratelimit import headers_for
-from bastion.security.stages import DENIED_PREFIX, Denied, Pipeline, log_rejection
+from bastion.security.stages import DENIED_PREFIX, Denied, Pipeline
 
 log = structlog.get_logger("bastion.server")
 
@@ -76,12 +77,57 @@ _SSE_HEADERS = [
 ]
 
 
-class AuditSink(Protocol):
-    async def record(self, entry: AuditEntry) -> None: ...
-
-
 class _ClientGone(Exception):
     pass
+
+
+@dataclass(slots=True)
+class _Audit:
+    """What the audit record of one call, or of a request refused before its calls, says.
+
+    Each exit path sets it with `end`; one that does not (an exception nobody expected) leaves
+    an internal error, so that nothing goes unaudited.
+    """
+
+    method: str
+    started: float
+    outcome: str = f"error:{INTERNAL_ERROR}"
+    status: int = 500
+    detail: str | None = None
+    ended: float | None = None
+
+    def end(self, outcome: str, status: int, detail: str | None = None) -> None:
+        self.outcome, self.status, self.detail = outcome, status, detail
+        self.ended = time.perf_counter()
+
+
+class _Trail:
+    """The audit records of one request, written by the one `finally` of `_message`: one per
+    call it ran, or one for the request when it ended before any call."""
+
+    __slots__ = ("calls", "request")
+
+    def __init__(self, started: float) -> None:
+        self.request = _Audit("(unread)", started)
+        self.calls: list[_Audit] = []
+
+    def call(self) -> _Audit:
+        audit = _Audit("(invalid)", time.perf_counter())
+        self.calls.append(audit)
+        return audit
+
+    def records(self) -> list[_Audit]:
+        return self.calls or [self.request]
+
+
+@dataclass(slots=True)
+class _Reply:
+    """An HTTP answer to send once the request's records are written."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] | None = None
+    content: bool = True
 
 
 @dataclass(slots=True)
@@ -93,7 +139,7 @@ class _Outcome:
     headers: dict[str, str] | None = None
     stream: AsyncIterator[Any] | None = None
     call_id: JsonId = None
-    method: str = ""
+    audit: _Audit | None = None  # a stream's: its outcome is known when the stream ends
 
 
 def _jsonable(value: Any) -> Any:
@@ -247,7 +293,7 @@ class AgentServer:
         self.name = name
         self.registry = registry
         self.pipeline = pipeline or Pipeline()
-        self.audit = audit
+        self.recorder = OutcomeRecorder(name, audit)
         self.max_body_bytes = max_body_bytes
         self.max_batch = max_batch
         self.http_labels = dict(http_labels or {})
@@ -278,11 +324,17 @@ class AgentServer:
             await self._app(scope, receive, send_counted)
         finally:
             outcome = http_outcome(status)
-            observe_request(self.name, label, outcome, status, time.perf_counter() - started)
-            if outcome.startswith(DENIED_PREFIX):
-                req = scope_context(self.name, scope)
-                reason = f"{label} answered {status}"
-                log_rejection(req, method=label, outcome=outcome, status=status, reason=reason)
+            req = scope_context(self.name, scope)
+            detail = f"{label} answered {status}"
+            await self.recorder.record(
+                req,
+                method=label,
+                outcome=outcome,
+                status=status,
+                started=started,
+                detail=detail,
+                audited=False,
+            )
 
     # -- audit -------------------------------------------------------------------------------
 
@@ -291,32 +343,16 @@ class AgentServer:
         made-up method name must not create a new time series)."""
         return method if self.registry.get(method) is not None else UNKNOWN
 
-    async def _audit(
-        self,
-        req: RequestContext,
-        method: str,
-        outcome: str,
-        status: int,
-        started: float,
-        detail: str | None = None,
-    ) -> None:
-        """The end of one call: counted in the metrics, logged if refused, then audited."""
-        label = self._label(method)
-        observe_request(self.name, label, outcome, status, time.perf_counter() - started)
-        if outcome.startswith(DENIED_PREFIX):
-            log_rejection(req, method=label, outcome=outcome, status=status, reason=detail)
-        if self.audit is None:
-            return
-        await self.audit.record(
-            AuditEntry.for_request(
-                req,
-                agent=self.name,
-                method=method,
-                outcome=outcome,
-                status=status,
-                started=started,
-                detail=detail,
-            )
+    async def _record(self, req: RequestContext, audit: _Audit) -> None:
+        await self.recorder.record(
+            req,
+            method=audit.method,
+            label=self._label(audit.method),
+            outcome=audit.outcome,
+            status=audit.status,
+            started=audit.started,
+            ended=audit.ended,
+            detail=audit.detail,
         )
 
     # -- HTTP --------------------------------------------------------------------------------
@@ -324,20 +360,34 @@ class AgentServer:
     async def _message(self, scope: Scope, receive: Receive, send: Send) -> None:
         req = scope_context(self.name, scope)
         token = correlation_id_var.set(req.correlation_id)
+        trail = _Trail(req.started)
         try:
-            await self._serve_message(scope, receive, send, req)
-        except _ClientGone:
-            await self._audit(req, "(unread)", "client_disconnected", 499, req.started)
+            try:
+                reply = await self._answer(scope, receive, send, req, trail)
+            except _ClientGone:
+                trail.request.end("client_disconnected", 499)
+                return
+            finally:
+                # The one place this endpoint audits: every way out of the stages passes here.
+                for audit in trail.records():
+                    await self._record(req, audit)
+            if reply is not None:
+                await self._send(
+                    send, reply.status, reply.body, req, reply.headers, content=reply.content
+                )
         finally:
             correlation_id_var.reset(token)
 
-    async def _serve_message(
-        self, scope: Scope, receive: Receive, send: Send, req: RequestContext
-    ) -> None:
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, req: RequestContext, trail: _Trail
+    ) -> _Reply | None:
+        """Run the request through the stages and its calls, noting each outcome in `trail`.
+        The answer to send, or None when a stream has been answered already."""
+        audit = trail.request
         if scope["method"] != "POST":
-            await self._audit(req, "(none)", "error:405", 405, req.started)
-            await self._send(send, 405, b"", req, {"Allow": "POST"}, content=False)
-            return
+            audit.method = "(none)"
+            audit.end("error:405", 405)
+            return _Reply(405, headers={"Allow": "POST"}, content=False)
 
         declared = req.headers.get("content-length")
         too_big = declared is not None and (
@@ -345,37 +395,20 @@ class AgentServer:
         )
         body = None if too_big else await self._read_body(receive)
         if body is None:
-            err = RpcError(PAYLOAD_TOO_LARGE)
-            await self._audit(
-                req,
-                "(unread)",
-                "denied:size_limit",
-                413,
-                req.started,
-                f"body larger than server.max_body_bytes ({self.max_body_bytes})",
-            )
-            await self._send(send, 413, orjson.dumps(error_response(None, err)), req)
-            return
+            detail = f"body larger than server.max_body_bytes ({self.max_body_bytes})"
+            audit.end("denied:size_limit", 413, detail)
+            return _Reply(413, orjson.dumps(error_response(None, RpcError(PAYLOAD_TOO_LARGE))))
 
         parsed = parse_body(body, self.max_batch)
+        audit.method = _method_label(parsed)
 
         try:
             await self.pipeline.admit_request(req)
         except Denied as denied:
             err = denied.to_rpc_error()
-            await self._audit(
-                req,
-                _method_label(parsed),
-                f"denied:{denied.stage}",
-                err.http_status,
-                req.started,
-                denied.reason,
-            )
+            audit.end(f"denied:{denied.stage}", err.http_status, denied.reason)
             rid = parsed.items[0].id if len(parsed.items) == 1 and not parsed.is_batch else None
-            await self._send(
-                send, err.http_status, orjson.dumps(error_response(rid, err)), req, err.headers
-            )
-            return
+            return _Reply(err.http_status, orjson.dumps(error_response(rid, err)), err.headers)
 
         content_type = req.headers.get("content-type")
         if content_type is not None and not _is_json(content_type):
@@ -384,38 +417,32 @@ class AgentServer:
                 "Content-Type must be application/json",
                 contentType=content_type[:100],
             )
-            await self._audit(req, "(unparsed)", f"error:{ct_err.code}", 200, req.started)
-            await self._send(send, 200, orjson.dumps(error_response(None, ct_err)), req)
-            return
+            audit.method = "(unparsed)"
+            audit.end(f"error:{ct_err.code}", 200)
+            return _Reply(200, orjson.dumps(error_response(None, ct_err)))
 
         if parsed.fatal is not None:
             err = parsed.fatal.error
-            await self._audit(req, "(unparsed)", f"error:{err.code}", 200, req.started)
-            await self._send(send, 200, orjson.dumps(error_response(None, err)), req)
-            return
+            audit.end(f"error:{err.code}", 200)
+            return _Reply(200, orjson.dumps(error_response(None, err)))
 
         if not parsed.is_batch:
-            outcome = await self._run(req, parsed.items[0], in_batch=False)
+            outcome = await self._run(req, parsed.items[0], trail.call(), in_batch=False)
             if outcome.stream is not None:
                 await self._stream(send, receive, req, outcome)
-                return
+                return None
             if outcome.response is None:
-                await self._send(send, 204, b"", req, content=False)
-                return
-            await self._send(
-                send, outcome.status, orjson.dumps(outcome.response), req, outcome.headers
-            )
-            return
+                return _Reply(204, content=False)
+            return _Reply(outcome.status, orjson.dumps(outcome.response), outcome.headers)
 
         responses = []
         for item in parsed.items:
-            outcome = await self._run(req, item, in_batch=True)
+            outcome = await self._run(req, item, trail.call(), in_batch=True)
             if outcome.response is not None:
                 responses.append(outcome.response)
         if not responses:
-            await self._send(send, 204, b"", req, content=False)
-            return
-        await self._send(send, 200, orjson.dumps(responses), req)
+            return _Reply(204, content=False)
+        return _Reply(200, orjson.dumps(responses))
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []
@@ -464,27 +491,20 @@ class AgentServer:
     # -- calls -------------------------------------------------------------------------------
 
     async def _run(
-        self, req: RequestContext, item: Call | InvalidCall, *, in_batch: bool
+        self, req: RequestContext, item: Call | InvalidCall, audit: _Audit, *, in_batch: bool
     ) -> _Outcome:
+        """One call through its stages and its handler; its outcome is noted in `audit`."""
         if isinstance(item, InvalidCall):
-            await self._audit(
-                req, "(invalid)", f"error:{item.error.code}", 200, time.perf_counter()
-            )
+            audit.end(f"error:{item.error.code}", 200)
             return _Outcome(error_response(item.id, item.error))
 
+        audit.method = item.method
         ctx = CallContext(request=req, method=item.method)
         try:
             await self.pipeline.admit_call(ctx)
         except Denied as denied:
             err = denied.to_rpc_error()
-            await self._audit(
-                req,
-                item.method,
-                f"denied:{denied.stage}",
-                err.http_status,
-                ctx.started,
-                denied.reason,
-            )
+            audit.end(f"denied:{denied.stage}", err.http_status, denied.reason)
             return _Outcome(
                 None if item.is_notification else error_response(item.id, err),
                 status=200 if in_batch else err.http_status,
@@ -503,20 +523,18 @@ class AgentServer:
                         data="streaming methods cannot be called in a batch or as a notification",
                     )
                 stream = await primed(self.registry.invoke(spec, bound, ctx))
-                return _Outcome(None, stream=stream, call_id=item.id, method=item.method)
+                return _Outcome(None, stream=stream, call_id=item.id, audit=audit)
             result = await self.registry.invoke(spec, bound, ctx)
         except RpcError as rpc_err:
-            await self._audit(
-                req, item.method, f"error:{rpc_err.code}", 200, ctx.started, _reason(rpc_err)
-            )
+            audit.end(f"error:{rpc_err.code}", 200, _reason(rpc_err))
             return _Outcome(None if item.is_notification else error_response(item.id, rpc_err))
         except Exception:
             log.exception("handler failed", method=item.method, agent=self.name)
-            await self._audit(req, item.method, f"error:{INTERNAL_ERROR}", 200, ctx.started)
+            audit.end(f"error:{INTERNAL_ERROR}", 200)
             internal = RpcError(INTERNAL_ERROR, data={"correlation_id": req.correlation_id})
             return _Outcome(None if item.is_notification else error_response(item.id, internal))
 
-        await self._audit(req, item.method, "ok", 200, ctx.started)
+        audit.end("ok", 200)
         if item.is_notification:
             return _Outcome(None)
         payload = _jsonable(result)
@@ -528,9 +546,8 @@ class AgentServer:
         self, send: Send, receive: Receive, req: RequestContext, outcome: _Outcome
     ) -> None:
         """Send a streaming method's items as SSE events, each a JSON-RPC response, until the
-        stream ends or the client disconnects."""
-        assert outcome.stream is not None
-        started = time.perf_counter()
+        stream ends or the client disconnects; how it ended goes to the call's audit."""
+        assert outcome.stream is not None and outcome.audit is not None
         headers = self._response_headers(req, None) + _SSE_HEADERS
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         result = "ok"
@@ -562,8 +579,8 @@ class AgentServer:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
+            outcome.audit.end(result, 200)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        await self._audit(req, outcome.method, result, 200, started)
 
     @staticmethod
     async def _send_event(send: Send, payload: dict[str, Any]) -> None:

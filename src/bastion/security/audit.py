@@ -151,15 +151,18 @@ class AuditEntry:
         status: int,
         started: float,
         detail: str | None = None,
+        ended: float | None = None,
     ) -> AuditEntry:
-        """The record of one call of `req`, which started at `started` (perf_counter).
+        """The record of one call of `req`, which started at `started` and ended at `ended`
+        (perf_counter readings; `ended` default: now).
 
         `ts` is when the call arrived, so that the hops of one correlation ID read in call order.
         """
         ident = req.identity
-        elapsed = time.perf_counter() - started
+        now = time.perf_counter()
+        elapsed = (now if ended is None else ended) - started
         return cls(
-            ts=time.time() - elapsed,
+            ts=time.time() - (now - started),
             principal=ident.principal if ident else "-",
             auth_method=ident.auth_method if ident else "none",
             agent=agent,

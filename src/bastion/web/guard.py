@@ -17,20 +17,18 @@ Nothing about the body is read before the caller is authenticated and authorized
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bastion.observability.metrics import observe_request
 from bastion.protocol.errors import spec_for
 from bastion.runtime.context import CallContext, RequestContext, correlation_id_var
-from bastion.runtime.server import AuditSink, scope_context
-from bastion.security.audit import AuditEntry
+from bastion.runtime.outcomes import AuditSink, OutcomeRecorder
+from bastion.runtime.server import scope_context
 from bastion.security.ratelimit import headers_for
-from bastion.security.stages import DENIED_PREFIX, Denied, Pipeline, log_rejection
+from bastion.security.stages import Denied, Pipeline
 from bastion.web.errors import ApiError, error_response
 
 log = structlog.get_logger("bastion.gateway")
@@ -89,7 +87,7 @@ class Guard:
     def __init__(self, agent: str, pipeline: Pipeline, audit: AuditSink) -> None:
         self.agent = agent
         self.pipeline = pipeline
-        self.audit = audit
+        self.recorder = OutcomeRecorder(agent, audit)
 
     def protect(self, action: str, handler: Handler) -> Endpoint:
         """The endpoint for `handler`, authorized as `<agent>.<action>`."""
@@ -132,18 +130,11 @@ class Guard:
         self, call: CallContext, outcome: str, status: int, detail: str | None = None
     ) -> None:
         """The request's end: counted in the metrics, logged if refused, one audit record."""
-        req = call.request
-        observe_request(self.agent, call.method, outcome, status, time.perf_counter() - req.started)
-        if outcome.startswith(DENIED_PREFIX):
-            log_rejection(req, method=call.method, outcome=outcome, status=status, reason=detail)
-        await self.audit.record(
-            AuditEntry.for_request(
-                call.request,
-                agent=self.agent,
-                method=call.method,
-                outcome=outcome,
-                status=status,
-                started=call.request.started,
-                detail=detail,
-            )
+        await self.recorder.record(
+            call.request,
+            method=call.method,
+            outcome=outcome,
+            status=status,
+            started=call.request.started,
+            detail=detail,
         )

@@ -19,6 +19,13 @@ from datetime import date, timedelta
 from functools import lru_cache
 from itertools import combinations
 
+from bastion.business_ids import (
+    COUNTRY_CODES,
+    IBAN_LENGTHS,
+    VAT_COUNTRIES,
+    VAT_ID_PATTERN,
+    iban_valid,
+)
 from bastion.pipeline.extract.alternation import NamedAlternation, named_alternation
 from bastion.pipeline.extract.locale import (
     AmountMatch,
@@ -33,7 +40,7 @@ from bastion.pipeline.extract.locale import (
 from bastion.pipeline.extract.text import Cell, Hit, Page, Row, find_labels, values_near
 from bastion.pipeline.model import ExtractedField
 
-__all__ = ["LEGAL_FORM", "extract_invoice", "iban_valid", "normalise_name"]
+__all__ = ["LEGAL_FORM", "extract_invoice", "normalise_name"]
 
 _I = re.IGNORECASE
 PlumberLoader = Callable[[int], Page | None]
@@ -360,35 +367,15 @@ _NAME_STOP = re.compile(r"\s*(?:,|\s{2,}|\t|·|•|\|)\s*")
 
 # --------------------------------------------------------------------------------- identifiers
 
-_IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
-    "BR": 29, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20,
-    "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18,
-    "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30,
-    "KW": 30, "KZ": 20, "LB": 28, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24,
-    "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28,
-    "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SE": 24, "SI": 19, "SK": 24,
-    "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
-}  # fmt: skip
 # "\b" then a capital, written as a capital then a lookbehind: see _VAT_HINT.
 _IBAN_RE = re.compile(r"([A-Z](?<!\w[A-Z])[A-Z]\d{2}(?:[ ]?[A-Z0-9]){10,30})")
 _BIC_LABEL = _fast(
     r"\b(?:bic|swift)(?:\s*[/-]?\s*(?:swift|bic))?(?:\s*-?\s*code)?\b\s*(?:\([^)]*\))?\s*[:.]?"
 )
 _BIC_RE = re.compile(r"\b([A-Z]{4}(?P<cc>[A-Z]{2})[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\b")
-_VAT_PATTERNS = re.compile(
-    r"ATU\d{8}|BE[01]\d{9}|BG\d{9,10}|CY\d{8}[A-Z]|CZ\d{8,10}|DE\d{9}|DK\d{8}|EE\d{9}|EL\d{9}|"
-    r"ES[A-Z0-9]\d{7}[A-Z0-9]|FI\d{8}|FR[A-HJ-NP-Z0-9]{2}\d{9}|HR\d{11}|HU\d{8}|"
-    r"IE\d{7}[A-W][A-I]?|IE\d[A-Z+*]\d{5}[A-W]|IT\d{11}|LT(?:\d{9}|\d{12})|LU\d{8}|LV\d{11}|"
-    r"MT\d{8}|NL\d{9}B\d{2}|PL\d{10}|PT\d{9}|RO\d{2,10}|SE\d{12}|SI\d{8}|SK\d{10}|"
-    r"GB(?:\d{9}|\d{12}|GD\d{3}|HA\d{3})|XI\d{9}|CHE\d{9}(?:MWST|TVA|IVA)?|NO\d{9}(?:MVA)?"
-)
 # The country code comes first and the "not after a capital" test after it (the lookbehind spans
 # the code): a pattern that starts with letters lets the regex engine skip ahead to candidates.
-_VAT_HINT = re.compile(
-    r"(?:AT|BE|BG|CY|CZ|DE|DK|EE|EL|ES|FI|FR|HR|HU|IE|IT|LT|LU|LV|MT|NL|PL|PT|RO|SE|"
-    r"SI|SK|GB|XI|CH|NO)(?<![A-Z]..)[ .\-]?[0-9A-Z]"
-)
+_VAT_HINT = re.compile(rf"(?:{'|'.join(sorted(VAT_COUNTRIES))})(?<![A-Z]..)[ .\-]?[0-9A-Z]")
 _VAT_TOKEN_RE = re.compile(r"\b(?:[A-Z]{2,3}[ .\-]?)(?:[0-9A-Z]{1,12}[ .\-]?){1,6}")
 _GSTIN_RE = re.compile(r"\b\d{2}[A-Z]{5}\d{4}[A-Z][1-9A-Z]Z[0-9A-Z]\b")
 _SEPARATORS = re.compile(r"[ .\-]")
@@ -396,22 +383,6 @@ _INVNO_TOKEN = re.compile(r"^[#№]?\s*([A-Za-z0-9][A-Za-z0-9\-/_.:]*[A-Za-z0-9]
 _HAS_DIGIT = re.compile(r"\d")
 _WORDS = re.compile(r"[^\W\d_]{2,}")
 _YEAR_LIKE = re.compile(r"^(?:19|20)\d{2}$")
-
-
-def iban_valid(iban: str) -> bool:
-    """Whether `iban` (no spaces) has its country's length and passes the mod-97 check."""
-    iban = iban.upper()
-    if not (iban.isascii() and iban.isalnum()):
-        return False
-    expected = _IBAN_LENGTHS.get(iban[:2])
-    if expected is None or len(iban) != expected or not iban[2:4].isdigit():
-        return False
-    moved = iban[4:] + iban[:4]
-    return int(moved.translate(_IBAN_DIGITS)) % 97 == 1
-
-
-# A letter stands for its number in base 36 (A = 10 ... Z = 35) in the mod-97 check.
-_IBAN_DIGITS = {ord(ch): str(int(ch, 36)) for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
 
 
 _LEGAL_STRIP = re.compile(rf"(?:^|[\s,])(?:{LEGAL_FORM})(?=$|[\s,.])", _I)
@@ -752,7 +723,7 @@ def _valid_iban_prefix(raw: str) -> str | None:
     compact = ""
     for group in raw.split(" "):
         compact += group
-        expected = _IBAN_LENGTHS.get(compact[:2])
+        expected = IBAN_LENGTHS.get(compact[:2])
         if expected is None or len(compact) > expected:
             return None
         if len(compact) == expected:
@@ -765,7 +736,7 @@ def _bic(doc: _Doc, iban: _Candidate | None) -> _Candidate | None:
     for hit in _hits(doc, _BIC_LABEL):
         for text, score, where in values_near(doc.pages, hit):
             m = _BIC_RE.match(text.strip().replace(" ", "")[:11]) or _BIC_RE.search(text[:20])
-            if m and m.group("cc") in _IBAN_LENGTHS | {"US": 0, "CA": 0, "IN": 0, "AU": 0}:
+            if m and m.group("cc") in COUNTRY_CODES:
                 cands.append(_Candidate(m.group(1), 0.92 * score, hit.page + 1, _loc(where)))
                 break
     if cands:
@@ -792,7 +763,7 @@ def _vat_ids(doc: _Doc) -> list[_Candidate]:
                 value = _vat_value(text[:40])
                 if value is None:
                     continue
-                strict = bool(_VAT_PATTERNS.fullmatch(value)) or bool(_GSTIN_RE.fullmatch(value))
+                strict = bool(VAT_ID_PATTERN.fullmatch(value)) or bool(_GSTIN_RE.fullmatch(value))
                 conf = base * score * (0.95 if strict else 0.75)
                 if _is_customer(doc, where) or _CUSTOMER_WORDS.search(
                     doc.cell(hit.page, hit.row, hit.cell).text[: hit.start]
@@ -833,7 +804,7 @@ def _vat_value(text: str) -> str | None:
     # Stop at a gap of two spaces or a word that is not part of the identifier.
     raw = re.split(r"\s{2,}", raw)[0]
     compact = _SEPARATORS.sub("", raw).replace("/", "")
-    for strict in _VAT_PATTERNS.finditer(compact):
+    for strict in VAT_ID_PATTERN.finditer(compact):
         if strict.start() == 0:
             return strict.group(0)
     digits = sum(ch.isdigit() for ch in compact)
@@ -857,7 +828,7 @@ def _strict_vat_ids(text: str) -> tuple[str, ...]:
             found = 0
             for n in range(len(groups), i, -1):
                 compact = "".join(g for _start, g in groups[i:n])
-                if _VAT_PATTERNS.fullmatch(compact):
+                if VAT_ID_PATTERN.fullmatch(compact):
                     found = n
                     break
             start = m.start() + groups[i][0]
@@ -875,7 +846,7 @@ _VAT_GROUP_RE = re.compile(r"[0-9A-Z]+")
 def _iban_at(text: str, start: int) -> bool:
     """Whether a valid IBAN starts at `start` (its first digits look like a VAT id)."""
     window = text[start : start + 44].replace(" ", "")
-    n = _IBAN_LENGTHS.get(window[:2])
+    n = IBAN_LENGTHS.get(window[:2])
     return n is not None and len(window) >= n and iban_valid(window[:n])
 
 
