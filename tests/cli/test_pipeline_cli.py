@@ -28,6 +28,7 @@ from bastion.storage.database import shared_engine
 from bastion.storage.queue import Queue, open_queue
 from bastion.testing.pipeline_stack import assign_ports
 from tests.cli.test_cli import one_line_error, run
+from tests.runtime.test_supervisor import alive
 
 UP_TIMEOUT = 90.0
 SERVICES = ("archivist", "validator", "extractor", "orchestrator", "gateway", "worker")
@@ -354,15 +355,6 @@ def _wait_running(up: subprocess.Popen[bytes], out: Path, err: Path) -> None:
         time.sleep(0.2)
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its new parent to reap it counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def _descendants(pid: int) -> list[int]:
     """Children, grandchildren, ... of `pid` (Linux /proc)."""
     found = [int(c) for c in _children(pid)]
@@ -395,15 +387,15 @@ def test_up_killed_with_sigkill_takes_every_service_with_it(
         up.send_signal(signal.SIGKILL)
         assert up.wait(UP_TIMEOUT) == -signal.SIGKILL
         deadline = time.monotonic() + UP_TIMEOUT
-        while [p for p in everything if _alive(p)]:
-            assert time.monotonic() < deadline, [p for p in everything if _alive(p)]
+        while [p for p in everything if alive(p)]:
+            assert time.monotonic() < deadline, [p for p in everything if alive(p)]
             time.sleep(0.2)
     finally:
         if up.poll() is None:
             up.kill()
             up.wait()
         for pid in everything:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
     logs = pipeline.config.parent / "logs"
     for name in SERVICES:
