@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from types import FrameType
 
@@ -66,10 +67,8 @@ class _ParentWatch:
         self.check()
 
     def poll(self, interval: float) -> None:
-        stop = threading.Event()
-        while not stop.wait(interval):
-            if self.check():
-                return
+        while not self.check():
+            time.sleep(interval)
 
 
 def _supervisor_pid(environ: Mapping[str, str]) -> int | None:
