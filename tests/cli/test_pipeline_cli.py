@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +28,10 @@ from bastion.storage.database import shared_engine
 from bastion.storage.queue import Queue, open_queue
 from bastion.testing.pipeline_stack import assign_ports
 from tests.cli.test_cli import one_line_error, run
+from tests.runtime.test_supervisor import alive
 
 UP_TIMEOUT = 90.0
+SERVICES = ("archivist", "validator", "extractor", "orchestrator", "gateway", "worker")
 SAMPLE = bundled_dir() / "invoice_en_line_items.pdf"
 
 
@@ -225,6 +227,59 @@ def test_up_refuses_a_busy_port(pipeline: Pipeline) -> None:
     assert "Stopped." in result.stderr
 
 
+UNSET_ENV = "BASTION_T_UP_GATEWAY_KEY"
+
+
+def _remove_worker_and_gateway_keys(config: Path) -> str:
+    (config.parent / "secrets" / "worker.key").unlink()
+    (config.parent / "secrets" / "gateway.key").unlink()
+    return (
+        "pipeline.worker_api_key (secret://file/secrets/worker.key): cannot read "
+        f"{config.parent / 'secrets' / 'worker.key'}: No such file or directory; create it "
+        "(mode 0600) or fix the path (and 1 more: pipeline.gateway_api_key; "
+        "`bastion config check` lists them)"
+    )
+
+
+def _make_audit_key_unreadable(config: Path) -> str:
+    key = config.parent / "secrets" / "audit.key"
+    key.unlink()
+    key.mkdir()  # unreadable whoever runs the test (root reads a mode 000 file)
+    return (
+        f"audit.hmac_key (secret://file/secrets/audit.key): cannot read {key}: Is a directory; "
+        "create it (mode 0600) or fix the path"
+    )
+
+
+def _unset_gateway_key_variable(config: Path) -> str:
+    _rewrite(config, {"pipeline": {"gateway_api_key": f"secret://env/{UNSET_ENV}"}})
+    return (
+        f"pipeline.gateway_api_key (secret://env/{UNSET_ENV}): environment variable {UNSET_ENV} "
+        "is not set: export it before starting"
+    )
+
+
+@pytest.mark.parametrize(
+    "break_a_secret",
+    [_remove_worker_and_gateway_keys, _make_audit_key_unreadable, _unset_gateway_key_variable],
+)
+def test_up_refuses_an_unresolvable_secret_before_starting_anything(
+    pipeline: Pipeline,
+    monkeypatch: pytest.MonkeyPatch,
+    break_a_secret: Callable[[Path], str],
+) -> None:
+    monkeypatch.delenv(UNSET_ENV, raising=False)
+    expected = break_a_secret(pipeline.config)
+    folder = pipeline.config.parent / "secrets"
+    secrets = [p.read_text().strip() for p in folder.iterdir() if p.is_file()]
+    result = run("up", "--config", str(pipeline.config))
+    message = one_line_error(result)  # one line: no service was starting or ready
+    assert message == f"error: cannot start the pipeline: {expected}"
+    assert not (pipeline.config.parent / "logs").exists()  # no service was ever started
+    for value in secrets:
+        assert value not in result.output
+
+
 def test_serve_worker_and_gateway_options(pipeline: Pipeline) -> None:
     result = run("serve", "worker", "--port", "9000", "--config", str(pipeline.config))
     assert "does not listen on a port" in one_line_error(result)
@@ -247,24 +302,11 @@ def test_up_runs_the_pipeline_until_sigterm(pipeline: Pipeline, tmp_path: Path) 
     then a clean stop on SIGTERM with exit status 0 and no process left behind."""
     assign_ports(pipeline.config)
     settings = load_settings(pipeline.config)
-    out, err = tmp_path / "up.out", tmp_path / "up.err"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
-    env.update(PYTHONUNBUFFERED="1", COLUMNS="200")
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        up = subprocess.Popen(
-            [sys.executable, "-m", "bastion", "up", "--config", str(pipeline.config)],
-            stdout=stdout,
-            stderr=stderr,
-            env=env,
-        )
+    up, out, err = _start_up(pipeline.config, tmp_path / "up")
     try:
-        deadline = time.monotonic() + UP_TIMEOUT
-        while "Running." not in out.read_text():
-            assert up.poll() is None, err.read_text()
-            assert time.monotonic() < deadline, err.read_text()
-            time.sleep(0.2)
+        _wait_running(up, out, err)
         table = out.read_text()
-        for name in ("archivist", "validator", "extractor", "orchestrator", "gateway", "worker"):
+        for name in SERVICES:
             assert str(pipeline.config.parent / "logs" / f"{name}.log") in table
         assert settings.pipeline.gateway_url in table
         progress = err.read_text()
@@ -284,10 +326,94 @@ def test_up_runs_the_pipeline_until_sigterm(pipeline: Pipeline, tmp_path: Path) 
             up.kill()
             up.wait()
     stopped = err.read_text()
-    for name in ("archivist", "validator", "extractor", "orchestrator", "gateway", "worker"):
+    for name in SERVICES:
         assert f"stopped {name}: exit status 0" in stopped
     assert stopped.rstrip().endswith("Stopped.")
     assert not [p for p in pids if Path(f"/proc/{p}").exists()]
+
+
+def _start_up(config: Path, name: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """`bastion up` as a real process, its stdout and stderr in `name`.out / `name`.err."""
+    out, err = name.with_suffix(".out"), name.with_suffix(".err")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    env.update(PYTHONUNBUFFERED="1", COLUMNS="200")
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "bastion", "up", "--config", str(config)],
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+        )
+    return up, out, err
+
+
+def _wait_running(up: subprocess.Popen[bytes], out: Path, err: Path) -> None:
+    deadline = time.monotonic() + UP_TIMEOUT
+    while "Running." not in out.read_text():
+        assert up.poll() is None, err.read_text()
+        assert time.monotonic() < deadline, err.read_text()
+        time.sleep(0.2)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Children, grandchildren, ... of `pid` (Linux /proc)."""
+    found = [int(c) for c in _children(pid)]
+    for child in list(found):
+        found.extend(_descendants(child))
+    return found
+
+
+def test_up_killed_with_sigkill_takes_every_service_with_it(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """SIGKILL on `bastion up`: every service notices, stops cleanly (its usual shutdown,
+    logged), its helpers (audit writers, extraction sandboxes) go too, and the next
+    `bastion up` on the same folder starts."""
+    assign_ports(pipeline.config)
+    up, out, err = _start_up(pipeline.config, tmp_path / "first")
+    everything: list[int] = []
+    try:
+        _wait_running(up, out, err)
+        # The worker counts as ready once alive for a moment; wait until it is consuming.
+        worker_log = pipeline.config.parent / "logs" / "worker.log"
+        deadline = time.monotonic() + UP_TIMEOUT
+        while '"event":"worker started"' not in worker_log.read_text():
+            assert time.monotonic() < deadline, worker_log.read_text()
+            time.sleep(0.2)
+        services = [int(p) for p in _children(up.pid)]
+        everything = _descendants(up.pid)
+        assert len(services) == len(SERVICES)
+        assert len(everything) > len(services)  # the agents' audit writer processes
+        up.send_signal(signal.SIGKILL)
+        assert up.wait(UP_TIMEOUT) == -signal.SIGKILL
+        deadline = time.monotonic() + UP_TIMEOUT
+        while [p for p in everything if alive(p)]:
+            assert time.monotonic() < deadline, [p for p in everything if alive(p)]
+            time.sleep(0.2)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        for pid in everything:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    logs = pipeline.config.parent / "logs"
+    for name in SERVICES:
+        log = (logs / f"{name}.log").read_text()
+        _, found, after = log.partition('"event":"supervisor gone, stopping"')
+        assert found, f"{name} did not notice: {log[-2000:]}"
+        clean_stop = "worker stopped" if name == "worker" else "Application shutdown complete"
+        assert clean_stop in after, f"{name} did not stop cleanly: {log[-2000:]}"
+
+    again, out, err = _start_up(pipeline.config, tmp_path / "second")
+    try:
+        _wait_running(again, out, err)
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(UP_TIMEOUT) == 0, err.read_text()
+    finally:
+        if again.poll() is None:
+            again.kill()
+            again.wait()
 
 
 def _children(pid: int) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,14 +14,18 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+import bastion
 from bastion.config import AuditSettings
 from bastion.security.audit import AuditEntry, AuditIntegrityError, AuditWriterClosed
 from bastion.security.audit_process import AuditProcessWriter
 from bastion.security.audit_verify import verify_chain
 from bastion.storage.database import shared_engine
 from bastion.storage.models import AuditRecord
+from tests.runtime.test_supervisor import alive
 
 KEY = b"k" * 32
+# Where a script run by a test finds `bastion` and `tests`.
+IMPORT_ROOTS = (Path(bastion.__file__).resolve().parents[1], Path(__file__).resolve().parents[2])
 
 
 def entry(i: int) -> AuditEntry:
@@ -118,3 +124,60 @@ async def test_a_tampered_trail_stops_the_writer_at_start(sqlite_url: str, tmp_p
     with pytest.raises(AuditIntegrityError, match="truncated"):
         await again.start()
     assert time.monotonic() - started < 60
+
+
+# An agent's audit writer whose process holds what it receives for a minute (its own flush
+# interval) while the agent ships every 10 ms; prints the process's pid once all of argv[2]
+# entries are shipped, then waits to be killed.
+AGENT = """
+import asyncio, sys
+from pathlib import Path
+from bastion.config import AuditSettings
+from tests.security.test_audit_process import KEY, entry
+from bastion.security.audit_process import AuditProcessWriter
+
+async def main():
+    settings = AuditSettings(flush_interval_seconds=60)
+    w = AuditProcessWriter(
+        sys.argv[1], chain="echo", key=KEY, settings=settings, checkpoint_dir=Path(sys.argv[3])
+    )
+    w._interval = 0.01
+    await w.start()
+    for i in range(int(sys.argv[2])):
+        await w.record(entry(i))
+    while w._buffer:
+        await asyncio.sleep(0.01)
+    print(w._proc.pid, flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+def test_the_writer_process_stops_with_its_agent_and_stores_what_it_received(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A SIGKILLed agent: its audit writer process sees its input end, commits what it holds
+    and exits (no orphan left running)."""
+    agent = subprocess.Popen(
+        [sys.executable, "-c", AGENT, sqlite_url, "40", str(tmp_path / "cp")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(map(str, IMPORT_ROOTS))},
+    )
+    try:
+        assert agent.stdout is not None
+        child = int(agent.stdout.readline())
+        assert count(sqlite_url) == 0  # shipped, held by the writer process
+        agent.send_signal(signal.SIGKILL)
+        agent.wait()
+        deadline = time.monotonic() + 30
+        while alive(child):
+            assert time.monotonic() < deadline, "the audit writer process outlived its agent"
+            time.sleep(0.05)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+    assert count(sqlite_url) == 40
+    assert verify_chain(shared_engine(sqlite_url), KEY, tmp_path / "cp").ok

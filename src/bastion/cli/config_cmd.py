@@ -13,72 +13,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from bastion.cli.common import ConfigOption, JsonOption, console, err_console, settings_from
-from bastion.config import Settings
 from bastion.config_files import exposed_file_warnings, policy_checks
-from bastion.security.secrets import SecretError, is_reference, resolve
+from bastion.security.secrets.preflight import Check, check_references
 
 app = typer.Typer(no_args_is_help=True, help="Check the configuration.")
-
-# Fields that hold a credential: a literal there is a mistake, whatever it looks like.
-_SECRET_FIELDS = frozenset(
-    {"pepper", "previous_peppers", "signing_keys", "hmac_key", "api_key", "token", "password"}
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    key: str
-    reference: str
-    ok: bool
-    problem: str | None = None
-
-
-def _is_secret_field(path: tuple[str, ...]) -> bool:
-    return any(part in _SECRET_FIELDS or part.endswith("_api_key") for part in path)
-
-
-def _strings(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _strings(v, (*path, str(k)))
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            yield from _strings(v, (*path, str(i)))
-
-
-def check_references(settings: Settings) -> list[Check]:
-    """Resolve every `secret://` string in the settings; flag literals in credential fields."""
-    checks: list[Check] = []
-    found = list(_strings(settings.model_dump(mode="json", exclude={"base_dir"})))
-    uses_vault = any(value.startswith("secret://vault/") for _, value in found)
-    for path, value in found:
-        key = ".".join(path)
-        if key == "secrets.vault.token" and not uses_vault:
-            continue  # the Vault token matters only when something is read from Vault
-        if not is_reference(value):
-            if _is_secret_field(path) and value:
-                checks.append(
-                    Check(key, "(literal)", False, "holds a literal: use a secret:// reference")
-                )
-            continue
-        try:
-            resolve(value, settings.base_dir, settings.secrets)
-        except SecretError as exc:
-            checks.append(Check(key, value, False, str(exc)))
-        else:
-            checks.append(Check(key, value, True))
-    return checks
 
 
 @app.command("check")

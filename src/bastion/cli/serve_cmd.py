@@ -10,6 +10,7 @@ import typer
 
 from bastion.cli.common import ConfigOption, err_console, fail, settings_from
 from bastion.config import Settings
+from bastion.runtime.parent_watch import stop_with_parent
 from bastion.runtime.serve import ServeError, run, uvicorn_config
 from bastion.security.secrets import SecretError
 
@@ -46,6 +47,7 @@ def serve(
         fail("the worker does not listen on a port: drop --host/--port")
     settings = settings_from(config)
     configure_logging(settings.logging)
+    stop_with_parent()  # under `bastion up`: stop cleanly if it dies without stopping us
     if agent == "worker":
         _run_worker(settings)
         return

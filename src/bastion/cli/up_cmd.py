@@ -19,6 +19,7 @@ from bastion.runtime.supervisor import (
     pipeline_endpoints,
     pipeline_supervisor,
 )
+from bastion.security.secrets.preflight import check_references, describe_failures
 
 STOP_TIMEOUT_SECONDS = 20.0
 _SHOWN = {
@@ -57,7 +58,9 @@ def up(
 ) -> None:
     """Run the pipeline: four agents, the gateway and the worker, on loopback, until Ctrl-C.
 
-    Services that crash are restarted; stopping (Ctrl-C or SIGTERM) shuts them down in order.
+    Every secret reference in the configuration must resolve first, or nothing starts.
+    Services that crash are restarted; stopping (Ctrl-C or SIGTERM) shuts them down in order;
+    if `bastion up` itself is killed, each service notices and stops cleanly.
     """
     settings = settings_from(config)
     try:
@@ -70,6 +73,10 @@ def up(
         endpoints = pipeline_endpoints(settings)
     except SupervisorError as exc:
         fail(str(exc))
+    # Every secret resolves before any service starts (and reports ready), or nothing starts.
+    failures = [c for c in check_references(settings) if not c.ok]
+    if failures:
+        fail(f"cannot start the pipeline: {describe_failures(failures)}")
     logs = log_dir if log_dir is not None else settings.path("logs")
     sup = pipeline_supervisor(config_path, settings, log_dir=logs, on_event=_show)
     err_console.print(

@@ -9,6 +9,8 @@ After `start()`, a background thread restarts a child that exits unexpectedly, w
 exponential backoff, and gives up (see `failures` and `wait()`) after `max_restarts` restarts
 within `restart_window` seconds. `stop()` stops dependants before what they need: SIGTERM to
 each child (newest first), then SIGKILL to the process group of any that outlives `timeout`.
+Each child finds the supervisor's pid in `BASTION_SUPERVISOR_PID`; `bastion serve` watches it
+(`parent_watch`) and stops cleanly when the supervisor dies without stopping it.
 
 `pipeline_specs()` builds the standard document pipeline: the four agents, the gateway and
 the worker, each as `python -m bastion serve NAME --config FILE`.
@@ -38,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from bastion.config import Settings
+from bastion.runtime.parent_watch import SUPERVISOR_PID_ENV
 
 EventKind = Literal["starting", "ready", "exited", "restarting", "failed", "stopping", "stopped"]
 
@@ -308,7 +311,12 @@ class Supervisor:
 
     def _spawn(self, c: _Child) -> None:
         spec = c.spec
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(spec.env or {})}
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            SUPERVISOR_PID_ENV: str(os.getpid()),
+            **(spec.env or {}),
+        }
         c.starts += 1
         c.ready = False
         c.restart_at = None

@@ -8,7 +8,8 @@ and registered with the log redactor. `Secret` is a handle that re-resolves afte
 rotated secret is picked up without a restart.
 
 Modules: `value` (SecretValue, SecretError), `reference` (parsing), `local` (env, file),
-`aws`, `vault` (providers), `resolver` (resolve), `handle` (Secret).
+`aws`, `vault` (providers), `resolver` (resolve), `handle` (Secret), `preflight` (every
+reference in a configuration, for `bastion config check` and `bastion up`).
 """
 
 from __future__ import annotations
