@@ -123,7 +123,7 @@ def test_invoice_flows_through_all_agents_under_one_correlation_id(flow: Flow) -
         ("orchestrator", "process_document", "worker", "ok"),
         ("extractor", "extract", "orchestrator", "ok"),
         ("validator", "validate", "orchestrator", "ok"),
-        ("archivist", "find_duplicate", "validator", "ok"),
+        ("archivist", "claim_invoice", "validator", "ok"),
         ("archivist", "archive", "orchestrator", "ok"),
     }
     # `bastion audit tail --correlation ID` shows that path, in call order.
@@ -189,7 +189,7 @@ def test_same_bytes_archived_again_keep_one_record(flow: Flow) -> None:
         ("worker", "extractor", "extract", {"document_id": "0" * 64}),
         ("gateway", "orchestrator", "process_document", {"document_id": "0" * 64}),
         ("validator", "archivist", "get_document", {"document_id": "0" * 64}),
-        ("orchestrator", "archivist", "find_duplicate", {"issuer": "a", "invoice_number": "1"}),
+        ("orchestrator", "archivist", "claim_invoice", {"issuer": "a", "invoice_number": "1"}),
     ],
 )
 def test_call_outside_grant_is_rejected_and_audited(

@@ -107,3 +107,18 @@ class ExtractionResult(BaseModel):
 class ValidationResult(BaseModel):
     outcome: Outcome
     findings: list[Finding] = Field(default_factory=list)
+
+
+class DuplicateClaim(BaseModel):
+    """The archive's answer when a document claims its issuer and invoice number.
+
+    `duplicate`: another document holds them. `other_id`: that document, only when the asking
+    document's uploader may read it. `same_amount`: the holder's total and currency match (or
+    either is unknown); False is the more suspicious case, a reused number with another amount.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    duplicate: bool = False
+    other_id: str | None = Field(default=None, max_length=128)
+    same_amount: bool = True
