@@ -39,7 +39,9 @@ class Flow:
         self.repo = ArchiveRepository(shared_engine(settings.database_url()))
         self.queue = open_pipeline_queue(settings)
 
-    def submit(self, data: bytes, filename: str = "doc.pdf") -> tuple[str, str]:
+    def submit(
+        self, data: bytes, filename: str = "doc.pdf", principal: str = "submitter"
+    ) -> tuple[str, str]:
         """Record an upload as the gateway does; returns (document id, correlation id)."""
         doc_id = object_store(self.settings).put(data)
         cid = new_correlation_id()
@@ -48,7 +50,7 @@ class Flow:
             filename=filename,
             content_type="application/pdf",
             size=len(data),
-            principal="submitter",
+            principal=principal,
             correlation_id=cid,
         )
         if created:

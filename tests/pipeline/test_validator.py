@@ -479,7 +479,9 @@ async def test_vat_id_from_unknown_country_goes_to_review() -> None:
 class Archive:
     """A stand-in for the archivist's claim: records the keys, answers `answer`."""
 
-    def __init__(self, answer: DuplicateClaim | Exception = DuplicateClaim()) -> None:
+    def __init__(
+        self, answer: DuplicateClaim | Exception = DuplicateClaim(duplicate=False)
+    ) -> None:
         self.answer = answer
         self.keys: list[InvoiceKey] = []
 

@@ -46,15 +46,15 @@ def claim(repo: ArchiveRepository, doc_id: str, **kw: Any) -> DuplicateClaim:
 
 def test_the_first_claimant_holds_and_later_ones_are_duplicates(repo: ArchiveRepository) -> None:
     first, second, third = (upload(repo, n) for n in range(3))
-    assert claim(repo, first) == DuplicateClaim()
+    assert claim(repo, first) == DuplicateClaim(duplicate=False)
     # Compared case- and punctuation-blind, like the archive's duplicate keys.
     seen = claim(repo, second, issuer="acme gmbh", number="inv 2024 001", total="119.00")
     assert seen == DuplicateClaim(duplicate=True, other_id=first, same_amount=True)
     # The holder asking again (a reprocess) still holds it; the loser is still a duplicate.
-    assert claim(repo, first) == DuplicateClaim()
+    assert claim(repo, first) == DuplicateClaim(duplicate=False)
     assert claim(repo, second).other_id == first
     # Another invoice number from the same issuer is free.
-    assert claim(repo, third, number="INV-2024-002") == DuplicateClaim()
+    assert claim(repo, third, number="INV-2024-002") == DuplicateClaim(duplicate=False)
 
 
 def test_another_amount_or_currency_is_told_apart(repo: ArchiveRepository) -> None:
@@ -77,12 +77,12 @@ def test_the_holder_is_named_only_to_its_own_uploader(repo: ArchiveRepository) -
 def test_only_eligible_documents_claim(repo: ArchiveRepository) -> None:
     invalid, valid, later = (upload(repo, n) for n in range(3))
     # Invalid for other reasons: checked, but it claims nothing.
-    assert claim(repo, invalid, eligible=False) == DuplicateClaim()
-    assert claim(repo, valid) == DuplicateClaim()
+    assert claim(repo, invalid, eligible=False) == DuplicateClaim(duplicate=False)
+    assert claim(repo, valid) == DuplicateClaim(duplicate=False)
     assert claim(repo, invalid, eligible=False).other_id == valid
     # The holder, reprocessed and now invalid, releases the claim to the next document.
-    assert claim(repo, valid, eligible=False) == DuplicateClaim()
-    assert claim(repo, later) == DuplicateClaim()
+    assert claim(repo, valid, eligible=False) == DuplicateClaim(duplicate=False)
+    assert claim(repo, later) == DuplicateClaim(duplicate=False)
     assert claim(repo, valid).other_id == later
 
 
@@ -90,11 +90,11 @@ def test_a_deleted_or_failed_holder_releases_its_claim(repo: ArchiveRepository) 
     deleted, failed, taker, last = (upload(repo, n) for n in range(4))
     claim(repo, deleted)
     assert repo.delete_document(deleted, principal="alice", correlation_id=None)
-    assert claim(repo, failed) == DuplicateClaim()
+    assert claim(repo, failed) == DuplicateClaim(duplicate=False)
     repo.set_status(failed, "failed", reason="timeout")
     # An ineligible document neither sees a released claim nor takes it over.
-    assert claim(repo, last, eligible=False) == DuplicateClaim()
-    assert claim(repo, taker) == DuplicateClaim()
+    assert claim(repo, last, eligible=False) == DuplicateClaim(duplicate=False)
+    assert claim(repo, taker) == DuplicateClaim(duplicate=False)
     assert claim(repo, last).other_id == taker
 
 
@@ -106,8 +106,10 @@ def test_unknown_deleted_and_keyless_documents(repo: ArchiveRepository) -> None:
     with pytest.raises(DocumentDeletedError):
         claim(repo, gone)
     first, second = upload(repo, 1), upload(repo, 2)
-    assert claim(repo, first, number="--") == DuplicateClaim()  # no key: nothing to claim
-    assert claim(repo, second, number="--") == DuplicateClaim()
+    assert claim(repo, first, number="--") == DuplicateClaim(
+        duplicate=False
+    )  # no key: nothing to claim
+    assert claim(repo, second, number="--") == DuplicateClaim(duplicate=False)
 
 
 def test_twenty_concurrent_claims_have_exactly_one_holder(repo: ArchiveRepository) -> None:

@@ -727,7 +727,7 @@ class ArchiveRepository:
         issuer_key = normalise_key(issuer)[:512]
         number_key = normalise_key(invoice_number)[:128]
         if not issuer_key or not number_key:
-            return DuplicateClaim()
+            return DuplicateClaim(duplicate=False)
         with self._tx() as conn:
             doc = conn.execute(
                 select(_DOCUMENTS.c.uploaded_by, _DOCUMENTS.c.deleted_at).where(

@@ -109,7 +109,7 @@ def claim(
             [{"issuer_key": issuer_key, "invoice_number_key": number_key, **mine}],
         )
         if inserted.rowcount == 1:
-            return DuplicateClaim()
+            return DuplicateClaim(duplicate=False)
     # Someone holds the key (or this document is not eligible): lock the claim and read it.
     # The holder's document is read apart, so a concurrent takeover is re-read, not mixed up.
     stmt = select(_CLAIMS).where(*key)
@@ -117,13 +117,13 @@ def claim(
         stmt = stmt.with_for_update()
     held = conn.execute(stmt).first()
     if held is None:
-        return DuplicateClaim()
+        return DuplicateClaim(duplicate=False)
     if held.document_id == document_id:
         if eligible:
             conn.execute(update(_CLAIMS).where(*key).values(**mine))
         else:
             conn.execute(delete(_CLAIMS).where(*key))
-        return DuplicateClaim()
+        return DuplicateClaim(duplicate=False)
     holder = conn.execute(
         select(_DOCUMENTS.c.status, _DOCUMENTS.c.deleted_at).where(
             _DOCUMENTS.c.id == held.document_id
@@ -133,7 +133,7 @@ def claim(
     if released:
         if eligible:
             conn.execute(update(_CLAIMS).where(*key).values(**mine))
-        return DuplicateClaim()
+        return DuplicateClaim(duplicate=False)
     return DuplicateClaim(
         duplicate=True,
         other_id=held.document_id if may_name_other(owner, held.owner) else None,

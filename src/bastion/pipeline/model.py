@@ -117,8 +117,10 @@ class DuplicateClaim(BaseModel):
     either is unknown); False is the more suspicious case, a reused number with another amount.
     """
 
-    model_config = {"extra": "forbid"}
+    # Required, so that a malformed answer fails (the rule then sends the document to review);
+    # other keys (the RPC server's `metadata`) are ignored.
+    model_config = {"extra": "ignore"}
 
-    duplicate: bool = False
+    duplicate: bool
     other_id: str | None = Field(default=None, max_length=128)
     same_amount: bool = True
