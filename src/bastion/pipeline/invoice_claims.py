@@ -35,6 +35,13 @@ _CLAIMS = cast(Table, InvoiceClaim.__table__)
 _DOCUMENTS = cast(Table, Document.__table__)
 
 
+_ATTEMPTS = 3
+
+
+class ClaimContendedError(RuntimeError):
+    """The claim was released and taken again under this claimant, more than once."""
+
+
 def may_name_other(uploader: str, other_owner: str) -> bool:
     """Whether a finding shown to `uploader` may name the document `other_owner` uploaded.
 
@@ -103,21 +110,27 @@ def claim(
         "currency": currency,
         "claimed_at": time.time(),
     }
-    if eligible:
-        inserted = conn.execute(
-            _insert_if_free(dialect),
-            [{"issuer_key": issuer_key, "invoice_number_key": number_key, **mine}],
-        )
-        if inserted.rowcount == 1:
-            return DuplicateClaim(duplicate=False)
-    # Someone holds the key (or this document is not eligible): lock the claim and read it.
-    # The holder's document is read apart, so a concurrent takeover is re-read, not mixed up.
-    stmt = select(_CLAIMS).where(*key)
+    # When the insert finds the key taken (or this document may not claim), the claim is read
+    # locked. The holder's document is read apart, so a concurrent takeover is re-read whole.
+    read_claim = select(_CLAIMS).where(*key)
     if dialect != "sqlite":
-        stmt = stmt.with_for_update()
-    held = conn.execute(stmt).first()
-    if held is None:
-        return DuplicateClaim(duplicate=False)
+        read_claim = read_claim.with_for_update()
+    for _ in range(_ATTEMPTS):
+        if eligible:
+            inserted = conn.execute(
+                _insert_if_free(dialect),
+                [{"issuer_key": issuer_key, "invoice_number_key": number_key, **mine}],
+            )
+            if inserted.rowcount == 1:
+                return DuplicateClaim(duplicate=False)
+        held = conn.execute(read_claim).first()
+        if held is None and not eligible:
+            return DuplicateClaim(duplicate=False)
+        if held is not None:
+            break
+        # PostgreSQL: the holder released its claim between the two statements; try again.
+    else:
+        raise ClaimContendedError(f"the claim on invoice {number_key!r} kept changing hands")
     if held.document_id == document_id:
         if eligible:
             conn.execute(update(_CLAIMS).where(*key).values(**mine))
