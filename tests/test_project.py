@@ -21,7 +21,7 @@ GRANTED = [
     ("orchestrator", "extractor", "extract"),
     ("orchestrator", "validator", "validate"),
     ("orchestrator", "archivist", "archive"),
-    ("validator", "archivist", "find_duplicate"),
+    ("validator", "archivist", "claim_invoice"),
     ("gateway", "archivist", "get_document"),
     ("gateway", "archivist", "list_documents"),
     ("gateway", "archivist", "search"),
@@ -36,7 +36,8 @@ REFUSED = [
     ("gateway", "orchestrator", "process_document"),
     ("validator", "archivist", "archive"),
     ("archivist", "extractor", "extract"),
-    ("orchestrator", "archivist", "find_duplicate"),
+    ("orchestrator", "archivist", "claim_invoice"),
+    ("validator", "archivist", "find_duplicate"),
     ("monitoring", "archivist", "search"),
     ("worker", "orchestrator", "get_status"),
 ]

@@ -104,7 +104,7 @@ DEFAULT_POLICY = {
     "allow": {
         "worker": ["orchestrator.process_document"],
         "orchestrator": ["extractor.extract", "validator.validate", "archivist.archive"],
-        "validator": ["archivist.find_duplicate"],
+        "validator": ["archivist.claim_invoice"],
         "gateway": [
             "archivist.get_document",
             "archivist.list_documents",

@@ -39,7 +39,9 @@ class Flow:
         self.repo = ArchiveRepository(shared_engine(settings.database_url()))
         self.queue = open_pipeline_queue(settings)
 
-    def submit(self, data: bytes, filename: str = "doc.pdf") -> tuple[str, str]:
+    def submit(
+        self, data: bytes, filename: str = "doc.pdf", principal: str = "submitter"
+    ) -> tuple[str, str]:
         """Record an upload as the gateway does; returns (document id, correlation id)."""
         doc_id = object_store(self.settings).put(data)
         cid = new_correlation_id()
@@ -48,7 +50,7 @@ class Flow:
             filename=filename,
             content_type="application/pdf",
             size=len(data),
-            principal="submitter",
+            principal=principal,
             correlation_id=cid,
         )
         if created:
@@ -123,7 +125,7 @@ def test_invoice_flows_through_all_agents_under_one_correlation_id(flow: Flow) -
         ("orchestrator", "process_document", "worker", "ok"),
         ("extractor", "extract", "orchestrator", "ok"),
         ("validator", "validate", "orchestrator", "ok"),
-        ("archivist", "find_duplicate", "validator", "ok"),
+        ("archivist", "claim_invoice", "validator", "ok"),
         ("archivist", "archive", "orchestrator", "ok"),
     }
     # `bastion audit tail --correlation ID` shows that path, in call order.
@@ -189,7 +191,7 @@ def test_same_bytes_archived_again_keep_one_record(flow: Flow) -> None:
         ("worker", "extractor", "extract", {"document_id": "0" * 64}),
         ("gateway", "orchestrator", "process_document", {"document_id": "0" * 64}),
         ("validator", "archivist", "get_document", {"document_id": "0" * 64}),
-        ("orchestrator", "archivist", "find_duplicate", {"issuer": "a", "invoice_number": "1"}),
+        ("orchestrator", "archivist", "claim_invoice", {"issuer": "a", "invoice_number": "1"}),
     ],
 )
 def test_call_outside_grant_is_rejected_and_audited(

@@ -121,7 +121,7 @@ def test_archive_stores_everything_and_is_idempotent(archivist: Archivist) -> No
     assert "reprocessed" in [h["event"] for h in doc["history"]]
 
 
-def test_search_finds_the_text_excerpt_and_duplicates_are_found(archivist: Archivist) -> None:
+def test_search_finds_the_text_excerpt_and_invoices_are_claimed(archivist: Archivist) -> None:
     doc_id = sha(2)
     archivist.upload(doc_id)
     archivist.archive(doc_id)
@@ -129,10 +129,20 @@ def test_search_finds_the_text_excerpt_and_duplicates_are_found(archivist: Archi
     assert [d["id"] for d in found] == [doc_id]
     assert archivist.call("search", {"query": "nothing-like-this"}, "gateway") == {"results": []}
 
-    dup = {"issuer": "ZEBRA logistics gmbh", "invoice_number": "inv 7"}
-    assert archivist.call("find_duplicate", dup, "validator") == {"duplicate_of": doc_id}
-    mine = {**dup, "exclude_id": doc_id}
-    assert archivist.call("find_duplicate", mine, "validator") == {"duplicate_of": None}
+    key = {"issuer": "ZEBRA logistics gmbh", "invoice_number": "inv 7", "eligible": True}
+    claim = {**key, "document_id": doc_id, "total": "119", "currency": "EUR"}
+    free = {"duplicate": False, "other_id": None, "same_amount": True}
+    assert archivist.call("claim_invoice", claim, "validator") == free
+    assert archivist.call("claim_invoice", claim, "validator") == free  # the holder again
+    copy = sha("copy")
+    archivist.upload(copy)
+    answer = archivist.call("claim_invoice", {**claim, "document_id": copy}, "validator")
+    assert answer == {"duplicate": True, "other_id": doc_id, "same_amount": True}
+    altered = {**claim, "document_id": copy, "total": "1190"}
+    assert archivist.call("claim_invoice", altered, "validator")["same_amount"] is False
+    # Claims are for documents in the archive only.
+    missing = {**claim, "document_id": sha("never uploaded")}
+    assert archivist.error("claim_invoice", missing, "validator")["code"] == -32051
 
 
 def test_unknown_and_deleted_documents_are_not_found(archivist: Archivist) -> None:

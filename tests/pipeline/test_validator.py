@@ -10,9 +10,16 @@ from typing import Any, ClassVar
 
 import pytest
 
-from bastion.pipeline.model import ExtractedField, ExtractionResult, Finding, ValidationResult
+from bastion.pipeline.model import (
+    DuplicateClaim,
+    ExtractedField,
+    ExtractionResult,
+    Finding,
+    ValidationResult,
+)
 from bastion.pipeline.validator import (
     BUILTIN_RULE_TYPES,
+    InvoiceKey,
     Rule,
     RulesError,
     RuleSet,
@@ -469,37 +476,82 @@ async def test_vat_id_from_unknown_country_goes_to_review() -> None:
 # duplicate
 
 
+class Archive:
+    """A stand-in for the archivist's claim: records the keys, answers `answer`."""
+
+    def __init__(
+        self, answer: DuplicateClaim | Exception = DuplicateClaim(duplicate=False)
+    ) -> None:
+        self.answer = answer
+        self.keys: list[InvoiceKey] = []
+
+    async def __call__(self, key: InvoiceKey) -> DuplicateClaim:
+        self.keys.append(key)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
 async def test_duplicate_is_invalid_and_names_the_other_document() -> None:
-    calls: list[tuple[str, str]] = []
-
-    async def find_duplicate(issuer: str, number: str) -> str | None:
-        calls.append((issuer, number))
-        return "doc-0042"
-
-    result = await run(invoice(), find_duplicate=find_duplicate)
-    assert calls == [("ACME GmbH", "INV-2024-001")]
+    archive = Archive(DuplicateClaim(duplicate=True, other_id="doc-0042"))
+    result = await run(invoice(), claim_invoice=archive)
+    assert archive.keys == [InvoiceKey("ACME GmbH", "INV-2024-001", 119.0, "EUR", eligible=True)]
     assert result.outcome == "invalid"
     [finding] = only(result, "duplicate.invoice")
     assert finding.severity == "error"
     assert finding.field == "invoice_number"
     assert finding.message == (
-        "invoice_number 'INV-2024-001' from 'ACME GmbH' is already archived as document doc-0042"
+        "invoice_number 'INV-2024-001' from 'ACME GmbH' is already held by document doc-0042:"
+        " a duplicate invoice"
     )
 
 
-async def test_no_duplicate() -> None:
-    async def find_duplicate(issuer: str, number: str) -> str | None:
-        return None
+async def test_a_holder_the_uploader_may_not_read_is_not_named() -> None:
+    archive = Archive(DuplicateClaim(duplicate=True, other_id=None))
+    result = await run(invoice(), claim_invoice=archive)
+    assert result.outcome == "invalid"
+    [finding] = only(result, "duplicate.invoice")
+    assert "is already held by a document of another uploader" in finding.message
+    assert "document None" not in finding.message
 
-    assert (await run(invoice(), find_duplicate=find_duplicate)).outcome == "valid"
-    assert (await run(invoice())).outcome == "valid"  # no lookup wired: nothing to report
+
+async def test_the_same_number_with_another_amount_is_its_own_finding() -> None:
+    archive = Archive(DuplicateClaim(duplicate=True, other_id="doc-7", same_amount=False))
+    result = await run(invoice(), claim_invoice=archive)
+    assert result.outcome == "invalid"
+    assert not only(result, "duplicate.invoice")
+    [finding] = only(result, "duplicate.invoice.amount_differs")
+    assert finding.severity == "error"
+    assert finding.message == (
+        "invoice_number 'INV-2024-001' from 'ACME GmbH' is already held by document doc-7 with a"
+        " different amount (here '119.0 EUR'): a reused invoice number or an altered copy"
+    )
+
+
+async def test_only_a_document_not_invalid_otherwise_claims() -> None:
+    # The duplicate rule runs after the others, whatever its place in the file.
+    archive = Archive()
+    result = await run(invoice(iban="DE00370400440532013000"), claim_invoice=archive)
+    assert result.outcome == "invalid"
+    assert [key.eligible for key in archive.keys] == [False]
+    # A document that only goes to review claims: a second copy must not pass review too.
+    review = Archive()
+    big = [{"description": "Fleet", "quantity": 1, "unit_price": 10000.0, "amount": 10000.0}]
+    result = await run(
+        invoice(line_items=big, subtotal=10000.0, tax=1900.0, total=11900.0),
+        claim_invoice=review,
+    )
+    assert result.outcome == "needs_review"
+    assert [key.eligible for key in review.keys] == [True]
+
+
+async def test_no_duplicate() -> None:
+    assert (await run(invoice(), claim_invoice=Archive())).outcome == "valid"
+    assert (await run(invoice())).outcome == "valid"  # no archive wired: nothing to report
 
 
 async def test_duplicate_lookup_failure_goes_to_review() -> None:
-    async def find_duplicate(issuer: str, number: str) -> str | None:
-        raise ConnectionError("archivist unreachable")
-
-    result = await run(invoice(), find_duplicate=find_duplicate)
+    result = await run(invoice(), claim_invoice=Archive(ConnectionError("archivist unreachable")))
     assert result.outcome == "needs_review"
     [finding] = only(result, "duplicate.invoice")
     assert finding.severity == "warning"
@@ -507,11 +559,10 @@ async def test_duplicate_lookup_failure_goes_to_review() -> None:
 
 
 async def test_duplicate_not_checked_without_number() -> None:
-    async def find_duplicate(issuer: str, number: str) -> str | None:
-        raise AssertionError("must not be called")
-
-    result = await run(invoice(invoice_number=None), find_duplicate=find_duplicate)
+    archive = Archive()
+    result = await run(invoice(invoice_number=None), claim_invoice=archive)
     assert not only(result, "duplicate.invoice")
+    assert archive.keys == []
 
 
 # --------------------------------------------------------------------------------------------

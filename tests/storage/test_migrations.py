@@ -1,4 +1,5 @@
-"""Migration 0002 (pipeline archive): upgrade, downgrade, and agreement with the models."""
+"""Migrations 0002 (pipeline archive) to 0005 (invoice claims): upgrade, downgrade, backfill, and
+agreement with the models."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
+from bastion.pipeline.archive_repo import ArchiveRepository
+from bastion.pipeline.model import ValidationResult
 from bastion.storage import pipeline_models
 from bastion.storage.database import MIGRATIONS_DIR, migrate, shared_engine
 from bastion.storage.models import Base
+from tests.storage.test_archive_repo import invoice, sha
 
 PIPELINE_TABLES = {
     "documents",
@@ -23,6 +27,7 @@ PIPELINE_TABLES = {
     "findings",
     "history",
     "ingested_files",
+    "invoice_claims",
 }
 
 
@@ -156,3 +161,53 @@ def test_sqlite_index_rows_follow_the_document_rowid(sqlite_url: str) -> None:
     _insert_document(engine, "f" * 64, "Downgraded Indexing")
     assert _fts_hits(engine, "downgraded") == ["f" * 64]
     assert _fts_hits(engine, "renamed") == ["d" * 64]
+
+
+def test_claims_are_backfilled_from_the_archive(db_url: str) -> None:
+    engine = shared_engine(db_url)
+    cfg = _config(engine)
+    command.downgrade(cfg, "0003_fts_by_rowid")
+    assert "invoice_claims" not in inspect(engine).get_table_names()
+    repo = ArchiveRepository(engine)
+    docs: dict[str, str] = {}
+    for name, number, outcome, owner in (
+        ("holder", "INV-1", "valid", "alice"),
+        ("resent", "inv 1", "valid", "bob"),
+        ("invalid", "INV-2", "invalid", "alice"),
+        ("review", "INV-3", "needs_review", "bob"),
+        ("deleted", "INV-4", "valid", "alice"),
+        ("queued", "INV-5", None, "alice"),
+    ):
+        docs[name] = sha(f"backfill-{name}")
+        repo.record_upload(
+            docs[name], filename="a.pdf", content_type="application/pdf", size=1, principal=owner
+        )
+        if outcome is not None:
+            result = invoice(number=number, total=119.0)
+            repo.archive(
+                docs[name],
+                result,
+                ValidationResult(outcome=outcome),
+                correlation_id=None,
+                principal="orchestrator",
+            )
+    repo.delete_document(docs["deleted"], principal="alice", correlation_id=None)
+    command.upgrade(cfg, "head")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT invoice_number_key, document_id, total, currency, owner"
+                " FROM invoice_claims ORDER BY invoice_number_key"
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("inv1", docs["holder"], "119", "EUR", "alice"),
+        ("inv3", docs["review"], "119", "EUR", "bob"),
+    ]
+    # The backfilled claim holds: a new copy of INV-1 is a duplicate of the oldest one.
+    copy = sha("backfill-copy")
+    repo.record_upload(
+        copy, filename="a.pdf", content_type="application/pdf", size=1, principal="alice"
+    )
+    answer = repo.claim_invoice(copy, "Zebra Logistics GmbH", "INV-1", total=119.0, eligible=True)
+    assert (answer.duplicate, answer.other_id) == (True, docs["holder"])

@@ -38,8 +38,10 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bastion.pipeline import invoice_claims
 from bastion.pipeline.model import (
     TEXT_EXCERPT_CHARS,
+    DuplicateClaim,
     ExtractionResult,
     Finding,
     LineItem,
@@ -706,6 +708,47 @@ class ArchiveRepository:
         stmt = stmt.order_by(Document.created_at, Document.id).limit(1)
         with Session(self.engine) as s:
             return s.scalar(stmt)
+
+    def claim_invoice(
+        self,
+        document_id: str,
+        issuer: str | None,
+        invoice_number: str | None,
+        *,
+        total: Any = None,
+        currency: Any = None,
+        eligible: bool,
+    ) -> DuplicateClaim:
+        """Claim the issuer and invoice number (compared case- and punctuation-blind) for a
+        document, atomically: the first eligible claimant holds them, every other document is
+        told it is a duplicate (see `invoice_claims` for the policy). Nothing is claimed
+        without both keys. Raises DocumentNotFoundError for an unknown id and
+        DocumentDeletedError for a deleted document."""
+        issuer_key = normalise_key(issuer)[:512]
+        number_key = normalise_key(invoice_number)[:128]
+        if not issuer_key or not number_key:
+            return DuplicateClaim(duplicate=False)
+        with self._tx() as conn:
+            doc = conn.execute(
+                select(_DOCUMENTS.c.uploaded_by, _DOCUMENTS.c.deleted_at).where(
+                    _DOCUMENTS.c.id == document_id
+                )
+            ).first()
+            if doc is None:
+                raise DocumentNotFoundError(document_id)
+            if doc.deleted_at is not None:
+                raise DocumentDeletedError(document_id)
+            return invoice_claims.claim(
+                conn,
+                self.dialect,
+                document_id=document_id,
+                owner=doc.uploaded_by,
+                issuer_key=issuer_key,
+                number_key=number_key,
+                total=invoice_claims.canonical_amount(total),
+                currency=invoice_claims.canonical_currency(currency),
+                eligible=eligible,
+            )
 
     def status_counts(self) -> dict[str, int]:
         """Documents per status (every status present, deleted ones excluded), plus `deleted`."""

@@ -107,3 +107,20 @@ class ExtractionResult(BaseModel):
 class ValidationResult(BaseModel):
     outcome: Outcome
     findings: list[Finding] = Field(default_factory=list)
+
+
+class DuplicateClaim(BaseModel):
+    """The archive's answer when a document claims its issuer and invoice number.
+
+    `duplicate`: another document holds them. `other_id`: that document, only when the asking
+    document's uploader may read it. `same_amount`: the holder's total and currency match (or
+    either is unknown); False is the more suspicious case, a reused number with another amount.
+    """
+
+    # Required, so that a malformed answer fails (the rule then sends the document to review);
+    # other keys (the RPC server's `metadata`) are ignored.
+    model_config = {"extra": "ignore"}
+
+    duplicate: bool
+    other_id: str | None = Field(default=None, max_length=128)
+    same_amount: bool = True

@@ -3,7 +3,9 @@
 `synthetic_invoice(n)` renders invoice number `n` (reportlab): one of several issuers, one to
 four line items whose amounts add up, 20% VAT, an IBAN with a valid checksum. The same `n` and
 `seed` always give the same bytes; different `n` give different documents (and SHA-256s).
-`extra_pages` appends pages of terms, for documents that take longer to extract.
+`extra_pages` appends pages of terms, for documents that take longer to extract. `copy` renders
+the same invoice sent again (other file bytes: its metadata counts the copies) and `number`
+replaces its invoice number, for duplicate tests.
 """
 
 from __future__ import annotations
@@ -25,13 +27,16 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
            "September", "October", "November", "December")  # fmt: skip
 
 
-def synthetic_invoice(n: int, *, seed: int = 0, extra_pages: int = 0) -> bytes:
+def synthetic_invoice(
+    n: int, *, seed: int = 0, extra_pages: int = 0, copy: int = 0, number: str | None = None
+) -> bytes:
     rng = random.Random(seed * 1_000_003 + n)  # noqa: S311 (test data, not security)
     issuer, vat, iban, bic = _ISSUERS[n % len(_ISSUERS)]
-    number = f"INV-{seed:02d}-{n:06d}"
+    number = number or f"INV-{seed:02d}-{n:06d}"
     month = rng.randrange(12)
     day = rng.randint(1, 28)
-    page = SamplePage(f"Invoice {number}", issuer)
+    subject = f"Invoice {number}" + (f" (copy {copy})" if copy else "")
+    page = SamplePage(f"Invoice {number}", issuer, subject)
     page.text(50, 790, issuer, 16, bold=True)
     page.paragraph(50, 772, ["1 Market Street", "London EC1A 1BB", f"VAT Reg. No. {vat}"], 9)
     page.right(545, 790, "INVOICE", 22, bold=True)

@@ -5,6 +5,8 @@ keeps a tombstone row (`deleted_at` set, extracted data removed) and its history
 search lives outside these models, in migration 0002: an FTS5 table `documents_fts` kept in step
 by triggers on SQLite, a generated `search_vector` tsvector column with a GIN index on
 PostgreSQL. Schema changes go through an Alembic migration in `storage/migrations/versions/`.
+`invoice_claims` (migration 0005) holds, per issuer and invoice number, the one document that
+claimed them: the duplicate check's atomic decision.
 """
 
 from __future__ import annotations
@@ -163,3 +165,23 @@ class IngestedFile(Base):
     mtime: Mapped[float] = mapped_column(Float)
     sha256: Mapped[str] = mapped_column(String(64))
     ingested_at: Mapped[float] = mapped_column(Float)
+
+
+class InvoiceClaim(Base):
+    """The document that holds an issuer + invoice number (normalised keys): the first document
+    to claim them. Its primary key makes the claim atomic; see `pipeline/invoice_claims.py`."""
+
+    __tablename__ = "invoice_claims"
+    __table_args__ = (Index("ix_invoice_claims_document", "document_id"),)
+
+    issuer_key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    invoice_number_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    document_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("documents.id", ondelete="CASCADE")
+    )
+    # The claimant's total as canonical decimal text, and its currency (None when unknown).
+    total: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    currency: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    # The principal that uploaded the claiming document.
+    owner: Mapped[str] = mapped_column(String(256))
+    claimed_at: Mapped[float] = mapped_column(Float)

@@ -6,7 +6,9 @@ Methods (each authorized as `archivist.<method>`):
   orchestrator); idempotent on the document id, a second archive is a `reprocessed` one.
 * `get_document {document_id}`, `list_documents {status?, cursor?, limit?}`,
   `search {query, limit?}`: reads (the gateway).
-* `find_duplicate {issuer, invoice_number, exclude_id?}`: the duplicate rule (the validator).
+* `claim_invoice {document_id, issuer, invoice_number, total?, currency?, eligible}`: the
+  duplicate rule (the validator); claims the invoice for the document atomically, or answers
+  which document holds it (named only to its own uploader).
 * `get_status`: liveness, uptime and documents by status.
 
 An unknown or deleted document is `DOCUMENT_NOT_FOUND` (-32051). The repository is
@@ -21,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.config import Settings
-from bastion.pipeline.agents.common import SHA256_PATTERN, DocumentRef, add_status_method
+from bastion.pipeline.agents.common import DocumentRef, add_status_method
 from bastion.pipeline.archive_repo import (
     MAX_LIST_LIMIT,
     ArchiveRepository,
@@ -64,12 +66,13 @@ class SearchParams(BaseModel):
     limit: int = Field(default=20, ge=1, le=MAX_LIST_LIMIT)
 
 
-class DuplicateParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ClaimParams(DocumentRef):
     issuer: str = Field(max_length=512)
     invoice_number: str = Field(max_length=128)
-    exclude_id: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    total: str | None = Field(default=None, max_length=64)  # decimal text, e.g. "1487.5"
+    currency: str | None = Field(default=None, max_length=16)
+    # False when the document's other rules make it invalid: checked, but it claims nothing.
+    eligible: bool
 
 
 def not_found(document_id: str) -> RpcError:
@@ -145,13 +148,22 @@ def build_registry(repo: ArchiveRepository) -> MethodRegistry:
         results = await asyncio.to_thread(repo.search, params.query, params.limit)
         return {"results": results}
 
-    @registry.method("find_duplicate")
-    async def find_duplicate(params: DuplicateParams) -> dict[str, Any]:
-        """The archived document with the same issuer and invoice number, if any."""
-        duplicate = await asyncio.to_thread(
-            repo.find_duplicate, params.issuer, params.invoice_number, params.exclude_id
-        )
-        return {"duplicate_of": duplicate}
+    @registry.method("claim_invoice")
+    async def claim_invoice(params: ClaimParams) -> dict[str, Any]:
+        """Claim the issuer and invoice number for the document, or say who holds them."""
+        try:
+            claim = await asyncio.to_thread(
+                repo.claim_invoice,
+                params.document_id,
+                params.issuer,
+                params.invoice_number,
+                total=params.total,
+                currency=params.currency,
+                eligible=params.eligible,
+            )
+        except (DocumentNotFoundError, DocumentDeletedError):
+            raise not_found(params.document_id) from None
+        return claim.model_dump()
 
     # Documents by status: one small GROUP BY, on the loop (the status callback is synchronous).
     add_status_method(

@@ -1,8 +1,8 @@
 """The Validator agent: `validate` applies the business rules to an extraction.
 
-Rules come from `pipeline.rules_file` (or the shipped `rules.yaml`). The duplicate check asks
-the archivist (`archivist.find_duplicate`) under the validator's own credential: the only call
-its grant allows.
+Rules come from `pipeline.rules_file` (or the shipped `rules.yaml`). The duplicate check claims
+the invoice's issuer and number from the archivist (`archivist.claim_invoice`, atomic in the
+archive) under the validator's own credential: the only call its grant allows.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from pydantic import BaseModel, Field
 
 from bastion.config import Settings
 from bastion.pipeline.agents.common import SHA256_PATTERN, PeerClients, add_status_method
-from bastion.pipeline.model import ExtractionResult
-from bastion.pipeline.validator import load_rules, validate
+from bastion.pipeline.invoice_claims import canonical_amount, canonical_currency
+from bastion.pipeline.model import DuplicateClaim, ExtractionResult
+from bastion.pipeline.validator import InvoiceKey, load_rules, validate
 from bastion.runtime.agent import AgentDefinition
 from bastion.runtime.methods import MethodRegistry
 
@@ -39,19 +40,22 @@ def definition(settings: Settings) -> AgentDefinition:
     async def validate_document(params: ValidateParams) -> dict[str, Any]:
         """Check an extraction against the rules: outcome and findings."""
 
-        async def find_duplicate(issuer: str, invoice_number: str) -> str | None:
+        async def claim_invoice(key: InvoiceKey) -> DuplicateClaim:
             answer = await peers["archivist"].call(
-                "find_duplicate",
+                "claim_invoice",
                 {
-                    "issuer": issuer,
-                    "invoice_number": invoice_number,
-                    "exclude_id": params.document_id,
+                    "document_id": params.document_id,
+                    "issuer": key.issuer,
+                    "invoice_number": key.invoice_number,
+                    "total": canonical_amount(key.total),
+                    "currency": canonical_currency(key.currency),
+                    "eligible": key.eligible,
                 },
             )
-            duplicate = answer.get("duplicate_of") if isinstance(answer, dict) else None
-            return duplicate if isinstance(duplicate, str) else None
+            # A malformed answer raises: the rule reports it and the document goes to review.
+            return DuplicateClaim.model_validate(answer)
 
-        outcome = await validate(params.result, rules, find_duplicate=find_duplicate)
+        outcome = await validate(params.result, rules, claim_invoice=claim_invoice)
         counts[outcome.outcome] += 1
         return outcome.model_dump(mode="json")
 

@@ -1,10 +1,10 @@
 """The Validator's rule engine: declarative rules (`bastion/data/rules.yaml`) over extractions.
 
 rules = load_rules()                      # or load_rules(Path("my-rules.yaml"))
-result = await validate(extraction, rules, find_duplicate=archive_lookup)
+result = await validate(extraction, rules, claim_invoice=archive_claim)
 """
 
-from bastion.pipeline.validator.builtin import BUILTIN_RULE_TYPES, FindDuplicate
+from bastion.pipeline.validator.builtin import BUILTIN_RULE_TYPES, ClaimInvoice, InvoiceKey
 from bastion.pipeline.validator.rules import (
     RULES_FILE_VERSION,
     Rule,
@@ -18,7 +18,8 @@ from bastion.pipeline.validator.rules import (
 __all__ = [
     "BUILTIN_RULE_TYPES",
     "RULES_FILE_VERSION",
-    "FindDuplicate",
+    "ClaimInvoice",
+    "InvoiceKey",
     "Rule",
     "RuleSet",
     "RulesError",

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bastion.pipeline.model import ExtractionResult, Severity
+from bastion.pipeline.model import DuplicateClaim, ExtractionResult, Outcome, Severity
 from bastion.pipeline.validator.checks import (
     VAT_COUNTRIES,
     WITHDRAWN_CURRENCIES,
@@ -32,8 +32,22 @@ from bastion.pipeline.validator.checks import (
     is_currency_code,
 )
 
-FindDuplicate = Callable[[str, str], Awaitable[str | None]]
-"""`find_duplicate(issuer, invoice_number)` -> the id of an archived document, or None."""
+
+@dataclass(frozen=True)
+class InvoiceKey:
+    """What the duplicate rule claims: a document's issuer and invoice number, with its amount.
+    `eligible` is False when the document's other rules already make it invalid: it is then
+    checked against the holder but claims nothing."""
+
+    issuer: str
+    invoice_number: str
+    total: Any
+    currency: Any
+    eligible: bool
+
+
+ClaimInvoice = Callable[[InvoiceKey], Awaitable[DuplicateClaim]]
+"""`claim_invoice(key)` -> the archive's atomic answer: is another document the holder?"""
 
 # Placeholders every message template may use, whatever the check.
 COMMON_PLACEHOLDERS: frozenset[str] = frozenset({"rule_id", "document_type", "field", "detail"})
@@ -65,6 +79,8 @@ class Check:
 
     default: str
     extra: frozenset[str] = frozenset()
+    # Appended to the rule's id in the finding, for a check that deserves its own finding id.
+    rule_suffix: str = ""
 
     @property
     def placeholders(self) -> frozenset[str]:
@@ -83,12 +99,14 @@ class Emission:
 
 @dataclass(frozen=True)
 class RuleContext:
-    """What a rule sees: the extraction, today's date, the required fields, the archive lookup."""
+    """What a rule sees: the extraction, today's date, the required fields, the archive's
+    claims and, for a rule type that `runs_last`, the outcome of all the other rules."""
 
     result: ExtractionResult
     today: date
     required_fields: tuple[str, ...] = ()
-    find_duplicate: FindDuplicate | None = None
+    claim_invoice: ClaimInvoice | None = None
+    outcome_so_far: Outcome | None = None
 
 
 P = TypeVar("P", bound=BaseModel)
@@ -106,6 +124,8 @@ class RuleType(ABC, Generic[P]):
     name: ClassVar[str]
     params_model: type[P]
     checks: ClassVar[Mapping[str, Check]]
+    # Evaluated after every other rule, with their outcome in `RuleContext.outcome_so_far`.
+    runs_last: ClassVar[bool] = False
 
     @abstractmethod
     async def evaluate(self, params: P, ctx: RuleContext) -> list[Emission]:
@@ -697,20 +717,38 @@ class VatIdRule(RuleType[VatIdParams]):
 class DuplicateParams(Params):
     issuer_field: str = "issuer"
     number_field: str = "invoice_number"
+    total_field: str = "total"
+    currency_field: str = "currency"
+
+
+_HOLDER = frozenset({"other", "other_id"})
 
 
 class DuplicateRule(RuleType[DuplicateParams]):
-    """The same issuer and number is already archived.
+    """Another document already holds the same issuer and invoice number.
 
-    Needs the engine's `find_duplicate`; without it the rule does nothing. A failing lookup is
-    reported as at most a warning, so the document goes to review instead of passing unchecked.
+    Runs last and claims the invoice through the engine's `claim_invoice` (an atomic claim in
+    the archive, so that of several copies processed at once exactly one holds it); a document
+    the other rules find invalid is checked but claims nothing. The same number with another
+    total or currency is its own finding (`<rule id>.amount_differs`): a reused number or an
+    altered copy. The holder is named only when the archive says its uploader may read it.
+    Without `claim_invoice` the rule does nothing; a failing claim is reported as at most a
+    warning, so the document goes to review instead of passing unchecked.
     """
 
     name = "duplicate"
     params_model = DuplicateParams
+    runs_last = True
     checks = {
         "duplicate": Check(
-            "{field} {number} from {issuer} is already archived as document {other_id}"
+            "{field} {number} from {issuer} is already held by {other}: a duplicate invoice",
+            _HOLDER,
+        ),
+        "amount_differs": Check(
+            "{field} {number} from {issuer} is already held by {other} with a different amount"
+            " (here {amount}): a reused invoice number or an altered copy",
+            _HOLDER,
+            rule_suffix=".amount_differs",
         ),
         "lookup_failed": Check("could not check {field} {number} for duplicates: {error}"),
     }
@@ -718,13 +756,18 @@ class DuplicateRule(RuleType[DuplicateParams]):
     async def evaluate(self, params: DuplicateParams, ctx: RuleContext) -> list[Emission]:
         issuer = ctx.result.value(params.issuer_field)
         number = ctx.result.value(params.number_field)
-        if ctx.find_duplicate is None or is_missing(issuer) or is_missing(number):
+        if ctx.claim_invoice is None or is_missing(issuer) or is_missing(number):
             return []
-        issuer_text = issuer.strip() if isinstance(issuer, str) else str(issuer)
-        number_text = number.strip() if isinstance(number, str) else str(number)
-        shown = {"number": show(number_text), "issuer": show(issuer_text)}
+        key = InvoiceKey(
+            issuer=issuer.strip() if isinstance(issuer, str) else str(issuer),
+            invoice_number=number.strip() if isinstance(number, str) else str(number),
+            total=ctx.result.value(params.total_field),
+            currency=ctx.result.value(params.currency_field),
+            eligible=ctx.outcome_so_far != "invalid",
+        )
+        shown = {"number": show(key.invoice_number), "issuer": show(key.issuer)}
         try:
-            other = await ctx.find_duplicate(issuer_text, number_text)
+            claim = await ctx.claim_invoice(key)
         except Exception as exc:
             return [
                 Emission(
@@ -734,9 +777,16 @@ class DuplicateRule(RuleType[DuplicateParams]):
                     max_severity="warning",
                 )
             ]
-        if other is None:
+        if not claim.duplicate:
             return []
-        return [Emission("duplicate", params.number_field, {**shown, "other_id": str(other)})]
+        other = f"document {claim.other_id}" if claim.other_id else "a document of another uploader"
+        holder = {"other": other, "other_id": claim.other_id or "(not shown)"}
+        if claim.same_amount:
+            return [Emission("duplicate", params.number_field, {**shown, **holder})]
+        amount = show(" ".join(str(v) for v in (key.total, key.currency) if not is_missing(v)))
+        return [
+            Emission("amount_differs", params.number_field, {**shown, **holder, "amount": amount})
+        ]
 
 
 # --------------------------------------------------------------------------------------------

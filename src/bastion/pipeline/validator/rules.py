@@ -20,7 +20,7 @@ message placeholders. A problem raises `RulesError` naming the file and line.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import cache
 from importlib import resources
@@ -42,8 +42,8 @@ from bastion.pipeline.model import (
 from bastion.pipeline.validator.builtin import (
     BUILTIN_RULE_TYPES,
     SEVERITY_RANK,
+    ClaimInvoice,
     Emission,
-    FindDuplicate,
     RequiredParams,
     RuleContext,
     RuleType,
@@ -117,7 +117,7 @@ class Rule:
         values["detail"] = check.default.format_map(values)
         message = self.messages.get(emission.check, check.default).format_map(values)
         return Finding(
-            rule_id=self.id,
+            rule_id=self.id + check.rule_suffix,
             severity=_cap(self.severity, emission.max_severity),
             message=message,
             field=emission.field,
@@ -462,33 +462,46 @@ async def validate(
     result: ExtractionResult,
     rules: RuleSet,
     *,
-    find_duplicate: FindDuplicate | None = None,
+    claim_invoice: ClaimInvoice | None = None,
     today: date | None = None,
 ) -> ValidationResult:
     """Run every rule that applies to the document's type; aggregate the findings.
 
-    `today` defaults to the current UTC date. A rule that raises is reported as a finding of at
-    most warning severity (the document goes to review), never as a silent pass.
+    Rules run in file order, except those whose type `runs_last` (the duplicate claim): they
+    run after the others and see their outcome. `today` defaults to the current UTC date. A rule
+    that raises is reported as a finding of at most warning severity (the document goes to
+    review), never as a silent pass.
     """
     ctx = RuleContext(
         result=result,
         today=today if today is not None else datetime.now(UTC).date(),
         required_fields=rules.required_fields(result.document_type),
-        find_duplicate=find_duplicate,
+        claim_invoice=claim_invoice,
     )
+    applicable = rules.for_document(result.document_type)
     findings: list[Finding] = []
-    for rule in rules.for_document(result.document_type):
-        try:
-            emissions = await rule.type.evaluate(rule.params, ctx)
-        except Exception as exc:
-            log.exception("validation rule failed", rule_id=rule.id)
-            findings.append(
-                Finding(
-                    rule_id=rule.id,
-                    severity=_cap(rule.severity, "warning"),
-                    message=f"rule {rule.id} could not be evaluated: {type(exc).__name__}: {exc}",
-                )
-            )
-            continue
-        findings.extend(rule.finding(emission, result.document_type) for emission in emissions)
+    for rule in applicable:
+        if not rule.type.runs_last:
+            findings.extend(await _evaluate(rule, ctx))
+    last = [rule for rule in applicable if rule.type.runs_last]
+    if last:
+        ctx = replace(ctx, outcome_so_far=outcome_of(findings))
+        for rule in last:
+            findings.extend(await _evaluate(rule, ctx))
     return ValidationResult(outcome=outcome_of(findings), findings=findings)
+
+
+async def _evaluate(rule: Rule, ctx: RuleContext) -> list[Finding]:
+    """One rule's findings; a rule that raises is one finding of at most warning severity."""
+    try:
+        emissions = await rule.type.evaluate(rule.params, ctx)
+    except Exception as exc:
+        log.exception("validation rule failed", rule_id=rule.id)
+        return [
+            Finding(
+                rule_id=rule.id,
+                severity=_cap(rule.severity, "warning"),
+                message=f"rule {rule.id} could not be evaluated: {type(exc).__name__}: {exc}",
+            )
+        ]
+    return [rule.finding(emission, ctx.result.document_type) for emission in emissions]
