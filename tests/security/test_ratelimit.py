@@ -16,10 +16,10 @@ from bastion.security.ratelimit import (
     RateDecision,
     RateLimitBackendError,
     RateLimitPolicy,
-    build_limiter,
     headers_for,
     make_rate_limit_stage,
 )
+from bastion.security.ratelimit_backends import build_limiter
 from bastion.security.ratelimit_redis import RedisRateLimiter
 from bastion.security.stages import Denied
 

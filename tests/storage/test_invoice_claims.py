@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
+from bastion.money import canonical_amount
 from bastion.pipeline.archive_repo import (
     ArchiveRepository,
     DocumentDeletedError,
     DocumentNotFoundError,
 )
-from bastion.pipeline.invoice_claims import canonical_amount, may_name_other, same_amount
+from bastion.pipeline.invoice_claims import may_name_other, same_amount
 from bastion.pipeline.model import DuplicateClaim
 from bastion.storage.database import shared_engine
 from tests.storage.test_archive_repo import sha

@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bastion.money import canonical_amount, canonical_currency
 from bastion.pipeline import invoice_claims
 from bastion.pipeline.model import (
     TEXT_EXCERPT_CHARS,
@@ -745,8 +746,8 @@ class ArchiveRepository:
                 owner=doc.uploaded_by,
                 issuer_key=issuer_key,
                 number_key=number_key,
-                total=invoice_claims.canonical_amount(total),
-                currency=invoice_claims.canonical_currency(currency),
+                total=canonical_amount(total),
+                currency=canonical_currency(currency),
                 eligible=eligible,
             )
 

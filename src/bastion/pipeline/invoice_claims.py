@@ -20,9 +20,7 @@ Policy:
 
 from __future__ import annotations
 
-import math
 import time
-from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, select, update
@@ -49,28 +47,6 @@ def may_name_other(uploader: str, other_owner: str) -> bool:
     `gateway.read_all_documents` grant belongs once ownership checks exist.
     """
     return bool(uploader) and uploader == other_owner
-
-
-def canonical_amount(value: Any) -> str | None:
-    """An amount as canonical decimal text (`1487.5`, `100`), or None if it is not a number."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    if not amount.is_finite():
-        return None
-    return format(amount.normalize(), "f")[:64]
-
-
-def canonical_currency(value: Any) -> str | None:
-    """A currency code, upper-cased, or None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    return value.strip().upper()[:8]
 
 
 def same_amount(

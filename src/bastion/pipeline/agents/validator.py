@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from bastion.config import Settings
+from bastion.money import canonical_amount, canonical_currency
 from bastion.pipeline.agents.common import SHA256_PATTERN, PeerClients, add_status_method
-from bastion.pipeline.invoice_claims import canonical_amount, canonical_currency
 from bastion.pipeline.model import DuplicateClaim, ExtractionResult
 from bastion.pipeline.validator import InvoiceKey, load_rules, validate
 from bastion.runtime.agent import AgentDefinition

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from bastion.pipeline.invoice_claims import canonical_amount, canonical_currency
+from bastion.money import canonical_amount, canonical_currency
 
 revision = "0005_invoice_claims"
 down_revision = "0003_fts_by_rowid"
