@@ -105,7 +105,7 @@ def in_flight_row(message: InFlight, now: float) -> dict[str, Any]:
     }
 
 
-def _age(seconds: float) -> str:
+def format_age(seconds: float) -> str:
     whole = max(0, int(seconds))
     if whole < 60:
         return f"{whole}s"
@@ -125,7 +125,7 @@ def _table_row(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "message id": row["id"],
         "document id": row["document_id"],
-        "age": _age(row["age_seconds"]),
+        "age": format_age(row["age_seconds"]),
         "receive count": row["receive_count"],
         "consumer": _consumer_cell(row),
     }
