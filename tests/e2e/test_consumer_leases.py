@@ -10,6 +10,8 @@ so the first worker holds its message for as long as the test needs.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -27,7 +29,7 @@ import yaml
 from bastion.config import load_settings
 from bastion.pipeline.synthetic import synthetic_invoice
 from bastion.project import init_project
-from bastion.storage.queue import InFlight
+from bastion.storage.queue import InFlight, queue_path
 from bastion.testing.pipeline_stack import assign_ports, pipeline_in_threads
 from tests.e2e.test_crash_safety import Worker
 from tests.e2e.test_pipeline_agents import Flow
@@ -42,7 +44,7 @@ def _wait(predicate: Callable[[], object], timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def _project(tmp_path: Path, lease: float) -> Path:
+def _project(tmp_path: Path, lease: float, concurrency: int = 2) -> Path:
     config = init_project(tmp_path / "p").config
     assign_ports(
         config,
@@ -50,7 +52,7 @@ def _project(tmp_path: Path, lease: float) -> Path:
             "visibility_timeout_seconds": VISIBILITY,
             "consumer_lease_seconds": lease,
             "max_receive_count": 50,
-            "worker_concurrency": 2,
+            "worker_concurrency": concurrency,
         },
         client={"timeout_seconds": VISIBILITY},
     )
@@ -167,7 +169,8 @@ def stalled(tmp_path: Path) -> Iterator[Callable[[float], tuple[Flow, Workers]]]
     started: list[Workers] = []
 
     def make(lease: float) -> tuple[Flow, Workers]:
-        config = _project(tmp_path, lease)
+        # One document at a time: holding it, the worker does not poll the queue.
+        config = _project(tmp_path, lease, concurrency=1)
         doc: dict[str, Any] = yaml.safe_load(config.read_text(encoding="utf-8"))
         doc["agents"]["orchestrator"]["url"] = f"http://127.0.0.1:{hold.getsockname()[1]}"
         config.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
@@ -221,10 +224,36 @@ def test_a_worker_that_stops_renewing_loses_its_messages_when_its_lease_runs_out
     doc_id, _ = flow.submit(synthetic_invoice(1))
     first = workers.start()
     _wait(lambda: _held_by(flow, first, 1), 60, "the first worker to hold the message")
-    os.kill(_pid(first), signal.SIGSTOP)  # alive, but neither working nor renewing
+    _pause_outside_queue_writes(_pid(first), flow)  # alive, but neither working nor renewing
     second = workers.start()
     _wait(lambda: _held_by(flow, second, 2), 60, "the second worker to reclaim the message")
     assert first.process is not None and first.process.poll() is None  # never died
     doc = flow.repo.get_document(doc_id)
     assert doc is not None
     assert sum(h["event"] == "processing" for h in doc["history"]) == 2
+
+
+def _pause_outside_queue_writes(pid: int, flow: Flow) -> None:
+    """SIGSTOP `pid` at a moment it does not hold the queue file's write lock (a process
+    stopped inside a transaction would block every other one)."""
+    p = flow.settings.pipeline
+    lock = str(queue_path(p.queue_url, flow.settings.base_dir)) + ".lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        for _ in range(100):
+            os.kill(pid, signal.SIGSTOP)
+            _wait(lambda: _state(pid) == "T", 10, "the worker to stop")
+            with contextlib.suppress(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.01)
+        raise AssertionError("the worker never let go of the queue's write lock")
+    finally:
+        os.close(fd)
+
+
+def _state(pid: int) -> str:
+    """The process's state letter in /proc (T: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
