@@ -210,6 +210,9 @@ class PipelineSettings(_Section):
     objects_dir: str = "objects"
     queue_url: str = "sqlite:///queue.db"
     visibility_timeout_seconds: float = 120.0
+    # A worker's lease on the queue, renewed every third of it: once it runs out (or the worker's
+    # process is gone), the messages it held are handed to another worker at once.
+    consumer_lease_seconds: float = Field(default=10.0, gt=0)
     max_receive_count: int = 5
     retention_seconds: int = 14 * 24 * 3600
     worker_concurrency: int = 8

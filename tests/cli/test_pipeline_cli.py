@@ -89,6 +89,7 @@ def test_status_empty_project(pipeline: Pipeline) -> None:
     assert pipeline.json("status") == {
         "documents": {"queued": 0, "processing": 0, "archived": 0, "failed": 0, "deleted": 0},
         "queue": {"visible": 0, "in_flight": 0, "delayed": 0, "dead": 0},
+        "in_flight": [],
     }
 
 
@@ -101,6 +102,7 @@ def test_status_dlq_list_and_redrive(pipeline: Pipeline) -> None:
     assert status == {
         "documents": {"queued": 1, "processing": 0, "archived": 0, "failed": 2, "deleted": 0},
         "queue": {"visible": 1, "in_flight": 0, "delayed": 0, "dead": 2},
+        "in_flight": [],
     }
     code, out, _ = pipeline.cli("status")
     assert code == 0

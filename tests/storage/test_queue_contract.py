@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -264,3 +265,126 @@ def test_concurrent_consumers_get_each_message_exactly_once(
     assert all(count == 1 and deleted for _, count, deleted in delivered)  # none timed out
     assert sum(1 for rows in per_consumer if rows) >= 2  # the work was actually shared
     assert queue.depth() == 0 and queue.dlq_depth() == 0
+
+
+# -- consumers and leases ------------------------------------------------------------------------
+
+
+def _wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _lapse(queue: Queue, consumer_id: str) -> None:
+    """Wait (bounded) until `consumer_id`'s short lease is over."""
+    [lease] = [c.lease_expires_at for c in queue.consumers() if c.id == consumer_id]
+    _wait_until(lambda: time.time() > lease, "the lease to run out")
+
+
+def test_receive_records_its_consumer_and_in_flight_lists_it(queue: Queue) -> None:
+    consumer = queue.register_consumer(600)
+    held = queue.send({"document_id": "doc-1"})
+    waiting = queue.send({"document_id": "doc-2"})
+    [m] = queue.receive(visibility_timeout=600, consumer=consumer)
+    assert m.id == held
+    [flight] = queue.in_flight()
+    assert (flight.id, flight.body, flight.receive_count) == (held, {"document_id": "doc-1"}, 1)
+    assert flight.consumer_id == consumer
+    assert flight.consumer is not None and flight.consumer.id == consumer
+    assert flight.consumer.pid == os.getpid()
+    assert flight.received_at is not None and flight.sent_at <= flight.received_at <= time.time()
+    assert flight.visible_at > time.time() + 500
+    assert waiting not in {f.id for f in queue.in_flight()}  # visible, not in flight
+    [registered] = queue.consumers()
+    assert registered.id == consumer and registered.lease_expires_at > time.time() + 500
+
+
+def test_reclaim_releases_an_expired_lease_at_once_never_a_live_one(queue: Queue) -> None:
+    live = queue.register_consumer(600)
+    lapsed = queue.register_consumer(0.05)
+    anonymous = queue.send({"n": 0})
+    kept = queue.send({"n": 1})
+    lost = queue.send({"n": 2})
+    assert [m.id for m in queue.receive(visibility_timeout=600)] == [anonymous]
+    [k] = queue.receive(visibility_timeout=600, consumer=live)
+    [first] = queue.receive(visibility_timeout=600, consumer=lapsed)
+    assert (k.id, first.id) == (kept, lost)
+    _lapse(queue, lapsed)
+
+    assert queue.reclaim() == 1
+    # Visible again now, long before its 600 s visibility timeout, with its receive count kept.
+    [again] = queue.receive(visibility_timeout=600, consumer=live)
+    assert (again.id, again.receive_count) == (lost, 2)
+    assert not queue.delete(first.receipt_handle)  # the lapsed consumer's receipt is stale
+    assert {c.id for c in queue.consumers()} == {live}
+    # The live lease's message and the one received without a consumer stay in flight.
+    held = {f.id: f.consumer_id for f in queue.in_flight()}
+    assert held == {anonymous: None, kept: live, lost: live}
+    assert queue.reclaim() == 0
+    assert queue.delete(k.receipt_handle) and queue.delete(again.receipt_handle)
+
+
+def test_reclaim_releases_consumers_known_gone_and_unregistered_ones(queue: Queue) -> None:
+    dead = queue.register_consumer(600)
+    alive = queue.register_consumer(600)
+    for n in range(3):
+        queue.send({"n": n})
+    [d] = queue.receive(visibility_timeout=600, consumer=dead)
+    [a] = queue.receive(visibility_timeout=600, consumer=alive)
+    [u] = queue.receive(visibility_timeout=600, consumer="never-registered")
+    assert queue.reclaim(gone=[dead]) == 2  # `dead` (said gone) and the unregistered one
+    assert sorted(m.id for m in queue.receive(5)) == sorted([d.id, u.id])
+    assert [c.id for c in queue.consumers()] == [alive]
+    assert [f.consumer_id for f in queue.in_flight() if f.id == a.id] == [alive]
+
+
+def test_renew_lease_extends_it_and_tells_when_it_had_lapsed(queue: Queue) -> None:
+    consumer = queue.register_consumer(0.05)
+    [before] = queue.consumers()
+    assert queue.renew_lease(consumer, 600)
+    [after] = queue.consumers()
+    assert after.lease_expires_at > before.lease_expires_at + 500
+    assert queue.renew_lease(consumer, 0.05)
+    queue.send({"x": 1})
+    queue.receive(visibility_timeout=600, consumer=consumer)
+    _lapse(queue, consumer)
+    assert queue.reclaim() == 1
+    assert queue.consumers() == []
+    assert not queue.renew_lease(consumer, 600)  # it had been reclaimed: registered again
+    assert [c.id for c in queue.consumers()] == [consumer]
+    with pytest.raises(ValueError):
+        queue.renew_lease(consumer, 0)
+    with pytest.raises(ValueError):
+        queue.register_consumer(-1)
+
+
+def test_unregister_hands_back_what_the_consumer_holds(queue: Queue) -> None:
+    consumer = queue.register_consumer(600)
+    other = queue.register_consumer(600)
+    mine = queue.send({"n": 1})
+    theirs = queue.send({"n": 2})
+    queue.receive(visibility_timeout=600, consumer=consumer)
+    queue.receive(visibility_timeout=600, consumer=other)
+    assert queue.unregister_consumer(consumer) == 1
+    assert [c.id for c in queue.consumers()] == [other]
+    [m] = queue.receive(visibility_timeout=600)
+    assert (m.id, m.receive_count) == (mine, 2)
+    assert [f.consumer_id for f in queue.in_flight() if f.id == theirs] == [other]
+
+
+def test_a_message_waiting_to_retry_has_no_holder_to_reclaim_it(queue: Queue) -> None:
+    consumer = queue.register_consumer(600)
+    queue.send({"n": 1})
+    [m] = queue.receive(visibility_timeout=600, consumer=consumer)
+    assert queue.change_visibility(m.receipt_handle, 600, reason="dependency_unavailable")
+    [flight] = queue.in_flight()
+    assert (flight.consumer_id, flight.consumer, flight.last_error) == (
+        None,
+        None,
+        "dependency_unavailable",
+    )
+    assert queue.reclaim(gone=[consumer]) == 0  # the backoff is kept
+    assert queue.receive() == []
+    assert queue.stats().in_flight == 1

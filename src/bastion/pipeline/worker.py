@@ -14,8 +14,14 @@ free slots (a long poll), and each message is handled in its own task:
   `max_receive_count` times it is dead-lettered with the last reason.
 
 Delivery is at least once and the archive is idempotent on the document's SHA-256, so a worker
-killed mid-document loses nothing and duplicates nothing: the message reappears after its
-visibility timeout and the document is archived again in place.
+killed mid-document loses nothing and duplicates nothing: the message reappears and the document
+is archived again in place.
+
+The worker holds a consumer lease on the queue (`pipeline.consumer_lease_seconds`, renewed every
+third of it; see `bastion.storage.queue.lease`) and names it on each receive. On start, and on
+every renewal, it reclaims the messages of workers that are gone (process dead on this host, or
+lease run out), so they are not stuck `processing` until their visibility timeout; a live
+worker's messages are never taken.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ from bastion.runtime.agent import AgentConfigError
 from bastion.runtime.client import AgentClient, AgentUnreachable, RpcCallError
 from bastion.runtime.context import correlation_id_var, new_correlation_id, valid_correlation_id
 from bastion.storage.database import shared_engine
-from bastion.storage.queue import Message, Queue
+from bastion.storage.queue import ConsumerLease, Message, Queue
 
 log = structlog.get_logger("bastion.worker")
 _SHA256 = re.compile(SHA256_PATTERN)
@@ -119,6 +125,7 @@ class Worker:
         self.repo = ArchiveRepository(shared_engine(settings.database_url()))
         self.client = client or _orchestrator_client(settings)
         self.counts = {"archived": 0, "dead_lettered": 0, "retried": 0}
+        self.lease = ConsumerLease(self.queue, settings.pipeline.consumer_lease_seconds)
         self._rng = random.Random()  # noqa: S311 (backoff jitter, not security)
         # Queue and database calls block: they get their own threads, never the loop's default
         # pool, so a long poll cannot starve the handlers.
@@ -135,7 +142,13 @@ class Worker:
         active: dict[asyncio.Task[None], Message] = {}
         last_purge = time.monotonic()
         visibility = self.settings.pipeline.visibility_timeout_seconds
-        log.info("worker started", concurrency=self.concurrency)
+        reclaimed = await self._blocking(self.lease.start)
+        log.info(
+            "worker started",
+            concurrency=self.concurrency,
+            consumer=self.lease.consumer_id,
+            reclaimed=reclaimed,
+        )
         while not stop.is_set():
             await slots.acquire()
             free = 1
@@ -148,6 +161,7 @@ class Worker:
                     free,
                     visibility_timeout=visibility,
                     wait_seconds=POLL_SECONDS,
+                    consumer=self.lease.consumer_id,
                 )
             except Exception:
                 log.exception("queue receive failed; retrying")
@@ -175,9 +189,12 @@ class Worker:
                             0,
                             reason="worker_stopped",
                         )
+        await self._blocking(self.lease.stop)
         log.info("worker stopped", **self.counts)
 
     async def aclose(self) -> None:
+        with contextlib.suppress(Exception):  # run() normally stopped it already
+            await self._blocking(self.lease.stop)
         await self.client.aclose()
         self.queue.close()
         self._threads.shutdown(wait=False, cancel_futures=True)

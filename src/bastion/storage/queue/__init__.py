@@ -13,11 +13,14 @@ from bastion.storage.queue.base import (
     DEFAULT_RETENTION_SECONDS,
     DEFAULT_VISIBILITY_TIMEOUT,
     REASON_MAX_RECEIVES,
+    Consumer,
     DeadLetter,
+    InFlight,
     Message,
     Queue,
     QueueStats,
 )
+from bastion.storage.queue.lease import ConsumerLease
 from bastion.storage.queue.sqlite import SQLiteQueue
 
 __all__ = [
@@ -25,7 +28,10 @@ __all__ = [
     "DEFAULT_RETENTION_SECONDS",
     "DEFAULT_VISIBILITY_TIMEOUT",
     "REASON_MAX_RECEIVES",
+    "Consumer",
+    "ConsumerLease",
     "DeadLetter",
+    "InFlight",
     "Message",
     "Queue",
     "QueueStats",

@@ -8,12 +8,22 @@ and `dead_letter()` sends a poison message there at once. `redrive()` moves DLQ 
 Messages older than `retention_seconds` are purged. Every backend passes
 `tests/storage/test_queue_contract.py`.
 
+Consumers and leases: a consumer process `register_consumer()`s and names its id on each
+`receive(consumer=...)`, so every message in flight records who holds it. The consumer renews its
+lease well inside the lease time (`renew_lease`, see `lease.ConsumerLease`). `reclaim()` makes the
+messages of consumers whose lease has expired (or who are known to be gone) visible again at once,
+keeping their receive counts, instead of leaving them hidden until their visibility timeout: a
+crashed worker's documents are picked up as soon as a worker starts, and never a live worker's.
+(Redis Streams: a consumer group's XAUTOCLAIM of the entries of expired consumers; SQS: a
+consumer table beside the queue and ChangeMessageVisibility 0.)
+
 The API is synchronous (a short database transaction per call, `receive(wait_seconds=...)`
 blocks); asyncio callers run it through `asyncio.to_thread`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -48,6 +58,34 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class Consumer:
+    """A registered consumer: the process that holds it and how long its lease runs."""
+
+    id: str
+    pid: int
+    host: str
+    node: str  # this boot of this host's pid namespace: where `pid` can be checked
+    started_at: float
+    lease_expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A message received and not yet deleted, with who holds it (None: no consumer, e.g.
+    waiting out a retry backoff)."""
+
+    id: str
+    body: dict[str, Any]
+    receive_count: int
+    sent_at: float
+    received_at: float | None
+    visible_at: float  # when it becomes visible again if nobody deletes it
+    consumer: Consumer | None
+    consumer_id: str | None  # set with `consumer` None: a consumer that is no longer registered
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStats:
     visible: int  # ready to be received now
     in_flight: int  # received, visibility timeout not yet expired
@@ -72,10 +110,13 @@ class Queue(Protocol):
         *,
         visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT,
         wait_seconds: float = 0,
+        consumer: str | None = None,
     ) -> list[Message]:
         """Claim up to `max_messages` visible messages, hiding them for `visibility_timeout`.
 
         With `wait_seconds` > 0, wait up to that long for a first message (long poll).
+        `consumer` (an id from `register_consumer`) is recorded as the messages' holder, so
+        that `reclaim()` can hand them back at once if that consumer's lease runs out.
         """
         ...
 
@@ -90,7 +131,8 @@ class Queue(Protocol):
         """Hide the message for `timeout` seconds from now (0: visible again at once).
 
         `reason` records why processing failed; it becomes the DLQ reason if the message runs
-        out of receives. False if the handle is stale.
+        out of receives. The message no longer has a holder: it waits out `timeout` whatever
+        becomes of the consumer that received it. False if the handle is stale.
         """
         ...
 
@@ -117,6 +159,39 @@ class Queue(Protocol):
 
     def purge_expired(self) -> int:
         """Delete messages past retention (also done as part of normal use); return count."""
+        ...
+
+    def register_consumer(self, lease_seconds: float) -> str:
+        """Register the calling process as a consumer with a lease of `lease_seconds` from now;
+        return its new id (pass it to `receive`)."""
+        ...
+
+    def renew_lease(self, consumer_id: str, lease_seconds: float) -> bool:
+        """Extend the consumer's lease to `lease_seconds` from now (registering it again if it
+        was removed). False if the lease had already lapsed or was gone: messages it held may
+        have been reclaimed and received by others (their receipt handles are then stale)."""
+        ...
+
+    def unregister_consumer(self, consumer_id: str) -> int:
+        """Remove the consumer (a clean stop) and make the messages it still holds visible at
+        once; return how many."""
+        ...
+
+    def reclaim(self, gone: Collection[str] = ()) -> int:
+        """Make visible at once, keeping their receive counts, the in-flight messages whose
+        consumer's lease has expired, whose consumer is no longer registered, or whose consumer
+        id is in `gone` (known dead by the caller); remove those consumers. Never touches the
+        messages of a live lease that is not in `gone`, nor messages received without a
+        consumer (they wait out their visibility timeout). Return how many were released."""
+        ...
+
+    def consumers(self) -> list[Consumer]:
+        """The registered consumers, live or with a lapsed lease not yet reclaimed."""
+        ...
+
+    def in_flight(self, limit: int = 100) -> list[InFlight]:
+        """Messages received and not deleted whose visibility timeout has not expired, oldest
+        sent first."""
         ...
 
     def close(self) -> None: ...

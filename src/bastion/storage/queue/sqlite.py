@@ -9,6 +9,11 @@ Each receive gives a message a new random receipt handle, and delete/change_visi
 dead_letter match on it, so a consumer whose claim expired (and whose message another consumer
 has since received) cannot act on it.
 
+Consumers register in the `consumers` table (id, pid, host, node, lease); a receive records its
+consumer on the messages it claims (`consumer`, `received_at`), and `reclaim` releases the
+messages of consumers whose lease ran out. Schema version 2 added them: a version-1 file is
+brought up to date when it is opened (new columns and table, nothing rewritten).
+
 Several logical queues can share one file (`name`). Long polls re-check with a growing pause
 (10 ms to 200 ms); a send in the same process wakes its waiters at once. `synchronous=NORMAL`:
 a committed message survives a process crash; a power cut may lose the last commits.
@@ -23,7 +28,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,14 +39,17 @@ from bastion.storage.queue.base import (
     DEFAULT_RETENTION_SECONDS,
     DEFAULT_VISIBILITY_TIMEOUT,
     REASON_MAX_RECEIVES,
+    Consumer,
     DeadLetter,
+    InFlight,
     Message,
     QueueStats,
 )
+from bastion.storage.queue.identity import this_host, this_node
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_BATCH = 100
 _POLL_MIN = 0.01
 _POLL_MAX = 0.2
@@ -59,7 +67,9 @@ CREATE TABLE IF NOT EXISTS messages (
     receive_count INTEGER NOT NULL DEFAULT 0,
     receipt TEXT UNIQUE,
     last_error TEXT,
-    dead_at REAL
+    dead_at REAL,
+    consumer TEXT,
+    received_at REAL
 );
 CREATE INDEX IF NOT EXISTS ix_messages_ready
     ON messages (queue, visible_at, seq) WHERE dead_at IS NULL;
@@ -67,6 +77,22 @@ CREATE INDEX IF NOT EXISTS ix_messages_enqueued
     ON messages (queue, enqueued_at) WHERE dead_at IS NULL;
 CREATE INDEX IF NOT EXISTS ix_messages_dead
     ON messages (queue, dead_at) WHERE dead_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS consumers (
+    id TEXT PRIMARY KEY,
+    queue TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    node TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    lease_expires_at REAL NOT NULL
+);
+"""
+# Columns added after version 1, with their types: added to an older file when it is opened.
+_ADDED_COLUMNS = {"consumer": "TEXT", "received_at": "REAL"}
+# Indexes on those columns: created once they exist.
+_INDEXES_V2 = """
+CREATE INDEX IF NOT EXISTS ix_messages_consumer
+    ON messages (queue, consumer) WHERE consumer IS NOT NULL;
 """
 
 # Same-process waiters on a queue, woken by a send.
@@ -80,6 +106,13 @@ def _wakeup(key: tuple[str, str]) -> threading.Condition:
         if cond is None:
             cond = _wakeups[key] = threading.Condition()
         return cond
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run `;`-separated statements inside the caller's transaction (executescript commits)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
 
 
 class SQLiteQueue:
@@ -165,10 +198,18 @@ class SQLiteQueue:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
             raise RuntimeError(f"queue file {self.path} has a newer schema ({version})")
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+        _run_script(conn, _SCHEMA)
+        self._add_missing_columns(conn)
+        _run_script(conn, _INDEXES_V2)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @staticmethod
+    def _add_missing_columns(conn: sqlite3.Connection) -> None:
+        """Bring a version-1 `messages` table up to date (ALTER TABLE, nothing rewritten)."""
+        have = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+        for column, sql_type in _ADDED_COLUMNS.items():
+            if column not in have:
+                conn.execute(f"ALTER TABLE messages ADD COLUMN {column} {sql_type}")
 
     def close(self) -> None:
         """Close this process's connections (the queue reopens them if used again)."""
@@ -191,7 +232,7 @@ class SQLiteQueue:
     def _sweep(self, conn: sqlite3.Connection, now: float) -> int:
         """Dead-letter exhausted messages whose visibility expired; purge expired ones."""
         conn.execute(
-            "UPDATE messages SET dead_at = ?, receipt = NULL,"
+            "UPDATE messages SET dead_at = ?, receipt = NULL, consumer = NULL,"
             " last_error = COALESCE(last_error, ?)"
             " WHERE queue = ? AND dead_at IS NULL AND visible_at <= ? AND receive_count >= ?",
             (now, REASON_MAX_RECEIVES, self.name, now, self.max_receive_count),
@@ -237,7 +278,9 @@ class SQLiteQueue:
 
     # -- consumer ---------------------------------------------------------------------------
 
-    def _claim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
+    def _claim(
+        self, max_messages: int, visibility_timeout: float, consumer: str | None
+    ) -> list[Message]:
         token = secrets.token_hex(12) + "."
 
         def claim(conn: sqlite3.Connection) -> list[Message]:
@@ -245,7 +288,7 @@ class SQLiteQueue:
             self._sweep(conn, now)
             rows = conn.execute(
                 "UPDATE messages SET receipt = ? || id, visible_at = ?,"
-                " receive_count = receive_count + 1"
+                " receive_count = receive_count + 1, consumer = ?, received_at = ?"
                 " WHERE seq IN (SELECT seq FROM messages"
                 "   WHERE queue = ? AND dead_at IS NULL AND visible_at <= ? AND receive_count < ?"
                 "   ORDER BY visible_at, seq LIMIT ?)"
@@ -253,6 +296,8 @@ class SQLiteQueue:
                 (
                     token,
                     now + visibility_timeout,
+                    consumer,
+                    now,
                     self.name,
                     now,
                     self.max_receive_count,
@@ -279,6 +324,7 @@ class SQLiteQueue:
         *,
         visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT,
         wait_seconds: float = 0,
+        consumer: str | None = None,
     ) -> list[Message]:
         if not 1 <= max_messages <= MAX_BATCH:
             raise ValueError(f"max_messages must be between 1 and {MAX_BATCH}")
@@ -287,7 +333,7 @@ class SQLiteQueue:
         deadline = time.monotonic() + wait_seconds
         pause = _POLL_MIN
         while True:
-            messages = self._claim(max_messages, visibility_timeout)
+            messages = self._claim(max_messages, visibility_timeout, consumer)
             remaining = deadline - time.monotonic()
             if messages or remaining <= 0:
                 return messages
@@ -313,8 +359,8 @@ class SQLiteQueue:
 
         def change(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
-                "UPDATE messages SET visible_at = ?, last_error = COALESCE(?, last_error)"
-                " WHERE receipt = ? AND dead_at IS NULL",
+                "UPDATE messages SET visible_at = ?, last_error = COALESCE(?, last_error),"
+                " consumer = NULL WHERE receipt = ? AND dead_at IS NULL",
                 (time.time() + timeout, reason, receipt_handle),
             )
             return cur.rowcount > 0
@@ -328,7 +374,7 @@ class SQLiteQueue:
     def dead_letter(self, receipt_handle: str, reason: str) -> bool:
         def move(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
-                "UPDATE messages SET dead_at = ?, last_error = ?, receipt = NULL"
+                "UPDATE messages SET dead_at = ?, last_error = ?, receipt = NULL, consumer = NULL"
                 " WHERE receipt = ? AND dead_at IS NULL",
                 (time.time(), reason[:_MAX_REASON], receipt_handle),
             )
@@ -366,7 +412,8 @@ class SQLiteQueue:
             self._sweep(conn, now)
             sql = (
                 "UPDATE messages SET dead_at = NULL, receive_count = 0, last_error = NULL,"
-                " receipt = NULL, visible_at = ?, enqueued_at = ?"
+                " receipt = NULL, consumer = NULL, received_at = NULL, visible_at = ?,"
+                " enqueued_at = ?"
                 " WHERE queue = ? AND dead_at IS NOT NULL"
             )
             params: list[Any] = [now, now, self.name]
@@ -410,3 +457,129 @@ class SQLiteQueue:
 
     def dlq_depth(self) -> int:
         return self.stats().dead
+
+    # -- consumers and leases ---------------------------------------------------------------
+
+    def register_consumer(self, lease_seconds: float) -> str:
+        _check_lease(lease_seconds)
+        consumer_id = uuid.uuid4().hex
+
+        def insert(conn: sqlite3.Connection) -> None:
+            self._insert_consumer(conn, consumer_id, time.time(), lease_seconds)
+
+        self._write(insert)
+        return consumer_id
+
+    def _insert_consumer(
+        self, conn: sqlite3.Connection, consumer_id: str, now: float, lease_seconds: float
+    ) -> None:
+        conn.execute(
+            "INSERT INTO consumers (queue, id, pid, host, node, started_at, lease_expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.name,
+                consumer_id,
+                os.getpid(),
+                this_host(),
+                this_node(),
+                now,
+                now + lease_seconds,
+            ),
+        )
+
+    def renew_lease(self, consumer_id: str, lease_seconds: float) -> bool:
+        _check_lease(lease_seconds)
+
+        def renew(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            cur = conn.execute(
+                "UPDATE consumers SET lease_expires_at = ? WHERE id = ? AND queue = ?",
+                (now + lease_seconds, consumer_id, self.name),
+            )
+            if cur.rowcount:
+                return True
+            self._insert_consumer(conn, consumer_id, now, lease_seconds)
+            return False
+
+        return self._write(renew)
+
+    def unregister_consumer(self, consumer_id: str) -> int:
+        def remove(conn: sqlite3.Connection) -> int:
+            now = time.time()
+            conn.execute(
+                "DELETE FROM consumers WHERE id = ? AND queue = ?", (consumer_id, self.name)
+            )
+            return conn.execute(
+                "UPDATE messages SET visible_at = ?, consumer = NULL"
+                " WHERE queue = ? AND consumer = ? AND dead_at IS NULL AND visible_at > ?",
+                (now, self.name, consumer_id, now),
+            ).rowcount
+
+        return self._released(self._write(remove))
+
+    def reclaim(self, gone: Collection[str] = ()) -> int:
+        gone = list(gone)
+
+        def release(conn: sqlite3.Connection) -> int:
+            now = time.time()
+            conn.execute(
+                "DELETE FROM consumers WHERE queue = ? AND lease_expires_at <= ?",
+                (self.name, now),
+            )
+            conn.executemany(
+                "DELETE FROM consumers WHERE queue = ? AND id = ?",
+                [(self.name, consumer_id) for consumer_id in gone],
+            )
+            return conn.execute(
+                "UPDATE messages SET visible_at = ?, consumer = NULL"
+                " WHERE queue = ? AND consumer IS NOT NULL AND dead_at IS NULL AND visible_at > ?"
+                " AND consumer NOT IN (SELECT id FROM consumers WHERE queue = ?)",
+                (now, self.name, now, self.name),
+            ).rowcount
+
+        return self._released(self._write(release))
+
+    def _released(self, count: int) -> int:
+        """Wake this process's long polls for messages made visible again; return `count`."""
+        if count:
+            with self._wake:
+                self._wake.notify_all()
+        return count
+
+    def consumers(self) -> list[Consumer]:
+        rows = self._conn().execute(
+            "SELECT id, pid, host, node, started_at, lease_expires_at FROM consumers"
+            " WHERE queue = ? ORDER BY started_at, id",
+            (self.name,),
+        )
+        return [Consumer(*row) for row in rows]
+
+    def in_flight(self, limit: int = 100) -> list[InFlight]:
+        rows = self._conn().execute(
+            "SELECT m.id, m.body, m.receive_count, m.sent_at, m.received_at, m.visible_at,"
+            " m.consumer, m.last_error,"
+            " c.id, c.pid, c.host, c.node, c.started_at, c.lease_expires_at"
+            " FROM messages m LEFT JOIN consumers c ON c.id = m.consumer AND c.queue = m.queue"
+            " WHERE m.queue = ? AND m.dead_at IS NULL AND m.visible_at > ?"
+            " AND m.receive_count > 0 ORDER BY m.sent_at, m.seq LIMIT ?",
+            (self.name, time.time(), limit),
+        )
+        return [
+            InFlight(
+                id=r[0],
+                body=json.loads(r[1]),
+                receive_count=r[2],
+                sent_at=r[3],
+                received_at=r[4],
+                visible_at=r[5],
+                consumer_id=r[6],
+                last_error=r[7],
+                consumer=None if r[8] is None else Consumer(*r[8:]),
+            )
+            for r in rows
+        ]
+
+
+def _check_lease(lease_seconds: float) -> None:
+    if not lease_seconds > 0:
+        raise ValueError("lease_seconds must be positive")
