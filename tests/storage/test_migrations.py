@@ -38,16 +38,22 @@ def _revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def _insert_document(engine: Engine, doc_id: str, issuer: str) -> None:
+def _insert_document(
+    engine: Engine, doc_id: str, issuer: str, by: str = "u", deleted: bool = False
+) -> None:
+    """A document row as the current revision has it (before 0004: no owner, no sha256)."""
     now = time.time()
+    owned = "owner" in {c["name"] for c in inspect(engine).get_columns("documents")}
+    extra = ", sha256, owner" if owned else ""
+    values = ", :id, :by" if owned else ""
     with engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO documents (id, filename, content_type, size, status, issuer,"
-                " uploaded_by, created_at, updated_at)"
-                " VALUES (:id, 'a.pdf', 'application/pdf', 1, 'queued', :issuer, 'u', :t, :t)"
+                f"INSERT INTO documents (id, filename, content_type, size, status, issuer,"
+                f" uploaded_by, created_at, updated_at, deleted_at{extra}) VALUES (:id, 'a.pdf',"
+                f" 'application/pdf', 1, 'queued', :issuer, :by, :t, :t, :d{values})"
             ),
-            {"id": doc_id, "issuer": issuer, "t": now},
+            {"id": doc_id, "issuer": issuer, "by": by, "t": now, "d": now if deleted else None},
         )
 
 
@@ -156,3 +162,22 @@ def test_sqlite_index_rows_follow_the_document_rowid(sqlite_url: str) -> None:
     _insert_document(engine, "f" * 64, "Downgraded Indexing")
     assert _fts_hits(engine, "downgraded") == ["f" * 64]
     assert _fts_hits(engine, "renamed") == ["d" * 64]
+
+
+def test_0004_gives_existing_documents_their_uploader_as_owner(db_url: str) -> None:
+    engine = shared_engine(db_url)
+    cfg = _config(engine)
+    command.downgrade(cfg, "0003_fts_by_rowid")
+    _insert_document(engine, "1" * 64, "Kept Live", by="alice")
+    _insert_document(engine, "2" * 64, "Deleted Before", by="bob", deleted=True)
+    command.upgrade(cfg, "0004_document_owners")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, sha256, owner FROM documents ORDER BY id")).all()
+        blobs = conn.execute(text("SELECT sha256, refcount FROM blobs")).all()
+    assert [tuple(r) for r in rows] == [("1" * 64, "1" * 64, "alice"), ("2" * 64, "2" * 64, "bob")]
+    assert [tuple(b) for b in blobs] == [("1" * 64, 1)]  # a deleted document's bytes are gone
+    assert _fts_hits(engine, "kept") == ["1" * 64]
+    command.downgrade(cfg, "0003_fts_by_rowid")
+    assert "blobs" not in inspect(engine).get_table_names()
+    command.upgrade(cfg, "head")
+    assert _revision(engine) == ScriptDirectory.from_config(cfg).get_current_head()

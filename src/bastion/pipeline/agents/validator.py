@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from bastion.config import Settings
-from bastion.pipeline.agents.common import SHA256_PATTERN, PeerClients, add_status_method
-from bastion.pipeline.model import ExtractionResult
+from bastion.pipeline.agents.common import PeerClients, add_status_method
+from bastion.pipeline.model import DOCUMENT_ID_PATTERN, ExtractionResult
 from bastion.pipeline.validator import load_rules, validate
 from bastion.runtime.agent import AgentDefinition
 from bastion.runtime.methods import MethodRegistry
@@ -24,7 +24,7 @@ NAME = "validator"
 class ValidateParams(BaseModel):
     model_config = {"extra": "forbid"}
 
-    document_id: str = Field(pattern=SHA256_PATTERN)
+    document_id: str = Field(pattern=DOCUMENT_ID_PATTERN)
     result: ExtractionResult
 
 
