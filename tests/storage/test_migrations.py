@@ -44,15 +44,14 @@ def _insert_document(
     """A document row as the current revision has it (before 0004: no owner, no sha256)."""
     now = time.time()
     owned = "owner" in {c["name"] for c in inspect(engine).get_columns("documents")}
-    extra = ", sha256, owner" if owned else ""
-    values = ", :id, :by" if owned else ""
+    columns = "id, filename, content_type, size, status, issuer, uploaded_by, created_at,"
+    columns += " updated_at, deleted_at" + (", sha256, owner" if owned else "")
+    values = ":id, 'a.pdf', 'application/pdf', 1, 'queued', :issuer, :by, :t, :t, :d"
+    values += ", :id, :by" if owned else ""
+    sql = f"INSERT INTO documents ({columns}) VALUES ({values})"  # noqa: S608 -- constants
     with engine.begin() as conn:
         conn.execute(
-            text(
-                f"INSERT INTO documents (id, filename, content_type, size, status, issuer,"
-                f" uploaded_by, created_at, updated_at, deleted_at{extra}) VALUES (:id, 'a.pdf',"
-                f" 'application/pdf', 1, 'queued', :issuer, :by, :t, :t, :d{values})"
-            ),
+            text(sql),
             {"id": doc_id, "issuer": issuer, "by": by, "t": now, "d": now if deleted else None},
         )
 
