@@ -228,6 +228,8 @@ class PipelineSettings(_Section):
     max_upload_bytes: int = 25 * 1024 * 1024
     watch_dir: str | None = None
     watch_patterns: list[str] = Field(default_factory=lambda: ["*.pdf"])
+    # Who owns the watched folder's documents (None: the ingesting principal, `gateway:watch`).
+    watch_owner: str | None = Field(default=None, min_length=1, max_length=256)
     rules_file: str | None = None  # None: the shipped default rules
     extraction_workers: int = 2
     extraction_timeout_seconds: float = 20.0

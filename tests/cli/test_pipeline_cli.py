@@ -52,10 +52,14 @@ class Pipeline:
         return json.loads(out)
 
     def upload(self, name: str) -> str:
-        doc_id = hashlib.sha256(name.encode()).hexdigest()
-        self.repo.record_upload(
-            doc_id, filename=name, content_type="application/pdf", size=10, principal="submitter"
-        )
+        doc_id = self.repo.record_upload(
+            hashlib.sha256(name.encode()).hexdigest(),
+            owner="submitter",
+            filename=name,
+            content_type="application/pdf",
+            size=10,
+            principal="submitter",
+        ).id
         self.queue.send({"document_id": doc_id, "correlation_id": f"cid-{name}", "filename": name})
         return doc_id
 

@@ -20,10 +20,12 @@ from typer.testing import Result
 from bastion.agents.registry import definition_for
 from bastion.cli import common
 from bastion.config import Settings, load_settings
+from bastion.pipeline.archive_repo import ArchiveRepository
 from bastion.pipeline.samples import bundled_dir
 from bastion.project import init_project
 from bastion.runtime.agent import AgentApp
 from bastion.security.stack import build_api_key_store
+from bastion.storage.database import shared_engine
 from bastion.testing import serve_in_thread
 from bastion.testing.pipeline_stack import assign_ports, pipeline_in_threads
 from bastion.web.gateway import build_gateway
@@ -47,6 +49,13 @@ class Project:
 
     def submit(self, *args: str, env: dict[str, str | None] | None = None) -> Result:
         return run("submit", *args, "--config", str(self.config), env=env)
+
+    def document_id(self, path: Path) -> str:
+        """The id of the submitter's document for the bytes of `path`."""
+        repo = ArchiveRepository(shared_engine(self.settings.database_url()))
+        docs, _ = repo.list_documents(owner="submitter", limit=500)
+        (doc_id,) = [d["id"] for d in docs if d["sha256"] == sha256(path)]
+        return str(doc_id)
 
 
 @pytest.fixture(autouse=True)
@@ -87,18 +96,19 @@ def gateway_only(tmp_path: Path) -> Iterator[Project]:
 def test_no_wait_prints_the_ids(gateway_only: Project) -> None:
     result = gateway_only.submit(str(INVOICE), str(REPORT), "--no-wait")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == [sha256(INVOICE), sha256(REPORT)]
+    ids = [gateway_only.document_id(INVOICE), gateway_only.document_id(REPORT)]
+    assert result.stdout.splitlines() == ids
     # The same bytes again: the same id (the gateway answers 200 with the current status).
     result = gateway_only.submit(str(INVOICE), "--no-wait", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == [sha256(INVOICE)]
+    assert json.loads(result.stdout) == ids[:1]
 
 
 def test_rejected_upload_is_reported_and_fails_the_command(gateway_only: Project) -> None:
     result = gateway_only.submit(str(NOT_A_PDF), str(INVOICE), "--no-wait")
     assert result.exit_code == 1
     # The good file still went through.
-    assert result.stdout.splitlines() == [sha256(INVOICE)]
+    assert result.stdout.splitlines() == [gateway_only.document_id(INVOICE)]
     assert "not_a_pdf.pdf: HTTP 415 not_pdf: the file is not a PDF" in result.stderr
     assert "error: 1 of 2 upload(s) rejected (reasons above)" in result.stderr
 
@@ -107,7 +117,7 @@ def test_waiting_times_out(gateway_only: Project) -> None:
     result = gateway_only.submit(str(INVOICE), "--timeout", "0.5", "--json")
     assert result.exit_code == 1
     (row,) = json.loads(result.stdout)
-    assert row["id"] == sha256(INVOICE)
+    assert row["id"] == gateway_only.document_id(INVOICE)
     assert row["status"] == "queued"
     assert row["file"] == str(INVOICE)
     message = one_line_error(result)
@@ -167,7 +177,8 @@ def test_whole_pipeline_results(tmp_path: Path) -> None:
             Path(r["file"]).name: r for r in json.loads(result.stdout)
         }
         invoice, wrong, locked = (rows[f.name] for f in files)
-        assert invoice["id"] == sha256(INVOICE)
+        doc_id = proj.document_id(INVOICE)
+        assert invoice["id"] == doc_id
         assert (invoice["status"], invoice["outcome"], invoice["document_type"]) == (
             "archived",
             "valid",
@@ -186,5 +197,5 @@ def test_whole_pipeline_results(tmp_path: Path) -> None:
         assert "submitted documents" in table
         for column in ("file", "id", "status", "outcome", "type", "failure reason", "findings"):
             assert column in table
-        assert sha256(INVOICE)[:12] in table and sha256(INVOICE) not in table
+        assert doc_id[:12] in table and doc_id not in table
         assert "encrypted" in table and "archived" in table

@@ -17,7 +17,6 @@ from tests.cli.test_submit_cli import (  # noqa: F401 (`_console` is an autouse 
     Project,
     _console,
     project,
-    sha256,
 )
 from tests.pipeline import hostile
 
@@ -28,10 +27,10 @@ def files(tmp_path: Path) -> list[Path]:
     return [INVOICE, encrypted]
 
 
-def check_results(result: Any, invoice: Path, locked: Path) -> None:
+def check_results(proj: Project, result: Any, invoice: Path, locked: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = {Path(r["file"]).name: r for r in json.loads(result.stdout)}
-    assert rows[invoice.name]["id"] == sha256(invoice)
+    assert rows[invoice.name]["id"] == proj.document_id(invoice)
     assert (rows[invoice.name]["status"], rows[invoice.name]["outcome"]) == ("archived", "valid")
     assert (rows[locked.name]["status"], rows[locked.name]["failure_reason"]) == (
         "failed",
@@ -51,7 +50,7 @@ def test_progress_comes_from_the_event_stream(
     invoice, locked = files(tmp_path)
     with pipeline_in_threads(proj.config):
         result = proj.submit(str(invoice), str(locked), "--json", "--timeout", "90")
-        check_results(result, invoice, locked)
+        check_results(proj, result, invoice, locked)
         assert "warning" not in result.stderr
         (stream,) = audit_rows(
             proj.settings, lambda a: a.method == "events" and a.principal == "submitter"
@@ -68,7 +67,7 @@ def test_falls_back_to_polling_when_the_stream_is_refused(tmp_path: Path) -> Non
     invoice, locked = files(tmp_path)
     with pipeline_in_threads(proj.config):
         result = proj.submit(str(invoice), str(locked), "--json", "--timeout", "90")
-    check_results(result, invoice, locked)
+    check_results(proj, result, invoice, locked)
     warning = " ".join(result.stderr.split())
     assert "warning: no live progress (the gateway closed /ws/events: 4003 forbidden" in warning
     assert "polling the gateway for status instead" in warning
@@ -83,5 +82,5 @@ def test_falls_back_to_polling_without_an_event_stream(
     invoice, locked = files(tmp_path)
     with pipeline_in_threads(proj.config):
         result = proj.submit(str(invoice), str(locked), "--json", "--timeout", "90")
-    check_results(result, invoice, locked)
+    check_results(proj, result, invoice, locked)
     assert "warning: no live progress (cannot open /ws/none" in " ".join(result.stderr.split())

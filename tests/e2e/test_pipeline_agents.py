@@ -43,19 +43,20 @@ class Flow:
         self, data: bytes, filename: str = "doc.pdf", principal: str = "submitter"
     ) -> tuple[str, str]:
         """Record an upload as the gateway does; returns (document id, correlation id)."""
-        doc_id = object_store(self.settings).put(data)
         cid = new_correlation_id()
-        created = self.repo.record_upload(
-            doc_id,
+        record = self.repo.record_upload(
+            hashlib.sha256(data).hexdigest(),
+            owner=principal,
             filename=filename,
             content_type="application/pdf",
             size=len(data),
             principal=principal,
             correlation_id=cid,
         )
-        if created:
-            self.queue.send({"document_id": doc_id, "correlation_id": cid, "filename": filename})
-        return doc_id, cid
+        object_store(self.settings).put(data)
+        if record.created:
+            self.queue.send({"document_id": record.id, "correlation_id": cid, "filename": filename})
+        return record.id, cid
 
     def wait(self, doc_id: str, statuses: set[str], timeout: float = 60) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -232,10 +233,13 @@ def test_malformed_params_are_invalid_params(flow: Flow) -> None:
         "orchestrator", "process_document", {"document_id": "../etc/passwd"}, flow.admin_key
     )
     assert resp.json()["error"]["code"] == -32602
-    resp = flow.rpc(
-        "extractor", "extract", {"document_id": hashlib.sha256(b"x").hexdigest()}, flow.admin_key
-    )
+    unstored = hashlib.sha256(b"x").hexdigest()
+    params = {"document_id": "doc_" + "a" * 26, "sha256": unstored}
+    resp = flow.rpc("extractor", "extract", params, flow.admin_key)
     assert resp.json()["error"]["code"] == -32051
+    del params["sha256"]  # the extractor reads bytes by their sha256, never by a document id
+    resp = flow.rpc("extractor", "extract", params, flow.admin_key)
+    assert resp.json()["error"]["code"] == -32602
 
 
 def test_unparseable_message_is_dead_lettered(flow: Flow) -> None:

@@ -65,15 +65,17 @@ class Archivist:
         err: dict[str, Any] = r.json()["error"]
         return err
 
-    def upload(self, doc_id: str, filename: str = "invoice.pdf") -> None:
-        self.project.repo.record_upload(
-            doc_id,
+    def upload(self, sha256: str, filename: str = "invoice.pdf", owner: str = "submitter") -> str:
+        """The id of `owner`'s document for the bytes `sha256`."""
+        return self.project.repo.record_upload(
+            sha256,
+            owner=owner,
             filename=filename,
             content_type="application/pdf",
             size=10,
-            principal="submitter",
+            principal=owner,
             correlation_id="corr-upload",
-        )
+        ).id
 
     def archive(self, doc_id: str, principal: str = "orchestrator") -> Any:
         params = archive_params(doc_id)
@@ -99,12 +101,11 @@ def sqlite_archivist(tmp_path: Path, sqlite_url: str) -> Iterator[Archivist]:
 
 
 def test_archive_stores_everything_and_is_idempotent(archivist: Archivist) -> None:
-    doc_id = sha(1)
-    archivist.upload(doc_id)
+    doc_id = archivist.upload(sha(1))
     first = archivist.archive(doc_id)
     assert first == {"document_id": doc_id, "reprocessed": False, "outcome": "invalid"}
 
-    doc = archivist.call("get_document", {"document_id": doc_id}, "gateway")
+    doc = archivist.call("get_document", {"document_id": doc_id, "owner": None}, "gateway")
     assert doc["status"] == "archived" and doc["outcome"] == "invalid"
     assert doc["fields"]["invoice_number"]["value"] == "INV-7"
     assert {(f["source"], f["rule_id"]) for f in doc["findings"]} == {
@@ -116,28 +117,33 @@ def test_archive_stores_everything_and_is_idempotent(archivist: Archivist) -> No
     assert archived[0]["correlation_id"] == "corr-arch-1"
 
     assert archivist.archive(doc_id)["reprocessed"] is True
-    doc = archivist.call("get_document", {"document_id": doc_id}, "gateway")
+    doc = archivist.call("get_document", {"document_id": doc_id, "owner": None}, "gateway")
     assert len(doc["findings"]) == 2  # replaced, not added
     assert "reprocessed" in [h["event"] for h in doc["history"]]
 
 
 def test_search_finds_the_text_excerpt_and_invoices_are_claimed(archivist: Archivist) -> None:
-    doc_id = sha(2)
-    archivist.upload(doc_id)
+    doc_id = archivist.upload(sha(2))
     archivist.archive(doc_id)
-    found = archivist.call("search", {"query": "quarterly freight"}, "gateway")["results"]
-    assert [d["id"] for d in found] == [doc_id]
-    assert archivist.call("search", {"query": "nothing-like-this"}, "gateway") == {"results": []}
+    found = archivist.call("search", {"query": "quarterly freight", "owner": None}, "gateway")
+    assert [d["id"] for d in found["results"]] == [doc_id]
+    nothing = {"query": "nothing-like-this", "owner": None}
+    assert archivist.call("search", nothing, "gateway") == {"results": []}
 
     key = {"issuer": "ZEBRA logistics gmbh", "invoice_number": "inv 7", "eligible": True}
     claim = {**key, "document_id": doc_id, "total": "119", "currency": "EUR"}
     free = {"duplicate": False, "other_id": None, "same_amount": True}
     assert archivist.call("claim_invoice", claim, "validator") == free
     assert archivist.call("claim_invoice", claim, "validator") == free  # the holder again
-    copy = sha("copy")
-    archivist.upload(copy)
+    copy = archivist.upload(sha("copy"))
     answer = archivist.call("claim_invoice", {**claim, "document_id": copy}, "validator")
     assert answer == {"duplicate": True, "other_id": doc_id, "same_amount": True}
+    # Another owner's copy is a duplicate too; the holder is named only to an owner the policy
+    # lets read every owner's documents (admin, through `*`).
+    for owner, named in (("worker", None), ("admin", doc_id)):
+        theirs = {**claim, "document_id": archivist.upload(sha(f"copy-{owner}"), owner=owner)}
+        answer = archivist.call("claim_invoice", theirs, "validator")
+        assert answer == {"duplicate": True, "other_id": named, "same_amount": True}
     altered = {**claim, "document_id": copy, "total": "1190"}
     assert archivist.call("claim_invoice", altered, "validator")["same_amount"] is False
     # Claims are for documents in the archive only.
@@ -147,28 +153,27 @@ def test_search_finds_the_text_excerpt_and_invoices_are_claimed(archivist: Archi
 
 def test_unknown_and_deleted_documents_are_not_found(archivist: Archivist) -> None:
     unknown = sha("unknown")
-    assert archivist.error("get_document", {"document_id": unknown})["code"] == -32051
+    missing = {"document_id": unknown, "owner": None}
+    assert archivist.error("get_document", missing)["code"] == -32051
     params = archive_params(unknown)
     assert archivist.error("archive", params, "orchestrator")["code"] == -32051
 
-    doc_id = sha(3)
-    archivist.upload(doc_id)
+    doc_id = archivist.upload(sha(3))
     archivist.project.repo.delete_document(doc_id, principal="admin", correlation_id=None)
-    err = archivist.error("get_document", {"document_id": doc_id}, "gateway")
+    err = archivist.error("get_document", {"document_id": doc_id, "owner": None}, "gateway")
     assert err == {"code": -32051, "message": "Document not found", "data": {"document_id": doc_id}}
     assert archivist.error("archive", archive_params(doc_id), "orchestrator")["code"] == -32051
 
 
 def test_list_documents_pages_with_a_cursor(archivist: Archivist) -> None:
-    ids = [sha(f"page-{i}") for i in range(5)]
-    for doc_id in ids:
-        archivist.upload(doc_id)
+    ids = [archivist.upload(sha(f"page-{i}")) for i in range(5)]
     archivist.archive(ids[0])
 
     seen: list[str] = []
     cursor = None
     while True:
-        params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        params: dict[str, Any] = {"limit": 2, "owner": None}
+        params |= {"cursor": cursor} if cursor else {}
         page = archivist.call("list_documents", params, "gateway")
         assert len(page["documents"]) <= 2
         seen += [d["id"] for d in page["documents"]]
@@ -177,7 +182,7 @@ def test_list_documents_pages_with_a_cursor(archivist: Archivist) -> None:
             break
     assert sorted(seen) == sorted(ids)
 
-    archived = archivist.call("list_documents", {"status": "archived"}, "gateway")
+    archived = archivist.call("list_documents", {"status": "archived", "owner": None}, "gateway")
     assert [d["id"] for d in archived["documents"]] == [ids[0]]
     assert archived["next_cursor"] is None
 
@@ -193,20 +198,21 @@ BAD_LIST_PARAMS = [
 
 def test_bad_list_params_are_invalid_params(sqlite_archivist: Archivist) -> None:
     for params, field in BAD_LIST_PARAMS:
-        err = sqlite_archivist.error("list_documents", params, "gateway")
+        err = sqlite_archivist.error("list_documents", {"owner": None, **params}, "gateway")
         assert err["code"] == -32602
         assert [p["field"] for p in err["data"]] == [field]
-    err = sqlite_archivist.error("list_documents", {"cursor": "not-a-cursor"}, "gateway")
+    bad = {"cursor": "not-a-cursor", "owner": None}
+    err = sqlite_archivist.error("list_documents", bad, "gateway")
     assert "next_cursor" in err["data"][0]["problem"]  # says what to do
 
 
 def test_get_status_counts_documents(archivist: Archivist) -> None:
-    archivist.upload(sha(4))
+    doc_id = archivist.upload(sha(4))
     status = archivist.call("get_status", None)
     assert status["agent"] == "archivist" and status["status"] == "ok"
     assert status["documents"]["queued"] == 1 and status["documents"]["archived"] == 0
-    archivist.archive(sha(4))
-    archivist.archive(sha(4))
+    archivist.archive(doc_id)
+    archivist.archive(doc_id)
     archivist.error("archive", archive_params(sha("nope")), "orchestrator")
     status = archivist.call("get_status", None)
     assert status["documents"]["archived"] == 1
@@ -217,8 +223,7 @@ def test_get_status_counts_documents(archivist: Archivist) -> None:
 
 
 def test_only_the_orchestrator_may_archive(archivist: Archivist) -> None:
-    doc_id = sha(5)
-    archivist.upload(doc_id)
+    doc_id = archivist.upload(sha(5))
     params = archive_params(doc_id)
     for principal in ("extractor", "gateway", "submitter", "validator"):
         cid = f"attack-archive-{principal}"
@@ -233,19 +238,30 @@ def test_only_the_orchestrator_may_archive(archivist: Archivist) -> None:
     assert doc is not None and doc["status"] == "queued"
 
 
-MALFORMED_IDS = ["", "abc", sha(6).upper(), sha(6) + "0", "../" + sha(6)[3:], sha(6)[:-1] + "g", 42]
+MALFORMED_IDS = [
+    "",
+    "abc",
+    sha(6).upper(),
+    sha(6) + "0",
+    "../" + sha(6)[3:],
+    sha(6)[:-1] + "g",
+    42,
+    "doc_" + "A" * 26,
+    "doc_" + "a" * 25,
+    "doc_" + "a" * 25 + "/",
+]
 
 
 def test_malformed_document_ids_are_invalid_params(sqlite_archivist: Archivist) -> None:
     for document_id in MALFORMED_IDS:
-        err = sqlite_archivist.error("get_document", {"document_id": document_id}, "gateway")
+        params = {"document_id": document_id, "owner": None}
+        err = sqlite_archivist.error("get_document", params, "gateway")
         assert err["code"] == -32602
         assert err["data"][0]["field"] == "document_id"
 
 
 def test_extra_fields_and_bad_results_are_invalid_params(sqlite_archivist: Archivist) -> None:
-    doc_id = sha(7)
-    sqlite_archivist.upload(doc_id)
+    doc_id = sqlite_archivist.upload(sha(7))
     good = archive_params(doc_id)
     extra = {**good, "principal": "admin"}
     assert sqlite_archivist.error("archive", extra, "orchestrator")["code"] == -32602
@@ -253,6 +269,32 @@ def test_extra_fields_and_bad_results_are_invalid_params(sqlite_archivist: Archi
     assert sqlite_archivist.error("archive", bad_result, "orchestrator")["code"] == -32602
     bad_outcome = {**good, "validation": {"outcome": "fine"}}
     assert sqlite_archivist.error("archive", bad_outcome, "orchestrator")["code"] == -32602
-    long_query = {"query": "x" * 501}
+    long_query = {"query": "x" * 501, "owner": None}
     assert sqlite_archivist.error("search", long_query, "gateway")["code"] == -32602
-    assert sqlite_archivist.error("search", {"query": ""}, "gateway")["code"] == -32602
+    empty = {"query": "", "owner": None}
+    assert sqlite_archivist.error("search", empty, "gateway")["code"] == -32602
+
+
+def test_reads_name_whose_documents_they_may_see(archivist: Archivist) -> None:
+    """`owner` is required: a principal's documents, or null for every owner's. Another
+    owner's document is not found, with the reason for the gateway's audit record."""
+    mine = archivist.upload(sha("scope"), owner="alice")
+    theirs = archivist.upload(sha("scope"), owner="bob")
+    archivist.archive(mine)
+    archivist.archive(theirs)
+    for method, params in (
+        ("get_document", {"document_id": mine}),
+        ("list_documents", {}),
+        ("search", {"query": "freight"}),
+    ):
+        assert archivist.error(method, params, "gateway")["code"] == -32602, method
+    as_bob = {"document_id": mine, "owner": "bob"}
+    err = archivist.error("get_document", as_bob, "gateway")
+    assert err["data"] == {"document_id": mine, "reason": "not_owner"}
+    assert archivist.call("get_document", {"document_id": mine, "owner": "alice"}, "gateway")
+    listed = archivist.call("list_documents", {"owner": "bob"}, "gateway")["documents"]
+    assert [d["id"] for d in listed] == [theirs]
+    found = archivist.call("search", {"query": "freight", "owner": "alice"}, "gateway")
+    assert [d["id"] for d in found["results"]] == [mine]
+    everyone = archivist.call("search", {"query": "freight", "owner": None}, "gateway")
+    assert {d["id"] for d in everyone["results"]} == {mine, theirs}

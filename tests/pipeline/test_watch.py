@@ -97,12 +97,19 @@ async def test_files_present_at_start_and_dropped_later_are_queued_once(
         await quiet()
     found = bodies(ingest)
     assert sorted(b["filename"] for b in found) == ["early.pdf", "late.pdf"]
-    assert {b["document_id"] for b in found} == {
+    docs = [ingest.repo.get_document(str(b["document_id"])) for b in found]
+    assert {d["sha256"] for d in docs if d is not None} == {
         hashlib.sha256(early).hexdigest(),
         hashlib.sha256(late).hexdigest(),
     }
-    doc = ingest.repo.get_document(hashlib.sha256(late).hexdigest())
-    assert doc is not None and doc["uploaded_by"] == WATCH_PRINCIPAL
+    # Without `pipeline.watch_owner`, the ingesting service principal owns them.
+    assert {(d["uploaded_by"], d["owner"]) for d in docs if d is not None} == {
+        (WATCH_PRINCIPAL, WATCH_PRINCIPAL)
+    }
+    path = inbox / "late.pdf"
+    st = path.stat()
+    recorded = ingest.repo.was_ingested(str(path.resolve()), st.st_size, st.st_mtime)
+    assert recorded == hashlib.sha256(late).hexdigest()
     assert {(a.principal, a.method, a.outcome, a.status) for a in audit} == {
         (WATCH_PRINCIPAL, "watch_ingest", "ok", 202)
     }
@@ -166,7 +173,8 @@ async def test_a_file_still_being_written_is_read_once_complete(
         await eventually(depth_is(ingest, 1))
         await quiet()
     (body,) = bodies(ingest)
-    assert body["document_id"] == hashlib.sha256(data).hexdigest()
+    doc = ingest.repo.get_document(str(body["document_id"]))
+    assert doc is not None and doc["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 async def test_touching_a_submitted_file_does_not_queue_it_again(

@@ -15,9 +15,16 @@ from bastion.pipeline.archive_repo import (
     ArchiveRepository,
     DocumentDeletedError,
     DocumentNotFoundError,
+    UploadRecord,
     normalise_key,
 )
-from bastion.pipeline.model import ExtractedField, ExtractionResult, Finding, ValidationResult
+from bastion.pipeline.model import (
+    ExtractedField,
+    ExtractionResult,
+    Finding,
+    ValidationResult,
+    is_document_id,
+)
 from bastion.storage.database import shared_engine
 from bastion.storage.pipeline_models import DocumentField, FindingRow, LineItemRow
 
@@ -69,15 +76,25 @@ def repo(db_url: str) -> ArchiveRepository:
     return ArchiveRepository(shared_engine(db_url))
 
 
-def upload(repo: ArchiveRepository, doc_id: str, filename: str = "invoice.pdf") -> bool:
+def record(
+    repo: ArchiveRepository, sha256: str, filename: str = "invoice.pdf", owner: str = "alice"
+) -> UploadRecord:
     return repo.record_upload(
-        doc_id,
+        sha256,
+        owner=owner,
         filename=filename,
         content_type="application/pdf",
         size=1234,
-        principal="alice",
+        principal=owner,
         correlation_id="corr-up",
     )
+
+
+def upload(
+    repo: ArchiveRepository, sha256: str, filename: str = "invoice.pdf", owner: str = "alice"
+) -> str:
+    """The id of `owner`'s document for the bytes `sha256`."""
+    return record(repo, sha256, filename, owner).id
 
 
 def archived(repo: ArchiveRepository, doc_id: str, result: ExtractionResult, **kw: Any) -> bool:
@@ -107,17 +124,20 @@ def row_counts(repo: ArchiveRepository, doc_id: str) -> tuple[int, int, int]:
 
 
 def test_record_upload_and_status(repo: ArchiveRepository) -> None:
-    doc_id = sha(1)
-    assert upload(repo, doc_id)
+    first = record(repo, sha(1))
+    doc_id = first.id
+    assert first.created and first.status == "queued" and is_document_id(doc_id)
     doc = repo.get_document(doc_id)
     assert doc is not None
     assert doc["status"] == "queued" and doc["outcome"] is None
     assert (doc["filename"], doc["size"], doc["uploaded_by"]) == ("invoice.pdf", 1234, "alice")
+    assert (doc["owner"], doc["sha256"]) == ("alice", sha(1))
     assert doc["fields"] == {} and doc["line_items"] == [] and doc["findings"] == []
     assert doc["history"][0]["principal"] == "alice"
     assert doc["history"][0]["correlation_id"] == "corr-up"
 
-    assert not upload(repo, doc_id, filename="again.pdf")  # same bytes: not a second document
+    again = record(repo, sha(1), filename="again.pdf")  # same bytes: not a second document
+    assert (again.id, again.created, again.status) == (doc_id, False, "queued")
     repo.set_status(doc_id, "queued", principal="gateway")
     repo.set_status(doc_id, "processing", correlation_id="c2")
     repo.set_status(doc_id, "failed", reason="encrypted", detail="password protected")
@@ -143,15 +163,14 @@ def test_record_upload_and_status(repo: ArchiveRepository) -> None:
     with pytest.raises(ValueError):
         repo.add_event(doc_id, "bogus")
     with pytest.raises(ValueError):
-        upload(repo, "../etc/passwd")
+        upload(repo, "../etc/passwd")  # not a sha256
     repo.add_event(doc_id, "extracted", detail="2 pages")
     assert events(repo, doc_id)[-1] == "extracted"
     assert repo.get_document(sha("missing")) is None
 
 
 def test_archive_stores_everything(repo: ArchiveRepository) -> None:
-    doc_id = sha(2)
-    upload(repo, doc_id)
+    doc_id = upload(repo, sha(2))
     result = invoice()
     assert archived(repo, doc_id, result, validation=INVALID, text_excerpt="Rechnung Nr") is False
     doc = repo.get_document(doc_id)
@@ -181,8 +200,7 @@ def test_archive_stores_everything(repo: ArchiveRepository) -> None:
 def test_archive_records_the_extraction_and_validation_stages(repo: ArchiveRepository) -> None:
     """The orchestrator's stage times become `extracted` and `validated` events, in order
     before `archived`; a time in the future (a skewed clock) is capped at the archive's."""
-    doc_id = sha(9)
-    upload(repo, doc_id)
+    doc_id = upload(repo, sha(9))
     now = time.time()
     archived(repo, doc_id, invoice(), extracted_at=now - 2.0, validated_at=now + 3600)
     doc = repo.get_document(doc_id)
@@ -197,8 +215,7 @@ def test_archive_records_the_extraction_and_validation_stages(repo: ArchiveRepos
 
 
 def test_archive_is_idempotent_on_reprocessing(repo: ArchiveRepository) -> None:
-    doc_id = sha(3)
-    upload(repo, doc_id)
+    doc_id = upload(repo, sha(3))
     assert archived(repo, doc_id, invoice(lines=3), validation=INVALID) is False
     assert row_counts(repo, doc_id) == (7, 3, 3)
     assert archived(repo, doc_id, invoice(lines=1, total=50.0)) is True
@@ -220,8 +237,7 @@ def test_archive_is_idempotent_on_reprocessing(repo: ArchiveRepository) -> None:
 
 
 def test_concurrent_archives_of_one_document(repo: ArchiveRepository) -> None:
-    doc_id = sha(4)
-    upload(repo, doc_id)
+    doc_id = upload(repo, sha(4))
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda n: archived(repo, doc_id, invoice(lines=n)), [2] * 6))
     assert results.count(False) == 1
@@ -231,19 +247,17 @@ def test_concurrent_archives_of_one_document(repo: ArchiveRepository) -> None:
 def test_archive_refuses_unknown_and_deleted(repo: ArchiveRepository) -> None:
     with pytest.raises(DocumentNotFoundError):
         archived(repo, sha("nope"), invoice())
-    doc_id = sha(5)
-    upload(repo, doc_id)
-    assert repo.delete_document(doc_id, principal="admin", correlation_id="c-del")
+    doc_id = upload(repo, sha(5))
+    assert repo.delete_document(doc_id, principal="admin", correlation_id="c-del") == "deleted"
     with pytest.raises(DocumentDeletedError):
         archived(repo, doc_id, invoice())
 
 
 def test_delete_keeps_a_tombstone(repo: ArchiveRepository) -> None:
-    doc_id = sha(6)
-    upload(repo, doc_id)
+    doc_id = upload(repo, sha(6))
     archived(repo, doc_id, invoice(), validation=INVALID, text_excerpt="secret words")
     assert repo.search("secret")
-    assert repo.delete_document(doc_id, principal="admin", correlation_id="c-del")
+    assert repo.delete_document(doc_id, principal="admin", correlation_id="c-del") == "deleted"
     doc = repo.get_document(doc_id)
     assert doc is not None
     assert doc["deleted_at"] is not None
@@ -258,20 +272,21 @@ def test_delete_keeps_a_tombstone(repo: ArchiveRepository) -> None:
     )
     assert repo.search("secret") == [] and repo.search("zebra") == []
     assert repo.find_duplicate("Zebra Logistics GmbH", "INV-2024-001") is None
-    assert not repo.delete_document(doc_id, principal="admin", correlation_id="c")
-    assert not repo.delete_document(sha("missing"), principal="admin", correlation_id="c")
+    gone = "not_found"
+    assert repo.delete_document(doc_id, principal="admin", correlation_id="c") == gone
+    assert repo.delete_document(sha("missing"), principal="admin", correlation_id="c") == gone
     assert repo.list_documents()[0] == []
     assert [d["id"] for d in repo.list_documents(include_deleted=True)[0]] == [doc_id]
-    # Uploading the same bytes again brings the document back, to be processed afresh.
-    assert upload(repo, doc_id)
-    doc = repo.get_document(doc_id)
+    # Uploading the same bytes again is a new document, processed afresh; the tombstone stays.
+    again = record(repo, sha(6))
+    assert again.created and again.id != doc_id
+    doc = repo.get_document(again.id)
     assert doc is not None and doc["deleted_at"] is None and doc["status"] == "queued"
+    assert repo.get_document(doc_id)["deleted_at"] is not None  # type: ignore[index]
 
 
 def test_list_documents_keyset_pagination(repo: ArchiveRepository) -> None:
-    ids = [sha(f"list-{i}") for i in range(7)]
-    for doc_id in ids:
-        upload(repo, doc_id)
+    ids = [upload(repo, sha(f"list-{i}")) for i in range(7)]
     archived(repo, ids[0], invoice())
     newest_first = list(reversed(ids))
 
@@ -297,9 +312,7 @@ def test_list_documents_keyset_pagination(repo: ArchiveRepository) -> None:
 
 
 def test_list_pagination_with_identical_timestamps(repo: ArchiveRepository) -> None:
-    ids = sorted(sha(f"tie-{i}") for i in range(5))
-    for doc_id in ids:
-        upload(repo, doc_id)
+    ids = [upload(repo, sha(f"tie-{i}")) for i in range(5)]
     from bastion.storage.pipeline_models import Document
 
     with Session(repo.engine) as s, s.begin():
@@ -316,10 +329,9 @@ def test_list_pagination_with_identical_timestamps(repo: ArchiveRepository) -> N
 
 
 def test_search(repo: ArchiveRepository) -> None:
-    a, b, c = sha("s-a"), sha("s-b"), sha("s-c")
-    upload(repo, a, filename="zebra-march.pdf")
-    upload(repo, b, filename="scan_0042.pdf")
-    upload(repo, c, filename="other.pdf")
+    a = upload(repo, sha("s-a"), filename="zebra-march.pdf")
+    b = upload(repo, sha("s-b"), filename="scan_0042.pdf")
+    c = upload(repo, sha("s-c"), filename="other.pdf")
     archived(repo, a, invoice(), text_excerpt="Rechnung für Beratung")
     archived(
         repo,
@@ -351,8 +363,7 @@ def test_search(repo: ArchiveRepository) -> None:
 
 
 def test_search_follows_reprocessing(repo: ArchiveRepository) -> None:
-    doc_id = sha("re-search")
-    upload(repo, doc_id)
+    doc_id = upload(repo, sha("re-search"))
     archived(repo, doc_id, invoice(issuer="Oldname AG"))
     archived(repo, doc_id, invoice(issuer="Newname AG"))
     assert repo.search("oldname") == []
@@ -360,9 +371,7 @@ def test_search_follows_reprocessing(repo: ArchiveRepository) -> None:
 
 
 def test_find_duplicate(repo: ArchiveRepository) -> None:
-    first, second, pending = sha("d-1"), sha("d-2"), sha("d-3")
-    for doc_id in (first, second, pending):
-        upload(repo, doc_id)
+    first, second, pending = (upload(repo, sha(k)) for k in ("d-1", "d-2", "d-3"))
     archived(repo, first, invoice(number="INV-001", issuer="ACME GmbH"))
     archived(repo, second, invoice(number="inv 001", issuer="Acme GmbH."))
     assert repo.find_duplicate("acme gmbh", "INV001") == first
@@ -375,6 +384,70 @@ def test_find_duplicate(repo: ArchiveRepository) -> None:
     assert repo.find_duplicate("ACME GmbH", "INV-001", exclude_id=pending) == second
     repo.set_status(second, "processing")  # only archived documents count
     assert repo.find_duplicate("ACME GmbH", "INV-001") is None
+
+
+def test_each_owner_has_its_own_document_for_the_same_bytes(repo: ArchiveRepository) -> None:
+    mine = record(repo, sha("shared"), "mine.pdf", owner="alice")
+    theirs = record(repo, sha("shared"), "theirs.pdf", owner="bob")
+    assert mine.created and theirs.created and mine.id != theirs.id
+    again = record(repo, sha("shared"), owner="bob")
+    assert (again.id, again.created) == (theirs.id, False)
+    assert repo.blob_refcount(sha("shared")) == 2
+    # Bob's uploads leave no trace on Alice's document.
+    assert events(repo, mine.id) == ["received"]
+    assert events(repo, theirs.id) == ["received", "received"]
+    archived(repo, mine.id, invoice(issuer="Shared Words AG"))
+    archived(repo, theirs.id, invoice(issuer="Shared Words AG"))
+
+    def ids(docs: list[dict[str, Any]]) -> set[str]:
+        return {d["id"] for d in docs}
+
+    assert ids(repo.list_documents(owner="alice")[0]) == {mine.id}
+    assert ids(repo.list_documents(owner="bob")[0]) == {theirs.id}
+    assert ids(repo.list_documents(owner="carol")[0]) == set()
+    assert ids(repo.list_documents()[0]) == {mine.id, theirs.id}
+    assert ids(repo.search("shared", owner="alice")) == {mine.id}
+    assert ids(repo.search("shared", owner="carol")) == set()
+    assert ids(repo.search("shared")) == {mine.id, theirs.id}
+    assert repo.stored_file(mine.id) == ("alice", sha("shared"))
+
+    removed: list[str] = []
+    assert (
+        repo.delete_document(
+            mine.id, principal="bob", correlation_id="c", owner="bob", remove_bytes=removed.append
+        )
+        == "not_owner"
+    )
+    assert repo.get_document(mine.id)["deleted_at"] is None  # type: ignore[index]
+    assert (
+        repo.delete_document(
+            mine.id, principal="alice", correlation_id="c", owner="alice",
+            remove_bytes=removed.append,
+        )
+        == "deleted"
+    )  # fmt: skip
+    assert removed == [] and repo.blob_refcount(sha("shared")) == 1  # Bob's still needs them
+    assert repo.stored_file(mine.id) is None
+    repo.delete_document(
+        theirs.id, principal="admin", correlation_id="c", remove_bytes=removed.append
+    )
+    assert removed == [sha("shared")] and repo.blob_refcount(sha("shared")) == 0
+
+
+def test_concurrent_uploads_by_one_owner_are_one_document(repo: ArchiveRepository) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        records = list(pool.map(lambda _: record(repo, sha("race"), owner="alice"), range(8)))
+    assert len({r.id for r in records}) == 1
+    assert [r.created for r in records].count(True) == 1
+    assert repo.blob_refcount(sha("race")) == 1
+
+
+def test_the_event_feed_query_names_each_document_owner(repo: ArchiveRepository) -> None:
+    before = repo.last_history_id()
+    mine = upload(repo, sha("feed"), owner="alice")
+    theirs = upload(repo, sha("feed"), owner="bob")
+    rows = repo.history_after(before)
+    assert [(r["document_id"], r["owner"]) for r in rows] == [(mine, "alice"), (theirs, "bob")]
 
 
 def test_normalise_key() -> None:
@@ -392,9 +465,7 @@ def test_status_counts(repo: ArchiveRepository) -> None:
         "failed": 0,
         "deleted": 0,
     }
-    ids = [sha(f"c-{i}") for i in range(5)]
-    for doc_id in ids:
-        upload(repo, doc_id)
+    ids = [upload(repo, sha(f"c-{i}")) for i in range(5)]
     repo.set_status(ids[0], "processing")
     repo.set_status(ids[1], "failed", reason="not_pdf")
     archived(repo, ids[2], invoice())

@@ -29,11 +29,14 @@ def repo(db_url: str) -> ArchiveRepository:
 
 
 def upload(repo: ArchiveRepository, n: int, principal: str = "alice") -> str:
-    doc_id = sha(f"claim-{n}")
-    repo.record_upload(
-        doc_id, filename=f"{n}.pdf", content_type="application/pdf", size=1, principal=principal
-    )
-    return doc_id
+    return repo.record_upload(
+        sha(f"claim-{n}"),
+        owner=principal,
+        filename=f"{n}.pdf",
+        content_type="application/pdf",
+        size=1,
+        principal=principal,
+    ).id
 
 
 def claim(repo: ArchiveRepository, doc_id: str, **kw: Any) -> DuplicateClaim:
@@ -73,6 +76,9 @@ def test_the_holder_is_named_only_to_its_own_uploader(repo: ArchiveRepository) -
     claim(repo, holder)
     assert claim(repo, mine) == DuplicateClaim(duplicate=True, other_id=holder)
     assert claim(repo, theirs) == DuplicateClaim(duplicate=True, other_id=None)
+    # An uploader the policy lets read every owner's documents is told which one it is.
+    granted = claim(repo, theirs, reads_all=lambda owner: owner == "bob")
+    assert granted == DuplicateClaim(duplicate=True, other_id=holder)
 
 
 def test_only_eligible_documents_claim(repo: ArchiveRepository) -> None:
@@ -144,5 +150,7 @@ def test_helpers() -> None:
     for bad in (None, True, "n/a", float("nan"), float("inf"), {"amount": 1}):
         assert canonical_amount(bad) is None
     assert same_amount("1", "EUR", "1", None) and not same_amount("1", "EUR", "2", "EUR")
-    assert may_name_other("alice", "alice")
-    assert not may_name_other("alice", "bob") and not may_name_other("", "")
+    assert may_name_other("alice", "alice", reads_all=False)
+    assert may_name_other("alice", "bob", reads_all=True)
+    assert not may_name_other("alice", "bob", reads_all=False)
+    assert not may_name_other("", "", reads_all=True)

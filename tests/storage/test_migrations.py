@@ -43,16 +43,21 @@ def _revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def _insert_document(engine: Engine, doc_id: str, issuer: str) -> None:
+def _insert_document(
+    engine: Engine, doc_id: str, issuer: str, by: str = "u", deleted: bool = False
+) -> None:
+    """A document row as the current revision has it (before 0004: no owner, no sha256)."""
     now = time.time()
+    owned = "owner" in {c["name"] for c in inspect(engine).get_columns("documents")}
+    columns = "id, filename, content_type, size, status, issuer, uploaded_by, created_at,"
+    columns += " updated_at, deleted_at" + (", sha256, owner" if owned else "")
+    values = ":id, 'a.pdf', 'application/pdf', 1, 'queued', :issuer, :by, :t, :t, :d"
+    values += ", :id, :by" if owned else ""
+    sql = f"INSERT INTO documents ({columns}) VALUES ({values})"  # noqa: S608 -- constants
     with engine.begin() as conn:
         conn.execute(
-            text(
-                "INSERT INTO documents (id, filename, content_type, size, status, issuer,"
-                " uploaded_by, created_at, updated_at)"
-                " VALUES (:id, 'a.pdf', 'application/pdf', 1, 'queued', :issuer, 'u', :t, :t)"
-            ),
-            {"id": doc_id, "issuer": issuer, "t": now},
+            text(sql),
+            {"id": doc_id, "issuer": issuer, "by": by, "t": now, "d": now if deleted else None},
         )
 
 
@@ -163,10 +168,29 @@ def test_sqlite_index_rows_follow_the_document_rowid(sqlite_url: str) -> None:
     assert _fts_hits(engine, "renamed") == ["d" * 64]
 
 
-def test_claims_are_backfilled_from_the_archive(db_url: str) -> None:
+def test_0004_gives_existing_documents_their_uploader_as_owner(db_url: str) -> None:
     engine = shared_engine(db_url)
     cfg = _config(engine)
     command.downgrade(cfg, "0003_fts_by_rowid")
+    _insert_document(engine, "1" * 64, "Kept Live", by="alice")
+    _insert_document(engine, "2" * 64, "Deleted Before", by="bob", deleted=True)
+    command.upgrade(cfg, "0004_document_owners")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, sha256, owner FROM documents ORDER BY id")).all()
+        blobs = conn.execute(text("SELECT sha256, refcount FROM blobs")).all()
+    assert [tuple(r) for r in rows] == [("1" * 64, "1" * 64, "alice"), ("2" * 64, "2" * 64, "bob")]
+    assert [tuple(b) for b in blobs] == [("1" * 64, 1)]  # a deleted document's bytes are gone
+    assert _fts_hits(engine, "kept") == ["1" * 64]
+    command.downgrade(cfg, "0003_fts_by_rowid")
+    assert "blobs" not in inspect(engine).get_table_names()
+    command.upgrade(cfg, "head")
+    assert _revision(engine) == ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_claims_are_backfilled_from_the_archive(db_url: str) -> None:
+    engine = shared_engine(db_url)
+    cfg = _config(engine)
+    command.downgrade(cfg, "0004_document_owners")
     assert "invoice_claims" not in inspect(engine).get_table_names()
     repo = ArchiveRepository(engine)
     docs: dict[str, str] = {}
@@ -178,10 +202,14 @@ def test_claims_are_backfilled_from_the_archive(db_url: str) -> None:
         ("deleted", "INV-4", "valid", "alice"),
         ("queued", "INV-5", None, "alice"),
     ):
-        docs[name] = sha(f"backfill-{name}")
-        repo.record_upload(
-            docs[name], filename="a.pdf", content_type="application/pdf", size=1, principal=owner
-        )
+        docs[name] = repo.record_upload(
+            sha(f"backfill-{name}"),
+            owner=owner,
+            filename="a.pdf",
+            content_type="application/pdf",
+            size=1,
+            principal=owner,
+        ).id
         if outcome is not None:
             result = invoice(number=number, total=119.0)
             repo.archive(
@@ -205,9 +233,13 @@ def test_claims_are_backfilled_from_the_archive(db_url: str) -> None:
         ("inv3", docs["review"], "119", "EUR", "bob"),
     ]
     # The backfilled claim holds: a new copy of INV-1 is a duplicate of the oldest one.
-    copy = sha("backfill-copy")
-    repo.record_upload(
-        copy, filename="a.pdf", content_type="application/pdf", size=1, principal="alice"
-    )
+    copy = repo.record_upload(
+        sha("backfill-copy"),
+        owner="alice",
+        filename="a.pdf",
+        content_type="application/pdf",
+        size=1,
+        principal="alice",
+    ).id
     answer = repo.claim_invoice(copy, "Zebra Logistics GmbH", "INV-1", total=119.0, eligible=True)
     assert (answer.duplicate, answer.other_id) == (True, docs["holder"])

@@ -61,18 +61,17 @@ class Gateway:
         offered = [Subprotocol(SUBPROTOCOL), Subprotocol(f"bearer.{token}")]
         return connect(self.ws_url, subprotocols=offered, open_timeout=10, **kw)
 
-    def received(self, principal: str, doc_id: str | None = None) -> str:
-        """Record the upload of a new document by `principal` (as the ingest does)."""
-        doc_id = doc_id or hashlib.sha256(os.urandom(16)).hexdigest()
-        self.project.repo.record_upload(
-            doc_id,
+    def received(self, principal: str, correlation_id: str = "cid-received") -> str:
+        """Record the upload of new bytes by `principal` (as the ingest does): its id."""
+        return self.project.repo.record_upload(
+            hashlib.sha256(os.urandom(16)).hexdigest(),
+            owner=principal,
             filename="x.pdf",
             content_type="application/pdf",
             size=1,
             principal=principal,
-            correlation_id=f"cid-{doc_id[:12]}",
-        )
-        return doc_id
+            correlation_id=correlation_id,
+        ).id
 
 
 def events_settings(

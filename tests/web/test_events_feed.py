@@ -31,11 +31,14 @@ async def feed(db_url: str) -> AsyncIterator[EventFeed]:
 
 
 def upload(repo: ArchiveRepository, principal: str = "submitter") -> str:
-    doc_id = hashlib.sha256(os.urandom(16)).hexdigest()
-    repo.record_upload(
-        doc_id, filename="x.pdf", content_type="application/pdf", size=1, principal=principal
-    )
-    return doc_id
+    return repo.record_upload(
+        hashlib.sha256(os.urandom(16)).hexdigest(),
+        owner=principal,
+        filename="x.pdf",
+        content_type="application/pdf",
+        size=1,
+        principal=principal,
+    ).id
 
 
 def test_every_history_event_maps_to_a_status() -> None:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from bastion.config import Settings
-from bastion.pipeline.model import ExtractionResult, ValidationResult
+from bastion.pipeline.model import ExtractionResult, ValidationResult, is_document_id
 from bastion.testing import serve_in_thread
 from bastion.web import build_gateway
 from tests.pipeline.hostile import normal_pdf, png_renamed
@@ -112,13 +112,16 @@ def test_new_upload_is_queued_and_identical_bytes_are_one_document(gateway: Gate
     cid = "upload-corr-0001"
     r = gateway.upload(data, headers={"X-Correlation-ID": cid})
     assert r.status_code == 202, r.text
-    assert r.json() == {"id": sha(data), "status": "queued", "correlation_id": cid}
+    doc_id = r.json()["id"]
+    assert is_document_id(doc_id) and doc_id != sha(data)
+    expected = {"id": doc_id, "sha256": sha(data), "status": "queued", "correlation_id": cid}
+    assert r.json() == expected
     assert r.headers["x-correlation-id"] == cid
     assert "ratelimit" in r.headers
 
     (message,) = gateway.project.queued()
     assert message.body == {
-        "document_id": sha(data),
+        "document_id": doc_id,
         "correlation_id": cid,
         "filename": "invoice.pdf",
     }
@@ -132,19 +135,24 @@ def test_new_upload_is_queued_and_identical_bytes_are_one_document(gateway: Gate
 
     again = gateway.upload(data)
     assert again.status_code == 200
-    assert again.json()["id"] == sha(data) and again.json()["status"] == "queued"
+    assert again.json()["id"] == doc_id and again.json()["status"] == "queued"
+    assert again.json()["sha256"] == sha(data)
     assert again.json()["correlation_id"] == again.headers["x-correlation-id"] != cid
 
     gateway.project.repo.archive(
-        sha(data),
+        doc_id,
         ExtractionResult(document_type="invoice", confidence=0.9),
         ValidationResult(outcome="valid"),
         correlation_id=cid,
         principal="orchestrator",
     )
-    done = gateway.upload(data, principal="admin")
+    done = gateway.upload(data)
     assert done.status_code == 200
-    assert (done.json()["status"], done.json()["outcome"]) == ("archived", "valid")
+    assert (done.json()["id"], done.json()["status"], done.json()["outcome"]) == (
+        doc_id,
+        "archived",
+        "valid",
+    )
     assert len(gateway.project.queued()) == 1
 
 
@@ -235,16 +243,20 @@ def test_rate_limited_callers_get_429(tmp_path: Path, sqlite_url: str) -> None:
 
 def test_document_list_and_file_are_read_through_the_archivist(gateway: Gateway) -> None:
     docs = [normal_pdf(f"doc {i}".encode()) for i in range(5)]
+    ids = []
     for data in docs:
-        assert gateway.upload(data).status_code == 202
+        r = gateway.upload(data)
+        assert r.status_code == 202
+        ids.append(r.json()["id"])
 
     cid = "read-corr-0001"
-    r = gateway.request("GET", f"/api/documents/{sha(docs[0])}", headers={"X-Correlation-ID": cid})
+    r = gateway.request("GET", f"/api/documents/{ids[0]}", headers={"X-Correlation-ID": cid})
     assert r.status_code == 200, r.text
     assert r.headers["x-correlation-id"] == cid
     doc = r.json()
     assert "metadata" not in doc  # the gateway's own quota at the archivist stays inside
-    assert (doc["id"], doc["status"], doc["uploaded_by"]) == (sha(docs[0]), "queued", "submitter")
+    assert (doc["id"], doc["sha256"], doc["status"]) == (ids[0], sha(docs[0]), "queued")
+    assert (doc["uploaded_by"], doc["owner"]) == ("submitter", "submitter")
     assert doc["correlation_id"] == doc["history"][0]["correlation_id"] != cid  # the upload's
     assert [h["event"] for h in doc["history"]] == ["received"]
     assert {"fields", "findings", "outcome"} <= set(doc)
@@ -262,19 +274,22 @@ def test_document_list_and_file_are_read_through_the_archivist(gateway: Gateway)
         if page["next_cursor"] is None:
             break
         query["cursor"] = page["next_cursor"]
-    assert sorted(seen) == sorted(sha(d) for d in docs)
+    assert sorted(seen) == sorted(ids)
+    assert all(d["sha256"] == sha(docs[ids.index(d["id"])]) for d in page["documents"])
 
-    f = gateway.request("GET", f"/api/documents/{sha(docs[1])}/file")
+    f = gateway.request("GET", f"/api/documents/{ids[1]}/file")
     assert f.status_code == 200 and f.content == docs[1]
     assert f.headers["content-type"] == "application/pdf"
     assert f.headers["x-content-type-options"] == "nosniff"
 
 
 def test_bad_reads_are_400_or_404(edge: Gateway) -> None:
-    unknown = "ab" * 32
-    for path in (f"/api/documents/{unknown}", f"/api/documents/{unknown}/file"):
-        r = edge.request("GET", path)
-        assert r.status_code == 404 and error_code(r) == "not_found"
+    for unknown in ("ab" * 32, "doc_" + "a" * 26):
+        for path in (f"/api/documents/{unknown}", f"/api/documents/{unknown}/file"):
+            r = edge.request("GET", path)
+            assert r.status_code == 404 and error_code(r) == "not_found"
+    r = edge.request("GET", "/api/documents/" + "AB" * 32)
+    assert r.status_code == 400 and error_code(r) == "invalid_request"
     for path in ("/api/documents/not-a-sha", "/api/documents/%2E%2E%2Fetc/file"):
         r = edge.request("GET", path)
         assert r.status_code in (400, 404), path
@@ -359,6 +374,7 @@ def test_only_admin_deletes_and_a_tombstone_stays(gateway: Gateway) -> None:
 def test_the_gateway_runs_the_watched_folder(tmp_path: Path, sqlite_url: str) -> None:
     def watch(settings: Settings) -> None:
         settings.pipeline.watch_dir = "inbox"
+        settings.pipeline.watch_owner = "submitter"
 
     with start(tmp_path, sqlite_url, watch) as gateway:
         inbox = gateway.project.settings.path("inbox")
@@ -368,6 +384,11 @@ def test_the_gateway_runs_the_watched_folder(tmp_path: Path, sqlite_url: str) ->
         deadline = time.monotonic() + 10
         while not (messages := gateway.project.queued()) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert [m.body["document_id"] for m in messages] == [sha(data)]
+        (message,) = messages
         records = gateway.project.audit_records(lambda a: a.method == "watch_ingest")
         assert [(a.principal, a.outcome) for a in records] == [("gateway:watch", "ok")]
+        # `pipeline.watch_owner` owns it: the submitter reads it like its own upload.
+        r = gateway.request("GET", f"/api/documents/{message.body['document_id']}")
+        assert r.status_code == 200, r.text
+        assert (r.json()["owner"], r.json()["uploaded_by"]) == ("submitter", "gateway:watch")
+        assert r.json()["sha256"] == sha(data)

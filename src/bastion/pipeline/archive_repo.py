@@ -3,22 +3,30 @@
 Used by the Archivist agent (archive), the upload path (record_upload, set_status), the API
 (get/list/search/delete) and the watched-folder ingester (was_ingested, mark_ingested). Works on
 SQLite and PostgreSQL; full-text search uses FTS5 or the tsvector index (migration 0002).
-Documents are keyed by the SHA-256 of their bytes, which makes archiving idempotent: archiving
-the same document again replaces its extracted data and adds a `reprocessed` history event.
-The repository only touches the database; the caller removes the bytes from the object store.
+
+Each upload is a document of its own with an opaque id, owned by one principal (migration
+0004); the same bytes from the same owner are that owner's one live document, and archiving it
+again replaces its extracted data and adds a `reprocessed` history event. Reads take an `owner`
+scope: a principal's own documents, or None for every owner (the caller checked the reader's
+`gateway.read_all_documents` grant). Table `blobs` counts the live documents per stored object;
+the repository touches only the database, except that deleting the last document of an object
+calls back to remove the bytes inside the same transaction, so an upload of the same bytes
+cannot slip in between and lose them.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import re
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
@@ -35,6 +43,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,12 +56,14 @@ from bastion.pipeline.model import (
     Finding,
     LineItem,
     ValidationResult,
+    new_document_id,
 )
 from bastion.storage.database import write_transaction
 from bastion.storage.objectstore import validate_sha256
 from bastion.storage.pipeline_models import (
     DOCUMENT_STATUSES,
     HISTORY_EVENTS,
+    Blob,
     Document,
     DocumentField,
     FindingRow,
@@ -66,8 +77,14 @@ _FIELDS = cast(Table, DocumentField.__table__)
 _LINE_ITEMS = cast(Table, LineItemRow.__table__)
 _FINDINGS = cast(Table, FindingRow.__table__)
 _HISTORY = cast(Table, HistoryRow.__table__)
+_BLOBS = cast(Table, Blob.__table__)
 # What a write needs to know about the document it changes.
-_LOCK_COLUMNS = (_DOCUMENTS.c.deleted_at, _DOCUMENTS.c.outcome)
+_LOCK_COLUMNS = (
+    _DOCUMENTS.c.deleted_at,
+    _DOCUMENTS.c.outcome,
+    _DOCUMENTS.c.owner,
+    _DOCUMENTS.c.sha256,
+)
 
 MAX_LIST_LIMIT = 500
 MAX_SEARCH_TERMS = 16
@@ -80,6 +97,28 @@ class DocumentNotFoundError(KeyError):
 
 class DocumentDeletedError(RuntimeError):
     """The document was deleted; its data must not come back."""
+
+
+# Why a reader is refused another owner's document (answered as if it did not exist).
+NOT_OWNER = "not_owner"
+DeleteResult = Literal["deleted", "not_found", "not_owner"]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    """The owner's document for uploaded bytes: its id, whether this upload created it, its
+    status and outcome now."""
+
+    id: str
+    created: bool
+    status: str
+    outcome: str | None = None
+
+
+def readable_by(owner: str, scope: str | None) -> bool:
+    """Whether a reader limited to `scope`'s documents (None: every owner's) may see a document
+    of `owner`."""
+    return scope is None or hmac.compare_digest(owner.encode(), scope.encode())
 
 
 def normalise_key(value: str | None) -> str:
@@ -145,6 +184,8 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
 def _summary(doc: Document) -> dict[str, Any]:
     return {
         "id": doc.id,
+        "sha256": doc.sha256,
+        "owner": doc.owner,
         "filename": doc.filename,
         "content_type": doc.content_type,
         "size": doc.size,
@@ -239,82 +280,97 @@ class ArchiveRepository:
 
     def record_upload(
         self,
-        document_id: str,
+        sha256: str,
         *,
+        owner: str,
         filename: str,
         content_type: str,
         size: int,
         principal: str,
         correlation_id: str | None = None,
-    ) -> bool:
-        """Record a received document (status `queued`, event `received`).
+    ) -> UploadRecord:
+        """Record received bytes as `owner`'s document (status `queued`, event `received`).
 
-        Returns True for a new document (or one re-uploaded after deletion, which is restored
-        and queued again); False if it is already in the archive, which is left as it is apart
-        from a `received` history event. ValueError if `document_id` is not a SHA-256 hex digest.
+        The owner's live document with these bytes, if there is one, is returned as it is
+        (`created` False) with a `received` history event; otherwise a new document with a new
+        id is created and the bytes' count goes up. Other owners' documents are never looked
+        at. ValueError if `sha256` is not a SHA-256 hex digest.
         """
-        validate_sha256(document_id)
-        now = time.time()
+        validate_sha256(sha256)
         upload = {
+            "sha256": sha256,
+            "owner": _clip(owner, 256) or "",
             "filename": _clip(filename, 512) or "",
             "content_type": _clip(content_type, 128) or "",
+            "size": size,
             "uploaded_by": _clip(principal, 256) or "",
             "correlation_id": _clip(correlation_id, 128),
-            "updated_at": now,
         }
         try:
-            with self._tx() as conn:
-                doc = self._locked(conn, document_id)
-                if doc is None:
-                    conn.execute(
-                        insert(_DOCUMENTS),
-                        [
-                            {
-                                "id": document_id,
-                                "size": size,
-                                "status": "queued",
-                                "created_at": now,
-                                **upload,
-                            }
-                        ],
-                    )
-                    detail, created = None, True
-                elif doc.deleted_at is not None:
-                    self._update(
-                        conn,
-                        document_id,
-                        deleted_at=None,
-                        status="queued",
-                        outcome=None,
-                        failure_reason=None,
-                        **upload,
-                    )
-                    detail, created = "uploaded again after deletion", True
-                else:
-                    detail, created = "already in the archive", False
-                self._event(
-                    conn,
-                    document_id,
-                    "received",
-                    at=now,
-                    detail=detail,
-                    correlation_id=correlation_id,
-                    principal=principal,
-                )
-            return created
+            return self._record_upload(upload)
         except IntegrityError:
-            # A concurrent upload of the same bytes created the row first.
-            with self._tx() as conn:
-                self._event(
-                    conn,
-                    document_id,
-                    "received",
-                    at=now,
-                    detail="already in the archive",
-                    correlation_id=correlation_id,
-                    principal=principal,
+            # A concurrent upload of the same bytes by the same owner created it first.
+            return self._record_upload(upload)
+
+    def _record_upload(self, upload: dict[str, Any]) -> UploadRecord:
+        now = time.time()
+        event = {
+            "at": now,
+            "correlation_id": upload["correlation_id"],
+            "principal": upload["uploaded_by"],
+        }
+        with self._tx() as conn:
+            existing = conn.execute(
+                select(_DOCUMENTS.c.id, _DOCUMENTS.c.status, _DOCUMENTS.c.outcome).where(
+                    _DOCUMENTS.c.owner == upload["owner"],
+                    _DOCUMENTS.c.sha256 == upload["sha256"],
+                    _DOCUMENTS.c.deleted_at.is_(None),
                 )
+            ).first()
+            if existing is not None:
+                self._event(conn, existing.id, "received", detail="already in the archive", **event)
+                outcome = existing.outcome if existing.status == "archived" else None
+                return UploadRecord(existing.id, False, existing.status, outcome)
+            document_id = new_document_id()
+            row = {"id": document_id, "status": "queued", "created_at": now, "updated_at": now}
+            conn.execute(insert(_DOCUMENTS), [{**row, **upload}])
+            self._retain(conn, upload["sha256"])
+            self._event(conn, document_id, "received", **event)
+        return UploadRecord(document_id, True, "queued")
+
+    def _retain(self, conn: Connection, sha256: str) -> None:
+        """One more live document uses the bytes `sha256`."""
+        dialect_insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
+        stmt = dialect_insert(_BLOBS).values(sha256=sha256, refcount=1)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[_BLOBS.c.sha256], set_={"refcount": _BLOBS.c.refcount + 1}
+            )
+        )
+
+    def _release(self, conn: Connection, sha256: str) -> bool:
+        """One live document fewer uses the bytes `sha256`: True when it was the last one."""
+        stmt = select(_BLOBS.c.refcount).where(_BLOBS.c.sha256 == sha256)
+        if self.dialect != "sqlite":
+            stmt = stmt.with_for_update()
+        count = conn.execute(stmt).scalar()
+        if count is None:  # not counted: keep the bytes rather than guess
             return False
+        if count > 1:
+            conn.execute(
+                update(_BLOBS)
+                .where(_BLOBS.c.sha256 == sha256)
+                .values(refcount=_BLOBS.c.refcount - 1)
+            )
+            return False
+        conn.execute(delete(_BLOBS).where(_BLOBS.c.sha256 == sha256))
+        return True
+
+    def blob_refcount(self, sha256: str) -> int:
+        """How many live documents use the bytes `sha256` (0 when none)."""
+        with self.engine.connect() as conn:
+            count = conn.execute(select(_BLOBS.c.refcount).where(_BLOBS.c.sha256 == sha256))
+            return int(count.scalar() or 0)
 
     def set_status(
         self,
@@ -325,8 +381,9 @@ class ArchiveRepository:
         detail: str | None = None,
         correlation_id: str | None = None,
         principal: str | None = None,
-    ) -> None:
-        """Move a document to `status` and record the matching history event.
+    ) -> str:
+        """Move a document to `status`, record the matching history event, and return the
+        SHA-256 of its bytes.
 
         `reason` is the failure reason code (kept only with status `failed`). Raises
         DocumentNotFoundError for an unknown id and DocumentDeletedError for a deleted document.
@@ -358,6 +415,7 @@ class ArchiveRepository:
                 correlation_id=correlation_id,
                 principal=principal,
             )
+        return str(doc.sha256)
 
     def add_event(
         self,
@@ -544,17 +602,28 @@ class ArchiveRepository:
         return counts[0], counts[1], counts[2]
 
     def delete_document(
-        self, document_id: str, *, principal: str, correlation_id: str | None
-    ) -> bool:
+        self,
+        document_id: str,
+        *,
+        principal: str,
+        correlation_id: str | None,
+        owner: str | None = None,
+        remove_bytes: Callable[[str], object] | None = None,
+    ) -> DeleteResult:
         """Remove a document's extracted data and text, keeping a tombstone and its history.
 
-        Returns False if there is no such document or it was already deleted.
+        `owner` limits the deleter to that owner's documents (None: any). `"not_found"` if
+        there is no such live document, `"not_owner"` if it is another owner's (nothing is
+        changed). When it was the last live document of its bytes, `remove_bytes(sha256)` is
+        called before the transaction commits.
         """
         now = time.time()
         with self._tx() as conn:
             doc = self._locked(conn, document_id)
             if doc is None or doc.deleted_at is not None:
-                return False
+                return "not_found"
+            if not readable_by(doc.owner, owner):
+                return "not_owner"
             counts = self._clear_extracted(conn, document_id)
             self._update(
                 conn,
@@ -577,12 +646,15 @@ class ArchiveRepository:
                 correlation_id=correlation_id,
                 principal=principal,
             )
-        return True
+            if self._release(conn, doc.sha256) and remove_bytes is not None:
+                remove_bytes(doc.sha256)
+        return "deleted"
 
     # -- reads ------------------------------------------------------------------------------
 
     def get_document(self, document_id: str) -> dict[str, Any] | None:
-        """Everything about a document (a tombstone has `deleted_at` set), or None."""
+        """Everything about a document (a tombstone has `deleted_at` set), or None. The caller
+        checks `readable_by(doc["owner"], scope)`."""
         with Session(self.engine) as s:
             doc = s.get(Document, document_id)
             if doc is None:
@@ -607,15 +679,26 @@ class ArchiveRepository:
             )
             return out
 
+    def stored_file(self, document_id: str) -> tuple[str, str] | None:
+        """A live document's (owner, sha256), or None if there is no such live document."""
+        stmt = select(_DOCUMENTS.c.owner, _DOCUMENTS.c.sha256).where(
+            _DOCUMENTS.c.id == document_id, _DOCUMENTS.c.deleted_at.is_(None)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else (str(row.owner), str(row.sha256))
+
     def list_documents(
         self,
         status: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
         *,
+        owner: str | None = None,
         include_deleted: bool = False,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Newest first, keyset-paginated on (created_at, id).
+        """Newest first, keyset-paginated on (created_at, id); `owner`'s documents only unless
+        it is None.
 
         Returns a page and the cursor of the next page (None on the last page). Pages stay
         stable while documents are added. ValueError for a bad status or cursor.
@@ -626,6 +709,8 @@ class ArchiveRepository:
         stmt = select(Document)
         if status is not None:
             stmt = stmt.where(Document.status == status)
+        if owner is not None:
+            stmt = stmt.where(Document.owner == owner)
         if not include_deleted:
             stmt = stmt.where(Document.deleted_at.is_(None))
         if cursor is not None:
@@ -644,16 +729,20 @@ class ArchiveRepository:
         next_cursor = _encode_cursor(docs[-1]) if more and docs else None
         return [_summary(d) for d in docs], next_cursor
 
-    def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+    def search(
+        self, query: str, limit: int = 20, *, owner: str | None = None
+    ) -> list[dict[str, Any]]:
         """Full-text search over issuer, customer, invoice number, text and filename.
 
         Every word of the query must match (as a word prefix); best matches first; deleted
-        documents are never returned.
+        documents are never returned, nor other owners' than `owner` unless it is None.
         """
         terms = search_terms(query)
         if not terms:
             return []
         limit = max(1, min(limit, MAX_LIST_LIMIT))
+        # Everyone's, or (a NULL parameter never matches) only the owner's.
+        scope = {"all": owner is None, "owner": owner}
         with Session(self.engine) as s:
             if self.dialect == "sqlite":
                 match = " AND ".join(f'"{t}"*' for t in terms)
@@ -663,9 +752,10 @@ class ArchiveRepository:
                             "SELECT documents_fts.document_id FROM documents_fts"
                             " JOIN documents ON documents.id = documents_fts.document_id"
                             " WHERE documents_fts MATCH :q AND documents.deleted_at IS NULL"
+                            " AND (:all OR documents.owner = :owner)"
                             " ORDER BY documents_fts.rank, documents.created_at DESC LIMIT :n"
                         ),
-                        {"q": match, "n": limit},
+                        {"q": match, "n": limit, **scope},
                     )
                 )
             elif self.dialect == "postgresql":
@@ -675,11 +765,11 @@ class ArchiveRepository:
                         text(
                             "SELECT id FROM documents"
                             " WHERE search_vector @@ to_tsquery('simple', :q)"
-                            " AND deleted_at IS NULL"
+                            " AND deleted_at IS NULL AND (:all OR owner = :owner)"
                             " ORDER BY ts_rank(search_vector, to_tsquery('simple', :q)) DESC,"
                             " created_at DESC LIMIT :n"
                         ),
-                        {"q": tsquery, "n": limit},
+                        {"q": tsquery, "n": limit, **scope},
                     )
                 )
             else:  # pragma: no cover - only SQLite and PostgreSQL are supported
@@ -719,10 +809,12 @@ class ArchiveRepository:
         total: Any = None,
         currency: Any = None,
         eligible: bool,
+        reads_all: Callable[[str], bool] = lambda _owner: False,
     ) -> DuplicateClaim:
         """Claim the issuer and invoice number (compared case- and punctuation-blind) for a
         document, atomically: the first eligible claimant holds them, every other document is
-        told it is a duplicate (see `invoice_claims` for the policy). Nothing is claimed
+        told it is a duplicate (see `invoice_claims` for the policy), the holder named only
+        when the document's owner may read it (its own, or `reads_all(owner)`). Nothing is claimed
         without both keys. Raises DocumentNotFoundError for an unknown id and
         DocumentDeletedError for a deleted document."""
         issuer_key = normalise_key(issuer)[:512]
@@ -731,7 +823,7 @@ class ArchiveRepository:
             return DuplicateClaim(duplicate=False)
         with self._tx() as conn:
             doc = conn.execute(
-                select(_DOCUMENTS.c.uploaded_by, _DOCUMENTS.c.deleted_at).where(
+                select(_DOCUMENTS.c.owner, _DOCUMENTS.c.deleted_at).where(
                     _DOCUMENTS.c.id == document_id
                 )
             ).first()
@@ -743,12 +835,13 @@ class ArchiveRepository:
                 conn,
                 self.dialect,
                 document_id=document_id,
-                owner=doc.uploaded_by,
+                owner=doc.owner,
                 issuer_key=issuer_key,
                 number_key=number_key,
                 total=canonical_amount(total),
                 currency=canonical_currency(currency),
                 eligible=eligible,
+                owner_reads_all=reads_all(doc.owner),
             )
 
     def status_counts(self) -> dict[str, int]:
@@ -779,7 +872,7 @@ class ArchiveRepository:
         self, after_id: int, also_ids: Sequence[int] = (), limit: int = 500
     ) -> list[dict[str, Any]]:
         """History events with an id above `after_id` or in `also_ids`, oldest first, each with
-        its document's `uploaded_by` (the live event feed's one query per poll)."""
+        its document's `owner` (the live event feed's one query per poll)."""
         cond = _HISTORY.c.id > after_id
         if also_ids:
             cond = or_(cond, _HISTORY.c.id.in_(list(also_ids)))
@@ -791,7 +884,7 @@ class ArchiveRepository:
                 _HISTORY.c.event,
                 _HISTORY.c.correlation_id,
                 _HISTORY.c.principal,
-                _DOCUMENTS.c.uploaded_by,
+                _DOCUMENTS.c.owner,
             )
             .join(_DOCUMENTS, _DOCUMENTS.c.id == _HISTORY.c.document_id)
             .where(cond)

@@ -63,7 +63,7 @@ class Event:
     document_id: str
     correlation_id: str | None
     at: float
-    uploaded_by: str
+    owner: str
     principal: str | None
 
     @classmethod
@@ -74,7 +74,7 @@ class Event:
             document_id=str(row["document_id"]),
             correlation_id=row["correlation_id"],
             at=float(row["at"]),
-            uploaded_by=str(row["uploaded_by"]),
+            owner=str(row["owner"]),
             principal=row["principal"],
         )
 
@@ -94,7 +94,7 @@ class Subscription:
     """One subscriber's view of the feed: what it may see and its bounded queue.
 
     `see_all` subscribers get every event; the others the events of documents their principal
-    uploaded, and events their principal caused. `documents`, when set, narrows that further to
+    owns, and events their principal caused. `documents`, when set, narrows that further to
     those document ids (the client's `subscribe` message).
     """
 
@@ -115,9 +115,7 @@ class Subscription:
     def wants(self, event: Event) -> bool:
         if self.documents is not None and event.document_id not in self.documents:
             return False
-        return (
-            self.see_all or event.uploaded_by == self.principal or event.principal == self.principal
-        )
+        return self.see_all or event.owner == self.principal or event.principal == self.principal
 
     def offer(self, event: Event) -> bool:
         """Queue `event`; False (and the subscription ends) when the subscriber is too slow."""

@@ -1,21 +1,26 @@
 """Ingest: how a document enters the pipeline, whoever brings it (the gateway, the watcher).
 
-`Ingest.ingest(data, filename, principal, correlation_id)`:
+`Ingest.ingest(data, filename, principal, correlation_id, owner=principal)`:
 
 1. size: more than `pipeline.max_upload_bytes` -> `UploadRejected(413, "too_large")`;
 2. sniff: empty -> `UploadRejected(400, "empty")`; no `%PDF-` in the first 1024 bytes ->
    `UploadRejected(415, "not_pdf")` (the extractor's preflight checks the rest);
-3. the bytes go into the object store (named by their SHA-256), the document is recorded in
-   the archive (`queued`), and, only if it is new there, a message
-   `{"document_id", "correlation_id", "filename"}` goes on the queue.
+3. the document is recorded in the archive as the owner's (`queued`, a new opaque id), the
+   bytes go into the object store (named by their SHA-256), and, only if the record is new, a
+   message `{"document_id", "correlation_id", "filename"}` goes on the queue.
 
-The order put -> record -> send means a message never names bytes or a record that do not
-exist. Identical bytes are one document: a second upload is not queued again and gets the
-current status (and outcome). If the queue refuses the message the error propagates and the
-document stays `queued` without a message; the operator's remedy is to delete and re-upload.
+The order record -> put -> send means a message never names bytes or a record that do not
+exist, and bytes are stored after they are counted: a concurrent delete of another document
+with the same bytes removes them only while no record counts them (see `ArchiveRepository`), so
+the put that follows restores them. The same bytes from the same owner are one document: a
+second upload is not queued again and gets the current status (and outcome). The same bytes
+from another owner are that owner's own new document; nothing of the first one shows. If the
+queue refuses the message the error propagates and the document stays `queued` without a
+message; the operator's remedy is to delete and re-upload.
 
 `Ingest.delete` removes a document's extracted data (keeping a tombstone and its history in the
-archive) and then its bytes. The API is synchronous: async callers use `asyncio.to_thread`.
+archive) and, with the last document that uses them, its bytes. The API is synchronous: async
+callers use `asyncio.to_thread`.
 """
 
 from __future__ import annotations
@@ -25,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
 from bastion.config import Settings
-from bastion.pipeline.archive_repo import ArchiveRepository
-from bastion.pipeline.model import REASON_CODES
+from bastion.pipeline.archive_repo import ArchiveRepository, DeleteResult
+from bastion.pipeline.model import REASON_CODES, is_document_id
 from bastion.pipeline.stores import object_store, open_pipeline_queue
 from bastion.storage.database import shared_engine
-from bastion.storage.objectstore import ObjectStore, validate_sha256
+from bastion.storage.objectstore import ObjectStore, sha256_hex
 from bastion.storage.queue import Queue
 
 PDF_MAGIC = b"%PDF-"
@@ -55,10 +60,11 @@ class UploadRejected(Exception):
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    """The document's id (SHA-256), its status now, whether this upload created it, and its
-    validation outcome once archived."""
+    """The document's id, the SHA-256 of its bytes, its status now, whether this upload created
+    it, and its validation outcome once archived."""
 
     id: str
+    sha256: str
     status: str
     created: bool
     outcome: str | None = None
@@ -118,48 +124,56 @@ class Ingest:
         check_pdf(data)
 
     def ingest(
-        self, data: bytes, filename: str, principal: str, correlation_id: str
+        self,
+        data: bytes,
+        filename: str,
+        principal: str,
+        correlation_id: str,
+        *,
+        owner: str | None = None,
     ) -> IngestResult:
-        """Accept a document; see the module docstring for the steps and the errors."""
+        """Accept a document as `owner`'s (default: the uploading `principal`'s); see the
+        module docstring for the steps and the errors."""
         self.check(data)
         name = safe_filename(filename)
-        document_id = self.store.put(data)
-        created = self.repo.record_upload(
-            document_id,
+        sha256 = sha256_hex(data)
+        record = self.repo.record_upload(
+            sha256,
+            owner=owner or principal,
             filename=name,
             content_type=PDF_CONTENT_TYPE,
             size=len(data),
             principal=principal,
             correlation_id=correlation_id,
         )
-        if created:
+        self.store.put(data)  # also when the record was there: bytes it lost come back
+        if record.created:
             self.queue.send(
-                {"document_id": document_id, "correlation_id": correlation_id, "filename": name}
+                {"document_id": record.id, "correlation_id": correlation_id, "filename": name}
             )
-            return IngestResult(id=document_id, status="queued", created=True)
-        return self._current(document_id)
-
-    def _current(self, document_id: str) -> IngestResult:
-        doc = self.repo.get_document(document_id)
-        if doc is None:  # pragma: no cover - record_upload just saw it
-            return IngestResult(id=document_id, status="queued", created=False)
         return IngestResult(
-            id=document_id,
-            status=str(doc["status"]),
-            created=False,
-            outcome=doc["outcome"] if doc["status"] == "archived" else None,
+            id=record.id,
+            sha256=sha256,
+            status=record.status,
+            created=record.created,
+            outcome=record.outcome,
         )
 
-    def delete(self, document_id: str, principal: str, correlation_id: str) -> bool:
-        """Remove a document's data and bytes, keeping its tombstone; False if there is no
-        such document or it was deleted already. ValueError for a malformed id."""
-        validate_sha256(document_id)
-        deleted = self.repo.delete_document(
-            document_id, principal=principal, correlation_id=correlation_id
+    def delete(
+        self, document_id: str, principal: str, correlation_id: str, *, owner: str | None = None
+    ) -> DeleteResult:
+        """Remove a document's data, keeping its tombstone, and its bytes unless another
+        document uses them. `owner` limits the deleter to that owner's documents (None: any).
+        ValueError for a malformed id."""
+        if not is_document_id(document_id):
+            raise ValueError("not a document id")
+        return self.repo.delete_document(
+            document_id,
+            principal=principal,
+            correlation_id=correlation_id,
+            owner=owner,
+            remove_bytes=self.store.delete,
         )
-        if deleted:
-            self.store.delete(document_id)
-        return deleted
 
     def close(self) -> None:
         self.queue.close()

@@ -40,13 +40,11 @@ class ClaimContendedError(RuntimeError):
     """The claim was released and taken again under this claimant, more than once."""
 
 
-def may_name_other(uploader: str, other_owner: str) -> bool:
-    """Whether a finding shown to `uploader` may name the document `other_owner` uploaded.
-
-    Today: only the same principal (documents are read by their uploader). This is where the
-    `gateway.read_all_documents` grant belongs once ownership checks exist.
-    """
-    return bool(uploader) and uploader == other_owner
+def may_name_other(uploader: str, other_owner: str, *, reads_all: bool) -> bool:
+    """Whether a finding shown to `uploader` may name the document `other_owner` uploaded:
+    when `uploader` may read it, as its own or through the `gateway.read_all_documents` grant
+    (`reads_all`)."""
+    return bool(uploader) and (reads_all or uploader == other_owner)
 
 
 def same_amount(
@@ -75,9 +73,11 @@ def claim(
     total: str | None,
     currency: str | None,
     eligible: bool,
+    owner_reads_all: bool,
 ) -> DuplicateClaim:
     """Claim (issuer_key, number_key) for `document_id`, or learn who holds it (see the module
-    docstring for the policy). Runs in the caller's write transaction."""
+    docstring for the policy). `owner_reads_all`: the document's owner may read every owner's
+    documents. Runs in the caller's write transaction."""
     key = (_CLAIMS.c.issuer_key == issuer_key, _CLAIMS.c.invoice_number_key == number_key)
     mine = {
         "document_id": document_id,
@@ -125,6 +125,10 @@ def claim(
         return DuplicateClaim(duplicate=False)
     return DuplicateClaim(
         duplicate=True,
-        other_id=held.document_id if may_name_other(owner, held.owner) else None,
+        other_id=(
+            held.document_id
+            if may_name_other(owner, held.owner, reads_all=owner_reads_all)
+            else None
+        ),
         same_amount=same_amount(total, currency, held.total, held.currency),
     )

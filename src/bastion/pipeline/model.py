@@ -1,5 +1,10 @@
 """The data that moves through the document pipeline, shared by every stage.
 
+A document's id names one archive record (one upload by one owner), never its bytes: new ids
+are `doc_` + 26 random base32 characters (`new_document_id`); records migrated from before
+0004 keep their old id, the SHA-256 of their bytes. `DOCUMENT_ID_PATTERN` is the one check of
+that format, used wherever an id arrives (API paths, agent params, queue messages, events).
+
 `bastion extract` prints `ExtractionResult.to_public()`:
 `{"document_type": "invoice", "confidence": 0.97, "fields": {"invoice_number": {"value": "INV-1",
 "confidence": 0.9, "page": 1}, ...}}`. Dates are ISO `YYYY-MM-DD`, amounts are numbers.
@@ -7,6 +12,9 @@
 
 from __future__ import annotations
 
+import base64
+import re
+import secrets
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -24,6 +32,27 @@ CONTRACT_FIELDS = (
     "currency", "signatories",
 )  # fmt: skip
 REPORT_FIELDS = ("title", "author", "organisation", "date", "headings", "summary")
+
+DOCUMENT_ID_PREFIX = "doc_"
+# A new id (`doc_` + 128 random bits in lowercase base32), or a pre-0004 id (a SHA-256).
+# The grant that lets a principal read every owner's documents: `gateway.read_all_documents`.
+READ_ALL_AGENT = "gateway"
+READ_ALL_ACTION = "read_all_documents"
+
+DOCUMENT_ID_PATTERN = r"^(doc_[a-z2-7]{26}|[0-9a-f]{64})$"
+_DOCUMENT_ID_RE = re.compile(DOCUMENT_ID_PATTERN)
+
+
+def new_document_id() -> str:
+    """A fresh, unguessable, URL-safe document id."""
+    token = base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
+    return DOCUMENT_ID_PREFIX + token
+
+
+def is_document_id(value: object) -> bool:
+    """Whether `value` is a string in the document-id format (`DOCUMENT_ID_PATTERN`)."""
+    return isinstance(value, str) and _DOCUMENT_ID_RE.fullmatch(value) is not None
+
 
 # How much of a document's text travels with its extraction and is indexed for search.
 TEXT_EXCERPT_CHARS = 20_000

@@ -9,10 +9,13 @@
   `settle_seconds` (a copy in progress is not picked up half-written); it is read again after
   the read to make sure it did not change meanwhile.
 * As whom: the `Ingest` service with principal `gateway:watch` and a new correlation ID per
-  file; each outcome is also audited (method `watch_ingest`) when an audit sink is given.
+  file; each outcome is also audited (method `watch_ingest`) when an audit sink is given. The
+  documents belong to `gateway:watch`, or to the principal named by `pipeline.watch_owner`
+  (who then sees them like its own uploads).
 * Once: after a file is submitted, `(path, size, mtime)` is recorded in the archive
   (`mark_ingested`), so it is not submitted again, not even after a restart. A file that is
-  changed later (new size or mtime) is looked at again; identical bytes are still one document.
+  changed later (new size or mtime) is looked at again; identical bytes are still one document
+  of the owner's.
 * Rejected files (not a PDF, empty, over `pipeline.max_upload_bytes`) are logged and recorded as
   ingested too, with their content hash, so they are not retried forever; fix or replace the
   file (which changes its mtime) to have it looked at again. The files stay where they are.
@@ -111,6 +114,7 @@ class FolderWatcher:
         self.folder = settings.path(settings.pipeline.watch_dir).resolve()
         self.patterns = [p.lower() for p in settings.pipeline.watch_patterns]
         self.ingest = ingest
+        self.owner = settings.pipeline.watch_owner or WATCH_PRINCIPAL
         self.audit = audit
         self.settle_seconds = settle_seconds
         self.poll_seconds = poll_seconds
@@ -233,12 +237,14 @@ class FolderWatcher:
             data = version.path.read_bytes()
             if regular_file(version.path) != version or len(data) != version.size:
                 return WatchOutcome("changed")  # looked at again once it settles
-            result = self.ingest.ingest(data, version.path.name, WATCH_PRINCIPAL, cid)
+            result = self.ingest.ingest(
+                data, version.path.name, WATCH_PRINCIPAL, cid, owner=self.owner
+            )
         except UploadRejected as exc:
             sha = file_sha256(version.path)
             repo.mark_ingested(version.key, version.size, version.mtime, sha)
             return WatchOutcome("rejected", exc.http_status, correlation_id=cid, reason=exc.reason)
-        repo.mark_ingested(version.key, version.size, version.mtime, result.id)
+        repo.mark_ingested(version.key, version.size, version.mtime, result.sha256)
         if result.created:
             return WatchOutcome("queued", 202, result.id, cid)
         return WatchOutcome("duplicate", 200, result.id, cid)

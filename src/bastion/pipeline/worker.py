@@ -3,8 +3,9 @@
 `concurrency` documents are processed at once. One fetcher claims as many messages as there are
 free slots (a long poll), and each message is handled in its own task:
 
-- it marks the document `processing` and calls `orchestrator.process_document` under the
-  worker's own credential and the upload's correlation ID;
+- it marks the document `processing` (learning the sha256 of its bytes from the archive) and
+  calls `orchestrator.process_document {document_id, sha256}` under the worker's own
+  credential and the upload's correlation ID;
 - success: the message is deleted (the archivist has marked the document `archived`);
 - the document itself is the problem (DocumentRejected, DocumentNotFound, a malformed message):
   the message goes to the dead-letter queue at once with its reason code, and the document is
@@ -13,9 +14,9 @@ free slots (a long poll), and each message is handled in its own task:
   hidden for an exponential backoff and tried again; once it has been received
   `max_receive_count` times it is dead-lettered with the last reason.
 
-Delivery is at least once and the archive is idempotent on the document's SHA-256, so a worker
-killed mid-document loses nothing and duplicates nothing: the message reappears and the document
-is archived again in place.
+Delivery is at least once and the archive is idempotent on the document's id, so a worker
+killed mid-document loses nothing and duplicates nothing: the message reappears and the
+document is archived again in place.
 
 The worker holds a consumer lease on the queue (`pipeline.consumer_lease_seconds`, renewed every
 third of it; see `bastion.storage.queue.lease`) and names it on each receive. On start, and on
@@ -29,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,12 +38,13 @@ from typing import Any
 import structlog
 
 from bastion.config import Settings
-from bastion.pipeline.agents.common import SHA256_PATTERN, credential, processing_timeout
+from bastion.pipeline.agents.common import credential, processing_timeout
 from bastion.pipeline.archive_repo import (
     ArchiveRepository,
     DocumentDeletedError,
     DocumentNotFoundError,
 )
+from bastion.pipeline.model import is_document_id
 from bastion.pipeline.stores import open_pipeline_queue
 from bastion.protocol.errors import (
     DEPENDENCY_UNAVAILABLE,
@@ -62,7 +63,6 @@ from bastion.storage.database import shared_engine
 from bastion.storage.queue import ConsumerLease, Message, Queue
 
 log = structlog.get_logger("bastion.worker")
-_SHA256 = re.compile(SHA256_PATTERN)
 
 PRINCIPAL = "worker"
 POLL_SECONDS = 1.0
@@ -212,7 +212,7 @@ class Worker:
         )
         token = correlation_id_var.set(cid)
         try:
-            if not isinstance(document_id, str) or not _is_sha256(document_id):
+            if not isinstance(document_id, str) or not is_document_id(document_id):
                 raise _Poison("bad_message", "the message names no document id")
             await self._process(message, document_id, cid)
         except _Poison as poison:
@@ -227,7 +227,7 @@ class Worker:
 
     async def _process(self, message: Message, document_id: str, cid: str) -> None:
         try:
-            await self._blocking(
+            sha256 = await self._blocking(
                 self.repo.set_status,
                 document_id,
                 "processing",
@@ -242,7 +242,8 @@ class Worker:
         except DocumentNotFoundError:
             raise _Poison("not_found", "no record of this document") from None
         try:
-            result = await self.client.call("process_document", {"document_id": document_id})
+            params = {"document_id": document_id, "sha256": sha256}
+            result = await self.client.call("process_document", params)
         except (RpcCallError, AgentUnreachable) as error:
             verdict = _classify(error)
             if isinstance(verdict, _Poison):
@@ -300,7 +301,7 @@ class Worker:
         self.counts["dead_lettered"] += 1
         log.warning("document dead-lettered", document_id=document_id, reason=poison.reason)
         await self._blocking(self.queue.dead_letter, message.receipt_handle, poison.reason)
-        if isinstance(document_id, str) and _is_sha256(document_id):
+        if isinstance(document_id, str) and is_document_id(document_id):
             await self._set_status(
                 document_id,
                 "failed",
@@ -335,10 +336,6 @@ def _finished(
 ) -> None:
     active.pop(task, None)
     slots.release()
-
-
-def _is_sha256(value: str) -> bool:
-    return _SHA256.fullmatch(value) is not None
 
 
 def _orchestrator_client(settings: Settings) -> AgentClient:

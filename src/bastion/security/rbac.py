@@ -30,6 +30,7 @@ from typing import Any
 
 import structlog
 
+from bastion.config import Settings
 from bastion.runtime.context import CallContext
 from bastion.security.stages import CallStage, forbidden
 
@@ -249,3 +250,10 @@ def make_authorize_stage(store: PolicyStore) -> CallStage:
             raise forbidden(reason)
 
     return authorize
+
+
+def policy_store(settings: Settings) -> PolicyStore:
+    """The policy file the settings name, reloaded as `policy.reload_check_seconds` says."""
+    return PolicyStore(
+        settings.path(settings.policy.file), check_seconds=settings.policy.reload_check_seconds
+    )

@@ -24,7 +24,7 @@ from bastion.security.jwt_verify import JwtVerifier
 from bastion.security.liveness import CredentialCheck
 from bastion.security.ratelimit import RateLimiter, make_rate_limit_stage
 from bastion.security.ratelimit_backends import build_limiter
-from bastion.security.rbac import PolicyStore, make_authorize_stage
+from bastion.security.rbac import PolicyStore, make_authorize_stage, policy_store
 from bastion.security.secrets import Secret, configure, resolve
 from bastion.security.stages import Pipeline
 from bastion.security.token_service import SigningKeys, TokenService
@@ -106,9 +106,7 @@ def build_security(
         settings.auth.token_service, signing, authenticate_api_key=api_keys.authenticate
     )
     jwt = JwtVerifier(settings.auth.jwt, local=token_service.local_trust(api_keys.refusal))
-    policy = PolicyStore(
-        settings.path(settings.policy.file), check_seconds=settings.policy.reload_check_seconds
-    )
+    policy = policy_store(settings)
     limiter = build_limiter(settings.rate_limit)
     audit = build_audit_writer(agent, settings)
     pipeline = Pipeline(

@@ -1,10 +1,12 @@
 """Content-addressed object storage for uploaded documents.
 
 An object's name is the SHA-256 of its bytes (64 lowercase hex digits), so identical uploads are
-stored once and a name always means the same bytes. `ObjectStore` is the interface the pipeline
-uses; `LocalObjectStore` keeps objects in a local folder as `root/ab/cd/<sha>` (files 0600,
-folders 0700), written through a temporary file and an atomic rename so a reader never sees a
-partial object. Another backend (S3, ...) only has to implement the protocol.
+stored once and a name always means the same bytes. Several archive records may share one
+object: the archive counts them (table `blobs`) and removes the object with the last one.
+`ObjectStore` is the interface the pipeline uses; `LocalObjectStore` keeps objects in a local
+folder as `root/ab/cd/<sha>` (files 0600, folders 0700), written through a temporary file and
+an atomic rename so a reader never sees a partial object. Another backend (S3, ...) only has to
+implement the protocol.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+# An object's name: the object store's own check, not the document-id format.
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+_SHA256_RE = re.compile(SHA256_PATTERN)
 
 
 class ObjectNotFoundError(KeyError):

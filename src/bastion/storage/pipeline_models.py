@@ -1,7 +1,9 @@
 """SQLAlchemy models for the document archive: documents, their extracted data and history.
 
-A document's id is the SHA-256 of its bytes (its name in the object store). Deleting a document
-keeps a tombstone row (`deleted_at` set, extracted data removed) and its history. Full-text
+A document is one upload by one owner: its id is opaque (see `bastion.pipeline.model`), its
+`sha256` names its bytes in the object store, and `blobs` counts the live documents that share
+those bytes (an owner has at most one live document per sha256). Deleting a document keeps a
+tombstone row (`deleted_at` set, extracted data removed) and its history. Full-text
 search lives outside these models, in migration 0002: an FTS5 table `documents_fts` kept in step
 by triggers on SQLite, a generated `search_vector` tsvector column with a GIN index on
 PostgreSQL. Schema changes go through an Alembic migration in `storage/migrations/versions/`.
@@ -23,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -50,17 +53,33 @@ FTS_COLUMNS = ("issuer", "customer", "invoice_number", "text_excerpt", "filename
 _PK = BigInteger().with_variant(Integer, "sqlite")
 
 
+_LIVE = text("deleted_at IS NULL")
+
+
 class Document(Base):
-    """One uploaded document, named by the SHA-256 of its bytes."""
+    """One uploaded document: an opaque id, its owner, and the SHA-256 of its bytes."""
 
     __tablename__ = "documents"
     __table_args__ = (
         Index("ix_documents_created", "created_at", "id"),
+        Index("ix_documents_owner_created", "owner", "created_at", "id"),
+        # The same bytes from the same owner are one live document.
+        Index(
+            "uq_documents_owner_sha256",
+            "owner",
+            "sha256",
+            unique=True,
+            sqlite_where=_LIVE,
+            postgresql_where=_LIVE,
+        ),
         Index("ix_documents_status_created", "status", "created_at", "id"),
         Index("ix_documents_duplicate_key", "invoice_number_key", "issuer_key"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Who may read it (besides holders of `gateway.read_all_documents`).
+    owner: Mapped[str] = mapped_column(String(256))
     filename: Mapped[str] = mapped_column(String(512))
     content_type: Mapped[str] = mapped_column(String(128))
     size: Mapped[int] = mapped_column(BigInteger)
@@ -148,6 +167,15 @@ class HistoryRow(Base):
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     correlation_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     principal: Mapped[str | None] = mapped_column(String(256), nullable=True)
+
+
+class Blob(Base):
+    """Stored bytes and how many live documents use them (the object goes with the last)."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    refcount: Mapped[int] = mapped_column(Integer)
 
 
 class IngestedFile(Base):

@@ -1,6 +1,7 @@
 """The gateway's calls to the Archivist agent, with its answers mapped to HTTP errors.
 
-DOCUMENT_NOT_FOUND -> 404; invalid params -> 400 with the archivist's problem list; no answer,
+DOCUMENT_NOT_FOUND -> 404 (audited as `denied:not_owner` when the document is another
+owner's); invalid params -> 400 with the archivist's problem list; no answer,
 an open breaker or a refusal of the gateway itself (its credential or grant) -> 503, logged for
 the operator with the reason.
 """
@@ -11,9 +12,11 @@ from typing import Any
 
 import structlog
 
+from bastion.pipeline.archive_repo import NOT_OWNER
 from bastion.protocol.errors import DOCUMENT_NOT_FOUND, INVALID_PARAMS
 from bastion.runtime.client import AgentClient, AgentUnreachable, BreakerOpen, RpcCallError
 from bastion.web.errors import ApiError, invalid, not_found
+from bastion.web.ownership import not_owner
 from bastion.web.storage import RETRY_AFTER_SECONDS
 
 log = structlog.get_logger("bastion.gateway")
@@ -44,7 +47,8 @@ async def call_archivist(client: AgentClient, method: str, params: dict[str, Any
         result = await client.call(method, params)
     except RpcCallError as exc:
         if exc.code == DOCUMENT_NOT_FOUND:
-            raise not_found() from None
+            refused = isinstance(exc.data, dict) and exc.data.get("reason") == NOT_OWNER
+            raise (not_owner() if refused else not_found()) from None
         if exc.code == INVALID_PARAMS:
             raise invalid(_problems(exc.data)) from None
         log.warning("archivist refused the gateway", method=method, error=str(exc))

@@ -25,8 +25,9 @@ Events are JSON `{"type": "document.<event>", "document_id", "status", "correlat
 (see `bastion.pipeline.events`); `{"type": "ping", "at"}` follows `events.ping_interval_seconds`
 without an event. The one client message is `{"subscribe": [document ids]}`, which narrows the
 stream to those documents (answered `{"type": "subscribed", "documents": n}`). A subscriber sees
-the documents its principal uploaded (and events its principal caused); principals with the
-role (or name) `admin` or `monitoring` see all. The subscription starts before the handshake
+the documents its principal owns (and events its principal caused); a principal granted
+`gateway.read_all_documents` sees all (`bastion.web.ownership`). `document_id` is the
+document's opaque id, as in the upload's answer. The subscription starts before the handshake
 completes: every event committed after the client sees the stream open is delivered.
 
 An open stream is held to the same rules as a request (`bastion.security.liveness.watch`): its
@@ -45,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import time
 from collections.abc import Coroutine, MutableMapping
 from dataclasses import dataclass
@@ -58,6 +58,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bastion.config import EventsSettings
 from bastion.pipeline.events import EventFeed, Subscription, TooManySubscriptions
+from bastion.pipeline.model import is_document_id
 from bastion.runtime.context import (
     CallContext,
     RequestContext,
@@ -69,6 +70,7 @@ from bastion.security.liveness import CredentialCheck, watch
 from bastion.security.rbac import PolicyStore
 from bastion.security.stages import Denied, log_rejection
 from bastion.web.guard import Guard, denied_error
+from bastion.web.ownership import owner_scope
 
 ACTION = "events"
 SUBPROTOCOL = "bastion.v1"
@@ -76,11 +78,9 @@ BEARER_PREFIX = "bearer."
 TOKEN_PARAM = "token"  # noqa: S105 (a parameter name, not a secret)
 REDACTED = "[REDACTED]"
 QUERY_TOKEN_KEY = "bastion.query_token"  # noqa: S105 (a scope key, not a secret)
-SEE_ALL_ROLES = frozenset({"admin", "monitoring"})
 MAX_SUBSCRIBE_IDS = 1000
 # How long a close frame may wait for a client that does not read (then the server lets go).
 CLOSE_TIMEOUT_SECONDS = 10.0
-_DOCUMENT_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 # Headers that carry or may carry the credential: never copied into the request context.
 _CREDENTIAL_HEADERS = frozenset({"sec-websocket-protocol", "x-api-key", "authorization"})
 
@@ -188,7 +188,7 @@ def _subscribe_ids(text: str) -> frozenset[str] | None:
     ids = msg["subscribe"]
     if not isinstance(ids, list) or len(ids) > MAX_SUBSCRIBE_IDS:
         return None
-    if not all(isinstance(i, str) and _DOCUMENT_ID_RE.match(i) for i in ids):
+    if not all(is_document_id(i) for i in ids):
         return None
     return frozenset(ids)
 
@@ -233,7 +233,7 @@ class EventsEndpoint:
         if refused is None:
             identity = call.request.identity
             assert identity is not None
-            see_all = bool(SEE_ALL_ROLES & set(self.policy.policy.subjects(identity.principal)))
+            see_all = owner_scope(self.policy, identity.principal) is None
             try:
                 # Before the handshake completes: every event committed after it is delivered.
                 sub = await self.feed.subscribe(identity.principal, see_all=see_all)

@@ -4,7 +4,7 @@
     GET    /api/documents            list: ?status=&cursor=&limit=            list_documents
     GET    /api/documents/{id}       status, outcome, fields, history         get_document
     GET    /api/documents/{id}/file  the original bytes                       get_file
-    DELETE /api/documents/{id}       remove data and bytes (tombstone kept)   delete_document
+    DELETE /api/documents/{id}       remove data (and unshared bytes)         delete_document
     GET    /healthz                  liveness (no credential)
     WS     /ws/events                live pipeline events (see `bastion.web.events`)    events
     GET    /metrics                  Prometheus metrics, queue and archive included   metrics
@@ -12,6 +12,10 @@
 Answers are JSON and carry the request's correlation ID in `X-Correlation-ID` and, except for
 the document itself (whose `correlation_id` is its upload's, the ID that traces its processing),
 in the body too. Errors are `{"error": {"code", "message"}, "correlation_id"}`.
+
+A document's `id` is opaque (one upload, one owner); `sha256` names its bytes. A caller sees
+the documents it owns, all of them only with `gateway.read_all_documents`; another owner's is a
+404 like a missing one, audited `denied:not_owner` (see `bastion.web.ownership`).
 
 Before any of that, every request passes the edge WAF (`bastion.edge.middleware`, settings
 `waf`): path allow-list (404), per-IP rate (429), size limits (413), managed and bot rules (403).
@@ -44,6 +48,7 @@ from starlette.types import ASGIApp
 from bastion.config import Settings
 from bastion.edge.middleware import protect
 from bastion.pipeline.agents.common import credential, peer_url
+from bastion.pipeline.archive_repo import readable_by
 from bastion.pipeline.collectors import ScrapeCollector, pipeline_collector
 from bastion.pipeline.events import EventFeed
 from bastion.pipeline.ingest import Ingest, UploadRejected
@@ -58,6 +63,7 @@ from bastion.web.errors import ApiError, error_response, not_found
 from bastion.web.events import EventsEndpoint, hide_query_token
 from bastion.web.guard import Endpoint, Guard, json_response
 from bastion.web.metrics import metrics_route
+from bastion.web.ownership import not_owner, owner_scope
 from bastion.web.params import document_id, list_params
 from bastion.web.storage import in_storage, pdf_response
 from bastion.web.upload import read_upload, rejected
@@ -164,6 +170,10 @@ class Gateway:
         ttl = self.settings.metrics.cache_seconds
         return pipeline_collector(self.ingest.queue, self.ingest.repo, ttl=ttl)
 
+    def _scope(self, call: CallContext) -> str | None:
+        """Whose documents the caller may see (None: everyone's)."""
+        return owner_scope(self.stack.policy, call.principal)
+
     # -- routes ------------------------------------------------------------------------------
 
     async def healthz(self, _request: Request) -> Response:
@@ -187,32 +197,51 @@ class Gateway:
             )
         except UploadRejected as exc:
             raise rejected(exc) from None
-        body: dict[str, object] = {"id": result.id, "status": result.status}
+        body: dict[str, object] = {
+            "id": result.id,
+            "sha256": result.sha256,
+            "status": result.status,
+        }
         if result.outcome is not None:
             body["outcome"] = result.outcome
         return json_response(call, body, 202 if result.created else 200)
 
     async def list_documents(self, request: Request, call: CallContext) -> Response:
-        page = await call_archivist(self.archivist, "list_documents", list_params(request))
+        params = {**list_params(request), "owner": self._scope(call)}
+        page = await call_archivist(self.archivist, "list_documents", params)
         return json_response(call, page)
 
     async def get_document(self, request: Request, call: CallContext) -> Response:
-        doc_id = document_id(request)
-        doc = await call_archivist(self.archivist, "get_document", {"document_id": doc_id})
+        params = {"document_id": document_id(request), "owner": self._scope(call)}
+        doc = await call_archivist(self.archivist, "get_document", params)
         return JSONResponse(doc)  # its correlation_id is the upload's, which traces processing
 
     async def get_file(self, request: Request, call: CallContext) -> Response:
         doc_id = document_id(request)
+        stored = await in_storage(self.ingest.repo.stored_file, doc_id)
+        if stored is None:
+            raise not_found()
+        owner, sha256 = stored
+        if not readable_by(owner, self._scope(call)):
+            raise not_owner()
         try:
-            fh = await in_storage(self.ingest.store.open, doc_id)
+            fh = await in_storage(self.ingest.store.open, sha256)
         except ObjectNotFoundError:
             raise not_found() from None
         return await pdf_response(fh, doc_id)
 
     async def delete_document(self, request: Request, call: CallContext) -> Response:
         doc_id = document_id(request)
-        deleted = await in_storage(self.ingest.delete, doc_id, call.principal, call.correlation_id)
-        if not deleted:
+        result = await in_storage(
+            self.ingest.delete,
+            doc_id,
+            call.principal,
+            call.correlation_id,
+            owner=self._scope(call),
+        )
+        if result == "not_owner":
+            raise not_owner()
+        if result == "not_found":
             raise not_found()
         return json_response(call, {"id": doc_id, "deleted": True})
 

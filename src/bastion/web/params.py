@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.requests import Request
 
 from bastion.pipeline.archive_repo import MAX_LIST_LIMIT
+from bastion.pipeline.model import is_document_id
 from bastion.storage.pipeline_models import DOCUMENT_STATUSES
 from bastion.web.errors import invalid
 
-_ID_RE = re.compile(r"^[0-9a-fA-F]{64}$")
-
 
 def document_id(request: Request) -> str:
-    """The `{id}` of the path: a SHA-256 hex digest (lower-cased), else 400."""
+    """The `{id}` of the path, in the document-id format, else 400."""
     raw = str(request.path_params["id"])
-    if not _ID_RE.match(raw):
-        raise invalid("a document id is the SHA-256 of the file: 64 hexadecimal digits")
-    return raw.lower()
+    if not is_document_id(raw):
+        raise invalid("not a document id: use the `id` of the upload's answer (doc_...)")
+    return raw
 
 
 def list_params(request: Request) -> dict[str, Any]:

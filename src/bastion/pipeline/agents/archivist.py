@@ -4,20 +4,24 @@ Methods (each authorized as `archivist.<method>`):
 
 * `archive {document_id, result, validation}`: store an extraction and its validation (the
   orchestrator); idempotent on the document id, a second archive is a `reprocessed` one.
-* `get_document {document_id}`, `list_documents {status?, cursor?, limit?}`,
-  `search {query, limit?}`: reads (the gateway).
+* `get_document {document_id, owner}`, `list_documents {owner, status?, cursor?, limit?}`,
+  `search {owner, query, limit?}`: reads (the gateway). `owner` is required: the principal
+  whose documents the reader may see, or null for every owner's (the gateway passes null only
+  for a reader granted `gateway.read_all_documents`).
 * `claim_invoice {document_id, issuer, invoice_number, total?, currency?, eligible}`: the
   duplicate rule (the validator); claims the invoice for the document atomically, or answers
   which document holds it (named only to its own uploader).
 * `get_status`: liveness, uptime and documents by status.
 
-An unknown or deleted document is `DOCUMENT_NOT_FOUND` (-32051). The repository is
-synchronous; every call runs in a worker thread.
+An unknown or deleted document is `DOCUMENT_NOT_FOUND` (-32051); so is another owner's, with
+`data.reason` `not_owner` for the gateway's audit record. The repository is synchronous; every
+call runs in a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,15 +30,23 @@ from bastion.config import Settings
 from bastion.pipeline.agents.common import DocumentRef, add_status_method
 from bastion.pipeline.archive_repo import (
     MAX_LIST_LIMIT,
+    NOT_OWNER,
     ArchiveRepository,
     DocumentDeletedError,
     DocumentNotFoundError,
+    readable_by,
 )
-from bastion.pipeline.model import ExtractionResult, ValidationResult
+from bastion.pipeline.model import (
+    READ_ALL_ACTION,
+    READ_ALL_AGENT,
+    ExtractionResult,
+    ValidationResult,
+)
 from bastion.protocol.errors import DOCUMENT_NOT_FOUND, INVALID_PARAMS, RpcError
 from bastion.runtime.agent import AgentDefinition
 from bastion.runtime.context import CallContext
 from bastion.runtime.methods import MethodRegistry
+from bastion.security.rbac import policy_store
 from bastion.storage.database import shared_engine
 from bastion.storage.pipeline_models import DocumentStatus
 
@@ -51,17 +63,26 @@ class ArchiveParams(DocumentRef):
     validated_at: float | None = Field(default=None, ge=0)
 
 
-class ListParams(BaseModel):
+class ReadScope(BaseModel):
+    """Whose documents a read may see: `owner`'s, or every owner's when it is null. Required,
+    so that no read is unscoped by omission."""
+
     model_config = ConfigDict(extra="forbid")
 
+    owner: str | None = Field(max_length=256)
+
+
+class GetParams(DocumentRef, ReadScope):
+    pass
+
+
+class ListParams(ReadScope):
     status: DocumentStatus | None = None
     cursor: str | None = Field(default=None, max_length=512)
     limit: int = Field(default=50, ge=1, le=MAX_LIST_LIMIT)
 
 
-class SearchParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SearchParams(ReadScope):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     limit: int = Field(default=20, ge=1, le=MAX_LIST_LIMIT)
 
@@ -75,8 +96,11 @@ class ClaimParams(DocumentRef):
     eligible: bool
 
 
-def not_found(document_id: str) -> RpcError:
-    return RpcError(DOCUMENT_NOT_FOUND, data={"document_id": document_id})
+def not_found(document_id: str, reason: str | None = None) -> RpcError:
+    data = {"document_id": document_id}
+    if reason is not None:
+        data["reason"] = reason
+    return RpcError(DOCUMENT_NOT_FOUND, data=data)
 
 
 def bad_cursor() -> RpcError:
@@ -92,8 +116,11 @@ def bad_cursor() -> RpcError:
     )
 
 
-def build_registry(repo: ArchiveRepository) -> MethodRegistry:
-    """The Archivist's methods over `repo`."""
+def build_registry(
+    repo: ArchiveRepository, reads_all: Callable[[str], bool] = lambda _owner: False
+) -> MethodRegistry:
+    """The Archivist's methods over `repo`; `reads_all(principal)`: whether the policy grants
+    `principal` every owner's documents (a duplicate finding then names the holder)."""
     registry = MethodRegistry()
     counts = {"archived": 0, "reprocessed": 0, "not_found": 0}
 
@@ -124,11 +151,13 @@ def build_registry(repo: ArchiveRepository) -> MethodRegistry:
         }
 
     @registry.method("get_document")
-    async def get_document(params: DocumentRef) -> dict[str, Any]:
+    async def get_document(params: GetParams) -> dict[str, Any]:
         """A document's status, outcome, fields, line items, findings and history."""
         doc = await asyncio.to_thread(repo.get_document, params.document_id)
         if doc is None or doc["deleted_at"] is not None:
             raise not_found(params.document_id)
+        if not readable_by(doc["owner"], params.owner):
+            raise not_found(params.document_id, NOT_OWNER)
         return doc
 
     @registry.method("list_documents")
@@ -136,7 +165,11 @@ def build_registry(repo: ArchiveRepository) -> MethodRegistry:
         """Documents newest first, one page at a time (`next_cursor` is None on the last)."""
         try:
             docs, next_cursor = await asyncio.to_thread(
-                repo.list_documents, params.status, params.cursor, params.limit
+                repo.list_documents,
+                params.status,
+                params.cursor,
+                params.limit,
+                owner=params.owner,
             )
         except ValueError:
             raise bad_cursor() from None
@@ -145,7 +178,9 @@ def build_registry(repo: ArchiveRepository) -> MethodRegistry:
     @registry.method("search")
     async def search(params: SearchParams) -> dict[str, Any]:
         """Full-text search over issuer, customer, invoice number, text and filename."""
-        results = await asyncio.to_thread(repo.search, params.query, params.limit)
+        results = await asyncio.to_thread(
+            repo.search, params.query, params.limit, owner=params.owner
+        )
         return {"results": results}
 
     @registry.method("claim_invoice")
@@ -160,6 +195,7 @@ def build_registry(repo: ArchiveRepository) -> MethodRegistry:
                 total=params.total,
                 currency=params.currency,
                 eligible=params.eligible,
+                reads_all=reads_all,
             )
         except (DocumentNotFoundError, DocumentDeletedError):
             raise not_found(params.document_id) from None
@@ -175,10 +211,15 @@ def build_registry(repo: ArchiveRepository) -> MethodRegistry:
 def definition(settings: Settings) -> AgentDefinition:
     """The Archivist agent on the archive in `settings.database_url()`."""
     repo = ArchiveRepository(shared_engine(settings.database_url()))
+    policy = policy_store(settings)
+
+    def reads_all(principal: str) -> bool:
+        return policy.decide(principal, READ_ALL_AGENT, READ_ALL_ACTION)[0]
+
     return AgentDefinition(
         name=NAME,
         description="Keeps the document archive: stores results, answers reads and searches.",
-        registry=build_registry(repo),
+        registry=build_registry(repo, reads_all),
         skills=[
             {
                 "id": "archive",

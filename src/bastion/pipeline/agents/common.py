@@ -14,20 +14,26 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from bastion.config import Settings
+from bastion.pipeline.model import DOCUMENT_ID_PATTERN
 from bastion.runtime.agent import AgentConfigError
 from bastion.runtime.client import AgentClient
 from bastion.runtime.methods import MethodRegistry
 from bastion.security.secrets import SecretValue, resolve
-
-SHA256_PATTERN = r"^[0-9a-f]{64}$"
+from bastion.storage.objectstore import SHA256_PATTERN
 
 
 class DocumentRef(BaseModel):
-    """Params naming one document by the SHA-256 of its bytes."""
+    """Params naming one document by its id."""
 
     model_config = {"extra": "forbid"}
 
-    document_id: str = Field(pattern=SHA256_PATTERN)
+    document_id: str = Field(pattern=DOCUMENT_ID_PATTERN)
+
+
+class StoredDocumentRef(DocumentRef):
+    """Params naming one document and its bytes in the object store (their SHA-256)."""
+
+    sha256: str = Field(pattern=SHA256_PATTERN)
 
 
 def credential(settings: Settings, setting: str, ref: str | None, principal: str) -> SecretValue:

@@ -1,4 +1,5 @@
-"""The Extractor agent: `extract` reads a document from the object store and extracts it.
+"""The Extractor agent: `extract {document_id, sha256}` reads a document's bytes from the object
+store (named by their SHA-256, checked again after reading) and extracts them.
 
 Extraction runs in the sandbox's warm worker processes, with a per-document time and memory
 limit, so a hostile PDF can cost a worker but never the agent. A document that cannot be
@@ -12,7 +13,7 @@ import asyncio
 from typing import Any
 
 from bastion.config import Settings
-from bastion.pipeline.agents.common import DocumentRef, add_status_method
+from bastion.pipeline.agents.common import StoredDocumentRef, add_status_method
 from bastion.pipeline.extract.sandbox import ExtractionSandbox
 from bastion.pipeline.model import ExtractionError
 from bastion.pipeline.stores import object_store
@@ -37,13 +38,13 @@ def definition(settings: Settings) -> AgentDefinition:
     registry = MethodRegistry()
 
     @registry.method("extract")
-    async def extract(params: DocumentRef) -> dict[str, Any]:
+    async def extract(params: StoredDocumentRef) -> dict[str, Any]:
         """Extract the document's type, fields and findings."""
         try:
-            data = await asyncio.to_thread(store.get, params.document_id)
+            data = await asyncio.to_thread(store.get, params.sha256)
         except ObjectNotFoundError:
             raise RpcError(DOCUMENT_NOT_FOUND, data={"document_id": params.document_id}) from None
-        if sha256_hex(data) != params.document_id:
+        if sha256_hex(data) != params.sha256:
             # The stored bytes are not the ones uploaded: refuse rather than archive them.
             counts["rejected"] += 1
             raise RpcError(

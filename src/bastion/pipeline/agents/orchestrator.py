@@ -1,4 +1,5 @@
-"""The Orchestrator agent: `process_document` runs one document through the pipeline.
+"""The Orchestrator agent: `process_document {document_id, sha256}` runs one document through the
+pipeline (the extractor reads the bytes by their sha256; the others know the document id).
 
     extractor.extract -> validator.validate -> archivist.archive
 
@@ -16,8 +17,8 @@ from typing import Any
 
 from bastion.config import Settings
 from bastion.pipeline.agents.common import (
-    DocumentRef,
     PeerClients,
+    StoredDocumentRef,
     add_status_method,
     processing_timeout,
 )
@@ -64,10 +65,10 @@ def definition(settings: Settings) -> AgentDefinition:
             ) from None
 
     @registry.method("process_document")
-    async def process_document(params: DocumentRef) -> dict[str, Any]:
+    async def process_document(params: StoredDocumentRef) -> dict[str, Any]:
         """Extract, validate and archive one stored document."""
         doc = params.document_id
-        result = await hop("extractor", "extract", {"document_id": doc})
+        result = await hop("extractor", "extract", {"document_id": doc, "sha256": params.sha256})
         extracted_at = time.time()
         # The validator needs the fields, not the text excerpt that is kept for search.
         fields_only = {**result, "text_excerpt": ""}

@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 
 from bastion.config import Settings
 from bastion.money import canonical_amount, canonical_currency
-from bastion.pipeline.agents.common import SHA256_PATTERN, PeerClients, add_status_method
-from bastion.pipeline.model import DuplicateClaim, ExtractionResult
+from bastion.pipeline.agents.common import PeerClients, add_status_method
+from bastion.pipeline.model import DOCUMENT_ID_PATTERN, DuplicateClaim, ExtractionResult
 from bastion.pipeline.validator import InvoiceKey, load_rules, validate
 from bastion.runtime.agent import AgentDefinition
 from bastion.runtime.methods import MethodRegistry
@@ -25,7 +25,7 @@ NAME = "validator"
 class ValidateParams(BaseModel):
     model_config = {"extra": "forbid"}
 
-    document_id: str = Field(pattern=SHA256_PATTERN)
+    document_id: str = Field(pattern=DOCUMENT_ID_PATTERN)
     result: ExtractionResult
 
 

@@ -8,7 +8,7 @@ The table is filled from the archive: for each issuer + number, the oldest archi
 document whose outcome was not `invalid` holds the claim, with its total and currency.
 
 Revision ID: 0005_invoice_claims
-Revises: 0003_fts_by_rowid
+Revises: 0004_document_owners
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from alembic import op
 from bastion.money import canonical_amount, canonical_currency
 
 revision = "0005_invoice_claims"
-down_revision = "0003_fts_by_rowid"
+down_revision = "0004_document_owners"
 branch_labels = None
 depends_on = None
 
@@ -33,7 +33,7 @@ _documents = sa.table(
     sa.column("outcome", sa.String),
     sa.column("issuer_key", sa.String),
     sa.column("invoice_number_key", sa.String),
-    sa.column("uploaded_by", sa.String),
+    sa.column("owner", sa.String),
     sa.column("created_at", sa.Float),
     sa.column("deleted_at", sa.Float),
 )
@@ -71,7 +71,7 @@ def _backfill(conn: sa.Connection, claims: sa.Table) -> None:
             _documents.c.id,
             _documents.c.issuer_key,
             _documents.c.invoice_number_key,
-            _documents.c.uploaded_by,
+            _documents.c.owner,
             _documents.c.created_at,
         )
         .where(
@@ -91,7 +91,7 @@ def _backfill(conn: sa.Connection, claims: sa.Table) -> None:
                 "issuer_key": doc.issuer_key,
                 "invoice_number_key": doc.invoice_number_key,
                 "document_id": doc.id,
-                "owner": doc.uploaded_by,
+                "owner": doc.owner,
                 "claimed_at": doc.created_at,
             },
         )
