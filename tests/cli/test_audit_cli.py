@@ -108,11 +108,15 @@ def test_verify_reports_a_truncated_tail(project: tuple[Path, Engine]) -> None:
     assert "truncated" in result.output
 
 
-def test_verify_unknown_chain_fails(project: tuple[Path, Engine]) -> None:
+def test_verify_unknown_chain_is_a_usage_error(project: tuple[Path, Engine]) -> None:
     config, _ = project
-    result = run("audit", "verify", "--config", str(config), "--chain", "nope")
-    assert result.exit_code == 1
-    assert "missing" in result.output
+    for args in ([], ["--json"]):
+        result = run("audit", "verify", "--config", str(config), "--chain", "nope", *args)
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert result.stderr == (
+            "error: no such chain: 'nope' (chains with records or checkpoints: echo)\n"
+        )
 
 
 def test_verify_without_the_key_fails_cleanly(project: tuple[Path, Engine]) -> None:

@@ -262,8 +262,9 @@ def test_bracketed_input_is_printed_verbatim(project: Project) -> None:
 
 
 def test_unknown_key_id_fails_with_one_line(project: Project) -> None:
-    message = one_line_error(run("keys", "revoke", "nosuchkey000", "--config", str(project.config)))
-    assert "no key with id 'nosuchkey000'" in message
+    result = run("keys", "revoke", "nosuchkey000", "--config", str(project.config))
+    assert result.exit_code == 2
+    assert "no such key id: 'nosuchkey000' (see `bastion keys list`)" in one_line_error(result)
     message = one_line_error(run("keys", "rotate", "nosuchkey000", "--config", str(project.config)))
     assert "no active key with id 'nosuchkey000'" in message
 

@@ -156,7 +156,8 @@ def test_redrive_needs_ids_or_all(pipeline: Pipeline) -> None:
         result = run("dlq", "redrive", *args, "--config", str(pipeline.config))
         assert "or pass --all" in one_line_error(result)
     result = run("dlq", "redrive", letter.id, "nope", "--config", str(pipeline.config))
-    assert "not in the dead-letter queue: nope" in one_line_error(result)
+    assert result.exit_code == 2
+    assert "no such dead letter: 'nope' (see `bastion dlq list`)" in one_line_error(result)
     # Nothing moved, nothing changed.
     assert pipeline.queue.dlq_depth() == 1
     doc = pipeline.repo.get_document(letter.body["document_id"])

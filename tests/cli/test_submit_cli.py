@@ -179,12 +179,14 @@ def test_whole_pipeline_results(tmp_path: Path) -> None:
         assert (locked["status"], locked["failure_reason"]) == ("failed", "encrypted")
         assert "1 document(s) failed in the pipeline" in result.stderr
 
-        # The table, for people: short ids, one row per file.
+        # The table, for people: one row per file, ids and correlation ids whole.
         result = proj.submit(str(INVOICE), str(encrypted))
         assert result.exit_code == 0, result.output
         table = result.stdout
         assert "submitted documents" in table
-        for column in ("file", "id", "status", "outcome", "type", "failure reason", "findings"):
+        for column in ("file", "id", "correlation id", "status", "outcome", "type", "findings"):
             assert column in table
-        assert sha256(INVOICE)[:12] in table and sha256(INVOICE) not in table
+        assert invoice["id"] in table and locked["id"] in table
+        assert invoice["correlation_id"] and invoice["correlation_id"] in table
+        assert locked["correlation_id"] and locked["correlation_id"] in table
         assert "encrypted" in table and "archived" in table
