@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import structlog
 from typer.testing import Result
@@ -23,6 +25,7 @@ from bastion.config import Settings, load_settings
 from bastion.pipeline.samples import bundled_dir
 from bastion.project import init_project
 from bastion.runtime.agent import AgentApp
+from bastion.security.secrets import resolve
 from bastion.security.stack import build_api_key_store
 from bastion.testing import serve_in_thread
 from bastion.testing.pipeline_stack import assign_ports, pipeline_in_threads
@@ -38,6 +41,11 @@ NOT_A_PDF = bundled_dir() / "not_a_pdf.pdf"
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def submitter_key(settings: Settings) -> str:
+    assert settings.pipeline.submit_api_key is not None
+    return resolve(settings.pipeline.submit_api_key, settings.base_dir).get()
 
 
 @dataclass
@@ -88,6 +96,18 @@ def test_no_wait_prints_the_ids(gateway_only: Project) -> None:
     result = gateway_only.submit(str(INVOICE), str(REPORT), "--no-wait")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [sha256(INVOICE), sha256(REPORT)]
+    # Each document's correlation id, for `bastion audit tail --correlation`, on stderr.
+    shown = re.findall(r"^(\S+): document (\S+), correlation id (\S+)$", result.stderr, re.M)
+    assert [(name, doc_id) for name, doc_id, _ in shown] == [
+        (INVOICE.name, sha256(INVOICE)),
+        (REPORT.name, sha256(REPORT)),
+    ]
+    for _, doc_id, correlation_id in shown:
+        answer = httpx.get(
+            f"{gateway_only.settings.pipeline.gateway_url}/api/documents/{doc_id}",
+            headers={"X-API-Key": submitter_key(gateway_only.settings)},
+        )
+        assert answer.json()["correlation_id"] == correlation_id
     # The same bytes again: the same id (the gateway answers 200 with the current status).
     result = gateway_only.submit(str(INVOICE), "--no-wait", "--json")
     assert result.exit_code == 0, result.output
