@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -88,7 +89,7 @@ def print_rows(
         sys.stdout.write(json.dumps(list(rows), default=str, indent=2) + "\n")
         return
     cells = [["" if row.get(c) is None else str(row.get(c)) for c in columns] for row in rows]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    widths = [max([cell_len(c), *(cell_len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
     # A fresh console: COLUMNS and whether stdout is a terminal are read now, not at import.
     out = Console(highlight=False)
     table = Table(title=title)

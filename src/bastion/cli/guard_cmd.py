@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bastion.cli.common import ConfigOption, fail, usage_error
 from bastion.config import ConfigError, load_settings
-from bastion.guardrails.anonymize import KEY_SIZES
-from bastion.guardrails.policy import Policy
 from bastion.guardrails.types import Direction, Source
 from bastion.security.secrets import SecretError, resolve
+
+if TYPE_CHECKING:
+    from bastion.guardrails.policy import Policy
 
 app = typer.Typer(no_args_is_help=True, help="Scan text with the guardrails.")
 
@@ -108,6 +109,8 @@ def _policy(given: str | None) -> Policy:
 
 def _token_key(policy: Policy, ref: str | None, config: str | None) -> bytes:
     """The key of the policy's reversible tokens: `--token-key-ref`, else the config's."""
+    from bastion.guardrails.anonymize import KEY_SIZES
+
     try:
         settings = load_settings(config, required=False)
     except ConfigError as exc:
