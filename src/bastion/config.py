@@ -393,6 +393,14 @@ class LoggingSettings(_Section):
     anonymize_pii: bool = True
 
 
+class GuardrailsSettings(_Section):
+    """Settings of `bastion guard scan`."""
+
+    # The key of reversible anonymisation tokens (a policy with `anonymize_with: token`, such
+    # as the shipped `strict`): a secret reference to 32, 48 or 64 bytes written as hex.
+    token_key: str | None = None
+
+
 class MetricsSettings(_Section):
     """`GET /metrics` on every agent and the gateway (always authorized as `<agent>.metrics`)."""
 
@@ -417,6 +425,7 @@ class Settings(BaseSettings):
     client: ClientSettings = ClientSettings()
     pipeline: PipelineSettings = PipelineSettings()
     logging: LoggingSettings = LoggingSettings()
+    guardrails: GuardrailsSettings = GuardrailsSettings()
     metrics: MetricsSettings = MetricsSettings()
     events: EventsSettings = EventsSettings()
     secrets: SecretsSettings = SecretsSettings()

@@ -13,7 +13,7 @@ from bastion.config import load_settings
 from bastion.security.audit import AuditEntry, AuditWriter
 from bastion.security.secrets import resolve
 from bastion.storage.database import migrate, shared_engine
-from tests.cli.runner import run
+from tests.cli.runner import run, run_in_terminal
 
 CONFIG = """\
 database:
@@ -108,11 +108,15 @@ def test_verify_reports_a_truncated_tail(project: tuple[Path, Engine]) -> None:
     assert "truncated" in result.output
 
 
-def test_verify_unknown_chain_fails(project: tuple[Path, Engine]) -> None:
+def test_verify_unknown_chain_is_a_usage_error(project: tuple[Path, Engine]) -> None:
     config, _ = project
-    result = run("audit", "verify", "--config", str(config), "--chain", "nope")
-    assert result.exit_code == 1
-    assert "missing" in result.output
+    for args in ([], ["--json"]):
+        result = run("audit", "verify", "--config", str(config), "--chain", "nope", *args)
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert result.stderr == (
+            "error: no such chain: 'nope' (chains with records or checkpoints: echo)\n"
+        )
 
 
 def test_verify_without_the_key_fails_cleanly(project: tuple[Path, Engine]) -> None:
@@ -160,3 +164,36 @@ def test_tail_rejects_a_bad_limit(project: tuple[Path, Engine]) -> None:
     config, _ = project
     result = run("audit", "tail", "--config", str(config), "--limit", "0")
     assert result.exit_code != 0
+
+
+def test_tail_takes_a_unique_correlation_prefix(project: tuple[Path, Engine]) -> None:
+    config, _ = project
+    result = run("audit", "tail", "-c", str(config), "--correlation", "req-0001", "--json")
+    assert result.exit_code == 0, result.output
+    assert {r["correlation_id"] for r in json.loads(result.stdout)} == {"req-0001-abcdef"}
+
+
+def test_tail_refuses_an_ambiguous_or_unknown_correlation(project: tuple[Path, Engine]) -> None:
+    config, _ = project
+    result = run("audit", "tail", "-c", str(config), "--correlation", "req-000", "--json")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        "error: correlation id prefix 'req-000' is ambiguous: it matches 4; give more "
+        "characters (see `bastion audit tail`)\n"
+    )
+    # LIKE wildcards are taken literally.
+    for given in ("nope", "req_0001", "%"):
+        result = run("audit", "tail", "-c", str(config), "--correlation", given)
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"error: no such correlation id: {given!r}")
+
+
+def test_tail_shows_whole_correlation_ids_on_a_narrow_terminal(
+    project: tuple[Path, Engine],
+) -> None:
+    config, _ = project
+    code, shown = run_in_terminal("audit", "tail", "-c", str(config), "-n", "12", columns=40)
+    assert code == 0, shown
+    assert "…" not in shown
+    for i in range(4):
+        assert f"req-{i:04d}-abcdef" in shown

@@ -22,7 +22,7 @@ from bastion._version import __version__
 from bastion.config import load_settings
 from bastion.project import CLIENT_PRINCIPALS, SERVICE_PRINCIPALS
 from bastion.security.stack import build_api_key_store
-from tests.cli.runner import run
+from tests.cli.runner import run, run_in_terminal, run_process
 
 KEY_RE = re.compile(r"bst_[a-z0-9]{12}_[0-9a-f]{64}")
 
@@ -263,8 +263,9 @@ def test_bracketed_input_is_printed_verbatim(project: Project) -> None:
 
 
 def test_unknown_key_id_fails_with_one_line(project: Project) -> None:
-    message = one_line_error(run("keys", "revoke", "nosuchkey000", "--config", str(project.config)))
-    assert "no key with id 'nosuchkey000'" in message
+    result = run("keys", "revoke", "nosuchkey000", "--config", str(project.config))
+    assert result.exit_code == 2
+    assert "no such key id: 'nosuchkey000' (see `bastion keys list`)" in one_line_error(result)
     message = one_line_error(run("keys", "rotate", "nosuchkey000", "--config", str(project.config)))
     assert "no active key with id 'nosuchkey000'" in message
 
@@ -274,6 +275,91 @@ def test_bad_duration_is_a_usage_error(project: Project) -> None:
     assert result.exit_code == 2
     assert "unit s, m, h or d" in result.output
     assert not KEY_RE.search(result.output)
+
+
+def assert_one_line_usage_error(proc: subprocess.CompletedProcess[str]) -> str:
+    """A real process refused its arguments: exit 2, one `error:` line, no traceback."""
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def test_a_key_that_expires_at_once_is_refused(project: Project) -> None:
+    before = len(list_keys(project))
+    proc = run_process("keys", "create", "gina", "--expires-in", "0s", "-c", str(project.config))
+    message = assert_one_line_usage_error(proc)
+    assert "--expires-in '0s': a key must live longer than 0 s" in message
+    assert len(list_keys(project)) == before
+
+
+def test_revoking_a_revoked_key_is_refused(project: Project) -> None:
+    key = create_key(project, "submitter")
+    config = str(project.config)
+    assert run_process("keys", "revoke", key_id(key), "-c", config).returncode == 0
+    message = assert_one_line_usage_error(run_process("keys", "revoke", key_id(key), "-c", config))
+    assert f"key {key_id(key)} is already revoked" in message
+
+
+def test_keys_revoke_takes_a_unique_prefix(project: Project) -> None:
+    key = create_key(project, "submitter")
+    ids = [r["key_id"] for r in list_keys(project)]
+    # The shortest prefix no other key shares.
+    prefix = next(
+        key_id(key)[:n]
+        for n in range(1, 13)
+        if [i for i in ids if i.startswith(key_id(key)[:n])] == [key_id(key)]
+    )
+    result = run("keys", "revoke", prefix, "--config", str(project.config))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"revoked {key_id(key)}\n"
+    assert verify(project.config, key)[0] is None
+
+
+def test_keys_revoke_refuses_an_ambiguous_prefix(project: Project) -> None:
+    # 36 letters and digits start a key id: among 37 keys, two share their first character.
+    for _ in range(37):
+        firsts = [r["key_id"][0] for r in list_keys(project) if r["status"] == "active"]
+        shared = [c for c in set(firsts) if firsts.count(c) > 1]
+        if shared:
+            break
+        create_key(project, "submitter")
+    prefix = shared[0]
+    before = {r["key_id"]: r["status"] for r in list_keys(project)}
+    sharing = [i for i in before if i.startswith(prefix)]
+    result = run("keys", "revoke", prefix, "--config", str(project.config))
+    assert result.exit_code == 2
+    message = one_line_error(result)
+    assert f"key id prefix {prefix!r} is ambiguous: it matches {len(sharing)}" in message
+    assert {r["key_id"]: r["status"] for r in list_keys(project)} == before  # nothing revoked
+
+
+def test_a_key_for_a_principal_the_policy_never_names_warns_on_stderr(project: Project) -> None:
+    proc = run_process("keys", "create", "nobody-in-policy", "-c", str(project.config))
+    assert proc.returncode == 0, proc.stderr
+    assert KEY_RE.fullmatch(proc.stdout.rstrip("\n")) and proc.stdout.count("\n") == 1
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: "), proc.stderr
+    assert "principal 'nobody-in-policy' appears nowhere in" in lines[0]
+    assert verify(project.config, proc.stdout.strip()) == ("nobody-in-policy", "")
+    # A principal the policy grants something: no warning.
+    proc = run_process("keys", "create", "submitter", "-c", str(project.config))
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert KEY_RE.fullmatch(proc.stdout.rstrip("\n"))
+
+
+def test_key_ids_are_whole_on_a_narrow_terminal_and_in_a_pipe(project: Project) -> None:
+    ids = [r["key_id"] for r in list_keys(project)]
+    code, shown = run_in_terminal("keys", "list", "-c", str(project.config), columns=40)
+    assert code == 0, shown
+    piped = run_process("keys", "list", "-c", str(project.config), env={"COLUMNS": "40"})
+    assert piped.returncode == 0, piped.stderr
+    for output in (shown, piped.stdout):
+        assert "…" not in output
+        for i in ids:
+            assert i in output
 
 
 # -- config lookup --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from bastion.project import init_project
 from bastion.storage.database import shared_engine
 from bastion.storage.queue import Queue, open_queue
 from bastion.testing.pipeline_stack import assign_ports
+from tests.cli.runner import run_in_terminal
 from tests.cli.test_cli import one_line_error, run
 from tests.runtime.test_supervisor import alive
 
@@ -164,11 +165,52 @@ def test_redrive_needs_ids_or_all(pipeline: Pipeline) -> None:
         result = run("dlq", "redrive", *args, "--config", str(pipeline.config))
         assert "or pass --all" in one_line_error(result)
     result = run("dlq", "redrive", letter.id, "nope", "--config", str(pipeline.config))
-    assert "not in the dead-letter queue: nope" in one_line_error(result)
+    assert result.exit_code == 2
+    assert "no such dead letter: 'nope' (see `bastion dlq list`)" in one_line_error(result)
     # Nothing moved, nothing changed.
     assert pipeline.queue.dlq_depth() == 1
     doc = pipeline.repo.get_document(letter.body["document_id"])
     assert doc is not None and doc["status"] == "failed"
+
+
+def test_redrive_takes_a_unique_prefix_and_refuses_an_ambiguous_one(pipeline: Pipeline) -> None:
+    # Dead-letter ids are hex: among 17 of them, two share their first character.
+    for i in range(17):
+        pipeline.upload(f"{i}.pdf")
+        pipeline.dead_letter("bad")
+    letters = pipeline.queue.dlq_list()
+    firsts = [d.id[0] for d in letters]
+    shared = next(c for c in firsts if firsts.count(c) > 1)
+    result = run("dlq", "redrive", shared, "--config", str(pipeline.config))
+    assert result.exit_code == 2
+    message = one_line_error(result)
+    assert f"dead letter prefix {shared!r} is ambiguous: it matches {firsts.count(shared)}" in (
+        message
+    )
+    assert pipeline.queue.dlq_depth() == 17
+
+    one = letters[0]
+    prefix = next(
+        one.id[:n]
+        for n in range(1, 33)
+        if [d for d in letters if d.id.startswith(one.id[:n])] == [one]
+    )
+    code, out, err = pipeline.cli("dlq", "redrive", prefix)
+    assert code == 0, err
+    assert "moved 1 message(s) back onto the queue" in out
+    assert one.id not in {d.id for d in pipeline.queue.dlq_list()}
+    doc = pipeline.repo.get_document(one.body["document_id"])
+    assert doc is not None and doc["status"] == "queued"
+
+
+def test_dlq_list_shows_whole_ids_on_a_narrow_terminal(pipeline: Pipeline) -> None:
+    pipeline.upload("a.pdf")
+    pipeline.dead_letter("extraction_failed")
+    (letter,) = pipeline.queue.dlq_list()
+    code, shown = run_in_terminal("dlq", "list", "--config", str(pipeline.config), columns=40)
+    assert code == 0, shown
+    assert "…" not in shown
+    assert letter.id in shown and letter.body["document_id"] in shown
 
 
 def test_status_without_a_database(pipeline: Pipeline, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import structlog
 from typer.testing import Result
@@ -24,6 +26,7 @@ from bastion.pipeline.archive_repo import ArchiveRepository
 from bastion.pipeline.samples import bundled_dir
 from bastion.project import init_project
 from bastion.runtime.agent import AgentApp
+from bastion.security.secrets import resolve
 from bastion.security.stack import build_api_key_store
 from bastion.storage.database import shared_engine
 from bastion.testing import serve_in_thread
@@ -40,6 +43,11 @@ NOT_A_PDF = bundled_dir() / "not_a_pdf.pdf"
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def submitter_key(settings: Settings) -> str:
+    assert settings.pipeline.submit_api_key is not None
+    return resolve(settings.pipeline.submit_api_key, settings.base_dir).get()
 
 
 @dataclass
@@ -98,6 +106,18 @@ def test_no_wait_prints_the_ids(gateway_only: Project) -> None:
     assert result.exit_code == 0, result.output
     ids = [gateway_only.document_id(INVOICE), gateway_only.document_id(REPORT)]
     assert result.stdout.splitlines() == ids
+    # Each document's correlation id, for `bastion audit tail --correlation`, on stderr.
+    shown = re.findall(r"^(\S+): document (\S+), correlation id (\S+)$", result.stderr, re.M)
+    assert [(name, doc_id) for name, doc_id, _ in shown] == [
+        (INVOICE.name, ids[0]),
+        (REPORT.name, ids[1]),
+    ]
+    for _, doc_id, correlation_id in shown:
+        answer = httpx.get(
+            f"{gateway_only.settings.pipeline.gateway_url}/api/documents/{doc_id}",
+            headers={"X-API-Key": submitter_key(gateway_only.settings)},
+        )
+        assert answer.json()["correlation_id"] == correlation_id
     # The same bytes again: the same id (the gateway answers 200 with the current status).
     result = gateway_only.submit(str(INVOICE), "--no-wait", "--json")
     assert result.exit_code == 0, result.output
@@ -190,12 +210,14 @@ def test_whole_pipeline_results(tmp_path: Path) -> None:
         assert (locked["status"], locked["failure_reason"]) == ("failed", "encrypted")
         assert "1 document(s) failed in the pipeline" in result.stderr
 
-        # The table, for people: short ids, one row per file.
+        # The table, for people: one row per file, ids and correlation ids whole.
         result = proj.submit(str(INVOICE), str(encrypted))
         assert result.exit_code == 0, result.output
         table = result.stdout
         assert "submitted documents" in table
-        for column in ("file", "id", "status", "outcome", "type", "failure reason", "findings"):
+        for column in ("file", "id", "correlation id", "status", "outcome", "type", "findings"):
             assert column in table
-        assert doc_id[:12] in table and doc_id not in table
+        assert invoice["id"] in table and locked["id"] in table
+        assert invoice["correlation_id"] and invoice["correlation_id"] in table
+        assert locked["correlation_id"] and locked["correlation_id"] in table
         assert "encrypted" in table and "archived" in table

@@ -23,7 +23,7 @@ from bastion.security.audit import (
     make_checkpoint,
     parse_checkpoint,
 )
-from bastion.security.audit_verify import tail, verify_chain
+from bastion.security.audit_verify import chain_names, correlation_ids, tail, verify_chain
 from bastion.storage.database import shared_engine
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -343,3 +343,16 @@ def test_parse_checkpoint_rejects_garbage() -> None:
     for bad in (b"[]", b"{}", b'{"chain":"a","seq":true,"hash":"x","ts":1,"mac":"m"}', b"x"):
         with pytest.raises(ValueError):
             parse_checkpoint(bad)
+
+
+async def test_correlation_ids_by_prefix_and_chain_names(db_url: str, tmp_path: Path) -> None:
+    engine = shared_engine(db_url)
+    await write_chain(engine, tmp_path, "alpha", n=6)
+    await write_chain(engine, tmp_path, "beta", n=2, start=6)
+    assert correlation_ids(engine, "corr-00000") == [f"corr-{i:06d}" for i in range(4)]
+    assert correlation_ids(engine, "corr-000001") == ["corr-000001"]
+    assert correlation_ids(engine, "corr-000001", limit=1) == ["corr-000001"]
+    # LIKE wildcards are literal characters of the prefix.
+    assert correlation_ids(engine, "corr_") == correlation_ids(engine, "%") == []
+    assert correlation_ids(engine, "corr-0000_1") == []
+    assert chain_names(engine, tmp_path) == ["alpha", "beta"]

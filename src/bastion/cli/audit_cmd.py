@@ -18,10 +18,17 @@ from bastion.cli.common import (
     fail,
     open_engine,
     print_rows,
+    resolve_prefix,
     settings_from,
+    usage_error,
 )
 from bastion.config import Settings
-from bastion.security.audit_verify import VerifyReport, verify_chain
+from bastion.security.audit_verify import (
+    VerifyReport,
+    chain_names,
+    correlation_ids,
+    verify_chain,
+)
 from bastion.security.audit_verify import tail as audit_tail
 from bastion.security.secrets import SecretError, resolve
 
@@ -93,6 +100,12 @@ def _print_report(report: VerifyReport) -> None:
         console.print(f"audit trail NOT intact: {bad}", markup=False, highlight=False)
 
 
+def _known_chain(chain: str, names: list[str]) -> None:
+    if chain not in names:
+        known = ", ".join(names) if names else "none yet"
+        usage_error(f"no such chain: {chain!r} (chains with records or checkpoints: {known})")
+
+
 @app.command()
 def verify(
     config: ConfigOption = None,
@@ -108,6 +121,8 @@ def verify(
     engine = open_engine(settings)
     checkpoint_dir = settings.path(settings.audit.checkpoint_dir)
     try:
+        if chain is not None:
+            _known_chain(chain, chain_names(engine, checkpoint_dir))
         report = verify_chain(engine, key, checkpoint_dir, chain)
     except SQLAlchemyError as exc:
         fail(f"cannot read the audit trail: {db_error(exc)}")
@@ -127,7 +142,10 @@ def tail(
     config: ConfigOption = None,
     correlation: Annotated[
         str | None,
-        typer.Option("--correlation", help="Only this correlation ID, oldest first."),
+        typer.Option(
+            "--correlation",
+            help="Only this correlation ID (or a unique prefix of it), oldest first.",
+        ),
     ] = None,
     principal: Annotated[
         str | None, typer.Option("--principal", help="Only records of this principal.")
@@ -142,6 +160,13 @@ def tail(
     settings = settings_from(config)
     engine = open_engine(settings)
     try:
+        if correlation is not None:
+            correlation = resolve_prefix(
+                correlation,
+                correlation_ids(engine, correlation),
+                "correlation id",
+                "bastion audit tail",
+            )
         rows: list[dict[str, Any]] = audit_tail(
             engine, limit=limit, correlation_id=correlation, principal=principal, chain=chain
         )

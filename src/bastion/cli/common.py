@@ -1,16 +1,19 @@
-"""Shared CLI plumbing: the `--config` and `--json` options, settings loading, table output."""
+"""Shared CLI plumbing: the `--config` and `--json` options, settings loading, errors and
+warnings, table output that never cuts an id, and ids given by a unique prefix."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -42,11 +45,31 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def usage_error(message: str) -> NoReturn:
+    """A bad argument: one line on stderr, exit status 2."""
+    fail(message, code=2)
+
+
+def warn(message: str) -> None:
+    """One line on stderr; never changes the exit status or what goes to stdout."""
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def settings_from(config: str | None) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as exc:
         fail(str(exc), 2 if isinstance(exc, EnvOverrideError) else 1)
+
+
+def is_id_column(name: str) -> bool:
+    """Columns holding ids (`id`, `key_id`, `correlation id`, ...) are never cut or wrapped."""
+    return name == "id" or name.endswith(("_id", " id"))
+
+
+# A table column's borders and padding, and the narrowest a folding column may get.
+_COLUMN_CHROME = 3
+_NARROWEST_FOLDED = 3
 
 
 def print_rows(
@@ -56,16 +79,72 @@ def print_rows(
     as_json: bool,
     title: str | None = None,
 ) -> None:
-    """Print rows as a rich table, or as a JSON list with `--json`."""
+    """Print rows as a table, or as a JSON list with `--json`.
+
+    Id columns (see `is_id_column`) are always shown whole: other columns fold (wrap) to make
+    room; on a terminal too narrow even for that, each row is printed as `column: value` lines.
+    When stdout is not a terminal (a pipe, a file), the table is as wide as its content.
+    """
     if as_json:
         sys.stdout.write(json.dumps(list(rows), default=str, indent=2) + "\n")
         return
+    cells = [["" if row.get(c) is None else str(row.get(c)) for c in columns] for row in rows]
+    widths = [max([cell_len(c), *(cell_len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    # A fresh console: COLUMNS and whether stdout is a terminal are read now, not at import.
+    out = Console(highlight=False)
     table = Table(title=title)
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    console.print(table)
+    for col, width in zip(columns, widths, strict=True):
+        if is_id_column(col):
+            table.add_column(col, no_wrap=True, min_width=width)
+        else:
+            table.add_column(col, overflow="fold")
+    for row_cells in cells:
+        table.add_row(*(Text(value) for value in row_cells))
+    if not out.is_terminal:
+        out = Console(highlight=False, width=1 + sum(w + _COLUMN_CHROME for w in widths))
+    elif _narrowest(columns, widths) > out.width:
+        _print_records(out, cells, columns, title)
+        return
+    out.print(table)
+
+
+def _narrowest(columns: Sequence[str], widths: Sequence[int]) -> int:
+    """How wide the table must be with its id columns whole and every other column folded."""
+    return 1 + sum(
+        (w if is_id_column(c) else min(w, _NARROWEST_FOLDED)) + _COLUMN_CHROME
+        for c, w in zip(columns, widths, strict=True)
+    )
+
+
+def _print_records(
+    out: Console, cells: Iterable[Sequence[str]], columns: Sequence[str], title: str | None
+) -> None:
+    """Each row as `column: value` lines, a blank line between rows; values are never cut."""
+    if title:
+        out.print(Text(title, style="italic"))
+    pad = max(len(c) for c in columns)
+    for number, row_cells in enumerate(cells):
+        if number:
+            out.print()
+        for col, value in zip(columns, row_cells, strict=True):
+            out.print(Text(f"{col.rjust(pad)}: {value}"), soft_wrap=True)
+
+
+def resolve_prefix(given: str, candidates: Iterable[str], what: str, listed_by: str) -> str:
+    """The one candidate equal to `given` or starting with it; else a usage error (exit 2):
+    `no such <what>`, or how many candidates an ambiguous prefix matches. `listed_by` is the
+    command that shows the candidates."""
+    matches = sorted({c for c in candidates if c.startswith(given)}) if given else []
+    if given in matches:
+        return given
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        usage_error(f"no such {what}: {given!r} (see `{listed_by}`)")
+    usage_error(
+        f"{what} prefix {given!r} is ambiguous: it matches {len(matches)}; give more "
+        f"characters (see `{listed_by}`)"
+    )
 
 
 def db_error(exc: BaseException) -> str:

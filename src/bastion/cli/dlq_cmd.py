@@ -10,7 +10,17 @@ from typing import Annotated, Any
 
 import typer
 
-from bastion.cli.common import ConfigOption, JsonOption, console, fail, print_rows, settings_from
+from bastion.cli.common import (
+    ConfigOption,
+    JsonOption,
+    console,
+    fail,
+    print_rows,
+    resolve_prefix,
+    settings_from,
+    usage_error,
+    warn,
+)
 from bastion.cli.status_cmd import archive_call, open_archive, open_pipeline_queue
 from bastion.pipeline.archive_repo import DocumentNotFoundError
 from bastion.storage.queue import DeadLetter, Queue
@@ -79,7 +89,8 @@ def redrive(
     ids: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Dead-letter ids to move back (see `bastion dlq list`).", show_default=False
+            help="Dead-letter ids (or unique prefixes) to move back (see `bastion dlq list`).",
+            show_default=False,
         ),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Move every dead letter back.")] = False,
@@ -87,7 +98,7 @@ def redrive(
 ) -> None:
     """Move dead letters back onto the queue and mark their documents `queued` again."""
     if bool(ids) == all_:
-        fail("name the dead letters to redrive (ids from `bastion dlq list`) or pass --all")
+        usage_error("name the dead letters to redrive (ids from `bastion dlq list`) or pass --all")
     settings = settings_from(config)
     repo = open_archive(settings)
     queue = open_pipeline_queue(settings)
@@ -95,10 +106,8 @@ def redrive(
         letters = _dead_letters(queue, _ALL, settings.pipeline.queue_url)
         if ids:
             by_id = {d.id: d for d in letters}
-            unknown = [i for i in ids if i not in by_id]
-            if unknown:
-                fail(f"not in the dead-letter queue: {', '.join(unknown)} (see `bastion dlq list`)")
-            letters = [by_id[i] for i in dict.fromkeys(ids)]
+            chosen = (resolve_prefix(i, by_id, "dead letter", "bastion dlq list") for i in ids)
+            letters = [by_id[i] for i in dict.fromkeys(chosen)]
         if not letters:
             console.print("the dead-letter queue is empty: nothing to redrive", highlight=False)
             return
@@ -129,10 +138,7 @@ def redrive(
     finally:
         queue.close()
     for doc_id in missing:
-        console.print(
-            f"warning: document {doc_id} is not in the archive; its message was redriven anyway",
-            highlight=False,
-        )
+        warn(f"document {doc_id} is not in the archive; its message was redriven anyway")
     console.print(
         f"moved {moved} message(s) back onto the queue; their documents are queued again",
         highlight=False,

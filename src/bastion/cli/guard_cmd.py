@@ -1,7 +1,9 @@
 """`bastion guard scan`: run the guardrails on a text (or a JSON-lines batch), print verdicts.
 
 Exit status 0 whatever the verdicts; non-zero only for an error (an unreadable or malformed
-policy or input file, a malformed batch line).
+policy or input file, a malformed batch line). `--policy` takes a file or a shipped policy's name;
+a policy that anonymises with reversible tokens gets its key from `--token-key-ref` or
+`guardrails.token_key` in the config.
 """
 
 from __future__ import annotations
@@ -9,12 +11,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bastion.cli.common import fail
+from bastion.cli.common import ConfigOption, fail, usage_error
+from bastion.config import ConfigError, load_settings
 from bastion.guardrails.types import Direction, Source
+from bastion.security.secrets import SecretError, resolve
+
+if TYPE_CHECKING:
+    from bastion.guardrails.policy import Policy
 
 app = typer.Typer(no_args_is_help=True, help="Scan text with the guardrails.")
 
@@ -28,8 +35,13 @@ def scan(
         typer.Argument(help="The text to scan, or - to read it from standard input."),
     ] = None,
     policy: Annotated[
-        Path | None,
-        typer.Option("--policy", help="A guardrail policy YAML file (default: the built-in)."),
+        str | None,
+        typer.Option(
+            "--policy",
+            help="A guardrail policy YAML file, or a shipped policy's name: default, documents, "
+            "strict (default: default).",
+            show_default=False,
+        ),
     ] = None,
     source: Annotated[
         Source, typer.Option("--source", help="Where the text comes from.")
@@ -45,18 +57,23 @@ def scan(
             "(- for standard input); print one verdict per line, in order.",
         ),
     ] = None,
+    token_key_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--token-key-ref",
+            help="Secret reference (secret://env/NAME, secret://file/PATH...) to the key of "
+            "reversible tokens, 32, 48 or 64 bytes as hex (default: guardrails.token_key).",
+            show_default=False,
+        ),
+    ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Print the guardrail verdict as JSON: action, findings, sanitized text, policy version."""
     from bastion.guardrails.engine import Engine
-    from bastion.guardrails.policy import PolicyError, default_policy, load_policy
 
-    try:
-        chosen = load_policy(policy) if policy is not None else default_policy()
-    except PolicyError as error:
-        fail(f"bad policy: {error}")
-    except OSError as error:
-        fail(f"unreadable policy: {policy}: {error.strerror or error}")
-    engine = Engine(chosen)
+    chosen = _policy(policy)
+    key = _token_key(chosen, token_key_ref, config) if chosen.anonymize_with == "token" else None
+    engine = Engine(chosen, token_key=key)
     if jsonl is not None:
         if text is not None:
             fail("give either TEXT or --jsonl, not both")
@@ -66,6 +83,59 @@ def scan(
         fail("nothing to scan: give TEXT, - for standard input, or --jsonl FILE")
     body: str | bytes = sys.stdin.buffer.read() if text == _STDIN else text
     _print(engine.scan(body, source, direction).to_dict())
+
+
+def _policy(given: str | None) -> Policy:
+    """The policy `--policy` names: a file if there is one at that path, else a shipped one."""
+    from bastion.guardrails.policy import (
+        PolicyError,
+        load_policy,
+        shipped_policy,
+        shipped_policy_names,
+    )
+
+    try:
+        if given is None:
+            return shipped_policy("default")
+        if not Path(given).exists() and given in shipped_policy_names():
+            return shipped_policy(given)
+        if not Path(given).exists():
+            names = ", ".join(shipped_policy_names())
+            usage_error(f"no such policy: {given!r} (give a policy file or one of: {names})")
+        return load_policy(given)
+    except PolicyError as error:
+        fail(f"bad policy: {error}")
+
+
+def _token_key(policy: Policy, ref: str | None, config: str | None) -> bytes:
+    """The key of the policy's reversible tokens: `--token-key-ref`, else the config's."""
+    from bastion.guardrails.anonymize import KEY_SIZES
+
+    try:
+        settings = load_settings(config, required=False)
+    except ConfigError as exc:
+        fail(str(exc))
+    origin = "--token-key-ref" if ref else "guardrails.token_key"
+    ref = ref or settings.guardrails.token_key
+    if not ref:
+        usage_error(
+            f"policy {policy.name!r} anonymises with reversible tokens and needs their key: "
+            "pass --token-key-ref secret://... or set guardrails.token_key in bastion.yaml"
+        )
+    try:
+        text = resolve(ref, settings.base_dir, settings.secrets).get().strip()
+    except SecretError as exc:
+        usage_error(f"{origin}: {exc}")
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) not in KEY_SIZES:
+        usage_error(
+            f"{origin}: the token key must be 32, 48 or 64 bytes written as hex "
+            "(e.g. the output of `openssl rand -hex 64`)"
+        )
+    return key
 
 
 def _scan_lines(engine: Any, path: Path) -> None:

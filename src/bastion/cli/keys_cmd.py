@@ -8,8 +8,19 @@ from typing import Annotated
 
 import typer
 
-from bastion.cli.common import ConfigOption, JsonOption, fail, print_rows, settings_from
+from bastion.cli.common import (
+    ConfigOption,
+    JsonOption,
+    fail,
+    print_rows,
+    resolve_prefix,
+    settings_from,
+    usage_error,
+    warn,
+)
+from bastion.config import Settings
 from bastion.security.apikeys import ApiKeyError, ApiKeyStore
+from bastion.security.rbac import PolicyError, load_policy
 from bastion.security.stack import build_api_key_store
 
 app = typer.Typer(no_args_is_help=True)
@@ -17,16 +28,31 @@ app = typer.Typer(no_args_is_help=True)
 _DURATION_RE = re.compile(r"^(\d+)([smhd])$")
 
 
-def parse_duration(value: str) -> float:
-    """`90s`, `15m`, `12h`, `30d` -> seconds."""
+def parse_duration(value: str, option: str) -> float:
+    """`90s`, `15m`, `12h`, `30d` -> seconds; anything else is a usage error naming `option`."""
     m = _DURATION_RE.match(value.strip())
     if not m:
-        raise typer.BadParameter(f"{value!r}: write a number and a unit s, m, h or d (e.g. 30d)")
+        usage_error(f"{option} {value!r}: write a number and a unit s, m, h or d (e.g. 30d)")
     return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 def _store(config: str | None) -> ApiKeyStore:
     return build_api_key_store(settings_from(config))
+
+
+def _warn_if_not_in_policy(settings: Settings, principal: str) -> None:
+    """A key for a principal the policy never names can call nothing: say so (on stderr)."""
+    path = settings.path(settings.policy.file)
+    try:
+        mentioned = load_policy(path).mentions(principal)
+    except PolicyError as exc:
+        warn(f"cannot check the policy for {principal!r}: {exc}")
+        return
+    if not mentioned:
+        warn(
+            f"principal {principal!r} appears nowhere in {path}: the key authenticates, but "
+            "every call is denied until the policy grants it something"
+        )
 
 
 @app.command()
@@ -39,12 +65,20 @@ def create(
     label: Annotated[str | None, typer.Option("--label", help="A note for humans.")] = None,
 ) -> None:
     """Create a key and print it once. Only its hash is stored."""
-    expires = time.time() + parse_duration(expires_in) if expires_in else None
+    lifetime = None if expires_in is None else parse_duration(expires_in, "--expires-in")
+    if lifetime is not None and lifetime <= 0:
+        usage_error(f"--expires-in {expires_in!r}: a key must live longer than 0 s (e.g. 30d)")
+    settings = settings_from(config)
     try:
-        key = _store(config).create(principal, expires_at=expires, label=label)
+        key = build_api_key_store(settings).create(
+            principal,
+            expires_at=None if lifetime is None else time.time() + lifetime,
+            label=label,
+        )
     except ApiKeyError as exc:
         fail(str(exc))
     typer.echo(key)
+    _warn_if_not_in_policy(settings, principal)
 
 
 def _when(ts: float | None) -> str | None:
@@ -73,10 +107,18 @@ def list_keys(
 
 
 @app.command()
-def revoke(key_id: str, config: ConfigOption = None) -> None:
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id, or a unique prefix of it.")],
+    config: ConfigOption = None,
+) -> None:
     """Revoke a key. Running agents stop accepting it within auth.api_key_cache_seconds."""
+    store = _store(config)
+    keys = {k["key_id"]: k for k in store.list()}
+    key_id = resolve_prefix(key_id, keys, "key id", "bastion keys list")
+    if keys[key_id]["revoked_at"] is not None:
+        usage_error(f"key {key_id} is already revoked: nothing to do (see `bastion keys list`)")
     try:
-        _store(config).revoke(key_id)
+        store.revoke(key_id)
     except ApiKeyError as exc:
         fail(str(exc))
     typer.echo(f"revoked {key_id}")
@@ -92,7 +134,7 @@ def rotate(
 ) -> None:
     """Issue a new key for the same principal; the old one expires after the grace period."""
     try:
-        key = _store(config).rotate(key_id, grace_seconds=parse_duration(grace))
+        key = _store(config).rotate(key_id, grace_seconds=parse_duration(grace, "--grace"))
     except ApiKeyError as exc:
         fail(str(exc))
     typer.echo(key)

@@ -48,7 +48,16 @@ POLLS_PER_SECOND = 4.0
 UNREACHABLE_GRACE_SECONDS = 10.0
 RATE_LIMIT_RETRIES = 10
 MAX_RETRY_AFTER_SECONDS = 10.0
-RESULT_COLUMNS = ("file", "id", "status", "outcome", "type", "failure reason", "findings")
+RESULT_COLUMNS = (
+    "file",
+    "id",
+    "correlation id",
+    "status",
+    "outcome",
+    "type",
+    "failure reason",
+    "findings",
+)
 EVENTS_PATH = "/ws/events"
 EVENTS_SUBPROTOCOL = "bastion.v1"
 FINAL_EVENTS = frozenset({"document.archived", "document.failed", "document.deleted"})
@@ -86,6 +95,8 @@ class _Item:
         self.failure_reason = doc.get("failure_reason")
         findings = doc.get("findings")
         self.findings = len(findings) if isinstance(findings, list) else None
+        # The document's own: its first upload's, which traces its processing.
+        self.correlation_id = doc.get("correlation_id") or self.correlation_id
 
     def row(self, *, full_id: bool) -> dict[str, Any]:
         if full_id:
@@ -102,7 +113,8 @@ class _Item:
             }
         return {
             "file": self.file.name,
-            "id": self.id[:12] if self.id else None,
+            "id": self.id,
+            "correlation id": self.correlation_id,
             "status": self.status,
             "outcome": self.outcome,
             "type": self.document_type,
@@ -420,7 +432,10 @@ def submit(
     ],
     no_wait: Annotated[
         bool,
-        typer.Option("--no-wait", help="Print the document ids and exit; do not wait."),
+        typer.Option(
+            "--no-wait",
+            help="Print the document ids (correlation ids on stderr) and exit; do not wait.",
+        ),
     ] = False,
     timeout: Annotated[
         float,
@@ -477,6 +492,14 @@ def submit(
     rejected = [i for i in items if i.status == "rejected"]
     if no_wait:
         ids = [i.id for i in items if i.id]
+        for item in items:
+            if item.id:
+                err_console.print(
+                    f"{item.file.name}: document {item.id}, correlation id {item.correlation_id}",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
         sys.stdout.write(
             orjson.dumps(ids).decode() + "\n" if as_json else "".join(f"{i}\n" for i in ids)
         )

@@ -586,8 +586,22 @@ def load_policy(path: str | Path) -> Policy:
     return parse_policy(text, str(path))
 
 
+def shipped_policy_names() -> list[str]:
+    """The policies shipped in `bastion/guardrails/policies/`, by name (`default`, `strict`...)."""
+    folder = resources.files("bastion.guardrails").joinpath("policies")
+    names = (p.name for p in folder.iterdir())
+    return sorted(name.removesuffix(".yaml") for name in names if name.endswith(".yaml"))
+
+
 @cache
+def shipped_policy(name: str) -> Policy:
+    """A shipped policy by name (see `shipped_policy_names`); KeyError for any other name."""
+    if name not in shipped_policy_names():
+        raise KeyError(name)
+    resource = resources.files("bastion.guardrails").joinpath("policies", f"{name}.yaml")
+    return parse_policy(resource.read_text(encoding="utf-8"), f"{name}.yaml")
+
+
 def default_policy() -> Policy:
     """The shipped default policy (`bastion/guardrails/policies/default.yaml`)."""
-    resource = resources.files("bastion.guardrails").joinpath("policies", "default.yaml")
-    return parse_policy(resource.read_text(encoding="utf-8"), "default.yaml")
+    return shipped_policy("default")

@@ -230,7 +230,8 @@ class _CheckpointStream:
             )
 
 
-def _chains(engine: Engine, checkpoint_dir: Path) -> list[str]:
+def chain_names(engine: Engine, checkpoint_dir: Path) -> list[str]:
+    """Every chain with records in the database or a checkpoint file, sorted."""
     with engine.connect() as conn:
         names = {str(c) for c in conn.execute(select(AuditRecord.chain).distinct()).scalars()}
     if checkpoint_dir.is_dir():
@@ -324,8 +325,22 @@ def verify_chain(
     """
     if page_size < 1:
         raise ValueError("page_size must be >= 1")
-    names = [chain] if chain is not None else _chains(engine, checkpoint_dir)
+    names = [chain] if chain is not None else chain_names(engine, checkpoint_dir)
     return VerifyReport([_verify_one(engine, key, checkpoint_dir, n, page_size) for n in names])
+
+
+def correlation_ids(engine: Engine, prefix: str, *, limit: int = 1000) -> list[str]:
+    """Distinct correlation ids starting with `prefix`, sorted (an exact match first), at most
+    `limit` of them."""
+    stmt = (
+        select(AuditRecord.correlation_id)
+        .where(AuditRecord.correlation_id.startswith(prefix, autoescape=True))
+        .distinct()
+        .order_by(AuditRecord.correlation_id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [str(c) for c in conn.execute(stmt).scalars()]
 
 
 def tail(

@@ -104,6 +104,10 @@ class Policy:
             )
         self._roles: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in roles.items()}
 
+    def mentions(self, principal: str) -> bool:
+        """Whether any allow or deny rule, or the roles, name `principal`."""
+        return principal in self._allow or principal in self._deny or principal in self._roles
+
     def subjects(self, principal: str) -> tuple[str, ...]:
         return (principal, *self._roles.get(principal, ()))
 
