@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from typer.testing import Result
 
-from tests.cli.runner import run
+from tests.cli.runner import run, run_process
 
 UA = {"User-Agent": "OWASP CRS test agent", "Host": "localhost"}
 
@@ -122,3 +122,14 @@ def test_real_rules_block_attacks_and_scanners(tmp_path: Path) -> None:
     assert all(i.startswith("managed.sqli.") for i in out[0]["rule_ids"])
     assert out[1] == {"action": "BLOCK", "rule_ids": ["bot.scanner_user_agent"]}
     assert out[2] == {"action": "ALLOW", "rule_ids": []}
+
+
+def test_a_bad_override_value_is_a_usage_error_naming_the_variable(tmp_path: Path) -> None:
+    data, config = write(tmp_path, record())
+    result = run_process(
+        "waf", "test", str(data), "--config", str(config), env={"BASTION_WAF__RATE_LIMIT": "lots"}
+    )
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: environment variable BASTION_WAF__RATE_LIMIT")
+    assert "Traceback" not in result.stderr and result.stdout == ""

@@ -55,9 +55,11 @@ def warn(message: str) -> None:
     err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-def settings_from(config: str | None) -> Settings:
+def settings_from(config: str | None, *, required: bool = True) -> Settings:
+    """The settings `--config` (or the usual lookup) names; `required=False`: the defaults when
+    there is no file. A bad override value exits 2, any other configuration error 1."""
     try:
-        return load_settings(config)
+        return load_settings(config, required=required)
     except ConfigError as exc:
         fail(str(exc), 2 if isinstance(exc, EnvOverrideError) else 1)
 

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bastion.cli.common import ConfigOption, fail, usage_error
-from bastion.config import ConfigError, load_settings
+from bastion.cli.common import ConfigOption, fail, settings_from, usage_error
 from bastion.guardrails.types import Direction, Source
 from bastion.security.secrets import SecretError, resolve
 
@@ -111,10 +110,7 @@ def _token_key(policy: Policy, ref: str | None, config: str | None) -> bytes:
     """The key of the policy's reversible tokens: `--token-key-ref`, else the config's."""
     from bastion.guardrails.anonymize import KEY_SIZES
 
-    try:
-        settings = load_settings(config, required=False)
-    except ConfigError as exc:
-        fail(str(exc))
+    settings = settings_from(config, required=False)
     origin = "--token-key-ref" if ref else "guardrails.token_key"
     ref = ref or settings.guardrails.token_key
     if not ref:

@@ -17,8 +17,8 @@ from typing import Annotated, BinaryIO
 import orjson
 import typer
 
-from bastion.cli.common import ConfigOption, err_console, fail
-from bastion.config import ConfigError, Settings, load_settings
+from bastion.cli.common import ConfigOption, err_console, fail, settings_from
+from bastion.config import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Try the edge WAF's rules on recorded requests.")
 
@@ -49,7 +49,7 @@ def test(
     ] = None,
 ) -> None:
     """Print one verdict per recorded request."""
-    settings = _settings(config)
+    settings = settings_from(config, required=False)
     try:
         fh = file.open("rb")
     except OSError as exc:
@@ -61,13 +61,6 @@ def test(
             fail(f"cannot read {file}: {exc.strerror or exc}")
     summary = ", ".join(f"{n} {action}" for action, n in sorted(totals.items()))
     err_console.print(f"{sum(totals.values())} requests: {summary or 'none'}", highlight=False)
-
-
-def _settings(config: str | None) -> Settings:
-    try:
-        return load_settings(config, required=False)
-    except ConfigError as exc:
-        fail(str(exc))
 
 
 async def _run(fh: BinaryIO, settings: Settings, *, edge: bool, allow: list[str]) -> Counter[str]:
