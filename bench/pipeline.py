@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT / "src"))
 from bastion.config import Settings, load_settings  # noqa: E402
 from bastion.pipeline.archive_repo import ArchiveRepository  # noqa: E402
 from bastion.pipeline.extract.sandbox import ExtractionSandbox  # noqa: E402
+from bastion.pipeline.services import pipeline_supervisor  # noqa: E402
 from bastion.pipeline.synthetic import synthetic_invoice  # noqa: E402
 from bastion.project import init_project  # noqa: E402
-from bastion.runtime.supervisor import pipeline_supervisor  # noqa: E402
 from bastion.security.secrets import resolve  # noqa: E402
 from bastion.storage.database import shared_engine  # noqa: E402
 from bastion.testing.pipeline_stack import assign_ports  # noqa: E402

@@ -10,7 +10,8 @@ from sqlalchemy import Engine, text
 
 from bastion.cli import common
 from bastion.config import load_settings
-from bastion.security.audit import AuditEntry, AuditWriter
+from bastion.core.audit_entry import AuditEntry
+from bastion.security.audit import AuditWriter
 from bastion.security.secrets import resolve
 from bastion.storage.database import migrate, shared_engine
 from tests.cli.runner import run, run_in_terminal

@@ -19,11 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bastion.config import Settings
+from bastion.core.context import new_correlation_id
 from bastion.pipeline.archive_repo import ArchiveRepository
 from bastion.pipeline.samples import render_samples
 from bastion.pipeline.stores import object_store, open_pipeline_queue
 from bastion.project import init_project
-from bastion.runtime.context import new_correlation_id
 from bastion.security.secrets import resolve
 from bastion.storage.database import shared_engine
 from bastion.storage.models import AuditRecord

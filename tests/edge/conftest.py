@@ -22,11 +22,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from bastion.config import Settings
+from bastion.core.audit_entry import AuditEntry
 from bastion.edge.engine import Detectors
 from bastion.edge.middleware import protect
 from bastion.edge.request import InspectedRequest, parse_request
 from bastion.edge.rules import RuleMatch
-from bastion.security.audit import AuditEntry
 from bastion.testing import serve_in_thread
 
 

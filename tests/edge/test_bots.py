@@ -8,7 +8,7 @@ import pytest
 from bastion.edge.bots import bot_matches
 from bastion.edge.request import parse_request
 from bastion.edge.rules import RuleMatch
-from bastion.runtime.client import USER_AGENT
+from bastion.protocol.endpoints import USER_AGENT
 
 
 def _bots(headers: dict[str, str] | list[tuple[str, str]]) -> list[RuleMatch]:

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import structlog
 
+from bastion.core.audit_entry import AuditEntry
 from bastion.egress import (
     EgressDenied,
     EgressPolicy,
@@ -18,7 +19,6 @@ from bastion.egress import (
     egress_sync_client,
     system_resolver,
 )
-from bastion.security.audit import AuditEntry
 from tests.egress.conftest import Recorder, TableResolver
 
 LOOPBACK = ("127.0.0.1",)

@@ -14,11 +14,11 @@ import pytest
 
 import bastion.egress.transport as egress_transport
 from bastion.config import AgentEndpoint, Settings
+from bastion.core.audit_entry import AuditEntry
 from bastion.egress import EgressDenied, EgressPolicy, check_address, origin_policy
 from bastion.egress.policy import check_url
 from bastion.runtime.client import AgentClient
 from bastion.runtime.outbound import agent_egress_policy, outbound_client
-from bastion.security.audit import AuditEntry
 from bastion.security.jwks import JwksCache, JwksError
 from tests.egress.conftest import Recorder
 

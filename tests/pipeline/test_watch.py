@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from bastion.config import Settings
+from bastion.core.audit_entry import AuditEntry
 from bastion.pipeline.ingest import Ingest
 from bastion.pipeline.watch import WATCH_PRINCIPAL, FileVersion, FolderWatcher, regular_file
-from bastion.security.audit import AuditEntry
 from tests.pipeline.hostile import normal_pdf
 from tests.web.conftest import eventually
 

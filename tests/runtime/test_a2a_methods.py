@@ -15,6 +15,7 @@ import pytest
 
 from bastion.agents.tck import tck_definition
 from bastion.config import Settings, load_settings
+from bastion.core.context import CallContext, Identity, RequestContext
 from bastion.project import init_project
 from bastion.protocol.a2a import Message, Part, TaskState
 from bastion.protocol.errors import (
@@ -39,7 +40,6 @@ from bastion.runtime.a2a_methods import (
     working,
 )
 from bastion.runtime.agent import AgentApp
-from bastion.runtime.context import CallContext, Identity, RequestContext
 from bastion.runtime.methods import MethodRegistry
 from bastion.security.stack import build_api_key_store
 from bastion.testing import serve_in_thread

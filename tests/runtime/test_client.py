@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from bastion._version import __version__
 from bastion.config import ClientSettings, TLSSettings
+from bastion.core.context import correlation_id_var, valid_correlation_id
 from bastion.protocol.errors import (
     FORBIDDEN,
     INVALID_AGENT_RESPONSE,
@@ -46,7 +47,6 @@ from bastion.runtime.client import (
     result_text,
     tls_context_from_settings,
 )
-from bastion.runtime.context import correlation_id_var, valid_correlation_id
 from bastion.security.secrets import SecretValue
 from bastion.testing.live_server import serve_in_thread
 

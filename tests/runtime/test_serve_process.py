@@ -37,9 +37,9 @@ from sqlalchemy.orm import Session
 
 from bastion.agents.echo import echo_definition
 from bastion.config import ServerSettings, load_settings
+from bastion.core.context import CallContext
 from bastion.runtime.agent import AgentApp
 from bastion.runtime.client import AgentClient, client_ssl_context
-from bastion.runtime.context import CallContext
 from bastion.runtime.serve import uvicorn_config
 from bastion.storage.database import shared_engine
 from bastion.storage.models import AuditRecord

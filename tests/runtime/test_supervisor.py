@@ -14,15 +14,9 @@ from pathlib import Path
 import pytest
 
 from bastion.config import load_settings
+from bastion.pipeline.services import check_local, pipeline_specs
 from bastion.project import init_project
-from bastion.runtime.supervisor import (
-    ChildSpec,
-    Supervisor,
-    SupervisorError,
-    SupervisorEvent,
-    check_local,
-    pipeline_specs,
-)
+from bastion.runtime.supervisor import ChildSpec, Supervisor, SupervisorError, SupervisorEvent
 
 # Serves GET /healthz (200) on the port in argv[1] after sleeping argv[2] seconds; exits 0 on
 # SIGTERM.

@@ -19,9 +19,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from bastion.config import AuditSettings
+from bastion.core.audit_entry import AuditEntry
 from bastion.security.audit import (
     GENESIS_HASH,
-    AuditEntry,
     AuditIntegrityError,
     AuditWriter,
     AuditWriterClosed,

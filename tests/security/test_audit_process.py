@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 import bastion
 from bastion.config import AuditSettings
-from bastion.security.audit import AuditEntry, AuditIntegrityError, AuditWriterClosed
+from bastion.core.audit_entry import AuditEntry
+from bastion.security.audit import AuditIntegrityError, AuditWriterClosed
 from bastion.security.audit_process import AuditProcessWriter
 from bastion.security.audit_verify import verify_chain
 from bastion.storage.database import shared_engine

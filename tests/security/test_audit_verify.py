@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from bastion.config import AuditSettings
+from bastion.core.audit_entry import AuditEntry
 from bastion.security.audit import (
     GENESIS_HASH,
-    AuditEntry,
     AuditWriter,
     canonical,
     chain_hash,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from bastion.core.context import Identity
 from bastion.protocol.errors import FORBIDDEN, SECURITY_UNAVAILABLE, UNAUTHENTICATED
-from bastion.runtime.context import Identity
 from bastion.security.apikeys import ApiKeyStore, parse_key_id
 from bastion.security.liveness import MIN_INTERVAL_SECONDS, CredentialCheck, watch
 from bastion.security.rbac import PolicyStore

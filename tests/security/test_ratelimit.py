@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from bastion.config import RateLimitSettings
+from bastion.core.context import CallContext, Identity, RateInfo, RequestContext
 from bastion.protocol.errors import RATE_LIMITED, SECURITY_UNAVAILABLE
-from bastion.runtime.context import CallContext, Identity, RateInfo, RequestContext
 from bastion.security import ratelimit
 from bastion.security.ratelimit import (
     Limit,

@@ -13,8 +13,8 @@ from multiprocessing.synchronize import Barrier
 import pytest
 
 from bastion.config import RateLimitSettings
+from bastion.core.context import CallContext, Identity, RequestContext
 from bastion.protocol.errors import SECURITY_UNAVAILABLE
-from bastion.runtime.context import CallContext, Identity, RequestContext
 from bastion.security.ratelimit import (
     Limit,
     RateLimitBackendError,

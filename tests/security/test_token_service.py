@@ -16,7 +16,7 @@ import pytest
 from starlette.applications import Starlette
 
 from bastion.config import IssuerSettings, JWTSettings, TokenServiceSettings
-from bastion.runtime.context import Identity
+from bastion.core.context import Identity
 from bastion.security.jwt_verify import JwtVerifier, TokenError
 from bastion.security.secrets import write_secret_file
 from bastion.security.token_service import (

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from pydantic import BaseModel, Field
 
+from bastion.core.context import CallContext
 from bastion.runtime.a2a_methods import (
     A2AService,
     AgentOutput,
@@ -22,7 +23,6 @@ from bastion.runtime.a2a_methods import (
     register_a2a_methods,
 )
 from bastion.runtime.agent import AgentDefinition
-from bastion.runtime.context import CallContext
 from bastion.runtime.methods import MethodRegistry
 
 NAME = "echo"

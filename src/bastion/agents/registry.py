@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Callable
 
 from bastion.config import Settings
+from bastion.pipeline.services import PIPELINE_AGENTS
 from bastion.runtime.agent import AgentDefinition
 
 
@@ -37,9 +38,6 @@ def _pipeline_agent(name: str) -> Callable[[Settings, bool], AgentDefinition]:
 
     return factory
 
-
-# The document pipeline's agents, in the order `bastion up` starts them.
-PIPELINE_AGENTS = ("archivist", "validator", "extractor", "orchestrator")
 
 _AGENTS: dict[str, Callable[[Settings, bool], AgentDefinition]] = {
     "echo": _echo,

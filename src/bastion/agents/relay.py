@@ -10,9 +10,9 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from bastion.config import Settings
+from bastion.core.context import CallContext
 from bastion.runtime.agent import AgentConfigError, AgentDefinition
 from bastion.runtime.client import AgentClient
-from bastion.runtime.context import CallContext
 from bastion.runtime.methods import MethodRegistry
 from bastion.security.secrets import resolve
 

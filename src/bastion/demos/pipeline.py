@@ -25,9 +25,10 @@ from rich.table import Table
 from bastion.config import Settings, load_settings
 from bastion.pipeline.agents.common import credential, own_api_key
 from bastion.pipeline.samples import write_samples
+from bastion.pipeline.services import pipeline_supervisor
 from bastion.project import init_project
 from bastion.runtime.client import AgentClient, RpcCallError
-from bastion.runtime.supervisor import SupervisorEvent, pipeline_supervisor
+from bastion.runtime.supervisor import SupervisorEvent
 from bastion.security.audit_verify import tail, verify_chain
 from bastion.security.secrets import SecretValue, resolve
 from bastion.security.stack import build_api_key_store

@@ -9,7 +9,7 @@ Rules (ids ``bot.<rule>``, target ``header:user-agent``):
   for ignoring robots rules (``EmailCollector``, ``WebZIP``, ``HTTrack`` ...).
 
 Names are matched as whole tokens, case-insensitively, anywhere in the header (scanners often
-append their name to a browser string). Bastion's own agent client (`runtime.client.USER_AGENT`,
+append their name to a browser string). Bastion's own agent client (`protocol.endpoints.USER_AGENT`,
 ``bastion-agent-client/<version>``) is allowed before any rule runs.
 """
 
@@ -19,7 +19,7 @@ import re
 
 from bastion.edge.request import InspectedRequest
 from bastion.edge.rules import RuleMatch
-from bastion.runtime.client import USER_AGENT
+from bastion.protocol.endpoints import USER_AGENT
 
 __all__ = ["bot_matches"]
 

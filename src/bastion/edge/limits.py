@@ -14,14 +14,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bastion.config import Settings
+from bastion.protocol.endpoints import MESSAGE_PATH
 
 URI_RULE = "size.uri"
 QUERY_RULE = "size.query"
 HEADERS_RULE = "size.headers"
 BODY_RULE = "size.body"
 
-MESSAGE_PREFIX = "/message"
+MESSAGE_PREFIX = MESSAGE_PATH
 UPLOAD_PREFIX = "/api/documents"
+# An upload's multipart framing on top of the file itself: boundaries, part headers and a few
+# small extra fields (the gateway's upload route allows the same).
+MULTIPART_ALLOWANCE = 64 * 1024
 
 _WHAT = {
     URI_RULE: "the request URI",
@@ -47,9 +51,6 @@ class SizeLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SizeLimits:
-        # Imported here: the web package imports the gateway, which imports the edge.
-        from bastion.web.upload import MULTIPART_ALLOWANCE
-
         limits = settings.waf.limits
         routes = {
             MESSAGE_PREFIX: settings.server.max_body_bytes,

@@ -25,16 +25,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 import structlog
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-if TYPE_CHECKING:
-    from bastion.web.errors import ApiError
-
 from bastion.config import Settings
+from bastion.core.context import CORRELATION_HEADER, RequestContext, accept_correlation_id
 from bastion.edge import limits as size
 from bastion.edge.allowlist import PathAllowList, RouteSource, app_routes
 from bastion.edge.body import buffer_body, declared_length, replay
@@ -50,9 +47,9 @@ from bastion.edge.engine import (
     WafEngine,
 )
 from bastion.edge.ratebased import IpRateRule
-from bastion.runtime.context import CORRELATION_HEADER, RequestContext, accept_correlation_id
-from bastion.runtime.outcomes import AuditSink, OutcomeRecorder
-from bastion.runtime.server import MESSAGE_PATHS
+from bastion.protocol.endpoints import MESSAGE_PATHS
+from bastion.protocol.http_errors import ApiError, error_response
+from bastion.security.outcomes import AuditSink, OutcomeRecorder
 
 WAF_OUTCOME = "denied:waf"  # the audit outcome and metrics outcome of a refusal
 
@@ -68,9 +65,6 @@ _FORBIDDEN_MESSAGE = (
 
 def refusal(verdict: Verdict) -> ApiError:
     """The caller's view of a block."""
-    # Imported here: the web package imports the gateway, which imports the edge.
-    from bastion.web.errors import ApiError
-
     group = verdict.blocked_by
     if group == RATE:
         return ApiError(
@@ -92,8 +86,6 @@ def refusal(verdict: Verdict) -> ApiError:
 
 
 def refusal_response(verdict: Verdict, correlation_id: str) -> JSONResponse:
-    from bastion.web.errors import error_response  # see refusal()
-
     fields = {"rule_ids": verdict.rule_ids} if verdict.blocked_by in (MANAGED, BOT) else {}
     return error_response(
         refusal(verdict), correlation_id, headers={"X-Correlation-ID": correlation_id}, **fields

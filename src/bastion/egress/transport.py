@@ -33,12 +33,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio.to_thread
 import httpx
 import structlog
 
+from bastion.core.audit_entry import AuditEntry, AuditSink
 from bastion.egress.policy import (
     EgressDenied,
     EgressPolicy,
@@ -50,9 +51,6 @@ from bastion.egress.policy import (
     parse_ip,
     split_port,
 )
-
-if TYPE_CHECKING:  # the audit module reads the configuration, which names egress policies
-    from bastion.security.audit import AuditEntry
 
 __all__ = [
     "AsyncEgressTransport",
@@ -67,7 +65,6 @@ log = structlog.get_logger("bastion.egress")
 Resolver = Callable[[str, int], Sequence[str]]
 """Host name and port to the addresses to connect to, in preference order."""
 
-AuditSink = Callable[["AuditEntry"], object]
 
 AUDIT_METHOD = "egress.request"
 AUDIT_OUTCOME = "denied:egress"
@@ -156,8 +153,6 @@ class _Gate:
         return self.audit(self._entry(denied, started))
 
     def _entry(self, denied: EgressDenied, started: float) -> AuditEntry:
-        from bastion.security.audit import AuditEntry
-
         return AuditEntry.for_event(
             principal=self.principal,
             agent=self.principal,

@@ -9,17 +9,15 @@ model-client factory takes, so every model call made through the factory is audi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from prometheus_client import Counter
 
+from bastion.core.audit_entry import AuditEntry, AuditSink
 from bastion.guardrails.engine import Engine
 from bastion.guardrails.types import Action, Direction, Source, Verdict
-from bastion.security.audit import AuditEntry
 
 __all__ = ["GUARDRAIL_EVENTS", "GUARDRAIL_FINDINGS", "GuardService"]
 
-AuditSink = Callable[[AuditEntry], object]
 
 GUARDRAIL_EVENTS = Counter(
     "bastion_guardrail_events_total",

@@ -16,8 +16,8 @@ import orjson
 import structlog
 
 from bastion.config import LoggingSettings
+from bastion.core.context import correlation_id_var
 from bastion.observability.redact import redact_event
-from bastion.runtime.context import correlation_id_var
 
 
 def add_correlation_id(

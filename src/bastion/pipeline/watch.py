@@ -40,9 +40,9 @@ import structlog
 from watchfiles import Change, awatch
 
 from bastion.config import Settings
+from bastion.core.audit_entry import AuditEntry
+from bastion.core.context import new_correlation_id
 from bastion.pipeline.ingest import Ingest, UploadRejected, check_size
-from bastion.runtime.context import new_correlation_id
-from bastion.security.audit import AuditEntry
 
 log = structlog.get_logger("bastion.watch")
 

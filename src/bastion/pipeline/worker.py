@@ -38,6 +38,7 @@ from typing import Any
 import structlog
 
 from bastion.config import Settings
+from bastion.core.context import correlation_id_var, new_correlation_id, valid_correlation_id
 from bastion.pipeline.agents.common import credential, processing_timeout
 from bastion.pipeline.archive_repo import (
     ArchiveRepository,
@@ -58,7 +59,6 @@ from bastion.protocol.errors import (
 )
 from bastion.runtime.agent import AgentConfigError
 from bastion.runtime.client import AgentClient, AgentUnreachable, RpcCallError
-from bastion.runtime.context import correlation_id_var, new_correlation_id, valid_correlation_id
 from bastion.storage.database import shared_engine
 from bastion.storage.queue import ConsumerLease, Message, Queue
 

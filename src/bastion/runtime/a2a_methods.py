@@ -44,6 +44,7 @@ from typing import Any, Final, TypeVar
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bastion.core.context import CallContext
 from bastion.protocol.a2a import (
     DEFAULT_PAGE_SIZE,
     PROTOCOL_VERSION,
@@ -92,7 +93,6 @@ from bastion.runtime.a2a_executor import (
     rejected,
     working,
 )
-from bastion.runtime.context import CallContext
 from bastion.runtime.methods import MethodRegistry, validation_problems
 from bastion.runtime.task_store import TaskRecord, TaskStore
 

@@ -25,7 +25,9 @@ from bastion._version import __version__
 from bastion.config import Settings
 from bastion.edge.middleware import protect_agent
 from bastion.protocol.agent_card import build_agent_card
+from bastion.runtime.http_guard import Guard
 from bastion.runtime.methods import MethodRegistry
+from bastion.runtime.metrics_route import metrics_route
 from bastion.runtime.server import AgentServer, ReadinessCheck, run_checks
 from bastion.security.stack import SecurityStack, build_security, database_ready
 from bastion.security.token_service import JWKS_PATH, TOKEN_PATH
@@ -138,11 +140,6 @@ class AgentApp:
 
     def _metrics_route(self, stack: SecurityStack) -> BaseRoute:
         """`GET /metrics`, authorized as `<agent>.metrics`."""
-        # Imported here: the web package's gateway imports the pipeline agents, which import
-        # this module.
-        from bastion.web.guard import Guard
-        from bastion.web.metrics import metrics_route
-
         return metrics_route(Guard(self.definition.name, stack.pipeline, stack.audit))
 
     def _card_bytes(self, request: Request) -> tuple[bytes, str]:

@@ -42,10 +42,11 @@ import httpx
 import orjson
 import structlog
 
-from bastion._version import __version__
 from bastion.aio import AsyncClosing
 from bastion.config import ClientSettings, TLSSettings
+from bastion.core.context import current_correlation_id, new_correlation_id
 from bastion.egress import AuditSink, EgressPolicy, egress_client, origin_policy
+from bastion.protocol.endpoints import MESSAGE_PATH, USER_AGENT
 from bastion.protocol.errors import (
     FORBIDDEN,
     INVALID_AGENT_RESPONSE,
@@ -56,12 +57,10 @@ from bastion.protocol.errors import (
     spec_for,
 )
 from bastion.runtime.breaker import BreakerOpen, CircuitBreaker
-from bastion.runtime.context import current_correlation_id, new_correlation_id
 from bastion.security.secrets import SecretValue
 
 __all__ = [
     "A2A_VERSION",
-    "USER_AGENT",
     "AgentClient",
     "AgentUnreachable",
     "BreakerOpen",
@@ -77,9 +76,8 @@ __all__ = [
 log = structlog.get_logger("bastion.client")
 
 A2A_VERSION = "1.0"
-USER_AGENT = f"bastion-agent-client/{__version__}"
 TOKEN_PATH = "/oauth/token"  # noqa: S105 (a URL path, not a secret)
-DEFAULT_RPC_PATH = "/message"
+DEFAULT_RPC_PATH = MESSAGE_PATH
 # Refresh a token once this fraction of its lifetime has passed.
 TOKEN_REFRESH_FRACTION = 0.8
 # A Retry-After longer than this is not waited out: the error goes back to the caller.

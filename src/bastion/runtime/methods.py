@@ -24,8 +24,8 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
+from bastion.core.context import CallContext
 from bastion.protocol.errors import INVALID_PARAMS, RpcError
-from bastion.runtime.context import CallContext
 
 Handler = Callable[..., Awaitable[Any]] | Callable[..., AsyncIterator[Any]]
 

@@ -30,8 +30,16 @@ import structlog
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bastion.core.context import (
+    CallContext,
+    RateInfo,
+    RequestContext,
+    accept_correlation_id,
+    correlation_id_var,
+)
 from bastion.observability.metrics import UNKNOWN
 from bastion.protocol.a2a import a2a_error
+from bastion.protocol.endpoints import MESSAGE_PATHS
 from bastion.protocol.errors import (
     CONTENT_TYPE_NOT_SUPPORTED,
     INTERNAL_ERROR,
@@ -51,24 +59,14 @@ from bastion.protocol.jsonrpc import (
     parse_body,
     result_response,
 )
-from bastion.runtime.context import (
-    CallContext,
-    RateInfo,
-    RequestContext,
-    accept_correlation_id,
-    correlation_id_var,
-)
 from bastion.runtime.methods import MethodRegistry
-from bastion.runtime.outcomes import AuditSink, OutcomeRecorder
+from bastion.security.outcomes import AuditSink, OutcomeRecorder
 from bastion.security.ratelimit import headers_for
 from bastion.security.stages import DENIED_PREFIX, Denied, Pipeline
 
 log = structlog.get_logger("bastion.server")
 
 DEFAULT_MAX_BODY = 1024 * 1024
-# The JSON-RPC endpoint, with or without a trailing slash (clients that join "/" to the card's
-# interface URL, like the A2A TCK, post to "/message/").
-MESSAGE_PATHS = frozenset({"/message", "/message/"})
 _JSON = (b"content-type", b"application/json")
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),

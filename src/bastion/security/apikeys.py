@@ -36,7 +36,7 @@ from typing import Any, TypeGuard
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from bastion.runtime.context import Identity
+from bastion.core.context import Identity
 from bastion.security.secrets import Secret, SecretError, SecretValue
 from bastion.storage.models import ApiKey
 

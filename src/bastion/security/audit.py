@@ -56,7 +56,7 @@ import structlog
 from sqlalchemy import Connection, Engine, select
 
 from bastion.config import AuditSettings
-from bastion.runtime.context import RequestContext, current_correlation_id
+from bastion.core.audit_entry import AuditEntry
 from bastion.storage.database import write_transaction
 from bastion.storage.models import AuditRecord
 
@@ -118,92 +118,6 @@ class AuditLogger(Protocol):
     def info(self, event: str, **kw: Any) -> Any: ...
 
     def error(self, event: str, **kw: Any) -> Any: ...
-
-
-@dataclass(slots=True)
-class AuditEntry:
-    """One audited call. Do not mutate an entry after handing it to `AuditWriter.record()`.
-
-    `outcome` is e.g. "ok", "error:-32602", "denied:authenticate", "denied:authorize",
-    "denied:rate_limit" or "denied:size_limit". `detail` is an internal reason, never a secret.
-    """
-
-    ts: float
-    principal: str
-    auth_method: str
-    agent: str
-    method: str
-    correlation_id: str
-    outcome: str
-    status: int
-    latency_ms: float
-    client: str
-    detail: str | None = None
-
-    @classmethod
-    def for_request(
-        cls,
-        req: RequestContext,
-        *,
-        agent: str,
-        method: str,
-        outcome: str,
-        status: int,
-        started: float,
-        detail: str | None = None,
-        ended: float | None = None,
-    ) -> AuditEntry:
-        """The record of one call of `req`, which started at `started` and ended at `ended`
-        (perf_counter readings; `ended` default: now).
-
-        `ts` is when the call arrived, so that the hops of one correlation ID read in call order.
-        """
-        ident = req.identity
-        now = time.perf_counter()
-        elapsed = (now if ended is None else ended) - started
-        return cls(
-            ts=time.time() - (now - started),
-            principal=ident.principal if ident else "-",
-            auth_method=ident.auth_method if ident else "none",
-            agent=agent,
-            method=method,
-            correlation_id=req.correlation_id,
-            outcome=outcome,
-            status=status,
-            latency_ms=round(elapsed * 1000.0, 3),
-            client=req.client,
-            detail=detail,
-        )
-
-    @classmethod
-    def for_event(
-        cls,
-        *,
-        principal: str,
-        agent: str,
-        method: str,
-        outcome: str,
-        started: float,
-        detail: str,
-        auth_method: str = "internal",
-    ) -> AuditEntry:
-        """The record of something a component decided on its own account, outside a request
-        (a guardrail verdict, a refused outbound request), which started at `started`
-        (perf_counter), under the current correlation ID."""
-        elapsed = time.perf_counter() - started
-        return cls(
-            ts=time.time() - elapsed,
-            principal=principal,
-            auth_method=auth_method,
-            agent=agent,
-            method=method,
-            correlation_id=current_correlation_id() or "-",
-            outcome=outcome,
-            status=0,
-            latency_ms=round(elapsed * 1000.0, 3),
-            client="-",
-            detail=detail,
-        )
 
 
 # --- canonical form and hashing -------------------------------------------------------------

@@ -26,7 +26,8 @@ import orjson
 import structlog
 
 from bastion.config import AuditSettings
-from bastion.security.audit import AuditEntry, AuditIntegrityError, AuditWriterClosed
+from bastion.core.audit_entry import AuditEntry
+from bastion.security.audit import AuditIntegrityError, AuditWriterClosed
 
 log = structlog.get_logger("bastion.audit")
 

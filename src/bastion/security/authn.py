@@ -8,7 +8,7 @@ server refuses to run it anywhere but loopback.
 
 from __future__ import annotations
 
-from bastion.runtime.context import Identity, RequestContext
+from bastion.core.context import Identity, RequestContext
 from bastion.security.apikeys import ApiKeyStore
 from bastion.security.jwt_verify import JwtVerifier, TokenError
 from bastion.security.stages import RequestStage, unauthenticated

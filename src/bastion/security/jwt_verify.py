@@ -33,7 +33,7 @@ import httpx
 import jwt
 
 from bastion.config import ConfigError, JWTSettings
-from bastion.runtime.context import Identity
+from bastion.core.context import Identity
 from bastion.security.apikeys import valid_key_id
 from bastion.security.jwks import (
     ALLOWED_ALGORITHMS,

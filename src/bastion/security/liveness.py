@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from bastion.runtime.context import Identity
+from bastion.core.context import Identity
 from bastion.security.apikeys import ApiKeyStore
 from bastion.security.rbac import PolicyStore
 from bastion.security.stages import Denied, forbidden, unauthenticated, unavailable

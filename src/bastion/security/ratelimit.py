@@ -28,7 +28,7 @@ from typing import Protocol
 import structlog
 
 from bastion.config import RateLimitSettings, parse_rate
-from bastion.runtime.context import CallContext, RateInfo
+from bastion.core.context import CallContext, RateInfo
 from bastion.security.stages import CallStage, rate_limited, unavailable
 
 __all__ = [

@@ -31,7 +31,7 @@ from typing import Any
 import structlog
 
 from bastion.config import Settings
-from bastion.runtime.context import CallContext
+from bastion.core.context import CallContext
 from bastion.security.stages import CallStage, forbidden
 
 _PATTERN_RE = re.compile(r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_/-]+)?\*?|[A-Za-z0-9_-]+\.\*)$")

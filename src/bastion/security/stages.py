@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from bastion.core.context import CallContext, RequestContext
 from bastion.protocol.errors import (
     FORBIDDEN,
     RATE_LIMITED,
@@ -22,7 +23,6 @@ from bastion.protocol.errors import (
     UNAUTHENTICATED,
     RpcError,
 )
-from bastion.runtime.context import CallContext, RequestContext
 
 RequestStage = Callable[[RequestContext], Awaitable[None]]
 CallStage = Callable[[CallContext], Awaitable[None]]

@@ -49,8 +49,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bastion.config import SecretsSettings, TokenServiceSettings
+from bastion.core.context import Identity
 from bastion.observability.redact import remember
-from bastion.runtime.context import Identity
 from bastion.security.jwks import valid_kid
 from bastion.security.jwt_verify import KEY_ID_CLAIM, KeyRefusal, LocalTrust
 from bastion.security.secrets import (

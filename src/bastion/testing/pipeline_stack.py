@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from bastion.agents.registry import PIPELINE_AGENTS
 from bastion.config import Settings, load_settings
+from bastion.pipeline.services import PIPELINE_AGENTS
 from bastion.testing.live_server import serve_in_thread
 
 

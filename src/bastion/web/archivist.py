@@ -14,8 +14,8 @@ import structlog
 
 from bastion.pipeline.archive_repo import NOT_OWNER
 from bastion.protocol.errors import DOCUMENT_NOT_FOUND, INVALID_PARAMS
+from bastion.protocol.http_errors import ApiError, invalid, not_found
 from bastion.runtime.client import AgentClient, AgentUnreachable, BreakerOpen, RpcCallError
-from bastion.web.errors import ApiError, invalid, not_found
 from bastion.web.ownership import not_owner
 from bastion.web.storage import RETRY_AFTER_SECONDS
 

@@ -57,19 +57,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bastion.config import EventsSettings
-from bastion.pipeline.events import EventFeed, Subscription, TooManySubscriptions
-from bastion.pipeline.model import is_document_id
-from bastion.runtime.context import (
+from bastion.core.context import (
     CallContext,
     RequestContext,
     accept_correlation_id,
     correlation_id_var,
 )
+from bastion.pipeline.events import EventFeed, Subscription, TooManySubscriptions
+from bastion.pipeline.model import is_document_id
+from bastion.runtime.http_guard import Guard, denied_error
 from bastion.security.apikeys import KEY_PREFIX
 from bastion.security.liveness import CredentialCheck, watch
 from bastion.security.rbac import PolicyStore
 from bastion.security.stages import Denied, log_rejection
-from bastion.web.guard import Guard, denied_error
 from bastion.web.ownership import owner_scope
 
 ACTION = "events"

@@ -46,6 +46,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from bastion.config import Settings
+from bastion.core.context import CallContext
 from bastion.edge.middleware import protect
 from bastion.pipeline.agents.common import credential, peer_url
 from bastion.pipeline.archive_repo import readable_by
@@ -53,16 +54,15 @@ from bastion.pipeline.collectors import ScrapeCollector, pipeline_collector
 from bastion.pipeline.events import EventFeed
 from bastion.pipeline.ingest import Ingest, UploadRejected
 from bastion.pipeline.watch import FolderWatcher
+from bastion.protocol.http_errors import ApiError, error_response, not_found
 from bastion.runtime.client import AgentClient
-from bastion.runtime.context import CallContext
+from bastion.runtime.http_guard import Endpoint, Guard, json_response
+from bastion.runtime.metrics_route import metrics_route
 from bastion.security.secrets import SecretValue
 from bastion.security.stack import build_security
 from bastion.storage.objectstore import ObjectNotFoundError
 from bastion.web.archivist import call_archivist
-from bastion.web.errors import ApiError, error_response, not_found
 from bastion.web.events import EventsEndpoint, hide_query_token
-from bastion.web.guard import Endpoint, Guard, json_response
-from bastion.web.metrics import metrics_route
 from bastion.web.ownership import not_owner, owner_scope
 from bastion.web.params import document_id, list_params
 from bastion.web.storage import in_storage, pdf_response

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from bastion.pipeline.archive_repo import NOT_OWNER
 from bastion.pipeline.model import READ_ALL_ACTION, READ_ALL_AGENT
+from bastion.protocol.http_errors import ApiError, not_found
 from bastion.security.rbac import PolicyStore
 from bastion.security.stages import DENIED_PREFIX
-from bastion.web.errors import ApiError, not_found
 
 
 def owner_scope(policy: PolicyStore, principal: str) -> str | None:

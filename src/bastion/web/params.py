@@ -8,8 +8,8 @@ from starlette.requests import Request
 
 from bastion.pipeline.archive_repo import MAX_LIST_LIMIT
 from bastion.pipeline.model import is_document_id
+from bastion.protocol.http_errors import invalid
 from bastion.storage.pipeline_models import DOCUMENT_STATUSES
-from bastion.web.errors import invalid
 
 
 def document_id(request: Request) -> str:

@@ -13,7 +13,7 @@ import structlog
 from starlette.responses import StreamingResponse
 
 from bastion.pipeline.ingest import PDF_CONTENT_TYPE
-from bastion.web.errors import ApiError
+from bastion.protocol.http_errors import ApiError
 
 log = structlog.get_logger("bastion.gateway")
 

@@ -14,12 +14,11 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
+from bastion.edge.limits import MULTIPART_ALLOWANCE
 from bastion.pipeline.ingest import UploadRejected, check_size, too_large
-from bastion.web.errors import ApiError, invalid
+from bastion.protocol.http_errors import ApiError, invalid
 
 FILE_FIELD = "file"
-# Boundaries, part headers and a few small extra fields, on top of the file itself.
-MULTIPART_ALLOWANCE = 64 * 1024
 MAX_FORM_FIELDS = 8
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.config import Settings
+from bastion.core.context import CallContext
 from bastion.pipeline.agents.common import DocumentRef, add_status_method
 from bastion.pipeline.archive_repo import (
     MAX_LIST_LIMIT,
@@ -44,7 +45,6 @@ from bastion.pipeline.model import (
 )
 from bastion.protocol.errors import DOCUMENT_NOT_FOUND, INVALID_PARAMS, RpcError
 from bastion.runtime.agent import AgentDefinition
-from bastion.runtime.context import CallContext
 from bastion.runtime.methods import MethodRegistry
 from bastion.security.rbac import policy_store
 from bastion.storage.database import shared_engine

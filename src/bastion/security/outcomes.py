@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from bastion.core.audit_entry import AuditEntry
+from bastion.core.context import RequestContext
 from bastion.observability.metrics import observe_request
-from bastion.runtime.context import RequestContext
-from bastion.security.audit import AuditEntry
 from bastion.security.stages import DENIED_PREFIX, log_rejection
 
 

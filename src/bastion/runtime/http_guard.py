@@ -23,13 +23,13 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from bastion.core.context import CallContext, RequestContext, correlation_id_var
 from bastion.protocol.errors import spec_for
-from bastion.runtime.context import CallContext, RequestContext, correlation_id_var
-from bastion.runtime.outcomes import AuditSink, OutcomeRecorder
+from bastion.protocol.http_errors import ApiError, error_response
 from bastion.runtime.server import scope_context
+from bastion.security.outcomes import AuditSink, OutcomeRecorder
 from bastion.security.ratelimit import headers_for
 from bastion.security.stages import Denied, Pipeline
-from bastion.web.errors import ApiError, error_response
 
 log = structlog.get_logger("bastion.gateway")
 

@@ -1,4 +1,7 @@
-"""The gateway's error shape: `{"error": {"code", "message"}, "correlation_id"}`.
+"""The HTTP API's error shape: `{"error": {"code", "message"}, "correlation_id"}`.
+
+The gateway's routes, the HTTP guard in front of any plain route (an agent's `/metrics` too)
+and the edge WAF answer errors in this one shape, so it lives with the wire formats.
 
 `code` is a short stable word (`not_found`, `too_large`, ...); `message` says what to do about
 it and never contains a credential or a server-side reason that would help an attacker.

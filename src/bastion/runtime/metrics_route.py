@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bastion.runtime.context import CallContext
-from bastion.web.guard import Guard
+from bastion.core.context import CallContext
+from bastion.runtime.http_guard import Guard
 
 METRICS_PATH = "/metrics"
 METRICS_ACTION = "metrics"
