@@ -60,6 +60,14 @@ def run_process(
     )
 
 
+def process_stdout(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
+    """What `python -m bastion ARGS` prints as a real process, which must exit 0 (else the test
+    fails showing its stderr)."""
+    result = run_process(*args, env=env, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def run_in_terminal(*args: str, columns: int, timeout: float = 120) -> tuple[int, str]:
     """`python -m bastion ARGS` in a pseudo-terminal `columns` wide: (exit status, what the
     terminal showed, colours and styles removed)."""

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import stat
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from bastion._version import __version__
 from bastion.config import load_settings
 from bastion.project import CLIENT_PRINCIPALS, SERVICE_PRINCIPALS
 from bastion.security.stack import build_api_key_store
-from tests.cli.runner import run, run_in_terminal, run_process
+from tests.cli.runner import process_stdout, run, run_in_terminal, run_process
 
 KEY_RE = re.compile(r"bst_[a-z0-9]{12}_[0-9a-f]{64}")
 
@@ -90,17 +88,7 @@ def test_version() -> None:
 
 
 def test_python_dash_m_bastion_runs_the_cli() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
-    res = subprocess.run(
-        [sys.executable, "-m", "bastion", "--version"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == f"bastion {__version__}"
+    assert process_stdout("--version").strip() == f"bastion {__version__}"
 
 
 # -- init -----------------------------------------------------------------------------------

@@ -9,8 +9,6 @@ import os
 import re
 import secrets
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from bastion.config import load_settings
 from bastion.pipeline.stores import open_pipeline_queue
 from bastion.project import init_project
 from bastion.storage.queue import Queue
+from tests.cli.runner import process_stdout
 
 
 @pytest.fixture
@@ -35,18 +34,7 @@ def project(tmp_path: Path) -> Iterator[tuple[Path, Queue]]:
 
 
 def _status(config: Path, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
-    env["COLUMNS"] = "250"
-    result = subprocess.run(
-        [sys.executable, "-m", "bastion", "status", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return process_stdout("status", "--config", str(config), *args, env={"COLUMNS": "250"})
 
 
 def test_status_lists_messages_in_flight_with_age_receive_count_and_holder(

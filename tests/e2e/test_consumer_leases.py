@@ -16,8 +16,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +29,7 @@ from bastion.pipeline.synthetic import synthetic_invoice
 from bastion.project import init_project
 from bastion.storage.queue import InFlight, queue_path
 from bastion.testing.pipeline_stack import assign_ports, pipeline_in_threads
+from tests.cli.runner import process_stdout
 from tests.e2e.test_crash_safety import Worker
 from tests.e2e.test_pipeline_agents import Flow
 
@@ -100,18 +99,7 @@ def _held_by(flow: Flow, worker: Worker, receive_count: int) -> bool:
 
 def _status(config: Path, *args: str) -> str:
     """`bastion status` as a user runs it: a process of its own."""
-    env = {**os.environ, "COLUMNS": "250"}
-    env.pop("BASTION_CONFIG", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "bastion", "status", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return process_stdout("status", "--config", str(config), *args, env={"COLUMNS": "250"})
 
 
 # -- a worker killed mid-document ----------------------------------------------------------------

@@ -104,25 +104,31 @@ def _supervised_child(
     return supervisor, int(line), marker
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-def test_the_kernel_signal_stops_the_child_when_the_supervisor_dies_not_its_thread(
-    tmp_path: Path, started: list[subprocess.Popen[str]]
+@pytest.mark.parametrize(
+    ("poll_seconds", "death_signal"),
+    [
+        # Polling every 10 minutes: only the kernel's signal can stop the child in time.
+        pytest.param(
+            600,
+            True,
+            id="kernel_signal_not_its_starting_thread",
+            marks=pytest.mark.skipif(
+                not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's"
+            ),
+        ),
+        pytest.param(0.05, False, id="polling_watchdog_without_kernel_signal"),
+    ],
+)
+def test_the_child_stops_cleanly_when_the_supervisor_dies(
+    tmp_path: Path,
+    started: list[subprocess.Popen[str]],
+    poll_seconds: float,
+    death_signal: bool,
 ) -> None:
-    # Polling every 10 minutes: only the kernel's signal can stop the child in time.
-    supervisor, child, marker = _supervised_child(tmp_path, started, 600, death_signal=True)
+    supervisor, child, marker = _supervised_child(
+        tmp_path, started, poll_seconds, death_signal=death_signal
+    )
     # The thread that started the child has ended and the child answered since: still running.
-    assert alive(child) and not marker.exists()
-
-    supervisor.send_signal(signal.SIGKILL)
-    supervisor.wait()
-    assert wait_until(lambda: not alive(child), STOP_DEADLINE)
-    assert marker.read_text() == "stopped cleanly"
-
-
-def test_the_polling_watchdog_stops_the_child_without_the_kernel_signal(
-    tmp_path: Path, started: list[subprocess.Popen[str]]
-) -> None:
-    supervisor, child, marker = _supervised_child(tmp_path, started, 0.05, death_signal=False)
     assert alive(child) and not marker.exists()
 
     supervisor.send_signal(signal.SIGKILL)

@@ -8,6 +8,8 @@ The archivist and gateway tests, and the ingest and watch tests, build on it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +22,7 @@ import httpx
 from bastion.config import Settings, load_settings
 from bastion.pipeline.agents.archivist import definition as archivist_definition
 from bastion.pipeline.archive_repo import ArchiveRepository
+from bastion.pipeline.model import ExtractionResult, Outcome, ValidationResult
 from bastion.pipeline.stores import open_pipeline_queue
 from bastion.project import CLIENT_PRINCIPALS, SERVICE_PRINCIPALS, init_project
 from bastion.runtime.agent import AgentApp
@@ -50,11 +53,38 @@ class Project:
         finally:
             queue.close()
 
+    def archive(
+        self, document_id: str, outcome: Outcome, correlation_id: str | None = None
+    ) -> None:
+        """Archive an invoice's extraction with validation `outcome`, as the orchestrator does."""
+        self.repo.archive(
+            document_id,
+            ExtractionResult(document_type="invoice", confidence=0.9),
+            ValidationResult(outcome=outcome),
+            correlation_id=correlation_id,
+            principal="orchestrator",
+        )
+
     def audit_records(
         self, where: Callable[[AuditRecord], bool], *, at_least: int = 1
     ) -> list[AuditRecord]:
         """Audit rows matching `where`, waiting for the writers' next flush."""
         return audit_rows(self.settings, where, at_least=at_least)
+
+
+def record_new_upload(
+    repo: ArchiveRepository, principal: str = "submitter", correlation_id: str | None = None
+) -> str:
+    """Record the upload of new (random) bytes by `principal`, as the ingest does: its id."""
+    return repo.record_upload(
+        hashlib.sha256(os.urandom(16)).hexdigest(),
+        owner=principal,
+        filename="x.pdf",
+        content_type="application/pdf",
+        size=1,
+        principal=principal,
+        correlation_id=correlation_id,
+    ).id
 
 
 def make_project(

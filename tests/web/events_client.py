@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import time
@@ -23,7 +22,7 @@ from bastion.security.jwt_verify import KEY_ID_CLAIM
 from bastion.security.token_service import SigningKeys
 from bastion.testing import serve_in_thread
 from bastion.web import build_gateway
-from tests.web.conftest import Project, make_project, serve_archivist
+from tests.web.conftest import Project, make_project, record_new_upload, serve_archivist
 
 SUBPROTOCOL = "bastion.v1"
 
@@ -63,15 +62,7 @@ class Gateway:
 
     def received(self, principal: str, correlation_id: str = "cid-received") -> str:
         """Record the upload of new bytes by `principal` (as the ingest does): its id."""
-        return self.project.repo.record_upload(
-            hashlib.sha256(os.urandom(16)).hexdigest(),
-            owner=principal,
-            filename="x.pdf",
-            content_type="application/pdf",
-            size=1,
-            principal=principal,
-            correlation_id=correlation_id,
-        ).id
+        return record_new_upload(self.project.repo, principal, correlation_id)
 
 
 def events_settings(

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from bastion.pipeline.model import ExtractionResult, ValidationResult
 from bastion.security.stack import build_api_key_store
 from tests.pipeline.hostile import normal_pdf
 from tests.web.test_gateway import Gateway, sha, start
@@ -113,13 +112,7 @@ def test_the_same_bytes_from_another_principal_are_its_own_document(gateway: Gat
     data = normal_pdf(b"the same bytes")
     first = upload(gateway, data, "submitter")
     alice_id = first.json()["id"]
-    gateway.project.repo.archive(
-        alice_id,
-        ExtractionResult(document_type="invoice", confidence=0.9),
-        ValidationResult(outcome="invalid"),
-        correlation_id=None,
-        principal="orchestrator",
-    )
+    gateway.project.archive(alice_id, "invalid")
     assert upload(gateway, data, "submitter").json()["outcome"] == "invalid"
 
     bobs = upload(gateway, data, "bob")

@@ -4,8 +4,6 @@ holding up the others, and rows committed out of id order are still delivered.""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
 import time
 from collections.abc import AsyncIterator
 from typing import cast
@@ -17,6 +15,7 @@ from bastion.pipeline.archive_repo import ArchiveRepository
 from bastion.pipeline.events import STATUS_AFTER, EventFeed, TooManySubscriptions
 from bastion.storage.database import shared_engine
 from bastion.storage.pipeline_models import HISTORY_EVENTS, HistoryRow
+from tests.web.conftest import record_new_upload
 
 
 @pytest.fixture
@@ -30,17 +29,6 @@ async def feed(db_url: str) -> AsyncIterator[EventFeed]:
         await events.close()
 
 
-def upload(repo: ArchiveRepository, principal: str = "submitter") -> str:
-    return repo.record_upload(
-        hashlib.sha256(os.urandom(16)).hexdigest(),
-        owner=principal,
-        filename="x.pdf",
-        content_type="application/pdf",
-        size=1,
-        principal=principal,
-    ).id
-
-
 def test_every_history_event_maps_to_a_status() -> None:
     assert set(STATUS_AFTER) == set(HISTORY_EVENTS)
 
@@ -49,7 +37,7 @@ async def test_slow_subscriber_is_dropped_and_the_others_get_everything(feed: Ev
     slow = await feed.subscribe("admin", see_all=True)
     fast = await feed.subscribe("submitter", see_all=False)
     for _ in range(feed.queue_size + 2):
-        doc_id = await asyncio.to_thread(upload, feed.repo)
+        doc_id = await asyncio.to_thread(record_new_upload, feed.repo)
         event = await fast.next(10)
         assert event is not None and event.document_id == doc_id
     assert slow.dropped and not fast.dropped
@@ -59,7 +47,7 @@ async def test_slow_subscriber_is_dropped_and_the_others_get_everything(feed: Ev
 
 async def test_rows_committed_out_of_id_order_are_delivered(feed: EventFeed) -> None:
     repo = feed.repo
-    doc_id = await asyncio.to_thread(upload, repo)
+    doc_id = await asyncio.to_thread(record_new_upload, repo)
     sub = await feed.subscribe("admin", see_all=True)
     base = await asyncio.to_thread(repo.last_history_id)
     table = cast(Table, HistoryRow.__table__)

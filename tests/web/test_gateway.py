@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from bastion.config import Settings
-from bastion.pipeline.model import ExtractionResult, ValidationResult, is_document_id
+from bastion.pipeline.model import is_document_id
 from bastion.testing import serve_in_thread
 from bastion.web import build_gateway
 from tests.pipeline.hostile import normal_pdf, png_renamed
@@ -139,13 +139,7 @@ def test_new_upload_is_queued_and_identical_bytes_are_one_document(gateway: Gate
     assert again.json()["sha256"] == sha(data)
     assert again.json()["correlation_id"] == again.headers["x-correlation-id"] != cid
 
-    gateway.project.repo.archive(
-        doc_id,
-        ExtractionResult(document_type="invoice", confidence=0.9),
-        ValidationResult(outcome="valid"),
-        correlation_id=cid,
-        principal="orchestrator",
-    )
+    gateway.project.archive(doc_id, "valid", correlation_id=cid)
     done = gateway.upload(data)
     assert done.status_code == 200
     assert (done.json()["id"], done.json()["status"], done.json()["outcome"]) == (
