@@ -142,12 +142,15 @@ async def test_revoked_key_closes_its_open_streams_4001(gw: Gateway) -> None:
 
 
 def with_policy(settings: Settings) -> None:
-    """Alice may read events by her role (monitoring), bob by a grant of his own."""
+    """Alice may read every owner's events by her role (auditor), bob his own by a grant of his
+    own, carol every owner's by grants of her own."""
     default_windows(settings)
     path = settings.path(settings.policy.file)
     policy = json.loads(path.read_text())
-    policy["roles"]["alice"] = ["monitoring"]
+    policy["allow"]["auditor"] = ["gateway.events", "gateway.read_all_documents"]
+    policy["roles"]["alice"] = ["auditor"]
     policy["allow"]["bob"] = ["gateway.events"]
+    policy["allow"]["carol"] = ["gateway.events", "gateway.read_all_documents"]
     path.write_text(json.dumps(policy))
 
 
@@ -161,7 +164,7 @@ async def test_withdrawn_role_or_grant_closes_the_open_stream_4003(
             gw.connect_query(bob) as by_grant,
         ):
             doc = gw.received("bob")
-            assert (await next_event(by_role))["document_id"] == doc  # monitoring sees all
+            assert (await next_event(by_role))["document_id"] == doc  # the auditor sees all
             assert (await next_event(by_grant))["document_id"] == doc
             path = gw.project.settings.path(gw.project.settings.policy.file)
             policy = json.loads(path.read_text())
@@ -173,3 +176,26 @@ async def test_withdrawn_role_or_grant_closes_the_open_stream_4003(
     for code, reason in results:
         assert code == 4003
         assert "gateway.events" in reason
+
+
+async def test_a_withdrawn_read_all_grant_narrows_the_open_stream(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    with start(tmp_path, sqlite_url, with_policy) as gw:
+        async with gw.connect_query(new_key(gw, "carol")) as carol:
+            first = gw.received("bob")
+            assert (await next_event(carol))["document_id"] == first
+            path = gw.project.settings.path(gw.project.settings.policy.file)
+            policy = json.loads(path.read_text())
+            policy["allow"]["carol"] = ["gateway.events"]
+            path.write_text(json.dumps(policy))
+            # Within the bound, bob's documents are no longer sent; carol's own still are.
+            deadline = time.monotonic() + POLICY_CHECK_SECONDS + CACHE_SECONDS + SLACK_SECONDS
+            while True:
+                bobs, mine = gw.received("bob"), gw.received("carol")
+                seen = (await next_event(carol))["document_id"]
+                if seen == mine:
+                    break
+                assert seen == bobs and time.monotonic() < deadline
+                assert (await next_event(carol))["document_id"] == mine
+                await asyncio.sleep(POLICY_CHECK_SECONDS / 4)  # one pair per quarter check

@@ -249,7 +249,7 @@ class EventsEndpoint:
             await ws.accept(subprotocol=subprotocol)
             await self.guard.record(call, "ok", 101)
             expires = call.request.identity.expires_at if call.request.identity else None
-            end = await _Stream(ws, sub, self.settings, expires, self._hold(call)).run()
+            end = await _Stream(ws, sub, self.settings, expires, self._hold(call, sub)).run()
         finally:
             self.feed.unsubscribe(sub)
         if end is not None:
@@ -269,23 +269,36 @@ class EventsEndpoint:
             return EXPIRED, "denied:authenticate", "token expired (within leeway)"
         return None, "ok", None
 
-    async def _hold(self, call: CallContext) -> Close:
+    async def _hold(self, call: CallContext, sub: Subscription) -> Close:
         """Returns once the stream's credential lapses or its grant is withdrawn: how to close
-        (4001, 4003, or 1013 when the check cannot be made), the reason logged."""
+        (4001, 4003, or 1013 when the check cannot be made), the reason logged. Meanwhile the
+        stream follows the policy's `gateway.read_all_documents` for its principal, on the same
+        clock: a grant given or withdrawn widens or narrows what it is sent."""
         identity = call.request.identity
         assert identity is not None
-        denied = await watch(
-            identity,
-            agent=call.agent,
-            action=ACTION,
-            credentials=self.credentials,
-            policy=self.policy,
-        )
+        follow = asyncio.create_task(self._follow_read_all(identity.principal, sub))
+        try:
+            denied = await watch(
+                identity,
+                agent=call.agent,
+                action=ACTION,
+                credentials=self.credentials,
+                policy=self.policy,
+            )
+        finally:
+            follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follow
         err = denied_error(denied, ACTION)
         log_rejection(
             call.request, method=ACTION, outcome=err.outcome, status=err.status, reason=err.detail
         )
         return LAPSED if err.status == 401 else _DENIED.get(err.status, _DENIED[503])
+
+    async def _follow_read_all(self, principal: str, sub: Subscription) -> None:
+        while True:
+            await asyncio.sleep(self.credentials.interval)
+            sub.see_all = owner_scope(self.policy, principal) is None
 
 
 async def _close(ws: WebSocket, close: Close) -> None:
