@@ -17,10 +17,15 @@ from pathlib import Path
 
 from bastion.config import Settings
 from bastion.guardrails import policy as guardrail_policy
-from bastion.security import rbac
-from bastion.security.secrets import SecretError, is_reference, parse_reference
-from bastion.security.secrets.local import file_path
-from bastion.storage.queue import queue_path
+from bastion.security import (
+    PolicyError,
+    SecretError,
+    file_path,
+    is_reference,
+    load_policy,
+    parse_reference,
+)
+from bastion.storage import queue_path
 
 SQLITE_PREFIX = "sqlite:///"
 # `bastion up` writes each service's log here unless told otherwise.
@@ -41,8 +46,8 @@ def policy_checks(settings: Settings, guardrail_files: Sequence[Path] = ()) -> l
     rbac_path = settings.path(settings.policy.file)
     checks = []
     try:
-        rbac.load_policy(rbac_path)
-    except rbac.PolicyError as exc:
+        load_policy(rbac_path)
+    except PolicyError as exc:
         checks.append(FileCheck("policy.file", rbac_path, str(exc)))
     else:
         checks.append(FileCheck("policy.file", rbac_path))

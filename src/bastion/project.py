@@ -23,10 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bastion.config import ConfigError, load_settings
-from bastion.security.secrets import write_secret_file
-from bastion.security.stack import build_api_key_store
-from bastion.security.token_service import generate_signing_keyset
-from bastion.storage.database import migrate
+from bastion.security import build_api_key_store, generate_signing_keyset, write_secret_file
+from bastion.storage import migrate
 
 CONFIG_TEMPLATE = """\
 # Bastion configuration. Environment overrides: BASTION_<SECTION>__<KEY>

@@ -13,17 +13,17 @@ from collections.abc import AsyncIterator, Sequence
 from pydantic import BaseModel, Field
 
 from bastion.core.context import CallContext
-from bastion.runtime.a2a_methods import (
+from bastion.runtime import (
     A2AService,
+    AgentDefinition,
     AgentOutput,
     ExecutionContext,
     Executor,
+    MethodRegistry,
     TaskStore,
     completed,
     register_a2a_methods,
 )
-from bastion.runtime.agent import AgentDefinition
-from bastion.runtime.methods import MethodRegistry
 
 NAME = "echo"
 

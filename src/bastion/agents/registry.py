@@ -6,8 +6,8 @@ import importlib
 from collections.abc import Callable
 
 from bastion.config import Settings
-from bastion.pipeline.services import PIPELINE_AGENTS
-from bastion.runtime.agent import AgentDefinition
+from bastion.pipeline import PIPELINE_AGENTS
+from bastion.runtime import AgentDefinition
 
 
 def _echo(settings: Settings, tck: bool) -> AgentDefinition:

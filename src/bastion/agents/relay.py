@@ -11,10 +11,8 @@ from pydantic import BaseModel, Field
 
 from bastion.config import Settings
 from bastion.core.context import CallContext
-from bastion.runtime.agent import AgentConfigError, AgentDefinition
-from bastion.runtime.client import AgentClient
-from bastion.runtime.methods import MethodRegistry
-from bastion.security.secrets import resolve
+from bastion.runtime import AgentClient, AgentConfigError, AgentDefinition, MethodRegistry
+from bastion.security import resolve
 
 NAME = "relay"
 

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Callable
 
 from bastion.agents.echo import echo_definition, echo_executor
 from bastion.protocol.a2a import Part
-from bastion.runtime.a2a_methods import (
+from bastion.runtime import (
+    AgentDefinition,
     AgentOutput,
     ExecutionContext,
     TaskStore,
@@ -24,7 +25,6 @@ from bastion.runtime.a2a_methods import (
     rejected,
     working,
 )
-from bastion.runtime.agent import AgentDefinition
 
 TCK_SKILL: dict[str, object] = {
     "id": "tck",

@@ -23,14 +23,15 @@ from bastion.cli.common import (
     usage_error,
 )
 from bastion.config import Settings
-from bastion.security.audit_verify import (
+from bastion.security import (
+    SecretError,
     VerifyReport,
     chain_names,
     correlation_ids,
+    resolve,
     verify_chain,
 )
-from bastion.security.audit_verify import tail as audit_tail
-from bastion.security.secrets import SecretError, resolve
+from bastion.security import tail as audit_tail
 
 app = typer.Typer(no_args_is_help=True, help="Verify and read the audit trail.")
 

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bastion.config import ConfigError, EnvOverrideError, Settings, load_settings
-from bastion.storage.database import shared_engine
+from bastion.storage import shared_engine
 
 ConfigOption = Annotated[
     str | None,

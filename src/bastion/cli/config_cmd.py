@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from bastion.cli.common import ConfigOption, JsonOption, console, err_console, settings_from
 from bastion.config_files import exposed_file_warnings, policy_checks
-from bastion.security.secrets.preflight import Check, check_references
+from bastion.security import Check, check_references
 
 app = typer.Typer(no_args_is_help=True, help="Check the configuration.")
 

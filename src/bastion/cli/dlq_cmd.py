@@ -22,8 +22,8 @@ from bastion.cli.common import (
     warn,
 )
 from bastion.cli.status_cmd import archive_call, open_archive, open_pipeline_queue
-from bastion.pipeline.archive_repo import DocumentNotFoundError
-from bastion.storage.queue import DeadLetter, Queue
+from bastion.pipeline import DocumentNotFoundError
+from bastion.storage import DeadLetter, Queue
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and redrive the dead-letter queue.")
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from bastion.cli.common import fail
-from bastion.pipeline.model import REASON_CODES, ExtractionError
+from bastion.pipeline import REASON_CODES, ExtractionError
 
 
 def extract(
@@ -21,8 +21,7 @@ def extract(
     ] = False,
 ) -> None:
     """Classify a PDF and extract its fields; print them as JSON."""
-    from bastion.pipeline.extract import extract_document
-    from bastion.pipeline.extract.preflight import preflight
+    from bastion.pipeline import extract_document, preflight
 
     try:
         data = file.read_bytes()

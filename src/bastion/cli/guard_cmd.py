@@ -17,7 +17,7 @@ import typer
 
 from bastion.cli.common import ConfigOption, fail, settings_from, usage_error
 from bastion.guardrails.types import Direction, Source
-from bastion.security.secrets import SecretError, resolve
+from bastion.security import SecretError, resolve
 
 if TYPE_CHECKING:
     from bastion.guardrails.policy import Policy

@@ -19,9 +19,7 @@ from bastion.cli.common import (
     warn,
 )
 from bastion.config import Settings
-from bastion.security.apikeys import ApiKeyError, ApiKeyStore
-from bastion.security.rbac import PolicyError, load_policy
-from bastion.security.stack import build_api_key_store
+from bastion.security import ApiKeyError, ApiKeyStore, PolicyError, build_api_key_store, load_policy
 
 app = typer.Typer(no_args_is_help=True)
 

@@ -10,9 +10,8 @@ import typer
 
 from bastion.cli.common import ConfigOption, err_console, fail, settings_from
 from bastion.config import Settings
-from bastion.runtime.parent_watch import stop_with_parent
-from bastion.runtime.serve import ServeError, run, uvicorn_config
-from bastion.security.secrets import SecretError
+from bastion.runtime import ServeError, run, stop_with_parent, uvicorn_config
+from bastion.security import SecretError
 
 TCK_PRINCIPAL = "tck"
 
@@ -93,7 +92,7 @@ def _agent_port(agent: str, settings: Settings) -> int:
 
 def _agent(agent: str, settings: Settings, tck: bool) -> Any:
     from bastion.agents.registry import definition_for
-    from bastion.runtime.agent import AgentApp, AgentConfigError
+    from bastion.runtime import AgentApp, AgentConfigError
 
     try:
         definition = definition_for(agent, settings, tck=tck)
@@ -105,7 +104,7 @@ def _agent(agent: str, settings: Settings, tck: bool) -> Any:
 
 
 def _gateway(settings: Settings) -> Any:
-    from bastion.runtime.agent import AgentConfigError
+    from bastion.runtime import AgentConfigError
     from bastion.web.gateway import build_gateway
 
     try:
@@ -115,8 +114,8 @@ def _gateway(settings: Settings) -> Any:
 
 
 def _run_worker(settings: Settings) -> None:
-    from bastion.pipeline.worker import run_worker
-    from bastion.runtime.agent import AgentConfigError
+    from bastion.pipeline import run_worker
+    from bastion.runtime import AgentConfigError
 
     try:
         code = run_worker(settings)

@@ -24,9 +24,8 @@ from bastion.cli.common import (
     settings_from,
 )
 from bastion.config import Settings
-from bastion.pipeline.archive_repo import ArchiveRepository
-from bastion.storage.queue import InFlight, Queue
-from bastion.storage.queue.identity import process_gone
+from bastion.pipeline import ArchiveRepository
+from bastion.storage import InFlight, Queue, process_gone
 
 T = TypeVar("T")
 
@@ -63,7 +62,7 @@ def archive_call(fn: Callable[[], T]) -> T:
 
 
 def open_pipeline_queue(settings: Settings) -> Queue:
-    from bastion.pipeline.stores import open_pipeline_queue as open_queue
+    from bastion.pipeline import open_pipeline_queue as open_queue
 
     try:
         return open_queue(settings)

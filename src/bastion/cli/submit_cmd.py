@@ -38,7 +38,7 @@ from bastion.cli.common import (
     settings_from,
 )
 from bastion.config import Settings
-from bastion.security.secrets import SecretError, resolve
+from bastion.security import SecretError, resolve
 
 TERMINAL = frozenset({"archived", "failed"})
 # Status reads are paced to stay well inside the submitter's default rate limit (300/minute):
@@ -459,7 +459,7 @@ def submit(
     Exits 1 if an upload was rejected or waiting timed out. A document that ends `failed` is
     a result (shown with its reason), not an error of this command.
     """
-    from bastion.runtime.supervisor import service_tls
+    from bastion.runtime import service_tls
 
     settings = settings_from(config)
     key = _api_key(settings, api_key)

@@ -12,9 +12,9 @@ from rich.markup import escape
 
 from bastion.cli.common import ConfigOption, console, err_console, fail, print_rows, settings_from
 from bastion.config import ConfigError, find_config
-from bastion.pipeline.services import check_local, pipeline_endpoints, pipeline_supervisor
-from bastion.runtime.supervisor import SupervisorError, SupervisorEvent
-from bastion.security.secrets.preflight import check_references, describe_failures
+from bastion.pipeline import check_local, pipeline_endpoints, pipeline_supervisor
+from bastion.runtime import SupervisorError, SupervisorEvent
+from bastion.security import check_references, describe_failures
 
 STOP_TIMEOUT_SECONDS = 20.0
 _SHOWN = {

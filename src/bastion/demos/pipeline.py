@@ -23,16 +23,11 @@ from rich.panel import Panel
 from rich.table import Table
 
 from bastion.config import Settings, load_settings
-from bastion.pipeline.agents.common import credential, own_api_key
-from bastion.pipeline.samples import write_samples
-from bastion.pipeline.services import pipeline_supervisor
+from bastion.pipeline import credential, own_api_key, pipeline_supervisor, write_samples
 from bastion.project import init_project
-from bastion.runtime.client import AgentClient, RpcCallError
-from bastion.runtime.supervisor import SupervisorEvent
-from bastion.security.audit_verify import tail, verify_chain
-from bastion.security.secrets import SecretValue, resolve
-from bastion.security.stack import build_api_key_store
-from bastion.storage.database import shared_engine
+from bastion.runtime import AgentClient, RpcCallError, SupervisorEvent
+from bastion.security import SecretValue, build_api_key_store, resolve, tail, verify_chain
+from bastion.storage import shared_engine
 from bastion.testing.pipeline_stack import assign_ports
 
 BURST = 5

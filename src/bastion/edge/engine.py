@@ -30,7 +30,7 @@ from bastion.config import WafSettings
 from bastion.edge import allowlist, ratebased
 from bastion.edge.rules import RuleMatch
 from bastion.observability.metrics import WAF_MATCHES
-from bastion.security.ratelimit import RateDecision
+from bastion.security import RateDecision
 
 if TYPE_CHECKING:
     from bastion.edge.request import InspectedRequest

@@ -49,7 +49,7 @@ from bastion.edge.engine import (
 from bastion.edge.ratebased import IpRateRule
 from bastion.protocol.endpoints import MESSAGE_PATHS
 from bastion.protocol.http_errors import ApiError, error_response
-from bastion.security.outcomes import AuditSink, OutcomeRecorder
+from bastion.security import AuditSink, OutcomeRecorder
 
 WAF_OUTCOME = "denied:waf"  # the audit outcome and metrics outcome of a refusal
 

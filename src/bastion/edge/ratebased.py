@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from bastion.config import WafSettings
-from bastion.security.ratelimit import Limit, MemoryRateLimiter, RateDecision
+from bastion.security import Limit, MemoryRateLimiter, RateDecision
 
 RULE_ID = "rate.per_ip"
 

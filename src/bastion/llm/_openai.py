@@ -27,7 +27,7 @@ from bastion._version import __version__
 from bastion.egress import EgressDenied, Purpose, egress_client
 from bastion.llm.client import Completion, Message, ModelError
 from bastion.llm.config import ModelConfig
-from bastion.security.secrets import Secret
+from bastion.security import Secret
 
 CHAT_PATH = "/v1/chat/completions"
 USER_AGENT = f"bastion-llm-client/{__version__}"

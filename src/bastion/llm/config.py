@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from bastion.egress import AddressClass, EgressPolicy, classify_address, parse_ip
 from bastion.egress.policy import target_of
-from bastion.security.secrets import is_reference
+from bastion.security import is_reference
 
 __all__ = ["ModelConfig"]
 

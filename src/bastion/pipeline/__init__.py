@@ -1,1 +1,132 @@
-"""The document pipeline: ingest, extract, validate, archive."""
+"""The document pipeline: ingest, extract, validate, archive.
+
+This face is what the rest of Bastion imports (the layer contract forbids reaching
+into the package's modules from outside). Names load on first use, so importing the
+face costs nothing until a name is read.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bastion.pipeline.agents.common import credential as credential
+    from bastion.pipeline.agents.common import own_api_key as own_api_key
+    from bastion.pipeline.agents.common import peer_url as peer_url
+    from bastion.pipeline.archive_repo import MAX_LIST_LIMIT as MAX_LIST_LIMIT
+    from bastion.pipeline.archive_repo import NOT_OWNER as NOT_OWNER
+    from bastion.pipeline.archive_repo import ArchiveRepository as ArchiveRepository
+    from bastion.pipeline.archive_repo import DocumentNotFoundError as DocumentNotFoundError
+    from bastion.pipeline.archive_repo import readable_by as readable_by
+    from bastion.pipeline.collectors import ScrapeCollector as ScrapeCollector
+    from bastion.pipeline.collectors import pipeline_collector as pipeline_collector
+    from bastion.pipeline.events import EventFeed as EventFeed
+    from bastion.pipeline.events import Subscription as Subscription
+    from bastion.pipeline.events import TooManySubscriptions as TooManySubscriptions
+    from bastion.pipeline.extract import extract_document as extract_document
+    from bastion.pipeline.extract.preflight import preflight as preflight
+    from bastion.pipeline.ingest import PDF_CONTENT_TYPE as PDF_CONTENT_TYPE
+    from bastion.pipeline.ingest import Ingest as Ingest
+    from bastion.pipeline.ingest import UploadRejected as UploadRejected
+    from bastion.pipeline.ingest import check_size as check_size
+    from bastion.pipeline.ingest import too_large as too_large
+    from bastion.pipeline.model import READ_ALL_ACTION as READ_ALL_ACTION
+    from bastion.pipeline.model import READ_ALL_AGENT as READ_ALL_AGENT
+    from bastion.pipeline.model import REASON_CODES as REASON_CODES
+    from bastion.pipeline.model import ExtractionError as ExtractionError
+    from bastion.pipeline.model import is_document_id as is_document_id
+    from bastion.pipeline.samples import write_samples as write_samples
+    from bastion.pipeline.services import PIPELINE_AGENTS as PIPELINE_AGENTS
+    from bastion.pipeline.services import check_local as check_local
+    from bastion.pipeline.services import pipeline_endpoints as pipeline_endpoints
+    from bastion.pipeline.services import pipeline_supervisor as pipeline_supervisor
+    from bastion.pipeline.stores import open_pipeline_queue as open_pipeline_queue
+    from bastion.pipeline.watch import FolderWatcher as FolderWatcher
+    from bastion.pipeline.worker import run_worker as run_worker
+    from bastion.pipeline.worker import serve_worker as serve_worker
+
+# Each public name and the module that defines it.
+_EXPORTS = {
+    "ArchiveRepository": "bastion.pipeline.archive_repo",
+    "check_local": "bastion.pipeline.services",
+    "check_size": "bastion.pipeline.ingest",
+    "credential": "bastion.pipeline.agents.common",
+    "DocumentNotFoundError": "bastion.pipeline.archive_repo",
+    "EventFeed": "bastion.pipeline.events",
+    "extract_document": "bastion.pipeline.extract",
+    "ExtractionError": "bastion.pipeline.model",
+    "FolderWatcher": "bastion.pipeline.watch",
+    "Ingest": "bastion.pipeline.ingest",
+    "is_document_id": "bastion.pipeline.model",
+    "MAX_LIST_LIMIT": "bastion.pipeline.archive_repo",
+    "NOT_OWNER": "bastion.pipeline.archive_repo",
+    "open_pipeline_queue": "bastion.pipeline.stores",
+    "own_api_key": "bastion.pipeline.agents.common",
+    "PDF_CONTENT_TYPE": "bastion.pipeline.ingest",
+    "peer_url": "bastion.pipeline.agents.common",
+    "PIPELINE_AGENTS": "bastion.pipeline.services",
+    "pipeline_collector": "bastion.pipeline.collectors",
+    "pipeline_endpoints": "bastion.pipeline.services",
+    "pipeline_supervisor": "bastion.pipeline.services",
+    "preflight": "bastion.pipeline.extract.preflight",
+    "READ_ALL_ACTION": "bastion.pipeline.model",
+    "READ_ALL_AGENT": "bastion.pipeline.model",
+    "readable_by": "bastion.pipeline.archive_repo",
+    "REASON_CODES": "bastion.pipeline.model",
+    "run_worker": "bastion.pipeline.worker",
+    "ScrapeCollector": "bastion.pipeline.collectors",
+    "serve_worker": "bastion.pipeline.worker",
+    "Subscription": "bastion.pipeline.events",
+    "too_large": "bastion.pipeline.ingest",
+    "TooManySubscriptions": "bastion.pipeline.events",
+    "UploadRejected": "bastion.pipeline.ingest",
+    "write_samples": "bastion.pipeline.samples",
+}
+
+__all__ = [
+    "MAX_LIST_LIMIT",
+    "NOT_OWNER",
+    "PDF_CONTENT_TYPE",
+    "PIPELINE_AGENTS",
+    "READ_ALL_ACTION",
+    "READ_ALL_AGENT",
+    "REASON_CODES",
+    "ArchiveRepository",
+    "DocumentNotFoundError",
+    "EventFeed",
+    "ExtractionError",
+    "FolderWatcher",
+    "Ingest",
+    "ScrapeCollector",
+    "Subscription",
+    "TooManySubscriptions",
+    "UploadRejected",
+    "check_local",
+    "check_size",
+    "credential",
+    "extract_document",
+    "is_document_id",
+    "open_pipeline_queue",
+    "own_api_key",
+    "peer_url",
+    "pipeline_collector",
+    "pipeline_endpoints",
+    "pipeline_supervisor",
+    "preflight",
+    "readable_by",
+    "run_worker",
+    "serve_worker",
+    "too_large",
+    "write_samples",
+]
+
+if not TYPE_CHECKING:  # type checkers read the imports above, and check every name
+
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value

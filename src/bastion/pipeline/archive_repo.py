@@ -58,9 +58,7 @@ from bastion.pipeline.model import (
     ValidationResult,
     new_document_id,
 )
-from bastion.storage.database import write_transaction
-from bastion.storage.objectstore import validate_sha256
-from bastion.storage.pipeline_models import (
+from bastion.storage import (
     DOCUMENT_STATUSES,
     HISTORY_EVENTS,
     Blob,
@@ -70,6 +68,8 @@ from bastion.storage.pipeline_models import (
     HistoryRow,
     IngestedFile,
     LineItemRow,
+    validate_sha256,
+    write_transaction,
 )
 
 _DOCUMENTS = cast(Table, Document.__table__)

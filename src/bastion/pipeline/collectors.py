@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from bastion.observability.metrics import COLLECTOR_ERRORS
 from bastion.pipeline.archive_repo import ArchiveRepository
-from bastion.storage.queue import Queue
+from bastion.storage import Queue
 
 __all__ = [
     "DEFAULT_TTL_SECONDS",

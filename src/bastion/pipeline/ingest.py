@@ -33,9 +33,7 @@ from bastion.config import Settings
 from bastion.pipeline.archive_repo import ArchiveRepository, DeleteResult
 from bastion.pipeline.model import REASON_CODES, is_document_id
 from bastion.pipeline.stores import object_store, open_pipeline_queue
-from bastion.storage.database import shared_engine
-from bastion.storage.objectstore import ObjectStore, sha256_hex
-from bastion.storage.queue import Queue
+from bastion.storage import ObjectStore, Queue, sha256_hex, shared_engine
 
 PDF_MAGIC = b"%PDF-"
 SNIFF_BYTES = 1024

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bastion.pipeline.model import DuplicateClaim
-from bastion.storage.pipeline_models import Document, InvoiceClaim
+from bastion.storage import Document, InvoiceClaim
 
 _CLAIMS = cast(Table, InvoiceClaim.__table__)
 _DOCUMENTS = cast(Table, Document.__table__)

@@ -14,8 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bastion.config import Settings
-from bastion.runtime.serve import is_loopback
-from bastion.runtime.supervisor import ChildSpec, Supervisor, SupervisorError, service_tls
+from bastion.runtime import ChildSpec, Supervisor, SupervisorError, is_loopback, service_tls
 
 __all__ = [
     "PIPELINE_AGENTS",

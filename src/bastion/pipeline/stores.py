@@ -6,8 +6,7 @@ The gateway, the worker, the extractor and the CLI all open them the same way.
 from __future__ import annotations
 
 from bastion.config import Settings
-from bastion.storage.objectstore import LocalObjectStore
-from bastion.storage.queue import Queue, open_queue
+from bastion.storage import LocalObjectStore, Queue, open_queue
 
 
 def object_store(settings: Settings) -> LocalObjectStore:

@@ -57,10 +57,8 @@ from bastion.protocol.errors import (
     SECURITY_UNAVAILABLE,
     UNAUTHENTICATED,
 )
-from bastion.runtime.agent import AgentConfigError
-from bastion.runtime.client import AgentClient, AgentUnreachable, RpcCallError
-from bastion.storage.database import shared_engine
-from bastion.storage.queue import ConsumerLease, Message, Queue
+from bastion.runtime import AgentClient, AgentConfigError, AgentUnreachable, RpcCallError
+from bastion.storage import ConsumerLease, Message, Queue, shared_engine
 
 log = structlog.get_logger("bastion.worker")
 

@@ -1,1 +1,132 @@
-"""Agent runtime: the server that composes the security stages, the client, the supervisor."""
+"""Agent runtime: the server that composes the security stages, the client, the supervisor.
+
+This face is what the rest of Bastion imports (the layer contract forbids reaching
+into the package's modules from outside). Names load on first use, so importing the
+face costs nothing until a name is read.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bastion.runtime.a2a_methods import A2AService as A2AService
+    from bastion.runtime.a2a_methods import AgentOutput as AgentOutput
+    from bastion.runtime.a2a_methods import ExecutionContext as ExecutionContext
+    from bastion.runtime.a2a_methods import Executor as Executor
+    from bastion.runtime.a2a_methods import TaskStore as TaskStore
+    from bastion.runtime.a2a_methods import completed as completed
+    from bastion.runtime.a2a_methods import input_required as input_required
+    from bastion.runtime.a2a_methods import new_id as new_id
+    from bastion.runtime.a2a_methods import register_a2a_methods as register_a2a_methods
+    from bastion.runtime.a2a_methods import rejected as rejected
+    from bastion.runtime.a2a_methods import working as working
+    from bastion.runtime.agent import AgentApp as AgentApp
+    from bastion.runtime.agent import AgentConfigError as AgentConfigError
+    from bastion.runtime.agent import AgentDefinition as AgentDefinition
+    from bastion.runtime.client import AgentClient as AgentClient
+    from bastion.runtime.client import AgentUnreachable as AgentUnreachable
+    from bastion.runtime.client import BreakerOpen as BreakerOpen
+    from bastion.runtime.client import RpcCallError as RpcCallError
+    from bastion.runtime.http_guard import Endpoint as Endpoint
+    from bastion.runtime.http_guard import Guard as Guard
+    from bastion.runtime.http_guard import denied_error as denied_error
+    from bastion.runtime.http_guard import json_response as json_response
+    from bastion.runtime.methods import MethodRegistry as MethodRegistry
+    from bastion.runtime.metrics_endpoint import metrics_route as metrics_route
+    from bastion.runtime.parent_watch import stop_with_parent as stop_with_parent
+    from bastion.runtime.serve import ServeError as ServeError
+    from bastion.runtime.serve import is_loopback as is_loopback
+    from bastion.runtime.serve import run as run
+    from bastion.runtime.serve import uvicorn_config as uvicorn_config
+    from bastion.runtime.supervisor import ChildSpec as ChildSpec
+    from bastion.runtime.supervisor import Supervisor as Supervisor
+    from bastion.runtime.supervisor import SupervisorError as SupervisorError
+    from bastion.runtime.supervisor import SupervisorEvent as SupervisorEvent
+    from bastion.runtime.supervisor import service_tls as service_tls
+
+# Each public name and the module that defines it.
+_EXPORTS = {
+    "A2AService": "bastion.runtime.a2a_methods",
+    "AgentApp": "bastion.runtime.agent",
+    "AgentClient": "bastion.runtime.client",
+    "AgentConfigError": "bastion.runtime.agent",
+    "AgentDefinition": "bastion.runtime.agent",
+    "AgentOutput": "bastion.runtime.a2a_methods",
+    "AgentUnreachable": "bastion.runtime.client",
+    "BreakerOpen": "bastion.runtime.client",
+    "ChildSpec": "bastion.runtime.supervisor",
+    "completed": "bastion.runtime.a2a_methods",
+    "denied_error": "bastion.runtime.http_guard",
+    "Endpoint": "bastion.runtime.http_guard",
+    "ExecutionContext": "bastion.runtime.a2a_methods",
+    "Executor": "bastion.runtime.a2a_methods",
+    "Guard": "bastion.runtime.http_guard",
+    "input_required": "bastion.runtime.a2a_methods",
+    "is_loopback": "bastion.runtime.serve",
+    "json_response": "bastion.runtime.http_guard",
+    "MethodRegistry": "bastion.runtime.methods",
+    "metrics_route": "bastion.runtime.metrics_endpoint",
+    "new_id": "bastion.runtime.a2a_methods",
+    "register_a2a_methods": "bastion.runtime.a2a_methods",
+    "rejected": "bastion.runtime.a2a_methods",
+    "RpcCallError": "bastion.runtime.client",
+    "run": "bastion.runtime.serve",
+    "ServeError": "bastion.runtime.serve",
+    "service_tls": "bastion.runtime.supervisor",
+    "stop_with_parent": "bastion.runtime.parent_watch",
+    "Supervisor": "bastion.runtime.supervisor",
+    "SupervisorError": "bastion.runtime.supervisor",
+    "SupervisorEvent": "bastion.runtime.supervisor",
+    "TaskStore": "bastion.runtime.a2a_methods",
+    "uvicorn_config": "bastion.runtime.serve",
+    "working": "bastion.runtime.a2a_methods",
+}
+
+__all__ = [
+    "A2AService",
+    "AgentApp",
+    "AgentClient",
+    "AgentConfigError",
+    "AgentDefinition",
+    "AgentOutput",
+    "AgentUnreachable",
+    "BreakerOpen",
+    "ChildSpec",
+    "Endpoint",
+    "ExecutionContext",
+    "Executor",
+    "Guard",
+    "MethodRegistry",
+    "RpcCallError",
+    "ServeError",
+    "Supervisor",
+    "SupervisorError",
+    "SupervisorEvent",
+    "TaskStore",
+    "completed",
+    "denied_error",
+    "input_required",
+    "is_loopback",
+    "json_response",
+    "metrics_route",
+    "new_id",
+    "register_a2a_methods",
+    "rejected",
+    "run",
+    "service_tls",
+    "stop_with_parent",
+    "uvicorn_config",
+    "working",
+]
+
+if not TYPE_CHECKING:  # type checkers read the imports above, and check every name
+
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value

@@ -27,10 +27,9 @@ from bastion.edge.middleware import protect_agent
 from bastion.protocol.agent_card import build_agent_card
 from bastion.runtime.http_guard import Guard
 from bastion.runtime.methods import MethodRegistry
-from bastion.runtime.metrics_route import metrics_route
+from bastion.runtime.metrics_endpoint import metrics_route
 from bastion.runtime.server import AgentServer, ReadinessCheck, run_checks
-from bastion.security.stack import SecurityStack, build_security, database_ready
-from bastion.security.token_service import JWKS_PATH, TOKEN_PATH
+from bastion.security import JWKS_PATH, TOKEN_PATH, SecurityStack, build_security, database_ready
 
 Hook = Callable[[], Awaitable[None]]
 

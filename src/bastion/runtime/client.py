@@ -57,7 +57,7 @@ from bastion.protocol.errors import (
     spec_for,
 )
 from bastion.runtime.breaker import BreakerOpen, CircuitBreaker
-from bastion.security.secrets import SecretValue
+from bastion.security import SecretValue
 
 __all__ = [
     "A2A_VERSION",

@@ -27,9 +27,7 @@ from bastion.core.context import CallContext, RequestContext, correlation_id_var
 from bastion.protocol.errors import spec_for
 from bastion.protocol.http_errors import ApiError, error_response
 from bastion.runtime.server import scope_context
-from bastion.security.outcomes import AuditSink, OutcomeRecorder
-from bastion.security.ratelimit import headers_for
-from bastion.security.stages import Denied, Pipeline
+from bastion.security import AuditSink, Denied, OutcomeRecorder, Pipeline, headers_for
 
 log = structlog.get_logger("bastion.gateway")
 

@@ -60,9 +60,14 @@ from bastion.protocol.jsonrpc import (
     result_response,
 )
 from bastion.runtime.methods import MethodRegistry
-from bastion.security.outcomes import AuditSink, OutcomeRecorder
-from bastion.security.ratelimit import headers_for
-from bastion.security.stages import DENIED_PREFIX, Denied, Pipeline
+from bastion.security import (
+    DENIED_PREFIX,
+    AuditSink,
+    Denied,
+    OutcomeRecorder,
+    Pipeline,
+    headers_for,
+)
 
 log = structlog.get_logger("bastion.server")
 

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from bastion.core.context import Identity
 from bastion.security.secrets import Secret, SecretError, SecretValue
-from bastion.storage.models import ApiKey
+from bastion.storage import ApiKey
 
 KEY_PREFIX = "bst_"
 _KEY_ID = r"[a-z0-9]{12}"

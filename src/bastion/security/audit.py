@@ -57,8 +57,7 @@ from sqlalchemy import Connection, Engine, select
 
 from bastion.config import AuditSettings
 from bastion.core.audit_entry import AuditEntry
-from bastion.storage.database import write_transaction
-from bastion.storage.models import AuditRecord
+from bastion.storage import AuditRecord, write_transaction
 
 GENESIS_HASH = "0" * 64
 CHECKPOINT_SUFFIX = ".checkpoints"

@@ -42,7 +42,7 @@ async def _child(config: dict[str, Any]) -> None:  # pragma: no cover - runs in 
     from bastion.config import LoggingSettings
     from bastion.observability.logging import audit_logger, configure_logging
     from bastion.security.audit import AuditWriter
-    from bastion.storage.database import make_engine
+    from bastion.storage import make_engine
 
     configure_logging(LoggingSettings(level=config["log_level"]))
     writer = AuditWriter(

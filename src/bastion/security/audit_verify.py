@@ -41,7 +41,7 @@ from bastion.security.audit import (
     iter_checkpoint_lines,
     parse_checkpoint,
 )
-from bastion.storage.models import AuditRecord
+from bastion.storage import AuditRecord
 
 PAGE_SIZE = 5000
 # Problems kept per chain (all are counted in `problems_total`).

@@ -28,7 +28,7 @@ from bastion.security.rbac import PolicyStore, make_authorize_stage, policy_stor
 from bastion.security.secrets import Secret, configure, resolve
 from bastion.security.stages import Pipeline
 from bastion.security.token_service import SigningKeys, TokenService
-from bastion.storage.database import ping, shared_engine
+from bastion.storage import ping, shared_engine
 
 
 @dataclass

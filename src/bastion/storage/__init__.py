@@ -1,1 +1,126 @@
-"""Storage: the SQL database (SQLAlchemy models, Alembic migrations)."""
+"""Storage: the SQL database (SQLAlchemy models, Alembic migrations).
+
+This face is what the rest of Bastion imports (the layer contract forbids reaching
+into the package's modules from outside). Names load on first use, so importing the
+face costs nothing until a name is read.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bastion.storage.database import make_engine as make_engine
+    from bastion.storage.database import migrate as migrate
+    from bastion.storage.database import ping as ping
+    from bastion.storage.database import shared_engine as shared_engine
+    from bastion.storage.database import write_transaction as write_transaction
+    from bastion.storage.models import ApiKey as ApiKey
+    from bastion.storage.models import AuditRecord as AuditRecord
+    from bastion.storage.objectstore import SHA256_PATTERN as SHA256_PATTERN
+    from bastion.storage.objectstore import LocalObjectStore as LocalObjectStore
+    from bastion.storage.objectstore import ObjectNotFoundError as ObjectNotFoundError
+    from bastion.storage.objectstore import ObjectStore as ObjectStore
+    from bastion.storage.objectstore import sha256_hex as sha256_hex
+    from bastion.storage.objectstore import validate_sha256 as validate_sha256
+    from bastion.storage.pipeline_models import DOCUMENT_STATUSES as DOCUMENT_STATUSES
+    from bastion.storage.pipeline_models import HISTORY_EVENTS as HISTORY_EVENTS
+    from bastion.storage.pipeline_models import Blob as Blob
+    from bastion.storage.pipeline_models import Document as Document
+    from bastion.storage.pipeline_models import DocumentField as DocumentField
+    from bastion.storage.pipeline_models import DocumentStatus as DocumentStatus
+    from bastion.storage.pipeline_models import FindingRow as FindingRow
+    from bastion.storage.pipeline_models import HistoryRow as HistoryRow
+    from bastion.storage.pipeline_models import IngestedFile as IngestedFile
+    from bastion.storage.pipeline_models import InvoiceClaim as InvoiceClaim
+    from bastion.storage.pipeline_models import LineItemRow as LineItemRow
+    from bastion.storage.queue import ConsumerLease as ConsumerLease
+    from bastion.storage.queue import DeadLetter as DeadLetter
+    from bastion.storage.queue import InFlight as InFlight
+    from bastion.storage.queue import Message as Message
+    from bastion.storage.queue import Queue as Queue
+    from bastion.storage.queue import open_queue as open_queue
+    from bastion.storage.queue import queue_path as queue_path
+    from bastion.storage.queue.identity import process_gone as process_gone
+
+# Each public name and the module that defines it.
+_EXPORTS = {
+    "ApiKey": "bastion.storage.models",
+    "AuditRecord": "bastion.storage.models",
+    "Blob": "bastion.storage.pipeline_models",
+    "ConsumerLease": "bastion.storage.queue",
+    "DeadLetter": "bastion.storage.queue",
+    "Document": "bastion.storage.pipeline_models",
+    "DOCUMENT_STATUSES": "bastion.storage.pipeline_models",
+    "DocumentField": "bastion.storage.pipeline_models",
+    "DocumentStatus": "bastion.storage.pipeline_models",
+    "FindingRow": "bastion.storage.pipeline_models",
+    "HISTORY_EVENTS": "bastion.storage.pipeline_models",
+    "HistoryRow": "bastion.storage.pipeline_models",
+    "InFlight": "bastion.storage.queue",
+    "IngestedFile": "bastion.storage.pipeline_models",
+    "InvoiceClaim": "bastion.storage.pipeline_models",
+    "LineItemRow": "bastion.storage.pipeline_models",
+    "LocalObjectStore": "bastion.storage.objectstore",
+    "make_engine": "bastion.storage.database",
+    "Message": "bastion.storage.queue",
+    "migrate": "bastion.storage.database",
+    "ObjectNotFoundError": "bastion.storage.objectstore",
+    "ObjectStore": "bastion.storage.objectstore",
+    "open_queue": "bastion.storage.queue",
+    "ping": "bastion.storage.database",
+    "process_gone": "bastion.storage.queue.identity",
+    "Queue": "bastion.storage.queue",
+    "queue_path": "bastion.storage.queue",
+    "sha256_hex": "bastion.storage.objectstore",
+    "SHA256_PATTERN": "bastion.storage.objectstore",
+    "shared_engine": "bastion.storage.database",
+    "validate_sha256": "bastion.storage.objectstore",
+    "write_transaction": "bastion.storage.database",
+}
+
+__all__ = [
+    "DOCUMENT_STATUSES",
+    "HISTORY_EVENTS",
+    "SHA256_PATTERN",
+    "ApiKey",
+    "AuditRecord",
+    "Blob",
+    "ConsumerLease",
+    "DeadLetter",
+    "Document",
+    "DocumentField",
+    "DocumentStatus",
+    "FindingRow",
+    "HistoryRow",
+    "InFlight",
+    "IngestedFile",
+    "InvoiceClaim",
+    "LineItemRow",
+    "LocalObjectStore",
+    "Message",
+    "ObjectNotFoundError",
+    "ObjectStore",
+    "Queue",
+    "make_engine",
+    "migrate",
+    "open_queue",
+    "ping",
+    "process_gone",
+    "queue_path",
+    "sha256_hex",
+    "shared_engine",
+    "validate_sha256",
+    "write_transaction",
+]
+
+if not TYPE_CHECKING:  # type checkers read the imports above, and check every name
+
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value

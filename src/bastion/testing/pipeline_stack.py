@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from bastion.config import Settings, load_settings
-from bastion.pipeline.services import PIPELINE_AGENTS
+from bastion.pipeline import PIPELINE_AGENTS
 from bastion.testing.live_server import serve_in_thread
 
 
@@ -56,7 +56,7 @@ def _port(url: str) -> int:
 @contextlib.contextmanager
 def worker_in_thread(settings: Settings) -> Iterator[None]:
     """Run the queue worker on its own event loop in a thread until the block exits."""
-    from bastion.pipeline.worker import serve_worker
+    from bastion.pipeline import serve_worker
 
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
@@ -82,7 +82,7 @@ def pipeline_in_threads(
     """Serve the pipeline described by `config` (ports assigned by `assign_ports`); yields its
     settings."""
     from bastion.agents.registry import definition_for
-    from bastion.runtime.agent import AgentApp
+    from bastion.runtime import AgentApp
 
     settings = load_settings(config)
     with contextlib.ExitStack() as stack:

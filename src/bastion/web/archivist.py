@@ -12,10 +12,10 @@ from typing import Any
 
 import structlog
 
-from bastion.pipeline.archive_repo import NOT_OWNER
+from bastion.pipeline import NOT_OWNER
 from bastion.protocol.errors import DOCUMENT_NOT_FOUND, INVALID_PARAMS
 from bastion.protocol.http_errors import ApiError, invalid, not_found
-from bastion.runtime.client import AgentClient, AgentUnreachable, BreakerOpen, RpcCallError
+from bastion.runtime import AgentClient, AgentUnreachable, BreakerOpen, RpcCallError
 from bastion.web.ownership import not_owner
 from bastion.web.storage import RETRY_AFTER_SECONDS
 

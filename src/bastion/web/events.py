@@ -63,13 +63,9 @@ from bastion.core.context import (
     accept_correlation_id,
     correlation_id_var,
 )
-from bastion.pipeline.events import EventFeed, Subscription, TooManySubscriptions
-from bastion.pipeline.model import is_document_id
-from bastion.runtime.http_guard import Guard, denied_error
-from bastion.security.apikeys import KEY_PREFIX
-from bastion.security.liveness import CredentialCheck, watch
-from bastion.security.rbac import PolicyStore
-from bastion.security.stages import Denied, log_rejection
+from bastion.pipeline import EventFeed, Subscription, TooManySubscriptions, is_document_id
+from bastion.runtime import Guard, denied_error
+from bastion.security import KEY_PREFIX, CredentialCheck, Denied, PolicyStore, log_rejection, watch
 from bastion.web.ownership import owner_scope
 
 ACTION = "events"

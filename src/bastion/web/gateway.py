@@ -48,19 +48,21 @@ from starlette.types import ASGIApp
 from bastion.config import Settings
 from bastion.core.context import CallContext
 from bastion.edge.middleware import protect
-from bastion.pipeline.agents.common import credential, peer_url
-from bastion.pipeline.archive_repo import readable_by
-from bastion.pipeline.collectors import ScrapeCollector, pipeline_collector
-from bastion.pipeline.events import EventFeed
-from bastion.pipeline.ingest import Ingest, UploadRejected
-from bastion.pipeline.watch import FolderWatcher
+from bastion.pipeline import (
+    EventFeed,
+    FolderWatcher,
+    Ingest,
+    ScrapeCollector,
+    UploadRejected,
+    credential,
+    peer_url,
+    pipeline_collector,
+    readable_by,
+)
 from bastion.protocol.http_errors import ApiError, error_response, not_found
-from bastion.runtime.client import AgentClient
-from bastion.runtime.http_guard import Endpoint, Guard, json_response
-from bastion.runtime.metrics_route import metrics_route
-from bastion.security.secrets import SecretValue
-from bastion.security.stack import build_security
-from bastion.storage.objectstore import ObjectNotFoundError
+from bastion.runtime import AgentClient, Endpoint, Guard, json_response, metrics_route
+from bastion.security import SecretValue, build_security
+from bastion.storage import ObjectNotFoundError
 from bastion.web.archivist import call_archivist
 from bastion.web.events import EventsEndpoint, hide_query_token
 from bastion.web.ownership import not_owner, owner_scope

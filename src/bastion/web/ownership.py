@@ -9,11 +9,9 @@ is answered exactly like a missing one (404 `not_found`) and audited as a denial
 
 from __future__ import annotations
 
-from bastion.pipeline.archive_repo import NOT_OWNER
-from bastion.pipeline.model import READ_ALL_ACTION, READ_ALL_AGENT
+from bastion.pipeline import NOT_OWNER, READ_ALL_ACTION, READ_ALL_AGENT
 from bastion.protocol.http_errors import ApiError, not_found
-from bastion.security.rbac import PolicyStore
-from bastion.security.stages import DENIED_PREFIX
+from bastion.security import DENIED_PREFIX, PolicyStore
 
 
 def owner_scope(policy: PolicyStore, principal: str) -> str | None:

@@ -6,10 +6,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from bastion.pipeline.archive_repo import MAX_LIST_LIMIT
-from bastion.pipeline.model import is_document_id
+from bastion.pipeline import MAX_LIST_LIMIT, is_document_id
 from bastion.protocol.http_errors import invalid
-from bastion.storage.pipeline_models import DOCUMENT_STATUSES
+from bastion.storage import DOCUMENT_STATUSES
 
 
 def document_id(request: Request) -> str:

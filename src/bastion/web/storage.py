@@ -12,7 +12,7 @@ import sqlalchemy.exc
 import structlog
 from starlette.responses import StreamingResponse
 
-from bastion.pipeline.ingest import PDF_CONTENT_TYPE
+from bastion.pipeline import PDF_CONTENT_TYPE
 from bastion.protocol.http_errors import ApiError
 
 log = structlog.get_logger("bastion.gateway")

@@ -15,7 +15,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from bastion.edge.limits import MULTIPART_ALLOWANCE
-from bastion.pipeline.ingest import UploadRejected, check_size, too_large
+from bastion.pipeline import UploadRejected, check_size, too_large
 from bastion.protocol.http_errors import ApiError, invalid
 
 FILE_FIELD = "file"

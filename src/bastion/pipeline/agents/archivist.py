@@ -44,11 +44,9 @@ from bastion.pipeline.model import (
     ValidationResult,
 )
 from bastion.protocol.errors import DOCUMENT_NOT_FOUND, INVALID_PARAMS, RpcError
-from bastion.runtime.agent import AgentDefinition
-from bastion.runtime.methods import MethodRegistry
-from bastion.security.rbac import policy_store
-from bastion.storage.database import shared_engine
-from bastion.storage.pipeline_models import DocumentStatus
+from bastion.runtime import AgentDefinition, MethodRegistry
+from bastion.security import policy_store
+from bastion.storage import DocumentStatus, shared_engine
 
 NAME = "archivist"
 MAX_QUERY_CHARS = 500

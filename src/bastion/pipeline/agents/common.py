@@ -15,11 +15,9 @@ from pydantic import BaseModel, Field
 
 from bastion.config import Settings
 from bastion.pipeline.model import DOCUMENT_ID_PATTERN
-from bastion.runtime.agent import AgentConfigError
-from bastion.runtime.client import AgentClient
-from bastion.runtime.methods import MethodRegistry
-from bastion.security.secrets import SecretValue, resolve
-from bastion.storage.objectstore import SHA256_PATTERN
+from bastion.runtime import AgentClient, AgentConfigError, MethodRegistry
+from bastion.security import SecretValue, resolve
+from bastion.storage import SHA256_PATTERN
 
 
 class DocumentRef(BaseModel):

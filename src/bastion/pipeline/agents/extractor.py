@@ -18,9 +18,8 @@ from bastion.pipeline.extract.sandbox import ExtractionSandbox
 from bastion.pipeline.model import ExtractionError
 from bastion.pipeline.stores import object_store
 from bastion.protocol.errors import DOCUMENT_NOT_FOUND, DOCUMENT_REJECTED, RpcError
-from bastion.runtime.agent import AgentDefinition
-from bastion.runtime.methods import MethodRegistry
-from bastion.storage.objectstore import ObjectNotFoundError, sha256_hex
+from bastion.runtime import AgentDefinition, MethodRegistry
+from bastion.storage import ObjectNotFoundError, sha256_hex
 
 NAME = "extractor"
 

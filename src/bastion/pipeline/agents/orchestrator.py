@@ -28,9 +28,7 @@ from bastion.protocol.errors import (
     DOCUMENT_REJECTED,
     RpcError,
 )
-from bastion.runtime.agent import AgentDefinition
-from bastion.runtime.client import AgentUnreachable, RpcCallError
-from bastion.runtime.methods import MethodRegistry
+from bastion.runtime import AgentDefinition, AgentUnreachable, MethodRegistry, RpcCallError
 
 NAME = "orchestrator"
 PEERS = ("extractor", "validator", "archivist")

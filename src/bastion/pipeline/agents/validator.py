@@ -16,8 +16,7 @@ from bastion.money import canonical_amount, canonical_currency
 from bastion.pipeline.agents.common import PeerClients, add_status_method
 from bastion.pipeline.model import DOCUMENT_ID_PATTERN, DuplicateClaim, ExtractionResult
 from bastion.pipeline.validator import InvoiceKey, load_rules, validate
-from bastion.runtime.agent import AgentDefinition
-from bastion.runtime.methods import MethodRegistry
+from bastion.runtime import AgentDefinition, MethodRegistry
 
 NAME = "validator"
 
