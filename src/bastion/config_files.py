@@ -2,9 +2,9 @@
 
 `policy_checks`: the RBAC policy (`policy.file`) and any guardrail policy files load; a problem
 reads `FILE:LINE: problem`. `exposed_file_warnings`: the secret files, the SQLite database, the
-queue file and the log folder hold secrets, key hashes, extracted IBANs and document text, so
-anyone but their owner being able to open them is worth a warning (they are created 0600, the
-log folder 0700).
+queue file, the log folder, the object store and the audit checkpoint folder hold secrets, key
+hashes, extracted IBANs, document text and the audit trail's anchors, so anyone but their owner
+being able to open them is worth a warning (files are created 0600, folders 0700).
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ def _private_paths(settings: Settings, references: Iterable[str]) -> Iterator[tu
     if queue is not None:
         yield queue, "the queue"
     yield settings.path(LOG_DIR), "the service logs"
+    yield settings.path(settings.pipeline.objects_dir), "the stored documents"
+    yield settings.path(settings.audit.checkpoint_dir), "the audit checkpoints"
 
 
 def exposed_file_warnings(settings: Settings, references: Iterable[str]) -> list[str]:

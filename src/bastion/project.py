@@ -1,9 +1,9 @@
 """`bastion init`: lay out a working directory with config, policy, secrets and database.
 
-Writes `DIR/bastion.yaml`, `DIR/policy.json`, `DIR/secrets/*` (mode 0600, referenced from the
-config, never inlined), migrates the SQLite database, creates the first `admin` key (printed
-once) and each service principal's credential (the agents, the worker and the gateway), stored
-as a secret file that the config references.
+Writes `DIR/bastion.yaml`, `DIR/policy.json`, `DIR/secrets/*` (folder 0700, files 0600,
+referenced from the config, never inlined), migrates the SQLite database, creates the first
+`admin` key (printed once) and each service principal's credential (the agents, the worker and
+the gateway), stored as a secret file that the config references.
 
 A folder that already holds a project (its config, policy, secrets, database, queue, audit
 checkpoints or objects) is refused, naming what is there and what `--force` would do. With
@@ -214,6 +214,7 @@ def _lay_out(directory: Path) -> InitResult:
     config.write_text(CONFIG_TEMPLATE, encoding="utf-8")
     (directory / "policy.json").write_text(json.dumps(DEFAULT_POLICY, indent=2) + "\n")
     secrets_dir = directory / SECRETS_DIR
+    secrets_dir.mkdir(mode=0o700, exist_ok=True)  # its owner's only, like the files in it
     kept: list[str] = []
     for name, make in PROJECT_SECRETS:
         if (secrets_dir / name).exists():

@@ -254,8 +254,9 @@ def test_unknown_key_id_fails_with_one_line(project: Project) -> None:
     result = run("keys", "revoke", "nosuchkey000", "--config", str(project.config))
     assert result.exit_code == 2
     assert "no such key id: 'nosuchkey000' (see `bastion keys list`)" in one_line_error(result)
-    message = one_line_error(run("keys", "rotate", "nosuchkey000", "--config", str(project.config)))
-    assert "no active key with id 'nosuchkey000'" in message
+    result = run("keys", "rotate", "nosuchkey000", "--config", str(project.config))
+    assert result.exit_code == 2
+    assert "no such key id: 'nosuchkey000' (see `bastion keys list`)" in one_line_error(result)
 
 
 def test_bad_duration_is_a_usage_error(project: Project) -> None:
@@ -291,22 +292,44 @@ def test_revoking_a_revoked_key_is_refused(project: Project) -> None:
     assert f"key {key_id(key)} is already revoked" in message
 
 
+def unique_prefix(wanted: str, ids: list[str]) -> str:
+    """The shortest prefix of `wanted` no other id shares."""
+    return next(
+        wanted[:n] for n in range(1, 13) if [i for i in ids if i.startswith(wanted[:n])] == [wanted]
+    )
+
+
 def test_keys_revoke_takes_a_unique_prefix(project: Project) -> None:
     key = create_key(project, "submitter")
-    ids = [r["key_id"] for r in list_keys(project)]
-    # The shortest prefix no other key shares.
-    prefix = next(
-        key_id(key)[:n]
-        for n in range(1, 13)
-        if [i for i in ids if i.startswith(key_id(key)[:n])] == [key_id(key)]
-    )
+    prefix = unique_prefix(key_id(key), [r["key_id"] for r in list_keys(project)])
     result = run("keys", "revoke", prefix, "--config", str(project.config))
     assert result.exit_code == 0, result.output
     assert result.stdout == f"revoked {key_id(key)}\n"
     assert verify(project.config, key)[0] is None
 
 
-def test_keys_revoke_refuses_an_ambiguous_prefix(project: Project) -> None:
+def test_keys_rotate_takes_a_unique_prefix(project: Project) -> None:
+    old = create_key(project, "submitter")
+    prefix = unique_prefix(key_id(old), [r["key_id"] for r in list_keys(project)])
+    proc = run_process("keys", "rotate", prefix, "--grace", "0s", "-c", str(project.config))
+    assert proc.returncode == 0, proc.stderr
+    new = proc.stdout.strip()
+    assert KEY_RE.fullmatch(new)
+    assert verify(project.config, new)[0] == "submitter"
+    assert verify(project.config, old)[0] is None
+
+
+def test_keys_rotate_refuses_a_revoked_key(project: Project) -> None:
+    key = create_key(project, "submitter")
+    config = str(project.config)
+    assert run_process("keys", "revoke", key_id(key), "-c", config).returncode == 0
+    before = len(list_keys(project))
+    message = assert_one_line_usage_error(run_process("keys", "rotate", key_id(key), "-c", config))
+    assert f"key {key_id(key)} is revoked and cannot be rotated" in message
+    assert len(list_keys(project)) == before  # no new key
+
+
+def test_keys_revoke_and_rotate_refuse_an_ambiguous_prefix(project: Project) -> None:
     # 36 letters and digits start a key id: among 37 keys, two share their first character.
     for _ in range(37):
         firsts = [r["key_id"][0] for r in list_keys(project) if r["status"] == "active"]
@@ -322,6 +345,11 @@ def test_keys_revoke_refuses_an_ambiguous_prefix(project: Project) -> None:
     message = one_line_error(result)
     assert f"key id prefix {prefix!r} is ambiguous: it matches {len(sharing)}" in message
     assert {r["key_id"]: r["status"] for r in list_keys(project)} == before  # nothing revoked
+    result = run("keys", "rotate", prefix, "--config", str(project.config))
+    assert result.exit_code == 2
+    message = one_line_error(result)
+    assert f"key id prefix {prefix!r} is ambiguous: it matches {len(sharing)}" in message
+    assert {r["key_id"]: r["status"] for r in list_keys(project)} == before  # no new key
 
 
 def test_a_key_for_a_principal_the_policy_never_names_warns_on_stderr(project: Project) -> None:

@@ -261,3 +261,34 @@ def test_a_bad_override_value_names_the_variable(tmp_path: Path) -> None:
     assert lines[0].startswith("error: environment variable BASTION_AUTH__API_KEY_CACHE_SECONDS")
     assert "valid number" in lines[0]
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_an_object_store_others_may_open_is_a_warning_not_an_error(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    objects = config.parent / "objects"
+    objects.mkdir(mode=0o700)
+    objects.chmod(0o755)
+
+    result = run("config", "check", "--config", str(config), "--json")
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"warning: {objects} holds the stored documents and other users may open it "
+        f"(mode 0755): run `chmod 700 {objects}`"
+    ]
+    assert all(row["ok"] for row in json.loads(result.stdout))
+
+
+def test_an_audit_checkpoint_folder_others_may_open_is_a_warning(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    checkpoints = config.parent / "audit-checkpoints"
+    checkpoints.mkdir(mode=0o700)
+    checkpoints.chmod(0o750)
+
+    result = run("config", "check", "--config", str(config))
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"warning: {checkpoints} holds the audit checkpoints and other users may open it "
+        f"(mode 0750): run `chmod 700 {checkpoints}`"
+    ]

@@ -92,3 +92,18 @@ def test_what_it_cannot_use_is_one_line_and_exit_2(
     )
     assert assert_one_line_usage_error(proc).startswith(expected)
     assert "jane.doe" not in proc.stderr and "abab" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], "error: nothing to scan: give TEXT, - for standard input, or --jsonl FILE"),
+        (["--jsonl", "batch.jsonl", TEXT], "error: give either TEXT or --jsonl, not both"),
+    ],
+)
+def test_no_text_or_both_text_and_jsonl_is_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    (tmp_path / "batch.jsonl").write_text(json.dumps({"text": TEXT}) + "\n", encoding="utf-8")
+    proc = run_process("guard", "scan", "--policy", "default", *args, cwd=tmp_path)
+    assert assert_one_line_usage_error(proc) == expected

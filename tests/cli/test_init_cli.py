@@ -122,3 +122,16 @@ def test_init_creates_the_database_readable_by_its_owner_only(tmp_path: Path) ->
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
     for sidecar in directory.glob("bastion.db-*"):  # WAL and shared memory, when present
         assert stat.S_IMODE(sidecar.stat().st_mode) == 0o600, sidecar
+
+
+def test_init_and_first_use_create_private_folders(tmp_path: Path) -> None:
+    """The secrets folder (at init) and the audit checkpoint folder (at the first checkpoint)
+    are their owner's only: 0700."""
+    directory = tmp_path / "proj"
+    _, project = init(directory)
+    assert stat.S_IMODE((directory / "secrets").stat().st_mode) == 0o700
+    checkpoints = directory / "audit-checkpoints"
+    assert not checkpoints.exists()
+    asyncio.run(write_audit_records(project.config, "folders", 3))
+    assert stat.S_IMODE(checkpoints.stat().st_mode) == 0o700
+    assert list(checkpoints.iterdir())  # the checkpoint was written there

@@ -328,23 +328,6 @@ def test_up_refuses_an_unresolvable_secret_before_starting_anything(
         assert value not in result.output
 
 
-def test_serve_worker_and_gateway_options(pipeline: Pipeline) -> None:
-    result = run("serve", "worker", "--port", "9000", "--config", str(pipeline.config))
-    assert "does not listen on a port" in one_line_error(result)
-    result = run("serve", "gateway", "--tck", "--config", str(pipeline.config))
-    assert "does not apply to the gateway" in one_line_error(result)
-    # A real process: `serve` configures logging for the whole process.
-    proc = subprocess.run(
-        [sys.executable, "-m", "bastion", "serve", "nope", "--config", str(pipeline.config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 1
-    assert proc.stderr.strip().endswith("(or: gateway, worker)")
-
-
 def test_up_runs_the_pipeline_until_sigterm(pipeline: Pipeline, tmp_path: Path) -> None:
     """`bastion up` as a real process: every service ready, a document processed end to end,
     then a clean stop on SIGTERM with exit status 0 and no process left behind."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -122,6 +123,16 @@ def test_no_wait_prints_the_ids(gateway_only: Project) -> None:
     result = gateway_only.submit(str(INVOICE), "--no-wait", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == ids[:1]
+
+
+def test_the_object_store_is_created_private(gateway_only: Project) -> None:
+    objects = gateway_only.settings.path(gateway_only.settings.pipeline.objects_dir)
+    result = gateway_only.submit(str(INVOICE), "--no-wait")
+    assert result.exit_code == 0, result.output
+    stored = objects / sha256(INVOICE)[0:2] / sha256(INVOICE)[2:4] / sha256(INVOICE)
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    for folder in (objects, stored.parent.parent, stored.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
 
 def test_rejected_upload_is_reported_and_fails_the_command(gateway_only: Project) -> None:

@@ -20,18 +20,23 @@ def _echo(settings: Settings, tck: bool) -> AgentDefinition:
     return echo_definition()
 
 
+# The agents with an A2A conformance profile (`bastion serve AGENT --tck`).
+CONFORMANCE_AGENTS = ("echo",)
+_NO_PROFILE = "the conformance profile (--tck) is only for the echo agent"
+
+
 def _relay(settings: Settings, tck: bool) -> AgentDefinition:
     from bastion.agents.relay import relay_definition
 
     if tck:
-        raise ValueError("the conformance profile (--tck) is only for the echo agent")
+        raise ValueError(_NO_PROFILE)
     return relay_definition(settings)
 
 
 def _pipeline_agent(name: str) -> Callable[[Settings, bool], AgentDefinition]:
     def factory(settings: Settings, tck: bool) -> AgentDefinition:
         if tck:
-            raise ValueError("the conformance profile (--tck) is only for the echo agent")
+            raise ValueError(_NO_PROFILE)
         module = importlib.import_module(f"bastion.pipeline.agents.{name}")
         definition: AgentDefinition = module.definition(settings)
         return definition

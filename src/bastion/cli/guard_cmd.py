@@ -70,16 +70,17 @@ def scan(
     """Print the guardrail verdict as JSON: action, findings, sanitized text, policy version."""
     from bastion.guardrails.engine import Engine
 
+    if text is not None and jsonl is not None:
+        usage_error("give either TEXT or --jsonl, not both")
+    if text is None and jsonl is None:
+        usage_error("nothing to scan: give TEXT, - for standard input, or --jsonl FILE")
     chosen = _policy(policy)
     key = _token_key(chosen, token_key_ref, config) if chosen.anonymize_with == "token" else None
     engine = Engine(chosen, token_key=key)
     if jsonl is not None:
-        if text is not None:
-            fail("give either TEXT or --jsonl, not both")
         _scan_lines(engine, jsonl)
         return
-    if text is None:
-        fail("nothing to scan: give TEXT, - for standard input, or --jsonl FILE")
+    assert text is not None  # checked above
     body: str | bytes = sys.stdin.buffer.read() if text == _STDIN else text
     _print(engine.scan(body, source, direction).to_dict())
 

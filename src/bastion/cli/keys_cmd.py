@@ -24,6 +24,7 @@ from bastion.security import ApiKeyError, ApiKeyStore, PolicyError, build_api_ke
 app = typer.Typer(no_args_is_help=True)
 
 _DURATION_RE = re.compile(r"^(\d+)([smhd])$")
+_LISTED_BY = "bastion keys list"
 
 
 def parse_duration(value: str, option: str) -> float:
@@ -112,7 +113,7 @@ def revoke(
     """Revoke a key. Running agents stop accepting it within auth.api_key_cache_seconds."""
     store = _store(config)
     keys = {k["key_id"]: k for k in store.list()}
-    key_id = resolve_prefix(key_id, keys, "key id", "bastion keys list")
+    key_id = resolve_prefix(key_id, keys, "key id", _LISTED_BY)
     if keys[key_id]["revoked_at"] is not None:
         usage_error(f"key {key_id} is already revoked: nothing to do (see `bastion keys list`)")
     try:
@@ -124,15 +125,24 @@ def revoke(
 
 @app.command()
 def rotate(
-    key_id: str,
+    key_id: Annotated[str, typer.Argument(help="The key's id, or a unique prefix of it.")],
     config: ConfigOption = None,
     grace: Annotated[
         str, typer.Option("--grace", help="How long the old key keeps working, e.g. 1h.")
     ] = "1h",
 ) -> None:
     """Issue a new key for the same principal; the old one expires after the grace period."""
+    grace_seconds = parse_duration(grace, "--grace")
+    store = _store(config)
+    keys = {k["key_id"]: k for k in store.list()}
+    key_id = resolve_prefix(key_id, keys, "key id", _LISTED_BY)
+    if keys[key_id]["revoked_at"] is not None:
+        usage_error(
+            f"key {key_id} is revoked and cannot be rotated: create a new one with "
+            f"`bastion keys create {keys[key_id]['principal']}`"
+        )
     try:
-        key = _store(config).rotate(key_id, grace_seconds=parse_duration(grace, "--grace"))
+        key = store.rotate(key_id, grace_seconds=grace_seconds)
     except ApiKeyError as exc:
         fail(str(exc))
     typer.echo(key)

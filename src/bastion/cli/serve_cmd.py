@@ -8,12 +8,15 @@ from urllib.parse import urlsplit
 
 import typer
 
-from bastion.cli.common import ConfigOption, err_console, fail, settings_from
+from bastion.cli.common import ConfigOption, err_console, fail, settings_from, usage_error
 from bastion.config import Settings
 from bastion.runtime import ServeError, run, stop_with_parent, uvicorn_config
 from bastion.security import SecretError
 
 TCK_PRINCIPAL = "tck"
+# What `serve` runs besides the agents of the registry.
+SERVICES = ("gateway", "worker")
+HIGHEST_PORT = 65535
 
 
 def serve(
@@ -40,10 +43,9 @@ def serve(
     """Run one agent, the gateway or the worker in the foreground until SIGTERM/Ctrl-C."""
     from bastion.observability.logging import configure_logging
 
-    if tck and agent in ("gateway", "worker"):
-        fail(f"--tck is the agents' conformance profile; it does not apply to the {agent}")
+    _check_arguments(agent, port, tck)
     if agent == "worker" and (host is not None or port is not None):
-        fail("the worker does not listen on a port: drop --host/--port")
+        usage_error("the worker does not listen on a port: drop --host/--port")
     settings = settings_from(config)
     configure_logging(settings.logging)
     stop_with_parent()  # under `bastion up`: stop cleanly if it dies without stopping us
@@ -76,6 +78,24 @@ def serve(
     run(cfg)
 
 
+def _check_arguments(agent: str, port: int | None, tck: bool) -> None:
+    """A bad argument is a usage error (exit 2): an unknown name, `--tck` for what has no
+    conformance profile, a port outside 0-65535."""
+    from bastion.agents.registry import CONFORMANCE_AGENTS, agent_names
+
+    if agent not in (*agent_names(), *SERVICES):
+        usage_error(
+            f"unknown agent {agent!r}: choose one of {', '.join((*agent_names(), *SERVICES))}"
+        )
+    if tck and agent not in CONFORMANCE_AGENTS:
+        usage_error(
+            f"--tck is a conformance profile that {agent!r} does not have: it is only for "
+            f"{', '.join(CONFORMANCE_AGENTS)}"
+        )
+    if port is not None and not 0 <= port <= HIGHEST_PORT:
+        usage_error(f"--port {port}: give a port from 0 to {HIGHEST_PORT} (0 = any free)")
+
+
 def _url_host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
@@ -98,7 +118,7 @@ def _agent(agent: str, settings: Settings, tck: bool) -> Any:
         definition = definition_for(agent, settings, tck=tck)
         return AgentApp(definition, settings, anonymous_principal=TCK_PRINCIPAL if tck else None)
     except KeyError as exc:
-        fail(f"{exc.args[0]} (or: gateway, worker)")
+        usage_error(f"{exc.args[0]} (or: {', '.join(SERVICES)})")
     except (AgentConfigError, SecretError, ValueError) as exc:
         fail(str(exc))
 

@@ -61,6 +61,8 @@ from bastion.storage import AuditRecord, write_transaction
 
 GENESIS_HASH = "0" * 64
 CHECKPOINT_SUFFIX = ".checkpoints"
+# The checkpoint folder, when the writer creates it: its owner's only.
+CHECKPOINT_DIR_MODE = 0o700
 MIN_KEY_BYTES = 16
 DETAIL_MAX_CHARS = 4096
 # Largest batch written on the event loop (SQLite): about 1-2 ms of blocking.
@@ -349,7 +351,7 @@ def parse_checkpoint(line: bytes) -> Checkpoint:
 
 def append_checkpoint(path: Path, cp: Checkpoint) -> None:
     """Append one checkpoint line and fsync it (and the folder, when the file is new)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=CHECKPOINT_DIR_MODE)
     is_new = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
@@ -526,7 +528,7 @@ class AuditWriter:
         )
 
     def _load_start_state(self) -> None:
-        self._checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        self._checkpoint_path.parent.mkdir(parents=True, exist_ok=True, mode=CHECKPOINT_DIR_MODE)
         try:
             cp = read_last_checkpoint(self._checkpoint_path)
         except ValueError as exc:

@@ -79,7 +79,10 @@ class LocalObjectStore:
         target = self.path(sha)
         if target.is_file() and target.stat().st_size == len(data):
             return sha
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # One level at a time: `parents=True` would create the first shard folder with the
+        # default mode, not 0700.
+        for folder in (self.root, target.parent.parent, target.parent):
+            folder.mkdir(exist_ok=True, mode=0o700)
         # mkstemp creates the file with mode 0600 in the target folder (same filesystem).
         fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
         try:

@@ -10,7 +10,8 @@ Methods (each authorized as `archivist.<method>`):
   for a reader granted `gateway.read_all_documents`).
 * `claim_invoice {document_id, issuer, invoice_number, total?, currency?, eligible}`: the
   duplicate rule (the validator); claims the invoice for the document atomically, or answers
-  which document holds it (named only to its own uploader).
+  which document holds it (named only to an uploader who may read it: its own uploader, or
+  one granted `gateway.read_all_documents`).
 * `get_status`: liveness, uptime and documents by status.
 
 An unknown or deleted document is `DOCUMENT_NOT_FOUND` (-32051); so is another owner's, with
