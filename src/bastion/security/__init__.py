@@ -1,14 +1,13 @@
 """Security stages and primitives: authentication, authorization, rate limits, audit, secrets.
 
-This face is what the rest of Bastion imports (the layer contract forbids reaching
-into the package's modules from outside). Names load on first use, so importing the
-face costs nothing until a name is read.
+The rest of Bastion imports this face, never the package's modules (`bastion.faces`).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bastion.faces import lazy_attributes
 
 if TYPE_CHECKING:
     from bastion.security.apikeys import KEY_PREFIX as KEY_PREFIX
@@ -146,11 +145,4 @@ __all__ = [
 ]
 
 if not TYPE_CHECKING:  # type checkers read the imports above, and check every name
-
-    def __getattr__(name: str) -> Any:
-        module = _EXPORTS.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
+    __getattr__ = lazy_attributes(__name__, _EXPORTS)
