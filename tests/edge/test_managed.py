@@ -3,8 +3,10 @@ traffic, malformed input, and the detection rates on the CRS regression cases.""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -362,3 +364,16 @@ def test_bench_false_positive_rate_on_benign_corpus() -> None:
     report = waf.false_positives(waf.benign_requests(600, seed=7))
     assert report["requests"] == 600
     assert report["rate"] <= 0.01, report
+
+
+def test_websocket_keys_are_nonces_not_text() -> None:
+    # Random keys, as every browser and client sends them: none may read as an attack (one in a
+    # few thousand used to, e.g. as a batch command).
+    rng = random.Random(6455)
+    for _ in range(5000):
+        key = base64.b64encode(rng.randbytes(16)).decode("ascii")
+        req = parse_request("GET", "/ws/events", {"Sec-WebSocket-Key": key}, b"")
+        assert managed_matches(req) == [], key
+    # A "key" of another shape is a header like any other.
+    hostile = parse_request("GET", "/ws/events", {"Sec-WebSocket-Key": "1 UNION SELECT 1,2--"}, b"")
+    assert managed_matches(hostile)

@@ -40,6 +40,9 @@ log = structlog.get_logger("bastion.supervisor")
 SUPERVISOR_PID_ENV = "BASTION_SUPERVISOR_PID"
 POLL_SECONDS = 0.5
 DEATH_SIGNAL = signal.SIGUSR2
+# After the kernel's signal, how often and how long the parent is looked at again.
+RECHECK_INTERVAL = 0.05
+RECHECK_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -64,7 +67,18 @@ class _ParentWatch:
         return True
 
     def on_signal(self, _signum: int, _frame: FrameType | None) -> None:
-        self.check()
+        if not self.check():
+            # A thread of the supervisor ended, or its process is still being torn down (its
+            # threads exit one by one, each exit signalling): look again, briefly, off the
+            # signal handler.
+            threading.Thread(
+                target=self.poll_for, args=(RECHECK_INTERVAL, RECHECK_SECONDS), daemon=True
+            ).start()
+
+    def poll_for(self, interval: float, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.check() and time.monotonic() < deadline:
+            time.sleep(interval)
 
     def poll(self, interval: float) -> None:
         while not self.check():

@@ -57,6 +57,9 @@ _SKIPPED_HEADERS = frozenset(
         "dnt",
     }
 )
+# A WebSocket handshake's key: 16 random bytes in base64. Random base64 sometimes reads like a
+# command; a key of any other shape is inspected like any header.
+_WEBSOCKET_KEY = re.compile(r"[A-Za-z0-9+/]{22}==")
 _VALUE_DETECTORS: Detectors = (
     ("sqli", sqli.detect),
     ("xss", xss.detect),
@@ -98,6 +101,8 @@ def _locations(
     for name, value in req.headers:
         if name in _SKIPPED_HEADERS or name.startswith("x-bastion-"):
             continue
+        if name == "sec-websocket-key" and _WEBSOCKET_KEY.fullmatch(value):
+            continue  # a random nonce (RFC 6455), only ever hashed: no text to inspect
         detectors = _FILENAME_DETECTORS if name in ("x-filename", "x-file-name") else None
         yield f"header:{_name(name)}", value, detectors or _VALUE_DETECTORS
     for name, value in req.cookies:
