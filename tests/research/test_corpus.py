@@ -179,6 +179,17 @@ def test_unreadable_files_are_named(tmp_path: Path) -> None:
         load_corpus(tmp_path)
 
 
+def test_a_link_out_of_the_folder_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("Not for the corpus.", encoding="utf-8")
+    folder = make_folder(tmp_path / "corpus")
+    (folder / "inside.txt").symlink_to(folder / "guide.md")  # a link within is fine
+    assert len(load_corpus(folder)) == 4
+    (folder / "leak.txt").symlink_to(secret)
+    with pytest.raises(CorpusError, match=r"leak\.txt links outside the corpus folder"):
+        load_corpus(folder)
+
+
 def test_split_sentences() -> None:
     assert split_sentences(
         'Dr. Smith met J. R. Tolkien. He said "Hello!" Then? Yes.\n\nA heading\nwraps here'

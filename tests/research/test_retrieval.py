@@ -141,6 +141,15 @@ async def test_corpus_provider_returns_one_passage_per_document(tmp_path: Path) 
     assert await provider.search("Skerry Point lighthouse built 1871", 2) == passages
 
 
+async def test_long_passages_get_a_short_snippet(tmp_path: Path) -> None:
+    words = " ".join(f"word{i}" for i in range(100))
+    path = write(tmp_path / "c.json", [{"title": "Long", "text": f"Albatross {words}."}])
+    [passage] = await CorpusProvider(path, clock=lambda: 0.0).search("albatross", 5)
+    assert passage.text == f"Albatross {words}."
+    assert len(passage.source.snippet) <= 301 and passage.source.snippet.endswith("…")
+    assert passage.text.startswith(passage.source.snippet[:-1])
+
+
 def test_supporting_title_recall_at_5_on_even_questions(tmp_path: Path) -> None:
     """Single-shot BM25 on the even-indexed HotpotQA questions (the tuning half): the share of
     gold supporting titles among the top 5 documents (measured 0.82; the issue expects ~0.77)."""

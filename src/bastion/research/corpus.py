@@ -1,7 +1,8 @@
 """The local corpus: the documents under `research.corpus`, read into `CorpusDocument`s.
 
 A corpus is either a folder of `.txt`, `.md` and `.pdf` files (read recursively, in sorted
-path order; PDF text through pypdfium2) or one `.json` / `.jsonl` file of objects
+path order; PDF text through pypdfium2; a file linking out of the folder is refused) or one
+`.json` / `.jsonl` file of objects
 `{id?, title, text, url?, sentences?}`. A `.json` file may also hold the HotpotQA form, an
 object mapping each title to its list of sentences (`hotpotqa_documents` converts it to the list
 form). Given sentences are kept as they are, so a sentence index means the same as in the
@@ -175,6 +176,13 @@ def _corpus_files(path: Path) -> list[tuple[Path, str]]:
             for file in path.rglob("*")
             if file.is_file() and file.suffix.lower() in TEXT_SUFFIXES
         ]
+        root = path.resolve()
+        for file, name in files:
+            if not file.resolve().is_relative_to(root):
+                raise CorpusError(
+                    f"corpus file {name} links outside the corpus folder {path}; "
+                    "copy the file into the folder instead"
+                )
         return sorted(files, key=lambda pair: pair[1])
     if path.is_file() and path.suffix.lower() in _JSON_SUFFIXES:
         return [(path, path.name)]

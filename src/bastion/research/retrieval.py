@@ -50,6 +50,7 @@ __all__ = [
 TITLE_WEIGHT = 2.0
 BODY_WEIGHT = 1.0
 MAX_PASSAGE_SENTENCES = 3  # matching sentences a passage carries
+SNIPPET_CHARS = 300  # a source's snippet: the passage text, cut at a word to this length
 
 
 def query_terms(query: str) -> list[str]:
@@ -203,12 +204,19 @@ def _passage(hit: DocumentHit, retrieved_at: float) -> Passage:
         title=document.title,
         provider="corpus",
         retrieved_at=retrieved_at,
-        snippet=text,
+        snippet=_snippet(text),
         text=document.text,
         url=document.url,
         sentences=document.sentences,
     )
     return Passage(source=source, index=best[0].index if best else 0, text=text, score=hit.score)
+
+
+def _snippet(text: str) -> str:
+    if len(text) <= SNIPPET_CHARS:
+        return text
+    cut = text.rfind(" ", 0, SNIPPET_CHARS)
+    return text[: cut if cut > 0 else SNIPPET_CHARS].rstrip() + "…"
 
 
 def _first(document: CorpusDocument) -> str:
