@@ -29,6 +29,7 @@ from bastion.research.tavily import (
     url_source_id,
 )
 from bastion.runtime import BreakerState
+from bastion.security import check_references
 from bastion.testing.fake_tavily import FakeTavily, fake_tavily_server
 from tests.observability.scrape import Scrape, parse
 
@@ -240,6 +241,16 @@ def test_the_key_must_be_a_reference() -> None:
     with pytest.raises(ValueError, match="api_key_ref is not set"):
         TavilySearch(TavilySettings(), base_dir=Path.cwd())
     assert Settings(research={"tavily": {"api_key_ref": KEY_REF}}).research.tavily.api_key_ref
+
+
+def test_config_check_resolves_the_key_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(research={"tavily": {"api_key_ref": KEY_REF}})
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    [check] = [c for c in check_references(settings) if c.key == "research.tavily.api_key_ref"]
+    assert not check.ok and KEY_ENV in (check.problem or "")
+    monkeypatch.setenv(KEY_ENV, KEY)
+    [check] = [c for c in check_references(settings) if c.key == "research.tavily.api_key_ref"]
+    assert check.ok
 
 
 # --- egress -------------------------------------------------------------------------------
