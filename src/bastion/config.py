@@ -408,6 +408,42 @@ class MetricsSettings(_Section):
     cache_seconds: float = Field(default=5.0, ge=0)
 
 
+class TavilySettings(_Section):
+    """The Tavily web search API, the research agents' `tavily` search provider."""
+
+    base_url: str = "https://api.tavily.com"
+    # The API key: a secret reference (secret://env/TAVILY_API_KEY, ...), never the key itself.
+    # None: the provider cannot be built (it says so).
+    api_key_ref: str | None = None
+    # A search that has not answered in this long fails (and counts against the breaker).
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # The most results one search asks for (Tavily allows 1 to 20).
+    max_results: int = Field(default=5, ge=1, le=20)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/?#]+", v):
+            raise ValueError(f"base_url must be an http(s) URL with a host, got {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("api_key_ref")
+    @classmethod
+    def _key_is_reference(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("secret://"):
+            raise ValueError(
+                "api_key_ref must be a secret reference (secret://env/NAME, secret://file/PATH,"
+                " secret://aws/ARN#KEY or secret://vault/PATH#KEY), never the key itself"
+            )
+        return v
+
+
+class ResearchSettings(_Section):
+    """The deep research system's tools."""
+
+    tavily: TavilySettings = TavilySettings()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -430,6 +466,7 @@ class Settings(BaseSettings):
     events: EventsSettings = EventsSettings()
     secrets: SecretsSettings = SecretsSettings()
     waf: WafSettings = WafSettings()
+    research: ResearchSettings = ResearchSettings()
 
     # Folder that relative paths are resolved against (the config file's folder).
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from bastion.config import ClientSettings
 from bastion.runtime.breaker import BreakerOpen, BreakerState, CircuitBreaker
@@ -114,3 +115,73 @@ def test_rejects_bad_arguments() -> None:
         CircuitBreaker(failure_threshold=0)
     with pytest.raises(ValueError):
         CircuitBreaker(reset_seconds=-1)
+    with pytest.raises(ValueError):
+        CircuitBreaker(failure_window_seconds=0)
+
+
+def windowed(threshold: int = 3, window: float = 60.0) -> tuple[CircuitBreaker, FakeClock]:
+    clock = FakeClock()
+    breaker = CircuitBreaker(
+        failure_threshold=threshold,
+        failure_window_seconds=window,
+        reset_seconds=30.0,
+        clock=clock,
+        target="t",
+    )
+    return breaker, clock
+
+
+def test_a_window_counts_only_recent_failures() -> None:
+    breaker, clock = windowed(threshold=3, window=60.0)
+    fail(breaker, 2)
+    clock.now += 60.5  # the first two are now older than the window
+    fail(breaker, 2)
+    assert state_of(breaker) is BreakerState.CLOSED
+    assert breaker.failures == 2
+    clock.now += 60.0  # exactly the window: still counted
+    fail(breaker, 1)
+    assert breaker.failures == 3
+    assert state_of(breaker) is BreakerState.OPEN
+
+
+def test_with_a_window_successes_do_not_erase_recent_failures() -> None:
+    breaker, clock = windowed(threshold=3)
+    fail(breaker, 2)
+    breaker.acquire()
+    breaker.record_success()
+    fail(breaker, 1)
+    assert state_of(breaker) is BreakerState.OPEN
+    clock.now += 30.0
+    breaker.acquire()
+    breaker.record_success()  # a successful trial forgets every failure
+    assert state_of(breaker) is BreakerState.CLOSED
+    assert breaker.failures == 0
+
+
+def test_a_metric_name_exports_the_state_and_counts_transitions() -> None:
+    def sample(name: str, **labels: str) -> float:
+        value = REGISTRY.get_sample_value(name, {"name": "breaker-test", **labels})
+        return value or 0.0
+
+    def entered(state: str) -> float:
+        return sample("bastion_circuit_transitions_total", state=state)
+
+    before = {s: entered(s) for s in ("open", "half_open", "closed")}
+    clock = FakeClock()
+    breaker = CircuitBreaker(
+        failure_threshold=1, reset_seconds=5.0, clock=clock, metric_name="breaker-test"
+    )
+    assert sample("bastion_circuit_state") == 0
+    fail(breaker, 1)
+    assert sample("bastion_circuit_state") == 2
+    clock.now += 5.0
+    breaker.acquire()
+    assert sample("bastion_circuit_state") == 1
+    breaker.record_success()
+    assert sample("bastion_circuit_state") == 0
+    breaker.record_success()  # no change: not a transition
+    assert {s: entered(s) - before[s] for s in before} == {
+        "open": 1,
+        "half_open": 1,
+        "closed": 1,
+    }

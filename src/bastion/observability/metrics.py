@@ -21,16 +21,25 @@ Counted as requests are served:
     bastion_guardrail_findings_total{type, action}              (guardrails.service)
     bastion_collector_errors_total{collector}               failed scrape-time reads
 
+Set as outbound circuit breakers move (`bastion.runtime.CircuitBreaker` given a `metric_name`,
+a fixed name such as `tavily`, never a URL):
+
+    bastion_circuit_state{name}                 0 closed, 1 half-open, 2 open
+    bastion_circuit_transitions_total{name, state}   state changes, by the state entered
+
 Read at scrape time (see `bastion.pipeline.collectors`): queue depth, dead-letter queue size,
 documents by status.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "AUTH_FAILURES",
+    "CIRCUIT_STATE",
+    "CIRCUIT_STATE_VALUES",
+    "CIRCUIT_TRANSITIONS",
     "COLLECTOR_ERRORS",
     "DENIALS",
     "RATE_LIMIT_HITS",
@@ -38,7 +47,9 @@ __all__ = [
     "REQUEST_DURATION",
     "UNKNOWN",
     "WAF_MATCHES",
+    "observe_circuit_transition",
     "observe_request",
+    "set_circuit_state",
 ]
 
 # The `method` label of anything that is not a known method, action or route.
@@ -98,6 +109,19 @@ COLLECTOR_ERRORS = Counter(
     ["collector"],
 )
 
+CIRCUIT_STATE = Gauge(
+    "bastion_circuit_state",
+    "State of an outbound circuit breaker: 0 closed, 1 half-open, 2 open",
+    ["name"],
+)
+CIRCUIT_TRANSITIONS = Counter(
+    "bastion_circuit_transitions_total",
+    "Outbound circuit breaker state changes, by the state entered",
+    ["name", "state"],
+)
+# The gauge's value of each breaker state (`bastion.runtime.BreakerState` values).
+CIRCUIT_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
 
 # The children of the per-request metrics by their labels, looked up once: label values are
 # bounded, and `labels()` costs more than the increment itself on the hot path.
@@ -126,3 +150,14 @@ def observe_request(agent: str, method: str, outcome: str, status: int, seconds:
         AUTH_FAILURES.labels(agent).inc()
     elif status == 429:
         RATE_LIMIT_HITS.labels(agent).inc()
+
+
+def set_circuit_state(name: str, state: str) -> None:
+    """Show breaker `name` in `state` (`closed`, `half_open` or `open`)."""
+    CIRCUIT_STATE.labels(name).set(CIRCUIT_STATE_VALUES[state])
+
+
+def observe_circuit_transition(name: str, state: str) -> None:
+    """Breaker `name` entered `state`: show it and count the transition."""
+    set_circuit_state(name, state)
+    CIRCUIT_TRANSITIONS.labels(name, state).inc()

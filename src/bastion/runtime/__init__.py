@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from bastion.runtime.agent import AgentApp as AgentApp
     from bastion.runtime.agent import AgentConfigError as AgentConfigError
     from bastion.runtime.agent import AgentDefinition as AgentDefinition
+    from bastion.runtime.breaker import BreakerState as BreakerState
+    from bastion.runtime.breaker import CircuitBreaker as CircuitBreaker
     from bastion.runtime.client import AgentClient as AgentClient
     from bastion.runtime.client import AgentUnreachable as AgentUnreachable
     from bastion.runtime.client import BreakerOpen as BreakerOpen
@@ -55,6 +57,8 @@ _EXPORTS = {
     "AgentOutput": "bastion.runtime.a2a_methods",
     "AgentUnreachable": "bastion.runtime.client",
     "BreakerOpen": "bastion.runtime.client",
+    "BreakerState": "bastion.runtime.breaker",
+    "CircuitBreaker": "bastion.runtime.breaker",
     "ChildSpec": "bastion.runtime.supervisor",
     "completed": "bastion.runtime.a2a_methods",
     "denied_error": "bastion.runtime.http_guard",
@@ -92,7 +96,9 @@ __all__ = [
     "AgentOutput",
     "AgentUnreachable",
     "BreakerOpen",
+    "BreakerState",
     "ChildSpec",
+    "CircuitBreaker",
     "Endpoint",
     "ExecutionContext",
     "Executor",

@@ -1,23 +1,34 @@
 """Circuit breaker for outgoing calls to one target: closed, open, half-open.
 
-Closed: calls flow; each transient failure counts, any success resets the count. When the count
-reaches `failure_threshold` the breaker opens. Open: calls fail fast with `BreakerOpen` and no
-request is sent. Once `reset_seconds` have passed, the breaker lets exactly one trial call
-through (half-open): its success closes the breaker, its failure opens it again for another
-`reset_seconds`. Other calls made while the trial is in flight fail fast.
+Closed: calls flow and each transient failure counts. Without a window, the count is of
+consecutive failures: any success resets it. With `failure_window_seconds`, the count is of the
+failures within the last that many seconds, successes or not (a target that fails five times a
+minute is unhealthy even if some calls get through); older failures are forgotten. When the
+count reaches `failure_threshold` the breaker opens. Open: calls fail fast with `BreakerOpen`
+and no request is sent. Once `reset_seconds` have passed, the breaker lets exactly one trial
+call through (half-open): its success closes the breaker (and forgets every failure), its
+failure opens it again for another `reset_seconds`. Other calls made while the trial is in
+flight fail fast.
 
 The breaker is not tied to a transport: a caller asks `acquire()` before sending and reports the
 outcome with `record_success()`, `record_failure()` or `release()` (no verdict, e.g. the call
 was cancelled). The clock is injectable so tests can move time without sleeping.
+
+Given a `metric_name` (a fixed name, never a URL: it is a label value), the breaker exports its
+state as `bastion_circuit_state{name}` and counts its transitions
+(`bastion_circuit_transitions_total{name, state}`); the move from open to half-open is seen
+when a call finds the reset time passed.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
 
 from bastion.config import ClientSettings
+from bastion.observability.metrics import observe_circuit_transition, set_circuit_state
 
 Clock = Callable[[], float]
 
@@ -40,28 +51,36 @@ class BreakerOpen(Exception):
 
 
 class CircuitBreaker:
-    """Consecutive-failure breaker with one trial call in half-open."""
+    """Consecutive-failure (or failures-in-a-window) breaker with one trial call in half-open."""
 
     def __init__(
         self,
         *,
         failure_threshold: int = 5,
         reset_seconds: float = 10.0,
+        failure_window_seconds: float | None = None,
         clock: Clock = time.monotonic,
         target: str = "",
+        metric_name: str | None = None,
     ) -> None:
         if failure_threshold < 1:
             raise ValueError("failure_threshold must be at least 1")
         if reset_seconds < 0:
             raise ValueError("reset_seconds must not be negative")
+        if failure_window_seconds is not None and failure_window_seconds <= 0:
+            raise ValueError("failure_window_seconds must be positive (or None: consecutive)")
         self.failure_threshold = failure_threshold
         self.reset_seconds = reset_seconds
+        self.failure_window_seconds = failure_window_seconds
         self.target = target
+        self.metric_name = metric_name
         self._clock = clock
         self._state = BreakerState.CLOSED
-        self._failures = 0
+        self._failure_times: deque[float] = deque()
         self._opened_at = 0.0
         self._trial_in_flight = False
+        if metric_name is not None:
+            set_circuit_state(metric_name, self._state.value)
 
     @classmethod
     def from_settings(
@@ -77,7 +96,7 @@ class CircuitBreaker:
     def __repr__(self) -> str:
         return (
             f"CircuitBreaker(target={self.target!r}, state={self.state.value!r}, "
-            f"failures={self._failures})"
+            f"failures={self.failures})"
         )
 
     @property
@@ -89,14 +108,30 @@ class CircuitBreaker:
 
     @property
     def failures(self) -> int:
-        """Consecutive failures counted since the last success."""
-        return self._failures
+        """Failures counted: consecutive ones since the last success, or with a window, those
+        within it."""
+        self._forget_old_failures()
+        return len(self._failure_times)
 
     def _reset_due(self) -> bool:
         return self._clock() - self._opened_at >= self.reset_seconds
 
     def _retry_in(self) -> float:
         return self.reset_seconds - (self._clock() - self._opened_at)
+
+    def _forget_old_failures(self) -> None:
+        if self.failure_window_seconds is None:
+            return
+        oldest = self._clock() - self.failure_window_seconds
+        while self._failure_times and self._failure_times[0] < oldest:
+            self._failure_times.popleft()
+
+    def _enter(self, state: BreakerState) -> None:
+        if state is self._state:
+            return
+        self._state = state
+        if self.metric_name is not None:
+            observe_circuit_transition(self.metric_name, state.value)
 
     def acquire(self) -> None:
         """Permission to send one call; raises `BreakerOpen` when the call must fail fast."""
@@ -105,7 +140,7 @@ class CircuitBreaker:
         if self._state is BreakerState.OPEN:
             if not self._reset_due():
                 raise BreakerOpen(self.target, self._retry_in())
-            self._state = BreakerState.HALF_OPEN
+            self._enter(BreakerState.HALF_OPEN)
             self._trial_in_flight = False
         # Half-open: exactly one trial call at a time.
         if self._trial_in_flight:
@@ -113,17 +148,24 @@ class CircuitBreaker:
         self._trial_in_flight = True
 
     def record_success(self) -> None:
-        """The target answered: close the breaker and clear the failure count."""
-        self._state = BreakerState.CLOSED
-        self._failures = 0
+        """The target answered: close the breaker; without a window, clear the failure count
+        (with one, a success closes a half-open breaker but does not erase recent failures of a
+        closed one)."""
+        if self.failure_window_seconds is None or self._state is not BreakerState.CLOSED:
+            self._failure_times.clear()
+        self._enter(BreakerState.CLOSED)
         self._trial_in_flight = False
 
     def record_failure(self) -> None:
         """A transient failure: count it; open (or re-open) the breaker when due."""
-        self._failures += 1
-        if self._state is BreakerState.HALF_OPEN or self._failures >= self.failure_threshold:
-            self._state = BreakerState.OPEN
+        self._failure_times.append(self._clock())
+        self._forget_old_failures()
+        if (
+            self._state is BreakerState.HALF_OPEN
+            or len(self._failure_times) >= self.failure_threshold
+        ):
             self._opened_at = self._clock()
+            self._enter(BreakerState.OPEN)
         self._trial_in_flight = False
 
     def release(self) -> None:
