@@ -144,3 +144,12 @@ def test_the_report_does_not_depend_on_the_hash_seed() -> None:
         outputs.append(run.stdout)
     assert outputs[0] == outputs[1]
     assert b"[1]" in outputs[0]
+
+
+def test_a_source_footnote_mark_never_reads_as_a_citation() -> None:
+    src = source("eiffel")
+    given = [Passage(src, 0, "The Eiffel Tower was completed\nin 1889.[12] It is iron.", 1.0)]
+    question = "When was the Eiffel Tower completed?"
+    report = synthesize(question, [question], given)
+    assert "- The Eiffel Tower was completed in 1889. [1]" in report.markdown
+    assert cited_numbers(report.markdown) == {1}

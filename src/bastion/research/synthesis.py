@@ -2,10 +2,11 @@
 sources and writes a cited Markdown report with a short typed answer, with no model.
 
 Rules:
-- **Candidates**: every passage's text is cut into sentences (`text.split_sentences`); the same
-  sentence of the same source counts once. The order of candidates is the order of the passages
-  as given, then of the sentences inside them, and every tie is broken by that order, so the same
-  input always gives the same report.
+- **Candidates**: every passage's text is cut into sentences (`text.split_sentences`), each put
+  on one line without the source's own bracketed footnote numbers ("[3]", which would read as
+  citations); the same sentence of the same source counts once. The order of candidates is the
+  order of the passages as given, then of the sentences inside them, and every tie is broken by
+  that order, so the same input always gives the same report.
 - **Relevance** of a sentence to a query (the question or a sub-question): the IDF-weighted share
   of the query's key terms found in the sentence or its source's title, with IDF taken over the
   candidate sentences; a term found only in the title counts half.
@@ -71,12 +72,24 @@ class _Candidate:
     title_terms: frozenset[str]
 
 
+_BRACKETED_NUMBER_RE = re.compile(r"\[\d+\]")
+
+
+def _one_line(text: str) -> str:
+    """`text` on one line, without bracketed numbers (a source's own footnote marks would read
+    as our citations)."""
+    return " ".join(_BRACKETED_NUMBER_RE.sub("", text).split())
+
+
 def _candidates(passages: Sequence[Passage]) -> list[_Candidate]:
     seen: set[tuple[str, str]] = set()
     out: list[_Candidate] = []
     for passage in passages:
         title_terms = frozenset(key_terms(passage.source.title))
-        for sentence in split_sentences(passage.text):
+        for raw in split_sentences(_BRACKETED_NUMBER_RE.sub("", passage.text)):
+            sentence = _one_line(raw)
+            if not sentence:
+                continue
             key = (passage.source.id, sentence)
             if key in seen:
                 continue
@@ -217,14 +230,15 @@ def _render(question: str, answer: str | None, cite: int | None, groups: list[tu
         if not items:
             continue
         if len(groups) > 1:
-            lines += [f"## {heading}", ""]
+            lines += [f"## {_one_line(heading)}", ""]
         lines += [f"- {item.sentence} [{item.n}]" for item in items]
         lines.append("")
     if sources:
         lines += ["## Sources", ""]
         for n, source in enumerate(sources, start=1):
             where = f" <{source.url}>" if source.url else ""
-            lines.append(f"[{n}] {source.title} ({source.provider}: {source.id}){where}")
+            title = _one_line(source.title)
+            lines.append(f"[{n}] {title} ({source.provider}: {_one_line(source.id)}){where}")
         lines.append("")
     return "\n".join(lines)
 
