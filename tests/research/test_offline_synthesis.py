@@ -4,6 +4,7 @@ that all resolve, a typed short answer, and byte-identical output for the same i
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from bastion.research.plan import plan
 from bastion.research.sources import Passage
@@ -153,3 +154,31 @@ def test_a_source_footnote_mark_never_reads_as_a_citation() -> None:
     report = synthesize(question, [question], given)
     assert "- The Eiffel Tower was completed in 1889. [1]" in report.markdown
     assert cited_numbers(report.markdown) == {1}
+
+
+def louvre() -> list[Passage]:
+    text = "The Louvre is an art museum in Paris, France."
+    src = replace(source("paris"), id="louvre", title="Louvre", text=text, sentences=(text,))
+    return [Passage(src, 0, text, 1.0)]
+
+
+def test_a_same_place_comparison_compares_the_places_each_entity_is_in() -> None:
+    different = "Are the Eiffel Tower and the Statue of Liberty in the same city?"
+    given = passages("eiffel") + passages("liberty")
+    assert synthesize(different, plan(different).texts, given).answer == "no"
+    same = "Are the Eiffel Tower and the Louvre in the same city?"
+    assert synthesize(same, plan(same).texts, passages("eiffel") + louvre()).answer == "yes"
+
+
+def test_a_both_comparison_needs_each_entity_to_hold_the_property() -> None:
+    given = passages("eiffel") + passages("liberty")
+    both_tall = "Are the Eiffel Tower and the Statue of Liberty both tall?"
+    assert synthesize(both_tall, plan(both_tall).texts, given).answer == "yes"
+    both_colossal = "Are the Eiffel Tower and the Statue of Liberty both colossal?"
+    assert synthesize(both_colossal, plan(both_colossal).texts, given).answer == "no"
+
+
+def test_a_property_comparison_picks_the_entity_whose_evidence_holds_it() -> None:
+    question = "Which landmark is colossal, the Eiffel Tower or the Statue of Liberty?"
+    given = passages("eiffel") + passages("liberty")
+    assert synthesize(question, plan(question).texts, given).answer == "Statue of Liberty"

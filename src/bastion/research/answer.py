@@ -35,7 +35,7 @@ from typing import Literal
 
 from bastion.research.text import key_terms, words
 
-__all__ = ["AnswerType", "answer_type", "extract_answer", "extract_span"]
+__all__ = ["AnswerType", "answer_type", "extract_answer", "extract_span", "first_year", "years"]
 
 AnswerType = Literal["number", "date", "place", "person", "yesno", "entity"]
 
@@ -141,6 +141,17 @@ _SENTENCE_STARTERS = frozenset(
         "of",
     ]
 )
+
+
+def years(text: str) -> list[int]:
+    """Every year (1000-2099) named in `text`, in order."""
+    return [int(year) for year in _YEAR_ONLY.findall(text)]
+
+
+def first_year(text: str) -> str | None:
+    """The first year named in `text`, or None."""
+    match = _YEAR_ONLY.search(text)
+    return match.group(0) if match else None
 
 
 def answer_type(question: str) -> AnswerType:

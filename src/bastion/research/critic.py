@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bastion.research.answer import answer_type, extract_span
+from bastion.research.answer import answer_type, extract_span, first_year
 from bastion.research.synthesis import Report
 from bastion.research.text import key_terms, split_sentences
 
@@ -48,7 +48,6 @@ class Critique:
 
 
 _CITATION_RE = re.compile(r"\[(\d+)\]")
-_YEAR_RE = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})\b")
 
 
 def _body_sentences(markdown: str) -> list[str]:
@@ -80,8 +79,7 @@ def _citation_findings(report: Report) -> list[str]:
 
 def _value(kind: str, sentence: str, question: str) -> str | None:
     if kind == "date":
-        match = _YEAR_RE.search(sentence)
-        return match.group(0) if match else None
+        return first_year(sentence)
     return extract_span("number", question, [sentence])
 
 

@@ -44,6 +44,7 @@ from bastion.research.text import key_terms, words
 
 __all__ = [
     "BRIDGE",
+    "SIZE_COMPARATIVES",
     "Mode",
     "Plan",
     "PlanKind",
@@ -205,7 +206,7 @@ _TIME_COMPARATIVES = frozenset(
         "newest",
     ]
 )
-_SIZE_COMPARATIVES = {
+SIZE_COMPARATIVES = {  # a comparative of measure -> the adjective a sub-question asks with
     "larger": "large", "largest": "large", "bigger": "big", "biggest": "big",
     "smaller": "small", "smallest": "small", "taller": "tall", "tallest": "tall",
     "longer": "long", "longest": "long", "shorter": "short", "shortest": "short",
@@ -242,7 +243,7 @@ def _or_sub_questions(head: str, a: str, b: str) -> tuple[SubQuestion, SubQuesti
     if any(word in _TIME_COMPARATIVES for word in head_words):
         verb = verb_match.group(1) if verb_match else "born or founded"
         template = "When was {e} " + verb + "?"
-    elif size := next((_SIZE_COMPARATIVES[w] for w in head_words if w in _SIZE_COMPARATIVES), ""):
+    elif size := next((SIZE_COMPARATIVES[w] for w in head_words if w in SIZE_COMPARATIVES), ""):
         template = "How " + size + " is {e}?"
     else:
         rest = _WHICH_NOUN.sub("", head).strip()

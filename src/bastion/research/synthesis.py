@@ -10,6 +10,8 @@ Rules:
 - **Relevance** of a sentence to a query (the question or a sub-question): the IDF-weighted share
   of the query's key terms found in the sentence or its source's title, with IDF taken over the
   candidate sentences; a term found only in the title counts half.
+- **Entities**: the sub-question of a comparison entity ("When was A founded?") draws only on
+  sentences that name the entity (a term of its own, in the sentence or its source's title).
 - **Selection** per sub-question (the question itself when there are none), by maximal marginal
   relevance: the next sentence maximises `lambda * relevance - (1 - lambda) * redundancy`, where
   redundancy is the highest Jaccard overlap of key terms with a sentence already chosen (for any
@@ -18,11 +20,14 @@ Rules:
   sentence carries the number of its source, `[n]`, and the sources list closes the report, so
   every `[n]` resolves.
 - **Answer**: typed by the question word (`bastion.research.answer`), taken from the chosen
-  evidence, best first. A comparison ("Which is older, A or B?") answers with one of its
-  entities: the one with the earlier date for older/first/earlier, the later for
-  younger/later/newer, the larger number for larger/more/..., else the entity whose evidence best
-  matches the question. Otherwise the evidence of the last sub-question (a bridge's second step)
-  is tried first, then the rest, each by relevance. The answer line cites the source of the
+  evidence, best first. A comparison ("Which is older, A or B?") answers with one of its entities:
+  the one with the earlier date for older/first/earlier, the later for younger/later/newer, the
+  larger number for larger/taller/more/... (the smaller for smaller/shorter/fewer/...), else the
+  entity whose own evidence holds more of the question's other key terms (then: the more relevant
+  evidence). A yes/no comparison ("Are A and B both X?") says yes when each entity's own evidence
+  holds every other key term of the question, or, for "the same <noun>", when the places their
+  evidence names are the same. Otherwise the evidence of the last sub-question (a bridge's second
+  step) is tried first, then the rest, each by relevance. The answer line cites the source of the
   sentence it came from.
 """
 
@@ -33,8 +38,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bastion.research.answer import extract_answer, extract_span
-from bastion.research.plan import comparison_entities
+from bastion.research.answer import answer_type, extract_answer, extract_span, years
+from bastion.research.plan import SIZE_COMPARATIVES, comparison_entities
 from bastion.research.sources import Passage, Source
 from bastion.research.text import key_terms, split_sentences, words
 
@@ -125,6 +130,20 @@ def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 0.0
 
 
+def _about(
+    query: str, entities: tuple[str, str] | None, candidates: Sequence[_Candidate]
+) -> Sequence[_Candidate]:
+    """For a comparison entity's sub-question, only the candidates naming that entity (a term of
+    its own, not shared with the other entity, in the sentence or its source's title)."""
+    if entities is None:
+        return candidates
+    for entity, other in (entities, entities[::-1]):
+        if entity and entity in query:
+            own = set(key_terms(entity)) - set(key_terms(other))
+            return [c for c in candidates if own & (c.terms | c.title_terms)]
+    return candidates
+
+
 def _select(
     query: str,
     candidates: Sequence[_Candidate],
@@ -152,7 +171,8 @@ def _select(
 
 _EARLIER = frozenset(["older", "oldest", "first", "earlier", "earliest"])
 _LATER = frozenset(["younger", "youngest", "later", "latest", "last", "newer", "newest"])
-_YEAR_RE = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
+_MEASURES = frozenset([*SIZE_COMPARATIVES, "more", "most", "fewer", "less", "least"])
+_SMALLER = frozenset(["smaller", "smallest", "shorter", "shortest", "fewer", "less", "least"])
 _NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
 
 
@@ -165,17 +185,15 @@ def _compare(question: str, by_entity: dict[str, list[Evidence]]) -> str | None:
     entities = list(by_entity)
     question_words = set(words(question))
     if question_words & (_EARLIER | _LATER):
-        years: dict[str, int] = {}
+        dated: dict[str, int] = {}
         for entity, evidence in by_entity.items():
-            found = [int(y) for e in evidence for y in _YEAR_RE.findall(e.sentence)]
+            found = [year for e in evidence for year in years(e.sentence)]
             if found:
-                years[entity] = min(found)
-        if len(years) == len(entities):
+                dated[entity] = min(found)
+        if len(dated) == len(entities):
             pick = min if question_words & _EARLIER else max
-            return pick(entities, key=lambda e: (years[e], entities.index(e)))
-    elif any(
-        w.endswith("er") or w.endswith("est") or w in ("more", "most") for w in question_words
-    ):
+            return pick(entities, key=lambda e: (dated[e], entities.index(e)))
+    elif question_words & _MEASURES:
         numbers: dict[str, float] = {}
         for entity, evidence in by_entity.items():
             span = extract_span("number", question, [e.sentence for e in evidence])
@@ -183,9 +201,36 @@ def _compare(question: str, by_entity: dict[str, list[Evidence]]) -> str | None:
             if value is not None:
                 numbers[entity] = value
         if len(numbers) == len(entities):
-            return max(entities, key=lambda e: (numbers[e], -entities.index(e)))
-    scores = {e: sum(x.relevance for x in ev[:1]) for e, ev in by_entity.items()}
-    return max(entities, key=lambda e: (scores[e], -entities.index(e))) if entities else None
+            pick = min if question_words & _SMALLER else max
+            return pick(entities, key=lambda e: (numbers[e], -entities.index(e)))
+    named = set(key_terms(" ".join(entities)))
+    predicate = [t for t in key_terms(question) if t not in named]
+
+    def support(entity: str) -> tuple[int, float, int]:
+        found = set(key_terms(" ".join(x.sentence for x in by_entity[entity])))
+        held = sum(term in found for term in predicate)
+        return held, by_entity[entity][0].relevance, -entities.index(entity)
+
+    return max(entities, key=support) if entities else None
+
+
+_SAME_RE = re.compile(r"\bsame\s+(\w+)", re.I)
+
+
+def _yes_no(question: str, entities: tuple[str, str], by_entity: dict[str, list[Evidence]]) -> str:
+    """A yes/no comparison: "the same <noun>" compares the place each entity's evidence names;
+    otherwise yes when each entity's own evidence holds every other key term of the question."""
+    if _SAME_RE.search(question):
+        places = [extract_span("place", e, [x.sentence for x in by_entity[e]]) for e in entities]
+        if all(places):
+            return "yes" if len({p.lower() for p in places if p}) == 1 else "no"
+    named = set(key_terms(" ".join(entities)))
+    predicate = {t for t in key_terms(question) if t not in named}
+    for entity in entities:
+        found = set(key_terms(" ".join(x.sentence for x in by_entity[entity])))
+        if not predicate <= found:
+            return "no"
+    return "yes"
 
 
 def _answer(
@@ -193,11 +238,13 @@ def _answer(
 ) -> tuple[str | None, Evidence | None]:
     if not evidence:
         return None, None
-    if entities is not None and words(question)[:1] != ["are"]:
+    if entities is not None:
         by_entity: dict[str, list[Evidence]] = {entity: [] for entity in entities}
         for item, entity in zip(evidence, _entity_of(evidence, entities), strict=True):
             if entity is not None:
                 by_entity[entity].append(item)
+        if all(by_entity.values()) and answer_type(question) == "yesno":
+            return _yes_no(question, entities, by_entity), by_entity[entities[0]][0]
         if all(by_entity.values()) and words(question)[:1] in (["which"], ["who"], ["what"]):
             choice = _compare(question, by_entity)
             if choice is not None:
@@ -259,9 +306,11 @@ def synthesize(
     numbers: dict[str, int] = {}
     sources: list[Source] = []
     groups: list[tuple[str, list[Evidence]]] = []
+    entities = comparison_entities(question)
     for query in queries:
         items: list[Evidence] = []
-        for candidate, relevance in _select(query, candidates, idf, chosen, per_sub_question,
+        pool = _about(query, entities, candidates)
+        for candidate, relevance in _select(query, pool, idf, chosen, per_sub_question,
                                             mmr_lambda):  # fmt: skip
             if candidate.source.id not in numbers:
                 numbers[candidate.source.id] = len(sources) + 1
@@ -270,6 +319,6 @@ def synthesize(
             items.append(Evidence(candidate.sentence, candidate.source, n, query, relevance))
         groups.append((query, items))
     evidence = tuple(item for _, items in groups for item in items)
-    answer, origin = _answer(question, evidence, comparison_entities(question))
+    answer, origin = _answer(question, evidence, entities)
     markdown = _render(question, answer, origin.n if origin else None, groups, sources)
     return Report(question, answer, markdown, evidence, tuple(sources))
