@@ -11,7 +11,8 @@ Rules, all checked, every finding given as a reason:
   credibility >= `min_credibility`. Credibility comes from the caller as source id -> score; an
   unknown source scores 0 (deny by default). Gap: the sub-question itself.
 - **REFINE, low coverage**: fewer than `min_coverage` of the question's key terms appear in the
-  evidence. Gap: "What is known about <the missing terms>?".
+  evidence (its sentences and their sources' titles). Gap: "What is known about <the missing
+  terms>?".
 - **REFINE, contradiction**: for a sub-question asking for a date or a number, two sources whose
   evidence gives different values (the first year, or the first number, each source's evidence
   states). Gap: the sub-question with the disagreeing values, to be looked up again.
@@ -110,7 +111,9 @@ def critique(
     min_credibility: float = 0.5,
     min_coverage: float = 0.6,
 ) -> Critique:
-    """The verdict on `report` for `question` and its `sub_questions` (see the module rules)."""
+    """The verdict on `report` for `question` and its `sub_questions` (see the module rules).
+    `sub_questions` are the texts `synthesize` was given (bridges filled), since evidence is
+    matched to its sub-question by text."""
     if not report.evidence:
         return Critique(Verdict.FAIL, ("no evidence: the report cites no source",))
     failures = _citation_findings(report)
