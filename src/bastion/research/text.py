@@ -1,0 +1,270 @@
+"""The word-level text rules the offline planner, synthesizer and critic share.
+
+- `words`: lower-cased word tokens (letters and digits; an apostrophe-s is dropped, so
+  "Spielberg's" is "spielberg").
+- `key_terms`: the words of a text that carry its meaning, in first-seen order: stop words, question
+  words and one-letter words are dropped, and a plural's final "s" is cut ("films" -> "film",
+  never for words of four letters or fewer), so "film" matches "films".
+- `split_sentences`: a sentence ends at ".", "!" or "?" followed by white space and a capital
+  letter, a digit or a quote; a dot after an initial ("J. Smith") or a common abbreviation
+  ("Dr.", "St.", "Inc.") is not an end.
+- `normalize_answer`: the HotpotQA answer normalisation (lower case, no punctuation, no articles
+  "a", "an", "the", single spaces), and `answer_scores`, HotpotQA's exact match and token F1 on
+  normalised answers (a yes/no answer scores F1 0 against any other answer).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+
+__all__ = [
+    "STOPWORDS",
+    "answer_scores",
+    "key_terms",
+    "normalize_answer",
+    "split_sentences",
+    "stem",
+    "words",
+]
+
+STOPWORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "either",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "neither",
+        "no",
+        "nor",
+        "not",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "s",
+        "t",
+        "much",
+        "many",
+        "one",
+        "two",
+        "whether",
+        "wa",
+        "ha",
+    ]
+)
+
+_WORD_RE = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
+_POSSESSIVE_RE = re.compile(r"['\u2019]s$")
+_SENTENCE_END_RE = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)]?\s+(?=[\"'\u201c\u2018(]?[A-Z0-9])")
+_ABBREVIATIONS = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "st",
+        "jr",
+        "sr",
+        "prof",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "vs",
+        "etc",
+        "no",
+        "gen",
+        "col",
+        "lt",
+        "sgt",
+        "capt",
+        "rev",
+        "mt",
+        "ft",
+    ]
+)
+
+
+def words(text: str) -> list[str]:
+    """The lower-cased word tokens of `text`, in order."""
+    return [_POSSESSIVE_RE.sub("", w) for w in _WORD_RE.findall(text.lower())]
+
+
+def stem(word: str) -> str:
+    """A light plural stem: "films" -> "film", "studies" -> "study"; short words stay."""
+    if len(word) <= 4 or not word.endswith("s") or word.endswith("ss") or word.endswith("us"):
+        return word
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    return word[:-1]
+
+
+def key_terms(text: str) -> list[str]:
+    """The meaning-carrying terms of `text`, stemmed, each once, in first-seen order."""
+    seen: dict[str, None] = {}
+    for word in words(text):
+        if len(word) > 1 and word not in STOPWORDS:
+            seen.setdefault(stem(word), None)
+    return list(seen)
+
+
+def split_sentences(text: str) -> list[str]:
+    """`text` cut into sentences (see the module rules); white space is trimmed."""
+    sentences: list[str] = []
+    start = 0
+    for match in _SENTENCE_END_RE.finditer(text):
+        before = text[start : match.start()].rstrip("\"'\u201d\u2019)")
+        last_word = before.rsplit(None, 1)[-1] if before.split() else ""
+        stripped = last_word.rstrip(".").lower()
+        if last_word.endswith(".") and (
+            (len(stripped) == 1 and stripped.isalpha()) or stripped in _ABBREVIATIONS
+        ):
+            continue
+        sentence = text[start : match.start()].strip()
+        if sentence:
+            sentences.append(sentence)
+        start = match.end()
+    rest = text[start:].strip()
+    if rest:
+        sentences.append(rest)
+    return sentences
+
+
+_ARTICLES_RE = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """HotpotQA's answer normalisation: lower case, punctuation and articles removed."""
+    return " ".join(_ARTICLES_RE.sub(" ", text.lower().translate(_PUNCTUATION)).split())
+
+
+def answer_scores(prediction: str, gold: str) -> tuple[float, float]:
+    """HotpotQA's exact match (0 or 1) and token F1 of `prediction` against `gold`."""
+    predicted, expected = normalize_answer(prediction), normalize_answer(gold)
+    exact = float(predicted == expected)
+    special = {"yes", "no", "noanswer"}
+    if (predicted in special or expected in special) and predicted != expected:
+        return exact, 0.0
+    common = Counter(predicted.split()) & Counter(expected.split())
+    same = sum(common.values())
+    if same == 0:
+        return exact, 0.0
+    precision, recall = same / len(predicted.split()), same / len(expected.split())
+    return exact, 2 * precision * recall / (precision + recall)
