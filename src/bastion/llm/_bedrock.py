@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from bastion.egress import EgressDenied, Purpose
-from bastion.llm._http import ModelKey
+from bastion.llm._http import BadModelReply, ModelKey
 from bastion.llm.client import Completion, Message, ModelError, Role
 from bastion.llm.config import ModelConfig
 
@@ -68,6 +68,7 @@ class BedrockProvider:
                         yield text
             finally:
                 events.close()
+            raise BadModelReply("ended the stream before messageStop")
 
     async def aclose(self) -> None:
         with self._lock:
@@ -150,6 +151,8 @@ class BedrockProvider:
         where = self._config.base_url
         try:
             yield
+        except BadModelReply as exc:
+            raise ModelError(f"model server at {where} {exc}") from None
         except ClientError as exc:  # an AWS error answer, or an exception event in the stream
             error = exc.response.get("Error", {})
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -220,7 +223,9 @@ def _conversation(messages: Sequence[Message]) -> list[dict[str, Any]]:
 
 
 def _completion(reply: Any, model: str) -> Completion:
-    content = reply.get("output", {}).get("message", {}).get("content", [])
+    content = reply.get("output", {}).get("message", {}).get("content")
+    if not isinstance(content, list):  # botocore reads a body that is not JSON as empty
+        raise BadModelReply("sent a response without an output message")
     usage = reply.get("usage", {})
     return Completion(
         text="".join(b["text"] for b in content if isinstance(b.get("text"), str)),
