@@ -4,11 +4,13 @@ errors."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
 import pytest
+from structlog.testing import capture_logs
 
 from bastion.guardrails.types import Direction, Source
 from bastion.llm import (
@@ -284,3 +286,22 @@ async def test_no_credentials(
 async def test_no_region(bedrock: FakeBedrock, guard: KeywordGuard) -> None:
     error = await model_error(config(bedrock, aws_region=None), guard, "complete")
     assert "set aws_region" in str(error)
+
+
+async def test_the_api_key_is_never_logged(
+    bedrock: FakeBedrock, guard: KeywordGuard, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "bedrock.key").write_text(KEY + "\n")
+    cfg = config(bedrock, api_key_ref="secret://file/bedrock.key", secrets_base_dir=tmp_path)
+    bedrock.reset(api_key=KEY)
+    caplog.set_level(logging.DEBUG)
+    with capture_logs() as logs:
+        async with build_client(cfg, guard) as llm:
+            assert await ask(llm, "stream", [Message.user("hi")]) == "hi"
+            bedrock.reset(api_key="another-key")
+            with pytest.raises(ModelError) as caught:
+                await llm.complete([Message.user("hi")])
+    assert "Sending http request" in caplog.text  # botocore's debug log, headers included
+    assert KEY not in caplog.text
+    assert KEY not in str(logs)
+    assert KEY not in str(caught.value)

@@ -104,8 +104,9 @@ def route_botocore(
     audit: AuditSink | None = None,
     timeout: float = 10.0,
     purpose: Purpose = Purpose.GENERAL,
-) -> None:
-    """Send every request of botocore `client` through the egress perimeter.
+) -> httpx.Client:
+    """Send every request of botocore `client` through the egress perimeter; returns the
+    egress client, for a caller that closes `client` to close as well.
 
     A refused or failed request raises botocore's `EndpointConnectionError`; its
     `__context__` is the egress client's error (`EgressDenied` for a refusal)."""
@@ -132,6 +133,7 @@ def route_botocore(
         return AWSResponse(request.url, answer.status_code, answer.headers, _Raw(answer))
 
     client.meta.events.register("before-send", send)
+    return http
 
 
 class _Raw:

@@ -45,6 +45,7 @@ class BedrockProvider:
         self._config = config
         self._key = ModelKey(config)
         self._client: Any = None
+        self._http: httpx.Client | None = None  # the egress client under boto3's
         self._lock = threading.Lock()
 
     async def complete(self, messages: Sequence[Message]) -> Completion:
@@ -72,9 +73,12 @@ class BedrockProvider:
 
     async def aclose(self) -> None:
         with self._lock:
-            client, self._client = self._client, None
+            client, http = self._client, self._http
+            self._client = self._http = None
         if client is not None:
             client.close()
+        if http is not None:
+            http.close()
 
     def _request(self, messages: Sequence[Message]) -> dict[str, Any]:
         config = self._config
@@ -121,7 +125,7 @@ class BedrockProvider:
                 signature_version=UNSIGNED if bearer else None,
             ),
         )
-        route_botocore(
+        self._http = route_botocore(
             client,
             config.egress_policy(),
             principal=f"llm:{config.model}",
