@@ -305,3 +305,17 @@ async def test_the_api_key_is_never_logged(
     assert KEY not in caplog.text
     assert KEY not in str(logs)
     assert KEY not in str(caught.value)
+
+
+async def test_the_region_is_read_from_a_standard_endpoint(guard: KeywordGuard) -> None:
+    """No `aws_region`: the request is signed for the endpoint's region (no NoRegionError),
+    then refused by the egress policy before anything leaves the process."""
+    cfg = ModelConfig(
+        provider="bedrock",
+        base_url="https://bedrock-runtime.eu-west-1.amazonaws.com",
+        model="m",
+        egress={"model_hosts": ["bedrock-runtime.us-east-1.amazonaws.com"]},
+    )
+    error = await model_error(cfg, guard, "complete")
+    assert "is outside the egress policy" in str(error)
+    assert "not a model endpoint" in str(error)
