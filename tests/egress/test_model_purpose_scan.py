@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-PROVIDER = "bastion/llm/_openai.py"
+PROVIDER = "bastion/llm/_http.py"  # the model-purpose client of the HTTP providers
 
 
 def may_use_model_purpose(path: str) -> bool:

@@ -342,12 +342,14 @@ def test_config_rejects_bad_values(bad: dict[str, object]) -> None:
 
 def test_unknown_provider_is_refused(guard: KeywordGuard) -> None:
     cfg = ModelConfig(provider="nope", base_url="http://h", model="m")
-    with pytest.raises(ValueError, match=r"unknown model provider 'nope' \(known: openai\)"):
+    with pytest.raises(
+        ValueError, match=r"unknown model provider 'nope' \(known: anthropic, bedrock, openai\)"
+    ):
         build_client(cfg, guard)
 
 
 async def test_every_provider_comes_guarded(guard: KeywordGuard) -> None:
-    assert "openai" in providers()
+    assert providers() == ("anthropic", "bedrock", "openai")
     for name in providers():
         client = build_client(ModelConfig(provider=name, base_url="http://h", model="m"), guard)
         assert isinstance(client, GuardedClient)

@@ -5,8 +5,9 @@ An AST scan of `src/bastion/**/*.py`, one rule per way around the guard:
 * private provider modules (`bastion/llm/_*.py`) are imported by `bastion/llm/factory.py` only
   (absolute, relative, or by name through importlib);
 * the classes they define are named nowhere else;
-* model API paths (`/chat/completions`, `/v1/completions`, ...) appear, outside docstrings, only
-  in the provider modules, and in the fake model server, which serves them;
+* model API paths (`/chat/completions`, `/v1/messages`, `/converse`, ...) and the Bedrock
+  runtime's service name appear, outside docstrings, only in the provider modules, and in the
+  fake model servers, which serve them;
 * model vendor SDKs (`openai`, `anthropic`, ...) are imported by provider modules only.
 
 It is a tripwire for honest mistakes (a URL built by concatenating fragments gets past it); the
@@ -25,8 +26,19 @@ from bastion.llm import factory
 SRC = Path(__file__).resolve().parents[2] / "src"
 FACTORY = "bastion/llm/factory.py"
 FAKE_SERVER = "bastion/testing/fake_llm.py"
+FAKE_SERVERS = frozenset(
+    {FAKE_SERVER, "bastion/testing/fake_anthropic.py", "bastion/testing/fake_bedrock.py"}
+)
 PRIVATE_PREFIX = "bastion.llm._"
-MODEL_PATHS = ("/chat/completions", "/v1/completions", "/v1/messages", "/api/generate", "/api/chat")
+MODEL_PATHS = (
+    "/chat/completions",
+    "/v1/completions",
+    "/v1/messages",
+    "/api/generate",
+    "/api/chat",
+    "/converse",
+    "bedrock-runtime",
+)
 MODEL_SDKS = ("openai", "anthropic", "litellm", "ollama", "cohere", "mistralai", "llama_cpp")
 
 
@@ -76,7 +88,7 @@ def violations(path: str, source: str, providers: set[str]) -> list[str]:
     """`path:line: why` for every way module `path` (relative to src/) goes around the
     factory."""
     may_build = path == FACTORY or is_provider_module(path)
-    may_name_endpoints = is_provider_module(path) or path == FAKE_SERVER
+    may_name_endpoints = is_provider_module(path) or path in FAKE_SERVERS
     tree = ast.parse(source)
     skip = docstrings(tree)
     found: list[str] = []
@@ -116,7 +128,7 @@ def test_only_the_factory_reaches_providers_and_model_endpoints() -> None:
     tree = source_tree()
     providers = provider_classes(tree)
     assert FACTORY in tree
-    assert "OpenAIProvider" in providers  # the scan looks for something real
+    assert {"AnthropicProvider", "BedrockProvider", "OpenAIProvider"} <= providers
     found = [v for path, source in tree.items() for v in violations(path, source, providers)]
     assert not found, "model access around bastion.llm.factory:\n" + "\n".join(found)
 
@@ -185,10 +197,20 @@ def test_catches_a_model_sdk() -> None:
     )
 
 
+def test_catches_bedrock_reached_around_the_factory() -> None:
+    source = "import boto3\nclient = boto3.client('bedrock-runtime')\n"
+    (found,) = check("bastion/agents/shortcut.py", source)
+    assert found.startswith("bastion/agents/shortcut.py:2: calls a model endpoint")
+    url = "f'{endpoint}/model/{model_id}/converse'\n"
+    assert check("bastion/x.py", url)[0].startswith("bastion/x.py:1: calls a model endpoint")
+
+
 def test_allows_the_factory_the_providers_and_the_fake_server() -> None:
     assert check(FACTORY, "from bastion.llm._openai import OpenAIProvider\nOpenAIProvider\n") == []
     assert check("bastion/llm/_openai.py", "PATH = '/v1/chat/completions'\n") == []
     assert check(FAKE_SERVER, "Route('/v1/chat/completions', chat)\n") == []
+    assert check("bastion/testing/fake_bedrock.py", "Route('/model/{m}/converse', c)\n") == []
+    assert check("bastion/llm/_bedrock.py", "SERVICE = 'bedrock-runtime'\n") == []
     assert check(FAKE_SERVER, "from bastion.llm._openai import OpenAIProvider\n") != []
     assert check("bastion/x.py", '"""Talks to /v1/chat/completions via the factory."""\n') == []
     assert check("bastion/x.py", "from bastion.llm import build_client\n") == []

@@ -9,7 +9,9 @@ entry:
 - `requests_session(policy, ...)`: a `requests.Session` whose every request is sent by the
   egress client (hvac: `hvac.Client(session=...)`);
 - `route_botocore(client, policy, ...)`: registers a `before-send` handler on a botocore
-  client that sends each request through the egress client.
+  client that sends each request through the egress client (with `purpose=Purpose.MODEL` for
+  the Bedrock model client of `bastion.llm`). The response body is handed to botocore as it
+  arrives, so an event stream (Bedrock's ConverseStream) is parsed chunk by chunk.
 
 A refused or failed request surfaces as the library's own connection error, so that the
 library's callers handle it as they handle an unreachable server.
@@ -28,7 +30,7 @@ from botocore.exceptions import EndpointConnectionError
 from requests.structures import CaseInsensitiveDict
 
 from bastion.egress.client import egress_sync_client
-from bastion.egress.policy import EgressPolicy
+from bastion.egress.policy import EgressPolicy, Purpose
 from bastion.egress.transport import AuditSink
 
 __all__ = ["requests_session", "route_botocore"]
@@ -101,36 +103,56 @@ def route_botocore(
     principal: str,
     audit: AuditSink | None = None,
     timeout: float = 10.0,
-) -> None:
-    """Send every request of botocore `client` through the egress perimeter."""
+    purpose: Purpose = Purpose.GENERAL,
+) -> httpx.Client:
+    """Send every request of botocore `client` through the egress perimeter; returns the
+    egress client, for a caller that closes `client` to close as well.
+
+    A refused or failed request raises botocore's `EndpointConnectionError`; its
+    `__context__` is the egress client's error (`EgressDenied` for a refusal)."""
     http = egress_sync_client(
-        policy, principal=principal, audit=audit, timeout=timeout, trust_env=False
+        policy,
+        purpose=purpose,
+        principal=principal,
+        audit=audit,
+        timeout=timeout,
+        trust_env=False,
     )
 
     def send(request: Any, **_: Any) -> AWSResponse:
+        outgoing = http.build_request(
+            request.method,
+            request.url,
+            headers=dict(request.headers.items()),
+            content=_body(request.body),
+        )
         try:
-            answer = http.request(
-                request.method,
-                request.url,
-                headers=dict(request.headers.items()),
-                content=_body(request.body),
-                follow_redirects=False,
-            )
+            answer = http.send(outgoing, stream=True, follow_redirects=False)
         except httpx.HTTPError:  # EgressDenied included: logged and audited already
             raise EndpointConnectionError(endpoint_url=request.url) from None
-        return AWSResponse(request.url, answer.status_code, answer.headers, _Raw(answer.content))
+        return AWSResponse(request.url, answer.status_code, answer.headers, _Raw(answer))
 
     client.meta.events.register("before-send", send)
+    return http
 
 
 class _Raw:
-    """The body of a response, as botocore reads it (`stream()`)."""
+    """The body of a response as botocore reads it (`stream()`, `close()`), read from the
+    connection as botocore asks for it."""
 
-    def __init__(self, content: bytes) -> None:
-        self._content = content
+    def __init__(self, answer: httpx.Response) -> None:
+        self._answer = answer
 
     def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._content
+        try:
+            yield from self._answer.iter_bytes()
+        except httpx.HTTPError:  # the connection broke or timed out mid-body
+            raise EndpointConnectionError(endpoint_url=str(self._answer.url)) from None
+        finally:
+            self._answer.close()
+
+    def close(self) -> None:
+        self._answer.close()
 
 
 def _body(body: Any) -> bytes | None:

@@ -6,9 +6,10 @@
         async for text in llm.stream([Message.user("...")]):
             ...
 
-`build_client` (`factory`) is the only way to get a client; the providers behind it are
-private. `GuardedClient` (`client`) scans every message before the call and the reply before
-it is returned, and raises `GuardrailBlocked` when the guard blocks either.
+`build_client` (`factory`) is the only way to get a client; the providers behind it
+(`ModelConfig.provider`: `openai`, `anthropic`, `bedrock`) are private. `GuardedClient`
+(`client`) scans every message before the call and the reply before it is returned, and
+raises `GuardrailBlocked` when the guard blocks either.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""`ModelConfig`: which model to call, where, with which key, which egress policy its HTTP
-client enforces, and how the output stream is cut into windows for the guard."""
+"""`ModelConfig`: which model to call through which provider, where, with which key, which
+egress policy its HTTP client enforces, and how the output stream is cut into windows for the
+guard."""
 
 from __future__ import annotations
 
@@ -17,8 +18,21 @@ __all__ = ["ModelConfig"]
 
 
 class ModelConfig(BaseModel):
-    """One model endpoint. `api_key` is sent as `Authorization: Bearer`; it never appears in a
-    repr, a log line or an error message.
+    """One model endpoint. The key never appears in a repr, a log line or an error message.
+
+    `provider` names the wire protocol (`bastion.llm.providers()`):
+
+    - `openai` (default): OpenAI-compatible chat completions; the key is sent as
+      `Authorization: Bearer`.
+    - `anthropic`: Anthropic Messages; the key is sent as `x-api-key`, with the
+      `anthropic-version` header from `anthropic_version`.
+    - `bedrock`: Amazon Bedrock Converse / ConverseStream through boto3. `base_url` is the
+      `bedrock-runtime` endpoint (`https://bedrock-runtime.us-east-1.amazonaws.com`),
+      `aws_region` its region (read from such an endpoint when not given). A key is a Bedrock
+      API key, sent as `Authorization: Bearer`; without one, requests are signed with
+      boto3's usual credentials (environment, profile, role). `guardrail_identifier` and
+      `guardrail_version` (both or neither) make Bedrock apply that Bedrock guardrail as
+      well; the project's own guard runs on every call regardless.
 
     `base_url` is the server's root (`http://127.0.0.1:8000`); a trailing `/v1` is accepted too
     (`https://api.openai.com/v1`), the provider adds the API path itself.
@@ -54,6 +68,10 @@ class ModelConfig(BaseModel):
     stream_window_min_chars: int = Field(default=64, ge=1)
     stream_window_max_chars: int = Field(default=512, ge=1)
     egress: EgressPolicy | None = None
+    anthropic_version: str = Field(default="2023-06-01", min_length=1)
+    aws_region: str | None = None
+    guardrail_identifier: str | None = Field(default=None, min_length=1)
+    guardrail_version: str | None = Field(default=None, min_length=1)
 
     @field_validator("base_url")
     @classmethod
@@ -83,6 +101,19 @@ class ModelConfig(BaseModel):
     def _window_bounds(self) -> Self:
         if self.stream_window_max_chars < self.stream_window_min_chars:
             raise ValueError("stream_window_max_chars must be >= stream_window_min_chars")
+        return self
+
+    @model_validator(mode="after")
+    def _bedrock_guardrail(self) -> Self:
+        pair = (self.guardrail_identifier, self.guardrail_version)
+        if pair == (None, None):
+            return self
+        if None in pair:
+            raise ValueError("give guardrail_identifier and guardrail_version together")
+        if self.provider != "bedrock":
+            raise ValueError(
+                f"guardrail_identifier applies to provider bedrock only, not {self.provider!r}"
+            )
         return self
 
     def egress_policy(self) -> EgressPolicy:

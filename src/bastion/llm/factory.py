@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bastion.llm._anthropic import AnthropicProvider
+from bastion.llm._bedrock import BedrockProvider
 from bastion.llm._openai import OpenAIProvider
 from bastion.llm.client import Guard, GuardedClient, ModelClient
 from bastion.llm.config import ModelConfig
@@ -17,6 +19,8 @@ from bastion.llm.config import ModelConfig
 __all__ = ["build_client", "providers"]
 
 _PROVIDERS: dict[str, Callable[[ModelConfig], ModelClient]] = {
+    "anthropic": AnthropicProvider,
+    "bedrock": BedrockProvider,
     "openai": OpenAIProvider,
 }
 

@@ -40,6 +40,7 @@ Reply = str | Callable[[Sequence[dict[str, Any]]], str]
 class Fault(StrEnum):
     SERVER_ERROR = "server_error"  # HTTP 500 with an OpenAI-style error body
     MALFORMED = "malformed"  # HTTP 200 whose body (or the chunk after the first) is not JSON
+    STREAM_ERROR = "stream_error"  # an error event after the first chunk (Anthropic, Bedrock)
 
 
 def echo_last_user(messages: Sequence[dict[str, Any]]) -> str:
