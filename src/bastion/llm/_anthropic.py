@@ -12,70 +12,26 @@ perimeter's model-purpose client with the config's policy.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from bastion.llm._http import (
-    BadModelReply,
-    ModelKey,
-    check_status,
-    decode,
-    error_text,
-    http_errors,
-    model_http_client,
-    sse_data,
-)
+from bastion.llm._http import BadModelReply, HTTPProvider, decode, error_text
 from bastion.llm.client import Completion, Message, Role
 from bastion.llm.config import ModelConfig
 
 MESSAGES_PATH = "/v1/messages"
 
 
-class AnthropicProvider:
+class AnthropicProvider(HTTPProvider):
     """An unguarded client for one Anthropic Messages endpoint."""
 
+    unfinished_stream = "ended the stream before message_stop"
+
     def __init__(self, config: ModelConfig) -> None:
-        self._config = config
-        self._url = config.base_url.rstrip("/").removesuffix("/v1") + MESSAGES_PATH
-        self._key = ModelKey(config)
-        self._http = model_http_client(config, {"anthropic-version": config.anthropic_version})
-
-    async def complete(self, messages: Sequence[Message]) -> Completion:
-        with http_errors(self._config, self._key):
-            response = await self._http.post(
-                self._url, content=self._body(messages, False), headers=self._auth()
-            )
-            check_status(response.status_code, response.text)
-            return _completion(decode(response.content), self._config.model)
-
-    async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
-        body = self._body(messages, True)
-        headers = {"Accept": "text/event-stream", **self._auth()}
-        with http_errors(self._config, self._key):
-            async with self._http.stream("POST", self._url, content=body, headers=headers) as r:
-                if r.status_code >= 400:
-                    await r.aread()
-                    check_status(r.status_code, r.text)
-                async for line in r.aiter_lines():
-                    data = sse_data(line)
-                    if not data:
-                        continue
-                    event = decode(data.encode())
-                    kind = event.get("type") if isinstance(event, dict) else None
-                    if kind == "message_stop":
-                        return
-                    if kind == "error":
-                        raise BadModelReply(f"reported an error: {error_text(event.get('error'))}")
-                    if kind == "content_block_delta":
-                        text = _delta_text(event)
-                        if text:
-                            yield text
-            raise BadModelReply("ended the stream before message_stop")
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        url = config.base_url.rstrip("/").removesuffix("/v1") + MESSAGES_PATH
+        super().__init__(config, url, {"anthropic-version": config.anthropic_version})
 
     def _body(self, messages: Sequence[Message], stream: bool) -> bytes:
         system = "\n\n".join(m.content for m in messages if m.role is Role.SYSTEM)
@@ -93,6 +49,18 @@ class AnthropicProvider:
     def _auth(self) -> dict[str, str]:
         key = self._key.value()
         return {"x-api-key": key} if key is not None else {}
+
+    def _completion(self, doc: Any) -> Completion:
+        return _completion(doc, self._config.model)
+
+    def _event_text(self, data: str) -> str | None:
+        event = decode(data.encode())
+        kind = event.get("type") if isinstance(event, dict) else None
+        if kind == "message_stop":
+            return None
+        if kind == "error":
+            raise BadModelReply(f"reported an error: {error_text(event.get('error'))}")
+        return _delta_text(event) if kind == "content_block_delta" else ""
 
 
 def _wire_message(message: Message) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """What the providers share: the API key (held or referenced, and redacted from anything the
-server echoes), the egress client of the HTTP providers, and the mapping of transport
-failures and HTTP errors onto `ModelError`s a user can act on.
+server echoes), the egress client of the HTTP providers, the JSON-or-server-sent-events
+exchange of the HTTP providers (`HTTPProvider`), and the mapping of transport failures and
+HTTP errors onto `ModelError`s a user can act on.
 
 Private: used by the provider modules only.
 """
@@ -8,7 +9,7 @@ Private: used by the provider modules only.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -16,7 +17,7 @@ import orjson
 
 from bastion._version import __version__
 from bastion.egress import EgressDenied, Purpose, egress_client
-from bastion.llm.client import ModelError
+from bastion.llm.client import Completion, Message, ModelError
 from bastion.llm.config import ModelConfig
 from bastion.security import Secret
 
@@ -70,6 +71,67 @@ def model_http_client(config: ModelConfig, headers: dict[str, str]) -> httpx.Asy
         timeout=config.timeout,
         follow_redirects=False,
     )
+
+
+class HTTPProvider:
+    """A provider that POSTs a JSON body to one URL and reads back a JSON completion, or with
+    streaming a server-sent-events stream. Subclasses say how the body is built, how the key is
+    presented and how a reply and a stream event are read."""
+
+    #: Why a stream that ends without its end event is broken; `None`: ending is fine.
+    unfinished_stream: str | None = None
+
+    def __init__(self, config: ModelConfig, url: str, headers: dict[str, str]) -> None:
+        self._config = config
+        self._url = url
+        self._key = ModelKey(config)
+        self._http = model_http_client(config, headers)
+
+    async def complete(self, messages: Sequence[Message]) -> Completion:
+        with http_errors(self._config, self._key):
+            response = await self._http.post(
+                self._url, content=self._body(messages, False), headers=self._auth()
+            )
+            check_status(response.status_code, response.text)
+            return self._completion(decode(response.content))
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
+        body = self._body(messages, True)
+        headers = {"Accept": "text/event-stream", **self._auth()}
+        with http_errors(self._config, self._key):
+            async with self._http.stream("POST", self._url, content=body, headers=headers) as r:
+                if r.status_code >= 400:
+                    await r.aread()
+                    check_status(r.status_code, r.text)
+                async for line in r.aiter_lines():
+                    data = sse_data(line)
+                    if not data:
+                        continue
+                    text = self._event_text(data)
+                    if text is None:
+                        return
+                    if text:
+                        yield text
+            if self.unfinished_stream is not None:
+                raise BadModelReply(self.unfinished_stream)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _body(self, messages: Sequence[Message], stream: bool) -> bytes:
+        raise NotImplementedError
+
+    def _auth(self) -> dict[str, str]:
+        """The headers presenting the key; none without a key."""
+        raise NotImplementedError
+
+    def _completion(self, doc: Any) -> Completion:
+        """The completion in a decoded JSON reply."""
+        raise NotImplementedError
+
+    def _event_text(self, data: str) -> str | None:
+        """The text in one event's `data:` payload; `None` for the event that ends the stream."""
+        raise NotImplementedError
 
 
 @contextlib.contextmanager

@@ -16,21 +16,12 @@ with a `ModelError` that names the rule.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from bastion.llm._http import (
-    BadModelReply,
-    ModelKey,
-    check_status,
-    decode,
-    error_text,
-    http_errors,
-    model_http_client,
-    sse_data,
-)
+from bastion.llm._http import BadModelReply, HTTPProvider, decode, error_text
 from bastion.llm.client import Completion, Message
 from bastion.llm.config import ModelConfig
 
@@ -38,42 +29,11 @@ CHAT_PATH = "/v1/chat/completions"
 _DONE = "[DONE]"
 
 
-class OpenAIProvider:
+class OpenAIProvider(HTTPProvider):
     """An unguarded client for one OpenAI-compatible endpoint."""
 
     def __init__(self, config: ModelConfig) -> None:
-        self._config = config
-        self._url = _chat_url(config.base_url)
-        self._key = ModelKey(config)
-        self._http = model_http_client(config, {})
-
-    async def complete(self, messages: Sequence[Message]) -> Completion:
-        with http_errors(self._config, self._key):
-            response = await self._http.post(
-                self._url, content=self._body(messages, False), headers=self._auth()
-            )
-            check_status(response.status_code, response.text)
-            return _completion(decode(response.content), self._config.model)
-
-    async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
-        body = self._body(messages, True)
-        headers = {"Accept": "text/event-stream", **self._auth()}
-        with http_errors(self._config, self._key):
-            async with self._http.stream("POST", self._url, content=body, headers=headers) as r:
-                if r.status_code >= 400:
-                    await r.aread()
-                    check_status(r.status_code, r.text)
-                async for line in r.aiter_lines():
-                    data = sse_data(line)
-                    if data == _DONE:
-                        return
-                    if data:
-                        delta = _delta(decode(data.encode()))
-                        if delta:
-                            yield delta
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        super().__init__(config, _chat_url(config.base_url), {})
 
     def _body(self, messages: Sequence[Message], stream: bool) -> bytes:
         return orjson.dumps(
@@ -89,6 +49,12 @@ class OpenAIProvider:
     def _auth(self) -> dict[str, str]:
         key = self._key.value()
         return {"Authorization": f"Bearer {key}"} if key is not None else {}
+
+    def _completion(self, doc: Any) -> Completion:
+        return _completion(doc, self._config.model)
+
+    def _event_text(self, data: str) -> str | None:
+        return None if data == _DONE else _delta(decode(data.encode()))
 
 
 def _chat_url(base_url: str) -> str:

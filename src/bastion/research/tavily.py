@@ -34,13 +34,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import httpx
 import orjson
 
 from bastion._version import __version__
+from bastion.aio import AsyncClosing
 from bastion.config import SecretsSettings, TavilySettings
 from bastion.egress import EgressDenied, egress_client, origin_policy
 from bastion.research.sources import Passage, Source
@@ -126,7 +126,7 @@ def url_source_id(url: str) -> str:
     return hashlib.sha256(url.strip().encode("utf-8")).hexdigest()[:32]
 
 
-class TavilySearch:
+class TavilySearch(AsyncClosing):
     """A `SearchProvider` over the Tavily search API (see the module docstring).
 
     `base_dir` is the folder `secret://file/...` references are relative to (the configuration
@@ -163,17 +163,6 @@ class TavilySearch:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def search(self, query: str, limit: int) -> list[Passage]:
         """At most `limit` passages for `query`, best first. Raises `SearchUnavailable` while

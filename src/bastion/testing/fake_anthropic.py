@@ -15,8 +15,8 @@ event (`overloaded_error`) after the first delta.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from bastion.testing.fake_llm import FakeLLM, Fault, RecordedRequest
-from bastion.testing.live_server import serve_in_thread
+from bastion.testing.fake_llm import FakeLLM, Fault, serve_fake
 
 __all__ = ["FakeAnthropic", "fake_anthropic_server"]
 
@@ -40,11 +39,9 @@ class FakeAnthropic(FakeLLM):
         return Starlette(routes=[Route("/v1/messages", self._messages, methods=["POST"])])
 
     async def _messages(self, request: Request) -> Response:
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
+        body = await self._record(request)
+        if body is None:
             return _error(400, "invalid_request_error", "request body is not JSON")
-        self.requests.append(RecordedRequest(request.url.path, dict(request.headers), body))
         presented = request.headers.get("x-api-key", "")
         if self.api_key is not None and presented != self.api_key:
             return _error(401, "authentication_error", f"invalid x-api-key: {presented}")
@@ -54,7 +51,7 @@ class FakeAnthropic(FakeLLM):
         if self.fault is Fault.SERVER_ERROR:
             return _error(500, "api_error", "Internal server error")
         messages = [_plain(m) for m in body.get("messages", [])]
-        text = self.reply if isinstance(self.reply, str) else self.reply(messages)
+        text = self._reply_to(messages)
         if body.get("stream"):
             return StreamingResponse(self._events(text), media_type="text/event-stream")
         if self.fault is Fault.MALFORMED:
@@ -117,13 +114,6 @@ def _error(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-@contextmanager
-def fake_anthropic_server(**script: Any) -> Iterator[FakeAnthropic]:
+def fake_anthropic_server(**script: Any) -> AbstractContextManager[FakeAnthropic]:
     """Serve a `FakeAnthropic(**script)` on 127.0.0.1 and a free port until the block exits."""
-    fake = FakeAnthropic(**script)
-    with serve_in_thread(fake.app()) as server:
-        fake.url = server.url
-        try:
-            yield fake
-        finally:
-            fake._closing = True
+    return serve_fake(FakeAnthropic(**script))

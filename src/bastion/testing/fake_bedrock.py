@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from bastion.testing.fake_llm import FakeLLM, Fault, RecordedRequest
-from bastion.testing.live_server import serve_in_thread
+from bastion.testing.fake_llm import FakeLLM, Fault, serve_fake
 
 __all__ = ["FakeBedrock", "event_frame", "fake_bedrock_server"]
 
@@ -76,11 +75,9 @@ class FakeBedrock(FakeLLM):
 
     async def _answer(self, request: Request) -> tuple[Response | None, str]:
         """An error response for the request, or None and the reply's text."""
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
+        body = await self._record(request)
+        if body is None:
             return _error(400, "SerializationException", "request body is not JSON"), ""
-        self.requests.append(RecordedRequest(request.url.path, dict(request.headers), body))
         presented = request.headers.get("authorization", "")
         if self.api_key is not None and presented != f"Bearer {self.api_key}":
             return _error(403, "AccessDeniedException", "Authentication failed"), ""
@@ -91,7 +88,7 @@ class FakeBedrock(FakeLLM):
         if self.fault is Fault.SERVER_ERROR:
             return _error(500, "InternalServerException", "The server had an error."), ""
         messages = [_plain(m) for m in body.get("messages", [])]
-        return None, self.reply if isinstance(self.reply, str) else self.reply(messages)
+        return None, self._reply_to(messages)
 
     async def _events(self, text: str) -> AsyncIterator[bytes]:
         yield _event("messageStart", {"role": "assistant"})
@@ -162,13 +159,6 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     )
 
 
-@contextmanager
-def fake_bedrock_server(**script: Any) -> Iterator[FakeBedrock]:
+def fake_bedrock_server(**script: Any) -> AbstractContextManager[FakeBedrock]:
     """Serve a `FakeBedrock(**script)` on 127.0.0.1 and a free port until the block exits."""
-    fake = FakeBedrock(**script)
-    with serve_in_thread(fake.app()) as server:
-        fake.url = server.url
-        try:
-            yield fake
-        finally:
-            fake._closing = True
+    return serve_fake(FakeBedrock(**script))

@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.applications import Starlette
@@ -32,8 +32,9 @@ from starlette.routing import Route
 
 from bastion.testing.live_server import serve_in_thread
 
-__all__ = ["FakeLLM", "Fault", "RecordedRequest", "echo_last_user", "fake_llm_server"]
+__all__ = ["FakeLLM", "Fault", "RecordedRequest", "echo_last_user", "fake_llm_server", "serve_fake"]
 
+AnyFake = TypeVar("AnyFake", bound="FakeLLM")
 Reply = str | Callable[[Sequence[dict[str, Any]]], str]
 
 
@@ -84,15 +85,26 @@ class FakeLLM:
             raise TypeError(f"unknown script fields: {sorted(script)}")
         self.requests.clear()
 
+    async def _record(self, request: Request) -> Any:
+        """The request's JSON body, recorded with its path and headers; `None` when the body is
+        not JSON (then nothing is recorded)."""
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return None
+        self.requests.append(RecordedRequest(request.url.path, dict(request.headers), body))
+        return body
+
+    def _reply_to(self, messages: Sequence[dict[str, Any]]) -> str:
+        return self.reply if isinstance(self.reply, str) else self.reply(messages)
+
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
 
     async def _chat(self, request: Request) -> Response:
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
+        body = await self._record(request)
+        if body is None:
             return _error(400, "request body is not JSON", "invalid_request_error")
-        self.requests.append(RecordedRequest(request.url.path, dict(request.headers), body))
         presented = request.headers.get("authorization", "")
         if self.api_key is not None and presented != f"Bearer {self.api_key}":
             key = presented.removeprefix("Bearer ")
@@ -101,7 +113,7 @@ class FakeLLM:
         if self.fault is Fault.SERVER_ERROR:
             return _error(500, "The model server had an error while processing your request.")
         messages = body.get("messages", [])
-        text = self.reply if isinstance(self.reply, str) else self.reply(messages)
+        text = self._reply_to(messages)
         if body.get("stream"):
             return StreamingResponse(self._events(text), media_type="text/event-stream")
         if self.fault is Fault.MALFORMED:
@@ -160,10 +172,15 @@ def _error(status: int, message: str, kind: str = "server_error") -> JSONRespons
     return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
 
 
-@contextmanager
-def fake_llm_server(**script: Any) -> Iterator[FakeLLM]:
+def fake_llm_server(**script: Any) -> AbstractContextManager[FakeLLM]:
     """Serve a `FakeLLM(**script)` on 127.0.0.1 and a free port until the block exits."""
-    fake = FakeLLM(**script)
+    return serve_fake(FakeLLM(**script))
+
+
+@contextmanager
+def serve_fake(fake: AnyFake) -> Iterator[AnyFake]:
+    """Serve `fake`'s app on 127.0.0.1 and a free port until the block exits; `fake.url` says
+    where."""
     with serve_in_thread(fake.app()) as server:
         fake.url = server.url
         try:
