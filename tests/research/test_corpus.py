@@ -17,9 +17,9 @@ from bastion.research.corpus import (
     content_fingerprint,
     hotpotqa_documents,
     load_corpus,
-    split_sentences,
     stat_fingerprint,
 )
+from bastion.research.text import split_sentences
 
 
 def pdf_bytes(*lines: str) -> bytes:
@@ -193,18 +193,19 @@ def test_a_link_out_of_the_folder_is_refused(tmp_path: Path) -> None:
 def test_split_sentences() -> None:
     assert split_sentences(
         'Dr. Smith met J. R. Tolkien. He said "Hello!" Then? Yes.\n\nA heading\nwraps here'
-    ) == (
+    ) == [
         "Dr. Smith met J. R. Tolkien.",
         'He said "Hello!"',
         "Then?",
         "Yes.",
         "A heading wraps here",
-    )
-    assert split_sentences("   ") == ()
-    assert split_sentences("version 2.5 is out. 3 cats came.") == (
+    ]
+    assert split_sentences("   ") == []
+    assert split_sentences("version 2.5 is out. 3 cats came.") == [
         "version 2.5 is out.",
         "3 cats came.",
-    )
+    ]
+    assert split_sentences("Built in 1889. [1]") == ["Built in 1889. [1]"]  # a footnote stays
 
 
 def test_fingerprints_follow_changes(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ path order; PDF text through pypdfium2; a file linking out of the folder is refu
 `{id?, title, text, url?, sentences?}`. A `.json` file may also hold the HotpotQA form, an
 object mapping each title to its list of sentences (`hotpotqa_documents` converts it to the list
 form). Given sentences are kept as they are, so a sentence index means the same as in the
-source data; plain text is split by `split_sentences`.
+source data; plain text is split by `text.split_sentences`.
 
 Document ids are deterministic: the document's own `id` when it has one, otherwise a hash of
 its path in the folder (files) or of its title (JSON objects). `stat_fingerprint` is the cheap
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,15 +26,15 @@ from typing import Any
 
 import pypdfium2 as pdfium
 
+from bastion.research.text import split_sentences
+
 __all__ = [
     "TEXT_SUFFIXES",
     "CorpusDocument",
     "CorpusError",
     "content_fingerprint",
-    "content_words",
     "hotpotqa_documents",
     "load_corpus",
-    "split_sentences",
     "stat_fingerprint",
 ]
 
@@ -61,60 +60,6 @@ class CorpusDocument:
     sentences: tuple[str, ...]
     path: str
     url: str | None = None
-
-
-# A sentence ends at . ! or ? (with closing quotes or brackets) before whitespace and a capital,
-# digit or opening quote; or at a blank line. Common abbreviations and initials do not end one.
-_BOUNDARY = re.compile(
-    r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9])|\n\s*\n"
-)
-_ABBREVIATIONS = frozenset(
-    re.findall(r"\S+", "mr mrs ms dr prof sr jr st vs etc inc ltd co corp no fig al e.g i.e u.s")
-)
-
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-# Words that carry no topic: left out of queries and claim comparisons.
-_STOPWORDS = frozenset(
-    re.findall(
-        r"\w+",
-        """a about after all also an and any are as at be been before being between both but by
-        can could did do does during each for from had has have he her hers him his how i if in
-        into is it its itself me more most my no nor not of on once only or other our out over
-        own same she should so some such than that the their them then there these they this
-        those through to too under until up very was we were what when where which while who
-        whom whose why will with would you your""",
-    )
-)
-
-
-def content_words(text: str) -> list[str]:
-    """The words of `text`, lowercased, in order, stopwords left out."""
-    return [word for word in _WORD.findall(text.lower()) if word not in _STOPWORDS]
-
-
-def split_sentences(text: str) -> tuple[str, ...]:
-    """`text` cut into sentences, each stripped, none empty; deterministic and dependency-free."""
-    sentences: list[str] = []
-    start = 0
-    for boundary in _BOUNDARY.finditer(text):
-        piece = text[start : boundary.start()]
-        last_word = piece.rsplit(None, 1)[-1].lower().rstrip(".") if piece.strip() else ""
-        if boundary.group().count("\n") < 2 and _is_abbreviation(last_word):
-            continue  # "Dr. Smith", "J. Smith": the sentence goes on
-        sentences.extend(_clean(text[start : boundary.end()]))
-        start = boundary.end()
-    sentences.extend(_clean(text[start:]))
-    return tuple(sentences)
-
-
-def _is_abbreviation(word: str) -> bool:
-    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
-
-
-def _clean(piece: str) -> list[str]:
-    sentence = " ".join(piece.split())
-    return [sentence] if sentence else []
 
 
 def hotpotqa_documents(corpus: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
@@ -205,7 +150,7 @@ def _file_document(file: Path, name: str) -> CorpusDocument:
         id=_stable_id("file", name),
         title=title or file.stem,
         text=text,
-        sentences=split_sentences(text),
+        sentences=tuple(split_sentences(text)),
         path=name,
     )
 
@@ -308,7 +253,7 @@ def _json_document(
         id=str(given_id) if given_id is not None else _stable_id("title", key),
         title=title.strip(),
         text=text,
-        sentences=tuple(sentences) if sentences is not None else split_sentences(text),
+        sentences=tuple(sentences) if sentences is not None else tuple(split_sentences(text)),
         path=name,
         url=url,
     )

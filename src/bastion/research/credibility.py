@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bastion.research.corpus import content_words, split_sentences
 from bastion.research.sources import Source
+from bastion.research.text import content_words, split_sentences
 
 __all__ = [
     "CredibilityError",

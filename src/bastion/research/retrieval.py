@@ -31,11 +31,11 @@ from pathlib import Path
 from bastion.research.corpus import (
     CorpusDocument,
     content_fingerprint,
-    content_words,
     load_corpus,
     stat_fingerprint,
 )
 from bastion.research.sources import Passage, Source
+from bastion.research.text import content_words
 
 __all__ = [
     "CorpusIndex",

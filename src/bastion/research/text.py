@@ -1,13 +1,16 @@
-"""The word-level text rules the offline planner, synthesizer and critic share.
+"""The word-level text rules the research modules share (corpus, retrieval, credibility, the
+offline planner, synthesizer and critic).
 
 - `words`: lower-cased word tokens (letters and digits; an apostrophe-s is dropped, so
   "Spielberg's" is "spielberg").
 - `key_terms`: the words of a text that carry its meaning, in first-seen order: stop words, question
   words and one-letter words are dropped, and a plural's final "s" is cut ("films" -> "film",
   never for words of four letters or fewer), so "film" matches "films".
-- `split_sentences`: a sentence ends at ".", "!" or "?" followed by white space and a capital
-  letter, a digit or a quote; a dot after an initial ("J. Smith") or a common abbreviation
-  ("Dr.", "St.", "Inc.") is not an end.
+- `content_words`: the words without the stop words (what the corpus index and the credibility
+  claims compare).
+- `split_sentences`: a sentence ends at ".", "!" or "?" (with any closing quotes or brackets)
+  followed by white space and a capital letter, a digit or a quote, or at a blank line; a dot
+  after an initial ("J. Smith") or a common abbreviation ("Dr.", "St.", "Inc.") is not an end.
 - `normalize_answer`: the HotpotQA answer normalisation (lower case, no punctuation, no articles
   "a", "an", "the", single spaces), and `answer_scores`, HotpotQA's exact match and token F1 on
   normalised answers (a yes/no answer scores F1 0 against any other answer).
@@ -22,6 +25,7 @@ from collections import Counter
 __all__ = [
     "STOPWORDS",
     "answer_scores",
+    "content_words",
     "key_terms",
     "normalize_answer",
     "split_sentences",
@@ -171,33 +175,17 @@ STOPWORDS = frozenset(
 
 _WORD_RE = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 _POSSESSIVE_RE = re.compile(r"['\u2019]s$")
-_SENTENCE_END_RE = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)]?\s+(?=[\"'\u201c\u2018(]?[A-Z0-9])")
+# A sentence ends at . ! or ? (with closing quotes or brackets) before whitespace and a capital,
+# digit or opening quote; or at a blank line. Common abbreviations and initials do not end one.
+_SENTENCE_END_RE = re.compile(
+    r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+(?=[\"'\u201c\u2018(]?[A-Z0-9])|\n\s*\n"
+)
 _ABBREVIATIONS = frozenset(
-    [
-        "mr",
-        "mrs",
-        "ms",
-        "dr",
-        "st",
-        "jr",
-        "sr",
-        "prof",
-        "inc",
-        "ltd",
-        "co",
-        "corp",
-        "vs",
-        "etc",
-        "no",
-        "gen",
-        "col",
-        "lt",
-        "sgt",
-        "capt",
-        "rev",
-        "mt",
-        "ft",
-    ]
+    re.findall(
+        r"\S+",
+        """mr mrs ms dr st jr sr prof inc ltd co corp vs etc no gen col lt sgt capt rev mt ft fig
+        al e.g i.e u.s""",
+    )
 )
 
 
@@ -224,26 +212,34 @@ def key_terms(text: str) -> list[str]:
     return list(seen)
 
 
+def content_words(text: str) -> list[str]:
+    """The words of `text` (see `words`), in order, stop words left out."""
+    return [word for word in words(text) if word not in STOPWORDS]
+
+
 def split_sentences(text: str) -> list[str]:
-    """`text` cut into sentences (see the module rules); white space is trimmed."""
+    """`text` cut into sentences (see the module rules), each with its white space collapsed to
+    single spaces, none empty."""
     sentences: list[str] = []
     start = 0
-    for match in _SENTENCE_END_RE.finditer(text):
-        before = text[start : match.start()].rstrip("\"'\u201d\u2019)")
-        last_word = before.rsplit(None, 1)[-1] if before.split() else ""
-        stripped = last_word.rstrip(".").lower()
-        if last_word.endswith(".") and (
-            (len(stripped) == 1 and stripped.isalpha()) or stripped in _ABBREVIATIONS
-        ):
-            continue
-        sentence = text[start : match.start()].strip()
-        if sentence:
-            sentences.append(sentence)
-        start = match.end()
-    rest = text[start:].strip()
-    if rest:
-        sentences.append(rest)
+    for boundary in _SENTENCE_END_RE.finditer(text):
+        piece = text[start : boundary.start()]
+        last_word = piece.rsplit(None, 1)[-1].lower().rstrip(".") if piece.strip() else ""
+        if boundary.group().count("\n") < 2 and _is_abbreviation(last_word):
+            continue  # "Dr. Smith", "J. Smith": the sentence goes on
+        sentences.extend(_clean(text[start : boundary.end()]))
+        start = boundary.end()
+    sentences.extend(_clean(text[start:]))
     return sentences
+
+
+def _is_abbreviation(word: str) -> bool:
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+def _clean(piece: str) -> list[str]:
+    sentence = " ".join(piece.split())
+    return [sentence] if sentence else []
 
 
 _ARTICLES_RE = re.compile(r"\b(a|an|the)\b")
