@@ -33,34 +33,12 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
-from bastion.research.text import key_terms, words
+from bastion.research.text import AUXILIARIES, key_terms, words
 
 __all__ = ["AnswerType", "answer_type", "extract_answer", "extract_span", "first_year", "years"]
 
 AnswerType = Literal["number", "date", "place", "person", "yesno", "entity"]
 
-_AUXILIARIES = frozenset(
-    [
-        "is",
-        "are",
-        "was",
-        "were",
-        "do",
-        "does",
-        "did",
-        "can",
-        "could",
-        "has",
-        "have",
-        "had",
-        "will",
-        "would",
-        "should",
-        "shall",
-        "may",
-        "might",
-    ]
-)
 _PLACE_NOUNS = (
     "city|country|state|town|county|province|location|place|region|nation|continent|island"
     "|village|district|capital"
@@ -165,7 +143,7 @@ def answer_type(question: str) -> AnswerType:
     if _PERSON_Q.search(question):
         return "person"
     first = words(question)[:1]
-    if first and first[0] in _AUXILIARIES:
+    if first and first[0] in AUXILIARIES:
         return "yesno"
     return "entity"
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from bastion.research.answer import extract_answer
-from bastion.research.text import key_terms, words
+from bastion.research.text import AUXILIARIES, key_terms, words
 
 __all__ = [
     "BRIDGE",
@@ -139,33 +139,9 @@ _SMALL_TALK_PHRASES = re.compile(
     r"|what's up|whats up|nice to meet you|how do you do)\b",
     re.I,
 )
-_QUESTION_WORDS = frozenset(
-    [
-        "who",
-        "whom",
-        "whose",
-        "what",
-        "when",
-        "where",
-        "which",
-        "why",
-        "how",
-        "is",
-        "are",
-        "was",
-        "were",
-        "do",
-        "does",
-        "did",
-        "can",
-        "could",
-        "has",
-        "have",
-        "had",
-        "will",
-        "would",
-        "should",
-    ]
+# Words a question opens with: the question words and the verbs of a yes/no question.
+_QUESTION_WORDS = (
+    frozenset(re.findall(r"\w+", "who whom whose what when where which why how")) | AUXILIARIES
 )
 _RESEARCH_VERBS = re.compile(
     r"^\s*(please\s+)?(find|search|research|look up|investigate|explain|compare|summari[sz]e"

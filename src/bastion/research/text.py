@@ -23,6 +23,7 @@ import string
 from collections import Counter
 
 __all__ = [
+    "AUXILIARIES",
     "STOPWORDS",
     "answer_scores",
     "content_words",
@@ -173,6 +174,13 @@ STOPWORDS = frozenset(
     ]
 )
 
+# The verbs a yes/no question opens with ("Is ...", "Did ...", "Can ...").
+AUXILIARIES = frozenset(
+    re.findall(
+        r"\w+",
+        "is are was were do does did can could has have had will would should shall may might",
+    )
+)
 _WORD_RE = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 _POSSESSIVE_RE = re.compile(r"['\u2019]s$")
 # A sentence ends at . ! or ? (with closing quotes or brackets) before whitespace and a capital,
