@@ -39,6 +39,7 @@ __all__ = ["AnswerType", "answer_type", "extract_answer", "extract_span", "first
 
 AnswerType = Literal["number", "date", "place", "person", "yesno", "entity"]
 
+_YES_NO_OPENERS = AUXILIARIES | {"shall", "may", "might"}
 _PLACE_NOUNS = (
     "city|country|state|town|county|province|location|place|region|nation|continent|island"
     "|village|district|capital"
@@ -143,7 +144,7 @@ def answer_type(question: str) -> AnswerType:
     if _PERSON_Q.search(question):
         return "person"
     first = words(question)[:1]
-    if first and first[0] in AUXILIARIES:
+    if first and first[0] in _YES_NO_OPENERS:
         return "yesno"
     return "entity"
 

@@ -174,12 +174,10 @@ STOPWORDS = frozenset(
     ]
 )
 
-# The verbs a yes/no question opens with ("Is ...", "Did ...", "Can ...").
+# The verbs a yes/no question opens with ("Is ...", "Did ...", "Can ..."); the rarer modals
+# ("shall", "may", "might") are left to the caller, as they open small talk too.
 AUXILIARIES = frozenset(
-    re.findall(
-        r"\w+",
-        "is are was were do does did can could has have had will would should shall may might",
-    )
+    re.findall(r"\w+", "is are was were do does did can could has have had will would should")
 )
 _WORD_RE = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 _POSSESSIVE_RE = re.compile(r"['\u2019]s$")
