@@ -4,16 +4,13 @@ errors."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import pytest
 from structlog.testing import capture_logs
 
 from bastion.guardrails.types import Direction, Source
 from bastion.llm import (
-    GuardedClient,
     GuardrailBlocked,
     Message,
     ModelConfig,
@@ -22,11 +19,16 @@ from bastion.llm import (
 )
 from bastion.testing.fake_anthropic import FakeAnthropic
 from bastion.testing.fake_llm import Fault
+from tests.llm.asking import (
+    MODES,
+    Mode,
+    ask,
+    assert_stream_stops_before_the_blocked_window,
+    model_error,
+)
 from tests.llm.keyword_guard import KeywordGuard
 
 KEY = "sk-ant-test-3b8d0c41"
-Mode = Literal["complete", "stream"]
-MODES: tuple[Mode, ...] = ("complete", "stream")
 
 
 def config(fake: FakeAnthropic, **overrides: object) -> ModelConfig:
@@ -38,12 +40,6 @@ def config(fake: FakeAnthropic, **overrides: object) -> ModelConfig:
     }
     values.update(overrides)
     return ModelConfig.model_validate(values)
-
-
-async def ask(client: GuardedClient, mode: Mode, messages: Sequence[Message]) -> str:
-    if mode == "complete":
-        return (await client.complete(messages)).text
-    return "".join([text async for text in client.stream(messages)])
 
 
 async def test_messages_round_trip(anthropic: FakeAnthropic, guard: KeywordGuard) -> None:
@@ -119,14 +115,8 @@ async def test_anonymized_input_and_output(
 async def test_stream_never_yields_a_blocked_window(
     anthropic: FakeAnthropic, guard: KeywordGuard
 ) -> None:
-    anthropic.reset(reply="This part is fine. Then FORBIDDEN things. More after.", chunk_chars=2)
-    yielded: list[str] = []
-    async with build_client(config(anthropic, stream_window_min_chars=8), guard) as llm:
-        with pytest.raises(GuardrailBlocked) as blocked:
-            async for text in llm.stream([Message.user("go")]):
-                yielded.append(text)
-    assert yielded == ["This part is fine. "]
-    assert blocked.value.direction is Direction.OUTPUT
+    cfg = config(anthropic, stream_window_min_chars=8)
+    await assert_stream_stops_before_the_blocked_window(anthropic, cfg, guard)
 
 
 # --- the key --------------------------------------------------------------------------------
@@ -164,20 +154,12 @@ async def test_referenced_key_is_sent_and_never_logged(
 # --- errors ---------------------------------------------------------------------------------
 
 
-async def model_error(cfg: ModelConfig, guard: KeywordGuard, mode: Mode) -> ModelError:
-    async with build_client(cfg, guard) as llm:
-        with pytest.raises(ModelError) as caught:
-            await ask(llm, mode, [Message.user("hi")])
-    assert KEY not in str(caught.value)
-    return caught.value
-
-
 @pytest.mark.parametrize("mode", MODES)
 async def test_wrong_key_is_401_without_the_key(
     anthropic: FakeAnthropic, guard: KeywordGuard, mode: Mode
 ) -> None:
     anthropic.reset(api_key="sk-ant-the-right-one")
-    error = await model_error(config(anthropic), guard, mode)
+    error = await model_error(config(anthropic), guard, mode, KEY)
     assert error.status == 401
     assert "HTTP 401: invalid x-api-key: [redacted]" in str(error)
 
@@ -187,21 +169,21 @@ async def test_server_error_names_status_and_message(
     anthropic: FakeAnthropic, guard: KeywordGuard, mode: Mode
 ) -> None:
     anthropic.reset(fault=Fault.SERVER_ERROR)
-    error = await model_error(config(anthropic), guard, mode)
+    error = await model_error(config(anthropic), guard, mode, KEY)
     assert error.status == 500
     assert "HTTP 500: Internal server error" in str(error)
 
 
 async def test_error_event_mid_stream(anthropic: FakeAnthropic, guard: KeywordGuard) -> None:
     anthropic.reset(fault=Fault.STREAM_ERROR, reply="Some words that never finish.")
-    error = await model_error(config(anthropic), guard, "stream")
+    error = await model_error(config(anthropic), guard, "stream", KEY)
     assert "reported an error: Overloaded" in str(error)
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_malformed_json(anthropic: FakeAnthropic, guard: KeywordGuard, mode: Mode) -> None:
     anthropic.reset(fault=Fault.MALFORMED)
-    error = await model_error(config(anthropic), guard, mode)
+    error = await model_error(config(anthropic), guard, mode, KEY)
     assert "malformed JSON" in str(error)
     assert error.status is None
 
@@ -209,7 +191,7 @@ async def test_malformed_json(anthropic: FakeAnthropic, guard: KeywordGuard, mod
 @pytest.mark.parametrize("mode", MODES)
 async def test_timeout(anthropic: FakeAnthropic, guard: KeywordGuard, mode: Mode) -> None:
     anthropic.reset(delay=2.0)
-    error = await model_error(config(anthropic, timeout=0.2), guard, mode)
+    error = await model_error(config(anthropic, timeout=0.2), guard, mode, KEY)
     assert "did not answer within 0.2 s" in str(error)
 
 
@@ -219,7 +201,7 @@ async def test_a_host_outside_the_egress_policy_is_refused(
     # loopback addresses allowed: what refuses the fake is that it is not a model host
     policy = {"model_hosts": ["api.anthropic.com"], "allow_private": ["127.0.0.1"]}
     cfg = config(anthropic, egress=policy)
-    error = await model_error(cfg, guard, "complete")
+    error = await model_error(cfg, guard, "complete", KEY)
     assert "outside the egress policy" in str(error)
     assert "add it to model_hosts" in str(error)
     assert anthropic.requests == []

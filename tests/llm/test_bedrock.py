@@ -5,16 +5,14 @@ errors."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
 
 import pytest
 from structlog.testing import capture_logs
 
 from bastion.guardrails.types import Direction, Source
 from bastion.llm import (
-    GuardedClient,
     GuardrailBlocked,
     Message,
     ModelConfig,
@@ -24,11 +22,16 @@ from bastion.llm import (
 from bastion.testing.fake_bedrock import FakeBedrock
 from bastion.testing.fake_llm import Fault
 from bastion.testing.pipeline_stack import free_port
+from tests.llm.asking import (
+    MODES,
+    Mode,
+    ask,
+    assert_stream_stops_before_the_blocked_window,
+    model_error,
+)
 from tests.llm.keyword_guard import KeywordGuard
 
 KEY = "bedrock-api-key-6e0f2a9c"
-Mode = Literal["complete", "stream"]
-MODES: tuple[Mode, ...] = ("complete", "stream")
 GUARDRAIL = {"guardrailIdentifier": "gr-abc123", "guardrailVersion": "3"}
 
 
@@ -54,12 +57,6 @@ def config(fake: FakeBedrock, **overrides: object) -> ModelConfig:
     }
     values.update(overrides)
     return ModelConfig.model_validate(values)
-
-
-async def ask(client: GuardedClient, mode: Mode, messages: Sequence[Message]) -> str:
-    if mode == "complete":
-        return (await client.complete(messages)).text
-    return "".join([text async for text in client.stream(messages)])
 
 
 # --- round trips ----------------------------------------------------------------------------
@@ -167,14 +164,8 @@ async def test_anonymized_input_and_output(
 async def test_stream_never_yields_a_blocked_window(
     bedrock: FakeBedrock, guard: KeywordGuard
 ) -> None:
-    bedrock.reset(reply="This part is fine. Then FORBIDDEN things. More after.", chunk_chars=2)
-    yielded: list[str] = []
-    async with build_client(config(bedrock, stream_window_min_chars=8), guard) as llm:
-        with pytest.raises(GuardrailBlocked) as blocked:
-            async for text in llm.stream([Message.user("go")]):
-                yielded.append(text)
-    assert yielded == ["This part is fine. "]
-    assert blocked.value.direction is Direction.OUTPUT
+    cfg = config(bedrock, stream_window_min_chars=8)
+    await assert_stream_stops_before_the_blocked_window(bedrock, cfg, guard)
 
 
 # --- keys and the perimeter -----------------------------------------------------------------
@@ -202,7 +193,7 @@ async def test_a_host_outside_the_egress_policy_is_refused(
         "allow_private": ["127.0.0.1"],
     }
     cfg = config(bedrock, egress=policy)
-    error = await model_error(cfg, guard, mode)
+    error = await model_error(cfg, guard, mode, KEY)
     assert f"model server at {bedrock.url} is outside the egress policy" in str(error)
     assert "add it to model_hosts" in str(error)
     assert bedrock.requests == []
@@ -211,18 +202,10 @@ async def test_a_host_outside_the_egress_policy_is_refused(
 # --- errors ---------------------------------------------------------------------------------
 
 
-async def model_error(cfg: ModelConfig, guard: KeywordGuard, mode: Mode) -> ModelError:
-    async with build_client(cfg, guard) as llm:
-        with pytest.raises(ModelError) as caught:
-            await ask(llm, mode, [Message.user("hi")])
-    assert KEY not in str(caught.value)
-    return caught.value
-
-
 @pytest.mark.parametrize("mode", MODES)
 async def test_wrong_key_is_403(bedrock: FakeBedrock, guard: KeywordGuard, mode: Mode) -> None:
     bedrock.reset(api_key="the-right-key")
-    error = await model_error(config(bedrock, api_key=KEY), guard, mode)
+    error = await model_error(config(bedrock, api_key=KEY), guard, mode, KEY)
     assert error.status == 403
     assert "HTTP 403: AccessDeniedException: Authentication failed" in str(error)
 
@@ -231,7 +214,7 @@ async def test_wrong_key_is_403(bedrock: FakeBedrock, guard: KeywordGuard, mode:
 async def test_unknown_model_is_a_validation_error(
     bedrock: FakeBedrock, guard: KeywordGuard, mode: Mode
 ) -> None:
-    error = await model_error(config(bedrock, model="no-such-model"), guard, mode)
+    error = await model_error(config(bedrock, model="no-such-model"), guard, mode, KEY)
     assert error.status == 400
     assert "ValidationException: The provided model identifier is invalid." in str(error)
 
@@ -239,7 +222,7 @@ async def test_unknown_model_is_a_validation_error(
 @pytest.mark.parametrize("mode", MODES)
 async def test_server_error(bedrock: FakeBedrock, guard: KeywordGuard, mode: Mode) -> None:
     bedrock.reset(fault=Fault.SERVER_ERROR)
-    error = await model_error(config(bedrock), guard, mode)
+    error = await model_error(config(bedrock), guard, mode, KEY)
     assert error.status == 500
     assert "HTTP 500: InternalServerException: The server had an error." in str(error)
     assert len(bedrock.requests) == 1  # not retried
@@ -247,28 +230,28 @@ async def test_server_error(bedrock: FakeBedrock, guard: KeywordGuard, mode: Mod
 
 async def test_exception_event_mid_stream(bedrock: FakeBedrock, guard: KeywordGuard) -> None:
     bedrock.reset(fault=Fault.STREAM_ERROR, reply="Some words that never finish.")
-    error = await model_error(config(bedrock), guard, "stream")
+    error = await model_error(config(bedrock), guard, "stream", KEY)
     assert "reported an error: modelStreamErrorException" in str(error)
     assert "The model stopped unexpectedly." in str(error)
 
 
 async def test_malformed_reply(bedrock: FakeBedrock, guard: KeywordGuard) -> None:
     bedrock.reset(fault=Fault.MALFORMED)
-    error = await model_error(config(bedrock), guard, "complete")
+    error = await model_error(config(bedrock), guard, "complete", KEY)
     assert "sent a response without an output message" in str(error)
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_timeout(bedrock: FakeBedrock, guard: KeywordGuard, mode: Mode) -> None:
     bedrock.reset(delay=2.0)
-    error = await model_error(config(bedrock, timeout=0.2), guard, mode)
+    error = await model_error(config(bedrock, timeout=0.2), guard, mode, KEY)
     assert "did not answer within 0.2 s" in str(error)
 
 
 async def test_connection_refused(guard: KeywordGuard) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     cfg = ModelConfig(provider="bedrock", base_url=url, model="m", aws_region="us-east-1")
-    error = await model_error(cfg, guard, "complete")
+    error = await model_error(cfg, guard, "complete", KEY)
     assert f"cannot connect to the model server at {url}" in str(error)
 
 
@@ -277,14 +260,14 @@ async def test_no_credentials(
 ) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    error = await model_error(config(bedrock), guard, "complete")
+    error = await model_error(config(bedrock), guard, "complete", KEY)
     assert "no credentials for the Bedrock endpoint" in str(error)
     assert "api_key_ref" in str(error)
     assert bedrock.requests == []
 
 
 async def test_no_region(bedrock: FakeBedrock, guard: KeywordGuard) -> None:
-    error = await model_error(config(bedrock, aws_region=None), guard, "complete")
+    error = await model_error(config(bedrock, aws_region=None), guard, "complete", KEY)
     assert "set aws_region" in str(error)
 
 
@@ -316,6 +299,6 @@ async def test_the_region_is_read_from_a_standard_endpoint(guard: KeywordGuard) 
         model="m",
         egress={"model_hosts": ["bedrock-runtime.us-east-1.amazonaws.com"]},
     )
-    error = await model_error(cfg, guard, "complete")
+    error = await model_error(cfg, guard, "complete", KEY)
     assert "is outside the egress policy" in str(error)
     assert "not a model endpoint" in str(error)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import pytest
 
@@ -16,34 +14,29 @@ from bastion.llm import (
     GuardrailBlocked,
     Message,
     ModelConfig,
-    ModelError,
     build_client,
     providers,
 )
 from bastion.security.secrets import configure
 from bastion.testing.fake_llm import FakeLLM, Fault
 from bastion.testing.pipeline_stack import free_port
+from tests.llm.asking import (
+    MODES,
+    Mode,
+    ask,
+    assert_stream_stops_before_the_blocked_window,
+    model_error,
+    streamed,
+)
 from tests.llm.keyword_guard import BLOCKED_MESSAGE, KeywordGuard
 
 KEY = "sk-test-5f1c9a7e0b"
-Mode = Literal["complete", "stream"]
-MODES: tuple[Mode, ...] = ("complete", "stream")
 
 
 def config(fake: FakeLLM, **overrides: object) -> ModelConfig:
     values: dict[str, object] = {"base_url": fake.url, "model": "fake-model"}
     values.update(overrides)
     return ModelConfig.model_validate(values)
-
-
-async def ask(client: GuardedClient, mode: Mode, messages: Sequence[Message]) -> str:
-    if mode == "complete":
-        return (await client.complete(messages)).text
-    return "".join([text async for text in client.stream(messages)])
-
-
-async def streamed(client: GuardedClient, messages: Sequence[Message]) -> list[str]:
-    return [text async for text in client.stream(messages)]
 
 
 # --- round trips ----------------------------------------------------------------------------
@@ -180,15 +173,8 @@ async def test_anonymized_output_is_returned(fake: FakeLLM, guard: KeywordGuard)
 
 
 async def test_stream_never_yields_blocked_content(fake: FakeLLM, guard: KeywordGuard) -> None:
-    fake.reset(reply="This part is fine. Then FORBIDDEN things. More after.", chunk_chars=2)
     cfg = config(fake, stream_window_min_chars=8, stream_window_max_chars=100)
-    yielded: list[str] = []
-    async with build_client(cfg, guard) as llm:
-        with pytest.raises(GuardrailBlocked) as blocked:
-            async for text in llm.stream([Message.user("go")]):
-                yielded.append(text)
-    assert yielded == ["This part is fine. "]
-    assert blocked.value.direction is Direction.OUTPUT
+    await assert_stream_stops_before_the_blocked_window(fake, cfg, guard)
 
 
 async def test_stream_anonymizes_an_email_split_over_chunks(
@@ -255,22 +241,12 @@ async def test_no_key_no_authorization_header(fake: FakeLLM, guard: KeywordGuard
 # --- errors ---------------------------------------------------------------------------------
 
 
-async def model_error(cfg: ModelConfig, guard: KeywordGuard, mode: Mode) -> ModelError:
-    async with build_client(cfg, guard) as llm:
-        with pytest.raises(ModelError) as caught:
-            await ask(llm, mode, [Message.user("hi")])
-    error = caught.value
-    assert KEY not in str(error)
-    assert KEY not in repr(error)
-    return error
-
-
 @pytest.mark.parametrize("mode", MODES)
 async def test_wrong_key_is_401_without_the_key(
     fake: FakeLLM, guard: KeywordGuard, mode: Mode
 ) -> None:
     fake.reset(api_key="sk-the-right-one")
-    error = await model_error(config(fake, api_key=KEY), guard, mode)
+    error = await model_error(config(fake, api_key=KEY), guard, mode, KEY)
     assert error.status == 401
     assert "HTTP 401" in str(error)
     assert "Incorrect API key provided: [redacted]" in str(error)
@@ -281,7 +257,7 @@ async def test_server_error_names_status_and_message(
     fake: FakeLLM, guard: KeywordGuard, mode: Mode
 ) -> None:
     fake.reset(fault=Fault.SERVER_ERROR)
-    error = await model_error(config(fake, api_key=KEY), guard, mode)
+    error = await model_error(config(fake, api_key=KEY), guard, mode, KEY)
     assert error.status == 500
     assert "HTTP 500: The model server had an error" in str(error)
 
@@ -289,7 +265,7 @@ async def test_server_error_names_status_and_message(
 @pytest.mark.parametrize("mode", MODES)
 async def test_malformed_json(fake: FakeLLM, guard: KeywordGuard, mode: Mode) -> None:
     fake.reset(fault=Fault.MALFORMED)
-    error = await model_error(config(fake, api_key=KEY), guard, mode)
+    error = await model_error(config(fake, api_key=KEY), guard, mode, KEY)
     assert "malformed JSON" in str(error)
     assert error.status is None
 
@@ -297,7 +273,7 @@ async def test_malformed_json(fake: FakeLLM, guard: KeywordGuard, mode: Mode) ->
 @pytest.mark.parametrize("mode", MODES)
 async def test_timeout(fake: FakeLLM, guard: KeywordGuard, mode: Mode) -> None:
     fake.reset(delay=2.0)
-    error = await model_error(config(fake, api_key=KEY, timeout=0.2), guard, mode)
+    error = await model_error(config(fake, api_key=KEY, timeout=0.2), guard, mode, KEY)
     assert "did not answer within 0.2 s" in str(error)
 
 
@@ -305,7 +281,7 @@ async def test_timeout(fake: FakeLLM, guard: KeywordGuard, mode: Mode) -> None:
 async def test_connection_refused(guard: KeywordGuard, mode: Mode) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     cfg = ModelConfig(base_url=url, model="m", api_key=KEY)
-    error = await model_error(cfg, guard, mode)
+    error = await model_error(cfg, guard, mode, KEY)
     assert f"cannot connect to the model server at {url}" in str(error)
 
 
