@@ -35,6 +35,11 @@ def fail(breaker: CircuitBreaker, times: int) -> None:
         breaker.record_failure()
 
 
+def succeed(breaker: CircuitBreaker) -> None:
+    breaker.acquire()
+    breaker.record_success()
+
+
 def test_opens_after_threshold_consecutive_failures() -> None:
     breaker, _ = make(threshold=3)
     fail(breaker, 2)
@@ -50,8 +55,7 @@ def test_opens_after_threshold_consecutive_failures() -> None:
 def test_success_resets_the_count() -> None:
     breaker, _ = make(threshold=3)
     fail(breaker, 2)
-    breaker.acquire()
-    breaker.record_success()
+    succeed(breaker)
     fail(breaker, 2)
     assert state_of(breaker) is BreakerState.CLOSED
     assert breaker.failures == 2
@@ -86,8 +90,7 @@ def test_failed_trial_reopens_for_a_full_reset_period() -> None:
         breaker.acquire()
     assert exc.value.retry_after == pytest.approx(1.0)
     clock.now += 1.0
-    breaker.acquire()
-    breaker.record_success()
+    succeed(breaker)
     assert state_of(breaker) is BreakerState.CLOSED
 
 
@@ -97,8 +100,7 @@ def test_released_trial_lets_the_next_call_try() -> None:
     clock.now += 1.0
     breaker.acquire()
     breaker.release()
-    breaker.acquire()
-    breaker.record_success()
+    succeed(breaker)
     assert state_of(breaker) is BreakerState.CLOSED
 
 
@@ -147,13 +149,11 @@ def test_a_window_counts_only_recent_failures() -> None:
 def test_with_a_window_successes_do_not_erase_recent_failures() -> None:
     breaker, clock = windowed(threshold=3)
     fail(breaker, 2)
-    breaker.acquire()
-    breaker.record_success()
+    succeed(breaker)
     fail(breaker, 1)
     assert state_of(breaker) is BreakerState.OPEN
     clock.now += 30.0
-    breaker.acquire()
-    breaker.record_success()  # a successful trial forgets every failure
+    succeed(breaker)  # a successful trial forgets every failure
     assert state_of(breaker) is BreakerState.CLOSED
     assert breaker.failures == 0
 
