@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+import pytest
+
 from bastion.research.plan import plan
 from bastion.research.sources import Passage
 from bastion.research.synthesis import synthesize
@@ -82,16 +84,6 @@ def test_a_how_many_question_answers_with_a_number() -> None:
     assert report.answer == "2,100,000"
 
 
-def test_a_comparison_answers_with_one_of_its_entities() -> None:
-    older = "Which is older, the Eiffel Tower or the Statue of Liberty?"
-    given = passages("eiffel") + passages("liberty")
-    assert synthesize(older, plan(older).texts, given).answer == "Statue of Liberty"
-    younger = "Which is newer, the Eiffel Tower or the Statue of Liberty?"
-    assert synthesize(younger, plan(younger).texts, given).answer == "Eiffel Tower"
-    taller = "Which is taller, the Eiffel Tower or the Statue of Liberty?"
-    assert synthesize(taller, plan(taller).texts, given).answer == "Eiffel Tower"
-
-
 def test_a_yes_no_question_answers_yes_or_no() -> None:
     question = "Is the Eiffel Tower in Paris?"
     assert synthesize(question, [question], passages("eiffel")).answer == "yes"
@@ -162,23 +154,33 @@ def louvre() -> list[Passage]:
     return [Passage(src, 0, text, 1.0)]
 
 
-def test_a_same_place_comparison_compares_the_places_each_entity_is_in() -> None:
-    different = "Are the Eiffel Tower and the Statue of Liberty in the same city?"
+EIFFEL_TOWER_OR_STATUE = "the Eiffel Tower or the Statue of Liberty"
+EIFFEL_TOWER_AND_STATUE = "the Eiffel Tower and the Statue of Liberty"
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        # a comparison answers with one of its entities
+        (f"Which is older, {EIFFEL_TOWER_OR_STATUE}?", "Statue of Liberty"),
+        (f"Which is newer, {EIFFEL_TOWER_OR_STATUE}?", "Eiffel Tower"),
+        (f"Which is taller, {EIFFEL_TOWER_OR_STATUE}?", "Eiffel Tower"),
+        # a property comparison picks the entity whose evidence holds the property
+        (f"Which landmark is colossal, {EIFFEL_TOWER_OR_STATUE}?", "Statue of Liberty"),
+        # a same-place comparison compares the places each entity is in
+        (f"Are {EIFFEL_TOWER_AND_STATUE} in the same city?", "no"),
+        # a "both" comparison needs each entity to hold the property
+        (f"Are {EIFFEL_TOWER_AND_STATUE} both tall?", "yes"),
+        (f"Are {EIFFEL_TOWER_AND_STATUE} both colossal?", "no"),
+    ],
+)
+def test_a_comparison_of_two_landmarks_answers_from_their_evidence(
+    question: str, answer: str
+) -> None:
     given = passages("eiffel") + passages("liberty")
-    assert synthesize(different, plan(different).texts, given).answer == "no"
+    assert synthesize(question, plan(question).texts, given).answer == answer
+
+
+def test_a_same_place_comparison_says_yes_for_two_things_in_one_city() -> None:
     same = "Are the Eiffel Tower and the Louvre in the same city?"
     assert synthesize(same, plan(same).texts, passages("eiffel") + louvre()).answer == "yes"
-
-
-def test_a_both_comparison_needs_each_entity_to_hold_the_property() -> None:
-    given = passages("eiffel") + passages("liberty")
-    both_tall = "Are the Eiffel Tower and the Statue of Liberty both tall?"
-    assert synthesize(both_tall, plan(both_tall).texts, given).answer == "yes"
-    both_colossal = "Are the Eiffel Tower and the Statue of Liberty both colossal?"
-    assert synthesize(both_colossal, plan(both_colossal).texts, given).answer == "no"
-
-
-def test_a_property_comparison_picks_the_entity_whose_evidence_holds_it() -> None:
-    question = "Which landmark is colossal, the Eiffel Tower or the Statue of Liberty?"
-    given = passages("eiffel") + passages("liberty")
-    assert synthesize(question, plan(question).texts, given).answer == "Statue of Liberty"
