@@ -1,5 +1,6 @@
-"""What the provider tests share: the two ways of asking a client (complete, stream), the
-error a failing request raises, and the streaming guard check every provider must pass."""
+"""What the provider tests share: a config for a fake server, the two ways of asking a client
+(complete, stream), the error a failing request raises, and the streaming guard check every
+provider must pass."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ from tests.llm.keyword_guard import KeywordGuard
 
 Mode = Literal["complete", "stream"]
 MODES: tuple[Mode, ...] = ("complete", "stream")
+
+
+def fake_config(fake: FakeLLM, **values: object) -> ModelConfig:
+    """A config for `fake`'s model "fake-model", with `values` on top."""
+    return ModelConfig.model_validate({"base_url": fake.url, "model": "fake-model", **values})
 
 
 async def ask(client: GuardedClient, mode: Mode, messages: Sequence[Message]) -> str:

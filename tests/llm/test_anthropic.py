@@ -24,6 +24,7 @@ from tests.llm.asking import (
     Mode,
     ask,
     assert_stream_stops_before_the_blocked_window,
+    fake_config,
     model_error,
 )
 from tests.llm.keyword_guard import KeywordGuard
@@ -32,14 +33,7 @@ KEY = "sk-ant-test-3b8d0c41"
 
 
 def config(fake: FakeAnthropic, **overrides: object) -> ModelConfig:
-    values: dict[str, object] = {
-        "provider": "anthropic",
-        "base_url": fake.url,
-        "model": "fake-model",
-        "api_key": KEY,
-    }
-    values.update(overrides)
-    return ModelConfig.model_validate(values)
+    return fake_config(fake, **{"provider": "anthropic", "api_key": KEY, **overrides})
 
 
 async def test_messages_round_trip(anthropic: FakeAnthropic, guard: KeywordGuard) -> None:

@@ -27,6 +27,7 @@ from tests.llm.asking import (
     Mode,
     ask,
     assert_stream_stops_before_the_blocked_window,
+    fake_config,
     model_error,
 )
 from tests.llm.keyword_guard import KeywordGuard
@@ -49,14 +50,7 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
 
 
 def config(fake: FakeBedrock, **overrides: object) -> ModelConfig:
-    values: dict[str, object] = {
-        "provider": "bedrock",
-        "base_url": fake.url,
-        "model": "fake-model",
-        "aws_region": "us-east-1",
-    }
-    values.update(overrides)
-    return ModelConfig.model_validate(values)
+    return fake_config(fake, **{"provider": "bedrock", "aws_region": "us-east-1", **overrides})
 
 
 # --- round trips ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from tests.llm.asking import (
     Mode,
     ask,
     assert_stream_stops_before_the_blocked_window,
+    fake_config,
     model_error,
     streamed,
 )
@@ -33,17 +34,11 @@ from tests.llm.keyword_guard import BLOCKED_MESSAGE, KeywordGuard
 KEY = "sk-test-5f1c9a7e0b"
 
 
-def config(fake: FakeLLM, **overrides: object) -> ModelConfig:
-    values: dict[str, object] = {"base_url": fake.url, "model": "fake-model"}
-    values.update(overrides)
-    return ModelConfig.model_validate(values)
-
-
 # --- round trips ----------------------------------------------------------------------------
 
 
 async def test_complete_round_trip(fake: FakeLLM, guard: KeywordGuard) -> None:
-    async with build_client(config(fake, max_tokens=77, temperature=0.5), guard) as llm:
+    async with build_client(fake_config(fake, max_tokens=77, temperature=0.5), guard) as llm:
         reply = await llm.complete([Message.system("Be brief."), Message.user("Hello model")])
     assert reply.text == "Hello model"
     assert (reply.model, reply.finish_reason) == ("fake-model", "stop")
@@ -65,7 +60,7 @@ async def test_stream_round_trip_yields_sentence_windows(
 ) -> None:
     text = "The first sentence is here. A second one follows! And a third?\nLast words"
     fake.reset(reply=text, chunk_chars=3)
-    cfg = config(fake, stream_window_min_chars=10, stream_window_max_chars=200)
+    cfg = fake_config(fake, stream_window_min_chars=10, stream_window_max_chars=200)
     async with build_client(cfg, guard) as llm:
         windows = await streamed(llm, [Message.user("go")])
     assert windows == [
@@ -82,7 +77,7 @@ async def test_stream_round_trip_yields_sentence_windows(
 
 
 async def test_base_url_may_end_in_v1(fake: FakeLLM, guard: KeywordGuard) -> None:
-    async with build_client(config(fake, base_url=fake.url + "/v1/"), guard) as llm:
+    async with build_client(fake_config(fake, base_url=fake.url + "/v1/"), guard) as llm:
         assert (await llm.complete([Message.user("hi")])).text == "hi"
     assert fake.requests[0].path == "/v1/chat/completions"
 
@@ -94,7 +89,7 @@ async def test_base_url_may_end_in_v1(fake: FakeLLM, guard: KeywordGuard) -> Non
 async def test_blocked_input_never_reaches_the_model(
     fake: FakeLLM, guard: KeywordGuard, mode: Mode
 ) -> None:
-    async with build_client(config(fake), guard) as llm:
+    async with build_client(fake_config(fake), guard) as llm:
         with pytest.raises(GuardrailBlocked) as blocked:
             await ask(llm, mode, [Message.user("please do the FORBIDDEN thing")])
     assert fake.requests == []
@@ -109,7 +104,7 @@ async def test_blocked_tool_result_never_reaches_the_model(
     fake: FakeLLM, guard: KeywordGuard
 ) -> None:
     messages = [Message.user("look it up"), Message.tool("FORBIDDEN payload", "call-1")]
-    async with build_client(config(fake), guard) as llm:
+    async with build_client(fake_config(fake), guard) as llm:
         with pytest.raises(GuardrailBlocked) as blocked:
             await llm.complete(messages)
     assert fake.requests == []
@@ -120,7 +115,7 @@ async def test_blocked_tool_result_never_reaches_the_model(
 async def test_anonymized_input_is_what_the_model_receives(
     fake: FakeLLM, guard: KeywordGuard, mode: Mode
 ) -> None:
-    async with build_client(config(fake), guard) as llm:
+    async with build_client(fake_config(fake), guard) as llm:
         reply = await ask(llm, mode, [Message.user("write to ada@example.org today")])
     (request,) = fake.requests
     assert request.messages[-1]["content"] == "write to {EMAIL} today"
@@ -135,7 +130,7 @@ async def test_every_message_is_scanned_with_its_source(fake: FakeLLM, guard: Ke
         Message.assistant("earlier answer"),
         Message.tool("tool output", "call-7"),
     ]
-    async with build_client(config(fake), guard) as llm:
+    async with build_client(fake_config(fake), guard) as llm:
         await llm.complete(messages)
     assert guard.scans == [
         ("You are terse.", Source.SYSTEM, Direction.INPUT),
@@ -156,7 +151,7 @@ async def test_every_message_is_scanned_with_its_source(fake: FakeLLM, guard: Ke
 
 async def test_blocked_output_raises(fake: FakeLLM, guard: KeywordGuard) -> None:
     fake.reset(reply="Sure: the FORBIDDEN recipe.")
-    async with build_client(config(fake), guard) as llm:
+    async with build_client(fake_config(fake), guard) as llm:
         with pytest.raises(GuardrailBlocked) as blocked:
             await llm.complete([Message.user("hi")])
     assert len(fake.requests) == 1
@@ -166,14 +161,14 @@ async def test_blocked_output_raises(fake: FakeLLM, guard: KeywordGuard) -> None
 
 async def test_anonymized_output_is_returned(fake: FakeLLM, guard: KeywordGuard) -> None:
     fake.reset(reply="Mail bob@example.com for details.")
-    async with build_client(config(fake), guard) as llm:
+    async with build_client(fake_config(fake), guard) as llm:
         reply = await llm.complete([Message.user("who?")])
     assert reply.text == "Mail {EMAIL} for details."
     assert reply.verdicts[-1].action is Action.ANONYMIZED
 
 
 async def test_stream_never_yields_blocked_content(fake: FakeLLM, guard: KeywordGuard) -> None:
-    cfg = config(fake, stream_window_min_chars=8, stream_window_max_chars=100)
+    cfg = fake_config(fake, stream_window_min_chars=8, stream_window_max_chars=100)
     await assert_stream_stops_before_the_blocked_window(fake, cfg, guard)
 
 
@@ -181,7 +176,7 @@ async def test_stream_anonymizes_an_email_split_over_chunks(
     fake: FakeLLM, guard: KeywordGuard
 ) -> None:
     fake.reset(reply="Contact carol.smith@example.net now. Bye.", chunk_chars=3)
-    cfg = config(fake, stream_window_min_chars=5, stream_window_max_chars=100)
+    cfg = fake_config(fake, stream_window_min_chars=5, stream_window_max_chars=100)
     async with build_client(cfg, guard) as llm:
         yielded = await streamed(llm, [Message.user("go")])
     assert "".join(yielded) == "Contact {EMAIL} now. Bye."
@@ -193,7 +188,7 @@ async def test_stream_anonymizes_an_email_split_over_chunks(
 
 async def test_api_key_is_sent_as_bearer(fake: FakeLLM, guard: KeywordGuard) -> None:
     fake.reset(api_key=KEY)
-    async with build_client(config(fake, api_key=KEY), guard) as llm:
+    async with build_client(fake_config(fake, api_key=KEY), guard) as llm:
         assert (await llm.complete([Message.user("hi")])).text == "hi"
     assert fake.requests[0].headers["authorization"] == f"Bearer {KEY}"
 
@@ -204,7 +199,7 @@ async def test_a_referenced_key_is_resolved_and_its_rotation_picked_up(
     """Configuration names the key (`secret://file/...`); the provider reads it through its
     TTL handle, so the rotated key is sent without building a new client."""
     (tmp_path / "model.key").write_text(KEY + "\n")
-    cfg = config(fake, api_key_ref="secret://file/model.key", secrets_base_dir=tmp_path)
+    cfg = fake_config(fake, api_key_ref="secret://file/model.key", secrets_base_dir=tmp_path)
     assert KEY not in repr(cfg)
     fake.reset(api_key=KEY)
     configure(SecretsSettings(ttl_seconds=0.05))
@@ -233,7 +228,7 @@ def test_a_key_in_place_of_a_reference_is_refused() -> None:
 
 
 async def test_no_key_no_authorization_header(fake: FakeLLM, guard: KeywordGuard) -> None:
-    async with build_client(config(fake), guard) as llm:
+    async with build_client(fake_config(fake), guard) as llm:
         await llm.complete([Message.user("hi")])
     assert "authorization" not in fake.requests[0].headers
 
@@ -246,7 +241,7 @@ async def test_wrong_key_is_401_without_the_key(
     fake: FakeLLM, guard: KeywordGuard, mode: Mode
 ) -> None:
     fake.reset(api_key="sk-the-right-one")
-    error = await model_error(config(fake, api_key=KEY), guard, mode, KEY)
+    error = await model_error(fake_config(fake, api_key=KEY), guard, mode, KEY)
     assert error.status == 401
     assert "HTTP 401" in str(error)
     assert "Incorrect API key provided: [redacted]" in str(error)
@@ -257,7 +252,7 @@ async def test_server_error_names_status_and_message(
     fake: FakeLLM, guard: KeywordGuard, mode: Mode
 ) -> None:
     fake.reset(fault=Fault.SERVER_ERROR)
-    error = await model_error(config(fake, api_key=KEY), guard, mode, KEY)
+    error = await model_error(fake_config(fake, api_key=KEY), guard, mode, KEY)
     assert error.status == 500
     assert "HTTP 500: The model server had an error" in str(error)
 
@@ -265,7 +260,7 @@ async def test_server_error_names_status_and_message(
 @pytest.mark.parametrize("mode", MODES)
 async def test_malformed_json(fake: FakeLLM, guard: KeywordGuard, mode: Mode) -> None:
     fake.reset(fault=Fault.MALFORMED)
-    error = await model_error(config(fake, api_key=KEY), guard, mode, KEY)
+    error = await model_error(fake_config(fake, api_key=KEY), guard, mode, KEY)
     assert "malformed JSON" in str(error)
     assert error.status is None
 
@@ -273,7 +268,7 @@ async def test_malformed_json(fake: FakeLLM, guard: KeywordGuard, mode: Mode) ->
 @pytest.mark.parametrize("mode", MODES)
 async def test_timeout(fake: FakeLLM, guard: KeywordGuard, mode: Mode) -> None:
     fake.reset(delay=2.0)
-    error = await model_error(config(fake, api_key=KEY, timeout=0.2), guard, mode, KEY)
+    error = await model_error(fake_config(fake, api_key=KEY, timeout=0.2), guard, mode, KEY)
     assert "did not answer within 0.2 s" in str(error)
 
 
