@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from bastion.storage.queue import open_queue as open_queue
     from bastion.storage.queue import queue_path as queue_path
     from bastion.storage.queue.identity import process_gone as process_gone
+    from bastion.storage.research_models import RUN_STATES as RUN_STATES
+    from bastion.storage.research_models import ResearchConversation as ResearchConversation
+    from bastion.storage.research_models import ResearchRun as ResearchRun
+    from bastion.storage.research_models import RunState as RunState
 
 # Each public name and the module that defines it.
 _EXPORTS = {
@@ -72,6 +76,10 @@ _EXPORTS = {
     "process_gone": "bastion.storage.queue.identity",
     "Queue": "bastion.storage.queue",
     "queue_path": "bastion.storage.queue",
+    "ResearchConversation": "bastion.storage.research_models",
+    "ResearchRun": "bastion.storage.research_models",
+    "RUN_STATES": "bastion.storage.research_models",
+    "RunState": "bastion.storage.research_models",
     "sha256_hex": "bastion.storage.objectstore",
     "SHA256_PATTERN": "bastion.storage.objectstore",
     "shared_engine": "bastion.storage.database",
@@ -82,6 +90,7 @@ _EXPORTS = {
 __all__ = [
     "DOCUMENT_STATUSES",
     "HISTORY_EVENTS",
+    "RUN_STATES",
     "SHA256_PATTERN",
     "ApiKey",
     "AuditRecord",
@@ -102,6 +111,9 @@ __all__ = [
     "ObjectNotFoundError",
     "ObjectStore",
     "Queue",
+    "ResearchConversation",
+    "ResearchRun",
+    "RunState",
     "make_engine",
     "migrate",
     "open_queue",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
-from bastion.storage import pipeline_models  # noqa: F401 - registers the archive tables
+from bastion.storage import (
+    pipeline_models,  # noqa: F401 - registers the archive tables
+    research_models,  # noqa: F401 - registers the research tables
+)
 from bastion.storage.models import Base
 
 config = context.config
