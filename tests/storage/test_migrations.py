@@ -1,5 +1,5 @@
-"""Migrations 0002 (pipeline archive) to 0005 (invoice claims): upgrade, downgrade, backfill, and
-agreement with the models."""
+"""Migrations 0002 (pipeline archive) to 0006 (research conversations and runs): upgrade,
+downgrade, backfill, and agreement with the models."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy import Engine, inspect, text
 
 from bastion.pipeline.archive_repo import ArchiveRepository
 from bastion.pipeline.model import ValidationResult
+from bastion.research.store import ResearchStore
 from bastion.storage import pipeline_models
 from bastion.storage.database import MIGRATIONS_DIR, migrate, shared_engine
 from bastion.storage.models import Base
@@ -29,6 +30,8 @@ PIPELINE_TABLES = {
     "ingested_files",
     "invoice_claims",
 }
+RESEARCH_TABLES = {"research_conversations", "research_runs"}
+MODEL_TABLES = PIPELINE_TABLES | RESEARCH_TABLES
 
 
 def _config(engine: Engine) -> Config:
@@ -75,7 +78,7 @@ def test_upgrade_head_creates_the_archive(db_url: str) -> None:
     head = ScriptDirectory.from_config(_config(engine)).get_current_head()
     assert _revision(engine) == head
     insp = inspect(engine)
-    assert set(insp.get_table_names()) >= PIPELINE_TABLES | {"api_keys", "audit_records"}
+    assert set(insp.get_table_names()) >= MODEL_TABLES | {"api_keys", "audit_records"}
     uniques = {u["name"] for u in insp.get_unique_constraints("ingested_files")}
     assert "uq_ingested_files_path_sha" in uniques
     if engine.dialect.name == "postgresql":
@@ -100,7 +103,7 @@ def test_models_match_the_migration(db_url: str) -> None:
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, _other: Any) -> bool:
         if type_ == "table":
-            return name in PIPELINE_TABLES
+            return name in MODEL_TABLES
         # PostgreSQL full text: a generated column kept out of the models.
         return not (type_ == "column" and name == "search_vector")
 
@@ -128,11 +131,11 @@ def test_downgrade_to_runtime_and_up_again(db_url: str) -> None:
     command.downgrade(cfg, "0001_runtime")
     assert _revision(engine) == "0001_runtime"
     tables = set(inspect(engine).get_table_names())
-    assert not tables & PIPELINE_TABLES
+    assert not tables & MODEL_TABLES
     assert not any(t.startswith("documents_fts") for t in tables)
     assert {"api_keys", "audit_records"} <= tables
     command.upgrade(cfg, "head")
-    assert set(inspect(engine).get_table_names()) >= PIPELINE_TABLES
+    assert set(inspect(engine).get_table_names()) >= MODEL_TABLES
     _insert_document(engine, "c" * 64, "After Upgrade")
     assert _fts_hits(engine, "upgrade") == ["c" * 64]
     assert _fts_hits(engine, "downgrade") == []
@@ -243,3 +246,26 @@ def test_claims_are_backfilled_from_the_archive(db_url: str) -> None:
     ).id
     answer = repo.claim_invoice(copy, "Zebra Logistics GmbH", "INV-1", total=119.0, eligible=True)
     assert (answer.duplicate, answer.other_id) == (True, docs["holder"])
+
+
+def test_0006_research_tables_down_and_up(db_url: str) -> None:
+    engine = shared_engine(db_url)
+    cfg = _config(engine)
+    store = ResearchStore(engine)
+    run = store.start_run("alice", "Before the downgrade?", "research")
+    indexes = {i["name"] for i in inspect(engine).get_indexes("research_runs")}
+    assert {"uq_research_runs_conversation_seq", "ix_research_runs_status_started"} <= indexes
+    conversation_indexes = {
+        i["name"] for i in inspect(engine).get_indexes("research_conversations")
+    }
+    assert "ix_research_conversations_owner_created" in conversation_indexes
+    command.downgrade(cfg, "0005_invoice_claims")
+    assert _revision(engine) == "0005_invoice_claims"
+    tables = set(inspect(engine).get_table_names())
+    assert not tables & RESEARCH_TABLES
+    assert tables >= PIPELINE_TABLES
+    command.upgrade(cfg, "head")
+    assert _revision(engine) == ScriptDirectory.from_config(cfg).get_current_head()
+    assert store.get_run(run.id, owner="alice") is None  # the downgrade dropped the data
+    again = store.start_run("alice", "After the upgrade?", "research")
+    assert store.cancel_run(again.id, owner="alice")
