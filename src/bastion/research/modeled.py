@@ -263,18 +263,19 @@ def _to_report(
         sentence = _plain(finding.sentence, count, where)
         if not sentence:
             raise InvalidAnswer(f"{where} has no sentence")
+        # the model ranks its own findings: each counts as fully relevant
         item = Evidence(sentence, given[n - 1], renumber(n), finding.sub_question, 1.0)
         groups[finding.sub_question].append(item)
-    text = _plain(answer.answer, count, "the answer") if answer.answer else None
+    text = (_plain(answer.answer, count, "the answer") if answer.answer else "") or None
     cite: int | None = None
-    if text:
+    if text is not None:
         if answer.answer_source is None:
             raise InvalidAnswer("the answer needs answer_source, the source it comes from")
         cite = renumber(_checked_citation(answer.answer_source, count, "the answer"))
     sources = [given[n - 1] for n in numbers]  # dicts keep first-use order
     markdown = render_markdown(question, text, cite, list(groups.items()), sources)
     evidence = tuple(found for items in groups.values() for found in items)
-    return Report(question, text if cite else None, markdown, evidence, tuple(sources))
+    return Report(question, text, markdown, evidence, tuple(sources))
 
 
 async def synthesize_with_model(
