@@ -43,7 +43,7 @@ from bastion.research.plan import SIZE_COMPARATIVES, comparison_entities
 from bastion.research.sources import Passage, Source
 from bastion.research.text import key_terms, split_sentences, words
 
-__all__ = ["Evidence", "Report", "synthesize"]
+__all__ = ["Evidence", "Report", "render_markdown", "synthesize"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,8 +266,10 @@ def _entity_of(evidence: Sequence[Evidence], entities: tuple[str, str]) -> list[
     return [next((e for e in entities if e in item.sub_question), None) for item in evidence]
 
 
-def _render(question: str, answer: str | None, cite: int | None, groups: list[tuple[str, list[
-        Evidence]]], sources: Sequence[Source]) -> str:  # fmt: skip
+def render_markdown(question: str, answer: str | None, cite: int | None, groups: list[tuple[
+        str, list[Evidence]]], sources: Sequence[Source]) -> str:  # fmt: skip
+    """The report's Markdown: the question, the answer line citing `[cite]`, each group's
+    evidence under its heading (when there are several), and the sources list."""
     lines = [f"# {question}", ""]
     if answer is not None and cite is not None:
         lines += [f"**Answer:** {answer} [{cite}]", ""]
@@ -320,5 +322,5 @@ def synthesize(
         groups.append((query, items))
     evidence = tuple(item for _, items in groups for item in items)
     answer, origin = _answer(question, evidence, entities)
-    markdown = _render(question, answer, origin.n if origin else None, groups, sources)
+    markdown = render_markdown(question, answer, origin.n if origin else None, groups, sources)
     return Report(question, answer, markdown, evidence, tuple(sources))
