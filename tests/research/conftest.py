@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+# The model tests' fake model server and keyword guard, for the research model tests.
+from tests.llm.conftest import _shared_fake, fake, guard  # noqa: F401
+
 DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "research"
 
 

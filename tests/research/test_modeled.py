@@ -7,7 +7,7 @@ guarded client scans what goes in and comes out."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
@@ -25,7 +25,7 @@ from bastion.research.modeled import (
 from bastion.research.plan import classify, plan
 from bastion.research.sources import Passage
 from bastion.research.synthesis import synthesize
-from bastion.testing.fake_llm import FakeLLM, Fault, fake_llm_server
+from bastion.testing.fake_llm import FakeLLM, Fault
 from tests.llm.asking import fake_config
 from tests.llm.keyword_guard import KeywordGuard
 from tests.research.offline_corpus import passages, source
@@ -45,23 +45,6 @@ def script(fake: FakeLLM, *replies: object) -> None:
         return texts[min(len(fake.requests), len(texts)) - 1]
 
     fake.reset(reply=reply)
-
-
-@pytest.fixture(scope="module")
-def _shared_fake() -> Iterator[FakeLLM]:
-    with fake_llm_server() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(_shared_fake: FakeLLM) -> FakeLLM:
-    _shared_fake.reset()
-    return _shared_fake
-
-
-@pytest.fixture
-def guard() -> KeywordGuard:
-    return KeywordGuard()
 
 
 @pytest.fixture
