@@ -1,6 +1,6 @@
 """What the provider tests share: a config for a fake server, the two ways of asking a client
-(complete, stream), the error a failing request raises, and the streaming guard check every
-provider must pass."""
+(complete, stream), the error a failing request raises, and the guard checks every provider
+must pass."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Literal
 
 import pytest
 
-from bastion.guardrails.types import Direction
+from bastion.guardrails.types import Direction, Source
 from bastion.llm import (
     GuardedClient,
     GuardrailBlocked,
@@ -49,6 +49,19 @@ async def model_error(cfg: ModelConfig, guard: KeywordGuard, mode: Mode, key: st
     assert key not in str(error)
     assert key not in repr(error)
     return error
+
+
+async def assert_blocked_input_is_never_sent(
+    fake: FakeLLM, cfg: ModelConfig, guard: KeywordGuard, mode: Mode
+) -> GuardrailBlocked:
+    """A user message with a blocked word raises before any request reaches `fake`: the error."""
+    async with build_client(cfg, guard) as llm:
+        with pytest.raises(GuardrailBlocked) as blocked:
+            await ask(llm, mode, [Message.user("please do the FORBIDDEN thing")])
+    assert fake.requests == []
+    assert blocked.value.source is Source.USER_INPUT
+    assert blocked.value.direction is Direction.INPUT
+    return blocked.value
 
 
 async def assert_stream_stops_before_the_blocked_window(

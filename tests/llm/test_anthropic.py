@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bastion.guardrails.types import Direction, Source
+from bastion.guardrails.types import Source
 from bastion.llm import (
     GuardrailBlocked,
     Message,
@@ -23,6 +23,7 @@ from tests.llm.asking import (
     MODES,
     Mode,
     ask,
+    assert_blocked_input_is_never_sent,
     assert_stream_stops_before_the_blocked_window,
     fake_config,
     model_error,
@@ -89,11 +90,7 @@ async def test_messages_stream_yields_scanned_windows(
 async def test_blocked_input_never_reaches_the_server(
     anthropic: FakeAnthropic, guard: KeywordGuard, mode: Mode
 ) -> None:
-    async with build_client(config(anthropic), guard) as llm:
-        with pytest.raises(GuardrailBlocked) as blocked:
-            await ask(llm, mode, [Message.user("please do the FORBIDDEN thing")])
-    assert anthropic.requests == []
-    assert (blocked.value.source, blocked.value.direction) == (Source.USER_INPUT, Direction.INPUT)
+    await assert_blocked_input_is_never_sent(anthropic, config(anthropic), guard, mode)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bastion.guardrails.types import Direction, Source
+from bastion.guardrails.types import Source
 from bastion.llm import (
-    GuardrailBlocked,
     Message,
     ModelConfig,
     ModelError,
@@ -26,6 +25,7 @@ from tests.llm.asking import (
     MODES,
     Mode,
     ask,
+    assert_blocked_input_is_never_sent,
     assert_stream_stops_before_the_blocked_window,
     fake_config,
     model_error,
@@ -138,11 +138,7 @@ def test_guardrail_settings_come_as_a_pair_for_bedrock_only() -> None:
 async def test_blocked_input_never_reaches_the_server(
     bedrock: FakeBedrock, guard: KeywordGuard, mode: Mode
 ) -> None:
-    async with build_client(config(bedrock), guard) as llm:
-        with pytest.raises(GuardrailBlocked) as blocked:
-            await ask(llm, mode, [Message.user("please do the FORBIDDEN thing")])
-    assert bedrock.requests == []
-    assert (blocked.value.source, blocked.value.direction) == (Source.USER_INPUT, Direction.INPUT)
+    await assert_blocked_input_is_never_sent(bedrock, config(bedrock), guard, mode)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -24,6 +24,7 @@ from tests.llm.asking import (
     MODES,
     Mode,
     ask,
+    assert_blocked_input_is_never_sent,
     assert_stream_stops_before_the_blocked_window,
     fake_config,
     model_error,
@@ -89,15 +90,10 @@ async def test_base_url_may_end_in_v1(fake: FakeLLM, guard: KeywordGuard) -> Non
 async def test_blocked_input_never_reaches_the_model(
     fake: FakeLLM, guard: KeywordGuard, mode: Mode
 ) -> None:
-    async with build_client(fake_config(fake), guard) as llm:
-        with pytest.raises(GuardrailBlocked) as blocked:
-            await ask(llm, mode, [Message.user("please do the FORBIDDEN thing")])
-    assert fake.requests == []
-    assert blocked.value.source is Source.USER_INPUT
-    assert blocked.value.direction is Direction.INPUT
-    assert blocked.value.verdict.text == BLOCKED_MESSAGE
-    assert "MISCONDUCT" in str(blocked.value)
-    assert "FORBIDDEN thing" not in str(blocked.value)
+    blocked = await assert_blocked_input_is_never_sent(fake, fake_config(fake), guard, mode)
+    assert blocked.verdict.text == BLOCKED_MESSAGE
+    assert "MISCONDUCT" in str(blocked)
+    assert "FORBIDDEN thing" not in str(blocked)
 
 
 async def test_blocked_tool_result_never_reaches_the_model(
