@@ -6,8 +6,9 @@ import itertools
 
 import pytest
 
-from bastion.research.dedup import deduplicate, jaccard, normalize_url, shingles
+from bastion.research.dedup import deduplicate, normalize_url, shingles
 from bastion.research.sources import Source
+from bastion.research.text import jaccard
 
 TEXT = (
     "The harbour authority confirmed on Monday that the northern breakwater will be rebuilt "

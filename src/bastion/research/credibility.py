@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bastion.research.sources import Source
-from bastion.research.text import content_words, split_sentences
+from bastion.research.text import content_words, jaccard, split_sentences
 
 __all__ = [
     "CredibilityError",
@@ -176,9 +176,7 @@ def agreeing_origins(sources: Sequence[Source], rules: Agreement) -> list[tuple[
                 origins[j] in agreeing[i] and origins[i] in agreeing[j]
             ):
                 continue
-            if any(
-                len(a & b) / len(a | b) >= rules.similarity for a in claims[i] for b in claims[j]
-            ):
+            if any(jaccard(a, b) >= rules.similarity for a in claims[i] for b in claims[j]):
                 agreeing[i].add(origins[j])
                 agreeing[j].add(origins[i])
     return [tuple(sorted(found)) for found in agreeing]

@@ -21,14 +21,13 @@ Rules, all checked, every finding given as a reason:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from bastion.research.answer import answer_type, extract_span, first_year
 from bastion.research.synthesis import Report
-from bastion.research.text import key_terms, split_sentences
+from bastion.research.text import CITATION_RE, key_terms, split_sentences
 
 __all__ = ["Critique", "Verdict", "critique"]
 
@@ -48,9 +47,6 @@ class Critique:
     gaps: tuple[str, ...] = ()
 
 
-_CITATION_RE = re.compile(r"\[(\d+)\]")
-
-
 def _body_sentences(markdown: str) -> list[str]:
     sentences: list[str] = []
     for line in markdown.splitlines():
@@ -68,7 +64,7 @@ def _body_sentences(markdown: str) -> list[str]:
 def _citation_findings(report: Report) -> list[str]:
     findings: list[str] = []
     for sentence in _body_sentences(report.markdown):
-        cited = _CITATION_RE.findall(sentence)
+        cited = CITATION_RE.findall(sentence)
         if not cited:
             findings.append(f"sentence without a citation: {sentence[:80]!r}")
         for n in cited:

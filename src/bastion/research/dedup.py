@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bastion.research.sources import Source
+from bastion.research.text import jaccard
 
 __all__ = ["Deduplicated", "Duplicate", "deduplicate", "jaccard", "normalize_url", "shingles"]
 
@@ -60,12 +61,6 @@ def shingles(text: str, size: int = SHINGLE_WORDS) -> frozenset[tuple[str, ...]]
     if len(words) <= size:
         return frozenset({tuple(words)})
     return frozenset(tuple(words[i : i + size]) for i in range(len(words) - size + 1))
-
-
-def jaccard(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]]) -> float:
-    """Shared shingles over all shingles of either; 0 when both are empty."""
-    union = len(a | b)
-    return len(a & b) / union if union else 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,10 +22,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from bastion.research.critic import Verdict
+from bastion.research.text import CITATION_RE
 from bastion.storage import RunState
 
 __all__ = [
-    "CITATION_RE",
     "Conversation",
     "ConversationSummary",
     "CritiqueRound",
@@ -55,7 +55,6 @@ _RUN_ID_RE = re.compile(re.escape(RUN_ID_PREFIX) + _TOKEN)
 _CONVERSATION_ID_RE = re.compile(re.escape(CONVERSATION_ID_PREFIX) + _TOKEN)
 
 # An inline citation in a report: `[n]`.
-CITATION_RE = re.compile(r"\[(\d+)\]")
 # "offline", or "<provider>:<model>".
 _MODEL_RE = r"^(offline|[a-z0-9][a-z0-9_.-]*:\S+)$"
 

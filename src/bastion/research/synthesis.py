@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from bastion.research.answer import answer_type, extract_answer, extract_span, years
 from bastion.research.plan import SIZE_COMPARATIVES, comparison_entities
 from bastion.research.sources import Passage, Source
-from bastion.research.text import key_terms, split_sentences, words
+from bastion.research.text import jaccard, key_terms, split_sentences, words
 
 __all__ = ["Evidence", "Report", "render_markdown", "synthesize"]
 
@@ -126,10 +126,6 @@ def _relevance(query: Sequence[str], candidate: _Candidate, idf: dict[str, float
     return found / sum(weights.values())
 
 
-def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 0.0
-
-
 def _about(
     query: str, entities: tuple[str, str] | None, candidates: Sequence[_Candidate]
 ) -> Sequence[_Candidate]:
@@ -159,7 +155,7 @@ def _select(
     while pool and len(picked) < limit:
         best_i, best_value = 0, -math.inf
         for i, (candidate, relevance) in enumerate(pool):
-            redundancy = max((_jaccard(candidate.terms, c.terms) for c in chosen), default=0.0)
+            redundancy = max((jaccard(candidate.terms, c.terms) for c in chosen), default=0.0)
             value = mmr_lambda * relevance - (1 - mmr_lambda) * redundancy
             if value > best_value:  # strict: the earlier candidate wins a tie
                 best_i, best_value = i, value

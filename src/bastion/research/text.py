@@ -21,18 +21,24 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from collections.abc import Hashable
 
 __all__ = [
     "AUXILIARIES",
+    "CITATION_RE",
     "STOPWORDS",
     "answer_scores",
     "content_words",
+    "jaccard",
     "key_terms",
     "normalize_answer",
     "split_sentences",
     "stem",
     "words",
 ]
+
+# A citation in a report: `[n]`, n the source's number.
+CITATION_RE = re.compile(r"\[(\d+)\]")
 
 STOPWORDS = frozenset(
     [
@@ -270,3 +276,9 @@ def answer_scores(prediction: str, gold: str) -> tuple[float, float]:
         return exact, 0.0
     precision, recall = same / len(predicted.split()), same / len(expected.split())
     return exact, 2 * precision * recall / (precision + recall)
+
+
+def jaccard(a: frozenset[Hashable], b: frozenset[Hashable]) -> float:
+    """Shared items over all items of either set (words, shingles); 0 when both are empty."""
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
