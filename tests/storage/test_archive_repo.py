@@ -271,7 +271,6 @@ def test_delete_keeps_a_tombstone(repo: ArchiveRepository) -> None:
         "c-del",
     )
     assert repo.search("secret") == [] and repo.search("zebra") == []
-    assert repo.find_duplicate("Zebra Logistics GmbH", "INV-2024-001") is None
     gone = "not_found"
     assert repo.delete_document(doc_id, principal="admin", correlation_id="c") == gone
     assert repo.delete_document(sha("missing"), principal="admin", correlation_id="c") == gone
@@ -368,22 +367,6 @@ def test_search_follows_reprocessing(repo: ArchiveRepository) -> None:
     archived(repo, doc_id, invoice(issuer="Newname AG"))
     assert repo.search("oldname") == []
     assert [d["id"] for d in repo.search("newname")] == [doc_id]
-
-
-def test_find_duplicate(repo: ArchiveRepository) -> None:
-    first, second, pending = (upload(repo, sha(k)) for k in ("d-1", "d-2", "d-3"))
-    archived(repo, first, invoice(number="INV-001", issuer="ACME GmbH"))
-    archived(repo, second, invoice(number="inv 001", issuer="Acme GmbH."))
-    assert repo.find_duplicate("acme gmbh", "INV001") == first
-    assert repo.find_duplicate("ACME GmbH", "INV-001", exclude_id=first) == second
-    assert repo.find_duplicate("ACME GmbH", "INV-002") is None
-    assert repo.find_duplicate("Other GmbH", "INV-001") is None
-    assert repo.find_duplicate(None, "INV-001") is None
-    assert repo.find_duplicate("ACME GmbH", "") is None
-    repo.delete_document(first, principal="admin", correlation_id="c")
-    assert repo.find_duplicate("ACME GmbH", "INV-001", exclude_id=pending) == second
-    repo.set_status(second, "processing")  # only archived documents count
-    assert repo.find_duplicate("ACME GmbH", "INV-001") is None
 
 
 def test_each_owner_has_its_own_document_for_the_same_bytes(repo: ArchiveRepository) -> None:

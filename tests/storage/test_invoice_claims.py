@@ -150,7 +150,7 @@ def test_helpers() -> None:
     for bad in (None, True, "n/a", float("nan"), float("inf"), {"amount": 1}):
         assert canonical_amount(bad) is None
     assert same_amount("1", "EUR", "1", None) and not same_amount("1", "EUR", "2", "EUR")
-    assert may_name_other("alice", "alice", reads_all=False)
-    assert may_name_other("alice", "bob", reads_all=True)
-    assert not may_name_other("alice", "bob", reads_all=False)
-    assert not may_name_other("", "", reads_all=True)
+    assert may_name_other("alice", "alice", reads_all=lambda: False)
+    assert may_name_other("alice", "bob", reads_all=lambda: True)
+    assert not may_name_other("alice", "bob", reads_all=lambda: False)
+    assert not may_name_other("", "", reads_all=lambda: True)

@@ -779,27 +779,6 @@ class ArchiveRepository:
             docs = {d.id: d for d in s.scalars(select(Document).where(Document.id.in_(ids)))}
         return [_summary(docs[i]) for i in ids if i in docs]
 
-    def find_duplicate(
-        self, issuer: str | None, invoice_number: str | None, exclude_id: str | None = None
-    ) -> str | None:
-        """The oldest archived, non-deleted document with the same issuer and invoice number
-        (compared case- and punctuation-blind), other than `exclude_id`."""
-        issuer_key = normalise_key(issuer)[:512]
-        number_key = normalise_key(invoice_number)[:128]
-        if not issuer_key or not number_key:
-            return None
-        stmt = select(Document.id).where(
-            Document.invoice_number_key == number_key,
-            Document.issuer_key == issuer_key,
-            Document.status == "archived",
-            Document.deleted_at.is_(None),
-        )
-        if exclude_id is not None:
-            stmt = stmt.where(Document.id != exclude_id)
-        stmt = stmt.order_by(Document.created_at, Document.id).limit(1)
-        with Session(self.engine) as s:
-            return s.scalar(stmt)
-
     def claim_invoice(
         self,
         document_id: str,
@@ -822,11 +801,7 @@ class ArchiveRepository:
         if not issuer_key or not number_key:
             return DuplicateClaim(duplicate=False)
         with self._tx() as conn:
-            doc = conn.execute(
-                select(_DOCUMENTS.c.owner, _DOCUMENTS.c.deleted_at).where(
-                    _DOCUMENTS.c.id == document_id
-                )
-            ).first()
+            doc = self._locked(conn, document_id)
             if doc is None:
                 raise DocumentNotFoundError(document_id)
             if doc.deleted_at is not None:
@@ -841,7 +816,7 @@ class ArchiveRepository:
                 total=canonical_amount(total),
                 currency=canonical_currency(currency),
                 eligible=eligible,
-                owner_reads_all=reads_all(doc.owner),
+                owner_reads_all=lambda: reads_all(doc.owner),
             )
 
     def status_counts(self) -> dict[str, int]:

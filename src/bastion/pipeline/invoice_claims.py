@@ -21,6 +21,7 @@ Policy:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, select, update
@@ -40,11 +41,11 @@ class ClaimContendedError(RuntimeError):
     """The claim was released and taken again under this claimant, more than once."""
 
 
-def may_name_other(uploader: str, other_owner: str, *, reads_all: bool) -> bool:
+def may_name_other(uploader: str, other_owner: str, *, reads_all: Callable[[], bool]) -> bool:
     """Whether a finding shown to `uploader` may name the document `other_owner` uploaded:
     when `uploader` may read it, as its own or through the `gateway.read_all_documents` grant
-    (`reads_all`)."""
-    return bool(uploader) and (reads_all or uploader == other_owner)
+    (`reads_all()`, asked only for another owner's document)."""
+    return bool(uploader) and (uploader == other_owner or reads_all())
 
 
 def same_amount(
@@ -73,11 +74,11 @@ def claim(
     total: str | None,
     currency: str | None,
     eligible: bool,
-    owner_reads_all: bool,
+    owner_reads_all: Callable[[], bool],
 ) -> DuplicateClaim:
     """Claim (issuer_key, number_key) for `document_id`, or learn who holds it (see the module
-    docstring for the policy). `owner_reads_all`: the document's owner may read every owner's
-    documents. Runs in the caller's write transaction."""
+    docstring for the policy). `owner_reads_all()`: whether the document's owner may read every
+    owner's documents. Runs in the caller's write transaction."""
     key = (_CLAIMS.c.issuer_key == issuer_key, _CLAIMS.c.invoice_number_key == number_key)
     mine = {
         "document_id": document_id,
