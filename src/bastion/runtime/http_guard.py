@@ -23,7 +23,12 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bastion.core.context import CallContext, RequestContext, correlation_id_var
+from bastion.core.context import (
+    CORRELATION_HEADER,
+    CallContext,
+    RequestContext,
+    correlation_id_var,
+)
 from bastion.protocol.errors import spec_for
 from bastion.protocol.http_errors import ApiError, error_response
 from bastion.runtime.server import scope_context
@@ -34,7 +39,6 @@ log = structlog.get_logger("bastion.gateway")
 Handler = Callable[[Request, CallContext], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
-CORRELATION_HEADER = "X-Correlation-ID"
 
 _DENIED_MESSAGES = {
     "authenticate": (

@@ -37,7 +37,7 @@ from bastion.core.context import (
     accept_correlation_id,
     correlation_id_var,
 )
-from bastion.observability.metrics import UNKNOWN
+from bastion.observability.metrics import UNKNOWN, observe_request
 from bastion.protocol.a2a import a2a_error
 from bastion.protocol.endpoints import MESSAGE_PATHS
 from bastion.protocol.errors import (
@@ -327,17 +327,18 @@ class AgentServer:
             await self._app(scope, receive, send_counted)
         finally:
             outcome = http_outcome(status)
-            req = scope_context(self.name, scope)
-            detail = f"{label} answered {status}"
-            await self.recorder.record(
-                req,
-                method=label,
-                outcome=outcome,
-                status=status,
-                started=started,
-                detail=detail,
-                audited=False,
-            )
+            if outcome.startswith(DENIED_PREFIX):  # a refusal is logged, with its context
+                await self.recorder.record(
+                    scope_context(self.name, scope),
+                    method=label,
+                    outcome=outcome,
+                    status=status,
+                    started=started,
+                    detail=f"{label} answered {status}",
+                    audited=False,
+                )
+            else:  # health checks and the card are polled often: counted, nothing more
+                observe_request(self.name, label, outcome, status, time.perf_counter() - started)
 
     # -- audit -------------------------------------------------------------------------------
 
