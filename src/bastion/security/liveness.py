@@ -62,9 +62,11 @@ async def watch(
     action: str,
     credentials: CredentialCheck,
     policy: PolicyStore,
+    each: Callable[[], object] | None = None,
 ) -> Denied:
     """Wait until `identity` may no longer hold a connection authorized as `agent.action`;
-    the refusal says why (401 lapsed credential, 403 grant withdrawn, 503 check failed)."""
+    the refusal says why (401 lapsed credential, 403 grant withdrawn, 503 check failed).
+    `each` runs after every check that passed (to follow other grants on the same clock)."""
     while True:
         await asyncio.sleep(credentials.interval)
         try:
@@ -76,3 +78,5 @@ async def watch(
         allowed, why = policy.decide(identity.principal, agent, action)
         if not allowed:
             return forbidden(why)
+        if each is not None:
+            each()

@@ -272,29 +272,23 @@ class EventsEndpoint:
         clock: a grant given or withdrawn widens or narrows what it is sent."""
         identity = call.request.identity
         assert identity is not None
-        follow = asyncio.create_task(self._follow_read_all(identity.principal, sub))
-        try:
-            denied = await watch(
-                identity,
-                agent=call.agent,
-                action=ACTION,
-                credentials=self.credentials,
-                policy=self.policy,
-            )
-        finally:
-            follow.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follow
+
+        def follow_read_all() -> None:
+            sub.see_all = owner_scope(self.policy, identity.principal) is None
+
+        denied = await watch(
+            identity,
+            agent=call.agent,
+            action=ACTION,
+            credentials=self.credentials,
+            policy=self.policy,
+            each=follow_read_all,
+        )
         err = denied_error(denied, ACTION)
         log_rejection(
             call.request, method=ACTION, outcome=err.outcome, status=err.status, reason=err.detail
         )
         return LAPSED if err.status == 401 else _DENIED.get(err.status, _DENIED[503])
-
-    async def _follow_read_all(self, principal: str, sub: Subscription) -> None:
-        while True:
-            await asyncio.sleep(self.credentials.interval)
-            sub.see_all = owner_scope(self.policy, principal) is None
 
 
 async def _close(ws: WebSocket, close: Close) -> None:
