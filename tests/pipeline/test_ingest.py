@@ -180,9 +180,9 @@ def test_bytes_are_stored_only_once_counted(ingest: Ingest) -> None:
     counts_at_put: list[int] = []
     store_put = ingest.store.put
 
-    def put(data: bytes) -> str:
+    def put(data: bytes, *, sha256: str | None = None) -> str:
         counts_at_put.append(ingest.repo.blob_refcount(hashlib.sha256(data).hexdigest()))
-        return store_put(data)
+        return store_put(data, sha256=sha256)
 
     ingest.store.put = put  # type: ignore[method-assign]
     data = normal_pdf(b"counted first")

@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from bastion.cli.common import ConfigOption, JsonOption, console, err_console, settings_from
+from bastion.cli.common import ConfigOption, JsonOption, console, settings_from, warn
 from bastion.config_files import exposed_file_warnings, policy_checks
 from bastion.security import Check, check_references
 
@@ -43,7 +43,7 @@ def check(
     settings = settings_from(config)
     checks = check_references(settings)
     for warning in exposed_file_warnings(settings, [c.reference for c in checks]):
-        err_console.print(f"warning: {escape(warning)}", highlight=False, soft_wrap=True)
+        warn(warning)
     checks += [
         Check(f.key, str(f.path), f.problem is None, f.problem)
         for f in policy_checks(settings, guardrail_policies or [])

@@ -144,7 +144,8 @@ class Ingest:
             principal=principal,
             correlation_id=correlation_id,
         )
-        self.store.put(data)  # also when the record was there: bytes it lost come back
+        # Also when the record was there: bytes it lost come back.
+        self.store.put(data, sha256=sha256)
         if record.created:
             self.queue.send(
                 {"document_id": record.id, "correlation_id": correlation_id, "filename": name}

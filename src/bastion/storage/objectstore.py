@@ -43,8 +43,9 @@ def sha256_hex(data: bytes) -> str:
 class ObjectStore(Protocol):
     """Where document bytes live, addressed by their SHA-256."""
 
-    def put(self, data: bytes) -> str:
-        """Store `data` (once) and return its SHA-256 hex digest."""
+    def put(self, data: bytes, *, sha256: str | None = None) -> str:
+        """Store `data` (once) and return its SHA-256 hex digest; `sha256`: the digest the
+        caller has just computed of these very bytes, so they are not hashed twice."""
         ...
 
     def get(self, sha: str) -> bytes:
@@ -74,8 +75,8 @@ class LocalObjectStore:
         validate_sha256(sha)
         return self.root / sha[0:2] / sha[2:4] / sha
 
-    def put(self, data: bytes) -> str:
-        sha = sha256_hex(data)
+    def put(self, data: bytes, *, sha256: str | None = None) -> str:
+        sha = sha256_hex(data) if sha256 is None else sha256
         target = self.path(sha)
         if target.is_file() and target.stat().st_size == len(data):
             return sha
