@@ -28,15 +28,11 @@ _NO_PROFILE = "the conformance profile (--tck) is only for the echo agent"
 def _relay(settings: Settings, tck: bool) -> AgentDefinition:
     from bastion.agents.relay import relay_definition
 
-    if tck:
-        raise ValueError(_NO_PROFILE)
     return relay_definition(settings)
 
 
 def _pipeline_agent(name: str) -> Callable[[Settings, bool], AgentDefinition]:
     def factory(settings: Settings, tck: bool) -> AgentDefinition:
-        if tck:
-            raise ValueError(_NO_PROFILE)
         module = importlib.import_module(f"bastion.pipeline.agents.{name}")
         definition: AgentDefinition = module.definition(settings)
         return definition
@@ -60,4 +56,6 @@ def definition_for(name: str, settings: Settings, *, tck: bool = False) -> Agent
     factory = _AGENTS.get(name)
     if factory is None:
         raise KeyError(f"unknown agent {name!r}: choose one of {', '.join(sorted(_AGENTS))}")
+    if tck and name not in CONFORMANCE_AGENTS:
+        raise ValueError(_NO_PROFILE)
     return factory(settings, tck)

@@ -117,8 +117,6 @@ def _agent(agent: str, settings: Settings, tck: bool) -> Any:
     try:
         definition = definition_for(agent, settings, tck=tck)
         return AgentApp(definition, settings, anonymous_principal=TCK_PRINCIPAL if tck else None)
-    except KeyError as exc:
-        usage_error(f"{exc.args[0]} (or: {', '.join(SERVICES)})")
     except (AgentConfigError, SecretError, ValueError) as exc:
         fail(str(exc))
 
