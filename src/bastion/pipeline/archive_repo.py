@@ -16,8 +16,6 @@ cannot slip in between and lose them.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import json
 import re
@@ -68,6 +66,8 @@ from bastion.storage import (
     HistoryRow,
     IngestedFile,
     LineItemRow,
+    decode_cursor,
+    encode_cursor,
     validate_sha256,
     write_transaction,
 )
@@ -161,24 +161,6 @@ def _line_items(value: Any) -> list[LineItem]:
         except ValidationError:
             continue
     return items
-
-
-def _encode_cursor(doc: Document) -> str:
-    raw = json.dumps([doc.created_at, doc.id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, doc_id = json.loads(raw)
-        if isinstance(created_at, bool) or not isinstance(created_at, int | float):
-            raise ValueError
-        if not isinstance(doc_id, str):
-            raise ValueError
-        return float(created_at), doc_id
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise ValueError("invalid cursor") from None
 
 
 def _summary(doc: Document) -> dict[str, Any]:
@@ -714,7 +696,7 @@ class ArchiveRepository:
         if not include_deleted:
             stmt = stmt.where(Document.deleted_at.is_(None))
         if cursor is not None:
-            created_at, doc_id = _decode_cursor(cursor)
+            created_at, doc_id = decode_cursor(cursor)
             stmt = stmt.where(
                 or_(
                     Document.created_at < created_at,
@@ -726,7 +708,7 @@ class ArchiveRepository:
             docs = list(s.scalars(stmt))
         more = len(docs) > limit
         docs = docs[:limit]
-        next_cursor = _encode_cursor(docs[-1]) if more and docs else None
+        next_cursor = encode_cursor(docs[-1].created_at, docs[-1].id) if more and docs else None
         return [_summary(d) for d in docs], next_cursor
 
     def search(

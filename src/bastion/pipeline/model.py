@@ -12,12 +12,12 @@ that format, used wherever an id arrives (API paths, agent params, queue message
 
 from __future__ import annotations
 
-import base64
 import re
-import secrets
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from bastion.storage import ID_TOKEN_PATTERN, random_token
 
 DocumentType = Literal["invoice", "contract", "report", "other"]
 Outcome = Literal["valid", "invalid", "needs_review"]
@@ -33,20 +33,19 @@ CONTRACT_FIELDS = (
 )  # fmt: skip
 REPORT_FIELDS = ("title", "author", "organisation", "date", "headings", "summary")
 
-DOCUMENT_ID_PREFIX = "doc_"
-# A new id (`doc_` + 128 random bits in lowercase base32), or a pre-0004 id (a SHA-256).
 # The grant that lets a principal read every owner's documents: `gateway.read_all_documents`.
 READ_ALL_AGENT = "gateway"
 READ_ALL_ACTION = "read_all_documents"
 
-DOCUMENT_ID_PATTERN = r"^(doc_[a-z2-7]{26}|[0-9a-f]{64})$"
+DOCUMENT_ID_PREFIX = "doc_"
+# A new id (`doc_` + 128 random bits in lowercase base32), or a pre-0004 id (a SHA-256).
+DOCUMENT_ID_PATTERN = rf"^({DOCUMENT_ID_PREFIX}{ID_TOKEN_PATTERN}|[0-9a-f]{{64}})$"
 _DOCUMENT_ID_RE = re.compile(DOCUMENT_ID_PATTERN)
 
 
 def new_document_id() -> str:
     """A fresh, unguessable, URL-safe document id."""
-    token = base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
-    return DOCUMENT_ID_PREFIX + token
+    return DOCUMENT_ID_PREFIX + random_token()
 
 
 def is_document_id(value: object) -> bool:

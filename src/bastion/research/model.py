@@ -14,16 +14,14 @@ only when `failed`. Run and conversation ids are opaque and unguessable (`new_ru
 
 from __future__ import annotations
 
-import base64
 import re
-import secrets
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from bastion.research.critic import Verdict
 from bastion.research.text import CITATION_RE
-from bastion.storage import RunState
+from bastion.storage import ID_TOKEN_PATTERN, RunState, random_token
 
 __all__ = [
     "Conversation",
@@ -50,27 +48,21 @@ RequestedMode = Literal["auto", "chat", "research"]
 
 RUN_ID_PREFIX = "run_"
 CONVERSATION_ID_PREFIX = "conv_"
-_TOKEN = "[a-z2-7]{26}"  # noqa: S105 (a pattern, not a password)
-_RUN_ID_RE = re.compile(re.escape(RUN_ID_PREFIX) + _TOKEN)
-_CONVERSATION_ID_RE = re.compile(re.escape(CONVERSATION_ID_PREFIX) + _TOKEN)
+_RUN_ID_RE = re.compile(re.escape(RUN_ID_PREFIX) + ID_TOKEN_PATTERN)
+_CONVERSATION_ID_RE = re.compile(re.escape(CONVERSATION_ID_PREFIX) + ID_TOKEN_PATTERN)
 
-# An inline citation in a report: `[n]`.
 # "offline", or "<provider>:<model>".
 _MODEL_RE = r"^(offline|[a-z0-9][a-z0-9_.-]*:\S+)$"
 
 
-def _token() -> str:
-    return base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
-
-
 def new_run_id() -> str:
     """A fresh, unguessable, URL-safe run id."""
-    return RUN_ID_PREFIX + _token()
+    return RUN_ID_PREFIX + random_token()
 
 
 def new_conversation_id() -> str:
     """A fresh, unguessable, URL-safe conversation id."""
-    return CONVERSATION_ID_PREFIX + _token()
+    return CONVERSATION_ID_PREFIX + random_token()
 
 
 def is_run_id(value: object) -> bool:

@@ -12,9 +12,6 @@ questions in one conversation take their places (`seq`) one after the other.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -34,7 +31,13 @@ from bastion.research.model import (
     new_conversation_id,
     new_run_id,
 )
-from bastion.storage import ResearchConversation, ResearchRun, write_transaction
+from bastion.storage import (
+    ResearchConversation,
+    ResearchRun,
+    decode_cursor,
+    encode_cursor,
+    write_transaction,
+)
 
 __all__ = ["MAX_LIST_LIMIT", "ConversationNotFoundError", "ResearchStore"]
 
@@ -51,24 +54,6 @@ class ConversationNotFoundError(LookupError):
 
     def __init__(self) -> None:
         super().__init__("conversation not found: start a new one or pass one of yours")
-
-
-def _encode_cursor(created_at: float, conversation_id: str) -> str:
-    raw = json.dumps([created_at, conversation_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, conversation_id = json.loads(raw)
-        if isinstance(created_at, bool) or not isinstance(created_at, int | float):
-            raise ValueError
-        if not isinstance(conversation_id, str):
-            raise ValueError
-        return float(created_at), conversation_id
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise ValueError("invalid cursor: pass the cursor of the previous page as given") from None
 
 
 def _turn(run: Any) -> Turn:
@@ -253,7 +238,12 @@ class ResearchStore:
             conv.owner == owner
         )
         if cursor is not None:
-            created_at, conversation_id = _decode_cursor(cursor)
+            try:
+                created_at, conversation_id = decode_cursor(cursor)
+            except ValueError:
+                raise ValueError(
+                    "invalid cursor: pass the cursor of the previous page as given"
+                ) from None
             stmt = stmt.where(
                 or_(
                     conv.created_at < created_at,
@@ -270,7 +260,7 @@ class ResearchStore:
             for row in rows[:limit]
         ]
         more = len(rows) > limit
-        next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if more else None
+        next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more else None
         return page, next_cursor
 
     def get_conversation(self, conversation_id: str, *, owner: str) -> Conversation | None:

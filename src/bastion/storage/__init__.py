@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from bastion.storage.database import ping as ping
     from bastion.storage.database import shared_engine as shared_engine
     from bastion.storage.database import write_transaction as write_transaction
+    from bastion.storage.ids import ID_TOKEN_PATTERN as ID_TOKEN_PATTERN
+    from bastion.storage.ids import random_token as random_token
     from bastion.storage.models import ApiKey as ApiKey
     from bastion.storage.models import AuditRecord as AuditRecord
     from bastion.storage.objectstore import SHA256_PATTERN as SHA256_PATTERN
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from bastion.storage.objectstore import ObjectStore as ObjectStore
     from bastion.storage.objectstore import sha256_hex as sha256_hex
     from bastion.storage.objectstore import validate_sha256 as validate_sha256
+    from bastion.storage.paging import decode_cursor as decode_cursor
+    from bastion.storage.paging import encode_cursor as encode_cursor
     from bastion.storage.pipeline_models import DOCUMENT_STATUSES as DOCUMENT_STATUSES
     from bastion.storage.pipeline_models import HISTORY_EVENTS as HISTORY_EVENTS
     from bastion.storage.pipeline_models import Blob as Blob
@@ -49,6 +53,10 @@ if TYPE_CHECKING:
 
 # Each public name and the module that defines it.
 _EXPORTS = {
+    "ID_TOKEN_PATTERN": "bastion.storage.ids",
+    "random_token": "bastion.storage.ids",
+    "decode_cursor": "bastion.storage.paging",
+    "encode_cursor": "bastion.storage.paging",
     "ApiKey": "bastion.storage.models",
     "AuditRecord": "bastion.storage.models",
     "Blob": "bastion.storage.pipeline_models",
@@ -90,6 +98,7 @@ _EXPORTS = {
 __all__ = [
     "DOCUMENT_STATUSES",
     "HISTORY_EVENTS",
+    "ID_TOKEN_PATTERN",
     "RUN_STATES",
     "SHA256_PATTERN",
     "ApiKey",
@@ -114,12 +123,15 @@ __all__ = [
     "ResearchConversation",
     "ResearchRun",
     "RunState",
+    "decode_cursor",
+    "encode_cursor",
     "make_engine",
     "migrate",
     "open_queue",
     "ping",
     "process_gone",
     "queue_path",
+    "random_token",
     "sha256_hex",
     "shared_engine",
     "validate_sha256",
