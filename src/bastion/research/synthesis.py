@@ -113,17 +113,21 @@ def _idf(candidates: Sequence[_Candidate]) -> dict[str, float]:
     return {term: math.log(1 + total / count) for term, count in counts.items()}
 
 
-def _relevance(query: Sequence[str], candidate: _Candidate, idf: dict[str, float]) -> float:
-    if not query:
+def _weights(query: Sequence[str], idf: dict[str, float]) -> dict[str, float]:
+    """Each query term's weight: its idf, or more than any seen term's when no candidate has it."""
+    return {term: idf.get(term, math.log(1 + len(idf) + 1)) for term in query}
+
+
+def _relevance(weights: dict[str, float], total: float, candidate: _Candidate) -> float:
+    if not weights:
         return 0.0
-    weights = {term: idf.get(term, math.log(1 + len(idf) + 1)) for term in query}
     found = 0.0
     for term, weight in weights.items():
         if term in candidate.terms:
             found += weight
         elif term in candidate.title_terms:
             found += weight / 2
-    return found / sum(weights.values())
+    return found / total
 
 
 def _about(
@@ -148,8 +152,9 @@ def _select(
     limit: int,
     mmr_lambda: float,
 ) -> list[tuple[_Candidate, float]]:
-    terms = key_terms(query)
-    scored = [(c, _relevance(terms, c, idf)) for c in candidates]
+    weights = _weights(key_terms(query), idf)
+    total = sum(weights.values())  # once per query, not per candidate
+    scored = [(c, _relevance(weights, total, c)) for c in candidates]
     pool = [(c, r) for c, r in scored if r > 0 and c not in chosen]
     picked: list[tuple[_Candidate, float]] = []
     while pool and len(picked) < limit:
