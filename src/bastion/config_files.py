@@ -25,9 +25,8 @@ from bastion.security import (
     load_policy,
     parse_reference,
 )
-from bastion.storage import queue_path
+from bastion.storage import queue_path, sqlite_file
 
-SQLITE_PREFIX = "sqlite:///"
 # `bastion up` writes each service's log here unless told otherwise.
 LOG_DIR = "logs"
 
@@ -71,8 +70,9 @@ def _private_paths(settings: Settings, references: Iterable[str]) -> Iterator[tu
         if parsed is not None and parsed.provider == "file":
             yield file_path(parsed, settings.base_dir), "a secret"
     database = settings.database_url()
-    if database.startswith(SQLITE_PREFIX) and ":memory:" not in database:
-        yield Path(database[len(SQLITE_PREFIX) :].split("?", 1)[0]), "the database"
+    database_file = sqlite_file(database)
+    if database_file is not None:
+        yield database_file, "the database"
     queue: Path | None = None
     with contextlib.suppress(ValueError):  # not a queue file: nothing to look at
         queue = queue_path(settings.pipeline.queue_url, settings.base_dir)

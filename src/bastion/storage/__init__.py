@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from bastion.storage.database import migrate as migrate
     from bastion.storage.database import ping as ping
     from bastion.storage.database import shared_engine as shared_engine
+    from bastion.storage.database import sqlite_file as sqlite_file
     from bastion.storage.database import write_transaction as write_transaction
     from bastion.storage.ids import ID_TOKEN_PATTERN as ID_TOKEN_PATTERN
     from bastion.storage.ids import random_token as random_token
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 
 # Each public name and the module that defines it.
 _EXPORTS = {
+    "sqlite_file": "bastion.storage.database",
     "ID_TOKEN_PATTERN": "bastion.storage.ids",
     "random_token": "bastion.storage.ids",
     "decode_cursor": "bastion.storage.paging",
@@ -134,6 +136,7 @@ __all__ = [
     "random_token",
     "sha256_hex",
     "shared_engine",
+    "sqlite_file",
     "validate_sha256",
     "write_transaction",
 ]

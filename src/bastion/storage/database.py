@@ -58,12 +58,22 @@ def create_private_file(path: Path) -> None:
     os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a `sqlite:///path` URL; None for another database, an in-memory
+    one or a `file:` URI."""
+    prefix = "sqlite:///"
+    database = url[len(prefix) :].split("?", 1)[0] if url.startswith(prefix) else ""
+    if not database or ":memory:" in database or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        database = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
-        if database and ":memory:" not in database and not database.startswith("file:"):
-            create_private_file(Path(database))
+        database = sqlite_file(url)
+        if database is not None:
+            create_private_file(database)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
