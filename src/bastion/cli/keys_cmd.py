@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -105,6 +105,12 @@ def list_keys(
     )
 
 
+def _existing_key(store: ApiKeyStore, given: str) -> dict[str, Any]:
+    """The listed key whose id is `given` or starts with it (exit 2 if none or several)."""
+    keys = {k["key_id"]: k for k in store.list()}
+    return keys[resolve_prefix(given, keys, "key id", _LISTED_BY)]
+
+
 @app.command()
 def revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id, or a unique prefix of it.")],
@@ -112,9 +118,9 @@ def revoke(
 ) -> None:
     """Revoke a key. Running agents stop accepting it within auth.api_key_cache_seconds."""
     store = _store(config)
-    keys = {k["key_id"]: k for k in store.list()}
-    key_id = resolve_prefix(key_id, keys, "key id", _LISTED_BY)
-    if keys[key_id]["revoked_at"] is not None:
+    key = _existing_key(store, key_id)
+    key_id = key["key_id"]
+    if key["revoked_at"] is not None:
         usage_error(f"key {key_id} is already revoked: nothing to do (see `bastion keys list`)")
     try:
         store.revoke(key_id)
@@ -134,15 +140,14 @@ def rotate(
     """Issue a new key for the same principal; the old one expires after the grace period."""
     grace_seconds = parse_duration(grace, "--grace")
     store = _store(config)
-    keys = {k["key_id"]: k for k in store.list()}
-    key_id = resolve_prefix(key_id, keys, "key id", _LISTED_BY)
-    if keys[key_id]["revoked_at"] is not None:
+    old = _existing_key(store, key_id)
+    if old["revoked_at"] is not None:
         usage_error(
-            f"key {key_id} is revoked and cannot be rotated: create a new one with "
-            f"`bastion keys create {keys[key_id]['principal']}`"
+            f"key {old['key_id']} is revoked and cannot be rotated: create a new one with "
+            f"`bastion keys create {old['principal']}`"
         )
     try:
-        key = store.rotate(key_id, grace_seconds=grace_seconds)
+        key = store.rotate(old["key_id"], grace_seconds=grace_seconds)
     except ApiKeyError as exc:
         fail(str(exc))
     typer.echo(key)
