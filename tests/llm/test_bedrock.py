@@ -20,7 +20,7 @@ from bastion.llm import (
 )
 from bastion.testing.fake_bedrock import FakeBedrock
 from bastion.testing.fake_llm import Fault
-from bastion.testing.pipeline_stack import free_port
+from bastion.testing.ports import free_port
 from tests.llm.asking import (
     MODES,
     Mode,

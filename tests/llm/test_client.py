@@ -19,7 +19,7 @@ from bastion.llm import (
 )
 from bastion.security.secrets import configure
 from bastion.testing.fake_llm import FakeLLM, Fault
-from bastion.testing.pipeline_stack import free_port
+from bastion.testing.ports import free_port
 from tests.llm.asking import (
     MODES,
     Mode,

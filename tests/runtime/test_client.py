@@ -7,7 +7,6 @@ fail-fast and a shared token refresh from one per call. Sleeps and clocks are in
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from bastion.runtime.client import (
 )
 from bastion.security.secrets import SecretValue
 from bastion.testing.live_server import serve_in_thread
+from bastion.testing.ports import closed_port_url
 
 API_KEY = "bk_test_0123456789abcdef"
 
@@ -202,14 +202,6 @@ def fake() -> FakeAgent:
 def served(fake: FakeAgent) -> Iterator[str]:
     with serve_in_thread(fake.app()) as srv:
         yield srv.url
-
-
-def closed_port_url() -> str:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"http://127.0.0.1:{port}"
 
 
 # -- headers and plain calls ---------------------------------------------------------------

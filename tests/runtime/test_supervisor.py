@@ -17,6 +17,7 @@ from bastion.config import load_settings
 from bastion.pipeline.services import check_local, pipeline_specs
 from bastion.project import init_project
 from bastion.runtime.supervisor import ChildSpec, Supervisor, SupervisorError, SupervisorEvent
+from bastion.testing.ports import free_port
 
 # Serves GET /healthz (200) on the port in argv[1] after sleeping argv[2] seconds; exits 0 on
 # SIGTERM.
@@ -112,13 +113,6 @@ import sys
 print("boom: config is broken", flush=True)
 sys.exit(2)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def alive(pid: int) -> bool:

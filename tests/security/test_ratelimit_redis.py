@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from bastion.security.ratelimit import (
 from bastion.security.ratelimit_backends import build_limiter
 from bastion.security.ratelimit_redis import GCRA_SCRIPT, RedisRateLimiter, redis_client
 from bastion.security.stages import Denied
+from bastion.testing.ports import closed_port_url
 
 PROCESSES = 8
 HITS_PER_PROCESS = 50
@@ -149,14 +149,7 @@ async def test_processes_sharing_a_key_admit_exactly_the_limit(redis_url: str, p
     assert SHARED_LIMIT.count < PROCESSES * HITS_PER_PROCESS  # the limit is what binds
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-DOWN = RateLimitSettings(backend="redis", redis_url=f"redis://127.0.0.1:{_closed_port()}/0")
+DOWN = RateLimitSettings(backend="redis", redis_url=closed_port_url(scheme="redis") + "/0")
 
 
 async def test_redis_down_raises_backend_error_quickly() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from moto.server import ThreadedMotoServer
 
 from bastion.config import AwsSecretsSettings, SecretsSettings
 from bastion.security.secrets import Secret, SecretError, resolve
+from bastion.testing.ports import free_port
 from tests.security.jwt_helpers import FakeClock
 
 REGION = "eu-west-1"
@@ -128,9 +128,7 @@ def test_rotation_is_picked_up_after_the_ttl(
 
 
 def test_unreachable_at_start_fails_closed(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     down = SecretsSettings(
         aws=AwsSecretsSettings(region=REGION, endpoint_url=f"http://127.0.0.1:{port}")
     )

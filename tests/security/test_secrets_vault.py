@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from bastion.config import SecretsSettings, VaultSettings
 from bastion.security.secrets import Secret, SecretError, resolve, write_secret_file
 from bastion.testing.fake_vault import FakeVault
 from bastion.testing.live_server import serve_in_thread
+from bastion.testing.ports import free_port
 from tests.security.jwt_helpers import FakeClock
 
 TOKEN = "hvs.test-token-0123456789"
@@ -119,9 +119,7 @@ def test_vault_down_after_start_serves_the_last_value_within_grace(
 
 
 def test_unreachable_at_start_fails_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("BASTION_T_VAULT_TOKEN", TOKEN)
     down = SecretsSettings(
         vault=VaultSettings(

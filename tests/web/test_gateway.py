@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ import pytest
 from bastion.config import Settings
 from bastion.pipeline.model import is_document_id
 from bastion.testing import serve_in_thread
+from bastion.testing.ports import closed_port_url
 from bastion.web import build_gateway
 from tests.pipeline.hostile import normal_pdf, png_renamed
 from tests.web.conftest import Project, make_project, serve_archivist
@@ -312,9 +312,7 @@ def test_health_and_unknown_routes(edge: Gateway) -> None:
 
 
 def test_archivist_unreachable_is_503(tmp_path: Path, sqlite_url: str) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    dead = closed_port_url()
     project = make_project(tmp_path, sqlite_url)
     project.settings.agents["archivist"].url = dead
     project.settings.client.max_retries = 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,12 +26,7 @@ import yaml
 from bastion.config import Settings, load_settings
 from bastion.pipeline import PIPELINE_AGENTS
 from bastion.testing.live_server import serve_in_thread
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+from bastion.testing.ports import free_port
 
 
 def assign_ports(config: Path, **overrides: dict[str, Any]) -> None:
