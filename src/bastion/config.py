@@ -438,10 +438,48 @@ class TavilySettings(_Section):
         return v
 
 
-class ResearchSettings(_Section):
-    """The deep research system's tools."""
+ResearchProvider = Literal["corpus", "archive", "tavily"]
 
+
+class ResearchSettings(_Section):
+    """The deep research system: its sources, its fan-out, its critic and its model.
+
+    `providers` None means the default: `corpus` when `corpus` is set, `archive` always (the
+    document pipeline's archive, read for the asking principal), `tavily` only when it has a
+    key. `model` is a model endpoint (`bastion.llm.ModelConfig`'s fields); without one every
+    step runs on the deterministic offline path.
+    """
+
+    # A folder of .txt/.md/.pdf files, or a .json/.jsonl file of {id?, title, text, url?}
+    # objects (relative paths are to the config file's folder). None: no local corpus.
+    corpus: str | None = None
+    providers: list[ResearchProvider] | None = None
+    # Sub-questions researched at once by one researcher service (asyncio tasks).
+    researchers: int = Field(default=4, ge=1, le=32)
+    # Critique rounds: REFINE sends the named gaps back to the planner this many times at most.
+    max_rounds: int = Field(default=2, ge=1, le=5)
+    # A claim supported only by sources below this credibility is flagged by the critic.
+    min_credibility: float = Field(default=0.5, ge=0.0, le=1.0)
+    # The credibility tier file (YAML); None: the shipped tiers.
+    credibility: str | None = None
+    # Passages one researcher keeps per sub-question.
+    passages_per_question: int = Field(default=5, ge=1, le=50)
+    # A run that has not finished in this long is failed (and its researchers cancelled).
+    run_timeout_seconds: float = Field(default=120.0, gt=0)
+    model: dict[str, Any] | None = None
     tavily: TavilySettings = TavilySettings()
+
+    def enabled_providers(self) -> list[ResearchProvider]:
+        """The providers a run searches, in order."""
+        if self.providers is not None:
+            return list(dict.fromkeys(self.providers))
+        chosen: list[ResearchProvider] = []
+        if self.corpus:
+            chosen.append("corpus")
+        chosen.append("archive")
+        if self.tavily.api_key_ref:
+            chosen.append("tavily")
+        return chosen
 
 
 class Settings(BaseSettings):

@@ -41,6 +41,9 @@ DOCUMENT_REJECTED = -32050
 DOCUMENT_NOT_FOUND = -32051
 DEPENDENCY_UNAVAILABLE = -32052
 
+# Bastion research
+RESEARCH_NOT_FOUND = -32060
+
 
 @dataclass(frozen=True, slots=True)
 class ErrorSpec:
@@ -196,6 +199,13 @@ ERROR_TABLE: tuple[ErrorSpec, ...] = (
         200,
         "Dependency unavailable",
         "An agent this call needs is unreachable or failing; the worker retries with backoff.",
+    ),
+    ErrorSpec(
+        RESEARCH_NOT_FOUND,
+        "ResearchNotFound",
+        200,
+        "Research run or conversation not found",
+        "No such run or conversation for the asking principal (another's answers the same).",
     ),
 )
 
