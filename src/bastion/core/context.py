@@ -58,6 +58,23 @@ class Identity:
     api_key_id: str | None = None
 
 
+@dataclass(slots=True, frozen=True)
+class Delegation:
+    """A call made on someone's behalf (RFC 8693 delegation, not impersonation).
+
+    `subject` is the principal who asked (the token's `sub`); `actors` is the chain acting for
+    it, the nearest first (the token's nested `act`): the caller of this call is `actors[0]`.
+    `token` is the delegation token as received; `key_id` the subject's API key standing
+    behind it (revoking that key ends the delegation).
+    """
+
+    subject: str
+    actors: tuple[str, ...]
+    expires_at: float
+    token: str = field(repr=False)
+    key_id: str | None = None
+
+
 @dataclass(slots=True)
 class RateInfo:
     """The remaining quota after a call, for the RateLimit headers and result metadata."""
@@ -81,6 +98,8 @@ class RequestContext:
     started: float = field(default_factory=time.perf_counter)
     identity: Identity | None = None
     rate: RateInfo | None = None
+    # Set when the request carries a verified delegation (the caller acts for `subject`).
+    delegation: Delegation | None = None
 
 
 @dataclass(slots=True)
@@ -100,6 +119,11 @@ class CallContext:
     @property
     def correlation_id(self) -> str:
         return self.request.correlation_id
+
+    @property
+    def delegation(self) -> Delegation | None:
+        """Whom the call acts for, when it carries a verified delegation."""
+        return self.request.delegation
 
     @property
     def agent(self) -> str:
