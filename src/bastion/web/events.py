@@ -35,10 +35,8 @@ credential and its `gateway.events` grant are re-checked every half `auth.api_ke
 (at least 0.25 s), so a revoked key or a withdrawn grant ends it within that window (2 s by
 default; a policy edit within `policy.reload_check_seconds` more, also 2 s by default).
 
-`hide_query_token(app)`, the outermost layer of the gateway, takes a `token` out of a WebSocket
-query string before anything else sees it: the query string becomes `token=[REDACTED]` in the
-server's own scope (uvicorn quotes it in its log lines) and the token travels on in the scope
-under `QUERY_TOKEN_KEY`. Nothing here logs a credential or a query string.
+The handshake, the refusals and the liveness watch are `bastion.web.ws_auth`'s (shared with
+`WS /ws/research`), as is `hide_query_token`, the layer that keeps a query token out of logs.
 """
 
 from __future__ import annotations
@@ -47,130 +45,37 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Coroutine, MutableMapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Coroutine
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
-from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bastion.config import EventsSettings
-from bastion.core.context import (
-    CallContext,
-    RequestContext,
-    accept_correlation_id,
-    correlation_id_var,
-)
+from bastion.core.context import CallContext, correlation_id_var
 from bastion.pipeline import EventFeed, Subscription, TooManySubscriptions, is_document_id
-from bastion.runtime import Guard, denied_error
-from bastion.security import KEY_PREFIX, CredentialCheck, Denied, PolicyStore, log_rejection, watch
+from bastion.runtime import Guard
+from bastion.security import CredentialCheck, PolicyStore
 from bastion.web.ownership import owner_scope
+from bastion.web.ws_auth import (
+    BINARY,
+    EXPIRED,
+    SHUTTING_DOWN,
+    Close,
+    Opening,
+    WsGuard,
+    close,
+    hide_query_token,
+    iso_now,
+)
+
+__all__ = ["EventsEndpoint", "hide_query_token"]
 
 ACTION = "events"
-SUBPROTOCOL = "bastion.v1"
-BEARER_PREFIX = "bearer."
-TOKEN_PARAM = "token"  # noqa: S105 (a parameter name, not a secret)
-REDACTED = "[REDACTED]"
-QUERY_TOKEN_KEY = "bastion.query_token"  # noqa: S105 (a scope key, not a secret)
 MAX_SUBSCRIBE_IDS = 1000
-# How long a close frame may wait for a client that does not read (then the server lets go).
-CLOSE_TIMEOUT_SECONDS = 10.0
-# Headers that carry or may carry the credential: never copied into the request context.
-_CREDENTIAL_HEADERS = frozenset({"sec-websocket-protocol", "x-api-key", "authorization"})
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    """How a stream ends: a WebSocket close code, a short reason for the client and, for a
-    refusal, the HTTP status it stands for (in the audit record)."""
-
-    code: int
-    reason: str
-    status: int = 0
-
-
-UNAUTHENTICATED = Close(4001, "unauthenticated: send a valid API key or token", 401)
-EXPIRED = Close(4001, "token expired: reconnect with a fresh token", 401)
-LAPSED = Close(4001, "credential revoked or expired: reconnect with a valid one", 401)
 TOO_MANY = Close(4029, "too many open event streams for this principal", 429)
 TOO_SLOW = Close(4008, "too slow: events were dropped; reconnect and re-read the documents")
-SHUTTING_DOWN = Close(1001, "the gateway is shutting down")
-BINARY = Close(1003, "binary messages are not accepted")
 BAD_MESSAGE = Close(1008, 'the only message accepted is {"subscribe": [document ids]}')
-_DENIED = {
-    401: UNAUTHENTICATED,
-    403: Close(4003, "forbidden: this credential may not read events (gateway.events)", 403),
-    429: Close(4029, "rate limited: retry later", 429),
-    503: Close(1013, "a security service is unavailable: retry shortly", 503),
-}
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat()
-
-
-def _take_query_token(scope: MutableMapping[str, Any]) -> None:
-    """Move `token` query parameters out of the query string (in place) to `QUERY_TOKEN_KEY`."""
-    if QUERY_TOKEN_KEY in scope:
-        return
-    raw = scope.get("query_string", b"").decode("latin-1")
-    pairs = parse_qsl(raw, keep_blank_values=True)
-    tokens = [v for k, v in pairs if k == TOKEN_PARAM]
-    scope[QUERY_TOKEN_KEY] = tokens
-    if tokens:
-        redacted = [(k, REDACTED if k == TOKEN_PARAM else v) for k, v in pairs]
-        scope["query_string"] = urlencode(redacted).encode("latin-1")
-
-
-def hide_query_token(app: ASGIApp) -> ASGIApp:
-    """`app` behind a layer that takes the `token` out of WebSocket query strings (see above)."""
-
-    async def hide(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            _take_query_token(scope)
-        await app(scope, receive, send)
-
-    return hide
-
-
-def _tokens(ws: WebSocket) -> tuple[str | None, Close | None]:
-    """The credential sent as query parameter or subprotocol, or why the request is refused."""
-    offered: list[str] = list(ws.scope.get("subprotocols") or [])
-    sent = [p[len(BEARER_PREFIX) :] for p in offered if p.startswith(BEARER_PREFIX)]
-    _take_query_token(ws.scope)  # when the app is served without `hide_query_token`
-    sent += ws.scope[QUERY_TOKEN_KEY]
-    headers = {k.decode("latin-1").lower() for k, _ in ws.scope["headers"]}
-    if len(sent) > 1 or (sent and headers & {"x-api-key", "authorization"}):
-        return None, Close(4001, "unauthenticated: send exactly one credential", 401)
-    if any(p.startswith(BEARER_PREFIX) for p in offered) and SUBPROTOCOL not in offered:
-        problem = f"unauthenticated: offer the {SUBPROTOCOL} subprotocol too"
-        return None, Close(4001, problem, 401)
-    return (sent[0].strip() if sent else None), None
-
-
-def _request_context(ws: WebSocket, token: str | None) -> RequestContext:
-    """The security stack's view of the handshake, the token in the header it would have
-    travelled in over HTTP (`X-API-Key` for a Bastion key, else a bearer token)."""
-    headers = {
-        k.decode("latin-1").lower(): v.decode("latin-1")
-        for k, v in ws.scope["headers"]
-        if token is None or k.decode("latin-1").lower() not in _CREDENTIAL_HEADERS
-    }
-    headers.pop("sec-websocket-protocol", None)
-    if token is not None:
-        if token.startswith(KEY_PREFIX):
-            headers["x-api-key"] = token
-        else:
-            headers["authorization"] = f"Bearer {token}"
-    client = ws.client
-    return RequestContext(
-        agent="gateway",
-        correlation_id=accept_correlation_id(headers.get("x-correlation-id")),
-        client=f"{client.host}:{client.port}" if client else "-",
-        headers=headers,
-    )
+FORBIDDEN = "forbidden: this credential may not read events (gateway.events)"
 
 
 def _subscribe_ids(text: str) -> frozenset[str] | None:
@@ -201,30 +106,22 @@ class EventsEndpoint:
         *,
         credentials: CredentialCheck,
     ) -> None:
-        self.guard = guard
         self.feed = feed
         self.policy = policy
         self.settings = settings
-        self.credentials = credentials
+        self.ws_guard = WsGuard(guard, ACTION, FORBIDDEN, policy=policy, credentials=credentials)
 
     async def handle(self, ws: WebSocket) -> None:
-        token, refused = _tokens(ws)
-        offered = ws.scope.get("subprotocols") or []
-        req = _request_context(ws, token)
-        call = CallContext(request=req, method=ACTION)
-        cid = correlation_id_var.set(req.correlation_id)
+        opening = self.ws_guard.open(ws)
+        cid = correlation_id_var.set(opening.call.correlation_id)
         try:
-            await self._serve(ws, call, refused, SUBPROTOCOL if SUBPROTOCOL in offered else None)
+            await self._serve(ws, opening)
         finally:
             correlation_id_var.reset(cid)
 
-    async def _serve(
-        self, ws: WebSocket, call: CallContext, refused: Close | None, subprotocol: str | None
-    ) -> None:
-        outcome: str = "denied:authenticate"
-        detail: str | None = "malformed credential"
-        if refused is None:
-            refused, outcome, detail = await self._admit(call)
+    async def _serve(self, ws: WebSocket, opening: Opening) -> None:
+        call = opening.call
+        refused, outcome, detail = await self.ws_guard.admit(opening)
         sub: Subscription | None = None
         if refused is None:
             identity = call.request.identity
@@ -237,63 +134,29 @@ class EventsEndpoint:
                 refused, outcome, detail = TOO_MANY, "denied:subscriptions", "subscription limit"
         if sub is None:
             assert refused is not None
-            await ws.accept(subprotocol=subprotocol)
-            await self.guard.record(call, outcome, refused.status, detail)
-            await _close(ws, refused)
+            await self.ws_guard.refuse(ws, opening, refused, outcome, detail)
             return
         try:
-            await ws.accept(subprotocol=subprotocol)
-            await self.guard.record(call, "ok", 101)
+            await self.ws_guard.accept(ws, opening)
             expires = call.request.identity.expires_at if call.request.identity else None
             end = await _Stream(ws, sub, self.settings, expires, self._hold(call, sub)).run()
         finally:
             self.feed.unsubscribe(sub)
         if end is not None:
-            await _close(ws, end)
-
-    async def _admit(self, call: CallContext) -> tuple[Close | None, str, str | None]:
-        """Authenticate, authorize `gateway.events`, rate limit: (refusal, outcome, detail)."""
-        try:
-            await self.guard.pipeline.admit_request(call.request)
-            await self.guard.pipeline.admit_call(call)
-        except Denied as denied:
-            err = denied_error(denied, ACTION)
-            return _DENIED.get(err.status, _DENIED[503]), err.outcome, err.detail
-        identity = call.request.identity
-        expires = identity.expires_at if identity is not None else None
-        if expires is not None and expires <= time.time():
-            return EXPIRED, "denied:authenticate", "token expired (within leeway)"
-        return None, "ok", None
+            await close(ws, end)
 
     async def _hold(self, call: CallContext, sub: Subscription) -> Close:
-        """Returns once the stream's credential lapses or its grant is withdrawn: how to close
-        (4001, 4003, or 1013 when the check cannot be made), the reason logged. Meanwhile the
-        stream follows the policy's `gateway.read_all_documents` for its principal, on the same
-        clock: a grant given or withdrawn widens or narrows what it is sent."""
+        """Returns once the stream's credential lapses or its grant is withdrawn (see
+        `WsGuard.hold`). Meanwhile the stream follows the policy's `gateway.read_all_documents`
+        for its principal, on the same clock: a grant given or withdrawn widens or narrows
+        what it is sent."""
         identity = call.request.identity
         assert identity is not None
 
         def follow_read_all() -> None:
             sub.see_all = owner_scope(self.policy, identity.principal) is None
 
-        denied = await watch(
-            identity,
-            agent=call.agent,
-            action=ACTION,
-            credentials=self.credentials,
-            policy=self.policy,
-            each=follow_read_all,
-        )
-        err = denied_error(denied, ACTION)
-        log_rejection(
-            call.request, method=ACTION, outcome=err.outcome, status=err.status, reason=err.detail
-        )
-        return LAPSED if err.status == 401 else _DENIED.get(err.status, _DENIED[503])
-
-
-async def _close(ws: WebSocket, close: Close) -> None:
-    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect, TimeoutError):
-        await asyncio.wait_for(ws.close(close.code, close.reason), CLOSE_TIMEOUT_SECONDS)
+        return await self.ws_guard.hold(call, each=follow_read_all)
 
 
 class _Stream:
@@ -358,7 +221,7 @@ class _Stream:
                 elif self.sub.ended:
                     return SHUTTING_DOWN
                 elif self.expires is None or time.time() < self.expires:
-                    await self._send({"type": "ping", "at": _iso(time.time())})
+                    await self._send({"type": "ping", "at": iso_now()})
         except (WebSocketDisconnect, RuntimeError, OSError):
             return None
 

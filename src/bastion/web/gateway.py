@@ -64,7 +64,8 @@ from bastion.runtime import AgentClient, Endpoint, Guard, json_response, metrics
 from bastion.security import SecretValue, build_security
 from bastion.storage import ObjectNotFoundError
 from bastion.web.archivist import call_archivist
-from bastion.web.events import EventsEndpoint, hide_query_token
+from bastion.web.events import EventsEndpoint
+from bastion.web.ws_auth import hide_query_token
 from bastion.web.ownership import not_owner, owner_scope
 from bastion.web.params import document_id, list_params
 from bastion.web.storage import in_storage, pdf_response
