@@ -104,6 +104,7 @@ DEFAULT_POLICY = {
         "orchestrator": ["extractor.extract", "validator.validate", "archivist.archive"],
         "validator": ["archivist.claim_invoice"],
         "gateway": [
+            "archivist.choose_owner",
             "archivist.get_document",
             "archivist.list_documents",
             "archivist.search",

@@ -21,7 +21,8 @@ class AuditEntry:
     """One audited call. Do not mutate an entry after handing it to `AuditWriter.record()`.
 
     `outcome` is e.g. "ok", "error:-32602", "denied:authenticate", "denied:authorize",
-    "denied:rate_limit" or "denied:size_limit". `detail` is an internal reason, never a secret.
+    "denied:rate_limit" or "denied:size_limit". `detail` is an internal reason, never a secret;
+    a call made on someone's behalf starts it with `for <subject> via <actor> < <actor> ...`.
     """
 
     ts: float
@@ -57,6 +58,9 @@ class AuditEntry:
         ident = req.identity
         now = time.perf_counter()
         elapsed = (now if ended is None else ended) - started
+        if req.delegation is not None:  # whom the call acted for, and through whom
+            acting = f"for {req.delegation.subject} via {' < '.join(req.delegation.actors)}"
+            detail = acting if detail is None else f"{acting}; {detail}"
         return cls(
             ts=time.time() - (now - started),
             principal=ident.principal if ident else "-",

@@ -11,6 +11,7 @@ import itertools
 import os
 import re
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,13 @@ CORRELATION_HEADER = "x-correlation-id"
 _CORRELATION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$")
 
 correlation_id_var: ContextVar[str | None] = ContextVar("bastion_correlation_id", default=None)
+
+# While set, every call an agent client makes carries a delegation: the function mints the
+# delegation token for the next hop, given the principal the call is made as. Set by the
+# security stack for a call that arrived with a delegation, and by `acting_for` at the gateway.
+onward_delegation_var: ContextVar[Callable[[str], str] | None] = ContextVar(
+    "bastion_onward_delegation", default=None
+)
 
 
 # A random per-process prefix plus a counter: unique across processes and restarts without a

@@ -36,6 +36,11 @@ REPORT_FIELDS = ("title", "author", "organisation", "date", "headings", "summary
 # The grant that lets a principal read every owner's documents: `gateway.read_all_documents`.
 READ_ALL_AGENT = "gateway"
 READ_ALL_ACTION = "read_all_documents"
+# The grant that lets a caller name, without a delegation, whose documents a read is for (the
+# gateway, which has authorized its own caller): `archivist.choose_owner`. Any other reader
+# must carry a delegation, and then sees what the delegation's subject may see.
+CHOOSE_OWNER_AGENT = "archivist"
+CHOOSE_OWNER_ACTION = "choose_owner"
 
 DOCUMENT_ID_PREFIX = "doc_"
 # A new id (`doc_` + 128 random bits in lowercase base32), or a pre-0004 id (a SHA-256).

@@ -6,7 +6,9 @@
   `ClientSettings`; optional TLS through `ssl_context` (a CA to verify the agent, and a
   client certificate for mTLS; see `client_ssl_context`);
 * the headers every call carries: `X-Correlation-ID` (the current correlation ID, else a new
-  one per call), `A2A-Version`, `User-Agent` and `Content-Type`;
+  one per call), `A2A-Version`, `User-Agent` and `Content-Type`; and, when the call is made on
+  someone's behalf (`bastion.core.context.onward_delegation_var`), `X-Bastion-Delegation`: a
+  delegation token for the next hop, naming this client's `principal` as the nearest actor;
 * credentials: with an API key and `use_tokens`, the key is exchanged once at
   `<token_url>/oauth/token` for a short-lived token sent as `Authorization: Bearer`, refreshed
   at 80% of its lifetime (one refresh shared by concurrent callers) and once more when the
@@ -44,9 +46,13 @@ import structlog
 
 from bastion.aio import AsyncClosing
 from bastion.config import ClientSettings, TLSSettings
-from bastion.core.context import current_correlation_id, new_correlation_id
+from bastion.core.context import (
+    current_correlation_id,
+    new_correlation_id,
+    onward_delegation_var,
+)
 from bastion.egress import AuditSink, EgressPolicy, egress_client, origin_policy
-from bastion.protocol.endpoints import MESSAGE_PATH, USER_AGENT
+from bastion.protocol.endpoints import DELEGATION_HEADER, MESSAGE_PATH, USER_AGENT
 from bastion.protocol.errors import (
     FORBIDDEN,
     INVALID_AGENT_RESPONSE,
@@ -343,6 +349,7 @@ class AgentClient(AsyncClosing):
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.settings = settings or ClientSettings()
+        self._principal = principal
         self.rpc_url = self.base_url + ("/" + rpc_path.lstrip("/") if rpc_path.strip("/") else "/")
         self.token_url = (token_url or self.base_url).rstrip("/") + TOKEN_PATH
         self.breaker = breaker or CircuitBreaker.from_settings(
@@ -570,6 +577,8 @@ class AgentClient(AsyncClosing):
         """POST one JSON-RPC body with auth, retries and the breaker; refresh a rejected token
         once. The caller reads (and, for streams, closes) the response."""
         correlation_id = current_correlation_id() or new_correlation_id()
+        onward = onward_delegation_var.get()
+        delegation = {DELEGATION_HEADER: onward(self._principal)} if onward is not None else {}
         refreshed = False
         while True:
             auth, token = await self._auth_headers()
@@ -577,6 +586,7 @@ class AgentClient(AsyncClosing):
                 "Content-Type": "application/json",
                 "Accept": accept,
                 "X-Correlation-ID": correlation_id,
+                **delegation,
                 **auth,
             }
 

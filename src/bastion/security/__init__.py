@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from bastion.security.audit_verify import correlation_ids as correlation_ids
     from bastion.security.audit_verify import tail as tail
     from bastion.security.audit_verify import verify_chain as verify_chain
+    from bastion.security.delegation import DelegationError as DelegationError
+    from bastion.security.delegation import Delegations as Delegations
     from bastion.security.liveness import CredentialCheck as CredentialCheck
     from bastion.security.liveness import watch as watch
     from bastion.security.outcomes import AuditSink as AuditSink
@@ -66,6 +68,8 @@ _EXPORTS = {
     "correlation_ids": "bastion.security.audit_verify",
     "CredentialCheck": "bastion.security.liveness",
     "database_ready": "bastion.security.stack",
+    "DelegationError": "bastion.security.delegation",
+    "Delegations": "bastion.security.delegation",
     "Denied": "bastion.security.stages",
     "DENIED_PREFIX": "bastion.security.stages",
     "describe_failures": "bastion.security.secrets.preflight",
@@ -109,6 +113,8 @@ __all__ = [
     "AuditSink",
     "Check",
     "CredentialCheck",
+    "DelegationError",
+    "Delegations",
     "Denied",
     "Limit",
     "MemoryRateLimiter",

@@ -1,8 +1,9 @@
 """Builds one agent's security stack from settings: the stages, in order, and what they need.
 
-authenticate (API keys, JWT, built-in token service) -> authorize (RBAC) -> rate limit
-wrapped by the audit writer. Tokens of the built-in token service are checked against the API
-key they were exchanged for; `credentials` re-checks long-lived connections.
+authenticate (API keys, JWT, built-in token service) -> delegation (a call on someone's
+behalf, `bastion.security.delegation`) -> authorize (RBAC) -> rate limit, wrapped by the audit
+writer. Tokens of the built-in token service are checked against the API key they were
+exchanged for; `credentials` re-checks long-lived connections.
 
 The API-key pepper and the token-service signing keys are held as `Secret` handles: resolved
 at start (a missing secret stops the start) and fetched again after `secrets.ttl_seconds`.
@@ -10,16 +11,19 @@ at start (a missing secret stops the start) and fetched again after `secrets.ttl
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from starlette.routing import BaseRoute
 
 from bastion.config import Settings
+from bastion.core.context import Identity
 from bastion.observability.logging import audit_logger
 from bastion.security.apikeys import ApiKeyStore, PepperRing
 from bastion.security.audit import AuditWriter
 from bastion.security.audit_process import AuditProcessWriter
 from bastion.security.authn import make_authenticate_stage
+from bastion.security.delegation import Delegations, make_delegation_stage
 from bastion.security.jwt_verify import JwtVerifier
 from bastion.security.liveness import CredentialCheck
 from bastion.security.ratelimit import RateLimiter, make_rate_limit_stage
@@ -41,7 +45,13 @@ class SecurityStack:
     limiter: RateLimiter
     audit: AuditWriter | AuditProcessWriter
     credentials: CredentialCheck
+    delegations: Delegations
     routes: list[BaseRoute] = field(default_factory=list)
+
+    def acting_for(self, identity: Identity) -> AbstractContextManager[None]:
+        """Within the block, this agent's calls carry a delegation of `identity`'s principal
+        (see `bastion.security.delegation`)."""
+        return self.delegations.acting_for(identity)
 
     async def start(self) -> None:
         await self.audit.start()
@@ -106,12 +116,16 @@ def build_security(
         settings.auth.token_service, signing, authenticate_api_key=api_keys.authenticate
     )
     jwt = JwtVerifier(settings.auth.jwt, local=token_service.local_trust(api_keys.refusal))
+    delegations = Delegations(
+        settings.auth.token_service, signing, api_keys.refusal, jwt_settings=settings.auth.jwt
+    )
     policy = policy_store(settings)
     limiter = build_limiter(settings.rate_limit)
     audit = build_audit_writer(agent, settings)
     pipeline = Pipeline(
         request_stages=[
-            make_authenticate_stage(api_keys, jwt, anonymous_principal=anonymous_principal)
+            make_authenticate_stage(api_keys, jwt, anonymous_principal=anonymous_principal),
+            make_delegation_stage(delegations),
         ],
         call_stages=[
             make_authorize_stage(policy),
@@ -127,6 +141,7 @@ def build_security(
         limiter=limiter,
         audit=audit,
         credentials=CredentialCheck(api_keys),
+        delegations=delegations,
         routes=list(token_service.routes()),
     )
 

@@ -5,9 +5,12 @@ Methods (each authorized as `archivist.<method>`):
 * `archive {document_id, result, validation}`: store an extraction and its validation (the
   orchestrator); idempotent on the document id, a second archive is a `reprocessed` one.
 * `get_document {document_id, owner}`, `list_documents {owner, status?, cursor?, limit?}`,
-  `search {owner, query, limit?}`: reads (the gateway). `owner` is required: the principal
-  whose documents the reader may see, or null for every owner's (the gateway passes null only
-  for a reader granted `gateway.read_all_documents`).
+  `search {owner, query, limit?}`: reads. `owner` is required: the principal whose documents
+  the reader may see, or null for every owner's (the gateway passes null only for a reader
+  granted `gateway.read_all_documents`). Only a caller granted `archivist.choose_owner` (the
+  gateway) may name it. Any other reader (a researcher) must carry a delegation
+  (`bastion.security.delegation`); the read then sees what the delegation's subject may see,
+  whatever `owner` says, and without a delegation it is refused (FORBIDDEN).
 * `claim_invoice {document_id, issuer, invoice_number, total?, currency?, eligible}`: the
   duplicate rule (the validator); claims the invoice for the document atomically, or answers
   which document holds it (named only to an uploader who may read it: its own uploader, or
@@ -39,12 +42,14 @@ from bastion.pipeline.archive_repo import (
     readable_by,
 )
 from bastion.pipeline.model import (
+    CHOOSE_OWNER_ACTION,
+    CHOOSE_OWNER_AGENT,
     READ_ALL_ACTION,
     READ_ALL_AGENT,
     ExtractionResult,
     ValidationResult,
 )
-from bastion.protocol.errors import DOCUMENT_NOT_FOUND, INVALID_PARAMS, RpcError
+from bastion.protocol.errors import DOCUMENT_NOT_FOUND, FORBIDDEN, INVALID_PARAMS, RpcError
 from bastion.runtime import AgentDefinition, MethodRegistry
 from bastion.security import policy_store
 from bastion.storage import DocumentStatus, shared_engine
@@ -116,12 +121,28 @@ def bad_cursor() -> RpcError:
 
 
 def build_registry(
-    repo: ArchiveRepository, reads_all: Callable[[str], bool] = lambda _owner: False
+    repo: ArchiveRepository,
+    reads_all: Callable[[str], bool] = lambda _owner: False,
+    chooses_owner: Callable[[str], bool] = lambda _caller: False,
 ) -> MethodRegistry:
     """The Archivist's methods over `repo`; `reads_all(principal)`: whether the policy grants
-    `principal` every owner's documents (a duplicate finding then names the holder)."""
+    `principal` every owner's documents (a duplicate finding then names the holder);
+    `chooses_owner(caller)`: whether `caller` may name the owner a read is for."""
     registry = MethodRegistry()
     counts = {"archived": 0, "reprocessed": 0, "not_found": 0}
+
+    def scope(params: ReadScope, ctx: CallContext) -> str | None:
+        """Whose documents this read may see: the delegation's subject's, else `owner`."""
+        delegation = ctx.delegation
+        if delegation is not None:
+            return None if reads_all(delegation.subject) else delegation.subject
+        if not chooses_owner(ctx.principal):
+            raise RpcError(
+                FORBIDDEN,
+                f"{ctx.principal} reads the archive only on someone's behalf: the call needs a "
+                "delegation naming whom it is for",
+            )
+        return params.owner
 
     @registry.method("archive")
     async def archive(params: ArchiveParams, ctx: CallContext) -> dict[str, Any]:
@@ -150,36 +171,37 @@ def build_registry(
         }
 
     @registry.method("get_document")
-    async def get_document(params: GetParams) -> dict[str, Any]:
+    async def get_document(params: GetParams, ctx: CallContext) -> dict[str, Any]:
         """A document's status, outcome, fields, line items, findings and history."""
+        owner = scope(params, ctx)
         doc = await asyncio.to_thread(repo.get_document, params.document_id)
         if doc is None or doc["deleted_at"] is not None:
             raise not_found(params.document_id)
-        if not readable_by(doc["owner"], params.owner):
+        if not readable_by(doc["owner"], owner):
             raise not_found(params.document_id, NOT_OWNER)
         return doc
 
     @registry.method("list_documents")
-    async def list_documents(params: ListParams) -> dict[str, Any]:
+    async def list_documents(params: ListParams, ctx: CallContext) -> dict[str, Any]:
         """Documents newest first, one page at a time (`next_cursor` is None on the last)."""
+        owner = scope(params, ctx)
         try:
             docs, next_cursor = await asyncio.to_thread(
                 repo.list_documents,
                 params.status,
                 params.cursor,
                 params.limit,
-                owner=params.owner,
+                owner=owner,
             )
         except ValueError:
             raise bad_cursor() from None
         return {"documents": docs, "next_cursor": next_cursor}
 
     @registry.method("search")
-    async def search(params: SearchParams) -> dict[str, Any]:
+    async def search(params: SearchParams, ctx: CallContext) -> dict[str, Any]:
         """Full-text search over issuer, customer, invoice number, text and filename."""
-        results = await asyncio.to_thread(
-            repo.search, params.query, params.limit, owner=params.owner
-        )
+        owner = scope(params, ctx)
+        results = await asyncio.to_thread(repo.search, params.query, params.limit, owner=owner)
         return {"results": results}
 
     @registry.method("claim_invoice")
@@ -215,10 +237,13 @@ def definition(settings: Settings) -> AgentDefinition:
     def reads_all(principal: str) -> bool:
         return policy.decide(principal, READ_ALL_AGENT, READ_ALL_ACTION)[0]
 
+    def chooses_owner(principal: str) -> bool:
+        return policy.decide(principal, CHOOSE_OWNER_AGENT, CHOOSE_OWNER_ACTION)[0]
+
     return AgentDefinition(
         name=NAME,
         description="Keeps the document archive: stores results, answers reads and searches.",
-        registry=build_registry(repo, reads_all),
+        registry=build_registry(repo, reads_all, chooses_owner),
         skills=[
             {
                 "id": "archive",
