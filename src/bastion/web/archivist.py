@@ -22,7 +22,8 @@ from bastion.web.storage import RETRY_AFTER_SECONDS
 log = structlog.get_logger("bastion.gateway")
 
 
-def _problems(data: Any) -> str:
+def problems_text(data: Any) -> str:
+    """A JSON-RPC invalid-params problem list (`[{field, problem}]`) as one line."""
     if not isinstance(data, list):
         return "the request parameters are invalid"
     return "; ".join(
@@ -50,7 +51,7 @@ async def call_archivist(client: AgentClient, method: str, params: dict[str, Any
             refused = isinstance(exc.data, dict) and exc.data.get("reason") == NOT_OWNER
             raise (not_owner() if refused else not_found()) from None
         if exc.code == INVALID_PARAMS:
-            raise invalid(_problems(exc.data)) from None
+            raise invalid(problems_text(exc.data)) from None
         log.warning("archivist refused the gateway", method=method, error=str(exc))
         raise unavailable(f"archivist answered {exc}") from None
     except (AgentUnreachable, BreakerOpen) as exc:

@@ -7,6 +7,12 @@
     DELETE /api/documents/{id}       remove data (and unshared bytes)         delete_document
     GET    /healthz                  liveness (no credential)
     WS     /ws/events                live pipeline events (see `bastion.web.events`)    events
+    POST   /api/research             ask a research question: 202 {id, conversation_id}   research
+    GET    /api/research/{id}        a run's status and result                        research
+    POST   /api/research/{id}/cancel cancel a run                                     research
+    GET    /api/conversations        the caller's conversations: ?cursor=&limit=  conversations
+    GET    /api/conversations/{id}   a conversation and its turns                 conversations
+    WS     /ws/research              ask and follow a run live (`bastion.web.research_ws`) research
     GET    /metrics                  Prometheus metrics, queue and archive included   metrics
 
 Answers are JSON and carry the request's correlation ID in `X-Correlation-ID` and, except for
@@ -22,10 +28,13 @@ Before any of that, every request passes the edge WAF (`bastion.edge.middleware`
 Every API request is authenticated, authorized as `gateway.<action>` (the right-hand column),
 rate limited and audited by `Guard`. Uploads and deletes go through `Ingest` (object store,
 archive, queue); reads go to the Archivist agent, called with the gateway's own credential
-(`pipeline.gateway_api_key`) and the request's correlation ID. With `pipeline.watch_dir` set,
-the gateway also runs the watched-folder ingester.
+(`pipeline.gateway_api_key`) and the request's correlation ID. Research goes to the research
+agent, with that credential and a delegation naming the asking principal
+(`bastion.web.research`). With `pipeline.watch_dir` set, the gateway also runs the
+watched-folder ingester.
 
-Settings read: `agents.archivist.url`, `pipeline.gateway_api_key`, `pipeline.max_upload_bytes`,
+Settings read: `agents.archivist.url`, `agents.research.url`, `pipeline.gateway_api_key`,
+`pipeline.max_upload_bytes`,
 `pipeline.objects_dir`, `pipeline.queue_url` (and its retention settings), `pipeline.watch_dir`,
 `pipeline.watch_patterns`, `client`, and the security sections (`auth`, `policy`,
 `rate_limit`, `audit`, `database`), and `waf`.
@@ -42,7 +51,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from bastion.config import Settings
@@ -65,11 +74,18 @@ from bastion.security import SecretValue, build_security
 from bastion.storage import ObjectNotFoundError
 from bastion.web.archivist import call_archivist
 from bastion.web.events import EventsEndpoint
-from bastion.web.ws_auth import hide_query_token
 from bastion.web.ownership import not_owner, owner_scope
 from bastion.web.params import document_id, list_params
+from bastion.web.research import (
+    CONVERSATIONS_ACTION,
+    RESEARCH_ACTION,
+    ResearchCalls,
+    ResearchRoutes,
+)
+from bastion.web.research_ws import ResearchSocket
 from bastion.web.storage import in_storage, pdf_response
 from bastion.web.upload import read_upload, rejected
+from bastion.web.ws_auth import hide_query_token
 
 NAME = "gateway"
 
@@ -119,6 +135,15 @@ class Gateway:
             settings.events,
             credentials=self.stack.credentials,
         )
+        self.research = ResearchCalls(settings, self.stack, gateway_api_key(settings))
+        self.research_routes = ResearchRoutes(self.research)
+        self.research_socket = ResearchSocket(
+            self.guard,
+            self.research,
+            self.stack.policy,
+            settings.events,
+            credentials=self.stack.credentials,
+        )
 
     def app(self) -> Starlette:
         protect = self.guard.protect
@@ -136,6 +161,7 @@ class Gateway:
             Route("/api/documents/{id}", document, methods=["GET", "DELETE"]),
             Route("/api/documents/{id}/file", protect("get_file", self.get_file), methods=["GET"]),
             WebSocketRoute("/ws/events", self.events_endpoint.handle),
+            *self._research_routes(),
             metrics_route(self.guard, self._pipeline_metrics()),
         ]
         return Starlette(
@@ -143,6 +169,29 @@ class Gateway:
             lifespan=self.lifespan,
             exception_handlers={HTTPException: self.http_error},
         )
+
+    def _research_routes(self) -> list[BaseRoute]:
+        protect, research = self.guard.protect, self.research_routes
+        return [
+            Route("/api/research", protect(RESEARCH_ACTION, research.start), methods=["POST"]),
+            Route("/api/research/{id}", protect(RESEARCH_ACTION, research.get), methods=["GET"]),
+            Route(
+                "/api/research/{id}/cancel",
+                protect(RESEARCH_ACTION, research.cancel),
+                methods=["POST"],
+            ),
+            Route(
+                "/api/conversations",
+                protect(CONVERSATIONS_ACTION, research.conversations),
+                methods=["GET"],
+            ),
+            Route(
+                "/api/conversations/{id}",
+                protect(CONVERSATIONS_ACTION, research.conversation),
+                methods=["GET"],
+            ),
+            WebSocketRoute("/ws/research", self.research_socket.handle),
+        ]
 
     @asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -159,6 +208,7 @@ class Gateway:
                     await watcher
             await self.events.close()
             await self.archivist.aclose()
+            await self.research.aclose()
             self.ingest.close()
             await self.stack.close()
 
