@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -44,7 +45,7 @@ def done(world: World, run_id: str, principal: str = "alice") -> dict[str, objec
         time.sleep(0.02)
 
 
-def routes(world: World) -> list[tuple[str, str, dict[str, object]]]:
+def routes(world: World) -> list[tuple[str, str, dict[str, Any]]]:
     started = world.ask()
     run, conv = started["id"], started["conversation_id"]
     return [
@@ -77,7 +78,7 @@ def test_start_answers_202_then_the_run_has_its_result(world: World) -> None:
 def test_every_route_refuses_a_missing_or_bad_key_401_audited(world: World) -> None:
     for method, path, kw in routes(world):
         for headers in ({}, {"X-API-Key": BAD_KEY}):
-            resp = world.request(method, path, None, headers=headers, **kw)  # type: ignore[arg-type]
+            resp = world.request(method, path, None, headers=headers, **kw)
             assert resp.status_code == 401, (method, path, resp.text)
             assert resp.json()["error"]["code"] == "unauthenticated"
             cid = resp.headers["x-correlation-id"]
@@ -87,7 +88,7 @@ def test_every_route_refuses_a_missing_or_bad_key_401_audited(world: World) -> N
 
 def test_every_route_refuses_a_principal_without_the_grant_403_audited(world: World) -> None:
     for method, path, kw in routes(world):
-        resp = world.request(method, path, "nobody", **kw)  # type: ignore[arg-type]
+        resp = world.request(method, path, "nobody", **kw)
         assert resp.status_code == 403, (method, path, resp.text)
         assert resp.json()["error"]["code"] == "forbidden"
         cid = resp.headers["x-correlation-id"]

@@ -8,8 +8,8 @@ call's verified delegation names (`ctx.delegation.subject`); a call without one 
 another principal's run or conversation is RESEARCH_NOT_FOUND, like a missing one.
 
 A run emits `progress`, `plan`, two `source`s, `critique` (PASS), the report in `text` chunks,
-then `done` with a valid result object (`ResearchResult`). `hold()` makes new runs wait before
-their first event until `release()` (or a cancel), to test pings and cancellation. What callers
+then `done` with a valid result object (`ResearchResult`). `hold()` makes runs wait after their
+`conversation` event until `release()` (or a cancel), to test pings and cancellation. What callers
 did is recorded for the test's thread: `started` (subject, params), `cancelled` (run ids),
 `cancel_seen` (a threading.Event set on each cancel).
 """
@@ -154,20 +154,19 @@ class FakeResearch:
         self.started: list[tuple[str, dict[str, Any]]] = []
         self.cancelled: list[str] = []
         self.cancel_seen = threading.Event()
-        self._held = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._release: asyncio.Event | None = None
+        self._open: asyncio.Event | None = None  # set: runs play on; clear: they wait
 
     # -- control from the test's thread ------------------------------------------------------
 
     def hold(self) -> None:
-        """New runs wait before their first event until `release()`."""
-        self._held = True
+        """Runs wait after their `conversation` event until `release()`."""
+        if self._loop is not None and self._open is not None:
+            self._loop.call_soon_threadsafe(self._open.clear)
 
     def release(self) -> None:
-        self._held = False
-        if self._loop is not None and self._release is not None:
-            self._loop.call_soon_threadsafe(self._release.set)
+        if self._loop is not None and self._open is not None:
+            self._loop.call_soon_threadsafe(self._open.set)
 
     # -- the agent ---------------------------------------------------------------------------
 
@@ -186,7 +185,8 @@ class FakeResearch:
 
         async def startup() -> None:
             self._loop = asyncio.get_running_loop()
-            self._release = asyncio.Event()
+            self._open = asyncio.Event()
+            self._open.set()
 
         return AgentDefinition(
             name=RESEARCH,
@@ -234,8 +234,8 @@ class FakeResearch:
         await self._emit(
             run, {"type": "conversation", "conversation_id": run.conversation_id, "id": run.id}
         )
-        if self._held and self._release is not None:
-            await self._release.wait()
+        if self._open is not None:
+            await self._open.wait()
         result = canned_result(run.id, run.conversation_id, run.question, run.mode)
         for event in _events(result):
             if event["type"] == "done":
