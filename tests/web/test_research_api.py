@@ -19,6 +19,7 @@ from bastion.research.model import (
     new_conversation_id,
     new_run_id,
 )
+from bastion.storage.models import AuditRecord
 from bastion.testing import serve_in_thread
 from bastion.testing.ports import closed_port_url
 from bastion.web import build_gateway
@@ -43,6 +44,11 @@ def done(world: World, run_id: str, principal: str = "alice") -> dict[str, objec
         if body["status"] != "running" or time.monotonic() > deadline:
             return dict(body)
         time.sleep(0.02)
+
+
+def audited(world: World, cid: str) -> list[AuditRecord]:
+    """The gateway's audit records of one request."""
+    return world.audit(lambda a: a.correlation_id == cid and a.agent == "gateway")
 
 
 def routes(world: World) -> list[tuple[str, str, dict[str, Any]]]:
@@ -81,8 +87,7 @@ def test_every_route_refuses_a_missing_or_bad_key_401_audited(world: World) -> N
             resp = world.request(method, path, None, headers=headers, **kw)
             assert resp.status_code == 401, (method, path, resp.text)
             assert resp.json()["error"]["code"] == "unauthenticated"
-            cid = resp.headers["x-correlation-id"]
-            (record,) = world.audit(lambda a, cid=cid: a.correlation_id == cid)
+            (record,) = audited(world, resp.headers["x-correlation-id"])
             assert (record.status, record.outcome) == (401, "denied:authenticate")
 
 
@@ -91,8 +96,7 @@ def test_every_route_refuses_a_principal_without_the_grant_403_audited(world: Wo
         resp = world.request(method, path, "nobody", **kw)
         assert resp.status_code == 403, (method, path, resp.text)
         assert resp.json()["error"]["code"] == "forbidden"
-        cid = resp.headers["x-correlation-id"]
-        (record,) = world.audit(lambda a, cid=cid: a.correlation_id == cid)
+        (record,) = audited(world, resp.headers["x-correlation-id"])
         assert (record.principal, record.status, record.outcome) == (
             "nobody",
             403,
@@ -203,7 +207,7 @@ def test_research_down_is_503_with_retry_after(world: World) -> None:
             ("GET", f"/api/research/{RUN}"),
             ("GET", "/api/conversations"),
         ]:
-            kw = {"json": {"message": "hi"}} if method == "POST" else {}
+            kw: dict[str, Any] = {"json": {"message": "hi"}} if method == "POST" else {}
             key = {"X-API-Key": world.project.keys["alice"]}
             resp = httpx.request(method, gw.url + path, headers=key, timeout=10, **kw)
             assert resp.status_code == 503, (path, resp.text)
