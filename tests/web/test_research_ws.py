@@ -13,8 +13,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from bastion.config import Settings
+from bastion.config import AgentEndpoint, Settings
 from bastion.research.model import ResearchResult
+from bastion.testing import serve_in_thread
+from bastion.testing.ports import closed_port_url
+from bastion.web import build_gateway
 from tests.web.research_world import World, recv, research_world, until_closed
 
 BAD_KEY = "bst_aaaaaaaaaaaa_" + "0" * 64
@@ -200,3 +203,34 @@ async def test_another_principal_s_conversation_is_an_error_then_1008(world: Wor
     assert code == 1008
     assert [e["type"] for e in seen] == ["error"]
     assert "no conversation" in str(seen[0]["message"])
+
+
+async def test_a_failed_run_ends_with_its_error_then_1000(world: World) -> None:
+    world.fake.failure = "every provider failed"
+    try:
+        async with world.connect("alice") as ws:
+            await ws.send(json.dumps(QUESTION))
+            code, _, seen = await until_closed(ws)
+    finally:
+        world.fake.failure = None
+    assert code == 1000
+    events = without_pings(seen)
+    assert [e["type"] for e in events] == ["conversation", "error"]
+    assert events[-1]["message"] == "every provider failed"
+    run = world.request("GET", f"/api/research/{events[0]['id']}").json()
+    assert (run["status"], run["error"]) == ("failed", "every provider failed")
+
+
+async def test_research_down_is_an_error_then_1013(world: World) -> None:
+    settings = world.settings.model_copy(deep=True)
+    settings.agents["research"] = AgentEndpoint(url=closed_port_url())
+    settings.client.max_retries = 0
+    with serve_in_thread(build_gateway(settings)) as gw:
+        url = "ws" + gw.url.removeprefix("http") + "/ws/research"
+        token = world.project.keys["alice"]
+        async with connect(f"{url}?token={token}", open_timeout=10) as ws:
+            await ws.send(json.dumps(QUESTION))
+            code, _, seen = await until_closed(ws)
+    assert code == 1013
+    assert [e["type"] for e in seen] == ["error"]
+    assert "unavailable" in str(seen[0]["message"])

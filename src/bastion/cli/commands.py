@@ -15,6 +15,7 @@ def register(app: typer.Typer) -> None:
         guard_cmd,
         init_cmd,
         keys_cmd,
+        research_cmd,
         serve_cmd,
         status_cmd,
         submit_cmd,
@@ -26,6 +27,7 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve_cmd.serve)
     app.command("up")(up_cmd.up)
     app.command("submit")(submit_cmd.submit)
+    app.command("research")(research_cmd.research)
     app.command("status")(status_cmd.status)
     app.command("demo")(demo_cmd.demo)
     app.command("extract")(extract_cmd.extract)

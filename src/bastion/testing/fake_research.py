@@ -8,7 +8,8 @@ call's verified delegation names (`ctx.delegation.subject`); a call without one 
 another principal's run or conversation is RESEARCH_NOT_FOUND, like a missing one.
 
 A run emits `progress`, `plan`, two `source`s, `critique` (PASS), the report in `text` chunks,
-then `done` with a valid result object (`ResearchResult`). `hold()` makes runs wait after their
+then `done` with a valid result object (`ResearchResult`); with `failure` set, an `error` event
+instead. `hold()` makes runs wait after their
 `conversation` event until `release()` (or a cancel), to test pings and cancellation. What callers
 did is recorded for the test's thread: `started` (subject, params), `cancelled` (run ids),
 `cancel_seen` (a threading.Event set on each cancel).
@@ -131,6 +132,7 @@ class _Run:
     mode: RequestedMode
     status: RunState = "running"
     result: ResearchResult | None = None
+    error: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     task: asyncio.Task[None] | None = None
@@ -154,6 +156,8 @@ class FakeResearch:
         self.started: list[tuple[str, dict[str, Any]]] = []
         self.cancelled: list[str] = []
         self.cancel_seen = threading.Event()
+        # When set, runs fail with this message (an `error` event) instead of finishing.
+        self.failure: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open: asyncio.Event | None = None  # set: runs play on; clear: they wait
 
@@ -236,6 +240,10 @@ class FakeResearch:
         )
         if self._open is not None:
             await self._open.wait()
+        if self.failure is not None:
+            run.status, run.error = "failed", self.failure
+            await self._emit(run, {"type": "error", "message": self.failure})
+            return
         result = canned_result(run.id, run.conversation_id, run.question, run.mode)
         for event in _events(result):
             if event["type"] == "done":
@@ -258,7 +266,7 @@ class FakeResearch:
             sent += len(fresh)
 
     def _status(self, run: _Run) -> dict[str, Any]:
-        status = RunStatus(id=run.id, status=run.status, result=run.result)
+        status = RunStatus(id=run.id, status=run.status, result=run.result, error=run.error)
         return status.model_dump(mode="json")
 
     async def get(self, params: RunRef, ctx: CallContext) -> dict[str, Any]:
