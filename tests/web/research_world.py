@@ -1,9 +1,10 @@
 """A gateway in front of the fake research agent (`bastion.testing.fake_research`), both served
 on loopback with their security stacks, for the research route, WebSocket and CLI tests.
 
-Principals: `alice` and `bob` (two askers granted `gateway.research` and
-`gateway.conversations`), `submitter` (the same grants: the key `bastion research` uses by
-default) and `nobody` (a valid key without them). The gateway may call every research method.
+Principals: `alice`, `bob` and `carol` (askers granted `gateway.research` and
+`gateway.conversations`; tests may take carol's grants away), `submitter` (the same grants: the
+key `bastion research` uses by default) and `nobody` (a valid key without them). The gateway
+may call every research method.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from bastion.testing.fake_research import FakeResearch
 from bastion.web import build_gateway
 from tests.web.conftest import Project, make_project
 
-ASKERS = ("alice", "bob", "submitter")
+ASKERS = ("alice", "bob", "carol", "submitter")
 RESEARCH_METHODS = ("start", "follow", "get", "cancel", "conversations", "conversation")
 GRANTS = ("gateway.research", "gateway.conversations")
 
@@ -92,7 +93,7 @@ def research_world(
     migrate(db_url)
     project = make_project(tmp, db_url, configure)
     store = build_api_key_store(project.settings)
-    for principal in ("alice", "bob", "nobody"):
+    for principal in ("alice", "bob", "carol", "nobody"):
         project.keys[principal] = store.create(principal, label="test")
     _grant(project.settings)
     fake = FakeResearch()

@@ -234,3 +234,25 @@ async def test_research_down_is_an_error_then_1013(world: World) -> None:
     assert code == 1013
     assert [e["type"] for e in seen] == ["error"]
     assert "unavailable" in str(seen[0]["message"])
+
+
+async def test_a_withdrawn_grant_ends_the_stream_4003_and_cancels_the_run(world: World) -> None:
+    world.fake.hold()
+    world.fake.cancel_seen.clear()
+    path = world.settings.path(world.settings.policy.file)
+    original = path.read_text()
+    try:
+        async with world.connect("carol") as ws:
+            await ws.send(json.dumps(QUESTION))
+            run_id = (await recv(ws))["id"]
+            policy = json.loads(original)
+            policy["allow"]["carol"].remove("gateway.research")
+            path.write_text(json.dumps(policy))
+            code, reason, _ = await until_closed(ws)
+        assert code == 4003
+        assert "gateway.research" in reason
+        assert await asyncio.to_thread(world.fake.cancel_seen.wait, 5)
+        assert run_id in world.fake.cancelled
+    finally:
+        path.write_text(original)
+        world.fake.release()

@@ -113,11 +113,11 @@ class _View:
 
     def __init__(self, *, quiet: bool) -> None:
         self.quiet = quiet
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def note(self, text: str, style: str = "") -> None:
-        if not self.quiet:
-            self.err.print(f"[{style}]{escape(text)}[/]" if style else escape(text))
+        if not self.quiet:  # the console of the spinner, so that the two do not garble
+            line = f"[{style}]{escape(text)}[/]" if style else escape(text)
+            err_console.print(line, highlight=False, soft_wrap=True)
 
     def event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")

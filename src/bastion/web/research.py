@@ -17,7 +17,7 @@ a refusal of the gateway itself -> 503 `research_unavailable` with `Retry-After`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -139,7 +139,7 @@ class ResearchCalls:
 
     async def stream(
         self, identity: Identity, method: str, params: dict[str, Any]
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """The items of the streaming `research.<method>(params)` for `identity`'s principal
         (iterate it in one task); ApiError when the stream cannot be had or breaks."""
         client = self._client()

@@ -25,6 +25,7 @@ cancelled (`research.cancel`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -193,14 +194,17 @@ class _Session:
 
     async def _pump(self, run_id: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
         """The run's events from the research agent into `queue`, ending with a final one."""
+        stream = self.calls.stream(self.identity, "follow", {"id": run_id})
         try:
-            async for event in self.calls.stream(self.identity, "follow", {"id": run_id}):
-                kind = event.get("type") if isinstance(event, dict) else None
-                if kind not in _KNOWN or kind == "conversation":
-                    continue  # the gateway sent `conversation` itself
-                await queue.put(event)
-                if kind in FINAL_EVENTS:
-                    return
+            # Closed in this task when it is cancelled: the delegation's context is its own.
+            async with contextlib.aclosing(stream):
+                async for event in stream:
+                    kind = event.get("type") if isinstance(event, dict) else None
+                    if kind not in _KNOWN or kind == "conversation":
+                        continue  # the gateway sent `conversation` itself
+                    await queue.put(event)
+                    if kind in FINAL_EVENTS:
+                        return
             problem = "the research service ended the stream before the run ended"
         except ApiError as err:
             problem = err.message
