@@ -15,6 +15,8 @@ from websockets.typing import Subprotocol
 
 from bastion.config import AgentEndpoint, Settings
 from bastion.research.model import ResearchResult
+from bastion.security.apikeys import parse_key_id
+from bastion.security.stack import build_api_key_store
 from bastion.testing import serve_in_thread
 from bastion.testing.ports import closed_port_url
 from bastion.web import build_gateway
@@ -255,4 +257,22 @@ async def test_a_withdrawn_grant_ends_the_stream_4003_and_cancels_the_run(world:
         assert run_id in world.fake.cancelled
     finally:
         path.write_text(original)
+        world.fake.release()
+
+
+async def test_a_revoked_key_ends_the_stream_4001(world: World) -> None:
+    store = build_api_key_store(world.settings)
+    key = store.create("bob", label="revoked mid-run")
+    key_id = parse_key_id(key)
+    assert key_id is not None
+    world.fake.hold()
+    try:
+        async with connect(f"{world.ws_url}?token={key}", open_timeout=10) as ws:
+            await ws.send(json.dumps(QUESTION))
+            assert (await recv(ws))["type"] == "conversation"
+            store.revoke(key_id)
+            code, reason, seen = await until_closed(ws)
+        assert code == 4001, (code, reason, seen)
+        assert key not in reason
+    finally:
         world.fake.release()

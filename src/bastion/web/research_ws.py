@@ -18,7 +18,8 @@ cancelled (`research.cancel`).
     1003  a binary message;  1009  a message over 64 KiB
     1008  a message that is not a research request, a second message, or a request the
           research agent refuses (an unknown conversation): an `error` event comes first
-    1013  the research service is unavailable (an `error` event comes first): retry shortly
+    1013  the research service is unavailable, or its stream broke off (an `error` event comes
+          first): retry shortly
     4001 / 4003  mid-run, the credential lapsed or the `gateway.research` grant was withdrawn
 """
 
@@ -94,7 +95,7 @@ class ResearchSocket:
             return
         await self.ws_guard.accept(ws, opening)
         call = opening.call
-        session = _Session(ws, self.calls, call, self.settings)
+        session = _Session(ws, self.calls, call, self.settings, self.ws_guard)
         end = await session.run(self.ws_guard.hold(call))
         if end is not None:
             await close(ws, end)
@@ -104,10 +105,17 @@ class _Session:
     """One accepted socket: the question in, the run's events and pings out."""
 
     def __init__(
-        self, ws: WebSocket, calls: ResearchCalls, call: CallContext, settings: EventsSettings
+        self,
+        ws: WebSocket,
+        calls: ResearchCalls,
+        call: CallContext,
+        settings: EventsSettings,
+        ws_guard: WsGuard,
     ) -> None:
         identity = call.request.identity
         assert identity is not None
+        self.call = call
+        self.ws_guard = ws_guard
         self.ws = ws
         self.calls = calls
         self.identity: Identity = identity
@@ -219,10 +227,17 @@ class _Session:
                 except TimeoutError:
                     await self._send({"type": "ping", "at": iso_now()})
                     continue
-                broken = event.pop("stream", None) is not None
+                if event.pop("stream", None) is not None:
+                    # The research agent ended the stream early: a lapsed credential closes as
+                    # the watch would (it may have been seen there first), else retry later.
+                    lapsed = await self.ws_guard.lapsed(self.call)
+                    if lapsed is not None:
+                        return lapsed
+                    await self._send(event)
+                    return UNAVAILABLE
                 await self._send(event)
                 if event["type"] in FINAL_EVENTS:
-                    self.finished = not broken
+                    self.finished = True
                     return ENDED
         except (WebSocketDisconnect, RuntimeError, OSError):
             return None

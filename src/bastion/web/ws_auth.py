@@ -205,6 +205,20 @@ class WsGuard:
         await ws.accept(subprotocol=opening.subprotocol)
         await self.guard.record(opening.call, "ok", 101)
 
+    async def lapsed(self, call: CallContext) -> Close | None:
+        """At once: how to close a stream whose credential or grant no longer holds (as `hold`
+        would, on its next check), else None."""
+        identity = call.request.identity
+        assert identity is not None
+        try:
+            reason = await self.credentials.refusal(identity)
+        except Exception:  # any store failure: fail closed
+            return self.denied[503]
+        if reason is not None:
+            return LAPSED
+        allowed, _why = self.policy.decide(identity.principal, call.agent, self.action)
+        return None if allowed else self.denied[403]
+
     async def hold(self, call: CallContext, each: Callable[[], None] | None = None) -> Close:
         """Returns once the stream's credential lapses or its grant is withdrawn: how to close
         (4001, 4003, or 1013 when the check cannot be made), the reason logged. `each` runs on
