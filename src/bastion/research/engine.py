@@ -276,7 +276,7 @@ class ResearchEngine:
         async with limit:
             stream = self._researcher.research(query, owner=request.owner, researcher=label)
             findings: Findings | None = None
-            async with contextlib.aclosing(stream):  # type: ignore[type-var]
+            async with contextlib.aclosing(stream):
                 async for item in stream:
                     if isinstance(item, Findings):
                         findings = item
@@ -304,7 +304,7 @@ class ResearchEngine:
             question, state.queries, report, dict(state.credibility), round=round_no
         )
         verdict: Critique | None = None
-        async with contextlib.aclosing(stream):  # type: ignore[type-var]
+        async with contextlib.aclosing(stream):
             async for item in stream:
                 if isinstance(item, Critique):
                     verdict = item

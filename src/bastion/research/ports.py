@@ -12,7 +12,7 @@ call the researcher and critic services instead. The engine cannot tell the diff
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Protocol
 
 from bastion.llm import ModelClient
@@ -32,7 +32,7 @@ CriticItem = dict[str, Any] | Critique
 class ResearcherPort(Protocol):
     def research(
         self, sub_question: str, *, owner: str, researcher: str
-    ) -> AsyncIterator[ResearcherItem]: ...
+    ) -> AsyncGenerator[ResearcherItem, None]: ...
 
 
 class CriticPort(Protocol):
@@ -44,7 +44,7 @@ class CriticPort(Protocol):
         credibility: Mapping[str, float],
         *,
         round: int,
-    ) -> AsyncIterator[CriticItem]: ...
+    ) -> AsyncGenerator[CriticItem, None]: ...
 
 
 class LocalResearcher:
@@ -55,7 +55,7 @@ class LocalResearcher:
 
     def research(
         self, sub_question: str, *, owner: str, researcher: str
-    ) -> AsyncIterator[ResearcherItem]:
+    ) -> AsyncGenerator[ResearcherItem, None]:
         return self._researcher.research(sub_question, owner=owner, researcher=researcher)
 
 
@@ -67,7 +67,7 @@ async def review(
     *,
     min_credibility: float,
     model: ModelClient | None = None,
-) -> AsyncIterator[CriticItem]:
+) -> AsyncGenerator[CriticItem, None]:
     """The critic's stream: a `progress` note when the model's verdict was not used, then the
     `Critique` (offline rules without a model)."""
     if model is None:
@@ -101,7 +101,7 @@ class LocalCritic:
         credibility: Mapping[str, float],
         *,
         round: int,
-    ) -> AsyncIterator[CriticItem]:
+    ) -> AsyncGenerator[CriticItem, None]:
         return review(
             question,
             sub_questions,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -118,7 +118,7 @@ class Researcher:
 
     async def research(
         self, sub_question: str, *, owner: str, researcher: str = "researcher"
-    ) -> AsyncIterator[dict[str, Any] | Findings]:
+    ) -> AsyncGenerator[dict[str, Any] | Findings, None]:
         """`progress` and `source` events, then the `Findings` for `sub_question`."""
         providers = list(self._providers_for(owner))
         names = [p.name for p in providers]
