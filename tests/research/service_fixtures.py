@@ -85,9 +85,9 @@ def offline_engine(
 ) -> ResearchEngine:
     """The engine in one process over `corpus` (or `providers`), offline, with a fixed clock."""
     research = settings or ResearchSettings(corpus=str(corpus))
-    chosen = list(providers) if providers is not None else [
-        CorpusProvider(corpus, clock=lambda: 0.0)
-    ]  # fmt: skip
+    chosen = (
+        list(providers) if providers is not None else [CorpusProvider(corpus, clock=lambda: 0.0)]
+    )
     researcher = Researcher(
         lambda _owner: chosen,
         load_credibility_rules(),

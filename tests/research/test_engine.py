@@ -58,8 +58,9 @@ async def test_a_question_gets_a_cited_report_streamed_in_order(corpus: Path) ->
     assert "".join(e["text"] for e in events if e["type"] == "text") == result.report
     source_events = [e for e in events if e["type"] == "source"]
     assert {e["id"] for e in source_events} >= {"eiffel"}
-    assert all({"credibility", "reasons", "researcher", "provider"} <= e.keys()
-               for e in source_events)  # fmt: skip
+    assert all(
+        {"credibility", "reasons", "researcher", "provider"} <= e.keys() for e in source_events
+    )
 
 
 async def test_the_same_question_on_the_same_corpus_gives_the_same_report(corpus: Path) -> None:
@@ -181,8 +182,14 @@ class CountingProvider:
         finally:
             self.active -= 1
         text = f"{query} The answer was recorded in 1900."
-        source = Source(id=f"doc-{len(self.queries)}", title=query, provider="corpus",
-                        retrieved_at=0.0, snippet=text, text=text)  # fmt: skip
+        source = Source(
+            id=f"doc-{len(self.queries)}",
+            title=query,
+            provider="corpus",
+            retrieved_at=0.0,
+            snippet=text,
+            text=text,
+        )
         return [Passage(source=source, index=0, text=text, score=1.0)]
 
 

@@ -22,8 +22,13 @@ from bastion.pipeline import PIPELINE_AGENTS, pipeline_endpoints
 from bastion.research.protocol import RESEARCH_AGENTS
 from bastion.runtime import ChildSpec, Supervisor, SupervisorError, is_loopback, service_tls
 
-__all__ = ["check_local", "research_endpoints", "service_endpoints", "service_specs",
-           "service_supervisor"]  # fmt: skip
+__all__ = [
+    "check_local",
+    "research_endpoints",
+    "service_endpoints",
+    "service_specs",
+    "service_supervisor",
+]
 
 
 def _with_port(url: str, port: int | None) -> str:

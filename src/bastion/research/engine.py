@@ -117,9 +117,12 @@ class ResearchEngine:
     async def run(self, request: RunRequest, emit: Emit) -> ResearchResult:
         started = self._clock()
         await emit(
-            {"type": "conversation", "conversation_id": request.conversation_id,
-             "id": request.run_id}
-        )  # fmt: skip
+            {
+                "type": "conversation",
+                "conversation_id": request.conversation_id,
+                "id": request.run_id,
+            }
+        )
         question = resolve_follow_up(request.message, request.history)
         if question != request.message:
             await emit(_progress("follow_up", f"read as: {question}"))
@@ -129,8 +132,9 @@ class ResearchEngine:
             answer = await self._chat(question, state, emit)
             report = answer
             await self._send_text(report, emit)
-            return self._result(request, question, "chat", answer, report, [], state, 0,
-                                None, started)  # fmt: skip
+            return self._result(
+                request, question, "chat", answer, report, [], state, 0, None, started
+            )
         return await self._research(request, question, state, emit, started)
 
     # -- steps --------------------------------------------------------------------------------
@@ -186,8 +190,7 @@ class ResearchEngine:
         if outcome.path == "model":
             state.used_model = True
         else:
-            await emit(_progress("model_fallback",
-                                 f"{step}: offline path used ({outcome.reason})"))  # fmt: skip
+            await emit(_progress("model_fallback", f"{step}: offline path used ({outcome.reason})"))
 
     async def _research(
         self, request: RunRequest, question: str, state: _State, emit: Emit, started: float
@@ -213,8 +216,18 @@ class ResearchEngine:
         assert report is not None  # max_rounds >= 1
         answer = report.answer or NOT_FOUND
         await self._send_text(report.markdown, emit)
-        return self._result(request, question, "research", answer, report.markdown,
-                            state.queries, state, rounds, report, started)  # fmt: skip
+        return self._result(
+            request,
+            question,
+            "research",
+            answer,
+            report.markdown,
+            state.queries,
+            state,
+            rounds,
+            report,
+            started,
+        )
 
     async def _research_plan(
         self,
@@ -230,17 +243,20 @@ class ResearchEngine:
         pending = list(range(len(current.sub_questions)))
         while pending:
             ready = [
-                i for i in pending
+                i
+                for i in pending
                 if current.sub_questions[i].depends_on is None
                 or current.sub_questions[i].depends_on in found
-            ]  # fmt: skip
+            ]
             if not ready:  # a dependency that is not in the plan: research them as they are
                 ready = list(pending)
             subs = [current.sub_questions[i] for i in ready]
             results = await asyncio.gather(
-                *(self._one(request, sub, i, limit, emit) for i, sub in zip(ready, subs,
-                                                                            strict=True))
-            )  # fmt: skip
+                *(
+                    self._one(request, sub, i, limit, emit)
+                    for i, sub in zip(ready, subs, strict=True)
+                )
+            )
             for i, findings in zip(ready, results, strict=True):
                 found[i] = findings
                 pending.remove(i)
@@ -253,8 +269,12 @@ class ResearchEngine:
                     ]
                     resolved = resolve_bridge(current, i, evidence)
                     if resolved is current:
-                        await emit(_progress("bridge", "the first step found no answer; "
-                                             "searching the next one without it"))  # fmt: skip
+                        await emit(
+                            _progress(
+                                "bridge",
+                                "the first step found no answer; searching the next one without it",
+                            )
+                        )
                     else:
                         filled = [s.text for s in resolved.sub_questions if s.depends_on == i]
                         await emit(_progress("bridge", f"next: {'; '.join(filled)}"))
@@ -313,10 +333,17 @@ class ResearchEngine:
         if verdict is None:
             raise RuntimeError("the critic ended without a verdict")
         reasons = list(verdict.reasons)
-        state.critique.append(CritiqueRound(round=round_no, verdict=verdict.verdict,
-                                            reasons=reasons))  # fmt: skip
-        await emit({"type": "critique", "round": round_no, "verdict": verdict.verdict.value,
-                    "reasons": reasons})  # fmt: skip
+        state.critique.append(
+            CritiqueRound(round=round_no, verdict=verdict.verdict, reasons=reasons)
+        )
+        await emit(
+            {
+                "type": "critique",
+                "round": round_no,
+                "verdict": verdict.verdict.value,
+                "reasons": reasons,
+            }
+        )
         return verdict
 
     @staticmethod

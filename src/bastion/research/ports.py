@@ -22,8 +22,14 @@ from bastion.research.modeled import critique_with_model
 from bastion.research.researcher import Researcher
 from bastion.research.synthesis import Report
 
-__all__ = ["CriticItem", "CriticPort", "LocalCritic", "LocalResearcher", "ResearcherItem",
-           "ResearcherPort"]  # fmt: skip
+__all__ = [
+    "CriticItem",
+    "CriticPort",
+    "LocalCritic",
+    "LocalResearcher",
+    "ResearcherItem",
+    "ResearcherPort",
+]
 
 ResearcherItem = dict[str, Any] | Findings
 CriticItem = dict[str, Any] | Critique

@@ -122,8 +122,9 @@ class Researcher:
         """`progress` and `source` events, then the `Findings` for `sub_question`."""
         providers = list(self._providers_for(owner))
         names = [p.name for p in providers]
-        yield _progress("searching", f"searching {', '.join(names) or 'no provider'}",
-                        researcher, sub_question)  # fmt: skip
+        yield _progress(
+            "searching", f"searching {', '.join(names) or 'no provider'}", researcher, sub_question
+        )
         want = self._limit * _OVERFETCH
         answers = await asyncio.gather(
             *(p.search(sub_question, want) for p in providers), return_exceptions=True
@@ -135,8 +136,12 @@ class Researcher:
                 if isinstance(answer, asyncio.CancelledError):
                     raise answer
                 failures.append(f"{provider.name}: {_short(answer)}")
-                yield _progress("provider_failed", f"{provider.name} failed: {_short(answer)}",
-                                researcher, sub_question)  # fmt: skip
+                yield _progress(
+                    "provider_failed",
+                    f"{provider.name} failed: {_short(answer)}",
+                    researcher,
+                    sub_question,
+                )
                 continue
             found.extend(answer)
         kept_sources = deduplicate([p.source for p in found]).kept
@@ -159,8 +164,12 @@ class Researcher:
             kept_out = Quarantined(source.id, source.title, source.provider, reason)
             quarantined.append(kept_out)
             self._on_quarantine(kept_out, sub_question)
-            yield _progress("quarantined", f"quarantined {source.provider}:{source.id}: {reason}",
-                            researcher, sub_question)  # fmt: skip
+            yield _progress(
+                "quarantined",
+                f"quarantined {source.provider}:{source.id}: {reason}",
+                researcher,
+                sub_question,
+            )
         scores = score_sources([p.source for p in clean], self._rules, self._clock())
         by_provider: dict[str, list[ScoredPassage]] = {}
         for passage, score in zip(clean, scores, strict=True):

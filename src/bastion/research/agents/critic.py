@@ -52,8 +52,14 @@ def build_registry(min_credibility: float, model: ModelClient | None) -> MethodR
                 INVALID_PARAMS,
                 data=[{"field": "report", "problem": f"not a report: {error}"}],
             ) from None
-        stream = review(params.question, params.sub_questions, report, params.credibility,
-                        min_credibility=min_credibility, model=model)  # fmt: skip
+        stream = review(
+            params.question,
+            params.sub_questions,
+            report,
+            params.credibility,
+            min_credibility=min_credibility,
+            model=model,
+        )
         async with contextlib.aclosing(stream):
             async for item in stream:
                 if isinstance(item, Critique):

@@ -126,8 +126,14 @@ class ResearchService:
             if self.objects is not None:
                 sha = await asyncio.to_thread(self.objects.put, result.report.encode("utf-8"))
                 log.info("research report stored", run_id=live.run_id, report_sha256=sha)
-                await live.emit({"type": "progress", "stage": "stored",
-                                 "message": "report stored", "report_sha256": sha})  # fmt: skip
+                await live.emit(
+                    {
+                        "type": "progress",
+                        "stage": "stored",
+                        "message": "report stored",
+                        "report_sha256": sha,
+                    }
+                )
             await asyncio.to_thread(self.store.finish_run, live.run_id, result, owner=owner)
             await live.emit({"type": "done", "result": result.model_dump(mode="json")})
         except TimeoutError:
@@ -224,9 +230,14 @@ def build_registry(service: ResearchService) -> MethodRegistry:
         except ValueError:
             raise RpcError(
                 INVALID_PARAMS,
-                data=[{"field": "cursor", "problem": "pass next_cursor of the previous page "
-                       "unchanged, or leave it out for the first page"}],
-            ) from None  # fmt: skip
+                data=[
+                    {
+                        "field": "cursor",
+                        "problem": "pass next_cursor of the previous page "
+                        "unchanged, or leave it out for the first page",
+                    }
+                ],
+            ) from None
         return {
             "conversations": [c.model_dump(mode="json") for c in page],
             "next_cursor": cursor,

@@ -55,8 +55,9 @@ def build_registry(core: Researcher) -> MethodRegistry:
                 "subject",
                 data={"reason": "owner_mismatch"},
             )
-        stream = core.research(params.sub_question, owner=params.owner,
-                               researcher=params.researcher)  # fmt: skip
+        stream = core.research(
+            params.sub_question, owner=params.owner, researcher=params.researcher
+        )
         async with contextlib.aclosing(stream):
             async for item in stream:
                 if isinstance(item, Findings):
