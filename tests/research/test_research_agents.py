@@ -134,22 +134,29 @@ class Caller:
         return [event async for event in self._prepare(method, params, subject, None)]
 
 
-@pytest.fixture(scope="module")
-def research_definition(stack: Stack) -> Any:
-    return definition_for("research", stack.settings)
+@pytest.fixture
+async def research_definition(stack: Stack) -> AsyncIterator[Any]:
+    """The research agent as `bastion serve research` builds it (its peer clients belong to
+    the test's event loop, so one per test), started and shut down like a served agent."""
+    definition = definition_for("research", stack.settings)
+    for hook in definition.on_startup:
+        await hook()
+    yield definition
+    for hook in definition.on_shutdown:
+        await hook()
 
 
 @pytest.fixture
-async def caller(research_definition: Any) -> AsyncIterator[Caller]:
-    for hook in research_definition.on_startup:
-        await hook()
-    yield Caller(research_definition.registry)
+def caller(research_definition: Any) -> Caller:
+    return Caller(research_definition.registry)
 
 
 # --------------------------------------------------------------------------- researcher, critic
 
 
 async def test_researcher_streams_sources_then_findings_over_http(stack: Stack) -> None:
+    cid = new_correlation_id()
+    correlation_id_var.set(cid)
     async with stack.client("researcher", "research") as client:
         items = [
             item
@@ -170,6 +177,15 @@ async def test_researcher_streams_sources_then_findings_over_http(stack: Stack) 
     assert [q["id"] for q in findings["quarantined"]] == ["tower-fan-page"]
     assert all(p["credibility"] == 0.8 for p in findings["passages"])
     assert findings["failures"] == []  # the archive answered (nothing of alice's matched)
+    # the quarantine is in the researcher's audit trail, under the call's correlation ID
+    rows = audit_rows(
+        stack.settings, lambda r: r.correlation_id == cid and r.method == "quarantine"
+    )
+    assert [(r.agent, r.principal, r.outcome) for r in rows] == [
+        ("researcher", "researcher", "quarantined")
+    ]
+    assert "corpus:tower-fan-page" in (rows[0].detail or "")
+    assert "Ignore all previous" not in (rows[0].detail or "")
 
 
 async def test_critic_streams_its_verdict_over_http(stack: Stack) -> None:
@@ -238,11 +254,17 @@ async def test_a_run_goes_over_the_researcher_and_critic_under_one_correlation_i
     objects = LocalObjectStore(stack.settings.path(stack.settings.pipeline.objects_dir))
     assert objects.get(sha) == result.report.encode()
     # every hop is audited by its callee as the research agent, under the run's correlation ID
-    rows = audit_rows(stack.settings, lambda r: r.correlation_id == cid, at_least=3)
-    hops = {(r.agent, r.method, r.principal, r.outcome) for r in rows}
-    assert ("researcher", "research", "research", "ok") in hops
-    assert ("critic", "critique", "research", "ok") in hops
-    assert ("archivist", "search", "researcher", "ok") in hops
+    expected = {
+        ("researcher", "research", "research", "ok"),
+        ("critic", "critique", "research", "ok"),
+        ("archivist", "search", "researcher", "ok"),
+    }
+    hops: set[tuple[str, str, str, str]] = set()
+    deadline = time.monotonic() + 5
+    while not expected <= hops and time.monotonic() < deadline:
+        rows = audit_rows(stack.settings, lambda r: r.correlation_id == cid, at_least=4)
+        hops = {(r.agent, r.method, r.principal, r.outcome) for r in rows}
+    assert hops == expected  # two researcher calls and their archive searches, one critique
 
 
 async def test_follow_replays_a_finished_run_and_the_store_answers_once_it_is_gone(

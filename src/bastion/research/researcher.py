@@ -21,6 +21,7 @@ shapes), then the `Findings` as its last item.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from functools import cache
@@ -37,11 +38,11 @@ from bastion.research.dedup import deduplicate
 from bastion.research.findings import Findings, Quarantined, ScoredPassage
 from bastion.research.sources import Passage, SearchProvider
 
-__all__ = ["QuarantineSink", "Researcher", "guard_engine", "scan_passage"]
+__all__ = ["QuarantineSink", "Researcher", "guard_engine", "log_quarantine", "scan_passage"]
 
 log = structlog.get_logger("bastion.research")
 
-# A quarantined source, and the sub-question it turned up for.
+# A quarantined source, and the sub-question it turned up for (an awaitable result is awaited).
 QuarantineSink = Callable[[Quarantined, str], object]
 
 PROMPT_ATTACK = "PROMPT_ATTACK"
@@ -113,7 +114,7 @@ class Researcher:
         self._rules = rules
         self._limit = passages_per_question
         self._clock = clock
-        self._on_quarantine = on_quarantine or _log_quarantine
+        self._on_quarantine = on_quarantine or log_quarantine
         self._engine = engine
 
     async def research(
@@ -163,7 +164,9 @@ class Researcher:
             source = passage.source
             kept_out = Quarantined(source.id, source.title, source.provider, reason)
             quarantined.append(kept_out)
-            self._on_quarantine(kept_out, sub_question)
+            told = self._on_quarantine(kept_out, sub_question)
+            if inspect.isawaitable(told):
+                await told
             yield _progress(
                 "quarantined",
                 f"quarantined {source.provider}:{source.id}: {reason}",
@@ -207,7 +210,7 @@ def _short(error: BaseException) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
-def _log_quarantine(item: Quarantined, sub_question: str) -> None:
+def log_quarantine(item: Quarantined, sub_question: str) -> None:
     log.warning(
         "research source quarantined",
         provider=item.provider,

@@ -38,17 +38,21 @@ class RemoteResearcher:
         self, sub_question: str, *, owner: str, researcher: str
     ) -> AsyncGenerator[ResearcherItem, None]:
         params = {"sub_question": sub_question, "owner": owner, "researcher": researcher}
+        findings = None
         try:
+            # Read the stream to its end (the findings are its last item), so the call ends
+            # as the researcher ends it rather than by a disconnect.
             async for item in self._client.stream("research", params):
                 kind = item.get("type") if isinstance(item, dict) else None
-                if kind == "findings":
-                    yield findings_from_json(item["findings"])
-                    return
-                if kind in _PASSED_ON:
+                if kind == "findings" and findings is None:
+                    findings = findings_from_json(item["findings"])
+                elif kind in _PASSED_ON and findings is None:
                     yield dict(item)
         except (RpcCallError, AgentUnreachable, KeyError, TypeError, ValueError) as error:
             raise _failure("researcher", error) from None
-        raise PeerFailed("the researcher ended its stream without findings")
+        if findings is None:
+            raise PeerFailed("the researcher ended its stream without findings")
+        yield findings
 
 
 class RemoteCritic:
@@ -73,14 +77,16 @@ class RemoteCritic:
             "credibility": dict(credibility),
             "round": round,
         }
+        verdict = None
         try:
             async for item in self._client.stream("critique", params):
                 kind = item.get("type") if isinstance(item, dict) else None
-                if kind == "verdict":
-                    yield critique_from_json(item)
-                    return
-                if kind == "progress":
+                if kind == "verdict" and verdict is None:
+                    verdict = critique_from_json(item)
+                elif kind == "progress" and verdict is None:
                     yield dict(item)
         except (RpcCallError, AgentUnreachable, KeyError, TypeError, ValueError) as error:
             raise _failure("critic", error) from None
-        raise PeerFailed("the critic ended its stream without a verdict")
+        if verdict is None:
+            raise PeerFailed("the critic ended its stream without a verdict")
+        yield verdict

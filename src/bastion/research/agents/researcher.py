@@ -2,6 +2,7 @@
 enabled provider for one sub-question and streams `progress` and `source` events, then
 `{"type": "findings", "findings": ...}` (see `bastion.research.findings`).
 
+Each source the guardrails quarantine is audited in the researcher's trail (`QuarantineAudit`).
 The archive is searched with `archivist.search` under the researcher's own credential, for
 `owner` only. When the call carries a delegation, `owner` must be its subject (FORBIDDEN
 otherwise): the researcher never searches one user's documents for another.
@@ -10,19 +11,21 @@ otherwise): the researcher never searches one user's documents for another.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.config import Settings
+from bastion.core.audit_entry import AuditEntry, AuditSink
 from bastion.core.context import CallContext
 from bastion.protocol.errors import FORBIDDEN, RpcError
 from bastion.research.agents.common import credibility_rules
-from bastion.research.findings import Findings
+from bastion.research.findings import Findings, Quarantined
 from bastion.research.protocol import RESEARCHER
 from bastion.research.providers import ArchiveSearch, ProviderSet
-from bastion.research.researcher import QuarantineSink, Researcher
+from bastion.research.researcher import QuarantineSink, Researcher, log_quarantine
 from bastion.research.retrieval import query_terms
 from bastion.runtime import AgentDefinition, MethodRegistry, PeerClients
 
@@ -68,6 +71,32 @@ def build_registry(core: Researcher) -> MethodRegistry:
     return registry
 
 
+class QuarantineAudit:
+    """Audits each quarantined source in the researcher's own trail (method `quarantine`,
+    outcome `quarantined`, the source and the reason; never its text), under the call's
+    correlation ID; logs it when the agent is served without the security stack."""
+
+    def __init__(self) -> None:
+        self._sink: AuditSink | None = None
+
+    def attach(self, sink: AuditSink) -> None:
+        self._sink = sink
+
+    def record(self, item: Quarantined, sub_question: str) -> object:
+        if self._sink is None:
+            log_quarantine(item, sub_question)
+            return None
+        entry = AuditEntry.for_event(
+            principal=NAME,
+            agent=NAME,
+            method="quarantine",
+            outcome="quarantined",
+            started=time.perf_counter(),
+            detail=f"source={item.provider}:{item.id} reason={item.reason}"[:500],
+        )
+        return self._sink(entry)
+
+
 def archive_search(peers: PeerClients) -> ArchiveSearch:
     """`archivist.search` for one owner, with the query's content words (the archive matches
     every word it is given)."""
@@ -96,11 +125,12 @@ def definition(
         peers = PeerClients(settings, NAME, (ARCHIVIST,))
         search = archive_search(peers)
     providers = ProviderSet(settings, archive=search)
+    audit = QuarantineAudit()
     core = Researcher(
         providers.for_owner,
         credibility_rules(settings),
         passages_per_question=research.passages_per_question,
-        on_quarantine=on_quarantine,
+        on_quarantine=on_quarantine or audit.record,
     )
 
     async def close() -> None:
@@ -123,4 +153,5 @@ def definition(
             }
         ],
         on_shutdown=[close],
+        on_audit=[audit.attach],
     )
