@@ -2,8 +2,8 @@
 
 Writes `DIR/bastion.yaml`, `DIR/policy.json`, `DIR/secrets/*` (folder 0700, files 0600,
 referenced from the config, never inlined), migrates the SQLite database, creates the first
-`admin` key (printed once) and each service principal's credential (the agents, the worker and
-the gateway), stored as a secret file that the config references.
+`admin` key (printed once) and each service principal's credential (the pipeline and research
+agents, the worker and the gateway), stored as a secret file that the config references.
 
 A folder that already holds a project (its config, policy, secrets, database, queue, audit
 checkpoints or objects) is refused, naming what is there and what `--force` would do. With
@@ -61,6 +61,9 @@ rate_limit:
     extractor: 100000/minute
     validator: 100000/minute
     archivist: 100000/minute
+    research: 100000/minute
+    researcher: 100000/minute
+    critic: 100000/minute
     submitter: 100000/minute
 audit:
   hmac_key: secret://file/secrets/audit.key
@@ -80,6 +83,15 @@ agents:
   archivist:
     url: http://127.0.0.1:8084
     api_key: secret://file/secrets/archivist.key
+  research:
+    url: http://127.0.0.1:8085
+    api_key: secret://file/secrets/research.key
+  researcher:
+    url: http://127.0.0.1:8086
+    api_key: secret://file/secrets/researcher.key
+  critic:
+    url: http://127.0.0.1:8087
+    api_key: secret://file/secrets/critic.key
 pipeline:
   objects_dir: objects
   queue_url: sqlite:///queue.db
@@ -90,10 +102,31 @@ pipeline:
   submit_api_key: secret://file/secrets/submitter.key
   gateway_url: http://127.0.0.1:8080
   max_upload_bytes: 26214400
+# Deep research (`research`, `researcher` and `critic` agents). Sources: the archive (each
+# user's own documents), plus `corpus` when set (a folder of .txt/.md/.pdf or a .json file)
+# and Tavily web search when research.tavily.api_key_ref is set. No model: every step runs on
+# the deterministic offline path (set research.model to a model endpoint to use one).
+research:
+  corpus: null
+  researchers: 4
+  max_rounds: 2
+  min_credibility: 0.5
+  passages_per_question: 5
+  run_timeout_seconds: 120
 """
 
 # Each service principal's own credential, created by `bastion init`.
-SERVICE_PRINCIPALS = ("orchestrator", "extractor", "validator", "archivist", "worker", "gateway")
+SERVICE_PRINCIPALS = (
+    "orchestrator",
+    "extractor",
+    "validator",
+    "archivist",
+    "worker",
+    "gateway",
+    "research",
+    "researcher",
+    "critic",
+)
 # Client principals with a stored credential: `submitter` is what `bastion submit` uses.
 CLIENT_PRINCIPALS = ("submitter",)
 
@@ -108,13 +141,23 @@ DEFAULT_POLICY = {
             "archivist.get_document",
             "archivist.list_documents",
             "archivist.search",
+            "research.start",
+            "research.follow",
+            "research.get",
+            "research.cancel",
+            "research.conversations",
+            "research.conversation",
         ],
+        "research": ["researcher.research", "critic.critique"],
+        "researcher": ["archivist.search", "archivist.get_document"],
         "submitter": [
             "gateway.upload_document",
             "gateway.get_document",
             "gateway.get_file",
             "gateway.list_documents",
             "gateway.events",
+            "gateway.research",
+            "gateway.conversations",
         ],
         "monitoring": ["get_status", "gateway.events", "metrics"],
         "admin": ["*"],

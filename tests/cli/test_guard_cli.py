@@ -72,7 +72,7 @@ def test_shipped_names_and_files(tmp_path: Path) -> None:
         (
             ["--policy", "stricter"],
             "error: no such policy: 'stricter' (give a policy file or one of: default, "
-            "documents, strict)",
+            "documents, research, strict)",
         ),
         (
             ["--policy", "strict", "--token-key-ref", "secret://env/BASTION_TEST_NO_SUCH_KEY"],

@@ -32,7 +32,17 @@ from tests.cli.test_cli import one_line_error, run
 from tests.runtime.test_supervisor import alive
 
 UP_TIMEOUT = 90.0
-SERVICES = ("archivist", "validator", "extractor", "orchestrator", "gateway", "worker")
+SERVICES = (
+    "archivist",
+    "validator",
+    "extractor",
+    "orchestrator",
+    "researcher",
+    "critic",
+    "research",
+    "gateway",
+    "worker",
+)
 SAMPLE = bundled_dir() / "invoice_en_line_items.pdf"
 
 

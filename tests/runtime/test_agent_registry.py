@@ -16,7 +16,9 @@ def test_agents_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     settings = load_settings(init_project(tmp_path).config)
     assert definition_for("echo", settings).name == "echo"
     with pytest.raises(
-        KeyError, match="choose one of archivist, echo, extractor, orchestrator, relay, validator"
+        KeyError,
+        match="choose one of archivist, critic, echo, extractor, orchestrator, relay, research, "
+        "researcher, validator",
     ):
         definition_for("nope", settings)
     with pytest.raises(AgentConfigError, match=r"agents\.relay\.api_key"):
@@ -26,6 +28,17 @@ def test_agents_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert definition_for("relay", settings).registry.get("relay") is not None
     with pytest.raises(ValueError, match="only for the echo agent"):
         definition_for("relay", settings, tck=True)
+
+
+@pytest.mark.parametrize("name", ["research", "researcher"])
+def test_research_agents_that_call_peers_need_their_own_credential(
+    tmp_path: Path, name: str
+) -> None:
+    settings = load_settings(init_project(tmp_path).config)
+    assert definition_for(name, settings).name == name
+    settings.agents[name] = AgentEndpoint(url=settings.agents[name].url)
+    with pytest.raises(AgentConfigError, match=rf"agents\.{name}\.api_key"):
+        definition_for(name, settings)
 
 
 @pytest.mark.parametrize("name", ["orchestrator", "extractor", "validator", "archivist"])

@@ -411,3 +411,45 @@ def test_signal_name_in_exit_description() -> None:
 
     assert describe_exit(-signal.SIGKILL) == "signal SIGKILL"
     assert describe_exit(0) == "exit status 0"
+
+
+def test_service_specs_add_the_research_agents(tmp_path: Path) -> None:
+    """`bastion up` runs the pipeline and the research agents: the research agents after the
+    archivist (and the other pipeline agents), the gateway after them, the worker last."""
+    from bastion.agents.services import check_local as check_all_local
+    from bastion.agents.services import service_specs
+
+    init_project(tmp_path)
+    config = tmp_path / "bastion.yaml"
+    settings = load_settings(config)
+    specs = service_specs(config, settings)
+    assert [s.name for s in specs] == [
+        "archivist",
+        "validator",
+        "extractor",
+        "orchestrator",
+        "researcher",
+        "critic",
+        "research",
+        "gateway",
+        "worker",
+    ]
+    by_name = {s.name: s for s in specs}
+    assert by_name["research"].health_url == "http://127.0.0.1:8085/healthz"
+    assert by_name["researcher"].health_url == "http://127.0.0.1:8086/healthz"
+    assert by_name["critic"].health_url == "http://127.0.0.1:8087/healthz"
+    assert by_name["research"].argv[3:5] == ["serve", "research"]
+    check_all_local(settings)
+
+    agents = dict(settings.agents)
+    agents["critic"] = agents["critic"].model_copy(update={"url": "http://example.com:8087"})
+    with pytest.raises(SupervisorError, match=r"agents.critic.url is http://example.com:8087"):
+        check_all_local(settings.model_copy(update={"agents": agents}))
+    del agents["critic"]
+    with pytest.raises(SupervisorError, match=r"agents\.critic is missing"):
+        service_specs(config, settings.model_copy(update={"agents": agents}))
+    # A project from before research: the pipeline alone.
+    for name in ("research", "researcher"):
+        del agents[name]
+    names = [s.name for s in service_specs(config, settings.model_copy(update={"agents": agents}))]
+    assert names == ["archivist", "validator", "extractor", "orchestrator", "gateway", "worker"]

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from bastion.config import Settings
 from bastion.pipeline import PIPELINE_AGENTS
+from bastion.research.protocol import RESEARCH_AGENTS
 from bastion.runtime import AgentDefinition
 
 
@@ -40,10 +41,20 @@ def _pipeline_agent(name: str) -> Callable[[Settings, bool], AgentDefinition]:
     return factory
 
 
+def _research_agent(name: str) -> Callable[[Settings, bool], AgentDefinition]:
+    def factory(settings: Settings, tck: bool) -> AgentDefinition:
+        module = importlib.import_module(f"bastion.research.agents.{name}")
+        definition: AgentDefinition = module.definition(settings)
+        return definition
+
+    return factory
+
+
 _AGENTS: dict[str, Callable[[Settings, bool], AgentDefinition]] = {
     "echo": _echo,
     "relay": _relay,
     **{name: _pipeline_agent(name) for name in PIPELINE_AGENTS},
+    **{name: _research_agent(name) for name in RESEARCH_AGENTS},
 }
 
 

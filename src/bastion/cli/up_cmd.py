@@ -1,4 +1,5 @@
-"""`bastion up`: the whole document pipeline on this machine, supervised, until Ctrl-C."""
+"""`bastion up`: the document pipeline and the research agents on this machine, supervised,
+until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from bastion.agents.services import check_local, service_endpoints, service_supervisor
 from bastion.cli.common import ConfigOption, console, err_console, fail, print_rows, settings_from
 from bastion.config import ConfigError, find_config
-from bastion.pipeline import check_local, pipeline_endpoints, pipeline_supervisor
 from bastion.runtime import SupervisorError, SupervisorEvent
 from bastion.security import check_references, describe_failures
 
@@ -51,7 +52,8 @@ def up(
         ),
     ] = None,
 ) -> None:
-    """Run the pipeline: four agents, the gateway and the worker, on loopback, until Ctrl-C.
+    """Run the pipeline (four agents, the gateway, the worker) and the three research agents,
+    on loopback, until Ctrl-C.
 
     Every secret reference in the configuration must resolve first, or nothing starts.
     Services that crash are restarted; stopping (Ctrl-C or SIGTERM) shuts them down in order;
@@ -65,7 +67,7 @@ def up(
     assert config_path is not None  # settings_from() found it
     try:
         check_local(settings)
-        endpoints = pipeline_endpoints(settings)
+        endpoints = service_endpoints(settings)
     except SupervisorError as exc:
         fail(str(exc))
     # Every secret resolves before any service starts (and reports ready), or nothing starts.
@@ -73,7 +75,7 @@ def up(
     if failures:
         fail(f"cannot start the pipeline: {describe_failures(failures)}")
     logs = log_dir if log_dir is not None else settings.path("logs")
-    sup = pipeline_supervisor(config_path, settings, log_dir=logs, on_event=_show)
+    sup = service_supervisor(config_path, settings, log_dir=logs, on_event=_show)
     err_console.print(
         f"Starting the pipeline from {config_path} (logs in {logs}/)", highlight=False
     )

@@ -110,7 +110,9 @@ async def with_fallback(
         if attempt < ATTEMPTS:
             asked = [
                 *messages,
-                Message.user(
+                # Our own text, so a system message: a user message telling the model what to
+                # do reads as a prompt attack to the guardrails.
+                Message.system(
                     f"Your previous answer was invalid ({reason}). Answer again with one JSON "
                     "object that follows the schema and the rules."
                 ),

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from bastion.runtime.methods import MethodRegistry as MethodRegistry
     from bastion.runtime.metrics_endpoint import metrics_route as metrics_route
     from bastion.runtime.parent_watch import stop_with_parent as stop_with_parent
+    from bastion.runtime.peers import PeerClients as PeerClients
+    from bastion.runtime.peers import credential as credential
+    from bastion.runtime.peers import own_api_key as own_api_key
+    from bastion.runtime.peers import peer_url as peer_url
     from bastion.runtime.serve import ServeError as ServeError
     from bastion.runtime.serve import is_loopback as is_loopback
     from bastion.runtime.serve import run as run
@@ -79,6 +83,10 @@ _EXPORTS = {
     "ServeError": "bastion.runtime.serve",
     "service_tls": "bastion.runtime.supervisor",
     "stop_with_parent": "bastion.runtime.parent_watch",
+    "PeerClients": "bastion.runtime.peers",
+    "credential": "bastion.runtime.peers",
+    "own_api_key": "bastion.runtime.peers",
+    "peer_url": "bastion.runtime.peers",
     "Supervisor": "bastion.runtime.supervisor",
     "SupervisorError": "bastion.runtime.supervisor",
     "SupervisorEvent": "bastion.runtime.supervisor",
@@ -104,6 +112,7 @@ __all__ = [
     "Executor",
     "Guard",
     "MethodRegistry",
+    "PeerClients",
     "RpcCallError",
     "ServeError",
     "Supervisor",
@@ -111,12 +120,15 @@ __all__ = [
     "SupervisorEvent",
     "TaskStore",
     "completed",
+    "credential",
     "denied_error",
     "input_required",
     "is_loopback",
     "json_response",
     "metrics_route",
     "new_id",
+    "own_api_key",
+    "peer_url",
     "register_a2a_methods",
     "rejected",
     "run",

@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from bastion._version import __version__
 from bastion.config import Settings
+from bastion.core.audit_entry import AuditSink
 from bastion.edge.middleware import protect_agent
 from bastion.protocol.agent_card import build_agent_card
 from bastion.runtime.http_guard import Guard
@@ -61,6 +62,9 @@ class AgentDefinition:
     version: str = __version__
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
+    # Told the agent's audit sink once it is served with the security stack, for records the
+    # agent writes on its own account (a research source the guardrails quarantined).
+    on_audit: list[Callable[[AuditSink], None]] = field(default_factory=list)
 
 
 class AgentApp:
@@ -83,6 +87,9 @@ class AgentApp:
             else None
         )
         self.public_url = public_url
+        if self.stack is not None:
+            for told in definition.on_audit:
+                told(self.stack.audit.record)
         self._card_cache: tuple[bytes, str] | None = None
         self.checks: list[tuple[str, ReadinessCheck]] = []
         if security:

@@ -25,16 +25,19 @@ import yaml
 
 from bastion.config import Settings, load_settings
 from bastion.pipeline import PIPELINE_AGENTS
+from bastion.research.protocol import RESEARCH_AGENTS
 from bastion.testing.live_server import serve_in_thread
 from bastion.testing.ports import free_port
 
 
 def assign_ports(config: Path, **overrides: dict[str, Any]) -> None:
-    """Give each agent and the gateway a free loopback port in `config`; merge `overrides`
-    (section name -> settings) into the file too."""
+    """Give each agent (the pipeline's, and the research agents when configured) and the
+    gateway a free loopback port in `config`; merge `overrides` (section name -> settings)
+    into the file too."""
     doc = yaml.safe_load(config.read_text(encoding="utf-8"))
-    for name in PIPELINE_AGENTS:
-        doc["agents"][name]["url"] = f"http://127.0.0.1:{free_port()}"
+    for name in (*PIPELINE_AGENTS, *RESEARCH_AGENTS):
+        if name in doc["agents"]:
+            doc["agents"][name]["url"] = f"http://127.0.0.1:{free_port()}"
     doc["pipeline"]["gateway_url"] = f"http://127.0.0.1:{free_port()}"
     for section, values in overrides.items():
         doc.setdefault(section, {}).update(values)
