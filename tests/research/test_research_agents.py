@@ -27,8 +27,10 @@ from bastion.core.context import (
     RequestContext,
     correlation_id_var,
     new_correlation_id,
+    onward_delegation_var,
 )
 from bastion.project import init_project
+from bastion.protocol.endpoints import DELEGATION_HEADER
 from bastion.protocol.errors import FORBIDDEN, RESEARCH_NOT_FOUND, RpcError
 from bastion.research.agents.research import ResearchService, build_registry
 from bastion.research.engine import ResearchEngine
@@ -39,7 +41,7 @@ from bastion.research.sources import Passage
 from bastion.research.store import ResearchStore
 from bastion.research.synthesis import synthesize
 from bastion.runtime import AgentApp, AgentClient, MethodRegistry, RpcCallError
-from bastion.security import resolve
+from bastion.security import build_security, resolve
 from bastion.storage import LocalObjectStore, shared_engine
 from bastion.testing.live_server import serve_in_thread
 from bastion.testing.pipeline_stack import assign_ports
@@ -57,8 +59,23 @@ class Stack:
     def key(self, principal: str) -> str:
         return resolve(f"secret://file/secrets/{principal}.key", self.settings.base_dir).get()
 
-    def client(self, agent: str, principal: str) -> AgentClient:
-        return AgentClient(self.settings.agents[agent].url, api_key=self.key(principal))
+    def client(
+        self, agent: str, principal: str, headers: dict[str, str] | None = None
+    ) -> AgentClient:
+        return AgentClient(
+            self.settings.agents[agent].url, api_key=self.key(principal), headers=headers
+        )
+
+    async def delegation(self, subject: str, actor: str) -> dict[str, str]:
+        """The header of a delegation of `subject` (a new key of theirs) to `actor`."""
+        security = build_security("gateway", self.settings)
+        key = security.api_keys.create(subject, label="test")
+        identity, _ = await security.api_keys.verify(key)
+        assert identity is not None and identity.api_key_id is not None
+        token = security.delegations.mint(
+            subject, key_id=identity.api_key_id, actors=(actor,), expires_at=time.time() + 300
+        )
+        return {DELEGATION_HEADER: token}
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +123,29 @@ class Caller:
     """The research agent's methods called in this process, as the gateway would call them
     for `subject` (the delegation the token verification would have set)."""
 
-    def __init__(self, registry: MethodRegistry) -> None:
+    def __init__(self, registry: MethodRegistry, settings: Settings | None = None) -> None:
         self.registry = registry
+        # The gateway's stack, to mint the delegations the method's own calls pass on.
+        self.security = build_security("gateway", settings) if settings is not None else None
+        self._key_ids: dict[str, str] = {}
+
+    def _pass_on(self, subject: str | None) -> None:
+        """Let the method's calls to its peers carry `subject`'s delegation, as they would
+        after the gateway's call (a key of `subject`'s stands behind it)."""
+        if self.security is None or subject is None:
+            onward_delegation_var.set(None)
+            return
+        if subject not in self._key_ids:
+            key = self.security.api_keys.create(subject, label="test")
+            self._key_ids[subject] = key.split("_")[1]  # bst_<key id>_<secret>
+        received = Delegation(
+            subject=subject,
+            actors=("gateway",),
+            expires_at=time.time() + 300,
+            token="",
+            key_id=self._key_ids[subject],
+        )
+        onward_delegation_var.set(self.security.delegations.onward(received))
 
     def _prepare(
         self, method: str, params: dict[str, Any], subject: str | None, cid: str | None
@@ -116,6 +154,7 @@ class Caller:
         assert spec is not None
         cid = cid or new_correlation_id()
         correlation_id_var.set(cid)
+        self._pass_on(subject)
         bound = MethodRegistry.bind(spec, params)
         return MethodRegistry.invoke(spec, bound, context(method, subject, cid))
 
@@ -147,8 +186,8 @@ async def research_definition(stack: Stack) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def caller(research_definition: Any) -> Caller:
-    return Caller(research_definition.registry)
+def caller(research_definition: Any, stack: Stack) -> Caller:
+    return Caller(research_definition.registry, stack.settings)
 
 
 # --------------------------------------------------------------------------- researcher, critic
@@ -157,7 +196,8 @@ def caller(research_definition: Any) -> Caller:
 async def test_researcher_streams_sources_then_findings_over_http(stack: Stack) -> None:
     cid = new_correlation_id()
     correlation_id_var.set(cid)
-    async with stack.client("researcher", "research") as client:
+    as_alice = await stack.delegation("alice", "research")
+    async with stack.client("researcher", "research", as_alice) as client:
         items = [
             item
             async for item in client.stream(
@@ -283,7 +323,8 @@ async def test_follow_replays_a_finished_run_and_the_store_answers_once_it_is_go
                 ResearchStore(shared_engine(stack.settings.database_url())),
                 run_timeout_seconds=30,
             )
-        )
+        ),
+        stack.settings,
     )
     replayed = await follow_done(fresh, started["id"])
     assert replayed == [live[-1]]

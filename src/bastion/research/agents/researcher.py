@@ -21,7 +21,7 @@ from bastion.config import Settings
 from bastion.core.audit_entry import AuditEntry, AuditSink
 from bastion.core.context import CallContext
 from bastion.protocol.errors import FORBIDDEN, RpcError
-from bastion.research.agents.common import credibility_rules
+from bastion.research.agents.common import credibility_rules, subject
 from bastion.research.findings import Findings, Quarantined
 from bastion.research.protocol import RESEARCHER
 from bastion.research.providers import ArchiveSearch, ProviderSet
@@ -50,8 +50,7 @@ def build_registry(core: Researcher) -> MethodRegistry:
     @registry.method("research", streaming=True)
     async def research(params: ResearchParams, ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
         """Research one sub-question: progress and source events, then the findings."""
-        delegation = ctx.delegation
-        if delegation is not None and delegation.subject != params.owner:
+        if subject(ctx) != params.owner:
             raise RpcError(
                 FORBIDDEN,
                 "owner is not the user this call acts for: research only for the delegation's "

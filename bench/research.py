@@ -1,0 +1,284 @@
+"""Research benchmark: the shared HotpotQA sample through the real research agents on loopback.
+
+    .venv/bin/python bench/research.py [--limit N] [--json FILE]
+
+The corpus (`hotpotqa100_corpus.json`, title -> sentences) becomes the research corpus in its
+JSON list form; each question goes to the gateway over `WS /ws/research` as `submitter`, and on
+through the research, researcher and critic agents (each served by uvicorn on 127.0.0.1, every
+hop authenticated, delegated, authorized, rate limited and audited), offline (no model).
+
+Measured on each half of the questions (even: the half the offline steps were tuned on; odd:
+held out), in the same run:
+
+* citations: the share of runs whose every `[n]` resolves to a listed source (target 100%);
+* supporting-passage recall of the cited sources against the gold supporting facts (the share
+  of gold supporting passages, by title, among the cited sources), next to single-shot BM25
+  over the same corpus at the same number of passages per question, and BM25 at 5 (target:
+  at least 0.10 above BM25 at the same number);
+* answer: the share of questions whose gold answer appears in the answer or the report
+  (target >= 70%), and answer EM and F1 with HotpotQA normalisation;
+* determinism: every question asked twice, byte-identical reports;
+* latency: p50 and p95 per question from the question sent to the `done` event (target p50
+  <= 2 s);
+* security cost: the same questions answered by the same engine in this process with no HTTP
+  and no security stack (`LocalResearcher`, `LocalCritic`): the zero-trust stack's share of the
+  total time (target <= 10%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from bastion.agents.registry import definition_for  # noqa: E402
+from bastion.config import Settings, load_settings  # noqa: E402
+from bastion.project import init_project  # noqa: E402
+from bastion.research.agents.common import credibility_rules  # noqa: E402
+from bastion.research.corpus import hotpotqa_documents  # noqa: E402
+from bastion.research.engine import ResearchEngine, RunRequest  # noqa: E402
+from bastion.research.model import new_conversation_id, new_run_id  # noqa: E402
+from bastion.research.ports import LocalCritic, LocalResearcher  # noqa: E402
+from bastion.research.protocol import RESEARCH_AGENTS  # noqa: E402
+from bastion.research.providers import ProviderSet  # noqa: E402
+from bastion.research.researcher import Researcher  # noqa: E402
+from bastion.research.retrieval import CorpusIndex  # noqa: E402
+from bastion.research.text import CITATION_RE, answer_scores, normalize_answer  # noqa: E402
+from bastion.runtime import AgentApp  # noqa: E402
+from bastion.security import resolve  # noqa: E402
+from bastion.testing.live_server import serve_in_thread  # noqa: E402
+from bastion.testing.ports import free_port  # noqa: E402
+from bastion.web.gateway import build_gateway  # noqa: E402
+
+DATASETS = ROOT.parent / "shared" / "datasets" / "research"
+BM25_AT = 5
+WARM_UP = "Who designed the Eiffel Tower?"
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _prepare(workdir: Path) -> tuple[Path, Path]:
+    """A project whose research corpus is the HotpotQA sample, agents on free ports."""
+    corpus = json.loads((DATASETS / "hotpotqa100_corpus.json").read_text(encoding="utf-8"))
+    corpus_file = workdir / "hotpotqa_corpus.json"
+    corpus_file.write_text(json.dumps(hotpotqa_documents(corpus)), encoding="utf-8")
+    config = init_project(workdir / "project").config
+    doc = yaml.safe_load(config.read_text(encoding="utf-8"))
+    for name in RESEARCH_AGENTS:
+        doc["agents"][name]["url"] = f"http://127.0.0.1:{free_port()}"
+    doc["pipeline"]["gateway_url"] = f"http://127.0.0.1:{free_port()}"
+    doc["research"] = {**doc.get("research", {}), "corpus": str(corpus_file)}
+    doc["research"]["providers"] = ["corpus"]
+    doc.setdefault("logging", {})["level"] = "WARNING"
+    config.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return config, corpus_file
+
+
+@contextlib.contextmanager
+def _served(settings: Settings) -> Iterator[str]:
+    """The research agents and the gateway, each under uvicorn on its port; the gateway URL."""
+    with contextlib.ExitStack() as stack:
+        for name in RESEARCH_AGENTS:
+            port = int(settings.agents[name].url.rsplit(":", 1)[1])
+            app = AgentApp(definition_for(name, settings), settings)
+            stack.enter_context(serve_in_thread(app, port=port))
+        gateway = settings.pipeline.gateway_url
+        port = int(gateway.rsplit(":", 1)[1])
+        stack.enter_context(serve_in_thread(build_gateway(settings), port=port))
+        yield gateway
+
+
+def _ask(gateway: str, key: str, question: str) -> tuple[dict[str, Any], float]:
+    """The result object of one research run over WS /ws/research, and its seconds."""
+    url = gateway.replace("http://", "ws://") + "/ws/research"
+    started = time.perf_counter()
+    with connect(url, subprotocols=[Subprotocol("bastion.v1"), Subprotocol(f"bearer.{key}")]) as ws:
+        ws.send(json.dumps({"message": question, "mode": "research"}))
+        while True:
+            event = json.loads(ws.recv(timeout=120))
+            if event["type"] == "done":
+                return event["result"], time.perf_counter() - started
+            if event["type"] in ("error", "cancelled"):
+                raise RuntimeError(f"run ended with {event}")
+
+
+async def _in_process(settings: Settings, questions: list[str]) -> float:
+    """Seconds for the same questions through the same engine in this process, no security."""
+    providers = ProviderSet(settings)
+    core = Researcher(
+        providers.for_owner,
+        credibility_rules(settings),
+        passages_per_question=settings.research.passages_per_question,
+    )
+    engine = ResearchEngine(
+        LocalResearcher(core),
+        LocalCritic(min_credibility=settings.research.min_credibility),
+        settings.research,
+    )
+
+    async def ignore(_event: dict[str, Any]) -> None:
+        return None
+
+    def request_for(question: str) -> RunRequest:
+        return RunRequest(
+            run_id=new_run_id(),
+            conversation_id=new_conversation_id(),
+            owner="submitter",
+            message=question,
+            mode="research",
+        )
+
+    await engine.run(request_for(WARM_UP), ignore)  # the corpus index is built: not measured
+    started = time.perf_counter()
+    for question in questions:
+        await engine.run(request_for(question), ignore)
+    elapsed = time.perf_counter() - started
+    await providers.aclose()
+    return elapsed
+
+
+def _cited(result: dict[str, Any]) -> list[dict[str, Any]]:
+    numbers = {int(n) for n in CITATION_RE.findall(result["report"])}
+    return [s for s in result["sources"] if s["n"] in numbers]
+
+
+def _score(item: dict[str, Any], result: dict[str, Any], rerun: dict[str, Any],
+           index: CorpusIndex) -> dict[str, Any]:  # fmt: skip
+    gold_titles = {title for title, _ in item["supporting_facts"]}
+    numbers = {int(n) for n in CITATION_RE.findall(result["report"])}
+    resolves = numbers <= {s["n"] for s in result["sources"]}
+    cited_titles = {s["title"] for s in _cited(result)}
+    k = max(1, len(cited_titles))
+    bm25_same = {hit.document.title for hit in index.search(item["question"], k)}
+    bm25_5 = {hit.document.title for hit in index.search(item["question"], BM25_AT)}
+    gold = normalize_answer(item["answer"])
+    em, f1 = answer_scores(result["answer"] or "", item["answer"])
+    return {
+        "citations_resolve": resolves,
+        "recall": len(gold_titles & cited_titles) / len(gold_titles),
+        "bm25_same_k": len(gold_titles & bm25_same) / len(gold_titles),
+        "bm25_at_5": len(gold_titles & bm25_5) / len(gold_titles),
+        "cited": len(cited_titles),
+        "answer_found": gold in normalize_answer(result["answer"] + " " + result["report"]),
+        "em": em,
+        "f1": f1,
+        "deterministic": rerun["report"] == result["report"],
+    }
+
+
+def _summary(rows: list[dict[str, Any]], latencies: list[float]) -> dict[str, Any]:
+    n = len(rows)
+
+    def share(key: str) -> float:
+        return sum(float(r[key]) for r in rows) / n
+
+    return {
+        "questions": n,
+        "citations_resolve": share("citations_resolve"),
+        "recall": share("recall"),
+        "bm25_same_k": share("bm25_same_k"),
+        "bm25_at_5": share("bm25_at_5"),
+        "cited_per_question": share("cited"),
+        "answer_found": share("answer_found"),
+        "em": share("em"),
+        "f1": share("f1"),
+        "deterministic": share("deterministic"),
+        "p50_s": _percentile(latencies, 0.5),
+        "p95_s": _percentile(latencies, 0.95),
+    }
+
+
+def _table(halves: dict[str, dict[str, Any]], cost: dict[str, float]) -> str:
+    rows = [
+        ("questions", "{:.0f}", "questions"),
+        ("every [n] resolves", "{:.0%}", "citations_resolve"),
+        ("supporting recall, cited sources", "{:.2f}", "recall"),
+        ("  BM25, same number of passages", "{:.2f}", "bm25_same_k"),
+        ("  gain over BM25 (target >= 0.10)", "{:+.2f}", "gain"),
+        (f"  BM25 at {BM25_AT} passages", "{:.2f}", "bm25_at_5"),
+        ("cited sources per question", "{:.1f}", "cited_per_question"),
+        ("gold answer in answer/report", "{:.0%}", "answer_found"),
+        ("answer EM", "{:.2f}", "em"),
+        ("answer F1", "{:.2f}", "f1"),
+        ("byte-identical rerun", "{:.0%}", "deterministic"),
+        ("latency p50 (s)", "{:.2f}", "p50_s"),
+        ("latency p95 (s)", "{:.2f}", "p95_s"),
+    ]
+    names = list(halves)
+    lines = [f"| measure | {' | '.join(names)} |", "|---|" + "---:|" * len(names)]
+    for label, fmt, key in rows:
+        cells = [fmt.format(halves[h][key]) for h in names]
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    lines += [
+        "",
+        "| security cost | seconds |",
+        "|---|---:|",
+        f"| through the agents (all questions, once) | {cost['secure_s']:.2f} |",
+        f"| same engine in one process, no security | {cost['local_s']:.2f} |",
+        f"| zero-trust share of the total (target <= 10%) | {cost['share']:.1%} |",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    parser.add_argument("--json", type=Path, help="also write the measures to this file")
+    args = parser.parse_args()
+    questions_file = DATASETS / "hotpotqa100_questions.json"
+    if not questions_file.is_file():
+        print(f"no dataset at {questions_file}: the shared datasets sit beside the repository")
+        return 2
+    items = json.loads(questions_file.read_text(encoding="utf-8"))
+    if args.limit:
+        items = items[: args.limit]
+    with tempfile.TemporaryDirectory(prefix="bastion-research-bench-") as tmp:
+        config, corpus_file = _prepare(Path(tmp))
+        settings = load_settings(config)
+        key = resolve(settings.pipeline.submit_api_key or "", settings.base_dir).get()
+        index = CorpusIndex(corpus_file)
+        rows: dict[str, list[dict[str, Any]]] = {"even (tuned)": [], "odd (held out)": []}
+        latencies: dict[str, list[float]] = {"even (tuned)": [], "odd (held out)": []}
+        with _served(settings) as gateway:
+            _ask(gateway, key, WARM_UP)  # the corpus index is built: not measured
+            secure = 0.0
+            for i, item in enumerate(items):
+                half = "even (tuned)" if i % 2 == 0 else "odd (held out)"
+                result, seconds = _ask(gateway, key, item["question"])
+                rerun, _ = _ask(gateway, key, item["question"])
+                secure += seconds
+                latencies[half].append(seconds)
+                rows[half].append(_score(item, result, rerun, index))
+                print(f"  {i + 1}/{len(items)} {seconds:.2f}s", file=sys.stderr, flush=True)
+        local = asyncio.run(_in_process(settings, [item["question"] for item in items]))
+    halves = {h: _summary(rows[h], latencies[h]) for h in rows if rows[h]}
+    for summary in halves.values():
+        summary["gain"] = summary["recall"] - summary["bm25_same_k"]
+    cost = {"secure_s": secure, "local_s": local, "share": max(0.0, 1 - local / secure)}
+    print(f"\nResearch benchmark ({platform.machine()}, {len(items)} questions, offline)\n")
+    print(_table(halves, cost))
+    if args.json:
+        args.json.write_text(json.dumps({"halves": halves, "security_cost": cost}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
