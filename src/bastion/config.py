@@ -463,7 +463,7 @@ class ResearchSettings(_Section):
     # The credibility tier file (YAML); None: the shipped tiers.
     credibility: str | None = None
     # Passages one researcher keeps per sub-question.
-    passages_per_question: int = Field(default=5, ge=1, le=50)
+    passages_per_question: int = Field(default=10, ge=1, le=50)
     # A run that has not finished in this long is failed (and its researchers cancelled).
     run_timeout_seconds: float = Field(default=120.0, gt=0)
     model: dict[str, Any] | None = None

@@ -111,7 +111,7 @@ research:
   researchers: 4
   max_rounds: 2
   min_credibility: 0.5
-  passages_per_question: 5
+  passages_per_question: 10
   run_timeout_seconds: 120
 """
 

@@ -52,7 +52,7 @@ def test_evidence_is_chosen_by_overlap_with_the_sub_question() -> None:
 
 
 def test_mmr_skips_a_near_duplicate_for_a_new_sentence() -> None:
-    src = source("eiffel")
+    src = replace(source("eiffel"), sentences=())  # only the passages' sentences are candidates
     given = [
         Passage(src, 0, "The Eiffel Tower in Paris was completed in 1889.", 1.0),
         Passage(src, 1, "The Eiffel Tower in Paris was completed in 1889 by Eiffel.", 1.0),

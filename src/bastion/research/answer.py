@@ -15,7 +15,8 @@ fitting span gives the answer, and spans made only of the question's own words a
 answer is what the question does not already say):
 - `date`: a full date ("8 June 1951", "April 5, 1975"), else a month and year, else a
   century ("19th century"), else a year (1000-2099); only the year when the question asks for
-  a year;
+  a year, only a century when it asks for a century, the sentence's last date first when it
+  asks about a death;
 - `number`: a number with an optional scale word and unit ("150 million", "6,000 people"; a unit
   the question names is dropped), or a number word ("twelve");
 - `person`: a run of capitalised words (two or more, initials and "Jr." allowed);
@@ -190,12 +191,25 @@ def _spans(kind: AnswerType, sentence: str) -> list[str]:
     return [*quoted, *names, *definitions]
 
 
+_CENTURY_Q = re.compile(r"\bcentury\b", re.I)
+_DEATH_Q = re.compile(r"\b(die|died|dies|death)\b", re.I)
+
+
+def _date_spans(question: str, sentence: str) -> list[str]:
+    """The dates of `sentence` for `question`: only centuries when it asks for a century, and
+    the last date first when it asks about a death ("(8 May 1901 - 5 April 1975)")."""
+    if _CENTURY_Q.search(question):
+        return _DATE_PATTERNS[3].findall(sentence)
+    spans = _spans("date", sentence)
+    return spans[::-1] if _DEATH_Q.search(question) else spans
+
+
 def extract_span(kind: AnswerType, question: str, sentences: Sequence[str]) -> str | None:
     """The first span of type `kind` in `sentences` (best first) that says something the
     question does not; None when there is none."""
     question_terms = set(key_terms(question))
     for sentence in sentences:
-        for span in _spans(kind, sentence):
+        for span in _date_spans(question, sentence) if kind == "date" else _spans(kind, sentence):
             if (
                 kind == "number"
                 and " " in span

@@ -1,9 +1,10 @@
 """The research engine: one run from the question to the result object, as a stream of events.
 
     classify (auto/chat/research) -> plan -> fan out the sub-questions to researchers (at most
-    `research.researchers` at once; a bridge's dependent sub-question after the one it needs)
-    -> synthesize -> critic -> on REFINE research the named gaps (up to `research.max_rounds`
-    rounds) -> the result (`ResearchResult`)
+    `research.researchers` at once; a bridge's dependent sub-question after the one it needs;
+    in the first round the whole question too, when the plan split it) -> synthesize -> critic
+    -> on REFINE research the named gaps (up to `research.max_rounds` rounds) -> the result
+    (`ResearchResult`)
 
 It is written against two ports (`ports.ResearcherPort`, `ports.CriticPort`), so the same engine
 runs in one process and over A2A. Every event goes to `emit` as it happens (see
@@ -202,7 +203,20 @@ class ResearchEngine:
         for round_no in range(1, self._settings.max_rounds + 1):
             rounds = round_no
             await emit({"type": "plan", "round": round_no, "sub_questions": current.texts})
-            current = await self._research_plan(request, current, state, limit, emit)
+            searches: list[Awaitable[tuple[Plan, list[Findings]]]] = [
+                self._research_plan(request, current, limit, emit)
+            ]
+            if round_no == 1 and question not in current.texts:
+                # the whole question too, its passages first in the pool the report's sources
+                # are chosen from: the sources that answer together are found by the question
+                asked = Plan(question, "single", (SubQuestion(question),))
+                first = len(current.sub_questions)
+                searches.insert(0, self._research_plan(request, asked, limit, emit, first=first))
+            done = await asyncio.gather(*searches)
+            current = done[-1][0]
+            for _, all_findings in done:
+                for findings in all_findings:
+                    self._gather(findings, state)
             for text in current.texts:
                 if text not in state.queries:
                     state.queries.append(text)
@@ -233,12 +247,14 @@ class ResearchEngine:
         self,
         request: RunRequest,
         current: Plan,
-        state: _State,
         limit: asyncio.Semaphore,
         emit: Emit,
-    ) -> Plan:
+        *,
+        first: int = 0,
+    ) -> tuple[Plan, list[Findings]]:
         """Research every sub-question of `current`, a bridge's dependants after what they
-        need; the plan with its bridges filled. Findings join `state` in plan order."""
+        need; the plan with its bridges filled, and the findings in plan order. `first` is the
+        number the researchers are labelled from."""
         found: dict[int, Findings] = {}
         pending = list(range(len(current.sub_questions)))
         while pending:
@@ -253,7 +269,7 @@ class ResearchEngine:
             subs = [current.sub_questions[i] for i in ready]
             results = await asyncio.gather(
                 *(
-                    self._one(request, sub, i, limit, emit)
+                    self._one(request, sub, first + i, limit, emit)
                     for i, sub in zip(ready, subs, strict=True)
                 )
             )
@@ -279,9 +295,7 @@ class ResearchEngine:
                         filled = [s.text for s in resolved.sub_questions if s.depends_on == i]
                         await emit(_progress("bridge", f"next: {'; '.join(filled)}"))
                     current = resolved
-        for i in range(len(current.sub_questions)):
-            self._gather(found[i], state)
-        return current
+        return current, [found[i] for i in range(len(current.sub_questions))]
 
     async def _one(
         self,

@@ -115,7 +115,7 @@ class Researcher:
         providers_for: Callable[[str], Sequence[SearchProvider]],
         rules: CredibilityRules,
         *,
-        passages_per_question: int = 5,
+        passages_per_question: int = 10,
         clock: Callable[[], float] = time.time,
         on_quarantine: QuarantineSink | None = None,
         engine: Engine | None = None,

@@ -2,11 +2,16 @@
 sources and writes a cited Markdown report with a short typed answer, with no model.
 
 Rules:
-- **Candidates**: every passage's text is cut into sentences (`text.split_sentences`), each put
-  on one line without the source's own bracketed footnote numbers ("[3]", which would read as
-  citations); the same sentence of the same source counts once. The order of candidates is the
-  order of the passages as given, then of the sentences inside them, and every tie is broken by
-  that order, so the same input always gives the same report.
+- **Sources**: the report cites the pair of sources that answers the question best together
+  (`selection.choose_sources`: question coverage, a link between the two, titles the question
+  names), chosen among the passages' sources.
+- **Candidates**: the chosen sources' passages cut into sentences (`text.split_sentences`), then
+  the rest of each chosen source's sentences when it has them (the sentence holding an answer
+  often shares no word with the query), each put on one line without the source's own bracketed
+  footnote numbers ("[3]", which would read as citations); the same sentence of the same source
+  counts once. The order of candidates is the order of the passages as given, then of the
+  sentences inside them, and every tie is broken by that order, so the same input always gives
+  the same report.
 - **Relevance** of a sentence to a query (the question or a sub-question): the IDF-weighted share
   of the query's key terms found in the sentence or its source's title, with IDF taken over the
   candidate sentences; a term found only in the title counts half.
@@ -16,6 +21,8 @@ Rules:
   relevance: the next sentence maximises `lambda * relevance - (1 - lambda) * redundancy`, where
   redundancy is the highest Jaccard overlap of key terms with a sentence already chosen (for any
   sub-question); sentences with no relevance are never chosen. A sentence is chosen once.
+- **Every chosen source is cited** when it is relevant: one no sub-question drew on gives its
+  sentence most relevant to the question, under the last sub-question.
 - **Citations**: sources are numbered 1, 2, ... in the order the findings first cite them; a
   sentence carries the number of its source, `[n]`, and the sources list closes the report, so
   every `[n]` resolves.
@@ -40,6 +47,7 @@ from dataclasses import dataclass
 
 from bastion.research.answer import answer_type, extract_answer, extract_span, years
 from bastion.research.plan import SIZE_COMPARATIVES, comparison_entities
+from bastion.research.selection import choose_sources
 from bastion.research.sources import Passage, Source
 from bastion.research.text import jaccard, key_terms, split_sentences, words
 
@@ -86,20 +94,32 @@ def _one_line(text: str) -> str:
     return " ".join(_BRACKETED_NUMBER_RE.sub("", text).split())
 
 
-def _candidates(passages: Sequence[Passage]) -> list[_Candidate]:
+def _texts(question: str, passages: Sequence[Passage]) -> list[tuple[Source, list[str]]]:
+    """The sentences each cited source offers, for the sources `choose_sources` picks: its
+    passages' sentences, then the rest of the source when its sentences are known (the sentence
+    holding an answer often shares no word with the query)."""
+    chosen = {(s.provider, s.id) for s in choose_sources(question, [p.source for p in passages])}
+    kept = [p for p in passages if (p.source.provider, p.source.id) in chosen]
+    out = [(p.source, split_sentences(p.text)) for p in kept]
+    whole = {(p.source.provider, p.source.id): p.source for p in kept if p.source.sentences}
+    out += [(source, list(source.sentences)) for source in whole.values()]
+    return out
+
+
+def _candidates(texts: Sequence[tuple[Source, list[str]]]) -> list[_Candidate]:
     seen: set[tuple[str, str]] = set()
     out: list[_Candidate] = []
-    for passage in passages:
-        title_terms = frozenset(key_terms(passage.source.title))
-        for raw in split_sentences(_BRACKETED_NUMBER_RE.sub("", passage.text)):
+    for source, sentences in texts:
+        title_terms = frozenset(key_terms(source.title))
+        for raw in sentences:
             sentence = _one_line(raw)
             if not sentence:
                 continue
-            key = (passage.source.id, sentence)
+            key = (source.id, sentence)
             if key in seen:
                 continue
             seen.add(key)
-            out.append(_Candidate(sentence, passage.source, frozenset(key_terms(sentence)),
+            out.append(_Candidate(sentence, source, frozenset(key_terms(sentence)),
                                   title_terms))  # fmt: skip
     return out
 
@@ -302,7 +322,7 @@ def synthesize(
     mmr_lambda: float = 0.7,
 ) -> Report:
     """The cited report for `question` from `passages` (see the module rules)."""
-    candidates = _candidates(passages)
+    candidates = _candidates(_texts(question, passages))
     idf = _idf(candidates)
     queries = list(dict.fromkeys(sub_questions)) or [question]
     chosen: list[_Candidate] = []
@@ -321,6 +341,21 @@ def synthesize(
             n = numbers[candidate.source.id]
             items.append(Evidence(candidate.sentence, candidate.source, n, query, relevance))
         groups.append((query, items))
+    # every chosen source relevant to the question is cited: one not drawn on yet gives its
+    # sentence most relevant to the question, under the last sub-question
+    last_query, last_items = groups[-1]
+    for candidate in candidates:
+        if candidate.source.id in numbers:
+            continue
+        own = [c for c in candidates if c.source.id == candidate.source.id]
+        picked = _select(question, own, idf, chosen, 1, mmr_lambda)
+        if not picked:
+            continue
+        best, relevance = picked[0]
+        numbers[best.source.id] = len(sources) + 1
+        sources.append(best.source)
+        last_items.append(Evidence(best.sentence, best.source, numbers[best.source.id],
+                                   last_query, relevance))  # fmt: skip
     evidence = tuple(item for _, items in groups for item in items)
     answer, origin = _answer(question, evidence, entities)
     markdown = render_markdown(question, answer, origin.n if origin else None, groups, sources)
