@@ -15,10 +15,13 @@ from typing import Any
 
 import pytest
 
+from bastion.research.corpus import hotpotqa_documents
 from bastion.research.plan import plan, resolve_bridge
+from bastion.research.retrieval import CorpusIndex
 from bastion.research.sources import Passage, Source
 from bastion.research.synthesis import Report, synthesize
-from bastion.research.text import answer_scores, normalize_answer
+from bastion.research.text import CITATION_RE, answer_scores, normalize_answer
+from tests.research.service_fixtures import offline_engine, run_once
 
 QUESTIONS = (
     Path(__file__).resolve().parents[2].parent
@@ -74,6 +77,39 @@ def test_even_half_answers_cites_and_repeats() -> None:
         f"\nHotpotQA even half, own context (n={n}): answer in report {in_report / n:.2f}, "
         f"answer EM {exact / n:.2f}, F1 {f1 / n:.2f}"
     )
-    assert in_report / n >= 0.66
-    assert exact / n >= 0.30
-    assert f1 / n >= 0.36
+    assert in_report / n >= 0.80
+    assert exact / n >= 0.32
+    assert f1 / n >= 0.37
+
+
+async def test_even_half_cites_better_sources_than_bm25(tmp_path: Path) -> None:
+    """The engine over the whole sample corpus: the gold supporting titles among the cited
+    sources beat single-shot BM25 on the question at the same number of passages by at least
+    0.15 (measured: 0.87 against 0.63), and the gold answer is in the answer or the report for
+    at least 70% of the questions (measured: 76%)."""
+    corpus_file = QUESTIONS.with_name("hotpotqa100_corpus.json")
+    if not QUESTIONS.is_file() or not corpus_file.is_file():
+        pytest.skip(f"no dataset beside {QUESTIONS}")
+    even = json.loads(QUESTIONS.read_text(encoding="utf-8"))[::2]
+    corpus = tmp_path / "corpus.json"
+    documents = hotpotqa_documents(json.loads(corpus_file.read_text(encoding="utf-8")))
+    corpus.write_text(json.dumps(documents), encoding="utf-8")
+    engine = offline_engine(corpus)
+    index = CorpusIndex(corpus)
+    recall = bm25 = found = 0.0
+    for item in even:
+        result, _ = await run_once(engine, item["question"], mode="research")
+        numbers = {int(n) for n in CITATION_RE.findall(result.report)}
+        cited = {s.title for s in result.sources if s.n in numbers}
+        gold = {title for title, _ in item["supporting_facts"]}
+        ranked = {hit.document.title for hit in index.search(item["question"], max(1, len(cited)))}
+        recall += len(gold & cited) / len(gold)
+        bm25 += len(gold & ranked) / len(gold)
+        found += normalize_answer(item["answer"]) in normalize_answer(
+            f"{result.answer} {result.report}"
+        )
+    n = len(even)
+    print(f"\nHotpotQA even half, engine (n={n}): cited-source recall {recall / n:.2f}, BM25 at "
+          f"the same k {bm25 / n:.2f}, answer in answer/report {found / n:.2f}")  # fmt: skip
+    assert recall / n >= bm25 / n + 0.15
+    assert found / n >= 0.70
