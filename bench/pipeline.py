@@ -37,10 +37,10 @@ import pypdfium2 as pdfium
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from bastion.agents.services import service_supervisor  # noqa: E402
 from bastion.config import Settings, load_settings  # noqa: E402
 from bastion.pipeline.archive_repo import ArchiveRepository  # noqa: E402
 from bastion.pipeline.extract.sandbox import ExtractionSandbox  # noqa: E402
-from bastion.pipeline.services import pipeline_supervisor  # noqa: E402
 from bastion.pipeline.synthetic import synthetic_invoice  # noqa: E402
 from bastion.project import init_project  # noqa: E402
 from bastion.security.secrets import resolve  # noqa: E402
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(config)
         repo = ArchiveRepository(shared_engine(settings.database_url()))
         print(f"starting the pipeline for {phase} in {workdir} ...", flush=True)
-        with pipeline_supervisor(config, settings, log_dir=workdir / "logs") as supervisor:
+        with service_supervisor(config, settings, log_dir=workdir / "logs") as supervisor:
             before = cpu_by_service(supervisor)
             if phase == "throughput":
                 results[phase] = throughput(settings, repo, args.documents)

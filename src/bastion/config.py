@@ -21,6 +21,7 @@ import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -192,6 +193,13 @@ class AgentEndpoint(_Section):
     # names (which its agent clients may always reach): allow-list, private addresses, schemes.
     # The default allows nothing else.
     egress: EgressPolicy = EgressPolicy()
+
+    def base_url(self) -> str:
+        """`url` without a trailing slash, with `port` added when the URL names none."""
+        parts = urlsplit(self.url)
+        if parts.port is not None or self.port is None:
+            return self.url.rstrip("/")
+        return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{self.port}")).rstrip("/")
 
 
 class ClientSettings(_Section):

@@ -35,7 +35,8 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
         return next(line for line in lines if f"│ {name}" in line)
 
     # 1. every service started
-    for service in ("archivist", "validator", "extractor", "orchestrator", "gateway", "worker"):
+    services = ("archivist", "validator", "extractor", "orchestrator", "gateway", "worker")
+    for service in (*services, "researcher", "critic", "research"):
         assert any(line.split()[:2] == [service, "ready:"] for line in lines), service
     # 2. the samples' results
     for name in ("invoice_en_line_items.pdf", "invoice_de.pdf", "invoice_fr.pdf"):
@@ -53,16 +54,25 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     assert "worker -> extractor.extract: HTTP 403, JSON-RPC error -32041: Forbidden" in out
     # 4. the burst runs out of quota
     assert "429 Rate limited" in out
-    # 5. one document's path
+    # 5. a research question: live progress (on stderr), then the cited report and the answer
+    assert "bastion research 'When was the designer of the Eiffel Tower born?'" in out
+    assert "plan, round 1:" in res.stderr and "Who designed the Eiffel Tower?" in res.stderr
+    assert "source [credibility" in res.stderr and "critique, round 1:" in res.stderr
+    assert "answered: the designer (first hop) was born in 1832" in out
+    assert "[1] Eiffel Tower" in out
+    # 6. one document's path
     assert "bastion audit tail --correlation" in out
     assert any("orchestrator" in line and "process_document" in line for line in lines)
-    # 6. the audit trail, verified
+    # 7. the audit trail, verified
     chain_lines = [line for line in lines if line.strip().startswith("chain '")]
     assert {line.split("'")[1] for line in chain_lines} == {
         "archivist",
+        "critic",
         "extractor",
         "gateway",
         "orchestrator",
+        "research",
+        "researcher",
         "validator",
     }
     assert all(line.rstrip().endswith("intact") for line in chain_lines), chain_lines

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from bastion.agents.services import check_local, service_specs
 from bastion.config import load_settings
-from bastion.pipeline.services import check_local, pipeline_specs
 from bastion.project import init_project
+from bastion.research.protocol import RESEARCH_AGENTS
 from bastion.runtime.supervisor import ChildSpec, Supervisor, SupervisorError, SupervisorEvent
 from bastion.testing.ports import free_port
 
@@ -360,11 +361,11 @@ def test_specs_are_checked() -> None:
         Supervisor([ChildSpec("nope", ["/nonexistent/binary"])]).start()
 
 
-def test_pipeline_specs(tmp_path: Path) -> None:
+def test_service_specs_start_the_pipeline_in_order(tmp_path: Path) -> None:
     init_project(tmp_path)
     config = tmp_path / "bastion.yaml"
     settings = load_settings(config)
-    specs = pipeline_specs(config, settings)
+    specs = [s for s in service_specs(config, settings) if s.name not in RESEARCH_AGENTS]
     assert [s.name for s in specs] == [
         "archivist",
         "validator",
@@ -403,7 +404,7 @@ def test_pipeline_specs(tmp_path: Path) -> None:
         check_local(settings.model_copy(update={"agents": agents}))
     del agents["extractor"]
     with pytest.raises(SupervisorError, match=r"agents\.extractor is missing"):
-        pipeline_specs(config, settings.model_copy(update={"agents": agents}))
+        service_specs(config, settings.model_copy(update={"agents": agents}))
 
 
 def test_signal_name_in_exit_description() -> None:
@@ -416,9 +417,6 @@ def test_signal_name_in_exit_description() -> None:
 def test_service_specs_add_the_research_agents(tmp_path: Path) -> None:
     """`bastion up` runs the pipeline and the research agents: the research agents after the
     archivist (and the other pipeline agents), the gateway after them, the worker last."""
-    from bastion.agents.services import check_local as check_all_local
-    from bastion.agents.services import service_specs
-
     init_project(tmp_path)
     config = tmp_path / "bastion.yaml"
     settings = load_settings(config)
@@ -439,12 +437,12 @@ def test_service_specs_add_the_research_agents(tmp_path: Path) -> None:
     assert by_name["researcher"].health_url == "http://127.0.0.1:8086/healthz"
     assert by_name["critic"].health_url == "http://127.0.0.1:8087/healthz"
     assert by_name["research"].argv[3:5] == ["serve", "research"]
-    check_all_local(settings)
+    check_local(settings)
 
     agents = dict(settings.agents)
     agents["critic"] = agents["critic"].model_copy(update={"url": "http://example.com:8087"})
     with pytest.raises(SupervisorError, match=r"agents.critic.url is http://example.com:8087"):
-        check_all_local(settings.model_copy(update={"agents": agents}))
+        check_local(settings.model_copy(update={"agents": agents}))
     del agents["critic"]
     with pytest.raises(SupervisorError, match=r"agents\.critic is missing"):
         service_specs(config, settings.model_copy(update={"agents": agents}))

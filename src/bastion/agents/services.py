@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from bastion.config import Settings
 from bastion.pipeline import PIPELINE_AGENTS, pipeline_endpoints
@@ -29,13 +29,6 @@ __all__ = [
     "service_specs",
     "service_supervisor",
 ]
-
-
-def _with_port(url: str, port: int | None) -> str:
-    parts = urlsplit(url)
-    if parts.port is not None or port is None:
-        return url.rstrip("/")
-    return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{port}")).rstrip("/")
 
 
 def research_endpoints(settings: Settings) -> list[tuple[str, str]]:
@@ -54,7 +47,7 @@ def research_endpoints(settings: Settings) -> list[tuple[str, str]]:
     out = []
     for name in RESEARCH_AGENTS:
         endpoint = settings.agents[name]
-        out.append((name, _with_port(endpoint.url, endpoint.port)))
+        out.append((name, endpoint.base_url()))
     return out
 
 

@@ -164,3 +164,23 @@ def open_engine(settings: Settings) -> Engine:
         fail(f"cannot open the database: {db_error(exc)}")
     except ImportError as exc:
         fail(f"cannot open the database: missing driver ({exc.name})")
+
+
+def client_api_key(settings: Settings, explicit: str | None, purpose: str) -> str:
+    """The key a client command calls the gateway with: `explicit` (--api-key or
+    BASTION_API_KEY), else `pipeline.submit_api_key` resolved. `purpose` completes "no API key
+    to ..." in the error."""
+    from bastion.security import SecretError, resolve
+
+    if explicit:
+        return explicit
+    ref = settings.pipeline.submit_api_key
+    if not ref:
+        fail(
+            f"no API key to {purpose} with: set pipeline.submit_api_key in bastion.yaml "
+            "(`bastion init` writes one), or pass --api-key / set BASTION_API_KEY"
+        )
+    try:
+        return resolve(ref, settings.base_dir).get()
+    except SecretError as exc:
+        fail(f"pipeline.submit_api_key: {exc}")

@@ -31,11 +31,16 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Subprotocol
 
-from bastion.cli.common import ConfigOption, err_console, fail, settings_from, usage_error
-from bastion.config import Settings
+from bastion.cli.common import (
+    ConfigOption,
+    client_api_key,
+    err_console,
+    fail,
+    settings_from,
+    usage_error,
+)
 from bastion.research.model import is_conversation_id
 from bastion.research.protocol import MAX_MESSAGE_CHARS
-from bastion.security import SecretError, resolve
 
 RESEARCH_PATH = "/ws/research"
 SUBPROTOCOL = "bastion.v1"
@@ -53,21 +58,6 @@ class ModeChoice(StrEnum):
     auto = "auto"
     chat = "chat"
     research = "research"
-
-
-def _api_key(settings: Settings, explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    ref = settings.pipeline.submit_api_key
-    if not ref:
-        fail(
-            "no API key to ask with: set pipeline.submit_api_key in bastion.yaml "
-            "(`bastion init` writes one), or pass --api-key / set BASTION_API_KEY"
-        )
-    try:
-        return resolve(ref, settings.base_dir).get()
-    except SecretError as exc:
-        fail(f"pipeline.submit_api_key: {exc}")
 
 
 def _research_url(gateway: str) -> str:
@@ -241,7 +231,7 @@ def research(
     if conversation is not None and not is_conversation_id(conversation):
         usage_error(f"not a conversation id: {conversation!r} (they look like conv_...)")
     settings = settings_from(config)
-    key = _api_key(settings, api_key)
+    key = client_api_key(settings, api_key, "ask")
     gateway = settings.pipeline.gateway_url.rstrip("/")
     request: dict[str, Any] = {"message": question, "mode": mode.value}
     if conversation is not None:

@@ -32,13 +32,12 @@ from websockets.typing import Subprotocol
 from bastion.cli.common import (
     ConfigOption,
     JsonOption,
+    client_api_key,
     err_console,
     fail,
     print_rows,
     settings_from,
 )
-from bastion.config import Settings
-from bastion.security import SecretError, resolve
 
 TERMINAL = frozenset({"archived", "failed"})
 # Status reads are paced to stay well inside the submitter's default rate limit (300/minute):
@@ -121,21 +120,6 @@ class _Item:
             "failure reason": self.error_code or self.failure_reason,
             "findings": self.findings,
         }
-
-
-def _api_key(settings: Settings, explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    ref = settings.pipeline.submit_api_key
-    if not ref:
-        fail(
-            "no API key to upload with: set pipeline.submit_api_key in bastion.yaml "
-            "(`bastion init` writes one), or pass --api-key / set BASTION_API_KEY"
-        )
-    try:
-        return resolve(ref, settings.base_dir).get()
-    except SecretError as exc:
-        fail(f"pipeline.submit_api_key: {exc}")
 
 
 def _error(resp: httpx.Response) -> tuple[str, str]:
@@ -462,7 +446,7 @@ def submit(
     from bastion.runtime import service_tls
 
     settings = settings_from(config)
-    key = _api_key(settings, api_key)
+    key = client_api_key(settings, api_key, "upload")
     gateway = settings.pipeline.gateway_url.rstrip("/")
     items = [_Item(file=f) for f in files]
     tls = service_tls(settings)

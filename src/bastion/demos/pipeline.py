@@ -22,9 +22,12 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from bastion.agents.services import service_supervisor
 from bastion.config import Settings, load_settings
-from bastion.pipeline import credential, own_api_key, pipeline_supervisor, write_samples
+from bastion.demos import research
+from bastion.pipeline import credential, own_api_key, write_samples
 from bastion.project import init_project
+from bastion.research.samples import bundled_corpus
 from bastion.runtime import AgentClient, RpcCallError, SupervisorEvent
 from bastion.security import SecretValue, build_api_key_store, resolve, tail, verify_chain
 from bastion.storage import shared_engine
@@ -55,6 +58,7 @@ def _prepare(workdir: Path) -> Path:
     assign_ports(config, logging={"level": "WARNING"})
     doc = yaml.safe_load(config.read_text(encoding="utf-8"))
     doc["rate_limit"]["principals"]["monitoring"] = f"{BURST}/minute"
+    doc["research"]["corpus"] = str(bundled_corpus())
     config.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return config
 
@@ -207,9 +211,10 @@ def run_demo(console: Console | None = None, workdir: Path | None = None) -> boo
 def _run_in(console: Console, workdir: Path) -> bool:
     console.print(
         Panel.fit(
-            "[bold]Bastion pipeline demo[/]: PDFs through gateway -> queue -> orchestrator ->\n"
-            "extractor -> validator -> archivist, every hop authenticated, authorized, rate\n"
-            "limited and audited."
+            "[bold]Bastion demo[/]: PDFs through gateway -> queue -> orchestrator -> extractor\n"
+            "-> validator -> archivist, then a research question through research ->\n"
+            "researchers -> critic; every hop authenticated, authorized, rate limited and\n"
+            "audited."
         )
     )
     _step(console, 1, "Initialise a project and start every service on loopback")
@@ -220,7 +225,7 @@ def _run_in(console: Console, workdir: Path) -> bool:
         if event.kind in ("ready", "exited", "restarting", "failed"):
             console.print(f"  {event.child:<12} {event.kind}: {event.message}")
 
-    supervisor = pipeline_supervisor(config, settings, log_dir=workdir / "logs", on_event=show)
+    supervisor = service_supervisor(config, settings, log_dir=workdir / "logs", on_event=show)
     with supervisor:
         console.print(f"  gateway: {settings.pipeline.gateway_url}   workdir: {workdir}")
         _step(console, 2, "Upload the bundled samples and wait for the results")
@@ -241,10 +246,13 @@ def _run_in(console: Console, workdir: Path) -> bool:
 
         _step(console, 4, f"Rate limited: the monitoring principal may call {BURST} times a minute")
         ok &= asyncio.run(_burst(console, settings))
+
+        _step(console, 5, "Deep research: a two-hop question over the bundled corpus")
+        ok &= research.ask(console, config)
     # The services are stopped here: their audit buffers are flushed.
-    _step(console, 5, "One document's whole path, from the audit trail")
+    _step(console, 6, "One document's whole path, from the audit trail")
     ok &= _path_of(console, settings, correlation)
-    _step(console, 6, "Audit trail verified: every agent's HMAC chain")
+    _step(console, 7, "Audit trail verified: every agent's HMAC chain")
     ok &= _verify(console, settings)
     console.print()
     console.print(

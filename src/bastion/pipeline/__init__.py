@@ -37,9 +37,7 @@ if TYPE_CHECKING:
     from bastion.pipeline.model import is_document_id as is_document_id
     from bastion.pipeline.samples import write_samples as write_samples
     from bastion.pipeline.services import PIPELINE_AGENTS as PIPELINE_AGENTS
-    from bastion.pipeline.services import check_local as check_local
     from bastion.pipeline.services import pipeline_endpoints as pipeline_endpoints
-    from bastion.pipeline.services import pipeline_supervisor as pipeline_supervisor
     from bastion.pipeline.stores import open_pipeline_queue as open_pipeline_queue
     from bastion.pipeline.watch import FolderWatcher as FolderWatcher
     from bastion.pipeline.worker import run_worker as run_worker
@@ -48,7 +46,6 @@ if TYPE_CHECKING:
 # Each public name and the module that defines it.
 _EXPORTS = {
     "ArchiveRepository": "bastion.pipeline.archive_repo",
-    "check_local": "bastion.pipeline.services",
     "check_size": "bastion.pipeline.ingest",
     "credential": "bastion.pipeline.agents.common",
     "DocumentNotFoundError": "bastion.pipeline.archive_repo",
@@ -67,7 +64,6 @@ _EXPORTS = {
     "PIPELINE_AGENTS": "bastion.pipeline.services",
     "pipeline_collector": "bastion.pipeline.collectors",
     "pipeline_endpoints": "bastion.pipeline.services",
-    "pipeline_supervisor": "bastion.pipeline.services",
     "preflight": "bastion.pipeline.extract.preflight",
     "READ_ALL_ACTION": "bastion.pipeline.model",
     "READ_ALL_AGENT": "bastion.pipeline.model",
@@ -101,7 +97,6 @@ __all__ = [
     "Subscription",
     "TooManySubscriptions",
     "UploadRejected",
-    "check_local",
     "check_size",
     "credential",
     "extract_document",
@@ -111,7 +106,6 @@ __all__ = [
     "peer_url",
     "pipeline_collector",
     "pipeline_endpoints",
-    "pipeline_supervisor",
     "preflight",
     "readable_by",
     "run_worker",

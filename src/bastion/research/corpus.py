@@ -146,6 +146,8 @@ def _stable_id(kind: str, key: str) -> str:
 def _file_document(file: Path, name: str) -> CorpusDocument:
     text = _pdf_text(file) if file.suffix.lower() == ".pdf" else _read_text(file)
     title = _markdown_title(text) if file.suffix.lower() == ".md" else None
+    if title is not None:  # the heading is the title, not the first sentence of the text
+        text = _without_heading(text)
     return CorpusDocument(
         id=_stable_id("file", name),
         title=title or file.stem,
@@ -169,6 +171,12 @@ def _markdown_title(text: str) -> str | None:
         if line.startswith("# "):
             return line[2:].strip() or None
     return None
+
+
+def _without_heading(text: str) -> str:
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("# "))
+    return "\n".join(lines[:first] + lines[first + 1 :]).strip()
 
 
 def _pdf_text(file: Path) -> str:

@@ -17,6 +17,7 @@ from bastion.config import Settings
 from bastion.research.retrieval import CorpusProvider
 from bastion.research.sources import Passage, SearchProvider, Source
 from bastion.research.tavily import TavilySearch
+from bastion.research.text import key_terms
 
 __all__ = ["ArchiveProvider", "ArchiveSearch", "ProviderSet", "archive_passage"]
 
@@ -57,6 +58,15 @@ def archive_passage(doc: dict[str, Any], rank: int, retrieved_at: float) -> Pass
     return Passage(source=source, index=0, text=text, score=1.0 / (rank + 1))
 
 
+_SINGLE_TERM_SEARCHES = 3
+
+
+def _distinctive(query: str) -> list[str]:
+    """The query's content words, longest (most distinctive) first, ties in query order."""
+    terms = list(dict.fromkeys(key_terms(query)))
+    return sorted(terms, key=lambda t: -len(t)) if len(terms) > 1 else []
+
+
 class ArchiveProvider:
     """The `archive` provider for one principal: the archivist's search over their documents."""
 
@@ -72,7 +82,17 @@ class ArchiveProvider:
         return "archive"
 
     async def search(self, query: str, limit: int) -> list[Passage]:
+        # The archive matches documents holding every word it is given: a question's words
+        # rarely all appear in one invoice, so its distinctive words are also tried alone.
         results = await self._search(self._owner, query, limit)
+        seen = {doc.get("id") for doc in results}
+        for term in _distinctive(query)[:_SINGLE_TERM_SEARCHES]:
+            if len(results) >= limit:
+                break
+            for doc in await self._search(self._owner, term, limit):
+                if doc.get("id") not in seen:
+                    seen.add(doc.get("id"))
+                    results.append(doc)
         retrieved_at = self._clock()
         found = [archive_passage(doc, i, retrieved_at) for i, doc in enumerate(results)]
         return [p for p in found if p is not None][:limit]

@@ -12,8 +12,9 @@ each child (newest first), then SIGKILL to the process group of any that outlive
 Each child finds the supervisor's pid in `BASTION_SUPERVISOR_PID`; `bastion serve` watches it
 (`parent_watch`) and stops cleanly when the supervisor dies without stopping it.
 
-`pipeline_specs()` builds the standard document pipeline: the four agents, the gateway and
-the worker, each as `python -m bastion serve NAME --config FILE`.
+`bastion.agents.services.service_specs()` builds what `bastion up` runs: the pipeline and
+research agents, the gateway and the worker, each as `python -m bastion serve NAME --config
+FILE`.
 """
 
 from __future__ import annotations

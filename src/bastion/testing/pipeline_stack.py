@@ -74,16 +74,17 @@ def worker_in_thread(settings: Settings) -> Iterator[None]:
 
 @contextlib.contextmanager
 def pipeline_in_threads(
-    config: Path, *, worker: bool = True, gateway: bool = True
+    config: Path, *, worker: bool = True, gateway: bool = True, research: bool = False
 ) -> Iterator[Settings]:
-    """Serve the pipeline described by `config` (ports assigned by `assign_ports`); yields its
-    settings."""
+    """Serve the pipeline described by `config` (ports assigned by `assign_ports`), and the
+    research agents too with `research`; yields its settings."""
     from bastion.agents.registry import definition_for
     from bastion.runtime import AgentApp
 
     settings = load_settings(config)
+    agents = (*PIPELINE_AGENTS, *(RESEARCH_AGENTS if research else ()))
     with contextlib.ExitStack() as stack:
-        for name in PIPELINE_AGENTS:
+        for name in agents:
             app = AgentApp(definition_for(name, settings), settings)
             stack.enter_context(serve_in_thread(app, port=_port(settings.agents[name].url)))
         gateway_url = settings.pipeline.gateway_url
