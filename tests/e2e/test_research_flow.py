@@ -122,7 +122,7 @@ def test_a_run_is_one_correlation_id_across_every_hop(flow: ResearchFlow) -> Non
     archivist = [r for r in rows if r.agent == "archivist"]
     assert all(r.detail and r.detail.startswith("for alice via researcher < research < gateway")
                for r in archivist)  # fmt: skip
-    tail = run("audit", "tail", "--correlation", cid, "--config", str(flow.config))
+    tail = run("audit", "tail", "--correlation", cid, "-n", "200", "--config", str(flow.config))
     assert tail.exit_code == 0, tail.output
     for agent in ("gateway", "research", "researcher", "critic", "archivist"):
         assert agent in tail.output
