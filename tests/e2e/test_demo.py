@@ -57,9 +57,10 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     # 5. a research question: live progress (on stderr), then the cited report and the answer
     assert "bastion research 'When was the designer of the Eiffel Tower born?'" in out
     assert "plan, round 1:" in res.stderr and "Who designed the Eiffel Tower?" in res.stderr
+    assert "next: When was Gustave Eiffel born?" in res.stderr  # the bridge, found first
     assert "source [credibility" in res.stderr and "critique, round 1:" in res.stderr
     assert "answered: the designer (first hop) was born in 1832" in out
-    assert "[1] Eiffel Tower" in out
+    assert "Answer: 15 December 1832" in out and "[1] Eiffel Tower" in out
     # 6. one document's path
     assert "bastion audit tail --correlation" in out
     assert any("orchestrator" in line and "process_document" in line for line in lines)

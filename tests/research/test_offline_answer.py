@@ -88,3 +88,16 @@ def test_hotpotqa_exact_match_and_f1() -> None:
     assert answer_scores("Steven Allan Spielberg", "Steven Spielberg") == (0.0, 0.8)
     assert answer_scores("yes", "no") == (0.0, 0.0)
     assert answer_scores("Paris", "Rome") == (0.0, 0.0)
+
+
+def test_who_did_it_is_the_doer_of_the_passive_sentence() -> None:
+    """The name after "designed by", not the first name of the best sentence."""
+    evidence = [
+        "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris.",
+        "It was designed by Gustave Eiffel, whose company built it.",
+    ]
+    assert extract_answer("Who designed the Eiffel Tower?", evidence) == "Gustave Eiffel"
+    written = ["Hamlet is a tragedy written by William Shakespeare around 1600."]
+    assert extract_answer("Who wrote Hamlet?", written) == "William Shakespeare"
+    directed = ["The film was directed by the American filmmaker Steven Spielberg."]
+    assert extract_answer("Who directed the film?", directed) == "Steven Spielberg"

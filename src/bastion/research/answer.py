@@ -221,10 +221,36 @@ def extract_span(kind: AnswerType, question: str, sentences: Sequence[str]) -> s
     return None
 
 
+_WHO_DID = re.compile(r"^\s*who\s+(\w+)\b", re.I)
+_PARTICIPLES = {"wrote": "written", "sang": "sung", "drew": "drawn", "ran": "run", "took": "taken"}
+
+
+def _agent(question: str, sentences: Sequence[str]) -> str | None:
+    """For "Who designed X?": the name after "designed by" in the best sentence that has one
+    (the doer of a passive sentence is the answer; other names there are not)."""
+    match = _WHO_DID.match(question)
+    if match is None:
+        return None
+    verb = match.group(1).lower()
+    participle = _PARTICIPLES.get(verb, verb)
+    if not (participle.endswith("ed") or verb in _PARTICIPLES or participle in ("built", "made")):
+        return None
+    by = re.compile(rf"\b{re.escape(participle)}\s+by\s+([^,;()]+)")
+    for sentence in sentences:
+        if found := by.search(sentence):
+            names = [_trim_name(m.group(0)) for m in _NAME_RE.finditer(found.group(1))]
+            names = [n for n in names if n]
+            if names:
+                return next((n for n in names if " " in n), names[0])
+    return None
+
+
 def extract_answer(question: str, sentences: Sequence[str]) -> str | None:
     """The short answer to `question` found in `sentences` (evidence, best first), typed by the
     question word; None when no sentence holds a fitting span."""
     kind = answer_type(question)
+    if kind == "person" and (doer := _agent(question, sentences)) is not None:
+        return doer
     if kind == "yesno":
         if not sentences:
             return None
