@@ -97,6 +97,7 @@ async def test_invalid_answers_twice_fall_back_to_the_offline_steps(
     fallbacks = [e["message"] for e in events if e.get("stage") == "model_fallback"]
     assert [m.split(":")[0] for m in fallbacks] == ["classifier", "planner", "synthesizer"]
     assert all("invalid model answer twice" in m for m in fallbacks)
+    assert result.notes == fallbacks  # the result itself says so
     assert any(e.get("stage") == "critic_fallback" for e in events)
     assert re.search(r"model critic not used", result.critique[0].reasons[-1])
     assert len(fake.requests) == 8  # each of the four steps asked twice

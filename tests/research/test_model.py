@@ -55,12 +55,15 @@ def result_data(**changes: Any) -> dict[str, Any]:
         "model": "offline",
         "correlation_id": "corr-1",
         "elapsed_ms": 12,
+        "notes": [],
     }
     data.update(changes)
     return data
 
 
-def test_a_result_object_round_trips_with_exactly_the_issue_keys() -> None:
+def test_a_result_object_round_trips_with_exactly_the_issue_keys_and_notes() -> None:
+    """The issue's keys, in its order, then `notes`: how the result was made (a model step
+    that fell back to the offline path says so there)."""
     data = result_data()
     result = ResearchResult.model_validate(data)
     dumped = result.model_dump(mode="json")
@@ -80,6 +83,7 @@ def test_a_result_object_round_trips_with_exactly_the_issue_keys() -> None:
         "model",
         "correlation_id",
         "elapsed_ms",
+        "notes",
     ]
     assert list(dumped["sources"][0]) == [
         "n",

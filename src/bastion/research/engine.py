@@ -87,6 +87,7 @@ class _State:
     quarantined: dict[str, QuarantinedSource] = field(default_factory=dict)
     critique: list[CritiqueRound] = field(default_factory=list)
     used_model: bool = False
+    notes: list[str] = field(default_factory=list)  # model steps that fell back, and why
 
 
 def report_chunks(report: str, lines: int = _CHUNK_LINES) -> list[str]:
@@ -166,7 +167,9 @@ class ResearchEngine:
                 ]
             )
         except ModelError as error:  # GuardrailBlocked is a ModelError too
-            await emit(_progress("model_fallback", f"chat reply offline: {error}"))
+            note = f"chat reply offline: {error}"
+            state.notes.append(note)
+            await emit(_progress("model_fallback", note))
             return CHAT_REPLY
         state.used_model = True
         return reply.text.strip() or CHAT_REPLY
@@ -191,7 +194,9 @@ class ResearchEngine:
         if outcome.path == "model":
             state.used_model = True
         else:
-            await emit(_progress("model_fallback", f"{step}: offline path used ({outcome.reason})"))
+            note = f"{step}: offline path used ({outcome.reason})"
+            state.notes.append(note)
+            await emit(_progress("model_fallback", note))
 
     async def _research(
         self, request: RunRequest, question: str, state: _State, emit: Emit, started: float
@@ -405,6 +410,7 @@ class ResearchEngine:
             model=self._model_name if state.used_model else "offline",
             correlation_id=request.correlation_id,
             elapsed_ms=max(0, round((self._clock() - started) * 1000)),
+            notes=state.notes,
         )
 
 

@@ -4,8 +4,9 @@ The result object is what the `done` event, `GET /api/research/{id}` and `bastio
 --json` all return: `{"id", "conversation_id", "question", "mode", "answer", "report", "plan",
 "sources": [{"n", "id", "title", "url", "provider", "credibility", "snippet"}], "quarantined":
 [{"id", "title", "reason"}], "critique": [{"round", "verdict", "reasons"}], "rounds", "model",
-"correlation_id", "elapsed_ms"}`. `report` is Markdown with inline `[n]` citations, and a result
-whose report cites an `n` that is not in `sources` does not validate.
+"correlation_id", "elapsed_ms", "notes"}`. `report` is Markdown with inline `[n]` citations,
+and a result whose report cites an `n` that is not in `sources` does not validate; `notes` says
+which model steps fell back to the offline path, and why.
 
 A run's status is `{"id", "status", "result"?, "error"?}`: `result` only when `done`, `error`
 only when `failed`. Run and conversation ids are opaque and unguessable (`new_run_id`,
@@ -124,6 +125,9 @@ class ResearchResult(_Strict):
     model: str = Field(pattern=_MODEL_RE)
     correlation_id: str | None
     elapsed_ms: int = Field(ge=0)
+    # What the reader should know about how the result was made: each model step that fell
+    # back to the offline path, and why.
+    notes: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _citations_resolve(self) -> ResearchResult:
