@@ -4,7 +4,7 @@ A port the kernel hands out for `bind(0)` lies in the ephemeral range, where an 
 connection (to PostgreSQL, Redis, another test's server) may take it between the moment a test
 writes it into a config and the moment a server binds it. The ports handed out here lie below
 that range, where the kernel never picks a source port, and each pytest-xdist worker draws from
-its own slice, so two workers never pick the same one.
+its own slice, so two workers never pick the same one (other processes: a slice by pid).
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ def _ephemeral_floor() -> int:
 
 
 def _worker_index() -> int:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    digits = worker.removeprefix("gw")
-    return int(digits) % _SLICES if digits.isdigit() else 0
+    """The pytest-xdist worker's slice; outside xdist, the process's own (by its pid), so that a
+    test run and the processes it starts (a demo, `bastion up`) rarely share one."""
+    digits = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+    return int(digits) % _SLICES if digits.isdigit() else os.getpid() % _SLICES
 
 
 def _candidates() -> Iterator[int]:
