@@ -15,6 +15,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bastion.config import TokenServiceSettings
 from bastion.core.context import CallContext, Identity
 from bastion.pipeline.model import ExtractionResult, ValidationResult
 from bastion.protocol.endpoints import DELEGATION_HEADER
@@ -22,6 +23,7 @@ from bastion.protocol.errors import FORBIDDEN, UNAUTHENTICATED
 from bastion.runtime import AgentClient, AgentDefinition, MethodRegistry, RpcCallError
 from bastion.runtime.agent import AgentApp
 from bastion.security import DelegationError, SecurityStack, build_security
+from bastion.security.delegation import REUSE_FRACTION, Delegations
 from bastion.testing import serve_in_thread
 from tests.web.conftest import Project, make_project, record_new_upload, rpc, serve_archivist
 
@@ -282,3 +284,104 @@ async def test_each_hop_passes_the_delegation_on_with_itself_added(world: World)
     rows = world.audit_detail(cid)
     assert ("middle", "gateway", "ok", "for alice via gateway") in rows
     assert ("archivist", "middle", "ok", "for alice via middle < gateway") in rows
+
+
+# -- a token passed on is reused, never checked less ---------------------------------------------
+
+
+class _Keys:
+    """Signing keys as `Delegations` sees them; `rotate` hands out a new key set."""
+
+    def __init__(self) -> None:
+        self.jwks: dict[str, Any] = {"keys": []}
+
+    def public_jwks(self) -> dict[str, Any]:
+        return self.jwks
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        return json.dumps(claims, sort_keys=True)  # unique per token: its jti
+
+    def rotate(self) -> None:
+        self.jwks = {"keys": []}
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _never_refused(_key_id: str, _principal: str) -> str | None:
+    return None
+
+
+def _reusing() -> tuple[Delegations, _Keys, _Clock]:
+    keys, clock = _Keys(), _Clock()
+    settings = TokenServiceSettings(ttl_seconds=300)
+    return Delegations(settings, keys, _never_refused, clock=clock), keys, clock  # type: ignore[arg-type]
+
+
+def test_a_token_is_reused_for_the_same_subject_key_and_chain_only() -> None:
+    delegations, _, clock = _reusing()
+    far = clock.now + 3600
+
+    def token(subject: str = "alice", key: str = "k1", actors: tuple[str, ...] = ("gw",)) -> str:
+        return delegations.token(subject, key_id=key, actors=actors, expires_at=far)
+
+    first = token()
+    assert token() == first
+    others = {token(subject="bob"), token(key="k2"), token(actors=("research", "gw"))}
+    assert first not in others and len(others) == 3
+    assert delegations.mint("alice", key_id="k1", actors=("gw",), expires_at=far) != first
+
+
+def test_a_token_is_minted_again_late_in_its_life_past_a_bound_or_after_a_key_change() -> None:
+    delegations, keys, clock = _reusing()
+    far = clock.now + 3600
+
+    def token(expires_at: float = far) -> str:
+        return delegations.token("alice", key_id="k1", actors=("gw",), expires_at=expires_at)
+
+    first = token()
+    clock.now += 300 * REUSE_FRACTION - 1
+    assert token() == first
+    clock.now += 1  # 80% of its lifetime has passed
+    second = token()
+    assert second != first and token() == second
+    # A call bound to end sooner than the token gets one that ends by the bound.
+    bound = clock.now + 10
+    third = token(expires_at=bound)
+    assert third != second and json.loads(third)["exp"] <= bound
+    keys.rotate()
+    assert token() != third
+
+
+async def test_a_reused_token_is_refused_once_its_subject_s_key_is_revoked(world: World) -> None:
+    store = world.gateway.api_keys
+    dave_key = store.create("dave", label="test")
+    dave, _ = await store.verify(dave_key)
+    assert dave is not None and dave.api_key_id is not None
+
+    def token() -> str:
+        assert dave is not None and dave.api_key_id is not None
+        return world.gateway.delegations.token(
+            "dave", key_id=dave.api_key_id, actors=("researcher",), expires_at=time.time() + 300
+        )
+
+    reused = token()
+    assert world.search("researcher", reused).status_code == 200
+    assert token() == reused
+    assert world.search("researcher", reused).status_code == 200  # the archivist's cache
+    store.revoke(dave.api_key_id)
+    assert token() == reused  # still the minting side's: the callee decides
+    assert "revoked" in _refused(world, "researcher", reused)
+    # Lifted by another agent, a token the callee has cached is refused all the same.
+    alice = await world.identity("alice")
+    assert alice.api_key_id is not None
+    lifted = world.gateway.delegations.token(
+        "alice", key_id=alice.api_key_id, actors=("researcher",), expires_at=time.time() + 300
+    )
+    assert world.search("researcher", lifted).status_code == 200
+    assert "actor is researcher" in _refused(world, "middle", lifted)

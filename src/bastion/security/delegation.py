@@ -20,6 +20,13 @@ token (and an access token from serving as a delegation).
 Authorization is unchanged: the caller needs its own grant for the method. A delegation narrows
 what the callee does for it (the archivist then shows only the subject's documents); it never
 widens what the caller may call.
+
+A token passed on is reused for the same subject, key and chain until `REUSE_FRACTION` of its
+lifetime has passed (never past the bound of the call that passes it on, and never once the
+signing keys changed), like an access token: one signature per chain instead of one per call,
+and the callee's verifier answers a token it has seen from its cache. Nothing is checked less
+often: every use still has its signature cached only until `exp`, its subject's key re-checked
+for liveness and its nearest actor matched to the authenticated caller.
 """
 
 from __future__ import annotations
@@ -27,8 +34,10 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from bastion.config import JWTSettings, TokenServiceSettings
@@ -48,6 +57,10 @@ __all__ = ["DELEGATION_HEADER", "DelegationError", "Delegations", "make_delegati
 
 AUDIENCE_SUFFIX = ":delegation"
 MAX_CHAIN = 8
+# A token passed on is minted again once this fraction of its lifetime has passed.
+REUSE_FRACTION = 0.8
+# The most tokens kept for reuse (subject, key, chain); the oldest go first.
+REUSE_CACHE_SIZE = 4096
 _HEADER_KEY = DELEGATION_HEADER.lower()
 _PRINCIPAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 
@@ -80,6 +93,17 @@ def _chain(claims: dict[str, Any]) -> tuple[str, ...]:
     return tuple(actors)
 
 
+@dataclass(frozen=True, slots=True)
+class _Minted:
+    """A token kept for reuse: its expiry, when to stop reusing it, the key set it was signed
+    under."""
+
+    token: str
+    exp: int
+    reuse_until: float
+    keys: object
+
+
 class Delegations:
     """Mints and verifies delegation tokens with the built-in token service's keys."""
 
@@ -96,6 +120,7 @@ class Delegations:
         self._keys = keys
         self._clock = clock
         self.audience = settings.audience + AUDIENCE_SUFFIX
+        self._minted: OrderedDict[tuple[str, str, tuple[str, ...]], _Minted] = OrderedDict()
         verifier_settings = (jwt_settings or JWTSettings()).model_copy(update={"issuers": []})
         self._verifier = JwtVerifier(
             verifier_settings,
@@ -114,6 +139,37 @@ class Delegations:
     def mint(self, subject: str, *, key_id: str, actors: tuple[str, ...], expires_at: float) -> str:
         """A delegation of `subject` (whose credential is API key `key_id`) to `actors`, the
         nearest first, valid for the token lifetime and never past `expires_at`."""
+        return self._mint(subject, key_id=key_id, actors=actors, expires_at=expires_at)[0]
+
+    def token(
+        self, subject: str, *, key_id: str, actors: tuple[str, ...], expires_at: float
+    ) -> str:
+        """`mint`'s delegation, the one minted before for the same subject, key and chain while
+        less than `REUSE_FRACTION` of its lifetime has passed, it ends by `expires_at` and the
+        signing keys are the ones it was signed with."""
+        cache_key = (subject, key_id, actors)
+        keys = self._keys.public_jwks()  # the same object until the key set changes
+        hit = self._minted.get(cache_key)
+        if (
+            hit is not None
+            and hit.keys is keys
+            and hit.exp <= expires_at
+            and self._clock() < hit.reuse_until
+        ):
+            return hit.token
+        token, iat, exp = self._mint(subject, key_id=key_id, actors=actors, expires_at=expires_at)
+        if hit is not None:
+            del self._minted[cache_key]
+        elif len(self._minted) >= REUSE_CACHE_SIZE:
+            self._minted.popitem(last=False)
+        reuse_until = iat + (exp - iat) * REUSE_FRACTION
+        self._minted[cache_key] = _Minted(token, exp, reuse_until, keys)
+        return token
+
+    def _mint(
+        self, subject: str, *, key_id: str, actors: tuple[str, ...], expires_at: float
+    ) -> tuple[str, int, int]:
+        """A new delegation token, its `iat` and its `exp`."""
         if not actors or len(actors) > MAX_CHAIN:
             raise DelegationError(f"a delegation names 1 to {MAX_CHAIN} actors")
         iat = int(self._clock())
@@ -131,7 +187,7 @@ class Delegations:
             "jti": secrets.token_urlsafe(16),
             KEY_ID_CLAIM: key_id,
         }
-        return self._keys.sign(claims)
+        return self._keys.sign(claims), iat, exp
 
     async def verify(self, token: str, caller: str) -> Delegation:
         """The delegation `token` carries for a call authenticated as `caller`; TokenError (its
@@ -157,7 +213,7 @@ class Delegations:
         key_id = delegation.key_id
 
         def token_for(actor: str) -> str:
-            return self.mint(
+            return self.token(
                 delegation.subject,
                 key_id=key_id,
                 actors=(actor, *delegation.actors),
@@ -182,7 +238,7 @@ class Delegations:
             expires_at = self._clock() + self._settings.ttl_seconds
 
         def token_for(actor: str) -> str:
-            return self.mint(
+            return self.token(
                 identity.principal, key_id=key_id, actors=(actor,), expires_at=expires_at
             )
 

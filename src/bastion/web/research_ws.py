@@ -223,10 +223,15 @@ class _Session:
         try:
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), self.settings.ping_interval_seconds)
-                except TimeoutError:
-                    await self._send({"type": "ping", "at": iso_now()})
-                    continue
+                    # An event already waiting is taken at once; else wait, up to a ping.
+                    event = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    try:
+                        async with asyncio.timeout(self.settings.ping_interval_seconds):
+                            event = await queue.get()
+                    except TimeoutError:
+                        await self._send({"type": "ping", "at": iso_now()})
+                        continue
                 if event.pop("stream", None) is not None:
                     # The research agent ended the stream early: a lapsed credential closes as
                     # the watch would (it may have been seen there first), else retry later.

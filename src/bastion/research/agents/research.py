@@ -30,7 +30,7 @@ from bastion.research.agents.common import subject
 from bastion.research.agents.remote import RemoteCritic, RemoteResearcher
 from bastion.research.engine import ResearchEngine, RunRequest
 from bastion.research.live_runs import LiveRun, LiveRuns
-from bastion.research.model import RunStatus
+from bastion.research.model import ResearchResult, RunStarted, RunStatus, Turn
 from bastion.research.model_client import research_model
 from bastion.research.protocol import (
     CRITIC,
@@ -90,20 +90,9 @@ class ResearchService:
 
     async def start(self, params: StartParams, owner: str, correlation_id: str) -> dict[str, Any]:
         try:
-            started = await asyncio.to_thread(
-                self.store.start_run,
-                owner,
-                params.message,
-                params.mode,
-                conversation_id=params.conversation_id,
-                correlation_id=correlation_id,
-            )
+            started, history = await asyncio.to_thread(self._begin, params, owner, correlation_id)
         except ConversationNotFoundError:
             raise not_found("conversation_id", params.conversation_id or "") from None
-        conversation = await asyncio.to_thread(
-            self.store.get_conversation, started.conversation_id, owner=owner
-        )
-        history = [t for t in conversation.turns if t.run_id != started.id] if conversation else []
         request = RunRequest(
             run_id=started.id,
             conversation_id=started.conversation_id,
@@ -118,13 +107,38 @@ class ResearchService:
         live.task = asyncio.create_task(self._execute(live, request), name=f"research {started.id}")
         return started.model_dump(mode="json")
 
+    def _begin(
+        self, params: StartParams, owner: str, correlation_id: str
+    ) -> tuple[RunStarted, list[Turn]]:
+        """The run recorded, and its conversation's earlier turns (none in a new one): one trip
+        to the database thread."""
+        started = self.store.start_run(
+            owner,
+            params.message,
+            params.mode,
+            conversation_id=params.conversation_id,
+            correlation_id=correlation_id,
+        )
+        if params.conversation_id is None:
+            return started, []
+        conversation = self.store.get_conversation(started.conversation_id, owner=owner)
+        turns = conversation.turns if conversation is not None else []
+        return started, [t for t in turns if t.run_id != started.id]
+
+    def _keep(self, run_id: str, result: ResearchResult, owner: str) -> str | None:
+        """The report put in the object store (its key) and the run finished: one trip to the
+        storage thread."""
+        sha = None if self.objects is None else self.objects.put(result.report.encode("utf-8"))
+        self.store.finish_run(run_id, result, owner=owner)
+        return sha
+
     async def _execute(self, live: LiveRun, request: RunRequest) -> None:
         owner = live.owner
         try:
             async with asyncio.timeout(self.timeout):
                 result = await self.engine.run(request, live.emit)
-            if self.objects is not None:
-                sha = await asyncio.to_thread(self.objects.put, result.report.encode("utf-8"))
+            sha = await asyncio.to_thread(self._keep, live.run_id, result, owner)
+            if sha is not None:
                 log.info("research report stored", run_id=live.run_id, report_sha256=sha)
                 await live.emit(
                     {
@@ -134,7 +148,6 @@ class ResearchService:
                         "report_sha256": sha,
                     }
                 )
-            await asyncio.to_thread(self.store.finish_run, live.run_id, result, owner=owner)
             await live.emit({"type": "done", "result": result.model_dump(mode="json")})
         except TimeoutError:
             message = (
