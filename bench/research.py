@@ -21,8 +21,10 @@ held out), in the same run:
 * latency: p50 and p95 per question from the question sent to the `done` event (target p50
   <= 2 s), and from the question to the first event (target <= 200 ms);
 * security cost: the same questions answered by the same engine in this process with no HTTP
-  and no security stack (`LocalResearcher`, `LocalCritic`): the zero-trust stack's share of the
-  total time (target <= 10%).
+  and no security stack (`LocalResearcher`, `LocalCritic`): the share of the total time spent
+  crossing services (target <= 10%). It counts every HTTP hop (uvicorn and httpx, all the
+  services sharing this process's interpreter), the run store, and this script's own WebSocket
+  client, as well as the zero-trust stages themselves.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from bastion.agents.registry import definition_for  # noqa: E402
 from bastion.config import Settings, load_settings  # noqa: E402
+from bastion.observability.logging import configure_logging  # noqa: E402
 from bastion.project import init_project  # noqa: E402
 from bastion.research.agents.common import credibility_rules  # noqa: E402
 from bastion.research.corpus import hotpotqa_documents  # noqa: E402
@@ -95,6 +98,7 @@ def _prepare(workdir: Path) -> tuple[Path, Path]:
 @contextlib.contextmanager
 def _served(settings: Settings) -> Iterator[str]:
     """The research agents and the gateway, each under uvicorn on its port; the gateway URL."""
+    configure_logging(settings.logging)
     with contextlib.ExitStack() as stack:
         for name in RESEARCH_AGENTS:
             port = int(settings.agents[name].url.rsplit(":", 1)[1])
@@ -245,7 +249,8 @@ def _table(halves: dict[str, dict[str, Any]], cost: dict[str, float]) -> str:
         "|---|---:|",
         f"| through the agents (all questions, once) | {cost['secure_s']:.2f} |",
         f"| same engine in one process, no security | {cost['local_s']:.2f} |",
-        f"| zero-trust share of the total (target <= 10%) | {cost['share']:.1%} |",
+        f"| share spent crossing services (HTTP hops + zero trust; target <= 10%) "
+        f"| {cost['share']:.1%} |",
     ]
     return "\n".join(lines)
 
