@@ -4,8 +4,9 @@
 
 The corpus (`hotpotqa100_corpus.json`, title -> sentences) becomes the research corpus in its
 JSON list form; each question goes to the gateway over `WS /ws/research` as `submitter`, and on
-through the research, researcher and critic agents (each served by uvicorn on 127.0.0.1, every
-hop authenticated, delegated, authorized, rate limited and audited), offline (no model).
+through the research, researcher and critic agents (every service its own process on
+127.0.0.1, as `bastion up` runs them; every hop authenticated, delegated, authorized, rate
+limited and audited), offline (no model).
 
 Measured on each half of the questions (even: the half the offline steps were tuned on; odd:
 held out), in the same run:
@@ -41,32 +42,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from bastion.agents.registry import definition_for  # noqa: E402
+from bastion.agents.services import service_supervisor  # noqa: E402
 from bastion.config import Settings, load_settings  # noqa: E402
-from bastion.observability.logging import configure_logging  # noqa: E402
 from bastion.project import init_project  # noqa: E402
 from bastion.research.agents.common import credibility_rules  # noqa: E402
 from bastion.research.corpus import hotpotqa_documents  # noqa: E402
 from bastion.research.engine import ResearchEngine, RunRequest  # noqa: E402
 from bastion.research.model import new_conversation_id, new_run_id  # noqa: E402
 from bastion.research.ports import LocalCritic, LocalResearcher  # noqa: E402
-from bastion.research.protocol import RESEARCH_AGENTS  # noqa: E402
 from bastion.research.providers import ProviderSet  # noqa: E402
 from bastion.research.researcher import Researcher  # noqa: E402
 from bastion.research.retrieval import CorpusIndex  # noqa: E402
 from bastion.research.text import CITATION_RE, answer_scores, normalize_answer  # noqa: E402
-from bastion.runtime import AgentApp  # noqa: E402
 from bastion.security import resolve  # noqa: E402
-from bastion.testing.live_server import serve_in_thread  # noqa: E402
-from bastion.testing.ports import free_port  # noqa: E402
-from bastion.web.gateway import build_gateway  # noqa: E402
+from bastion.testing.pipeline_stack import assign_ports  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets" / "research"
 BM25_AT = 5
@@ -79,35 +74,25 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _prepare(workdir: Path) -> tuple[Path, Path]:
-    """A project whose research corpus is the HotpotQA sample, agents on free ports."""
+    """A project whose research corpus is the HotpotQA sample, every service on a free port."""
     corpus = json.loads((DATASETS / "hotpotqa100_corpus.json").read_text(encoding="utf-8"))
     corpus_file = workdir / "hotpotqa_corpus.json"
     corpus_file.write_text(json.dumps(hotpotqa_documents(corpus)), encoding="utf-8")
     config = init_project(workdir / "project").config
-    doc = yaml.safe_load(config.read_text(encoding="utf-8"))
-    for name in RESEARCH_AGENTS:
-        doc["agents"][name]["url"] = f"http://127.0.0.1:{free_port()}"
-    doc["pipeline"]["gateway_url"] = f"http://127.0.0.1:{free_port()}"
-    doc["research"] = {**doc.get("research", {}), "corpus": str(corpus_file)}
-    doc["research"]["providers"] = ["corpus"]
-    doc.setdefault("logging", {})["level"] = "WARNING"
-    config.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    assign_ports(
+        config,
+        research={"corpus": str(corpus_file), "providers": ["corpus"]},
+        logging={"level": "WARNING"},
+    )
     return config, corpus_file
 
 
 @contextlib.contextmanager
-def _served(settings: Settings) -> Iterator[str]:
-    """The research agents and the gateway, each under uvicorn on its port; the gateway URL."""
-    configure_logging(settings.logging)
-    with contextlib.ExitStack() as stack:
-        for name in RESEARCH_AGENTS:
-            port = int(settings.agents[name].url.rsplit(":", 1)[1])
-            app = AgentApp(definition_for(name, settings), settings)
-            stack.enter_context(serve_in_thread(app, port=port))
-        gateway = settings.pipeline.gateway_url
-        port = int(gateway.rsplit(":", 1)[1])
-        stack.enter_context(serve_in_thread(build_gateway(settings), port=port))
-        yield gateway
+def _served(config: Path, settings: Settings) -> Iterator[str]:
+    """Every service as `bastion up` runs it, each its own process on loopback; the gateway
+    URL. (The archive stays empty: the research runs search the corpus only.)"""
+    with service_supervisor(config, settings, log_dir=config.parent / "logs"):
+        yield settings.pipeline.gateway_url
 
 
 def _ask(gateway: str, key: str, question: str) -> tuple[dict[str, Any], float, float]:
@@ -275,7 +260,7 @@ def main() -> int:
         rows: dict[str, list[dict[str, Any]]] = {"even (tuned)": [], "odd (held out)": []}
         latencies: dict[str, list[float]] = {"even (tuned)": [], "odd (held out)": []}
         firsts: dict[str, list[float]] = {"even (tuned)": [], "odd (held out)": []}
-        with _served(settings) as gateway:
+        with _served(config, settings) as gateway:
             _ask(gateway, key, WARM_UP)  # the corpus index is built: not measured
             secure = 0.0
             for i, item in enumerate(items):
