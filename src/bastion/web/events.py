@@ -51,7 +51,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bastion.config import EventsSettings
-from bastion.core.context import CallContext, correlation_id_var
+from bastion.core.context import CallContext
 from bastion.pipeline import EventFeed, Subscription, TooManySubscriptions, is_document_id
 from bastion.runtime import Guard
 from bastion.security import CredentialCheck, PolicyStore
@@ -112,12 +112,7 @@ class EventsEndpoint:
         self.ws_guard = WsGuard(guard, ACTION, FORBIDDEN, policy=policy, credentials=credentials)
 
     async def handle(self, ws: WebSocket) -> None:
-        opening = self.ws_guard.open(ws)
-        cid = correlation_id_var.set(opening.call.correlation_id)
-        try:
-            await self._serve(ws, opening)
-        finally:
-            correlation_id_var.reset(cid)
+        await self.ws_guard.serve(ws, self._serve)
 
     async def _serve(self, ws: WebSocket, opening: Opening) -> None:
         call = opening.call

@@ -34,7 +34,7 @@ import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bastion.config import EventsSettings
-from bastion.core.context import CallContext, Identity, correlation_id_var
+from bastion.core.context import CallContext, Identity
 from bastion.protocol.http_errors import ApiError
 from bastion.research.protocol import EVENT_TYPES, FINAL_EVENTS
 from bastion.runtime import Guard
@@ -81,12 +81,7 @@ class ResearchSocket:
         )
 
     async def handle(self, ws: WebSocket) -> None:
-        opening = self.ws_guard.open(ws)
-        cid = correlation_id_var.set(opening.call.correlation_id)
-        try:
-            await self._serve(ws, opening)
-        finally:
-            correlation_id_var.reset(cid)
+        await self.ws_guard.serve(ws, self._serve)
 
     async def _serve(self, ws: WebSocket, opening: Opening) -> None:
         refused, outcome, detail = await self.ws_guard.admit(opening)

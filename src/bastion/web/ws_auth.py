@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +30,12 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from bastion.core.context import CallContext, RequestContext, accept_correlation_id
+from bastion.core.context import (
+    CallContext,
+    RequestContext,
+    accept_correlation_id,
+    correlation_id_var,
+)
 from bastion.runtime import Guard, denied_error
 from bastion.security import KEY_PREFIX, CredentialCheck, Denied, PolicyStore, log_rejection, watch
 
@@ -174,6 +179,17 @@ class WsGuard:
         offered = ws.scope.get("subprotocols") or []
         call = CallContext(request=_request_context(ws, token), method=self.action)
         return Opening(call, SUBPROTOCOL if SUBPROTOCOL in offered else None, refused)
+
+    async def serve(
+        self, ws: WebSocket, serve: Callable[[WebSocket, Opening], Awaitable[None]]
+    ) -> None:
+        """Open the handshake's call context and `serve` it under its correlation ID."""
+        opening = self.open(ws)
+        reset = correlation_id_var.set(opening.call.correlation_id)
+        try:
+            await serve(ws, opening)
+        finally:
+            correlation_id_var.reset(reset)
 
     async def admit(self, opening: Opening) -> tuple[Close | None, str, str | None]:
         """Authenticate, authorize `gateway.<action>`, rate limit: (refusal, outcome, detail)."""
