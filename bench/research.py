@@ -21,9 +21,10 @@ held out), in the same run:
 * determinism: every question asked twice, byte-identical reports;
 * latency: p50 and p95 per question from the question sent to the `done` event (target p50
   <= 2 s), and from the question to the first event (target <= 200 ms);
-* security cost: the same questions answered by the same engine in this process with no HTTP
-  and no security stack (`LocalResearcher`, `LocalCritic`): the share of the total time spent
-  crossing services (target <= 10%). It counts every HTTP hop (uvicorn and httpx, all the
+* security cost: the same runs in this process with no HTTP and no security stack (the research
+  agent's own service, recording each run and its report, over the engine with the researcher
+  and critic called in place: `LocalResearcher`, `LocalCritic`): the share of the total time
+  spent crossing services (target <= 10%). It counts every HTTP hop (uvicorn and httpx, all the
   services sharing this process's interpreter), the run store, and this script's own WebSocket
   client, as well as the zero-trust stages themselves.
 """
@@ -52,15 +53,18 @@ from bastion.agents.services import service_supervisor  # noqa: E402
 from bastion.config import Settings, load_settings  # noqa: E402
 from bastion.project import init_project  # noqa: E402
 from bastion.research.agents.common import credibility_rules  # noqa: E402
+from bastion.research.agents.research import ResearchService  # noqa: E402
 from bastion.research.corpus import hotpotqa_documents  # noqa: E402
-from bastion.research.engine import ResearchEngine, RunRequest  # noqa: E402
-from bastion.research.model import new_conversation_id, new_run_id  # noqa: E402
+from bastion.research.engine import ResearchEngine  # noqa: E402
 from bastion.research.ports import LocalCritic, LocalResearcher  # noqa: E402
+from bastion.research.protocol import FINAL_EVENTS, StartParams  # noqa: E402
 from bastion.research.providers import ProviderSet  # noqa: E402
 from bastion.research.researcher import Researcher  # noqa: E402
 from bastion.research.retrieval import CorpusIndex  # noqa: E402
+from bastion.research.store import ResearchStore  # noqa: E402
 from bastion.research.text import CITATION_RE, answer_scores, normalize_answer  # noqa: E402
 from bastion.security import resolve  # noqa: E402
+from bastion.storage import LocalObjectStore, shared_engine  # noqa: E402
 from bastion.testing.pipeline_stack import assign_ports  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets" / "research"
@@ -116,7 +120,9 @@ def _ask(gateway: str, key: str, question: str) -> tuple[dict[str, Any], float, 
 
 
 async def _in_process(settings: Settings, questions: list[str]) -> float:
-    """Seconds for the same questions through the same engine in this process, no security."""
+    """Seconds for the same runs in this process with no HTTP and no security: the research
+    agent's own service (the run and its report recorded as the agent records them) over the
+    engine with the researcher and critic called in place, each run followed to its `done`."""
     providers = ProviderSet(settings)
     core = Researcher(
         providers.for_owner,
@@ -128,23 +134,26 @@ async def _in_process(settings: Settings, questions: list[str]) -> float:
         LocalCritic(min_credibility=settings.research.min_credibility),
         settings.research,
     )
+    service = ResearchService(
+        engine,
+        ResearchStore(shared_engine(settings.database_url())),
+        run_timeout_seconds=settings.research.run_timeout_seconds,
+        objects=LocalObjectStore(settings.path(settings.pipeline.objects_dir)),
+    )
 
-    async def ignore(_event: dict[str, Any]) -> None:
-        return None
+    async def run(question: str) -> None:
+        started = await service.start(StartParams(message=question, mode="research"), "bench", "")
+        live = service.runs.get(started["id"], "bench")
+        assert live is not None
+        async for event in live.follow():
+            if event["type"] in FINAL_EVENTS:
+                assert event["type"] == "done", event
+                return
 
-    def request_for(question: str) -> RunRequest:
-        return RunRequest(
-            run_id=new_run_id(),
-            conversation_id=new_conversation_id(),
-            owner="submitter",
-            message=question,
-            mode="research",
-        )
-
-    await engine.run(request_for(WARM_UP), ignore)  # the corpus index is built: not measured
+    await run(WARM_UP)  # the corpus index is built: not measured
     started = time.perf_counter()
     for question in questions:
-        await engine.run(request_for(question), ignore)
+        await run(question)
     elapsed = time.perf_counter() - started
     await providers.aclose()
     return elapsed
@@ -233,7 +242,7 @@ def _table(halves: dict[str, dict[str, Any]], cost: dict[str, float]) -> str:
         "| security cost | seconds |",
         "|---|---:|",
         f"| through the agents (all questions, once) | {cost['secure_s']:.2f} |",
-        f"| same engine in one process, no security | {cost['local_s']:.2f} |",
+        f"| same runs in one process, no HTTP, no security | {cost['local_s']:.2f} |",
         f"| share spent crossing services (HTTP hops + zero trust; target <= 10%) "
         f"| {cost['share']:.1%} |",
     ]
