@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import ssl
 import sys
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn
@@ -28,8 +27,6 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection
-from websockets.sync.client import connect as ws_connect
-from websockets.typing import Subprotocol
 
 from bastion.cli.common import (
     ConfigOption,
@@ -39,11 +36,11 @@ from bastion.cli.common import (
     settings_from,
     usage_error,
 )
+from bastion.cli.gateway_ws import open_gateway_socket
 from bastion.research.model import is_conversation_id
 from bastion.research.protocol import MAX_MESSAGE_CHARS
 
 RESEARCH_PATH = "/ws/research"
-SUBPROTOCOL = "bastion.v1"
 OPEN_SECONDS = 10.0
 # Without a message (events or pings) for this long beyond the ping interval, the gateway is
 # taken for gone.
@@ -58,22 +55,6 @@ class ModeChoice(StrEnum):
     auto = "auto"
     chat = "chat"
     research = "research"
-
-
-def _research_url(gateway: str) -> str:
-    """`http://host:port` -> `ws://host:port/ws/research` (https -> wss)."""
-    return "ws" + gateway.rstrip("/").removeprefix("http") + RESEARCH_PATH
-
-
-def _connect(url: str, key: str, tls: ssl.SSLContext | bool) -> ClientConnection:
-    secure = url.startswith("wss:")
-    return ws_connect(
-        url,
-        subprotocols=[Subprotocol(SUBPROTOCOL), Subprotocol(f"bearer.{key}")],
-        ssl=tls if secure and isinstance(tls, ssl.SSLContext) else None,
-        proxy=None,
-        open_timeout=OPEN_SECONDS,
-    )
 
 
 def _closed(exc: ConnectionClosed, gateway: str) -> NoReturn:
@@ -239,7 +220,9 @@ def research(
     view = _View(quiet=as_json)
     idle = settings.events.ping_interval_seconds + SILENCE_GRACE_SECONDS
     try:
-        with _connect(_research_url(gateway), key, service_tls(settings)) as ws:
+        with open_gateway_socket(
+            gateway, RESEARCH_PATH, key, service_tls(settings), open_timeout=OPEN_SECONDS
+        ) as ws:
             try:
                 ws.send(json.dumps(request))
             except ConnectionClosed as exc:  # refused before the question went out

@@ -26,8 +26,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import ClientConnection
-from websockets.sync.client import connect as ws_connect
-from websockets.typing import Subprotocol
 
 from bastion.cli.common import (
     ConfigOption,
@@ -38,6 +36,7 @@ from bastion.cli.common import (
     print_rows,
     settings_from,
 )
+from bastion.cli.gateway_ws import open_gateway_socket
 
 TERMINAL = frozenset({"archived", "failed"})
 # Status reads are paced to stay well inside the submitter's default rate limit (300/minute):
@@ -58,7 +57,6 @@ RESULT_COLUMNS = (
     "findings",
 )
 EVENTS_PATH = "/ws/events"
-EVENTS_SUBPROTOCOL = "bastion.v1"
 FINAL_EVENTS = frozenset({"document.archived", "document.failed", "document.deleted"})
 MAX_SUBSCRIBE_IDS = 1000  # the gateway's limit for one `subscribe` message
 STREAM_OPEN_SECONDS = 10.0
@@ -273,24 +271,6 @@ def _wait(
     return True
 
 
-def _events_url(gateway: str) -> str:
-    """`http://host:port` -> `ws://host:port/ws/events` (https -> wss)."""
-    return "ws" + gateway.removeprefix("http") + EVENTS_PATH
-
-
-def _connect(gateway: str, key: str, tls: ssl.SSLContext | bool) -> ClientConnection:
-    """Open the gateway's event stream, the key in the subprotocol header (never the URL)."""
-    url = _events_url(gateway)
-    secure = url.startswith("wss:")
-    return ws_connect(
-        url,
-        subprotocols=[Subprotocol(EVENTS_SUBPROTOCOL), Subprotocol(f"bearer.{key}")],
-        ssl=tls if secure and isinstance(tls, ssl.SSLContext) else None,
-        proxy=None,
-        open_timeout=STREAM_OPEN_SECONDS,
-    )
-
-
 def _subscribe(ws: ClientConnection, ids: list[str]) -> str | None:
     """Narrow the stream to `ids`; None once acknowledged, else why not. The server answers a
     credential it refuses by closing the stream, which shows here."""
@@ -385,7 +365,9 @@ def _wait_live(
         return True
     started = time.monotonic()
     try:
-        with _connect(str(client.base_url).rstrip("/"), key, tls) as ws:
+        with open_gateway_socket(
+            str(client.base_url), EVENTS_PATH, key, tls, open_timeout=STREAM_OPEN_SECONDS
+        ) as ws:
             problem = _subscribe(ws, ids)
             if problem is None:
                 followed = _follow(client, ws, items, key, timeout, progress)
