@@ -75,7 +75,7 @@ def test_the_live_view_shows_plan_sources_critique_then_the_report(world: World)
     assert "in conversation conv_" in progress
     report = result.stdout
     assert "Ada Lovelace wrote the first published program [1]" in report
-    assert "Sources" in report
+    assert "Source credibility" in report
     assert "[2] Notes on the Analytical Engine https://example.org/notes" in report
     assert "credibility 0.90" in report
     assert "plan, round" not in report  # progress never on stdout

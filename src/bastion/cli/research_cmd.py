@@ -120,7 +120,7 @@ class _View:
         sources = result.get("sources") or []
         if sources:
             out.print()
-            out.print("[bold]Sources[/]")
+            out.print("[bold]Source credibility[/]")
             for source in sources:
                 where = f" {source['url']}" if source.get("url") else ""
                 out.print(
