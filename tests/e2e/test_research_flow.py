@@ -23,7 +23,7 @@ from websockets.typing import Subprotocol
 from bastion.config import load_settings
 from bastion.pipeline.samples import bundled_dir
 from bastion.project import init_project
-from bastion.research.samples import bundled_corpus
+from bastion.research.samples import POISONED_TITLE, bundled_corpus
 from bastion.security.stack import build_api_key_store
 from bastion.testing.pipeline_stack import assign_ports, pipeline_in_threads
 from tests.cli.test_cli import run
@@ -104,7 +104,7 @@ def test_a_run_is_one_correlation_id_across_every_hop(flow: ResearchFlow) -> Non
     result = _result(flow.ask("alice", "When was the designer of the Eiffel Tower born?"))
     cid = result["correlation_id"]
     assert re.search(r"1832", result["answer"] + result["report"])
-    assert [q["title"] for q in result["quarantined"]] == ["paris-travel-notes"]
+    assert [q["title"] for q in result["quarantined"]] == [POISONED_TITLE]
     expected = {
         ("research", "gateway", "start"),
         ("researcher", "research", "research"),

@@ -26,8 +26,6 @@ Events (`follow`, `WS /ws/research`) are JSON objects with a `type`: see `EVENT_
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.research.model import RequestedMode
@@ -50,7 +48,6 @@ RESEARCHER = "researcher"
 CRITIC = "critic"
 # In the order `bastion up` starts them: the orchestrator needs the other two.
 RESEARCH_AGENTS = (RESEARCHER, CRITIC, RESEARCH)
-DEFAULT_PORTS = {RESEARCH: 8085, RESEARCHER: 8086, CRITIC: 8087}
 
 MAX_MESSAGE_CHARS = 4000
 MAX_CONVERSATION_LIMIT = 100
@@ -77,9 +74,6 @@ EVENT_TYPES = (
     "cancelled",
 )
 FINAL_EVENTS = frozenset({"done", "error", "cancelled"})
-EventType = Literal[
-    "conversation", "progress", "plan", "source", "critique", "text", "done", "error", "cancelled"
-]
 
 
 class _Params(BaseModel):
