@@ -68,3 +68,15 @@ def not_found(what: str = "document") -> ApiError:
 
 def invalid(message: str) -> ApiError:
     return ApiError(400, "invalid_request", message)
+
+
+def service_unavailable(code: str, service: str, detail: str, retry_after: int) -> ApiError:
+    """503 `code`: `service` ("the archive service") cannot be reached now; the caller retries
+    after `retry_after` seconds. `detail` is for the audit record only."""
+    return ApiError(
+        503,
+        code,
+        f"{service} is unavailable: retry in a few seconds",
+        headers={"Retry-After": str(retry_after)},
+        detail=detail,
+    )

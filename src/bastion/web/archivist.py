@@ -14,7 +14,7 @@ import structlog
 
 from bastion.pipeline import NOT_OWNER
 from bastion.protocol.errors import DOCUMENT_NOT_FOUND, INVALID_PARAMS
-from bastion.protocol.http_errors import ApiError, invalid, not_found
+from bastion.protocol.http_errors import ApiError, invalid, not_found, service_unavailable
 from bastion.runtime import AgentClient, AgentUnreachable, BreakerOpen, RpcCallError
 from bastion.web.ownership import not_owner
 from bastion.web.storage import RETRY_AFTER_SECONDS
@@ -32,12 +32,8 @@ def problems_text(data: Any) -> str:
 
 
 def unavailable(reason: str) -> ApiError:
-    return ApiError(
-        503,
-        "archive_unavailable",
-        "the archive service is unavailable: retry in a few seconds",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        detail=reason,
+    return service_unavailable(
+        "archive_unavailable", "the archive service", reason, RETRY_AFTER_SECONDS
     )
 
 

@@ -29,7 +29,7 @@ from starlette.responses import Response
 from bastion.config import Settings
 from bastion.core.context import CallContext, Identity
 from bastion.protocol.errors import INVALID_PARAMS, RESEARCH_NOT_FOUND
-from bastion.protocol.http_errors import ApiError, invalid
+from bastion.protocol.http_errors import ApiError, invalid, service_unavailable
 from bastion.research.model import is_conversation_id, is_run_id
 from bastion.research.protocol import (
     MAX_CONVERSATION_LIMIT,
@@ -51,12 +51,8 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 def research_unavailable(reason: str) -> ApiError:
-    return ApiError(
-        503,
-        "research_unavailable",
-        "the research service is unavailable: retry in a few seconds",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        detail=reason,
+    return service_unavailable(
+        "research_unavailable", "the research service", reason, RETRY_AFTER_SECONDS
     )
 
 

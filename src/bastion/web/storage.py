@@ -13,7 +13,7 @@ import structlog
 from starlette.responses import StreamingResponse
 
 from bastion.pipeline import PDF_CONTENT_TYPE
-from bastion.protocol.http_errors import ApiError
+from bastion.protocol.http_errors import service_unavailable
 
 log = structlog.get_logger("bastion.gateway")
 
@@ -30,12 +30,11 @@ async def in_storage(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T
         return await asyncio.to_thread(fn, *args, **kwargs)
     except (sqlalchemy.exc.OperationalError, sqlite3.OperationalError) as exc:
         log.warning("document storage unavailable", error=type(exc).__name__)
-        raise ApiError(
-            503,
+        raise service_unavailable(
             "storage_unavailable",
-            "the document store is unavailable: retry in a few seconds",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            detail=f"{type(exc).__name__}: {exc}"[:500],
+            "the document store",
+            f"{type(exc).__name__}: {exc}"[:500],
+            RETRY_AFTER_SECONDS,
         ) from None
 
 
