@@ -25,9 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from bastion.config import ResearchSettings
 from bastion.llm import Message, ModelClient, ModelError
@@ -54,6 +54,7 @@ from bastion.research.text import split_sentences
 __all__ = ["CHAT_REPLY", "Emit", "ResearchEngine", "RunRequest", "report_chunks"]
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
+T = TypeVar("T")
 
 CHAT_REPLY = (
     "Hello! I am Bastion's research assistant. Ask me a question and I will research it in "
@@ -314,13 +315,7 @@ class ResearchEngine:
         label = f"researcher-{index + 1}"
         async with limit:
             stream = self._researcher.research(query, owner=request.owner, researcher=label)
-            findings: Findings | None = None
-            async with contextlib.aclosing(stream):
-                async for item in stream:
-                    if isinstance(item, Findings):
-                        findings = item
-                    else:
-                        await emit(item)
+            findings = await _drain(stream, Findings, emit)
         if findings is None:
             raise RuntimeError(f"{label} ended without findings for {query!r}")
         # Synthesis matches evidence to the sub-question by its text: the plan's text.
@@ -342,13 +337,7 @@ class ResearchEngine:
         stream = self._critic.critique(
             question, state.queries, report, dict(state.credibility), round=round_no
         )
-        verdict: Critique | None = None
-        async with contextlib.aclosing(stream):
-            async for item in stream:
-                if isinstance(item, Critique):
-                    verdict = item
-                else:
-                    await emit(item)
+        verdict = await _drain(stream, Critique, emit)
         if verdict is None:
             raise RuntimeError("the critic ended without a verdict")
         reasons = list(verdict.reasons)
@@ -412,6 +401,20 @@ class ResearchEngine:
             elapsed_ms=max(0, round((self._clock() - started) * 1000)),
             notes=state.notes,
         )
+
+
+async def _drain(
+    stream: AsyncGenerator[dict[str, Any] | T, None], final: type[T], emit: Emit
+) -> T | None:
+    """Pass a port's events on to `emit` as they come; its last item of type `final`."""
+    last: T | None = None
+    async with contextlib.aclosing(stream):
+        async for item in stream:
+            if isinstance(item, final):
+                last = item
+            else:
+                await emit(cast(dict[str, Any], item))
+    return last
 
 
 def _progress(stage: str, message: str) -> dict[str, Any]:
