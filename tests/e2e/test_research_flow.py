@@ -106,7 +106,7 @@ def test_a_run_is_one_correlation_id_across_every_hop(flow: ResearchFlow) -> Non
     assert re.search(r"1832", result["answer"] + result["report"])
     assert [q["title"] for q in result["quarantined"]] == [POISONED_TITLE]
     expected = {
-        ("research", "gateway", "start"),
+        ("research", "gateway", "ask"),
         ("researcher", "research", "research"),
         ("critic", "research", "critique"),
         ("archivist", "researcher", "search"),

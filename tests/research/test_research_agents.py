@@ -346,9 +346,13 @@ async def test_every_method_needs_a_delegation(stack: Stack, caller: Caller) -> 
             await caller.call(method, params, subject=None)
         assert refused.value.code == FORBIDDEN
         assert "delegation" in refused.value.message
-    with pytest.raises(RpcError) as refused:
-        await caller.stream("follow", {"id": "run_x"}, subject=None)
-    assert refused.value.code == FORBIDDEN
+    for method, params in [
+        ("follow", {"id": "run_x"}),
+        ("ask", {"message": "When was the Eiffel Tower completed?"}),
+    ]:
+        with pytest.raises(RpcError) as refused:
+            await caller.stream(method, params, subject=None)
+        assert refused.value.code == FORBIDDEN
 
 
 async def test_over_http_without_a_delegation_is_forbidden(stack: Stack) -> None:
@@ -442,6 +446,36 @@ async def test_cancel_stops_the_run_and_its_researchers(stack: Stack) -> None:
     assert (await caller.call("cancel", {"id": started["id"]}))["status"] == "cancelled"
 
 
+async def test_ask_streams_the_run_from_its_conversation_event_to_done(caller: Caller) -> None:
+    events = await asyncio.wait_for(
+        caller.stream("ask", {"message": "When was the director of Jaws born?"}), 60
+    )
+    first, last = events[0], events[-1]
+    assert first["type"] == "conversation" and set(first) == {"type", "conversation_id", "id"}
+    assert last["type"] == "done" and last["result"]["answer"] == "December 18, 1946"
+    assert last["result"]["id"] == first["id"]
+    status = await caller.call("get", {"id": first["id"]})
+    assert status["status"] == "done"
+    with pytest.raises(RpcError) as unknown:
+        await caller.stream("ask", {"message": "and then?", "conversation_id": "conv_" + "0" * 26})
+    assert unknown.value.code == RESEARCH_NOT_FOUND
+
+
+async def test_leaving_ask_before_the_end_cancels_the_run(stack: Stack) -> None:
+    researcher = BlockedResearcher()
+    caller = local_service(stack, researcher, 60)
+    stream = caller._prepare(
+        "ask", {"message": "When was the Eiffel Tower completed?"}, "alice", None
+    )
+    first = await anext(stream)
+    assert first["type"] == "conversation"
+    await asyncio.wait_for(researcher.started.wait(), 10)
+    await stream.aclose()  # the caller leaves
+    assert researcher.closed
+    status = await caller.call("get", {"id": first["id"]})
+    assert status == {"id": first["id"], "status": "cancelled"}
+
+
 async def test_a_run_over_its_time_limit_fails(stack: Stack) -> None:
     researcher = BlockedResearcher()
     caller = local_service(stack, researcher, 0.2)
@@ -505,8 +539,8 @@ def test_init_writes_the_research_credentials_and_grants(stack: Stack) -> None:
     assert policy["researcher"] == ["archivist.search", "archivist.get_document"]
     assert "critic" not in policy
     assert [a for a in policy["gateway"] if a.startswith("research.")] == [
+        "research.ask",
         "research.start",
-        "research.follow",
         "research.get",
         "research.cancel",
         "research.conversations",

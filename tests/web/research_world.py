@@ -32,7 +32,7 @@ from bastion.web import build_gateway
 from tests.web.conftest import Project, make_project
 
 ASKERS = ("alice", "bob", "carol", "submitter")
-RESEARCH_METHODS = ("start", "follow", "get", "cancel", "conversations", "conversation")
+RESEARCH_METHODS = ("ask", "start", "get", "cancel", "conversations", "conversation")
 GRANTS = ("gateway.research", "gateway.conversations")
 
 

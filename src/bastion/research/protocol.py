@@ -5,10 +5,13 @@ Three services, each its own principal:
 * `research` (the orchestrator, port 8085). The gateway calls it; each method is the policy
   action `research.<method>`:
 
+  - `ask {message, mode, conversation_id?}` (streams): starts a run and streams its events,
+    from `conversation` to `done`, `error` or `cancelled`. The stream owns the run: a caller
+    that leaves before the final event cancels it (`WS /ws/research`: one call per question).
   - `start {message, mode, conversation_id?}` -> `RunStarted`: starts a run in the background
-    and answers at once.
-  - `follow {id}` (streams): the run's events from its first, then live, ending with `done`,
-    `error` or `cancelled`.
+    and answers at once (`POST /api/research`).
+  - `follow {id}` (streams): a started run's events from its first, then live, ending with
+    `done`, `error` or `cancelled`; following does not own the run.
   - `get {id}` -> `RunStatus`.
   - `cancel {id}` -> `RunStatus`.
   - `conversations {cursor?, limit?}` -> `{"conversations": [ConversationSummary],
@@ -21,7 +24,7 @@ Three services, each its own principal:
 * `researcher` (port 8086): `research` (streams) takes one sub-question and returns findings.
 * `critic` (port 8087): `critique` (streams) returns `PASS`, `REFINE` or `FAIL` with reasons.
 
-Events (`follow`, `WS /ws/research`) are JSON objects with a `type`: see `EVENT_TYPES`.
+Events (`ask`, `follow`, `WS /ws/research`) are JSON objects with a `type`: see `EVENT_TYPES`.
 """
 
 from __future__ import annotations

@@ -103,6 +103,9 @@ def uvicorn_config(
         # No endpoint takes a large WebSocket message (`/ws/events` takes 4 KiB): a bigger one
         # is refused (1009) by the server before it is buffered, not after 16 MiB.
         ws_max_size=WS_MAX_MESSAGE_BYTES,
+        # No compression of WebSocket messages: events are small JSON, and compressing what
+        # mixes a client's data with other content invites CRIME/BREACH-style guessing.
+        ws_per_message_deflate=False,
         **opts,
     )
 

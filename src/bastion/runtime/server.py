@@ -222,20 +222,35 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-async def _until(stream: AsyncIterator[Any], gone: asyncio.Future[None]) -> AsyncIterator[Any]:
-    """The stream's items until it ends or `gone` completes, whichever comes first."""
-    while True:
-        step = asyncio.ensure_future(anext(stream))
-        await asyncio.wait({step, gone}, return_when=asyncio.FIRST_COMPLETED)
-        if not step.done():
-            step.cancel()
-            await asyncio.wait({step})
-            return
-        try:
-            item = step.result()
-        except StopAsyncIteration:
-            return
-        yield item
+class _DisconnectWatch:
+    """Cancels the task streaming a response once its client has gone, so the stream is read
+    in that task itself: no task per item, and a stream that waits long (a run being followed)
+    is stopped at once. `left` tells a cancellation it caused from any other."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._task = asyncio.current_task()
+        self._gone = asyncio.ensure_future(_disconnected(receive))
+        self._gone.add_done_callback(self._on_gone)
+        self.fired = False
+
+    def _on_gone(self, gone: asyncio.Future[None]) -> None:
+        if not gone.cancelled() and self._task is not None and not self.fired:
+            self.fired = True
+            self._task.cancel()
+
+    def stop(self) -> None:
+        """The stream is over: a disconnect from now on cancels nothing."""
+        self._gone.remove_done_callback(self._on_gone)
+        if not self._gone.done():
+            self._gone.cancel()
+
+    def left(self) -> bool:
+        """After a CancelledError: True when it was this watch's (the client left), which is
+        then absorbed; False when the task was cancelled from elsewhere (re-raise it)."""
+        task = self._task
+        if not self.fired or task is None:
+            return False
+        return task.uncancel() == 0
 
 
 def _reason(error: RpcError) -> str | None:
@@ -556,30 +571,32 @@ class AgentServer:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         result = "ok"
         stream = outcome.stream
-        gone = asyncio.ensure_future(_disconnected(receive))
+        watch = _DisconnectWatch(receive)
         try:
-            async for item in _until(stream, gone):
-                payload = result_response(outcome.call_id, _jsonable(item))
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": b"data: " + orjson.dumps(payload) + b"\n\n",
-                        "more_body": True,
-                    }
-                )
-        except RpcError as rpc_err:
-            result = f"error:{rpc_err.code}"
-            await self._send_event(send, error_response(outcome.call_id, rpc_err))
-        except Exception:
-            log.exception("stream failed", agent=self.name)
-            result = f"error:{INTERNAL_ERROR}"
-            internal = RpcError(INTERNAL_ERROR, data={"correlation_id": req.correlation_id})
-            await self._send_event(send, error_response(outcome.call_id, internal))
+            try:
+                async for item in stream:
+                    payload = result_response(outcome.call_id, _jsonable(item))
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": b"data: " + orjson.dumps(payload) + b"\n\n",
+                            "more_body": True,
+                        }
+                    )
+            except RpcError as rpc_err:
+                result = f"error:{rpc_err.code}"
+                await self._send_event(send, error_response(outcome.call_id, rpc_err))
+            except Exception:
+                log.exception("stream failed", agent=self.name)
+                result = f"error:{INTERNAL_ERROR}"
+                internal = RpcError(INTERNAL_ERROR, data={"correlation_id": req.correlation_id})
+                await self._send_event(send, error_response(outcome.call_id, internal))
+        except asyncio.CancelledError:
+            if not watch.left():
+                raise
+            result = "client_disconnected"
         finally:
-            if not gone.done():
-                gone.cancel()
-            elif not gone.cancelled():
-                result = "client_disconnected"
+            watch.stop()
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()

@@ -11,8 +11,8 @@ A run emits `progress`, `plan`, two `source`s, `critique` (PASS), the report in 
 then `done` with a valid result object (`ResearchResult`); with `failure` set, an `error` event
 instead. `hold()` makes runs wait after their
 `conversation` event until `release()` (or a cancel), to test pings and cancellation. What callers
-did is recorded for the test's thread: `started` (subject, params), `cancelled` (run ids),
-`cancel_seen` (a threading.Event set on each cancel).
+did is recorded for the test's thread: `started` (subject, params), `cancelled` (run ids, by
+`cancel` or by leaving an `ask` stream early), `cancel_seen` (a threading.Event set on each).
 """
 
 from __future__ import annotations
@@ -180,6 +180,7 @@ class FakeResearch:
 
     def definition(self) -> AgentDefinition:
         registry = MethodRegistry()
+        registry.add("ask", self.ask, streaming=True)
         registry.add("start", self.start)
         registry.add("follow", self.follow, streaming=True)
         registry.add("get", self.get)
@@ -251,8 +252,21 @@ class FakeResearch:
             await self._emit(run, event)
             await asyncio.sleep(0)
 
+    async def ask(self, params: StartParams, ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
+        """`start` and `follow` in one stream, which owns the run: leaving early cancels it."""
+        started = await self.start(params, ctx)
+        run = self.runs[started["id"]]
+        try:
+            async for event in self._events_of(run):
+                yield event
+        finally:
+            await self._cancel(run)
+
     async def follow(self, params: RunRef, ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
-        run = self._run(params.id, self._subject(ctx))
+        async for event in self._events_of(self._run(params.id, self._subject(ctx))):
+            yield event
+
+    async def _events_of(self, run: _Run) -> AsyncIterator[dict[str, Any]]:
         sent = 0
         while True:
             async with run.changed:
@@ -275,13 +289,21 @@ class FakeResearch:
     async def cancel(self, params: RunRef, ctx: CallContext) -> dict[str, Any]:
         run = self._run(params.id, self._subject(ctx))
         self.cancelled.append(run.id)
-        if run.status == "running":
-            if run.task is not None:
-                run.task.cancel()
-            run.status = "cancelled"
-            await self._emit(run, {"type": "cancelled", "id": run.id})
+        await self._cancel(run)
         self.cancel_seen.set()
         return self._status(run)
+
+    async def _cancel(self, run: _Run) -> None:
+        """Cancel `run` if it is still running (recorded in `cancelled`)."""
+        if run.status != "running":
+            return
+        if run.id not in self.cancelled:
+            self.cancelled.append(run.id)
+        if run.task is not None:
+            run.task.cancel()
+        run.status = "cancelled"
+        await self._emit(run, {"type": "cancelled", "id": run.id})
+        self.cancel_seen.set()
 
     async def list_conversations(
         self, params: ListConversationsParams, ctx: CallContext

@@ -58,7 +58,7 @@ def research_unavailable(reason: str) -> ApiError:
 
 def _not_found(method: str) -> ApiError:
     """A missing run or conversation, or another principal's: the same answer."""
-    if method in ("conversation", "start"):
+    if method in ("conversation", "start", "ask"):
         what, where = "conversation", "GET /api/conversations"
     else:
         what, where = "research run", "the `id` of POST /api/research's answer"

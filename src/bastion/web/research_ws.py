@@ -6,13 +6,13 @@ audited once per connection; a refusal is an accepted handshake closed at once w
 (unauthenticated), 4003 (forbidden), 4029 (rate limited) or 1013 (a security service is down).
 
 The client sends one JSON text message, `{"message", "mode"?: "auto"|"chat"|"research",
-"conversation_id"?}`. The gateway starts the run (`research.start`, for the asking principal)
-and sends `{"type": "conversation", "conversation_id", "id"}` at once, then forwards the run's
-events (`research.follow`; types in `bastion.research.protocol.EVENT_TYPES`) as JSON text
-frames until a final one (`done`, `error`, `cancelled`), and closes with 1000. `{"type":
-"ping", "at"}` follows `events.ping_interval_seconds` without an event. The socket owns its run:
-when it closes before the final event (the client leaves, its credential lapses, ...) the run is
-cancelled (`research.cancel`).
+"conversation_id"?}`. The gateway asks the research agent, for the asking principal, in one
+streaming call (`research.ask`), and forwards the run's events (types in
+`bastion.research.protocol.EVENT_TYPES`, the first `{"type": "conversation", "conversation_id",
+"id"}`) as JSON text frames until a final one (`done`, `error`, `cancelled`), and closes with
+1000. `{"type": "ping", "at"}` follows `events.ping_interval_seconds` without an event. The
+socket owns its run: when it closes before the final event (the client leaves, its credential
+lapses, ...) the gateway leaves the call, and the research agent cancels the run.
 
     1000  the run ended (after its final event)
     1003  a binary message;  1009  a message over 64 KiB
@@ -30,7 +30,7 @@ import contextlib
 import json
 from typing import Any
 
-import structlog
+import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bastion.config import EventsSettings
@@ -41,8 +41,6 @@ from bastion.runtime import Guard
 from bastion.security import CredentialCheck, PolicyStore
 from bastion.web.research import MAX_BODY_BYTES, RESEARCH_ACTION, ResearchCalls, start_params
 from bastion.web.ws_auth import BINARY, Close, Opening, WsGuard, close, iso_now
-
-log = structlog.get_logger("bastion.gateway")
 
 FORBIDDEN = "forbidden: this credential may not ask for research (gateway.research)"
 ENDED = Close(1000, "the run ended")
@@ -96,6 +94,11 @@ class ResearchSocket:
             await close(ws, end)
 
 
+# Marks the last event `_pump` queues when the call ends without a final event: its value is how
+# to close (None: the stream broke off after the run started).
+_END = "end"
+
+
 class _Session:
     """One accepted socket: the question in, the run's events and pings out."""
 
@@ -115,52 +118,30 @@ class _Session:
         self.calls = calls
         self.identity: Identity = identity
         self.settings = settings
-        self.run_id: str | None = None
-        self.finished = False  # the run's final event was forwarded
+        self.run_id: str | None = None  # once the research agent has started the run
         self._send_lock = asyncio.Lock()
 
     async def run(self, hold: Any) -> Close | None:
         """Until the client leaves (None) or the socket must close (how); a run still going
-        then is cancelled."""
+        then is left, which cancels it."""
         tasks = [asyncio.create_task(self._conduct()), asyncio.create_task(hold)]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             await _cancel_all(tasks)
-            if self.run_id is not None and not self.finished:
-                await self._cancel_run(self.run_id)
         end: Close | None = next(t.result() for t in tasks if t in done)
         return end
 
-    async def _cancel_run(self, run_id: str) -> None:
-        try:
-            await self.calls.call(self.identity, "cancel", {"id": run_id})
-        except ApiError as err:
-            log.warning("research run not cancelled", run_id=run_id, error=err.message)
-
     async def _send(self, message: dict[str, Any]) -> None:
         async with self._send_lock:
-            await self.ws.send_text(json.dumps(message, separators=(",", ":")))
+            await self.ws.send_text(orjson.dumps(message).decode())
 
     async def _conduct(self) -> Close | None:
         try:
             request = await self._question()
             if not isinstance(request, dict):
                 return request
-            try:
-                started = await self.calls.call(self.identity, "start", request)
-            except ApiError as err:
-                await self._send({"type": "error", "message": err.message})
-                return _refusal_close(err)
-            self.run_id = str(started["id"])
-            await self._send(
-                {
-                    "type": "conversation",
-                    "conversation_id": started["conversation_id"],
-                    "id": self.run_id,
-                }
-            )
-            return await self._follow(self.run_id)
+            return await self._follow(request)
         except (WebSocketDisconnect, RuntimeError, OSError):
             return None  # the client left while something was being sent
 
@@ -181,10 +162,10 @@ class _Session:
             await self._send({"type": "error", "message": problem})
             return BAD_REQUEST
 
-    async def _follow(self, run_id: str) -> Close | None:
+    async def _follow(self, request: dict[str, Any]) -> Close | None:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         tasks = [
-            asyncio.create_task(self._pump(run_id, queue)),
+            asyncio.create_task(self._pump(request, queue)),
             asyncio.create_task(self._forward(queue)),
             asyncio.create_task(self._listen()),
         ]
@@ -195,23 +176,29 @@ class _Session:
         end: Close | None = next(t.result() for t in tasks[1:] if t in done)
         return end
 
-    async def _pump(self, run_id: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
-        """The run's events from the research agent into `queue`, ending with a final one."""
-        stream = self.calls.stream(self.identity, "follow", {"id": run_id})
+    async def _pump(self, request: dict[str, Any], queue: asyncio.Queue[dict[str, Any]]) -> None:
+        """The run's events from the research agent into `queue`, ending with a final one, or
+        with an `error` marked with how to close (`_END`) when the call ends without one."""
+        stream = self.calls.stream(self.identity, "ask", request)
+        end: Close | None = None
         try:
             # Closed in this task when it is cancelled: the delegation's context is its own.
             async with contextlib.aclosing(stream):
                 async for event in stream:
                     kind = event.get("type") if isinstance(event, dict) else None
-                    if kind not in _KNOWN or kind == "conversation":
-                        continue  # the gateway sent `conversation` itself
+                    if kind not in _KNOWN:
+                        continue
+                    if kind == "conversation":
+                        self.run_id = str(event.get("id"))
                     await queue.put(event)
                     if kind in FINAL_EVENTS:
                         return
             problem = "the research service ended the stream before the run ended"
         except ApiError as err:
             problem = err.message
-        await queue.put({"type": "error", "message": problem, "stream": "broken"})
+            if self.run_id is None:
+                end = _refusal_close(err)  # refused: no run was started
+        await queue.put({"type": "error", "message": problem, _END: end})
 
     async def _forward(self, queue: asyncio.Queue[dict[str, Any]]) -> Close | None:
         """Events to the client (pings while idle) up to the final one."""
@@ -227,17 +214,19 @@ class _Session:
                     except TimeoutError:
                         await self._send({"type": "ping", "at": iso_now()})
                         continue
-                if event.pop("stream", None) is not None:
-                    # The research agent ended the stream early: a lapsed credential closes as
-                    # the watch would (it may have been seen there first), else retry later.
-                    lapsed = await self.ws_guard.lapsed(self.call)
-                    if lapsed is not None:
-                        return lapsed
+                if _END in event:
+                    end: Close | None = event.pop(_END)
+                    if end is None:
+                        # The stream broke off mid-run: a lapsed credential closes as the watch
+                        # would (it may have been seen there first), else retry later.
+                        end = await self.ws_guard.lapsed(self.call)
+                        if end is not None:
+                            return end
+                        end = UNAVAILABLE
                     await self._send(event)
-                    return UNAVAILABLE
+                    return end
                 await self._send(event)
                 if event["type"] in FINAL_EVENTS:
-                    self.finished = True
                     return ENDED
         except (WebSocketDisconnect, RuntimeError, OSError):
             return None

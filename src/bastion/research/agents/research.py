@@ -1,24 +1,27 @@
 """The research agent: runs research for the user a call acts for, and keeps the runs.
 
-Methods (each authorized as `research.<method>`, see `bastion.research.protocol`): `start`,
-`follow` (streams), `get`, `cancel`, `conversations`, `conversation`. Every method acts for the
-delegation's subject (`CallContext.delegation`); a call without one is FORBIDDEN, and another
-subject's run or conversation is RESEARCH_NOT_FOUND, exactly like a missing one.
+Methods (each authorized as `research.<method>`, see `bastion.research.protocol`): `ask`
+(streams), `start`, `follow` (streams), `get`, `cancel`, `conversations`, `conversation`. Every
+method acts for the delegation's subject (`CallContext.delegation`); a call without one is
+FORBIDDEN, and another subject's run or conversation is RESEARCH_NOT_FOUND, exactly like a
+missing one.
 
-`start` records the run (`ResearchStore`), runs it as a background task and answers at once.
-The run's events are kept in memory (`LiveRuns`): `follow` replays them from the first and then
+`start` records the run (`ResearchStore`), runs it as a background task and answers at once. The
+run's events are kept in memory (`LiveRuns`): `follow` replays them from the first and then
 streams them live; a run no longer in memory answers its last event from the store. `cancel`
-cancels the task (and with it the researchers' streams). A run longer than
-`research.run_timeout_seconds` fails. Each report is also put in the object store (the
-pipeline's `objects_dir`, keyed by its SHA-256), and its key is sent as a `progress` event
+cancels the task (and with it the researchers' streams). `ask` is `start` and `follow` in one
+call, and its stream owns the run: a caller that leaves before the final event cancels it. A run
+longer than `research.run_timeout_seconds` fails. Each report is also put in the object store
+(the pipeline's `objects_dir`, keyed by its SHA-256), and its key is sent as a `progress` event
 (`stage: stored`) and logged. At start-up, runs left `running` by a crash are failed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import structlog
@@ -166,7 +169,22 @@ class ResearchService:
         await asyncio.to_thread(self.store.fail_run, live.run_id, message, owner=live.owner)
         await live.emit({"type": "error", "message": message})
 
-    async def follow(self, run_id: str, owner: str) -> AsyncIterator[dict[str, Any]]:
+    async def ask(
+        self, params: StartParams, owner: str, correlation_id: str
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Start a run and stream its events to the final one; leaving early cancels it."""
+        started = await self.start(params, owner, correlation_id)
+        live = self.runs.get(started["id"], owner)
+        assert live is not None
+        try:
+            async for event in live.follow():
+                yield event
+        finally:
+            if live.task is not None and not live.task.done():
+                live.task.cancel()
+                await asyncio.gather(live.task, return_exceptions=True)
+
+    async def follow(self, run_id: str, owner: str) -> AsyncGenerator[dict[str, Any], None]:
         live = self.runs.get(run_id, owner)
         if live is not None:
             async for event in live.follow():
@@ -210,6 +228,17 @@ def _last_event(status: RunStatus) -> dict[str, Any]:
 def build_registry(service: ResearchService) -> MethodRegistry:
     registry = MethodRegistry()
 
+    @registry.method("ask", streaming=True)
+    async def ask(params: StartParams, ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
+        """Start a run for the asking user and stream its events, from `conversation` to done,
+        error or cancelled; the run is cancelled when the caller leaves before."""
+        # Closed with this stream, at once: the run ends when its caller leaves.
+        async with contextlib.aclosing(
+            service.ask(params, subject(ctx), ctx.correlation_id)
+        ) as run:
+            async for event in run:
+                yield event
+
     @registry.method("start")
     async def start(params: StartParams, ctx: CallContext) -> dict[str, Any]:
         """Start a run for the asking user; answers at once with its ids."""
@@ -218,9 +247,9 @@ def build_registry(service: ResearchService) -> MethodRegistry:
     @registry.method("follow", streaming=True)
     async def follow(params: RunRef, ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
         """The run's events from the first, then live, ending with done, error or cancelled."""
-        owner = subject(ctx)
-        async for event in service.follow(params.id, owner):
-            yield event
+        async with contextlib.aclosing(service.follow(params.id, subject(ctx))) as events:
+            async for event in events:
+                yield event
 
     @registry.method("get")
     async def get(params: RunRef, ctx: CallContext) -> dict[str, Any]:

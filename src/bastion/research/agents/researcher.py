@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,7 +29,7 @@ from bastion.research.researcher import QuarantineSink, Researcher, log_quaranti
 from bastion.research.retrieval import query_terms
 from bastion.runtime import AgentDefinition, MethodRegistry, PeerClients
 
-__all__ = ["NAME", "ResearchParams", "build_registry", "definition"]
+__all__ = ["NAME", "ResearchParams", "build_registry", "definition", "findings_events"]
 
 NAME = RESEARCHER
 ARCHIVIST = "archivist"
@@ -42,6 +42,20 @@ class ResearchParams(BaseModel):
     sub_question: str = Field(min_length=1, max_length=1000)
     owner: str = Field(min_length=1, max_length=256)
     researcher: str = Field(default="researcher", max_length=64)
+
+
+async def findings_events(
+    core: Researcher, params: ResearchParams
+) -> AsyncGenerator[dict[str, Any], None]:
+    """`core`'s research of `params.sub_question` as the method streams it: progress and source
+    events, then `{"type": "findings", ...}`."""
+    stream = core.research(params.sub_question, owner=params.owner, researcher=params.researcher)
+    async with contextlib.aclosing(stream):
+        async for item in stream:
+            if isinstance(item, Findings):
+                yield {"type": "findings", "findings": item.to_json()}
+            else:
+                yield item
 
 
 def build_registry(core: Researcher) -> MethodRegistry:
@@ -57,15 +71,9 @@ def build_registry(core: Researcher) -> MethodRegistry:
                 "subject",
                 data={"reason": "owner_mismatch"},
             )
-        stream = core.research(
-            params.sub_question, owner=params.owner, researcher=params.researcher
-        )
-        async with contextlib.aclosing(stream):
-            async for item in stream:
-                if isinstance(item, Findings):
-                    yield {"type": "findings", "findings": item.to_json()}
-                else:
-                    yield item
+        async with contextlib.aclosing(findings_events(core, params)) as events:
+            async for event in events:
+                yield event
 
     return registry
 
