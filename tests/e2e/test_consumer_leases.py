@@ -215,10 +215,18 @@ def test_a_worker_that_stops_renewing_loses_its_messages_when_its_lease_runs_out
     _pause_outside_queue_writes(_pid(first), flow)  # alive, but neither working nor renewing
     second = workers.start()
     _wait(lambda: _held_by(flow, second, 2), 60, "the second worker to reclaim the message")
+    # The second delivery is being processed: its attempt is on the record (the first worker may
+    # have been stopped before it wrote its own).
+    _wait(lambda: "attempt 2" in _attempts(flow, doc_id), 30, "the second attempt to be recorded")
     assert first.process is not None and first.process.poll() is None  # never died
+    assert set(_attempts(flow, doc_id)) <= {"attempt 1", "attempt 2"}
+
+
+def _attempts(flow: Flow, doc_id: str) -> list[str]:
+    """The `processing` entries of the document's history (`attempt N`), in order."""
     doc = flow.repo.get_document(doc_id)
     assert doc is not None
-    assert sum(h["event"] == "processing" for h in doc["history"]) == 2
+    return [str(h.get("detail")) for h in doc["history"] if h["event"] == "processing"]
 
 
 def _pause_outside_queue_writes(pid: int, flow: Flow) -> None:
