@@ -3,9 +3,11 @@ credible source, low coverage, contradicting sources) and a clean PASS."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from bastion.research.critic import Verdict, critique
+from bastion.research.findings import report_from_json, report_to_json
 from bastion.research.sources import Passage, Source
 from bastion.research.synthesis import synthesize
 from tests.research.offline_corpus import passages
@@ -105,3 +107,30 @@ def test_sources_agreeing_on_the_year_do_not_contradict() -> None:
     assert critique(QUESTION, [QUESTION], report, {**TRUSTED, "fanpage": 0.9}).verdict is (
         Verdict.PASS
     )
+
+
+def test_the_critic_needs_no_source_text() -> None:
+    """The research agent sends the critic a report without its sources' texts: every verdict
+    is the same as over the whole report."""
+    eiffel = synthesize(QUESTION, [QUESTION], passages("eiffel"))
+    reports = [
+        eiffel,
+        synthesize(QUESTION, [QUESTION], passages("paris")),
+        replace(eiffel, markdown=eiffel.markdown.replace("[1]", "[7]", 1)),
+        synthesize(
+            QUESTION,
+            [QUESTION],
+            [
+                *passages("eiffel"),
+                *fan_page("The Eiffel Tower was completed in 1899 after a long delay."),
+            ],
+        ),
+    ]
+    for report in reports:
+        slim = report_to_json(report, source_texts=False)
+        assert all(s["text"] == "" and s["sentences"] == [] for s in slim["sources"])
+        if report.sources:
+            assert len(json.dumps(slim)) < len(json.dumps(report_to_json(report)))
+        for credibility in (TRUSTED, {}):
+            whole = critique(QUESTION, [QUESTION], report, credibility)
+            assert critique(QUESTION, [QUESTION], report_from_json(slim), credibility) == whole

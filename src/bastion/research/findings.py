@@ -4,7 +4,9 @@
 and the sources the guardrails quarantined (with why). `to_json` / `findings_from_json` (and the
 `source_*` / `report_*` helpers) turn them, a `Report` and a `Critique` into plain JSON for the
 researcher's and the critic's A2A methods and back, losslessly: the same report is rebuilt on
-the other side, so a run over A2A writes the same bytes as a run in one process.
+the other side, so a run over A2A writes the same bytes as a run in one process. The critic is
+sent a report without its sources' texts (`report_to_json(..., source_texts=False)`): it needs
+none of them, and that keeps the payload small.
 """
 
 from __future__ import annotations
@@ -133,13 +135,19 @@ def findings_from_json(doc: dict[str, Any]) -> Findings:
     return Findings(str(doc["sub_question"]), passages, quarantined, failures)
 
 
-def report_to_json(report: Report) -> dict[str, Any]:
-    sources = list(report.sources)
+def report_to_json(report: Report, *, source_texts: bool = True) -> dict[str, Any]:
+    """`report` as JSON; without `source_texts`, its sources travel without their text, snippet
+    and sentences (what the critic is sent: it checks the report, the citations, the sources'
+    ids and titles and the evidence sentences, never a source's own text)."""
+    sources = [source_to_json(s) for s in report.sources]
+    if not source_texts:
+        for source in sources:
+            source.update(text="", snippet="", sentences=[])
     return {
         "question": report.question,
         "answer": report.answer,
         "markdown": report.markdown,
-        "sources": [source_to_json(s) for s in sources],
+        "sources": sources,
         "evidence": [
             {
                 "sentence": e.sentence,

@@ -73,7 +73,7 @@ class RemoteCritic:
         params: dict[str, Any] = {
             "question": question,
             "sub_questions": list(sub_questions),
-            "report": report_to_json(report),
+            "report": report_to_json(report, source_texts=False),
             "credibility": dict(credibility),
             "round": round,
         }
