@@ -32,7 +32,10 @@ held out), in the same run:
   share of crossing services and zero trust together. It runs after the security-off one in
   the same process, whose guardrail token caches it then finds warm: a lower bound.
 
-The sides take turns question by question, so a slower minute of the machine falls on each.
+The sides take turns question by question, so a slower minute of the machine falls on each, and
+each timed run starts after a pause longer than the audit flush interval, so that no side pays
+for work another left behind. The WebSocket client is asyncio, one connection per question (as
+`bastion research` opens them).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from typing import Any
 
 import uvicorn
 import uvloop
-from websockets.sync.client import connect
+from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +86,9 @@ from bastion.testing.ports import free_port  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets" / "research"
 BM25_AT = 5
+# Before each timed run: longer than the services' audit flush interval (0.2 s by default), so
+# that the audit records of a secure run are written before a baseline run, not during it.
+SETTLE_SECONDS = 0.25
 WARM_UP = "Who designed the Eiffel Tower?"
 
 
@@ -113,24 +119,37 @@ def _served(config: Path, settings: Settings) -> Iterator[str]:
         yield settings.pipeline.gateway_url
 
 
-def _ask(gateway: str, key: str, question: str) -> tuple[dict[str, Any], float, float]:
-    """The result object of one research run over WS /ws/research, its seconds, and the
-    seconds from the question sent to the first event."""
-    url = gateway.replace("http://", "ws://") + "/ws/research"
-    protocols = [Subprotocol("bastion.v1"), Subprotocol(f"bearer.{key}")]
-    started = time.perf_counter()
-    with connect(url, subprotocols=protocols) as ws:
-        sent = time.perf_counter()
-        ws.send(json.dumps({"message": question, "mode": "research"}))
-        first: float | None = None
-        while True:
-            event = json.loads(ws.recv(timeout=120))
-            if first is None:
-                first = time.perf_counter() - sent
-            if event["type"] == "done":
-                return event["result"], time.perf_counter() - started, first
-            if event["type"] in ("error", "cancelled"):
-                raise RuntimeError(f"run ended with {event}")
+class _Client:
+    """A WebSocket client of the gateway, one connection per question as `bastion research`
+    opens them (asyncio, on its own event loop: no thread per connection)."""
+
+    def __init__(self, gateway: str, key: str) -> None:
+        self.url = gateway.replace("http://", "ws://") + "/ws/research"
+        self.protocols = [Subprotocol("bastion.v1"), Subprotocol(f"bearer.{key}")]
+        self.loop = uvloop.new_event_loop()
+
+    def ask(self, question: str) -> tuple[dict[str, Any], float, float]:
+        """The result object of one research run over WS /ws/research, its seconds, and the
+        seconds from the question sent to the first event."""
+        return self.loop.run_until_complete(self._ask(question))
+
+    async def _ask(self, question: str) -> tuple[dict[str, Any], float, float]:
+        started = time.perf_counter()
+        async with connect(self.url, subprotocols=self.protocols, compression=None) as ws:
+            sent = time.perf_counter()
+            await ws.send(json.dumps({"message": question, "mode": "research"}))
+            first: float | None = None
+            while True:
+                event = json.loads(await asyncio.wait_for(ws.recv(), 120))
+                if first is None:
+                    first = time.perf_counter() - sent
+                if event["type"] == "done":
+                    return event["result"], time.perf_counter() - started, first
+                if event["type"] in ("error", "cancelled"):
+                    raise RuntimeError(f"run ended with {event}")
+
+    def close(self) -> None:
+        self.loop.close()
 
 
 class _Baselines:
@@ -351,7 +370,8 @@ def main() -> int:
         baselines = _Baselines(settings)
         with _served(config, settings) as gateway:
             # The corpus index is built on every side: not measured.
-            _ask(gateway, key, WARM_UP)
+            client = _Client(gateway, key)
+            client.ask(WARM_UP)
             baselines.ask(baselines.agents, WARM_UP)
             baselines.ask(baselines.local, WARM_UP)
             secure = off = local = 0.0
@@ -359,11 +379,15 @@ def main() -> int:
                 half = "even (tuned)" if i % 2 == 0 else "odd (held out)"
                 # Each question through the agents, again (determinism), then with security
                 # off, then in place: the sides take turns, so that a slower minute of the
-                # machine falls on all of them.
+                # machine falls on all of them. Each timed run starts on a quiet machine (the
+                # services' work after the previous answer, an audit flush, is over).
                 question = item["question"]
-                result, seconds, first = _ask(gateway, key, question)
-                rerun, _, _ = _ask(gateway, key, question)
+                time.sleep(SETTLE_SECONDS)
+                result, seconds, first = client.ask(question)
+                rerun, _, _ = client.ask(question)
+                time.sleep(SETTLE_SECONDS)
                 off_seconds = baselines.ask(baselines.agents, question)
+                time.sleep(SETTLE_SECONDS)
                 local_seconds = baselines.ask(baselines.local, question)
                 secure += seconds
                 off += off_seconds
@@ -377,6 +401,7 @@ def main() -> int:
                     file=sys.stderr,
                     flush=True,
                 )
+            client.close()
         baselines.close()
     halves = {h: _summary(rows[h], latencies[h], firsts[h]) for h in rows if rows[h]}
     for summary in halves.values():

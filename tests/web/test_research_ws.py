@@ -260,19 +260,25 @@ async def test_a_withdrawn_grant_ends_the_stream_4003_and_cancels_the_run(world:
         world.fake.release()
 
 
-async def test_a_revoked_key_ends_the_stream_4001(world: World) -> None:
+async def test_a_revoked_key_ends_the_stream_4001_and_cancels_the_run(world: World) -> None:
     store = build_api_key_store(world.settings)
     key = store.create("bob", label="revoked mid-run")
     key_id = parse_key_id(key)
     assert key_id is not None
     world.fake.hold()
+    world.fake.cancel_seen.clear()
     try:
         async with connect(f"{world.ws_url}?token={key}", open_timeout=10) as ws:
             await ws.send(json.dumps(QUESTION))
-            assert (await recv(ws))["type"] == "conversation"
+            started = await recv(ws)
+            assert started["type"] == "conversation"
             store.revoke(key_id)
             code, reason, seen = await until_closed(ws)
         assert code == 4001, (code, reason, seen)
         assert key not in reason
+        # The run ends with the socket: leaving the stream cancels it, with no further call
+        # (which the revoked key could no longer make).
+        assert await asyncio.to_thread(world.fake.cancel_seen.wait, 5)
+        assert started["id"] in world.fake.cancelled
     finally:
         world.fake.release()
