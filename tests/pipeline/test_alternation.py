@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from bastion.pipeline.extract import classify, invoice
+from bastion.pipeline.extract import classify
 from bastion.pipeline.extract.alternation import named_alternation, split_alternatives
+from bastion.pipeline.extract.invoice import vocabulary
 from bastion.pipeline.samples import render_samples
 from bastion.pipeline.synthetic import synthetic_invoice
 
@@ -60,7 +61,7 @@ def _corpus() -> list[str]:
     texts += [synthetic_invoice(i, seed=5).decode("latin-1") for i in range(20)]
     rng = random.Random(7)
     words = re.findall(r"[^\W\d_]+", " ".join(texts).lower())
-    vocabulary_words = re.findall(r"[a-zäöüéèàçß]{2,}", invoice._LABELS.pattern.pattern)
+    vocabulary_words = re.findall(r"[a-zäöüéèàçß]{2,}", vocabulary._LABELS.pattern.pattern)
     for _ in range(300):
         pool = words + vocabulary_words * 3
         texts.append(" ".join(rng.choice(pool) + rng.choice(["", ":", ".", " #", "\t", "\x00"])
@@ -71,12 +72,12 @@ def _corpus() -> list[str]:
 @pytest.mark.parametrize("which", ["labels", "amount kinds"])
 def test_invoice_vocabularies_match_like_the_plain_alternation(which: str) -> None:
     fast, named = {
-        "labels": (invoice._LABELS, invoice._LABEL_ORDER),
-        "amount kinds": (invoice._KIND, invoice._KINDS),
+        "labels": (vocabulary._LABELS, vocabulary._LABEL_ORDER),
+        "amount kinds": (vocabulary._KIND, vocabulary._KINDS),
     }[which]
     reference = plain(
-        invoice._WORD_START,
-        [(name, re.sub(r"(^|\||\(\?:)\\b", r"\1", invoice._body(p))) for name, p in named],
+        vocabulary._WORD_START,
+        [(name, re.sub(r"(^|\||\(\?:)\\b", r"\1", vocabulary._body(p))) for name, p in named],
     )
     assert len(set(fast.names.values())) == len(named)
     for text in _corpus():
@@ -95,7 +96,7 @@ def test_classification_cues_match_like_the_plain_alternation() -> None:
 
 def test_most_label_branches_are_dispatched_on_a_letter() -> None:
     """The point of the rewrite: if distribution stopped working, the scan would be slow again."""
-    source = invoice._LABELS.pattern.pattern[len(invoice._WORD_START) + 3 : -1]
+    source = vocabulary._LABELS.pattern.pattern[len(vocabulary._WORD_START) + 3 : -1]
     segments = split_alternatives(source)
     lettered = [s for s in segments if s[:1].isalpha() and s[1:4] == "(?:"]
     assert len(lettered) >= 0.8 * len(segments)

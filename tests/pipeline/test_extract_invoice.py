@@ -637,7 +637,7 @@ def test_internal_line_items_have_the_models_fields() -> None:
     fields must stay those of the public LineItem model."""
     from dataclasses import fields
 
-    from bastion.pipeline.extract.invoice import _Item
+    from bastion.pipeline.extract.invoice.line_items import _Item
     from bastion.pipeline.model import LineItem
 
     assert [f.name for f in fields(_Item)] == list(LineItem.model_fields)

@@ -1,0 +1,124 @@
+"""The invoice extraction as a whole: the fields in the order that lets each use the others."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from bastion.pipeline.extract.invoice.amounts import (
+    _Amount,
+    _amount_candidates,
+    _choose_amounts,
+    _currency,
+    _largest_amount,
+)
+from bastion.pipeline.extract.invoice.dates import _due_date, _issue_date
+from bastion.pipeline.extract.invoice.document import PlumberLoader, _best, _Doc, _field
+from bastion.pipeline.extract.invoice.identifiers import _bic, _ibans, _vat_ids
+from bastion.pipeline.extract.invoice.line_items import _line_items
+from bastion.pipeline.extract.invoice.parties import _customer, _customer_blocks, _issuer
+from bastion.pipeline.extract.invoice.references import _invoice_number
+from bastion.pipeline.extract.locale import (
+    detect_language,
+    find_currencies,
+    guess_dayfirst,
+    guess_decimal_separator,
+)
+from bastion.pipeline.extract.text import Page
+from bastion.pipeline.model import ExtractedField
+
+
+def extract_invoice(
+    pages: list[Page], *, plumber: PlumberLoader | None = None
+) -> dict[str, ExtractedField]:
+    """Invoice fields (names from INVOICE_FIELDS) found in `pages`; absent fields are left out.
+
+    `plumber(page_number)` re-reads one page with pdfplumber; it is called only when a line-item
+    table could not be read consistently from the fast text.
+    """
+    text = "\n".join(p.text for p in pages)
+    language = detect_language(text)
+    decimal = guess_decimal_separator(text)
+    found_currencies = find_currencies(text)
+    currencies = Counter(code for code, _s, _e in found_currencies)
+    currency_hint = currencies.most_common(1)[0][0] if currencies else None
+    doc = _Doc(pages, text, language, decimal, guess_dayfirst(text, language, currency_hint))
+    if len(pages) == 1:  # the text is the page's text: no need to look again
+        doc.currencies = found_currencies
+    fields: dict[str, ExtractedField] = {}
+
+    blocks = _customer_blocks(doc)
+    for _hit, cells in blocks:
+        doc.customer_cells.update(cells)
+
+    number = _invoice_number(doc)
+    if number:
+        fields["invoice_number"] = _field(number)
+    issue = _issue_date(doc, number)
+    if issue:
+        fields["issue_date"] = _field(issue)
+    due = _due_date(doc, issue)
+    if due:
+        fields["due_date"] = _field(due)
+
+    customer = _customer(doc, blocks)
+    issuer = _issuer(doc, customer)
+    if issuer:
+        fields["issuer"] = _field(issuer)
+    if customer:
+        fields["customer"] = _field(customer)
+
+    # Line items first (their rows are not totals), then the amounts, checked against them.
+    prelim = _amount_candidates(doc)
+    prelim_totals = [a.value for k in ("subtotal", "total") for a in prelim.get(k, [])]
+    items = _line_items(doc, plumber, prelim_totals)
+    found = {
+        kind: [a for a in amounts if a.where not in doc.item_rows]
+        for kind, amounts in prelim.items()
+    }
+    line_sum: float | None = None
+    if items:
+        amounts = [it.amount for it in items[0] if it.amount is not None]
+        if amounts and len(amounts) == len(items[0]):
+            line_sum = round(sum(amounts), 2)
+    chosen = _choose_amounts(found, line_sum)
+    if not chosen.get("total"):
+        fallback = _largest_amount(doc)
+        if fallback:
+            chosen["total"] = fallback
+    if "total" in chosen and "subtotal" not in chosen:
+        total, total_conf = chosen["total"]
+        if "tax" in chosen:
+            # Total and tax given, no net line: the net amount is their difference.
+            tax, tax_conf = chosen["tax"]
+            net = _Amount(round(total.value - tax.value, 2), 0.0, total.page, total.where)
+            chosen["subtotal"] = (net, 0.6 * min(total_conf, tax_conf))
+        elif not found.get("tax") and not found.get("subtotal"):
+            # No tax anywhere: the untaxed amount is the total.
+            chosen["subtotal"] = (total, 0.4 * total_conf)
+    for name in ("subtotal", "tax", "total"):
+        if name in chosen:
+            amt, conf = chosen[name]
+            fields[name] = ExtractedField(value=round(amt.value, 2), confidence=conf, page=amt.page)
+
+    total_where = chosen["total"][0].where if "total" in chosen else None
+    currency = _currency(doc, total_where)
+    if currency:
+        fields["currency"] = _field(currency)
+
+    vat = _best(_vat_ids(doc))
+    if vat:
+        fields["vat_id"] = _field(vat)
+    iban = _best(_ibans(doc))
+    if iban:
+        fields["iban"] = _field(iban)
+    bic = _bic(doc, iban)
+    if bic:
+        fields["bic"] = _field(bic)
+
+    if items:
+        line_items, page_no, score = items
+        conf = 0.9 if score >= 1.0 else 0.75 if score >= 0.5 else 0.55
+        fields["line_items"] = ExtractedField(
+            value=[it.as_dict() for it in line_items], confidence=conf, page=page_no
+        )
+    return fields

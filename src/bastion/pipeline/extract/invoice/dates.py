@@ -1,0 +1,96 @@
+"""The issue date and the due date: next to their labels, after the invoice number ("Nr. 123
+vom 03.03.2025"), next to a generic date label, or (the due date) from payment terms in days.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from bastion.pipeline.extract.invoice.document import _best, _Candidate, _Doc, _hits, _loc
+from bastion.pipeline.extract.invoice.vocabulary import (
+    _DATED,
+    _DUE_DATE,
+    _DUE_DAYS,
+    _GENERIC_DATE,
+    _ISSUE_DATE,
+    _NOT_ISSUE,
+)
+from bastion.pipeline.extract.locale import find_dates
+from bastion.pipeline.extract.text import values_near
+
+
+def _date_after(doc: _Doc, pattern: re.Pattern[str], base: float) -> list[_Candidate]:
+    out: list[_Candidate] = []
+    for hit in _hits(doc, pattern):
+        for text, score, where in values_near(doc.pages, hit):
+            dates = find_dates(text[:60], doc.dayfirst)
+            if dates and dates[0].start <= 25:
+                out.append(_Candidate(dates[0].iso, base * score, hit.page + 1, _loc(where)))
+                break
+    return out
+
+
+def _issue_date(doc: _Doc, number: _Candidate | None) -> _Candidate | None:
+    cands = _date_after(doc, _ISSUE_DATE, 0.93)
+    if cands:
+        return _best(cands)
+    if number is not None and number.where[0] >= 0:
+        # "Rechnung Nr. 123 vom 03.03.2025", "Facture n° F12 du 03/03/2025", "No. 5 dated ...".
+        pi, ri, ci = number.where
+        row = doc.pages[pi].rows[ri]
+        rest = " ".join(c.text for c in row.cells[ci:])
+        m = _DATED.search(rest)
+        if m:
+            dates = find_dates(rest[m.end() : m.end() + 40], doc.dayfirst)
+            if dates and dates[0].start <= 3:
+                return _Candidate(dates[0].iso, 0.85, pi + 1, number.where)
+    due_cells = {c.where for c in _date_after(doc, _DUE_DATE, 1.0)}
+    for hit in _hits(doc, _GENERIC_DATE):
+        label = doc.cell(hit.page, hit.row, hit.cell).text
+        before = label[max(0, hit.start - 25) : hit.start]
+        after = re.split(r"\d", label[hit.end : hit.end + 30], maxsplit=1)[0]
+        if _NOT_ISSUE.search(before) or _NOT_ISSUE.search(after):
+            continue
+        for text, score, where in values_near(doc.pages, hit):
+            dates = find_dates(text[:60], doc.dayfirst)
+            if dates and dates[0].start <= 25:
+                page_bias = 1.0 if hit.page == 0 else 0.8
+                out = _Candidate(dates[0].iso, 0.8 * score * page_bias, hit.page + 1, _loc(where))
+                cands.append(out)
+                break
+    if cands:
+        return _best(cands)
+    # No label: the first date on page 1 that is not labelled as something else.
+    page = doc.pages[0]
+    for ri, row in enumerate(page.rows):
+        for ci, cell in enumerate(row.cells):
+            if (0, ri, ci) in doc.customer_cells or (0, ri, ci) in due_cells:
+                continue
+            dates = find_dates(cell.text, doc.dayfirst)
+            if not dates:
+                continue
+            before = cell.text[: dates[0].start]
+            prev = row.cells[ci - 1].text if ci else ""
+            if _NOT_ISSUE.search(before) or _NOT_ISSUE.search(prev):
+                continue
+            return _Candidate(dates[0].iso, 0.45, 1, (0, ri, ci))
+    return None
+
+
+def _due_date(doc: _Doc, issue: _Candidate | None) -> _Candidate | None:
+    cands = _date_after(doc, _DUE_DATE, 0.92)
+    if issue is not None:
+        cands = [c for c in cands if str(c.value) >= str(issue.value)]
+    if cands:
+        return _best(cands)
+    if issue is None:
+        return None
+    for pi, page in enumerate(doc.pages):
+        m = _DUE_DAYS.search(page.text)
+        if m:
+            days = next(int(v) for v in m.groupdict().values() if v)
+            if 0 < days <= 180:
+                due = date.fromisoformat(str(issue.value)) + timedelta(days=days)
+                return _Candidate(due.isoformat(), 0.6, pi + 1)
+    return None

@@ -1,0 +1,91 @@
+"""The invoice number: next to its label, else in a title ("INVOICE 2025-0042"), else a
+receipt or booking reference that stands for it.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from bastion.pipeline.extract.invoice.document import (
+    _best,
+    _Candidate,
+    _cell_under,
+    _Doc,
+    _hits,
+    _loc,
+)
+from bastion.pipeline.extract.invoice.vocabulary import (
+    _HAS_DIGIT,
+    _I,
+    _INVOICE_NO,
+    _REFERENCE_NO,
+    _TITLE_NO,
+    _WORDS,
+    _YEAR_LIKE,
+)
+from bastion.pipeline.extract.locale import find_dates
+from bastion.pipeline.extract.text import find_labels, values_near
+
+_INVNO_TOKEN = re.compile(r"^[#№]?\s*([A-Za-z0-9][A-Za-z0-9\-/_.:]*[A-Za-z0-9]|\d)")
+
+
+@lru_cache(maxsize=4096)
+def _parse_invoice_number(text: str) -> str | None:
+    text = text.strip()
+    text = re.sub(r"^(?:n[o°º]\b\.?|nr\b\.?|number|nummer|num[ée]ro|#|:)\s*", "", text, flags=_I)
+    m = _INVNO_TOKEN.match(text)
+    if not m:
+        return None
+    token = m.group(1).rstrip(".:/-")
+    if not _HAS_DIGIT.search(token) or len(token) > 30 or "@" in token:
+        return None
+    if find_dates(token) or _YEAR_LIKE.match(token):
+        return None
+    # A token of the shape "1.234,56" is an amount, not a number.
+    if re.fullmatch(r"\d{1,3}(?:[.,]\d{3})*[.,]\d{2}", token):
+        return None
+    return token
+
+
+def _invoice_number(doc: _Doc) -> _Candidate | None:
+    cands: list[_Candidate] = []
+    for hit in _hits(doc, _INVOICE_NO):
+        for text, score, where in values_near(doc.pages, hit):
+            value = _parse_invoice_number(text)
+            if value:
+                cands.append(_Candidate(value, 0.92 * score, hit.page + 1, _loc(where)))
+                break
+    if cands:
+        return _best(cands)
+    # "INVOICE 2025-0042" / "Rechnung Nr. 123" / "Facture N° F-12" in a title.
+    page = doc.pages[0]
+    for ri, row in enumerate(page.rows[:40]):
+        for ci, cell in enumerate(row.cells):
+            m = _TITLE_NO.search(cell.text)
+            if not m:
+                continue
+            rest = cell.text[m.end() :]
+            after_word = _WORDS.match(rest.strip())
+            if after_word and after_word.group(0).lower() in {"date", "datum", "fecha", "data"}:
+                continue
+            value = _parse_invoice_number(rest) if rest.strip() else None
+            if value is None and ci + 1 < len(row.cells) and not rest.strip():
+                value = _parse_invoice_number(row.cells[ci + 1].text)
+            if value is None and not rest.strip():
+                # A column "Invoice" in a header row, or an "INVOICE" title: its value under it
+                # (the first cell below that overlaps it, a line or two down).
+                under = _cell_under(page, ri, cell)
+                value = _parse_invoice_number(under.text) if under else None
+            if value:
+                cands.append(_Candidate(value, 0.7, 1, (0, ri, ci)))
+    if cands:
+        return _best(cands)
+    # No invoice number: a receipt or booking reference stands for it.
+    for hit in find_labels(doc.pages[:1], _REFERENCE_NO, first=True):
+        for text, score, where in values_near(doc.pages, hit):
+            value = _parse_invoice_number(text)
+            if value:
+                cands.append(_Candidate(value, 0.5 * score, hit.page + 1, _loc(where)))
+                break
+    return _best(cands)
