@@ -643,3 +643,60 @@ def test_internal_line_items_have_the_models_fields() -> None:
     assert [f.name for f in fields(_Item)] == list(LineItem.model_fields)
     item = _Item("Widget", 2.0, 1.5, 3.0)
     assert LineItem.model_validate(item.as_dict()).model_dump() == item.as_dict()
+
+
+@pytest.mark.parametrize(
+    ("lines", "number", "issued"),
+    [
+        (
+            [
+                "Darstellung der Rechnungsdaten, Vorlage 2.1 vom 10.11.2024",
+                "Abschlagsrechnung Projekt (12) Nr. 4711-A vom 02.03.2025",
+                "Waehrung: EUR",
+            ],
+            "4711-A",
+            "2025-03-02",
+        ),
+        (
+            ["Atelier Mercier SARL", "Facture d'acompte N° F-2025-17 du 14/02/2025"],
+            "F-2025-17",
+            "2025-02-14",
+        ),
+    ],
+)
+def test_a_title_line_gives_the_number_and_the_issue_date(
+    lines: list[str], number: str, issued: str
+) -> None:
+    """A document-type word, a compound too, then other words, then "Nr."/"N°" and the number,
+    then "vom"/"du" and the date: the number and the issue date, not a banner's date above."""
+    fields = extract_invoice([_page([[(line, 50)] for line in lines])])
+    assert fields["invoice_number"].value == number
+    assert fields["issue_date"].value == issued
+
+
+def test_a_title_line_yields_to_a_label_and_is_never_a_date_label() -> None:
+    # An explicit label still wins over the title.
+    labelled = _page([
+        [("Schlussrechnung Bau Nr. 900 vom 01.04.2025", 50)],
+        [("Rechnungsnummer:", 50), ("R-901", 200)],
+    ])  # fmt: skip
+    assert extract_invoice([labelled])["invoice_number"].value == "R-901"
+    # A date label followed by a number is not a title.
+    not_title = _page([[("Rechnungsdatum Nr. 5", 50)]])
+    assert "invoice_number" not in extract_invoice([not_title])
+
+
+def test_a_fallback_issue_date_never_discards_a_labelled_due_date() -> None:
+    """The first date on page 1 stands in for a missing issue date; a labelled due date before
+    it is kept (it is the fallback that is likely wrong), while a labelled issue date after a
+    labelled due date still rules the due date out."""
+    fallback = _page([
+        [("Vorlage 2.1 vom 10.11.2025", 50)],
+        [("Fällig am:", 50), ("01.06.2025", 200)],
+    ])  # fmt: skip
+    assert extract_invoice([fallback])["due_date"].value == "2025-06-01"
+    labelled = _page([
+        [("Rechnungsdatum:", 50), ("10.11.2025", 200)],
+        [("Fällig am:", 50), ("01.06.2025", 200)],
+    ])  # fmt: skip
+    assert "due_date" not in extract_invoice([labelled])

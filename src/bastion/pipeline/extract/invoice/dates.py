@@ -19,6 +19,10 @@ from bastion.pipeline.extract.invoice.vocabulary import (
 from bastion.pipeline.extract.locale import find_dates
 from bastion.pipeline.extract.text import values_near
 
+# The score of an issue date found by no label: the first date on page 1 (a banner or version
+# date, as often as not).
+FALLBACK_SCORE = 0.45
+
 
 def _date_after(doc: _Doc, pattern: re.Pattern[str], base: float) -> list[_Candidate]:
     out: list[_Candidate] = []
@@ -74,13 +78,15 @@ def _issue_date(doc: _Doc, number: _Candidate | None) -> _Candidate | None:
             prev = row.cells[ci - 1].text if ci else ""
             if _NOT_ISSUE.search(before) or _NOT_ISSUE.search(prev):
                 continue
-            return _Candidate(dates[0].iso, 0.45, 1, (0, ri, ci))
+            return _Candidate(dates[0].iso, FALLBACK_SCORE, 1, (0, ri, ci))
     return None
 
 
 def _due_date(doc: _Doc, issue: _Candidate | None) -> _Candidate | None:
     cands = _date_after(doc, _DUE_DATE, 0.92)
-    if issue is not None:
+    if issue is not None and issue.score > FALLBACK_SCORE:
+        # A labelled due date before a labelled issue date is a misreading; an issue date found
+        # only by the fallback (the first date on page 1) never overrides a labelled one.
         cands = [c for c in cands if str(c.value) >= str(issue.value)]
     if cands:
         return _best(cands)

@@ -1,5 +1,5 @@
-"""The invoice number: next to its label, else in a title ("INVOICE 2025-0042"), else a
-receipt or booking reference that stands for it.
+"""The invoice number: next to its label, else in a title line ("Teilrechnung Bau Nr. 210111
+vom ...", "INVOICE 2025-0042"), else a receipt or booking reference that stands for it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from bastion.pipeline.extract.invoice.vocabulary import (
     _HAS_DIGIT,
     _I,
     _INVOICE_NO,
+    _NOT_TITLE,
     _REFERENCE_NO,
+    _TITLE_LINE,
     _TITLE_NO,
     _WORDS,
     _YEAR_LIKE,
@@ -48,6 +50,29 @@ def _parse_invoice_number(text: str) -> str | None:
     return token
 
 
+def _title_line_number(doc: _Doc) -> _Candidate | None:
+    """The number of a title line near the top of page 1: a document-type word (a compound
+    too), a few words, then "Nr."/"No."/"N°" and the number. Its candidate points at the
+    title's first cell, so that a date after it ("vom", "du", "dated") can be read as the issue
+    date."""
+    page = doc.pages[0]
+    for ri, row in enumerate(page.rows[:40]):
+        starts: list[int] = []
+        text = ""
+        for cell in row.cells:
+            starts.append(len(text) + (1 if text else 0))
+            text = f"{text} {cell.text}" if text else cell.text
+        for m in _TITLE_LINE.finditer(text):
+            if _NOT_TITLE.search(m.group("type")) or _NOT_TITLE.search(m.group("between")):
+                continue
+            value = _parse_invoice_number(m.group("number"))
+            if value is None:
+                continue
+            ci = max(k for k, start in enumerate(starts) if start <= m.start())
+            return _Candidate(value, 0.75, 1, (0, ri, ci))
+    return None
+
+
 def _invoice_number(doc: _Doc) -> _Candidate | None:
     cands: list[_Candidate] = []
     for hit in _hits(doc, _INVOICE_NO):
@@ -58,6 +83,9 @@ def _invoice_number(doc: _Doc) -> _Candidate | None:
                 break
     if cands:
         return _best(cands)
+    title = _title_line_number(doc)
+    if title is not None:
+        return title
     # "INVOICE 2025-0042" / "Rechnung Nr. 123" / "Facture N° F-12" in a title.
     page = doc.pages[0]
     for ri, row in enumerate(page.rows[:40]):

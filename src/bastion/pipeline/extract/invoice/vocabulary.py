@@ -56,6 +56,21 @@ _TITLE_NO = re.compile(
     r"\s*(?:n[o°º]\b\.?|nr\b\.?|#|number|nummer|num[ée]ro|numer)?\s*[:.]?\s*",
     _I,
 )
+# A title line: a document-type word, also inside a compound ("Teilrechnung",
+# "Schlussrechnung", "Gutschrift"), then up to five words, then a number marker and the number
+# ("Teilrechnung Bau (875) Nr. 210111 vom 30.05.2025", "Facture d'acompte N° F-17 du ...",
+# "Credit note for order 55 No. CN-9 dated ...").
+_TITLE_LINE = re.compile(
+    r"(?<![^\W\d_])(?P<type>[^\W\d_]*(?:rechnung|gutschrift|invoice|facture|avoir|factura|"
+    r"fattura|faktura|factuur)[^\W\d_]*|credit\s+note)"
+    r"(?P<between>(?:\s+\S+){0,5}?)\s*"
+    r"(?<![^\W\d_])(?:n[o\u00b0\u00ba]|nr|nummer|number|num[\u00e9e]ro)(?![^\W\d_])\.?\s*[:.]?\s*"
+    r"(?P<number>\S+)",
+    _I,
+)
+# Words, also inside a compound, that make a title-line match a label of something else
+# ("Rechnungsdatum Nr.", "Rechnungsbetrag").
+_NOT_TITLE = re.compile(r"dat(?:e|um)|betrag|summe|total|amount|montant|adresse|address", _I)
 _REFERENCE_NO = _rx(
     r"\b(?:receipt|booking|reservation|confirmation|transaction)\s*(?:no\b|nr\b|number|#|id\b|"
     r"ref(?:erence)?)\.?",
