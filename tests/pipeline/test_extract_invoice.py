@@ -700,3 +700,36 @@ def test_a_fallback_issue_date_never_discards_a_labelled_due_date() -> None:
         [("Fällig am:", 50), ("01.06.2025", 200)],
     ])  # fmt: skip
     assert "due_date" not in extract_invoice([labelled])
+
+
+@pytest.mark.parametrize(
+    ("rows", "subtotal", "tax", "total"),
+    [
+        (  # a net qualifier beats the total word; a gross compound is the total
+            [
+                ("Gesamtsumme ohne MwSt.", "1.250,00"),
+                ("Steuerbetrag", "237,50"),
+                ("Bruttosumme", "1.487,50"),
+            ],
+            1250.0,
+            237.5,
+            1487.5,
+        ),
+        (  # "net à payer" is the amount to pay, not a net total
+            [("Total HT", "200,00"), ("TVA 20 %", "40,00"), ("Net à payer", "240,00")],
+            200.0,
+            40.0,
+            240.0,
+        ),
+    ],
+)
+def test_qualifiers_decide_net_and_gross_totals(
+    rows: list[tuple[str, str]], subtotal: float, tax: float, total: float
+) -> None:
+    page = _page(
+        [[("Rechnung Nr. 77", 50)], *([(label, 50), (value, 400)] for label, value in rows)]
+    )
+    fields = extract_invoice([page])
+    assert fields["subtotal"].value == subtotal
+    assert fields["tax"].value == tax
+    assert fields["total"].value == total

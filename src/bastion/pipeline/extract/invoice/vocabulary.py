@@ -225,7 +225,7 @@ _TOTAL_STRONG = _fast(
     r"total\s*\(?(?:incl|inkl|including|with|gross|ttc|brutto|tax\s+incl)|"
     r"gross\s*(?:total|amount)|\bpayable\b|"
     r"gesamtbetrag|rechnungsbetrag|rechnungssumme|endbetrag|zahlbetrag|zu\s*zahlen|"
-    r"gesamtsumme|bruttobetrag|summe\s*brutto|gesamt\s*brutto|\bbrutto\b|"
+    r"gesamtsumme|brutto(?:summe|betrag|wert|gesamt)?\b|summe\s*brutto|gesamt\s*brutto|"
     r"total\s*ttc|\bttc\b|net\s*[àa]\s*payer|montant\s*(?:total|d[ûu]|[àa]\s*payer)|"
     r"reste\s*[àa]\s*payer|total\s*(?:a\s*pagar|factura)|importe\s*total|"
     r"totale\s*(?:fattura|documento|da\s*pagare)|do\s*zap[łl]aty|warto[śs][ćc]\s*brutto|"
@@ -242,6 +242,7 @@ _SUBTOTAL = _fast(
     r"taxable\s+base|\bbase\s+(?:ht|hors|imposable)"
 )
 _TAX = _fast(
+    r"(?:umsatz|mehrwert)?steuer(?:betrag|summe)|(?:mwst|ust)\.?\s*-?\s*(?:betrag|summe)|"
     r"\b(?:vat|tax(?:es)?|gst|igst|cgst|sgst|hst|pst|mwst|ust|umsatzsteuer|mehrwertsteuer|"
     r"steuer|tva|iva|btw|podatek)\b(?![\s\-.]*(?:id|no\b|nr|number|reg|identif|intra|n°|code|"
     r"registration|#|in\b|nummer|ident))"
@@ -361,12 +362,25 @@ _KIND_RESULT = {
 }
 
 
+# Qualifiers that make a total label a gross total or an amount to pay, whatever net word it
+# also holds ("net à payer", "Gesamtbetrag inkl. USt.").
+_GROSS_OR_DUE = re.compile(
+    r"inkl|incl|including|with\s+(?:vat|tax)|gross|brutto|ttc|[àa]\s*payer|\bdue\b|payable|"
+    r"zahlbar|zu\s*zahlen|to\s*pay|pagar",
+    _I,
+)
+
+
 @lru_cache(maxsize=4096)
 def _amount_kind(label: str) -> tuple[str, float] | None:
-    """What amount a label announces: the most specific kind named in it wins."""
+    """What amount a label announces: the most specific kind named in it wins, and a net
+    qualifier beats a generic total word ("Rechnungssumme ohne USt." is the net total) unless
+    the label also says gross or due."""
     found = {_KIND.name(m) for m in _KIND.pattern.finditer(label.lower())}
     if not found or "skip" in found:
         return None
+    if {"strong", "subtotal"} <= found and not _GROSS_OR_DUE.search(label):
+        return _KIND_RESULT["subtotal"]
     for name in ("strong", "subtotal", "tax", "weak"):
         if name in found:
             return _KIND_RESULT[name]
