@@ -733,3 +733,25 @@ def test_qualifiers_decide_net_and_gross_totals(
     assert fields["subtotal"].value == subtotal
     assert fields["tax"].value == tax
     assert fields["total"].value == total
+
+
+def test_a_seller_block_laid_out_as_a_form_gives_the_name_key_s_value() -> None:
+    page = _page([
+        [("Rechnung Nr. 5001 vom 01.02.2025", 50)],
+        [("Verkäufer", 50)],
+        [("Nummer:", 50), ("4410", 200)],
+        [("Name:", 50), ("Beispielwerk Nord", 200)],
+        [("E-Mail:", 50), ("absender@beispielwerk-nord.example", 200)],
+        [("Käufer", 50)],
+        [("Name:", 50), ("Kundenhaus Süd GmbH", 200)],
+    ])  # fmt: skip
+    assert extract_invoice([page])["issuer"].value == "Beispielwerk Nord"
+
+
+def test_an_e_mail_address_is_never_a_name() -> None:
+    page = _page([
+        [("Absender: kontakt@werkstatt.example", 50)],
+        [("Rechnung Nr. 12", 50)],
+        [("Werkstatt Lindner KG", 50)],
+    ])  # fmt: skip
+    assert extract_invoice([page])["issuer"].value == "Werkstatt Lindner KG"

@@ -18,6 +18,8 @@ from bastion.pipeline.extract.invoice.vocabulary import (
     _I,
     _ISSUER,
     _LABELS,
+    _NAME_KEY,
+    _OTHER_PARTY,
     _SHIP_TO,
     _WORDS,
     LEGAL_FORM,
@@ -129,6 +131,8 @@ def _clean_name(text: str) -> str | None:
     text = _NAME_STOP.split(text)[0].strip(" :;,-")
     if len(text) < 2 or len(text) > 80 or not _WORDS.search(text) or ":" in text:
         return None  # "Siège social : ...": a label and its value, not a name
+    if "@" in text or text.lower().startswith(("www.", "http")):
+        return None  # an e-mail address or a web address (or what is left of one)
     has_digit = _HAS_DIGIT.search(text) is not None
     if has_digit and (not _LONG_WORD.search(text) or find_dates(text)):
         return None  # "PO2575", "SOL-24219", a date: not a name
@@ -217,6 +221,38 @@ def _customer(doc: _Doc, blocks: list[tuple[Hit, list[tuple[int, int, int]]]]) -
     return None
 
 
+# How many rows under a seller heading its block may run.
+_FORM_ROWS = 10
+
+
+def _form_names(doc: _Doc) -> list[tuple[str, int, tuple[int, int, int]]]:
+    """The seller's name where its block is a form: the value of a name key ("Name:",
+    "Firma:", "Company name:") in the rows under a seller heading, up to the next party's
+    heading. (name, page, where) for each."""
+    out: list[tuple[str, int, tuple[int, int, int]]] = []
+    for hit in _hits(doc, _ISSUER):
+        rows = doc.pages[hit.page].rows
+        for ri in range(hit.row, min(len(rows), hit.row + _FORM_ROWS)):
+            row = rows[ri]
+            if ri > hit.row and _OTHER_PARTY.search(row.text):
+                break
+            for ci, cell in enumerate(row.cells):
+                key = _NAME_KEY.match(cell.text)
+                if key is None:
+                    continue
+                value = cell.text[key.end() :]
+                if not value.strip() and ci + 1 < len(row.cells):
+                    value = row.cells[ci + 1].text
+                name = _clean_name(value)
+                if name:
+                    out.append((name, hit.page + 1, (hit.page, ri, ci)))
+                    break
+            else:
+                continue
+            break
+    return out
+
+
 def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
     cands: dict[str, _Candidate] = {}
     counts: Counter[str] = Counter()
@@ -232,6 +268,8 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
         if old is None or score > old.score:
             cands[key] = _Candidate(name, score, page, where)
 
+    for form_name, form_page, form_where in _form_names(doc):
+        add(form_name, 0.9, form_page, form_where)
     for pattern, base in ((_ISSUER, 0.85), (_ACCOUNT_HOLDER, 0.6)):
         for hit in _hits(doc, pattern):
             for text, score, where in values_near(doc.pages, hit, below=2, block=True):

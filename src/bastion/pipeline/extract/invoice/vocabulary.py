@@ -181,6 +181,18 @@ _ISSUER = _rx(
     r"\b(?:fornitore|cedente|prestatore)\b\s*:?",
     r"\b(?:leverancier|verkoper)\b\s*:?",
 )
+# In a party block laid out as a form: the key whose value is the party's name ("Name:",
+# "Firma:", "Company name:", "Raison sociale :"), and the headings that end the seller's block.
+_NAME_KEY = re.compile(
+    r"^\s*(?:name|firma|firmenname|company(?:\s+name)?|business\s+name|legal\s+name|"
+    r"registered\s+name|raison\s+sociale|nom|d[\u00e9e]nomination(?:\s+sociale)?)\s*:\s*",
+    _I,
+)
+_OTHER_PARTY = re.compile(
+    r"\b(?:k[\u00e4a]ufer|leistungsempf[\u00e4a]nger|warenempf[\u00e4a]nger|kunde|buyer|customer|"
+    r"client|acheteur|destinataire|bill\s+to|ship\s+to)\b",
+    _I,
+)
 _ACCOUNT_HOLDER = _rx(
     r"\b(?:account\s+(?:holder|name)|beneficiary(?:\s+name)?|make\s+(?:all\s+)?(?:checks|cheques)"
     r"\s+payable\s+to|payable\s+to)\b\s*:?",
