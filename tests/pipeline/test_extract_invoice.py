@@ -746,6 +746,15 @@ def test_a_seller_block_laid_out_as_a_form_gives_the_name_key_s_value() -> None:
         [("Name:", 50), ("Kundenhaus Süd GmbH", 200)],
     ])  # fmt: skip
     assert extract_invoice([page])["issuer"].value == "Beispielwerk Nord"
+    # A name that starts with a party word stands when it carries a legal form.
+    english = _page([
+        [("Invoice No. 88", 50)],
+        [("Seller", 50)],
+        [("Company name:", 50), ("Supplier Direct Ltd", 200)],
+        [("Buyer", 50)],
+        [("Company name:", 50), ("Harbour Foods Ltd", 200)],
+    ])  # fmt: skip
+    assert extract_invoice([english])["issuer"].value == "Supplier Direct Ltd"
 
 
 def test_an_e_mail_address_is_never_a_name() -> None:
@@ -755,3 +764,14 @@ def test_an_e_mail_address_is_never_a_name() -> None:
         [("Werkstatt Lindner KG", 50)],
     ])  # fmt: skip
     assert extract_invoice([page])["issuer"].value == "Werkstatt Lindner KG"
+
+
+def test_the_title_line_s_date_stands_when_the_number_comes_from_a_label() -> None:
+    page = _page([
+        [("Darstellung, Vorlage 3.0 vom 01.12.2024", 50)],
+        [("Sammelrechnung (380) Nr. 777 vom 05.06.2025", 50)],
+        [("Zahlungsreferenz: Rechnungsnummer: 777", 50)],
+    ])  # fmt: skip
+    fields = extract_invoice([page])
+    assert fields["invoice_number"].value == "777"
+    assert fields["issue_date"].value == "2025-06-05"

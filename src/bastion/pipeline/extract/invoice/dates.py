@@ -8,6 +8,7 @@ import re
 from datetime import date, timedelta
 
 from bastion.pipeline.extract.invoice.document import _best, _Candidate, _Doc, _hits, _loc
+from bastion.pipeline.extract.invoice.references import _title_line_number
 from bastion.pipeline.extract.invoice.vocabulary import (
     _DATED,
     _DUE_DATE,
@@ -39,16 +40,19 @@ def _issue_date(doc: _Doc, number: _Candidate | None) -> _Candidate | None:
     cands = _date_after(doc, _ISSUE_DATE, 0.93)
     if cands:
         return _best(cands)
-    if number is not None and number.where[0] >= 0:
-        # "Rechnung Nr. 123 vom 03.03.2025", "Facture n° F12 du 03/03/2025", "No. 5 dated ...".
-        pi, ri, ci = number.where
+    # "Rechnung Nr. 123 vom 03.03.2025", "Facture n° F12 du 03/03/2025", "No. 5 dated ...":
+    # after the number, or after the title line's (the number may have come from a label).
+    for anchor in (number, _title_line_number(doc)):
+        if anchor is None or anchor.where[0] < 0:
+            continue
+        pi, ri, ci = anchor.where
         row = doc.pages[pi].rows[ri]
         rest = " ".join(c.text for c in row.cells[ci:])
         m = _DATED.search(rest)
         if m:
             dates = find_dates(rest[m.end() : m.end() + 40], doc.dayfirst)
             if dates and dates[0].start <= 3:
-                return _Candidate(dates[0].iso, 0.85, pi + 1, number.where)
+                return _Candidate(dates[0].iso, 0.85, pi + 1, anchor.where)
     due_cells = {c.where for c in _date_after(doc, _DUE_DATE, 1.0)}
     for hit in _hits(doc, _GENERIC_DATE):
         label = doc.cell(hit.page, hit.row, hit.cell).text

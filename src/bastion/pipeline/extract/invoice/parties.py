@@ -243,7 +243,10 @@ def _form_names(doc: _Doc) -> list[tuple[str, int, tuple[int, int, int]]]:
                 value = cell.text[key.end() :]
                 if not value.strip() and ci + 1 < len(row.cells):
                     value = row.cells[ci + 1].text
-                name = _clean_name(value)
+                # The key says it is a name: one that starts with a party word ("Lieferant
+                # GmbH & Co. KG") stands when it carries a legal form.
+                legal = _legal_names(value.strip())
+                name = _clean_name(value) or (legal[0] if legal else None)
                 if name:
                     out.append((name, hit.page + 1, (hit.page, ri, ci)))
                     break
