@@ -775,3 +775,37 @@ def test_the_title_line_s_date_stands_when_the_number_comes_from_a_label() -> No
     fields = extract_invoice([page])
     assert fields["invoice_number"].value == "777"
     assert fields["issue_date"].value == "2025-06-05"
+
+
+def test_zahlbar_zum_names_the_due_date() -> None:
+    page = _page([
+        [("Rechnungsdatum:", 50), ("03.03.2025", 200)],
+        [("Bitte zahlbar zum 17.03.2025 ohne Abzug.", 50)],
+    ])  # fmt: skip
+    assert extract_invoice([page])["due_date"].value == "2025-03-17"
+
+
+@pytest.mark.parametrize(
+    ("rows", "tax"),
+    [
+        # The invoice says it carries no VAT.
+        (
+            [("Gesamtbetrag", "48,00"), ("Gemäß § 19 UStG wird keine Umsatzsteuer berechnet.", "")],
+            0.0,
+        ),
+        (
+            [("Total", "120.00"), ("Reverse charge: VAT to be accounted for by the customer.", "")],
+            0.0,
+        ),
+        # A printed net total equal to the total.
+        ([("Total HT", "75,00"), ("Total TTC", "75,00")], 0.0),
+        # Nothing says so: no tax is claimed.
+        ([("Total", "120.00")], None),
+    ],
+)
+def test_a_tax_of_zero_needs_a_reason(rows: list[tuple[str, str]], tax: float | None) -> None:
+    page = _page(
+        [[("Invoice No. 31", 50)], *([(a, 50), (b, 400)] if b else [(a, 50)] for a, b in rows)]
+    )
+    fields = extract_invoice([page])
+    assert (fields["tax"].value if "tax" in fields else None) == tax

@@ -8,6 +8,7 @@ from bastion.pipeline.extract.invoice.amounts import (
     _Amount,
     _amount_candidates,
     _choose_amounts,
+    _close,
     _currency,
     _largest_amount,
 )
@@ -17,6 +18,7 @@ from bastion.pipeline.extract.invoice.identifiers import _bic, _ibans, _vat_ids
 from bastion.pipeline.extract.invoice.line_items import _line_items
 from bastion.pipeline.extract.invoice.parties import _customer, _customer_blocks, _issuer
 from bastion.pipeline.extract.invoice.references import _invoice_number
+from bastion.pipeline.extract.invoice.vocabulary import _NO_TAX
 from bastion.pipeline.extract.locale import (
     detect_language,
     find_currencies,
@@ -95,6 +97,18 @@ def extract_invoice(
         elif not found.get("tax") and not found.get("subtotal"):
             # No tax anywhere: the untaxed amount is the total.
             chosen["subtotal"] = (total, 0.4 * total_conf)
+    if "total" in chosen and "tax" not in chosen and not found.get("tax"):
+        # No tax amount printed: it is 0 when a net total equal to the total is printed too
+        # (net + VAT = gross), or when the invoice says it carries no VAT.
+        total, total_conf = chosen["total"]
+        printed_net = chosen.get("subtotal")
+        stated = (
+            printed_net is not None
+            and printed_net[0] is not total
+            and _close(printed_net[0].value, total.value)
+        )
+        if stated or _NO_TAX.search(doc.text):
+            chosen["tax"] = (_Amount(0.0, 0.0, total.page, total.where), 0.5 * total_conf)
     for name in ("subtotal", "tax", "total"):
         if name in chosen:
             amt, conf = chosen[name]

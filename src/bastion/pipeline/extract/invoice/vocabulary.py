@@ -114,7 +114,7 @@ _DUE_DATE = _rx(
     r"\bpayment\s+(?:date|deadline)\b",
     r"\bdue\s*:",
     r"\bf[äa]llig(?:keit|keitsdatum)?(?:\s+am)?\b",
-    r"\bzahlbar\s+(?:bis|sp[äa]testens)(?:\s+(?:zum|am))?\b",
+    r"\bzahlbar\s+(?:bis|sp[äa]testens|zum|am)(?:\s+(?:zum|am))?\b",
     r"\bzahlungs(?:ziel|frist|termin)\b",
     r"\b(?:date\s+d['\u2019])?[ée]ch[ée]ance\b",
     r"\b[àa]\s+(?:payer|r[ée]gler)\s+(?:avant\s+le|au\s+plus\s+tard\s+le)\b",
@@ -258,6 +258,15 @@ _TAX = _fast(
     r"\b(?:vat|tax(?:es)?|gst|igst|cgst|sgst|hst|pst|mwst|ust|umsatzsteuer|mehrwertsteuer|"
     r"steuer|tva|iva|btw|podatek)\b(?![\s\-.]*(?:id|no\b|nr|number|reg|identif|intra|n°|code|"
     r"registration|#|in\b|nummer|ident))"
+)
+# A statement that the invoice carries no VAT (small-business exemption, reverse charge, an
+# exempt supply): with no tax amount printed, the tax is 0.
+_NO_TAX = re.compile(
+    r"keine\s+(?:umsatzsteuer|mehrwertsteuer|mwst|ust)\b|\u00a7\s*19\s*ustg|kleinunternehmer|"
+    r"steuerschuldnerschaft\s+des\s+leistungsempf|tva\s+non\s+applicable|293\s*b\s+du\s+cgi|"
+    r"exon[\u00e9e]r[\u00e9e]e?s?\s+de\s+tva|autoliquidation|\bvat\s+exempt|exempt\s+from\s+vat|"
+    r"\breverse\s+charge\b",
+    _I,
 )
 _TOTAL_WEAK = _fast(
     r"\btotal\b|\bsumme\b|\bgesamt\b|\btotale\b|\brazem\b|\btotaal\b|\bimporte\b|\bsum\b|"
