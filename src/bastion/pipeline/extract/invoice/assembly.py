@@ -17,7 +17,7 @@ from bastion.pipeline.extract.invoice.document import PlumberLoader, _best, _Doc
 from bastion.pipeline.extract.invoice.identifiers import _bic, _ibans, _vat_ids
 from bastion.pipeline.extract.invoice.line_items import _line_items
 from bastion.pipeline.extract.invoice.parties import _customer, _customer_blocks, _issuer
-from bastion.pipeline.extract.invoice.references import _invoice_number
+from bastion.pipeline.extract.invoice.references import _invoice_number, _title_line_number
 from bastion.pipeline.extract.invoice.vocabulary import _NO_TAX
 from bastion.pipeline.extract.locale import (
     detect_language,
@@ -52,10 +52,11 @@ def extract_invoice(
     for _hit, cells in blocks:
         doc.customer_cells.update(cells)
 
-    number = _invoice_number(doc)
+    title = _title_line_number(doc)
+    number = _invoice_number(doc, title)
     if number:
         fields["invoice_number"] = _field(number)
-    issue = _issue_date(doc, number)
+    issue = _issue_date(doc, number, title)
     if issue:
         fields["issue_date"] = _field(issue)
     due = _due_date(doc, issue)

@@ -8,7 +8,6 @@ import re
 from datetime import date, timedelta
 
 from bastion.pipeline.extract.invoice.document import _best, _Candidate, _Doc, _hits, _loc
-from bastion.pipeline.extract.invoice.references import _title_line_number
 from bastion.pipeline.extract.invoice.vocabulary import (
     _DATED,
     _DUE_DATE,
@@ -36,13 +35,16 @@ def _date_after(doc: _Doc, pattern: re.Pattern[str], base: float) -> list[_Candi
     return out
 
 
-def _issue_date(doc: _Doc, number: _Candidate | None) -> _Candidate | None:
+def _issue_date(
+    doc: _Doc, number: _Candidate | None, title: _Candidate | None
+) -> _Candidate | None:
+    """The issue date; `title` is the document's `_title_line_number`, found once."""
     cands = _date_after(doc, _ISSUE_DATE, 0.93)
     if cands:
         return _best(cands)
     # "Rechnung Nr. 123 vom 03.03.2025", "Facture n° F12 du 03/03/2025", "No. 5 dated ...":
     # after the number, or after the title line's (the number may have come from a label).
-    for anchor in (number, _title_line_number(doc)):
+    for anchor in (number, None if title is number else title):
         if anchor is None or anchor.where[0] < 0:
             continue
         pi, ri, ci = anchor.where

@@ -73,7 +73,8 @@ def _title_line_number(doc: _Doc) -> _Candidate | None:
     return None
 
 
-def _invoice_number(doc: _Doc) -> _Candidate | None:
+def _invoice_number(doc: _Doc, title: _Candidate | None) -> _Candidate | None:
+    """The invoice number; `title` is the document's `_title_line_number`, found once."""
     cands: list[_Candidate] = []
     for hit in _hits(doc, _INVOICE_NO):
         for text, score, where in values_near(doc.pages, hit):
@@ -83,7 +84,6 @@ def _invoice_number(doc: _Doc) -> _Candidate | None:
                 break
     if cands:
         return _best(cands)
-    title = _title_line_number(doc)
     if title is not None:
         return title
     # "INVOICE 2025-0042" / "Rechnung Nr. 123" / "Facture N° F-12" in a title.
