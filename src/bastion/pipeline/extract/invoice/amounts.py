@@ -6,9 +6,11 @@ the currency.
 from __future__ import annotations
 
 import bisect
+import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import combinations
+from functools import lru_cache
 
 from bastion.pipeline.extract.invoice.document import _Candidate, _Doc, _row_starts
 from bastion.pipeline.extract.invoice.vocabulary import _WORDS, _YEAR_LIKE, _amount_kind
@@ -27,6 +29,72 @@ class _Amount:
     score: float
     page: int
     where: tuple[int, int]
+    per_rate: bool = False  # a row of a VAT breakdown (one rate): part of a total, not one
+
+
+# The amount kinds a label can announce (EN 16931 terms): `net` total without VAT (BT-109),
+# `tax` VAT total (BT-110), `gross` total with VAT (BT-112), `total` a total word that does not
+# say which, `due` amount due (BT-115), `prepaid` (BT-113), `allowance` (BT-107), `charge`
+# (BT-108), `line_sum` sum of the line net amounts (BT-106). Per-rate rows of a VAT breakdown
+# are `net` (the rate's base) and `tax` (the rate's VAT) candidates with `per_rate` set.
+KINDS = ("net", "tax", "gross", "total", "due", "prepaid", "allowance", "charge", "line_sum")
+_FROM_LABEL = {"subtotal": "net", "tax": "tax"}
+
+# Sub-kinds a total or skipped row label may name, tested before the generic kinds.
+_PREPAID = re.compile(
+    r"acompte|anzahlung|vorauszahlung|bereits\s+(?:bezahlt|gezahlt|geleistet|erhalten)|"
+    r"prepaid|prepayment|amount\s+paid|paid\s+(?:amount|to\s+date)|deposit|"
+    r"d[\u00e9e]j[\u00e0a]\s+(?:pay|vers|r[\u00e9e]gl)|avance\s+(?:re[\u00e7c]ue|vers)",
+    re.IGNORECASE,
+)
+_DUE = re.compile(
+    r"[\u00e0a]\s*payer|amount\s*(?:due|payable|to\s+pay)|balance\s*(?:due|to\s+pay)|"
+    r"total\s*(?:amount\s*)?due|\bdue\b|zahlbetrag|zahlungsbetrag|zu\s*zahlen|restbetrag|"
+    r"offener\s+betrag|noch\s+zu|te\s*betalen|do\s*zap[\u0142l]aty|\bpayable\b",
+    re.IGNORECASE,
+)
+_ALLOWANCE = re.compile(r"remise|rabatt|nachlass|discount|allowance|abschlag|skonto", re.I)
+_CHARGE = re.compile(
+    r"\bfrais\b|zuschlag|surcharge|\bcharges?\b|versand|shipping|fracht|\bport\b", re.I
+)
+_LINE_SUM = re.compile(
+    r"total\s+(?:des\s+)?lignes|somme\s+des\s+lignes|sum\s+of\s+(?:the\s+)?lines?|"
+    r"lines?\s+total|positions?summe|summe\s+(?:der\s+)?positionen|warenwert",
+    re.IGNORECASE,
+)
+# A VAT breakdown's base column ("Base TVA", "Bemessungsgrundlage", "Taxable amount").
+_BASE = re.compile(r"\bbase\b|\bbasis\b|bemessungsgrundlage|taxable|grondslag|imponib", re.I)
+_CARRIED = re.compile(
+    r"[\u00fcu]bertrag|carried\s+forward|brought\s+forward|[\u00e0a]\s+reporter|"
+    r"previous\s+balance|report\b",
+    re.IGNORECASE,
+)
+
+
+@lru_cache(maxsize=4096)
+def _kind(label: str) -> tuple[str, float] | None:
+    """The amount kind a label announces and how sure that is, or None."""
+    if _CARRIED.search(label):
+        return None
+    if _PREPAID.search(label):
+        return ("prepaid", 0.9)
+    if _DUE.search(label):
+        return ("due", 1.0)
+    if _LINE_SUM.search(label):
+        return ("line_sum", 0.9)
+    generic = _amount_kind(label)
+    if _ALLOWANCE.search(label) and (generic is None or generic[1] < 1.0):
+        return ("allowance", 0.8)
+    if _CHARGE.search(label) and (generic is None or generic[0] != "tax"):
+        return ("charge", 0.8)
+    if _BASE.search(label) and (generic is None or generic[0] == "tax"):
+        return ("net", 0.7)  # the base a VAT amount is computed on
+    if generic is None:
+        return None
+    kind, score = generic
+    if kind == "total":
+        return ("gross", score) if score >= 1.0 else ("total", score)
+    return (_FROM_LABEL[kind], score)
 
 
 def _usable(
@@ -45,7 +113,26 @@ def _usable(
     return out
 
 
+@dataclass(slots=True)
+class _Header:
+    """A row of amount labels without amounts ("Net | VAT | Gross", "Base | Rate | VAT"): the
+    values stand in the rows under it, column by column."""
+
+    row: int
+    columns: list[tuple[Cell, str, float]]
+    per_rate: bool  # a VAT breakdown (one row per rate), not one row of totals
+    used: bool = False  # a row of values was read under it
+    closed: bool = False  # a row that is not one of its values came after them
+
+
+def _under(columns: list[tuple[Cell, str, float]], cell: Cell) -> tuple[Cell, str, float] | None:
+    return next((h for h in columns if h[0].x0 < cell.x1 + 10 and h[0].x1 > cell.x0 - 10), None)
+
+
 def _amount_candidates(doc: _Doc) -> dict[str, list[_Amount]]:
+    """Every labelled amount of the document, by kind (KINDS): beside its label, in the rows
+    under a header row of labels (a totals table or a VAT breakdown), or by column under a
+    header when a row has a label and several amounts."""
     found: dict[str, list[_Amount]] = defaultdict(list)
     decimals_expected = doc.decimal is not None
 
@@ -53,11 +140,11 @@ def _amount_candidates(doc: _Doc) -> dict[str, list[_Amount]]:
         return _usable(find_amounts(text, doc.decimal), decimals_expected, text)
 
     for pi, page in enumerate(doc.pages):
-        # The last row of amount labels without amounts ("Net | VAT | Total"), for the rows of
-        # values under it.
-        header: tuple[int, list[tuple[Cell, str, float]]] | None = None
+        header: _Header | None = None
         for ri, row in enumerate(page.rows):
             if (pi, ri) in doc.item_rows:
+                continue
+            if header is not None and _header_values(doc, header, pi, ri, usable, found):
                 continue
             labels: list[tuple[int, str, float, int]] = []  # cell, kind, score, label end
             for ci, cell in enumerate(row.cells):
@@ -65,7 +152,7 @@ def _amount_candidates(doc: _Doc) -> dict[str, list[_Amount]]:
                 label_text = cell.text if start is None else cell.text[:start]
                 if not _WORDS.search(label_text):
                     continue
-                kind_score = _amount_kind(label_text)
+                kind_score = _kind(label_text)
                 if kind_score:
                     labels.append((ci, kind_score[0], kind_score[1], len(label_text)))
             if not labels:
@@ -83,107 +170,71 @@ def _amount_candidates(doc: _Doc) -> dict[str, list[_Amount]]:
                 for k, a in enumerate(values):
                     weight = 1.0 if k == len(values) - 1 else 0.7
                     found[kind].append(_Amount(a.value, score * weight, pi + 1, (pi, ri)))
-                if header is not None and ri - header[0] <= 12 and len(values) >= 2:
+                if header is not None and ri - header.row <= 12 and len(values) >= 2:
                     # "Total | 24.99 | 5.00 | 29.99" under "Net | VAT | Gross": by column.
                     for cell, vals in cells:
-                        column = next(
-                            (h for h in header[1] if h[0].x0 < cell.x1 and h[0].x1 > cell.x0), None
-                        )
+                        column = _under(header.columns, cell)
                         if column and vals:
                             found[column[1]].append(
                                 _Amount(vals[-1].value, column[2] * 0.95, pi + 1, (pi, ri))
                             )
-            if len(unvalued) >= 2 and len(unvalued) == len(labels):
-                header = (ri, [(row.cells[ci], kind, score) for ci, kind, score, _e in labels])
-            # Labels with no amount beside them: a header row, values in the row below.
-            if unvalued and ri + 1 < len(page.rows):
-                below = page.rows[ri + 1]
-                for ci, kind, score, _end in unvalued:
-                    label_cell = row.cells[ci]
-                    for other in below.cells:
-                        if other.x0 < label_cell.x1 + 10 and other.x1 > label_cell.x0 - 10:
-                            vals = usable(other.text)
-                            if vals:
-                                found[kind].append(
-                                    _Amount(vals[-1].value, score * 0.85, pi + 1, (pi, ri + 1))
-                                )
-                            break
+            if unvalued and len(unvalued) == len(labels):
+                columns = [(row.cells[ci], kind, score) for ci, kind, score, _e in unvalued]
+                kinds = {kind for _c, kind, _s in columns}
+                per_rate = "tax" in kinds and (
+                    any(_BASE.search(c.text) for c, _k, _s in columns)
+                    or not kinds & {"gross", "total", "due"}
+                )
+                header = _Header(ri, columns, per_rate)
     return found
 
 
-def _top(cands: list[_Amount], n: int = 6) -> list[_Amount]:
-    best: dict[float, _Amount] = {}
-    for c in cands:
-        key = round(c.value, 2)
-        if key not in best or c.score > best[key].score:
-            best[key] = c
-    return sorted(best.values(), key=lambda c: -c.score)[:n]
+def _header_values(
+    doc: _Doc,
+    header: _Header,
+    pi: int,
+    ri: int,
+    usable: Callable[[str], list[AmountMatch]],
+    found: dict[str, list[_Amount]],
+) -> bool:
+    """Read row `ri` as a row of values under `header`, when its amounts stand under the
+    header's columns: a VAT breakdown's rate row (any number of them) or a totals table's one
+    row of values. Returns whether the row was read so."""
+    page = doc.pages[pi]
+    row = page.rows[ri]
+    em = max(page.rows[header.row].height, 6.0)
+    limit = 3 if not header.per_rate else 12
+    if (header.used and not header.per_rate) or ri - header.row > limit:
+        return False
+    if row.top - page.rows[header.row].bottom > (6 if not header.per_rate else 25) * em:
+        return False
+    hits: list[tuple[str, float, float]] = []
+    for cell in row.cells:
+        start = first_amount_start(cell.text)
+        label = cell.text if start is None else cell.text[:start]
+        if _WORDS.search(label) and _kind(label):
+            header.closed = header.used
+            return False  # a labelled row ("Positionssumme | 100.00"): it speaks for itself
+    for cell in row.cells:
+        column = _under(header.columns, cell)
+        if column is None:
+            continue
+        vals = usable(cell.text)
+        if not vals or len(vals) > 1:
+            continue
+        hits.append((column[1], column[2], vals[0].value))
+    if not hits or (header.per_rate and not any(kind == "tax" for kind, _s, _v in hits)):
+        header.closed = header.used
+        return False
+    header.used = True
+    header.closed = not header.per_rate  # a totals table has one row of values
+    for kind, score, value in hits:
+        found[kind].append(_Amount(value, score * 0.85, pi + 1, (pi, ri), header.per_rate))
+    return True
 
 
 def _close(a: float, b: float) -> bool:
     return abs(a - b) <= max(0.015, abs(b) * 1e-6)
-
-
-def _choose_amounts(
-    found: dict[str, list[_Amount]], line_sum: float | None
-) -> dict[str, tuple[_Amount, float]]:
-    subs = _top(found.get("subtotal", []))
-    taxes = _top(found.get("tax", []))
-    totals = _top(found.get("total", []))
-    # Several tax rows (one per rate): their sum is a candidate too.
-    distinct_rows = {t.where: t for t in sorted(found.get("tax", []), key=lambda t: t.score)}
-    if len(distinct_rows) >= 2:
-        rows = list(distinct_rows.values())
-        for k in range(2, min(len(rows), 4) + 1):
-            for combo in combinations(rows, k):
-                score = min(c.score for c in combo) * 0.9
-                taxes.append(_Amount(sum(c.value for c in combo), score, combo[-1].page, (-1, -1)))
-    best: tuple[float, _Amount | None, _Amount | None, _Amount | None, bool] | None = None
-    # A labelled total is always reported, even when the arithmetic does not hold (that is
-    # for validation to flag): only a document without one goes without.
-    total_options: list[_Amount | None] = list(totals) if totals else [None]
-    for g in total_options:
-        for s in [*subs, None]:
-            for t in [*taxes, None]:
-                score = sum(x.score for x in (g, s, t) if x is not None)
-                consistent = False
-                if g and s and t:
-                    if _close(s.value + t.value, g.value):
-                        score += 1.5
-                        consistent = True
-                    else:
-                        score -= 0.8
-                elif g and s:
-                    if _close(g.value, s.value):
-                        score += 0.1
-                    elif g.value < s.value:
-                        score -= 0.6
-                    else:
-                        score -= 0.3
-                elif g and t:
-                    score -= 0.6 if t.value >= g.value else 0.0
-                elif s and t:
-                    score -= 0.6 if t.value >= s.value else 0.0
-                if (s and t and s.where == t.where) or (
-                    g and s and g.where == s.where and not (_close(g.value, s.value))
-                ):
-                    score -= 1.0
-                if line_sum is not None:
-                    if s and _close(line_sum, s.value):
-                        score += 0.5
-                    elif not s and g and _close(line_sum, g.value):
-                        score += 0.3
-                if best is None or score > best[0]:
-                    best = (score, g, s, t, consistent)
-    out: dict[str, tuple[_Amount, float]] = {}
-    if best is None:
-        return out
-    _score, best_total, best_sub, best_tax, consistent = best
-    for name, amt in (("total", best_total), ("subtotal", best_sub), ("tax", best_tax)):
-        if amt is not None:
-            conf = 0.96 if consistent else min(0.85, 0.5 + 0.35 * amt.score)
-            out[name] = (amt, conf)
-    return out
 
 
 def _currency(doc: _Doc, total_where: tuple[int, int] | None) -> _Candidate | None:

@@ -7,7 +7,6 @@ from collections import Counter
 from bastion.pipeline.extract.invoice.amounts import (
     _Amount,
     _amount_candidates,
-    _choose_amounts,
     _close,
     _currency,
     _largest_amount,
@@ -18,6 +17,7 @@ from bastion.pipeline.extract.invoice.identifiers import _bic, _ibans, _vat_ids
 from bastion.pipeline.extract.invoice.line_items import _line_items
 from bastion.pipeline.extract.invoice.parties import _customer, _customer_blocks, _issuer
 from bastion.pipeline.extract.invoice.references import _invoice_number, _title_line_number
+from bastion.pipeline.extract.invoice.totals import choose_totals
 from bastion.pipeline.extract.invoice.vocabulary import _NO_TAX
 from bastion.pipeline.extract.locale import (
     detect_language,
@@ -72,7 +72,7 @@ def extract_invoice(
 
     # Line items first (their rows are not totals), then the amounts, checked against them.
     prelim = _amount_candidates(doc)
-    prelim_totals = [a.value for k in ("subtotal", "total") for a in prelim.get(k, [])]
+    prelim_totals = [a.value for k in ("net", "gross", "total", "due") for a in prelim.get(k, [])]
     items = _line_items(doc, plumber, prelim_totals)
     found = {
         kind: [a for a in amounts if a.where not in doc.item_rows]
@@ -83,7 +83,7 @@ def extract_invoice(
         amounts = [it.amount for it in items[0] if it.amount is not None]
         if amounts and len(amounts) == len(items[0]):
             line_sum = round(sum(amounts), 2)
-    chosen = _choose_amounts(found, line_sum)
+    chosen = choose_totals(found, line_sum)
     if not chosen.get("total"):
         fallback = _largest_amount(doc)
         if fallback:
@@ -95,7 +95,7 @@ def extract_invoice(
             tax, tax_conf = chosen["tax"]
             net = _Amount(round(total.value - tax.value, 2), 0.0, total.page, total.where)
             chosen["subtotal"] = (net, 0.6 * min(total_conf, tax_conf))
-        elif not found.get("tax") and not found.get("subtotal"):
+        elif not found.get("tax") and not found.get("net"):
             # No tax anywhere: the untaxed amount is the total.
             chosen["subtotal"] = (total, 0.4 * total_conf)
     if "total" in chosen and "tax" not in chosen and not found.get("tax"):
