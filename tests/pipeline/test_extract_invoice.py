@@ -809,3 +809,61 @@ def test_a_tax_of_zero_needs_a_reason(rows: list[tuple[str, str]], tax: float | 
     )
     fields = extract_invoice([page])
     assert (fields["tax"].value if "tax" in fields else None) == tax
+
+
+def test_dates_of_another_invoice_or_of_a_service_period_are_not_the_issue_date() -> None:
+    """The date of the invoice this one follows ("date de facture associée") and the dates of
+    a service period are told apart from the issue date, labelled generically here."""
+    page = _page([
+        [("FACTURE N° :", 300), ("F-2077", 450)],
+        [("Date :", 300), ("31/01/2022", 450)],
+        [("N° DE FACTURE ASSOCIÉE : F-2003", 50)],
+        [("DATE DE FACTURE ASSOCIÉE : 01/01/2022", 50)],
+        [("DATE DE DEBUT DE PRESTATION : 01/12/2021", 50)],
+        [("Date d'échéance :", 50), ("02/03/2022", 150)],
+    ])  # fmt: skip
+    fields = extract_invoice([page])
+    assert fields["invoice_number"].value == "F-2077"
+    assert fields["issue_date"].value == "2022-01-31"
+    assert fields["due_date"].value == "2022-03-02"
+
+
+def test_a_stated_due_date_beats_one_computed_from_the_payment_terms() -> None:
+    page = _page([
+        [("Invoice No.", 50), ("A-1", 150)],
+        [("Invoice date:", 50), ("2024-03-01", 150)],
+        [("Payment within 30 days net.", 50)],
+        [("Due date:", 50), ("2024-03-20", 150)],
+    ])  # fmt: skip
+    assert extract_invoice([page])["due_date"].value == "2024-03-20"
+    computed = _page([
+        [("Invoice No.", 50), ("A-1", 150)],
+        [("Invoice date:", 50), ("2024-03-01", 150)],
+        [("Payment within 30 days net.", 50)],
+    ])  # fmt: skip
+    assert extract_invoice([computed])["due_date"].value == "2024-03-31"
+
+
+def test_a_party_word_inside_a_name_is_not_a_label() -> None:
+    """ "Seller Trading Name" and "Le Fournisseur" hold a party word but are names: the value
+    after the word is not the issuer, and the name printed again (as the payee) is."""
+    page = _page([
+        [("FACTURE N° :", 300), ("F-9", 450)],
+        [("SELLER TRADING NAME", 50)],
+        [("LE FOURNISSEUR", 50)],
+        [("35 rue d'ici", 50)],
+        [("75018 PARIS", 50)],
+        [("Bénéficiaire", 50)],
+        [("NOM : LE FOURNISSEUR", 55)],
+    ])  # fmt: skip
+    assert extract_invoice([page])["issuer"].value == "LE FOURNISSEUR"
+
+
+def test_the_legal_name_on_the_registry_line_beats_a_department_printed_twice() -> None:
+    page = _page([
+        [("Hotline Service Abonné", 50)],
+        [("Facture N° 123456", 300)],
+        [("Courrier :", 50), ("Hotline Service Abonné 75371 Paris Cedex", 120)],
+        [("Hotline SAS au capital de 3.441.812 Euros - RCS Paris", 50)],
+    ])  # fmt: skip
+    assert extract_invoice([page])["issuer"].value == "Hotline SAS"

@@ -8,6 +8,7 @@ import re
 from datetime import date, timedelta
 
 from bastion.pipeline.extract.invoice.document import _best, _Candidate, _Doc, _hits, _loc
+from bastion.pipeline.extract.invoice.references import _names_another_document
 from bastion.pipeline.extract.invoice.vocabulary import (
     _DATED,
     _DUE_DATE,
@@ -24,9 +25,18 @@ from bastion.pipeline.extract.text import values_near
 FALLBACK_SCORE = 0.45
 
 
+# Dates of a delivery or service period, not the issue date (beside `_NOT_ISSUE`).
+_PERIOD = re.compile(
+    r"d[\u00e9e]but|\bfin\b|prestation|p[\u00e9e]riode|zeitraum|\bvon\b|\bbis\b|\bto\b",
+    re.IGNORECASE,
+)
+
+
 def _date_after(doc: _Doc, pattern: re.Pattern[str], base: float) -> list[_Candidate]:
     out: list[_Candidate] = []
     for hit in _hits(doc, pattern):
+        if _names_another_document(doc, hit):
+            continue
         for text, score, where in values_near(doc.pages, hit):
             dates = find_dates(text[:60], doc.dayfirst)
             if dates and dates[0].start <= 25:
@@ -60,7 +70,9 @@ def _issue_date(
         label = doc.cell(hit.page, hit.row, hit.cell).text
         before = label[max(0, hit.start - 25) : hit.start]
         after = re.split(r"\d", label[hit.end : hit.end + 30], maxsplit=1)[0]
-        if _NOT_ISSUE.search(before) or _NOT_ISSUE.search(after):
+        if any(p.search(before) or p.search(after) for p in (_NOT_ISSUE, _PERIOD)):
+            continue
+        if _names_another_document(doc, hit):
             continue
         for text, score, where in values_near(doc.pages, hit):
             dates = find_dates(text[:60], doc.dayfirst)

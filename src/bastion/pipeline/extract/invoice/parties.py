@@ -151,7 +151,11 @@ def _is_label(text: str) -> bool:
     for m in _LABELS.pattern.finditer(text.lower()):
         name = _LABELS.name(m)
         if name in _PARTY_LABELS:
-            return True  # "Bill to", "Ship to", "From" anywhere
+            # "Bill to", "Ship to", "From": first, or anywhere with a colon ("Le Fournisseur"
+            # is a name).
+            if m.start() <= 2 or text[m.end() :].lstrip().startswith(":") or ":" in m.group(0):
+                return True
+            continue
         if m.start() <= 2 and (name != "date" or not _legal_names(text)):
             return True
     short = len(text) < 40 and len(text.split()) <= 4
@@ -256,6 +260,33 @@ def _form_names(doc: _Doc) -> list[tuple[str, int, tuple[int, int, int]]]:
     return out
 
 
+# A registry line: share capital, trade register, company number ("SARL au capital de ...
+# RCS Paris", "Amtsgericht Köln HRB 123", "Registered in England No. 123").
+_REGISTRY = re.compile(
+    r"au\s+capital|\brcs\b|\bsiren\b|\bsiret\b|handelsregister|amtsgericht|\bhr[ab]\b|"
+    r"registergericht|registered\s+(?:in|office|no)|company\s+(?:no|number|reg)|\bkvk\b|"
+    r"stammkapital|capital\s+social",
+    re.IGNORECASE,
+)
+
+
+def _printed_again(doc: _Doc, name: str) -> int:
+    """How many times a name of several words and no digits is printed as a whole."""
+    if len(name.split()) < 2 or _HAS_DIGIT.search(name):
+        return 0
+    return len(re.findall(rf"(?<!\w){re.escape(name.lower())}(?!\w)", doc.lower))
+
+
+def _in_a_name(doc: _Doc, hit: Hit) -> bool:
+    """Whether a one-word party label is a word of a name ("Seller Trading Name", "Le
+    Fournisseur"), not a label: a label in a cell with more text ends in a colon."""
+    text = doc.cell(hit.page, hit.row, hit.cell).text
+    label = text[hit.start : hit.end]
+    if ":" in label or " " in label.strip():
+        return False
+    return bool(text[hit.end :].strip() or text[: hit.start].strip())
+
+
 def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
     cands: dict[str, _Candidate] = {}
     counts: Counter[str] = Counter()
@@ -275,8 +306,11 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
         add(form_name, 0.9, form_page, form_where)
     for pattern, base in ((_ISSUER, 0.85), (_ACCOUNT_HOLDER, 0.6)):
         for hit in _hits(doc, pattern):
+            if _in_a_name(doc, hit):
+                continue
             for text, score, where in values_near(doc.pages, hit, below=2, block=True):
-                name = _clean_name(text)
+                key = _NAME_KEY.match(text)  # "Nom : ACME SARL" under "Bénéficiaire"
+                name = _clean_name(text[key.end() :] if key else text)
                 if name:
                     add(name, base * score, hit.page + 1, _loc(where))
                     break
@@ -300,6 +334,8 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
                         score += 0.1
                     if len(row.text) > 90:
                         score -= 0.2
+                    if _REGISTRY.search(row.text):
+                        score += 0.1  # the registry line: the seller's legal identity
                     add(name, score, pi + 1, (pi, ri, ci))
 
     sender = _sender_line(doc)
@@ -333,7 +369,10 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
     if "@" in doc.text or "www." in doc.lower:  # what _DOMAIN_RE starts with
         stems = {m.group(1).lower() for m in _DOMAIN_RE.finditer(doc.text)} - _GENERIC_DOMAINS
     for key, cand in cands.items():
-        cand.score += 0.06 * min(counts[key] - 1, 3) if counts[key] > 1 else 0.0
+        # A name printed again (the logo's text, the payee, the footer) is the seller's more
+        # surely than a trade name or a line printed once.
+        repeated = max(counts[key], _printed_again(doc, str(cand.value)))
+        cand.score += 0.06 * min(repeated - 1, 3) if repeated > 1 else 0.0
         flat = key.replace(" ", "")
         if flat and any(s.replace("-", "") in flat or flat in s.replace("-", "") for s in stems):
             cand.score += 0.12

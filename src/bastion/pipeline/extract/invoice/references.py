@@ -27,7 +27,7 @@ from bastion.pipeline.extract.invoice.vocabulary import (
     _YEAR_LIKE,
 )
 from bastion.pipeline.extract.locale import find_dates
-from bastion.pipeline.extract.text import find_labels, values_near
+from bastion.pipeline.extract.text import Hit, find_labels, values_near
 
 _INVNO_TOKEN = re.compile(r"^[#№]?\s*([A-Za-z0-9][A-Za-z0-9\-/_.:]*[A-Za-z0-9]|\d)")
 
@@ -73,10 +73,33 @@ def _title_line_number(doc: _Doc) -> _Candidate | None:
     return None
 
 
+# A qualifier that makes an invoice-number or invoice-date label name another document: the
+# invoice this one corrects or follows (EN 16931 BT-25/BT-26, "N° de facture associée",
+# "Ursprungsrechnung", "Original invoice date").
+_PRECEDING = re.compile(
+    r"associ[\u00e9e]e|d['\u2019]origine|originale?|pr[\u00e9e]c[\u00e9e]dente|initiale|"
+    r"rectifi[\u00e9e]e|preceding|original|referenced|related|corrected|previous|"
+    r"urspr[\u00fcu]ng|vorherige|bezogene|korrigierte|stornierte",
+    re.IGNORECASE,
+)
+
+
+def _names_another_document(doc: _Doc, hit: Hit) -> bool:
+    """Whether the label at `hit` is qualified as another document's ("facture associée")."""
+    text = doc.cell(hit.page, hit.row, hit.cell).text
+    around = (
+        text[max(0, hit.start - 20) : hit.start]
+        + re.split(r"\d", text[hit.end : hit.end + 30], maxsplit=1)[0]
+    )
+    return _PRECEDING.search(around) is not None
+
+
 def _invoice_number(doc: _Doc, title: _Candidate | None) -> _Candidate | None:
     """The invoice number; `title` is the document's `_title_line_number`, found once."""
     cands: list[_Candidate] = []
     for hit in _hits(doc, _INVOICE_NO):
+        if _names_another_document(doc, hit):
+            continue
         for text, score, where in values_near(doc.pages, hit):
             value = _parse_invoice_number(text)
             if value:
