@@ -309,8 +309,8 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
             if _in_a_name(doc, hit):
                 continue
             for text, score, where in values_near(doc.pages, hit, below=2, block=True):
-                key = _NAME_KEY.match(text)  # "Nom : ACME SARL" under "Bénéficiaire"
-                name = _clean_name(text[key.end() :] if key else text)
+                name_key = _NAME_KEY.match(text)  # "Nom : ACME SARL" under "Bénéficiaire"
+                name = _clean_name(text[name_key.end() :] if name_key else text)
                 if name:
                     add(name, base * score, hit.page + 1, _loc(where))
                     break
