@@ -16,7 +16,7 @@ import io
 import re
 import threading
 from codecs import utf_16_le_decode
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +46,12 @@ __all__ = [
 pdfium_lock = threading.RLock()
 
 _MAX_RECTS = 20000  # runs on one page past which the layout is skipped (plain text only)
+# Rotated text (a filing or print line up the margin) is left out of the rows: a run far
+# taller than wide (points), or a glyph turned by more than about 20 degrees (radians).
+_ROTATED_RATIO = 2.5
+_ROTATED_MIN = 24.0
+_ROTATED_ANGLE = 0.35
+_TWO_PI = 6.283185307179586
 _WS_RE = re.compile(r"[\s\u00a0\u202f\u2009\u200b\ufeff]+")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ufffe\uffff]")
 
@@ -152,9 +158,39 @@ def _covers_any(members: list[Cell], b: Cell) -> bool:
     return False
 
 
+_SIGNS = frozenset("-\u2212\u2013")
+
+
+def _attach_signs(rows: list[list[Cell]]) -> list[list[Cell]]:
+    """A line holding nothing but a minus sign, set off the baseline of the amount it belongs
+    to (just above or below it, right before its first digit): the sign joins the amount."""
+    drop: set[int] = set()
+    for i, members in enumerate(rows):
+        if len(members) != 1 or members[0].text not in _SIGNS:
+            continue
+        sign = members[0]
+        for j in (i + 1, i - 1):
+            if not 0 <= j < len(rows) or j in drop:
+                continue
+            em = max(c.bottom - c.top for c in rows[j]) if rows[j] else 0.0
+            near = rows[j] and min(abs(rows[j][0].top - sign.bottom),
+                                   abs(sign.top - rows[j][0].bottom)) < 0.6 * em  # fmt: skip
+            target = next(
+                (c for c in rows[j] if c.text[:1].isdigit() and -1.0 < c.x0 - sign.x1 < em),
+                None,
+            ) if near else None  # fmt: skip
+            if target is not None:
+                target.text = "-" + target.text
+                target.x0 = sign.x0
+                drop.add(i)
+                break
+    return [m for i, m in enumerate(rows) if i not in drop] if drop else rows
+
+
 def _merge(rows: list[list[Cell]]) -> list[Row]:
     """Join neighbours in a line whose gap is narrower than about one em into one cell."""
     out: list[Row] = []
+    rows = _attach_signs(rows)
     for members in rows:
         members = [c for c in members if c.text]
         if not members:
@@ -287,8 +323,11 @@ def read_page(pdf: pdfium.PdfDocument, index: int) -> Page:
                         ctypes.byref(bottom))  # fmt: skip
                 for i in range(n):
                     if get_rect(textpage, i, *refs):
-                        cells.append(Cell("", left.value, right.value, height - top.value,
-                                          height - bottom.value))  # fmt: skip
+                        x0, x1 = left.value, right.value
+                        y0, y1 = height - top.value, height - bottom.value
+                        if y1 - y0 > _ROTATED_RATIO * (x1 - x0) and y1 - y0 > _ROTATED_MIN:
+                            continue  # rotated text (a margin line): not part of any row
+                        cells.append(Cell("", x0, x1, y0, y1))
                 lines = _group(cells)
                 _read_texts(textpage, lines, height)
                 rows = _merge(lines)
@@ -322,6 +361,9 @@ def _char_cells(raw: TextPageHandle, count: int, height: float) -> list[Cell]:
     left, right, bottom, top = (ctypes.c_double() for _ in range(4))
     refs = (ctypes.byref(left), ctypes.byref(right), ctypes.byref(bottom), ctypes.byref(top))
     get_box = pdfium_c.FPDFText_GetCharBox
+    get_angle: Callable[[TextPageHandle, int], float] | None = getattr(
+        pdfium_c, "FPDFText_GetCharAngle", None
+    )
     cells: list[Cell] = []
     run: list[str] = []
     x0 = x1 = r_top = r_bottom = 0.0
@@ -341,6 +383,9 @@ def _char_cells(raw: TextPageHandle, count: int, height: float) -> list[Cell]:
             space = True
             continue
         c_top, c_bottom = height - top.value, height - bottom.value
+        if get_angle and _ROTATED_ANGLE < get_angle(raw, i) < _TWO_PI - _ROTATED_ANGLE:
+            space = True
+            continue  # a rotated glyph (a margin line): not part of any row
         if run:
             size = r_bottom - r_top
             # Loosely: a period, comma or underscore sits low, a hyphen in the middle.
