@@ -867,3 +867,28 @@ def test_the_legal_name_on_the_registry_line_beats_a_department_printed_twice() 
         [("Hotline SAS au capital de 3.441.812 Euros - RCS Paris", 50)],
     ])  # fmt: skip
     assert extract_invoice([page])["issuer"].value == "Hotline SAS"
+
+
+def test_a_number_marked_n_degree_under_the_title_and_compact_dates_beside_labels() -> None:
+    """ "N° FA-1" on the line under the title; dates written YYYYMMDD (EN 16931 format 102)
+    read beside a date label, and only there."""
+    page = _page([
+        [("FACTURE", 50)],
+        [("N° FA-2026-0001", 50)],
+        [("Date : 20260815 · Échéance : 20260914", 50)],
+        [("SIRET 39280913700027", 50)],
+    ])  # fmt: skip
+    fields = extract_invoice([page])
+    assert fields["invoice_number"].value == "FA-2026-0001"
+    assert fields["issue_date"].value == "2026-08-15"
+    assert fields["due_date"].value == "2026-09-14"
+
+
+def test_a_date_label_inside_a_sentence_is_not_a_label() -> None:
+    page = _page([
+        [("Facture n° :", 50), ("20221100001", 150)],
+        [("Le lundi 21 novembre 2022", 300)],
+        [("Passée la date d'échéance ci-dessus, une pénalité de retard sera appliquée.", 50)],
+        [("(Loi 2008-776 du 4 août 2008) ainsi qu'une indemnité forfaitaire.", 50)],
+    ])  # fmt: skip
+    assert "due_date" not in extract_invoice([page])

@@ -18,7 +18,7 @@ from bastion.pipeline.extract.invoice.vocabulary import (
     _NOT_ISSUE,
 )
 from bastion.pipeline.extract.locale import find_dates
-from bastion.pipeline.extract.text import values_near
+from bastion.pipeline.extract.text import Hit, values_near
 
 # The score of an issue date found by no label: the first date on page 1 (a banner or version
 # date, as often as not).
@@ -32,15 +32,42 @@ _PERIOD = re.compile(
 )
 
 
+# A date written as EN 16931's format 102, YYYYMMDD ("Date : 20260815"): read only beside a
+# date label, where it cannot be another eight-digit number.
+_COMPACT_DATE = re.compile(r"\s*((?:19|20)\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?!\d)")
+
+
+def _labelled_date(text: str, dayfirst: bool) -> str | None:
+    """The ISO date a label's value starts with (within its first 25 characters)."""
+    dates = find_dates(text[:60], dayfirst)
+    if dates and dates[0].start <= 25:
+        return dates[0].iso
+    m = _COMPACT_DATE.match(text)
+    if m:
+        try:
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3))).isoformat()
+        except ValueError:
+            return None
+    return None
+
+
+def _in_prose(doc: _Doc, hit: Hit) -> bool:
+    """Whether a label is a word of a sentence ("Passée la date d'échéance ci-dessus, une
+    pénalité ..."): its cell goes on with words, not a value."""
+    rest = doc.cell(hit.page, hit.row, hit.cell).text[hit.end :]
+    head = re.split(r"\d", rest[:40], maxsplit=1)[0]
+    return len(head.split()) >= 4 and ":" not in head
+
+
 def _date_after(doc: _Doc, pattern: re.Pattern[str], base: float) -> list[_Candidate]:
     out: list[_Candidate] = []
     for hit in _hits(doc, pattern):
-        if _names_another_document(doc, hit):
+        if _names_another_document(doc, hit) or _in_prose(doc, hit):
             continue
         for text, score, where in values_near(doc.pages, hit):
-            dates = find_dates(text[:60], doc.dayfirst)
-            if dates and dates[0].start <= 25:
-                out.append(_Candidate(dates[0].iso, base * score, hit.page + 1, _loc(where)))
+            iso = _labelled_date(text, doc.dayfirst)
+            if iso:
+                out.append(_Candidate(iso, base * score, hit.page + 1, _loc(where)))
                 break
     return out
 
@@ -74,11 +101,13 @@ def _issue_date(
             continue
         if _names_another_document(doc, hit):
             continue
+        if _in_prose(doc, hit):
+            continue
         for text, score, where in values_near(doc.pages, hit):
-            dates = find_dates(text[:60], doc.dayfirst)
-            if dates and dates[0].start <= 25:
+            iso = _labelled_date(text, doc.dayfirst)
+            if iso:
                 page_bias = 1.0 if hit.page == 0 else 0.8
-                out = _Candidate(dates[0].iso, 0.8 * score * page_bias, hit.page + 1, _loc(where))
+                out = _Candidate(iso, 0.8 * score * page_bias, hit.page + 1, _loc(where))
                 cands.append(out)
                 break
     if cands:

@@ -35,7 +35,12 @@ _INVNO_TOKEN = re.compile(r"^[#№]?\s*([A-Za-z0-9][A-Za-z0-9\-/_.:]*[A-Za-z0-9]
 @lru_cache(maxsize=4096)
 def _parse_invoice_number(text: str) -> str | None:
     text = text.strip()
-    text = re.sub(r"^(?:n[o°º]\b\.?|nr\b\.?|number|nummer|num[ée]ro|#|:)\s*", "", text, flags=_I)
+    text = re.sub(
+        r"^(?:(?:no(?![^\W\d_])|n[°º])\.?|nr\b\.?|number|nummer|num[ée]ro|#|:)\s*",
+        "",
+        text,
+        flags=_I,
+    )
     m = _INVNO_TOKEN.match(text)
     if not m:
         return None
