@@ -892,3 +892,18 @@ def test_a_date_label_inside_a_sentence_is_not_a_label() -> None:
         [("(Loi 2008-776 du 4 août 2008) ainsi qu'une indemnité forfaitaire.", 50)],
     ])  # fmt: skip
     assert "due_date" not in extract_invoice([page])
+
+
+def test_seller_and_buyer_forms_side_by_side_are_read_by_column() -> None:
+    """Two party blocks laid out as forms in two columns: each name is the value of the name
+    key in its own column, never the other party's."""
+    page = _page([
+        [("Rechnung Nr. 2024-88 vom 01.03.2024", 50)],
+        [("Lieferant", 50), ("Kunde", 300)],
+        [("Name:", 50), ("Lieferwerk Nord GmbH", 110), ("Name:", 300), ("Kundenhaus Süd AG", 360)],
+        [("Straße:", 50), ("Hafenweg 3", 110), ("Straße:", 300), ("Ringstraße 9", 360)],
+        [("Gesamtbetrag", 300), ("119,00", 480)],
+    ])  # fmt: skip
+    fields = extract_invoice([page])
+    assert fields["issuer"].value == "Lieferwerk Nord GmbH"
+    assert fields["customer"].value == "Kundenhaus Süd AG"

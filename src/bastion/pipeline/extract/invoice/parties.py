@@ -196,6 +196,10 @@ def _find_sender_line(doc: _Doc) -> tuple[int, str] | None:
 
 
 def _customer(doc: _Doc, blocks: list[tuple[Hit, list[tuple[int, int, int]]]]) -> _Candidate | None:
+    forms = _form_names(doc, _CUSTOMER, _ISSUER)
+    if forms:
+        name, page, where = forms[0]
+        return _Candidate(name, 0.9, page, where)
     cands: list[_Candidate] = []
     for hit, _cells in blocks:
         is_ship = bool(_SHIP_TO.search(doc.cell(hit.page, hit.row, hit.cell).text))
@@ -229,24 +233,33 @@ def _customer(doc: _Doc, blocks: list[tuple[Hit, list[tuple[int, int, int]]]]) -
 _FORM_ROWS = 10
 
 
-def _form_names(doc: _Doc) -> list[tuple[str, int, tuple[int, int, int]]]:
-    """The seller's name where its block is a form: the value of a name key ("Name:",
-    "Firma:", "Company name:") in the rows under a seller heading, up to the next party's
-    heading. (name, page, where) for each."""
+def _form_names(
+    doc: _Doc, heading: re.Pattern[str], other: re.Pattern[str]
+) -> list[tuple[str, int, tuple[int, int, int]]]:
+    """A party's name where its block is a form: the value of a name key ("Name:", "Firma:",
+    "Company name:") in the rows under the party's `heading`, within the heading's column (up
+    to the next cell of its row: forms put seller and buyer side by side), up to a heading of
+    the `other` party. (name, page, where) for each."""
     out: list[tuple[str, int, tuple[int, int, int]]] = []
-    for hit in _hits(doc, _ISSUER):
+    for hit in _hits(doc, heading):
         rows = doc.pages[hit.page].rows
+        head_row = rows[hit.row]
+        head = head_row.cells[hit.cell]
+        x0 = head.x0 - 15
+        right = head_row.cells[hit.cell + 1 :]
+        x1 = right[0].x0 - 5 if right else 1e9
         for ri in range(hit.row, min(len(rows), hit.row + _FORM_ROWS)):
             row = rows[ri]
-            if ri > hit.row and _OTHER_PARTY.search(row.text):
+            cells = [(ci, c) for ci, c in enumerate(row.cells) if c.x0 >= x0 and c.x0 < x1]
+            if ri > hit.row and any(other.search(c.text) for _ci, c in cells):
                 break
-            for ci, cell in enumerate(row.cells):
+            for k, (ci, cell) in enumerate(cells):
                 key = _NAME_KEY.match(cell.text)
                 if key is None:
                     continue
                 value = cell.text[key.end() :]
-                if not value.strip() and ci + 1 < len(row.cells):
-                    value = row.cells[ci + 1].text
+                if not value.strip() and k + 1 < len(cells):
+                    value = cells[k + 1][1].text
                 # The key says it is a name: one that starts with a party word ("Lieferant
                 # GmbH & Co. KG") stands when it carries a legal form.
                 legal = _legal_names(value.strip())
@@ -302,7 +315,7 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
         if old is None or score > old.score:
             cands[key] = _Candidate(name, score, page, where)
 
-    for form_name, form_page, form_where in _form_names(doc):
+    for form_name, form_page, form_where in _form_names(doc, _ISSUER, _OTHER_PARTY):
         add(form_name, 0.9, form_page, form_where)
     for pattern, base in ((_ISSUER, 0.85), (_ACCOUNT_HOLDER, 0.6)):
         for hit in _hits(doc, pattern):
