@@ -198,8 +198,7 @@ def _find_sender_line(doc: _Doc) -> tuple[int, str] | None:
 def _customer(doc: _Doc, blocks: list[tuple[Hit, list[tuple[int, int, int]]]]) -> _Candidate | None:
     forms = _form_names(doc, _CUSTOMER, _ISSUER)
     if forms:
-        name, page, where = forms[0]
-        return _Candidate(name, 0.9, page, where)
+        return _Candidate(forms[0][0], 0.9, forms[0][1], forms[0][2])
     cands: list[_Candidate] = []
     for hit, _cells in blocks:
         is_ship = bool(_SHIP_TO.search(doc.cell(hit.page, hit.row, hit.cell).text))
