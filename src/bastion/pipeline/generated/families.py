@@ -102,18 +102,35 @@ def _letterhead(ctx: Ctx, x: float = LEFT, y: float = 795) -> float:
     return party_block(ctx, x, y, ctx.inv.seller, None, size=9, trade_name=True)
 
 
+def _header(
+    ctx: Ctx,
+    *,
+    grid: bool = False,
+    rows: list[tuple[str, str]] | None = None,
+    buyer_size: float = 10,
+) -> None:
+    """The letterhead top left; the title and the invoice data on the right, as right-aligned
+    "Label: value" rows or (`grid`) a label/value grid; the buyer block under the letterhead."""
+    s = ctx.sheet
+    _letterhead(ctx)
+    rows = meta_rows(ctx) if rows is None else rows
+    if grid:
+        s.text(330, 790, _title(ctx), 18, bold=True)
+        draw_rows(ctx, rows, 330, 445, 766, size=9)
+    else:
+        s.right(RIGHT, 790, _title(ctx), 18, bold=True)
+        draw_rows(ctx, rows, 0, RIGHT, 766, right=True, size=9)
+    party_block(ctx, LEFT, 670, ctx.inv.buyer, ctx.label("buyer"), vat=False, size=buyer_size)
+
+
 # ------------------------------------------------------------------------------- the families
 
 
 @_family("Seller top left, title and invoice data right-aligned on the right, bill-to block, "
          "items, totals right, bank details under them")  # fmt: skip
 def _classic(ctx: Ctx) -> None:
-    s = ctx.sheet
-    _letterhead(ctx)
-    s.right(RIGHT, 790, _title(ctx), 20, bold=True)
-    draw_rows(ctx, meta_rows(ctx), 0, RIGHT, 764, right=True)
-    party_block(ctx, LEFT, 660, ctx.inv.buyer, ctx.label("buyer"), vat=False)
-    y = _body(ctx, 570)
+    _header(ctx)
+    y = _body(ctx, 580)
     _payment(ctx, min(y - 20, 190))
 
 
@@ -148,11 +165,7 @@ def _title_line(ctx: Ctx) -> None:
 
 @_family("Totals as a table: the labels in one row, the amounts in the row below")
 def _totals_header_row(ctx: Ctx) -> None:
-    s = ctx.sheet
-    _letterhead(ctx)
-    s.text(330, 790, _title(ctx), 18, bold=True)
-    draw_rows(ctx, meta_rows(ctx), 330, 440, 766, size=9)
-    party_block(ctx, LEFT, 670, ctx.inv.buyer, ctx.label("buyer"), vat=False)
+    _header(ctx, grid=True)
     y = items_table(ctx, 580, ctx.inv.lines)
     y = totals_header_row(ctx, totals_rows(ctx), y)
     _payment(ctx, min(y - 10, 180))
@@ -221,12 +234,8 @@ def _rotated_margin(ctx: Ctx) -> None:
          "the currency stated once", options=ContentOptions(credit_note=True),
          money=("plain",), minus="trailing", fonts=("Courier",))  # fmt: skip
 def _trailing_minus(ctx: Ctx) -> None:
-    s = ctx.sheet
-    _letterhead(ctx)
-    s.text(330, 790, _title(ctx), 16, bold=True)
-    draw_rows(ctx, meta_rows(ctx), 330, 450, 766, size=9)
-    party_block(ctx, LEFT, 680, ctx.inv.buyer, ctx.label("buyer"), vat=False, size=9)
-    s.text(LEFT, 600, ctx.label("currency_note", currency=ctx.inv.currency), 9)
+    _header(ctx, grid=True, buyer_size=9)
+    ctx.sheet.text(LEFT, 600, ctx.label("currency_note", currency=ctx.inv.currency), 9)
     y = _body(ctx, 570)
     _payment(ctx, min(y - 20, 180))
 
@@ -240,11 +249,7 @@ def _minus_baseline(ctx: Ctx) -> None:
 @_family("Totals with a prepaid amount and the amount due after it",
          options=ContentOptions(prepaid=True))  # fmt: skip
 def _prepaid_due(ctx: Ctx) -> None:
-    s = ctx.sheet
-    _letterhead(ctx)
-    s.text(330, 780, _title(ctx), 18, bold=True)
-    draw_rows(ctx, meta_rows(ctx), 330, 440, 756, size=9)
-    party_block(ctx, LEFT, 670, ctx.inv.buyer, ctx.label("buyer"), vat=False)
+    _header(ctx, grid=True)
     y = _body(ctx, 580)
     _payment(ctx, min(y - 20, 180), terms=True)
 
@@ -258,11 +263,7 @@ def _charges_allowances(ctx: Ctx) -> None:
 @_family("Two or three VAT rates: a rate column, a VAT breakdown table and per-rate rows",
          options=ContentOptions(items=(3, 7), rates=(2, 3)))  # fmt: skip
 def _multi_rate(ctx: Ctx) -> None:
-    s = ctx.sheet
-    _letterhead(ctx)
-    s.right(RIGHT, 790, _title(ctx), 18, bold=True)
-    draw_rows(ctx, meta_rows(ctx), 0, RIGHT, 766, right=True, size=9)
-    party_block(ctx, LEFT, 670, ctx.inv.buyer, ctx.label("buyer"), vat=False)
+    _header(ctx)
     y = items_table(ctx, 580, ctx.inv.lines, columns=_DETAILED)
     bottom = tax_breakdown(ctx, y)
     y = draw_totals(ctx, totals_rows(ctx), 330, bottom - 10)
@@ -272,11 +273,7 @@ def _multi_rate(ctx: Ctx) -> None:
 @_family("Compound and long labels for the totals ('Nettobetrag', 'Umsatzsteuerbetrag', "
          "'Gesamtbetrag brutto', 'Montant total hors taxes')")  # fmt: skip
 def _compound_labels(ctx: Ctx) -> None:
-    s = ctx.sheet
-    _letterhead(ctx)
-    s.text(330, 790, _title(ctx), 18, bold=True)
-    draw_rows(ctx, meta_rows(ctx), 330, 450, 766, size=9)
-    party_block(ctx, LEFT, 670, ctx.inv.buyer, ctx.label("buyer"), vat=False)
+    _header(ctx, grid=True)
     y = items_table(ctx, 580, ctx.inv.lines)
     y = draw_totals(ctx, totals_rows(ctx, compound=True), 280, y)
     _payment(ctx, min(y - 20, 180))
@@ -285,41 +282,30 @@ def _compound_labels(ctx: Ctx) -> None:
 @_family("No due date printed: it follows from the payment terms ('zahlbar innerhalb 14 "
          "Tagen')")  # fmt: skip
 def _payment_terms(ctx: Ctx) -> None:
-    s = ctx.sheet
-    _letterhead(ctx)
-    s.right(RIGHT, 790, _title(ctx), 18, bold=True)
-    draw_rows(ctx, meta_rows(ctx, due=False), 0, RIGHT, 766, right=True)
-    party_block(ctx, LEFT, 660, ctx.inv.buyer, ctx.label("buyer"), vat=False)
-    y = _body(ctx, 570)
+    _header(ctx, rows=meta_rows(ctx, due=False))
+    y = _body(ctx, 580)
     _payment(ctx, min(y - 20, 190), terms=True)
 
 
 @_family("Service period and delivery date printed near, and above, the invoice date")
 def _service_period(ctx: Ctx) -> None:
-    s, inv = ctx.sheet, ctx.inv
-    _letterhead(ctx)
-    s.text(330, 790, _title(ctx), 18, bold=True)
+    inv = ctx.inv
     start, end = inv.period
     rows = [
         (ctx.label("period"), f"{ctx.date(start)} - {ctx.date(end)}"),
         (ctx.label("delivery"), ctx.date(inv.delivery_date)),
         *meta_rows(ctx),
     ]
-    draw_rows(ctx, rows, 330, 440, 766, size=9)
-    party_block(ctx, LEFT, 660, inv.buyer, ctx.label("buyer"), vat=False)
-    y = _body(ctx, 560)
+    _header(ctx, grid=True, rows=rows)
+    y = _body(ctx, 570)
     _payment(ctx, min(y - 20, 180))
 
 
 @_family("A detailed items table: position, quantity, unit, unit price, VAT rate, amount",
          options=ContentOptions(items=(4, 9), rates=(1, 2)))  # fmt: skip
 def _items_table(ctx: Ctx) -> None:
-    s = ctx.sheet
-    _letterhead(ctx)
-    s.right(RIGHT, 790, _title(ctx), 18, bold=True)
-    draw_rows(ctx, meta_rows(ctx), 0, RIGHT, 766, right=True, size=9)
-    party_block(ctx, LEFT, 680, ctx.inv.buyer, ctx.label("buyer"), vat=False)
-    y = _body(ctx, 590, columns=_DETAILED)
+    _header(ctx)
+    y = _body(ctx, 580, columns=_DETAILED)
     _payment(ctx, min(y - 20, 150))
 
 
@@ -335,11 +321,8 @@ def _multi_page(ctx: Ctx) -> None:
     running = Decimal(0)
     for page, chunk in enumerate(chunks, start=1):
         if page == 1:
-            _letterhead(ctx)
-            s.right(RIGHT, 790, _title(ctx), 18, bold=True)
-            draw_rows(ctx, meta_rows(ctx), 0, RIGHT, 766, right=True, size=9)
-            party_block(ctx, LEFT, 680, inv.buyer, ctx.label("buyer"), vat=False)
-            y = 590.0
+            _header(ctx)
+            y = 580.0
         else:
             s.next_page()
             s.text(LEFT, 800, f"{inv.seller.name} - {_title(ctx)} {inv.number}", 8)
@@ -363,10 +346,7 @@ def _multi_page(ctx: Ctx) -> None:
 @_family("Bank details in a drawn box beside the payment terms")
 def _bank_box(ctx: Ctx) -> None:
     s = ctx.sheet
-    _letterhead(ctx)
-    s.right(RIGHT, 790, _title(ctx), 18, bold=True)
-    draw_rows(ctx, meta_rows(ctx), 0, RIGHT, 766, right=True, size=9)
-    party_block(ctx, LEFT, 670, ctx.inv.buyer, ctx.label("buyer"), vat=False)
+    _header(ctx)
     y = min(_body(ctx, 580) - 20, 200)
     s.box(300, y - 62, RIGHT - 300, 76)
     s.text(308, y, ctx.label("bank"), 9, bold=True)
