@@ -109,7 +109,7 @@ def test_truth_adds_up_and_identifiers_are_valid() -> None:
         assert sum(row.tax for row in inv.tax_rows) == inv.tax
         assert inv.amount_due == inv.total - inv.prepaid
         assert check_vat_id(truth["vat_id"]).ok and iban_valid(truth["iban"]), doc.name
-        assert truth["issuer"] != truth["customer"]
+        assert truth["issuer"].split()[0] != truth["customer"].split()[0], doc.name
         if inv.credit_note:
             assert truth["total"] < 0 and truth["due_date"] is None
         else:

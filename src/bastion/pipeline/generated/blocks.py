@@ -10,6 +10,7 @@ sign and the minus style.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -72,8 +73,8 @@ class Ctx:
                 x - self.sheet.measure(text, size, bold) - 2, y + size * 0.45, "-", size
             )
 
-    def date(self, value: object) -> str:
-        return self.fmt.date(value)  # type: ignore[arg-type]
+    def date(self, value: dt.date) -> str:
+        return self.fmt.date(value)
 
 
 def vat_line(ctx: Ctx, party: Party) -> str:
@@ -126,6 +127,8 @@ def party_block(
     sheet.text(x, y, party.name, size + 1, bold=True)
     y -= step
     lines = [party.street, party.city_line]
+    if party.country.code != ctx.inv.seller.country.code:
+        lines.append(party.country.name)  # a buyer abroad
     if vat:
         lines.append(vat_line(ctx, party))
     return sheet.paragraph(x, y, lines, size)

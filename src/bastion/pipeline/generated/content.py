@@ -189,13 +189,13 @@ def _iban(country: Country, rng: random.Random) -> str:
 
 
 def _company(language: Language, rng: random.Random, avoid: str = "") -> str:
+    """A company name; none of its words before the legal form is one of `avoid`'s, so a
+    seller and its buyer never share a name but for the legal form."""
     first, second, legal = language.company
     while True:
-        name = language.company_order.format(
-            a=rng.choice(first), b=rng.choice(second), legal=rng.choice(legal)
-        )
-        if name != avoid:
-            return name
+        a, b = rng.choice(first), rng.choice(second)
+        if a not in avoid and b not in avoid:
+            return language.company_order.format(a=a, b=b, legal=rng.choice(legal))
 
 
 def _slug(name: str) -> str:

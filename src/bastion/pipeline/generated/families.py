@@ -37,7 +37,7 @@ from bastion.pipeline.generated.blocks import (
     vat_line,
 )
 from bastion.pipeline.generated.content import ContentOptions
-from bastion.pipeline.generated.vocabulary import LANGUAGES
+from bastion.pipeline.generated.vocabulary import LANGUAGES, TRADE_NAMES
 
 __all__ = ["FAMILIES", "HELD_OUT_FAMILIES", "Family"]
 
@@ -187,7 +187,7 @@ def _two_column_header(ctx: Ctx) -> None:
          "small print in three columns")  # fmt: skip
 def _footer_seller(ctx: Ctx) -> None:
     s, inv = ctx.sheet, ctx.inv
-    brand = inv.seller.trade_name or inv.seller.name.split()[0].upper()
+    brand = inv.seller.trade_name or ctx.rng.choice(TRADE_NAMES)  # never part of the name
     s.text(LEFT, 790, brand, 24, bold=True)
     party_block(ctx, LEFT, 720, inv.buyer, None, vat=False)
     s.text(330, 720, _title(ctx), 16, bold=True)
