@@ -3,7 +3,8 @@ totals (as rows, as a header-row table, with a VAT breakdown), bank details and 
 
 `Ctx` carries one document while it is drawn: the sheet, the invoice content, its `Formats`,
 the random source for layout choices, and the labels picked for it (each label key gets one of
-its language's variants per document; a family may override keys, e.g. compound labels).
+its language's variants per document; a family may set one first, as `currency_in_labels`
+does).
 Amounts are passed positive, as the content keeps them; `Ctx.amount` applies the credit-note
 sign and the minus style.
 """
@@ -46,14 +47,13 @@ class Ctx:
     inv: Invoice
     fmt: Formats
     rng: random.Random
-    overrides: dict[str, str] = field(default_factory=dict)
     picked: dict[str, str] = field(default_factory=dict)
 
     def label(self, key: str, **values: object) -> str:
         """This document's wording of a label (one variant per key and document)."""
         if key not in self.picked:
             variants = self.inv.language.labels[key]
-            self.picked[key] = self.overrides.get(key) or self.rng.choice(variants)
+            self.picked[key] = self.rng.choice(variants)
         return self.picked[key].format(**values) if values else self.picked[key]
 
     def money(self, value: Decimal) -> str:
@@ -292,7 +292,7 @@ def tax_breakdown(ctx: Ctx, y: float, x: float = 50.0) -> float:
         ctx.amount(edges[2], y, row.tax, 8)
     sheet.rule(y - 4, x, x + 255)
     y -= 14
-    sheet.text(x, y, ctx.label("tax_total"), 8, bold=True)
+    sheet.text(x, y, ctx.label("sum"), 8, bold=True)
     ctx.amount(edges[1], y, ctx.inv.subtotal, 8, bold=True)
     ctx.amount(edges[2], y, ctx.inv.tax, 8, bold=True)
     return y - 16

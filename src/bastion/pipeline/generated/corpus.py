@@ -59,7 +59,7 @@ def render(family: str, language: str, seed: int) -> GeneratedInvoice:
                       spec.minus)  # fmt: skip
     title = lang.labels["credit_note" if invoice.credit_note else "invoice"][0]
     sheet = Sheet(title.title(), "", font=rng.choice(spec.fonts))
-    spec.render(Ctx(sheet, invoice, formats, rng, dict(spec.overrides)))
+    spec.render(Ctx(sheet, invoice, formats, rng))
     return GeneratedInvoice(family, language, seed, sheet.finish(), invoice.truth(), invoice,
                             formats)  # fmt: skip
 

@@ -56,7 +56,6 @@ class Family:
     minus: str = "leading"
     fonts: tuple[str, ...] = ("Helvetica", "Helvetica", "Times")
     languages: tuple[str, ...] = tuple(LANGUAGES)
-    overrides: Mapping[str, str] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, Family] = {}
@@ -359,12 +358,11 @@ def _bank_box(ctx: Ctx) -> None:
 def _written_dates(ctx: Ctx) -> None:
     s, inv = ctx.sheet, ctx.inv
     _letterhead(ctx)
-    place = "" if inv.language.code == "en" else f"{inv.seller.city}, "
-    s.right(RIGHT, 700, place + ctx.date(inv.issue_date), 10)
     party_block(ctx, LEFT, 700, inv.buyer, None, vat=False)
-    s.text(LEFT, 610, f"{_title(ctx)} {inv.number}", 14, bold=True)
-    rows = [row for row in meta_rows(ctx, number=False)[1:]]
-    y = draw_rows(ctx, rows, LEFT, 170, 590, size=9)
+    place = "" if inv.language.code == "en" else f"{inv.seller.city}, "
+    s.right(RIGHT, 632, place + ctx.date(inv.issue_date), 10)
+    s.text(LEFT, 606, f"{_title(ctx)} {inv.number}", 14, bold=True)
+    y = draw_rows(ctx, meta_rows(ctx, number=False)[1:], LEFT, 170, 586, size=9)
     y = _body(ctx, y - 16)
     _payment(ctx, min(y - 20, 170))
 

@@ -144,6 +144,7 @@ def _labels(**entries: str | tuple[str, ...]) -> Mapping[str, tuple[str, ...]]:
 
 
 _EN_LABELS = _labels(
+    sum="Total",  # the sum row of a table
     invoice=("INVOICE", "Invoice", "Tax Invoice", "VAT INVOICE"),
     credit_note=("CREDIT NOTE", "Credit Note"),
     number=("Invoice No.", "Invoice number", "Invoice #"),
@@ -207,6 +208,7 @@ _EN_LABELS = _labels(
 )  # fmt: skip
 
 _DE_LABELS = _labels(
+    sum="Summe",  # the sum row of a table
     invoice=("RECHNUNG", "Rechnung"),
     credit_note=("GUTSCHRIFT", "Gutschrift", "Rechnungskorrektur"),
     number=("Rechnungsnummer", "Rechnungs-Nr.", "Rechnung Nr."),
@@ -271,6 +273,7 @@ _DE_LABELS = _labels(
 )  # fmt: skip
 
 _FR_LABELS = _labels(
+    sum="Total",  # the sum row of a table
     invoice=("FACTURE", "Facture"),
     credit_note=("AVOIR", "Facture d'avoir"),
     number=("N° de facture", "Facture n°", "Numéro de facture"),
@@ -334,6 +337,7 @@ _FR_LABELS = _labels(
 )  # fmt: skip
 
 _ES_LABELS = _labels(
+    sum="Total",  # the sum row of a table
     invoice=("FACTURA", "Factura"),
     credit_note=("FACTURA RECTIFICATIVA", "Factura rectificativa", "NOTA DE ABONO"),
     number=("Nº de factura", "Factura nº", "Número de factura"),
@@ -397,6 +401,7 @@ _ES_LABELS = _labels(
 )  # fmt: skip
 
 _IT_LABELS = _labels(
+    sum="Totale",  # the sum row of a table
     invoice=("FATTURA", "Fattura"),
     credit_note=("NOTA DI CREDITO", "Nota di credito"),
     number=("Numero fattura", "Fattura n.", "N. fattura"),
@@ -458,6 +463,7 @@ _IT_LABELS = _labels(
 )  # fmt: skip
 
 _NL_LABELS = _labels(
+    sum="Totaal",  # the sum row of a table
     invoice=("FACTUUR", "Factuur"),
     credit_note=("CREDITNOTA", "Creditfactuur"),
     number=("Factuurnummer", "Factuurnr.", "Nummer"),
