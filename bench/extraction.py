@@ -3,6 +3,7 @@ invoice2data test corpus, and its speed next to raw pypdfium2 text extraction.
 
     .venv/bin/python bench/extraction.py [--dataset DIR] [--einvoices DIR] [--with-einvoice]
                                          [--details] [--json FILE] [--repeat N]
+                                         [--generated-seeds N]
 
 The corpus (`../shared/datasets/invoice2data/`, MIT, invoice-x/invoice2data tests/compare/):
 one `<name>.json` of expected fields per input. The PDFs are scored; `Orlen.txt` is skipped
@@ -30,6 +31,14 @@ held-out half and on the whole). Amounts within 0.01, dates as ISO dates, the is
 one normalised name (lower case, letters and digits only) contains the other; a field whose
 truth is null is not counted.
 
+Then the generated invoices (`bastion.pipeline.generated`: 24 layout families in six
+languages, `--generated-seeds` documents per family and language, 2 by default: 288 invoices),
+text only, scored with the einvoices rules (the customer like the issuer) in three columns:
+the tuned families, the held-out families (`HELD_OUT_FAMILIES`, never used for tuning) and all
+(target >= 98% of fields on all, held-out families included). `--details` lists the misses of
+the tuned families grouped by family, and of the held-out families only their counts per field,
+so that nobody tunes on them by reading this output.
+
 By default the page text is measured (`text_only=True`): embedded e-invoice XML, when a PDF
 has it, would otherwise be read instead. `--with-einvoice` measures the full extractor.
 """
@@ -54,6 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from bastion.pipeline.extract import extract_document  # noqa: E402
+from bastion.pipeline.generated import FAMILIES, HELD_OUT_FAMILIES, LANGUAGES, corpus  # noqa: E402
 from bastion.pipeline.model import ExtractionError, ExtractionResult  # noqa: E402
 
 DEFAULT_DATASET = ROOT / ".." / "shared" / "datasets" / "invoice2data"
@@ -70,6 +80,9 @@ EINVOICE_FIELDS = (
     "total",
 )
 HALVES = ("odd (tuned)", "even (held out)")
+# The generated invoices' truth (`GeneratedInvoice.truth`), and the two groups of families.
+GENERATED_FIELDS = (*EINVOICE_FIELDS[:5], "customer", *EINVOICE_FIELDS[5:], "vat_id", "iban")
+GROUPS = ("tuned families", "held-out families")
 
 NOTE = (
     "IN-SAMPLE FIGURE. The extraction rules were developed on invoices generated for the\n"
@@ -116,6 +129,9 @@ _ID_SEPARATORS = re.compile(r"[\s.\-/]")
 class FieldScore:
     correct: int = 0
     total: int = 0
+
+
+Scores = dict[str, dict[str, FieldScore]]  # part of a corpus -> field -> score
 
 
 @dataclass
@@ -183,9 +199,9 @@ def _alnum(text: str) -> str:
 
 
 def same_einvoice_field(name: str, expected: Any, ours: Any) -> bool:
-    """The einvoices scoring: as `same_field`, except that the issuer is right when one
-    normalised name (lower case, letters and digits only) contains the other."""
-    if name == "issuer":
+    """The einvoices scoring: as `same_field`, except that the issuer (and the customer) is
+    right when one normalised name (lower case, letters and digits only) contains the other."""
+    if name in ("issuer", "customer"):
         a, b = _alnum(str(expected)), _alnum(str(ours or ""))
         return bool(a and b) and (a in b or b in a)
     return same_field(name, expected, ours)
@@ -203,51 +219,111 @@ def run_einvoices(dataset: Path) -> tuple[dict[str, dict[str, FieldScore]], list
             continue
         half = HALVES[0] if int(json_path.stem) % 2 else HALVES[1]
         expected = json.loads(json_path.read_text(encoding="utf-8"))
-        data = pdf_path.read_bytes()
-        start = time.perf_counter()
-        try:
-            result: ExtractionResult | None = extract_document(data, text_only=True)
-            kind = result.document_type if result else "?"
-        except ExtractionError as exc:
-            result, kind = None, f"error ({exc.reason})"
-        seconds = time.perf_counter() - start
-        doc = DocResult(f"{pdf_path.name} [{half.split()[0]}]", 0, seconds, 0.0, kind)
-        for name in EINVOICE_FIELDS:
-            if expected.get(name) in (None, ""):
-                continue
-            ours = result.value(name) if result else None
-            ok = same_einvoice_field(name, expected[name], ours)
-            scores[half][name].total += 1
-            scores[half][name].correct += ok
-            if not ok:
-                doc.misses.append(f"{name}: expected {expected[name]!r}, got {ours!r}")
+        name = f"{pdf_path.name} [{half.split()[0]}]"
+        doc, outcome = score_document(pdf_path.read_bytes(), name, expected, EINVOICE_FIELDS)
+        doc.pages = 0
+        for field_name, ok in outcome.items():
+            scores[half][field_name].total += 1
+            scores[half][field_name].correct += ok
         docs.append(doc)
     return scores, docs
+
+
+def print_split(
+    title: str, fields: tuple[str, ...], scores: Scores, width: int = 18
+) -> dict[str, Any]:
+    """A table of each field on each part of a corpus (the keys of `scores`) and on the
+    whole, `width` characters a column; returns the fields' totals per column."""
+    print()
+    print(title)
+    parts = tuple(scores)
+    columns = [*parts, "all"]
+    print(f"{'field':<16}" + "".join(f"{c:>{width}}" for c in columns))
+    print("-" * (16 + width * len(columns)))
+    totals = {c: FieldScore() for c in columns}
+    for name in fields:
+        cells = []
+        for column in columns:
+            chosen = parts if column == "all" else (column,)
+            c = sum(scores[h][name].correct for h in chosen)
+            t = sum(scores[h][name].total for h in chosen)
+            totals[column].correct += c
+            totals[column].total += t
+            cells.append(f"{c:>3}/{t:<3}{pct(c, t):>9}")
+        print(f"{name:<16}" + "".join(f"{cell:>{width}}" for cell in cells))
+    print("-" * (16 + width * len(columns)))
+    overall = [f"{t.correct:>3}/{t.total:<3}{pct(t.correct, t.total):>9}" for t in totals.values()]
+    print(f"{'fields':<16}" + "".join(f"{cell:>{width}}" for cell in overall))
+    return {c: {"correct": t.correct, "total": t.total} for c, t in totals.items()}
 
 
 def print_einvoices(scores: dict[str, dict[str, FieldScore]]) -> dict[str, Any]:
     """The einvoices table: each field on each half and on the whole set (target >= 90% of
     fields on the held-out half and on the whole set)."""
+    title = "einvoices: 41 real-producer invoices, text only (target >= 90% held out and overall)"
+    return print_split(title, EINVOICE_FIELDS, scores)
+
+
+def score_document(
+    data: bytes, name: str, truth: dict[str, Any], fields: tuple[str, ...]
+) -> tuple[DocResult, dict[str, bool]]:
+    """Extract one PDF's text and score each field whose truth is not null."""
+    start = time.perf_counter()
+    try:
+        result: ExtractionResult | None = extract_document(data, text_only=True)
+        kind = result.document_type if result else "?"
+    except ExtractionError as exc:
+        result, kind = None, f"error ({exc.reason})"
+    doc = DocResult(name, result.pages if result else 0, time.perf_counter() - start, 0.0, kind)
+    outcome = {}
+    for field_name in fields:
+        if truth.get(field_name) in (None, ""):
+            continue
+        ours = result.value(field_name) if result else None
+        outcome[field_name] = ok = same_einvoice_field(field_name, truth[field_name], ours)
+        if not ok:
+            doc.misses.append(f"{field_name}: expected {truth[field_name]!r}, got {ours!r}")
+    return doc, outcome
+
+
+def run_generated(
+    seeds: int,
+) -> tuple[dict[str, dict[str, FieldScore]], dict[str, list[DocResult]]]:
+    """Per-field scores on the generated invoices, tuned and held-out families apart, and
+    each family's documents."""
+    scores = {group: {name: FieldScore() for name in GENERATED_FIELDS} for group in GROUPS}
+    by_family: dict[str, list[DocResult]] = {}
+    for generated in corpus(range(seeds)):
+        group = GROUPS[1] if generated.held_out else GROUPS[0]
+        doc, outcome = score_document(
+            generated.pdf, generated.name, generated.truth, GENERATED_FIELDS
+        )
+        for name, ok in outcome.items():
+            scores[group][name].total += 1
+            scores[group][name].correct += ok
+        by_family.setdefault(generated.family, []).append(doc)
+    return scores, by_family
+
+
+def print_generated_details(by_family: dict[str, list[DocResult]]) -> None:
+    """The tuned families' misses, family by family; for a held-out family only how many
+    fields it missed, per field (its documents are not to be tuned on)."""
     print()
-    print("einvoices: 41 real-producer invoices, text only (target >= 90% held out and overall)")
-    columns = [*HALVES, "all"]
-    print(f"{'field':<16}" + "".join(f"{c:>18}" for c in columns))
-    print("-" * (16 + 18 * len(columns)))
-    totals = {c: FieldScore() for c in columns}
-    for name in EINVOICE_FIELDS:
-        cells = []
-        for column in columns:
-            halves = HALVES if column == "all" else (column,)
-            c = sum(scores[h][name].correct for h in halves)
-            t = sum(scores[h][name].total for h in halves)
-            totals[column].correct += c
-            totals[column].total += t
-            cells.append(f"{c:>3}/{t:<3}{pct(c, t):>9}")
-        print(f"{name:<16}" + "".join(f"{cell:>18}" for cell in cells))
-    print("-" * (16 + 18 * len(columns)))
-    overall = [f"{t.correct:>3}/{t.total:<3}{pct(t.correct, t.total):>9}" for t in totals.values()]
-    print(f"{'fields':<16}" + "".join(f"{cell:>18}" for cell in overall))
-    return {c: {"correct": t.correct, "total": t.total} for c, t in totals.items()}
+    print("generated: misses by family (held-out families: counts per field only)")
+    for family, docs in by_family.items():
+        misses = [(d.name, m) for d in docs for m in d.misses]
+        held_out = family in HELD_OUT_FAMILIES
+        print(f"{family}{' [held out]' if held_out else ''}: {len(misses)} miss(es) "
+              f"in {len(docs)} documents")  # fmt: skip
+        if held_out:
+            counts: dict[str, int] = {}
+            for _, miss in misses:
+                counts[miss.split(":")[0]] = counts.get(miss.split(":")[0], 0) + 1
+            if counts:
+                print("    " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+            continue
+        for name, miss in misses:
+            print(f"    {name}: {miss}")
 
 
 def expected_items(raw: list[Any]) -> list[dict[str, Any]]:
@@ -388,6 +464,12 @@ def main() -> int:
     parser.add_argument("--details", action="store_true", help="list the misses per document")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     parser.add_argument("--repeat", type=int, default=5, help="timing runs per document")
+    parser.add_argument(
+        "--generated-seeds",
+        type=int,
+        default=2,
+        help="generated invoices per family and language (0: skip the generated section)",
+    )
     args = parser.parse_args()
     dataset = args.dataset.resolve()
     if not dataset.is_dir():
@@ -439,6 +521,18 @@ def main() -> int:
     else:
         print(f"\neinvoices not found at {args.einvoices}: skipped")
 
+    generated: dict[str, Any] = {}
+    generated_docs: dict[str, list[DocResult]] = {}
+    if args.generated_seeds > 0:
+        group_scores, generated_docs = run_generated(args.generated_seeds)
+        count = sum(len(d) for d in generated_docs.values())
+        title = (
+            f"generated: {count} invoices ({len(FAMILIES)} families x {len(LANGUAGES)} "
+            f"languages x {args.generated_seeds} seeds, {len(HELD_OUT_FAMILIES)} families "
+            "held out), text only (target >= 98% overall)"
+        )
+        generated = print_split(title, GENERATED_FIELDS, group_scores, width=20)
+
     if args.details:
         print()
         for d in [*docs, *einvoice_docs]:
@@ -446,6 +540,8 @@ def main() -> int:
             print(f"{d.name} [{d.document_type}, {d.pages} p, {1000 * d.seconds:.1f} ms]: {status}")
             for miss in d.misses:
                 print(f"    {miss}")
+        if generated_docs:
+            print_generated_details(generated_docs)
     if args.json:
         payload = {
             "note": NOTE,
@@ -458,6 +554,13 @@ def main() -> int:
             "documents": [d.__dict__ for d in docs],
             "einvoices": einvoices,
             "einvoice_documents": [d.__dict__ for d in einvoice_docs],
+            "generated": generated,
+            "generated_tuned_documents": [
+                d.__dict__
+                for family, family_docs in generated_docs.items()
+                if family not in HELD_OUT_FAMILIES
+                for d in family_docs
+            ],
         }
         args.json.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return 0
