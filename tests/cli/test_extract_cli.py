@@ -56,7 +56,10 @@ def test_extract_prints_the_public_json(tmp_path: Path) -> None:
     assert payload["document_type"] == "invoice"
     assert 0 < payload["confidence"] <= 1
     fields = payload["fields"]
-    assert fields["invoice_number"] == {"value": "HS-42", "confidence": 0.92, "page": 1}
+    # The shape of today: value, confidence, page; nothing more without --explain.
+    assert set(fields["invoice_number"]) == {"value", "confidence", "page"}
+    assert (fields["invoice_number"]["value"], fields["invoice_number"]["page"]) == ("HS-42", 1)
+    assert 0 < fields["invoice_number"]["confidence"] <= 1
     assert fields["issue_date"]["value"] == "2025-02-12"
     assert fields["total"]["value"] == 120.0
     assert fields["currency"]["value"] == "GBP"

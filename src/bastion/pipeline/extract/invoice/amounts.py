@@ -27,6 +27,8 @@ class _Amount:
     score: float
     page: int
     where: tuple[int, int]
+    rule: str = "unknown"  # the reading rule (Evidence.rule)
+    label: str | None = None  # the label text matched
 
 
 def _usable(
@@ -82,7 +84,16 @@ def _amount_candidates(doc: _Doc) -> dict[str, list[_Amount]]:
                     continue
                 for k, a in enumerate(values):
                     weight = 1.0 if k == len(values) - 1 else 0.7
-                    found[kind].append(_Amount(a.value, score * weight, pi + 1, (pi, ri)))
+                    found[kind].append(
+                        _Amount(
+                            a.value,
+                            score * weight,
+                            pi + 1,
+                            (pi, ri),
+                            rule="label_right",
+                            label=row.cells[ci].text[:end],
+                        )
+                    )
                 if header is not None and ri - header[0] <= 12 and len(values) >= 2:
                     # "Total | 24.99 | 5.00 | 29.99" under "Net | VAT | Gross": by column.
                     for cell, vals in cells:
@@ -91,7 +102,14 @@ def _amount_candidates(doc: _Doc) -> dict[str, list[_Amount]]:
                         )
                         if column and vals:
                             found[column[1]].append(
-                                _Amount(vals[-1].value, column[2] * 0.95, pi + 1, (pi, ri))
+                                _Amount(
+                                    vals[-1].value,
+                                    column[2] * 0.95,
+                                    pi + 1,
+                                    (pi, ri),
+                                    rule="column_header",
+                                    label=column[0].text,
+                                )
                             )
             if len(unvalued) >= 2 and len(unvalued) == len(labels):
                 header = (ri, [(row.cells[ci], kind, score) for ci, kind, score, _e in labels])
@@ -105,7 +123,14 @@ def _amount_candidates(doc: _Doc) -> dict[str, list[_Amount]]:
                             vals = usable(other.text)
                             if vals:
                                 found[kind].append(
-                                    _Amount(vals[-1].value, score * 0.85, pi + 1, (pi, ri + 1))
+                                    _Amount(
+                                        vals[-1].value,
+                                        score * 0.85,
+                                        pi + 1,
+                                        (pi, ri + 1),
+                                        rule="label_below",
+                                        label=label_cell.text,
+                                    )
                                 )
                             break
     return found
@@ -137,7 +162,15 @@ def _choose_amounts(
         for k in range(2, min(len(rows), 4) + 1):
             for combo in combinations(rows, k):
                 score = min(c.score for c in combo) * 0.9
-                taxes.append(_Amount(sum(c.value for c in combo), score, combo[-1].page, (-1, -1)))
+                taxes.append(
+                    _Amount(
+                        sum(c.value for c in combo),
+                        score,
+                        combo[-1].page,
+                        (-1, -1),
+                        rule="tax_rows_sum",
+                    )
+                )
     best: tuple[float, _Amount | None, _Amount | None, _Amount | None, bool] | None = None
     # A labelled total is always reported, even when the arithmetic does not hold (that is
     # for validation to flag): only a document without one goes without.
@@ -214,7 +247,8 @@ def _currency(doc: _Doc, total_where: tuple[int, int] | None) -> _Candidate | No
             votes["USD"] *= 0.5
         code = max(votes, key=lambda c: votes[c])
         conf = 0.93 if code in near_total else 0.8
-        return _Candidate(code, conf, first_page[code])
+        rule = "currency_near_total" if code in near_total else "currency_mentions"
+        return _Candidate(code, conf, first_page[code], rule=rule)
     return None
 
 
@@ -226,5 +260,5 @@ def _largest_amount(doc: _Doc) -> tuple[_Amount, float] | None:
                 continue
             for a in find_amounts(row.text, doc.decimal):
                 if a.decimals == 2 and (best is None or a.value > best.value):
-                    best = _Amount(a.value, 0.35, pi + 1, (pi, ri))
+                    best = _Amount(a.value, 0.35, pi + 1, (pi, ri), rule="largest_amount")
     return (best, 0.35) if best else None

@@ -199,7 +199,7 @@ def _customer(doc: _Doc, blocks: list[tuple[Hit, list[tuple[int, int, int]]]]) -
             name = _clean_name(text)
             if name and not _HAS_DIGIT.fullmatch(name):
                 base = 0.55 if is_ship else 0.85
-                cands.append(_Candidate(name, base * score, hit.page + 1, _loc(where)))
+                cands.append(_Candidate(name, base * score, hit.page + 1, _loc(where), label=hit))
                 break
     if cands:
         return _best(cands)
@@ -217,7 +217,7 @@ def _customer(doc: _Doc, blocks: list[tuple[Hit, list[tuple[int, int, int]]]]) -
                 name = _clean_name(first.text)
                 if name:
                     doc.customer_cells.update((0, rj, 0) for rj in range(ri, ri + 4))
-                    return _Candidate(name, 0.6, 1, (0, ri, 0))
+                    return _Candidate(name, 0.6, 1, (0, ri, 0), rule="address_window")
     return None
 
 
@@ -261,7 +261,14 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
     counts: Counter[str] = Counter()
     customer_key = normalise_name(str(customer.value)) if customer else ""
 
-    def add(name: str, score: float, page: int, where: tuple[int, int, int]) -> None:
+    def add(
+        name: str,
+        score: float,
+        page: int,
+        where: tuple[int, int, int],
+        rule: str = "",
+        label: Hit | None = None,
+    ) -> None:
         key = normalise_name(name)
         if not key or key == customer_key:
             return
@@ -269,16 +276,16 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
             score -= 0.5
         old = cands.get(key)
         if old is None or score > old.score:
-            cands[key] = _Candidate(name, score, page, where)
+            cands[key] = _Candidate(name, score, page, where, rule=rule, label=label)
 
     for form_name, form_page, form_where in _form_names(doc):
-        add(form_name, 0.9, form_page, form_where)
+        add(form_name, 0.9, form_page, form_where, rule="form_key")
     for pattern, base in ((_ISSUER, 0.85), (_ACCOUNT_HOLDER, 0.6)):
         for hit in _hits(doc, pattern):
             for text, score, where in values_near(doc.pages, hit, below=2, block=True):
                 name = _clean_name(text)
                 if name:
-                    add(name, base * score, hit.page + 1, _loc(where))
+                    add(name, base * score, hit.page + 1, _loc(where), label=hit)
                     break
 
     sizes = [r.height for r in doc.pages[0].rows] or [1.0]
@@ -300,11 +307,11 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
                         score += 0.1
                     if len(row.text) > 90:
                         score -= 0.2
-                    add(name, score, pi + 1, (pi, ri, ci))
+                    add(name, score, pi + 1, (pi, ri, ci), rule="legal_form")
 
     sender = _sender_line(doc)
     if sender:
-        add(sender[1], 0.75, 1, (0, sender[0], 0))
+        add(sender[1], 0.75, 1, (0, sender[0], 0), rule="sender_line")
     page = doc.pages[0]
 
     # The top of page 1: the first lines, a large font first, that are not a title or label.
@@ -325,7 +332,7 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
             score = 0.42 - 0.03 * rank - 0.05 * ci
             if cell.height >= biggest * 0.95 and biggest > 1.2 * median:
                 score += 0.18
-            add(name, score, 1, (0, ri, ci))
+            add(name, score, 1, (0, ri, ci), rule="page_top")
 
     if not cands:
         return None
