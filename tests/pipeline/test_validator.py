@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 
 import pytest
 
+from bastion.config import load_settings
+from bastion.pipeline.agents.validator import definition as validator_definition
 from bastion.pipeline.model import (
     DuplicateClaim,
     ExtractedField,
@@ -28,6 +30,7 @@ from bastion.pipeline.validator import (
     validate,
 )
 from bastion.pipeline.validator.builtin import Check, Emission, Params, RuleContext, RuleType
+from bastion.project import init_project
 
 TODAY = date(2024, 6, 1)
 DEFAULT = load_rules()
@@ -688,6 +691,22 @@ async def test_review_confidence_is_the_threshold(tmp_path: Path) -> None:
     # A threshold in the rules file wins over the setting.
     fixed = low_confidence_rules(tmp_path, "threshold: 0.7")
     assert (await run(doc, fixed, review_confidence=0.85)).outcome == "valid"
+
+
+async def test_the_validator_agent_reads_the_threshold_from_the_settings(tmp_path: Path) -> None:
+    settings = load_settings(init_project(tmp_path / "project").config)
+    report = ExtractionResult(
+        document_type="report", confidence=0.9, fields=fields({"title": "Q1"}, confidence=0.8)
+    )
+    outcomes = {}
+    for threshold in (0.8, 0.85):
+        settings.pipeline.review_confidence = threshold
+        spec = validator_definition(settings).registry.get("validate")
+        assert spec is not None
+        params = {"document_id": "doc_" + "a" * 26, "result": report.model_dump(mode="json")}
+        answer = await spec.handler(spec.params_model.model_validate(params))
+        outcomes[threshold] = answer["outcome"]
+    assert outcomes == {0.8: "valid", 0.85: "needs_review"}
 
 
 async def test_low_document_confidence() -> None:

@@ -92,9 +92,10 @@ def _rule(c: _Candidate) -> str:
 def _bbox(doc: _Doc, where: tuple[int, int, int]) -> tuple[float, float, float, float] | None:
     """The box of the cell at `where`, in points from the page's top left (None: nowhere)."""
     pi, ri, ci = where
-    if pi < 0 or ri < 0 or ci < 0:
+    if not (0 <= pi < len(doc.pages) and 0 <= ri < len(doc.pages[pi].rows)):
         return None
-    return _box(doc.cell(pi, ri, ci))
+    cells = doc.pages[pi].rows[ri].cells
+    return _box(cells[ci]) if 0 <= ci < len(cells) else None
 
 
 def _box(cell: Cell) -> tuple[float, float, float, float]:
