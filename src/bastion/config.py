@@ -212,6 +212,10 @@ class ClientSettings(_Section):
     breaker_reset_seconds: float = 10.0
 
 
+# Below it, a calibrated confidence says a field is more likely wrong than right.
+DEFAULT_REVIEW_CONFIDENCE = 0.5
+
+
 class PipelineSettings(_Section):
     """The document pipeline: where bytes and messages live, and its limits."""
 
@@ -239,6 +243,9 @@ class PipelineSettings(_Section):
     # Who owns the watched folder's documents (None: the ingesting principal, `gateway:watch`).
     watch_owner: str | None = Field(default=None, min_length=1, max_length=256)
     rules_file: str | None = None  # None: the shipped default rules
+    # A field extracted with a (calibrated) confidence below this sends its document to review
+    # (rule `review.low_confidence`) instead of archiving it as valid.
+    review_confidence: float = Field(default=DEFAULT_REVIEW_CONFIDENCE, ge=0.0, le=1.0)
     extraction_workers: int = 2
     extraction_timeout_seconds: float = 20.0
     extraction_memory_mb: int = 512

@@ -9,7 +9,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 from reportlab.pdfgen import canvas
 
-from tests.cli.runner import run
+from tests.cli.runner import run, run_process
 
 FACTUR_X = b"""<?xml version="1.0" encoding="UTF-8"?>
 <rsm:CrossIndustryInvoice
@@ -56,7 +56,10 @@ def test_extract_prints_the_public_json(tmp_path: Path) -> None:
     assert payload["document_type"] == "invoice"
     assert 0 < payload["confidence"] <= 1
     fields = payload["fields"]
-    assert fields["invoice_number"] == {"value": "HS-42", "confidence": 0.92, "page": 1}
+    # The shape of today: value, confidence, page; nothing more without --explain.
+    assert set(fields["invoice_number"]) == {"value", "confidence", "page"}
+    assert (fields["invoice_number"]["value"], fields["invoice_number"]["page"]) == ("HS-42", 1)
+    assert 0 < fields["invoice_number"]["confidence"] <= 1
     assert fields["issue_date"]["value"] == "2025-02-12"
     assert fields["total"]["value"] == 120.0
     assert fields["currency"]["value"] == "GBP"
@@ -88,3 +91,33 @@ def test_errors_are_one_line_with_a_reason(tmp_path: Path) -> None:
         assert result.stdout == ""
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(prefix), result.stderr
+
+
+def test_explain_adds_each_fields_evidence(tmp_path: Path) -> None:
+    path = invoice(tmp_path / "inv.pdf")
+    plain = json.loads(run("extract", str(path)).stdout)
+    explained = json.loads(run("extract", str(path), "--explain", "--json").stdout)
+    # The same fields and values; each now with its evidence and the candidates it beat.
+    assert explained["fields"].keys() == plain["fields"].keys()
+    for name, f in explained["fields"].items():
+        assert {k: f[k] for k in ("value", "confidence", "page")} == plain["fields"][name]
+        assert isinstance(f["alternatives"], list)
+        assert f["evidence"]["rule"]
+    total = explained["fields"]["total"]["evidence"]
+    assert total["page"] == 1 and total["label"].lower().startswith("total")
+    x0, top, x1, bottom = total["bbox"]
+    baseline = 841.89 - (780 - 16 * 6)  # drawn at y = 684 points from the bottom of A4
+    assert abs(x0 - 50) < 1 and top < baseline <= bottom + 0.5 and x1 > x0
+    number = explained["fields"]["invoice_number"]["evidence"]
+    assert (number["label"], number["rule"]) == ("Invoice No", "label_inline")
+
+
+def test_explain_prints_a_table(tmp_path: Path) -> None:
+    path = invoice(tmp_path / "inv.pdf")
+    shown = run_process("extract", str(path), "--explain")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert any("field" in line and "rule" in line and "bbox" in line for line in lines)
+    row = next(line for line in lines if "invoice_number" in line)
+    assert "HS-42" in row and "label_inline" in row and "Invoice No" in row
+    assert any("total" in line and "120.0" in line for line in lines)

@@ -1,4 +1,5 @@
-"""The bundled sample documents: present, small, readable, and reproducible byte for byte."""
+"""The bundled sample documents: present, small, readable, reproducible byte for byte, and
+ending with the outcomes the demo expects."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pytest
 
+from bastion.config import PipelineSettings
+from bastion.demos.pipeline import EXPECTED
+from bastion.pipeline.extract import extract_document
 from bastion.pipeline.extract.preflight import preflight
-from bastion.pipeline.model import ExtractionError
+from bastion.pipeline.model import DuplicateClaim, ExtractionError
 from bastion.pipeline.samples import (
     GENERATED_WITH,
     SAMPLES,
@@ -20,6 +24,7 @@ from bastion.pipeline.samples import (
     render_samples,
     write_samples,
 )
+from bastion.pipeline.validator import ClaimInvoice, InvoiceKey, load_rules, validate
 
 
 def _text(data: bytes) -> str:
@@ -99,3 +104,43 @@ def test_write_samples_and_the_command(tmp_path: Path, capsys: pytest.CaptureFix
     for path in written:
         assert (tmp_path / "b" / path.name).read_bytes() == path.read_bytes()
     assert main([]) == 2
+
+
+async def test_the_samples_keep_their_outcomes_with_the_default_review_confidence() -> None:
+    """Extracted and validated with the shipped rules and `pipeline.review_confidence` left at
+    its default, each sample ends as the demo expects; a threshold just above a sample's
+    least confident field sends it to review instead."""
+    settings = PipelineSettings()
+    rules = load_rules()
+    held: dict[tuple[str, str], str] = {}
+    lowest: dict[str, float] = {}
+
+    def claims(name: str) -> ClaimInvoice:
+        async def claim(key: InvoiceKey) -> DuplicateClaim:
+            holder = held.setdefault((key.issuer, key.invoice_number), name)
+            return DuplicateClaim(duplicate=holder != name, other_id=None)
+
+        return claim
+
+    for sample in SAMPLES:
+        if sample.reason is not None:
+            assert EXPECTED[sample.name] == f"rejected: {sample.reason}"
+            continue
+        result = extract_document((bundled_dir() / sample.name).read_bytes())
+        outcome = await validate(
+            result,
+            rules,
+            claim_invoice=claims(sample.name),
+            review_confidence=settings.review_confidence,
+        )
+        assert outcome.outcome == EXPECTED[sample.name], (sample.name, outcome.findings)
+        assert not [f for f in outcome.findings if f.rule_id == "review.low_confidence"]
+        lowest[sample.name] = min(f.confidence for f in result.fields.values())
+    name = "invoice_de.pdf"
+    result = extract_document((bundled_dir() / name).read_bytes())
+    held.clear()
+    above = await validate(
+        result, rules, claim_invoice=claims(name), review_confidence=lowest[name] + 0.001
+    )
+    assert above.outcome == "needs_review"
+    assert any(f.rule_id == "review.low_confidence" for f in above.findings)

@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 
 import pytest
 
+from bastion.config import load_settings
+from bastion.pipeline.agents.validator import definition as validator_definition
 from bastion.pipeline.model import (
     DuplicateClaim,
     ExtractedField,
@@ -28,6 +30,7 @@ from bastion.pipeline.validator import (
     validate,
 )
 from bastion.pipeline.validator.builtin import Check, Emission, Params, RuleContext, RuleType
+from bastion.project import init_project
 
 TODAY = date(2024, 6, 1)
 DEFAULT = load_rules()
@@ -636,21 +639,74 @@ async def test_standalone_rules_file(tmp_path: Path) -> None:
 # low_confidence, guardrail
 
 
-async def test_low_confidence_required_field() -> None:
+def low_confidence_rules(tmp_path: Path, params: str) -> RuleSet:
+    """The default rules with `review.low_confidence` given `params` (YAML flow mapping body)."""
+    text = f"""
+        version: 1
+        extends: default
+        rules:
+          - id: review.low_confidence
+            type: low_confidence
+            severity: warning
+            applies_to: [invoice]
+            params: {{{params}}}
+        """
+    return load_rules(write_rules(tmp_path, text))
+
+
+async def test_low_confidence_field() -> None:
     doc = invoice()
     doc.fields["total"] = ExtractedField(value=119.0, confidence=0.42, page=1)
     result = await run(doc)
     assert result.outcome == "needs_review"
     [finding] = only(result, "review.low_confidence")
     assert finding.field == "total"
-    assert finding.message == "total was extracted with confidence 0.42, below 0.6"
+    assert finding.message == (
+        "total was extracted with confidence 0.42, below 0.5: check it against the page "
+        "(its evidence says where it was read) and correct it"
+    )
 
 
-async def test_low_confidence_edges_and_optional_fields() -> None:
+async def test_low_confidence_edges_and_optional_fields(tmp_path: Path) -> None:
     doc = invoice()
-    doc.fields["total"] = ExtractedField(value=119.0, confidence=0.6, page=1)  # not under
-    doc.fields["customer"] = ExtractedField(value="Globex", confidence=0.1, page=1)  # optional
+    doc.fields["total"] = ExtractedField(value=119.0, confidence=0.5, page=1)  # not under
     assert (await run(doc)).outcome == "valid"
+    doc.fields["customer"] = ExtractedField(value="Globex", confidence=0.1, page=1)  # optional
+    [finding] = only(await run(doc), "review.low_confidence")
+    assert finding.field == "customer"
+    # A rule that lists its fields checks only those.
+    listed = low_confidence_rules(tmp_path, "fields: [total]")
+    assert (await run(doc, listed)).outcome == "valid"
+
+
+async def test_review_confidence_is_the_threshold(tmp_path: Path) -> None:
+    doc = invoice()
+    doc.fields["issue_date"] = ExtractedField(value="2024-05-02", confidence=0.8, page=1)
+    assert (await run(doc, review_confidence=0.8)).outcome == "valid"  # not under
+    result = await run(doc, review_confidence=0.85)
+    assert result.outcome == "needs_review"
+    [finding] = only(result, "review.low_confidence")
+    assert (finding.field, finding.severity) == ("issue_date", "warning")
+    assert "confidence 0.8, below 0.85" in finding.message
+    # A threshold in the rules file wins over the setting.
+    fixed = low_confidence_rules(tmp_path, "threshold: 0.7")
+    assert (await run(doc, fixed, review_confidence=0.85)).outcome == "valid"
+
+
+async def test_the_validator_agent_reads_the_threshold_from_the_settings(tmp_path: Path) -> None:
+    settings = load_settings(init_project(tmp_path / "project").config)
+    report = ExtractionResult(
+        document_type="report", confidence=0.9, fields=fields({"title": "Q1"}, confidence=0.8)
+    )
+    outcomes = {}
+    for threshold in (0.8, 0.85):
+        settings.pipeline.review_confidence = threshold
+        spec = validator_definition(settings).registry.get("validate")
+        assert spec is not None
+        params = {"document_id": "doc_" + "a" * 26, "result": report.model_dump(mode="json")}
+        answer = await spec.handler(spec.params_model.model_validate(params))
+        outcomes[threshold] = answer["outcome"]
+    assert outcomes == {0.8: "valid", 0.85: "needs_review"}
 
 
 async def test_low_document_confidence() -> None:

@@ -19,6 +19,7 @@ from bastion.pipeline.archive_repo import (
     normalise_key,
 )
 from bastion.pipeline.model import (
+    Evidence,
     ExtractedField,
     ExtractionResult,
     Finding,
@@ -172,13 +173,30 @@ def test_record_upload_and_status(repo: ArchiveRepository) -> None:
 def test_archive_stores_everything(repo: ArchiveRepository) -> None:
     doc_id = upload(repo, sha(2))
     result = invoice()
+    evidence = {
+        "page": 1,
+        "bbox": [400.0, 700.5, 460.25, 712.0],
+        "label": "Total",
+        "rule": "label_right",
+        "score": 0.9,
+        "arithmetic": "agrees",
+    }
+    result.fields["total"].evidence = Evidence.model_validate(evidence)
     assert archived(repo, doc_id, result, validation=INVALID, text_excerpt="Rechnung Nr") is False
     doc = repo.get_document(doc_id)
     assert doc is not None
     assert doc["status"] == "archived" and doc["outcome"] == "invalid"
     assert doc["document_type"] == "invoice" and doc["confidence"] == pytest.approx(0.93)
     assert (doc["issuer"], doc["invoice_number"]) == ("Zebra Logistics GmbH", "INV-2024-001")
-    assert doc["fields"] == result.to_public()["fields"]
+    shown = ("value", "confidence", "page")
+    assert {n: {k: f[k] for k in shown} for n, f in doc["fields"].items()} == (
+        result.to_public()["fields"]
+    )
+    # Each field's evidence is stored with it, as JSON; a field read without any has none.
+    assert doc["fields"]["total"]["evidence"] == evidence
+    stored = Evidence.model_validate(doc["fields"]["total"]["evidence"])
+    assert stored == result.fields["total"].evidence
+    assert doc["fields"]["issuer"]["evidence"] is None
     assert [i["description"] for i in doc["line_items"]] == ["Item 0", "Item 1"]
     assert doc["line_items"][0] == {
         "position": 0,

@@ -1,5 +1,5 @@
-"""Migrations 0002 (pipeline archive) to 0006 (research conversations and runs): upgrade,
-downgrade, backfill, and agreement with the models."""
+"""Migrations 0002 (pipeline archive) to 0007 (field evidence): upgrade, downgrade, backfill,
+and agreement with the models."""
 
 from __future__ import annotations
 
@@ -193,8 +193,6 @@ def test_0004_gives_existing_documents_their_uploader_as_owner(db_url: str) -> N
 def test_claims_are_backfilled_from_the_archive(db_url: str) -> None:
     engine = shared_engine(db_url)
     cfg = _config(engine)
-    command.downgrade(cfg, "0004_document_owners")
-    assert "invoice_claims" not in inspect(engine).get_table_names()
     repo = ArchiveRepository(engine)
     docs: dict[str, str] = {}
     for name, number, outcome, owner in (
@@ -223,6 +221,9 @@ def test_claims_are_backfilled_from_the_archive(db_url: str) -> None:
                 principal="orchestrator",
             )
     repo.delete_document(docs["deleted"], principal="alice", correlation_id=None)
+    # The archive as it stood before 0005 (the repository writes the current schema).
+    command.downgrade(cfg, "0004_document_owners")
+    assert "invoice_claims" not in inspect(engine).get_table_names()
     command.upgrade(cfg, "head")
     with engine.connect() as conn:
         rows = conn.execute(
@@ -269,3 +270,37 @@ def test_0006_research_tables_down_and_up(db_url: str) -> None:
     assert store.get_run(run.id, owner="alice") is None  # the downgrade dropped the data
     again = store.start_run("alice", "After the upgrade?", "research")
     assert store.cancel_run(again.id, owner="alice")
+
+
+def test_0007_field_evidence_down_and_up(db_url: str) -> None:
+    engine = shared_engine(db_url)
+    cfg = _config(engine)
+    repo = ArchiveRepository(engine)
+
+    def evidence_column() -> bool:
+        return "evidence" in {c["name"] for c in inspect(engine).get_columns("document_fields")}
+
+    assert evidence_column()
+    command.downgrade(cfg, "0006_research")
+    assert _revision(engine) == "0006_research"
+    assert not evidence_column()
+    # A field archived before 0007: no evidence column to write.
+    _insert_document(engine, "d" * 64, "Zebra Logistics GmbH")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO document_fields (document_id, name, value, confidence, page)"
+                " VALUES (:id, 'total', '119.0', 0.9, 1)"
+            ),
+            {"id": "d" * 64},
+        )
+    command.upgrade(cfg, "head")
+    assert evidence_column()
+    old = repo.get_document("d" * 64)
+    assert old is not None
+    assert old["fields"]["total"] == {
+        "value": 119.0,
+        "confidence": 0.9,
+        "page": 1,
+        "evidence": None,
+    }

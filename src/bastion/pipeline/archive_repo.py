@@ -456,6 +456,7 @@ class ArchiveRepository:
                 "value": to_jsonable_python(f.value),
                 "confidence": f.confidence,
                 "page": f.page,
+                "evidence": None if f.evidence is None else f.evidence.model_dump(mode="json"),
             }
             for name, f in result.fields.items()
         ]
@@ -643,7 +644,10 @@ class ArchiveRepository:
                 return None
             out = _summary(doc)
             fields = _children(
-                s, DocumentField, document_id, ("name", "value", "confidence", "page")
+                s,
+                DocumentField,
+                document_id,
+                ("name", "value", "confidence", "page", "evidence"),
             )
             out["fields"] = {f.pop("name"): f for f in fields}
             out["line_items"] = _children(

@@ -8,6 +8,8 @@ that format, used wherever an id arrives (API paths, agent params, queue message
 `bastion extract` prints `ExtractionResult.to_public()`:
 `{"document_type": "invoice", "confidence": 0.97, "fields": {"invoice_number": {"value": "INV-1",
 "confidence": 0.9, "page": 1}, ...}}`. Dates are ISO `YYYY-MM-DD`, amounts are numbers.
+`to_public(explain=True)` adds each field's `evidence` (where and how it was read) and
+`alternatives` (the candidates it beat).
 """
 
 from __future__ import annotations
@@ -87,10 +89,68 @@ class ExtractionError(Exception):
         super().__init__(f"{reason}: {detail or REASON_CODES[reason]}")
 
 
+# How many of the candidates a field beat travel with it.
+MAX_ALTERNATIVES = 3
+
+
+class Evidence(BaseModel):
+    """Where and how a field's value was read.
+
+    `bbox` is `[x0, top, x1, bottom]` of the text the value was read from, in PDF points with
+    y measured down from the top of the page (None where the value has no place on a page: an
+    embedded e-invoice XML, a sum). `label` is the label text matched ("Invoice No:"), None
+    when no label was. `rule` is a short stable id of the reading rule (`label_right`,
+    `label_below`, `title_line`, `form_key`, `arithmetic`, `fallback_first_date`,
+    `einvoice_xml`, ...; docs/extraction-evidence.md lists them). `score` is the extractor's
+    own score of the candidate before calibration, `arithmetic` whether net + tax = total
+    held on the document ("agrees", "disagrees", "unknown"): with the rule, what the
+    calibrated confidence was looked up from.
+    """
+
+    page: int | None = None  # 1-based
+    bbox: tuple[float, float, float, float] | None = None
+    label: str | None = None
+    rule: str = Field(default="unknown", max_length=64)
+    score: float | None = None
+    arithmetic: Literal["agrees", "disagrees", "unknown"] | None = None
+
+
+class Alternative(BaseModel):
+    """A candidate a field's value beat: its value, score, rule and page."""
+
+    value: Any
+    score: float
+    rule: str = Field(default="unknown", max_length=64)
+    page: int | None = None
+
+
 class ExtractedField(BaseModel):
     value: Any
     confidence: float = Field(ge=0.0, le=1.0)
     page: int | None = None  # 1-based page the value came from
+    evidence: Evidence | None = None
+    # The best of the candidates it beat (at most MAX_ALTERNATIVES), best first.
+    alternatives: list[Alternative] = Field(default_factory=list, max_length=MAX_ALTERNATIVES)
+
+    def public(self, explain: bool = False) -> dict[str, Any]:
+        """`{"value", "confidence", "page"}`; with `explain`, `evidence` and `alternatives`."""
+        out: dict[str, Any] = {
+            "value": self.value,
+            "confidence": round(self.confidence, 3),
+            "page": self.page,
+        }
+        if explain:
+            out["evidence"] = None if self.evidence is None else self.evidence.model_dump()
+            out["alternatives"] = [a.model_dump() for a in self.alternatives]
+        return out
+
+
+def read_field(
+    value: Any, confidence: float, page: int | None, rule: str, label: str | None = None
+) -> ExtractedField:
+    """A field read from the page text by `rule`, its evidence the page (no box) and rule."""
+    evidence = Evidence(page=page, label=label, rule=rule, score=round(confidence, 3))
+    return ExtractedField(value=value, confidence=confidence, page=page, evidence=evidence)
 
 
 class LineItem(BaseModel):
@@ -125,15 +185,12 @@ class ExtractionResult(BaseModel):
         f = self.fields.get(name)
         return None if f is None else f.value
 
-    def to_public(self) -> dict[str, Any]:
-        """The JSON shape `bastion extract` prints."""
+    def to_public(self, explain: bool = False) -> dict[str, Any]:
+        """The JSON shape `bastion extract` prints (`--explain`: with each field's evidence)."""
         return {
             "document_type": self.document_type,
             "confidence": round(self.confidence, 3),
-            "fields": {
-                name: {"value": f.value, "confidence": round(f.confidence, 3), "page": f.page}
-                for name, f in self.fields.items()
-            },
+            "fields": {name: f.public(explain) for name, f in self.fields.items()},
         }
 
 

@@ -103,7 +103,8 @@ class Document(Base):
 
 
 class DocumentField(Base):
-    """One extracted field of a document (`value` is any JSON value)."""
+    """One extracted field of a document (`value` is any JSON value; `evidence` where and how
+    it was read, `Evidence` of `pipeline/model.py`, null for fields archived before 0007)."""
 
     __tablename__ = "document_fields"
     __table_args__ = (UniqueConstraint("document_id", "name", name="uq_document_fields_name"),)
@@ -116,6 +117,7 @@ class DocumentField(Base):
     value: Mapped[Any] = mapped_column(JSON, nullable=True)
     confidence: Mapped[float] = mapped_column(Float)
     page: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class LineItemRow(Base):

@@ -1,6 +1,7 @@
 """The Validator agent: `validate` applies the business rules to an extraction.
 
-Rules come from `pipeline.rules_file` (or the shipped `rules.yaml`). The duplicate check claims
+Rules come from `pipeline.rules_file` (or the shipped `rules.yaml`); a field whose confidence
+is below `pipeline.review_confidence` sends the document to review. The duplicate check claims
 the invoice's issuer and number from the archivist (`archivist.claim_invoice`, atomic in the
 archive) under the validator's own credential: the only call its grant allows.
 """
@@ -54,7 +55,12 @@ def definition(settings: Settings) -> AgentDefinition:
             # A malformed answer raises: the rule reports it and the document goes to review.
             return DuplicateClaim.model_validate(answer)
 
-        outcome = await validate(params.result, rules, claim_invoice=claim_invoice)
+        outcome = await validate(
+            params.result,
+            rules,
+            claim_invoice=claim_invoice,
+            review_confidence=settings.pipeline.review_confidence,
+        )
         counts[outcome.outcome] += 1
         return outcome.model_dump(mode="json")
 

@@ -22,6 +22,7 @@ from bastion.pipeline.extract.locale import (
 )
 from bastion.pipeline.extract.text import Page, Row
 from bastion.pipeline.model import ExtractedField
+from bastion.pipeline.model import read_field as _field
 
 __all__ = ["extract_contract"]
 
@@ -174,10 +175,6 @@ class _Text:
         return bisect.bisect_right(self.starts, offset)
 
 
-def _field(value: object, confidence: float, page: int | None) -> ExtractedField:
-    return ExtractedField(value=value, confidence=confidence, page=page)
-
-
 def _party_name(text: str) -> str | None:
     text = text.lstrip(" :\n\"“'")
     legal = _LEGAL_END.search(text[:120])
@@ -211,7 +208,9 @@ def _parties(doc: _Text, pages: list[Page]) -> ExtractedField | None:
                 if am:
                     second = _party_name(window[am.end() :])
                     if second and second.lower() != first.lower():
-                        return _field([first, second], 0.85, doc.page_of(m.start()))
+                        return _field(
+                            [first, second], 0.85, doc.page_of(m.start()), "between_clause"
+                        )
                     break
         # "between" found but no second party: keep looking at labelled roles.
         break
@@ -227,7 +226,7 @@ def _parties(doc: _Text, pages: list[Page]) -> ExtractedField | None:
                         names.append(name)
                         page_no = page_no or page.number
     if len(names) >= 2:
-        return _field(names[:4], 0.7, page_no)
+        return _field(names[:4], 0.7, page_no, "role_labels")
     return None
 
 
@@ -338,31 +337,33 @@ def extract_contract(pages: list[Page]) -> dict[str, ExtractedField]:
         fields["parties"] = parties
     effective = _date_after(doc, _EFFECTIVE, dayfirst)
     if effective:
-        fields["effective_date"] = _field(effective[0], 0.85, effective[1])
+        fields["effective_date"] = _field(effective[0], 0.85, effective[1], "effective_label")
     else:
         dates = find_dates(doc.text[:3000], dayfirst)
         if dates:
-            fields["effective_date"] = _field(dates[0].iso, 0.45, doc.page_of(dates[0].start))
+            fields["effective_date"] = _field(
+                dates[0].iso, 0.45, doc.page_of(dates[0].start), "fallback_first_date"
+            )
     term = _term(doc)
     if term:
-        fields["term"] = _field(term[0], 0.75, term[1])
+        fields["term"] = _field(term[0], 0.75, term[1], "term_clause")
     expiry = _date_after(doc, _EXPIRY, dayfirst)
     if expiry and (not effective or expiry[0] > effective[0]):
-        fields["expiry_date"] = _field(expiry[0], 0.75, expiry[1])
+        fields["expiry_date"] = _field(expiry[0], 0.75, expiry[1], "expiry_label")
     law = _governing_law(doc)
     if law:
-        fields["governing_law"] = _field(law[0], 0.85, law[1])
+        fields["governing_law"] = _field(law[0], 0.85, law[1], "governing_law_clause")
     value = _value(doc, decimal)
     if value:
-        fields["total_value"] = _field(round(value[0], 2), value[3], value[2])
+        fields["total_value"] = _field(round(value[0], 2), value[3], value[2], "value_clause")
         if value[1]:
-            fields["currency"] = _field(value[1], 0.8, value[2])
+            fields["currency"] = _field(value[1], 0.8, value[2], "value_clause")
     if "currency" not in fields:
         currencies = find_currencies(doc.text)
         if currencies:
             code, start, _end = currencies[0]
-            fields["currency"] = _field(code, 0.5, doc.page_of(start))
+            fields["currency"] = _field(code, 0.5, doc.page_of(start), "currency_mentions")
     signatories = _signatories(pages)
     if signatories:
-        fields["signatories"] = _field(signatories[0], 0.7, signatories[1])
+        fields["signatories"] = _field(signatories[0], 0.7, signatories[1], "signature_block")
     return fields

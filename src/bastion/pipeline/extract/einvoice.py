@@ -18,7 +18,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from defusedxml import ElementTree as SafeET  # type: ignore[import-untyped]
 
-from bastion.pipeline.model import ExtractedField, LineItem
+from bastion.pipeline.model import Evidence, ExtractedField, LineItem
 
 __all__ = ["MAX_XML_BYTES", "find_einvoice_xml", "parse_einvoice"]
 
@@ -138,7 +138,9 @@ def _date(el: Element | None) -> str | None:
 def _put(fields: dict[str, ExtractedField], name: str, value: Any) -> None:
     if value is None or value == "" or value == []:
         return
-    fields[name] = ExtractedField(value=value, confidence=1.0, page=None)
+    # Read from the XML, not from a place on a page: no page, no box.
+    evidence = Evidence(rule="einvoice_xml", score=1.0)
+    fields[name] = ExtractedField(value=value, confidence=1.0, page=None, evidence=evidence)
 
 
 # ---------------------------------------------------------------------------------------- CII

@@ -21,6 +21,7 @@ from bastion.pipeline.extract.locale import (
 )
 from bastion.pipeline.extract.text import Page, Row, find_labels, values_near
 from bastion.pipeline.model import ExtractedField
+from bastion.pipeline.model import read_field as _field
 
 __all__ = ["extract_report", "summarise"]
 
@@ -183,10 +184,6 @@ _STOP = frozenset(
 )
 
 
-def _field(value: object, confidence: float, page: int | None) -> ExtractedField:
-    return ExtractedField(value=value, confidence=confidence, page=page)
-
-
 def _median_height(pages: list[Page]) -> float:
     heights = sorted(r.height for p in pages[:5] for r in p.rows if len(r.text) > 40)
     if not heights:
@@ -338,7 +335,7 @@ def extract_report(pages: list[Page]) -> dict[str, ExtractedField]:
     skip: set[tuple[int, int]] = set()
     title = _title(first, body)
     if title:
-        fields["title"] = _field(title[0], title[1], 1)
+        fields["title"] = _field(title[0], title[1], 1, "title_font")
         # The title and what stands above it (a logo line, an organisation) are not headings.
         skip.update((0, ri) for ri in range(max(title[2]) + 1))
 
@@ -346,10 +343,10 @@ def extract_report(pages: list[Page]) -> dict[str, ExtractedField]:
     if author:
         # "Priya Raman, Head of Operations": the name, not the role.
         name = author[0].split(",")[0].split(" - ")[0].strip()
-        fields["author"] = _field(name or author[0], 0.8, author[1])
+        fields["author"] = _field(name or author[0], 0.8, author[1], "label_right")
     organisation = _labelled(pages, _ORGANISATION)
     if organisation:
-        fields["organisation"] = _field(organisation[0], 0.8, organisation[1])
+        fields["organisation"] = _field(organisation[0], 0.8, organisation[1], "label_right")
     else:
         title_rows = set(title[2]) if title else set()
         for ri, row in enumerate(first.rows[:25]):
@@ -357,7 +354,9 @@ def extract_report(pages: list[Page]) -> dict[str, ExtractedField]:
                 continue
             for cell in row.cells:
                 if len(cell.text) <= 80 and _ORG_WORDS.search(cell.text):
-                    fields["organisation"] = _field(cell.text.strip(), 0.55, 1)
+                    fields["organisation"] = _field(
+                        cell.text.strip(), 0.55, 1, "organisation_words"
+                    )
                     break
             if "organisation" in fields:
                 break
@@ -365,20 +364,20 @@ def extract_report(pages: list[Page]) -> dict[str, ExtractedField]:
     labelled_date = _labelled(pages, _DATE_LABEL)
     iso = find_dates(labelled_date[0], dayfirst) if labelled_date else []
     if labelled_date and iso:
-        fields["date"] = _field(iso[0].iso, 0.85, labelled_date[1])
+        fields["date"] = _field(iso[0].iso, 0.85, labelled_date[1], "label_right")
     else:
         dates = find_dates(first.text, dayfirst)
         if dates:
-            fields["date"] = _field(dates[0].iso, 0.6, 1)
+            fields["date"] = _field(dates[0].iso, 0.6, 1, "fallback_first_date")
         else:
             month = parse_month_year(first.text)
             if month:
-                fields["date"] = _field(month, 0.4, 1)
+                fields["date"] = _field(month, 0.4, 1, "month_year")
 
     headings = _headings(pages, body, skip)
     if headings:
-        fields["headings"] = _field(headings, 0.7, 1)
+        fields["headings"] = _field(headings, 0.7, 1, "heading_font")
     summary = summarise(_paragraph_text(pages, body))
     if summary:
-        fields["summary"] = _field(summary, 0.6, 1)
+        fields["summary"] = _field(summary, 0.6, 1, "summary")
     return fields

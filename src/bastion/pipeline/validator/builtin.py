@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bastion.config import DEFAULT_REVIEW_CONFIDENCE
 from bastion.pipeline.model import DuplicateClaim, ExtractionResult, Outcome, Severity
 from bastion.pipeline.validator.checks import (
     VAT_COUNTRIES,
@@ -100,13 +101,15 @@ class Emission:
 @dataclass(frozen=True)
 class RuleContext:
     """What a rule sees: the extraction, today's date, the required fields, the archive's
-    claims and, for a rule type that `runs_last`, the outcome of all the other rules."""
+    claims, the confidence below which a field goes to review (`pipeline.review_confidence`)
+    and, for a rule type that `runs_last`, the outcome of all the other rules."""
 
     result: ExtractionResult
     today: date
     required_fields: tuple[str, ...] = ()
     claim_invoice: ClaimInvoice | None = None
     outcome_so_far: Outcome | None = None
+    review_confidence: float = DEFAULT_REVIEW_CONFIDENCE
 
 
 P = TypeVar("P", bound=BaseModel)
@@ -853,8 +856,9 @@ class ThresholdRule(RuleType[ThresholdParams]):
 
 
 class LowConfidenceParams(Params):
-    threshold: float = Field(0.6, ge=0, le=1)
-    # None: the fields the `required` rules name for this document type.
+    # None: `pipeline.review_confidence` (the engine's `review_confidence`).
+    threshold: float | None = Field(None, ge=0, le=1)
+    # None: every field extracted.
     fields: list[str] | None = None
     # The document's own (classification) confidence; None: not checked.
     document_threshold: float | None = Field(None, ge=0, le=1)
@@ -865,12 +869,17 @@ def _conf(value: float) -> str:
 
 
 class LowConfidenceRule(RuleType[LowConfidenceParams]):
-    """A required (or listed) field extracted with confidence strictly below the threshold."""
+    """A field (every extracted one, or those listed) extracted with confidence strictly below
+    the threshold (by default `pipeline.review_confidence`). Confidences are calibrated: one
+    below 0.5 is more likely wrong than right."""
 
     name = "low_confidence"
     params_model = LowConfidenceParams
     checks = {
-        "field": Check("{field} was extracted with confidence {confidence}, below {threshold}"),
+        "field": Check(
+            "{field} was extracted with confidence {confidence}, below {threshold}: check it "
+            "against the page (its evidence says where it was read) and correct it"
+        ),
         "document": Check(
             "the document was classified as {document_type} with confidence {confidence}, "
             "below {threshold}"
@@ -891,19 +900,20 @@ class LowConfidenceRule(RuleType[LowConfidenceParams]):
                     },
                 )
             )
-        names = params.fields if params.fields is not None else ctx.required_fields
+        names = params.fields if params.fields is not None else list(result.fields)
+        threshold = ctx.review_confidence if params.threshold is None else params.threshold
         for name in names:
             extracted = result.fields.get(name)
             if extracted is None or is_missing(extracted.value):
                 continue
-            if extracted.confidence < params.threshold:
+            if extracted.confidence < threshold:
                 out.append(
                     Emission(
                         "field",
                         name,
                         {
                             "confidence": _conf(extracted.confidence),
-                            "threshold": _conf(params.threshold),
+                            "threshold": _conf(threshold),
                         },
                     )
                 )

@@ -31,6 +31,7 @@ import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bastion.config import DEFAULT_REVIEW_CONFIDENCE
 from bastion.pipeline.model import (
     DocumentType,
     ExtractionResult,
@@ -464,11 +465,13 @@ async def validate(
     *,
     claim_invoice: ClaimInvoice | None = None,
     today: date | None = None,
+    review_confidence: float = DEFAULT_REVIEW_CONFIDENCE,
 ) -> ValidationResult:
     """Run every rule that applies to the document's type; aggregate the findings.
 
     Rules run in file order, except those whose type `runs_last` (the duplicate claim): they
-    run after the others and see their outcome. `today` defaults to the current UTC date. A rule
+    run after the others and see their outcome. `today` defaults to the current UTC date;
+    `review_confidence` is the `low_confidence` rules' threshold where they set none. A rule
     that raises is reported as a finding of at most warning severity (the document goes to
     review), never as a silent pass.
     """
@@ -477,6 +480,7 @@ async def validate(
         today=today if today is not None else datetime.now(UTC).date(),
         required_fields=rules.required_fields(result.document_type),
         claim_invoice=claim_invoice,
+        review_confidence=review_confidence,
     )
     applicable = rules.for_document(result.document_type)
     findings: list[Finding] = []

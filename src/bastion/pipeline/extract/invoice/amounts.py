@@ -30,6 +30,8 @@ class _Amount:
     page: int
     where: tuple[int, int]
     per_rate: bool = False  # a row of a VAT breakdown (one rate): part of a total, not one
+    rule: str = "unknown"  # the reading rule (Evidence.rule)
+    label: str | None = None  # the label text matched
 
 
 # The amount kinds a label can announce (EN 16931 terms): `net` total without VAT (BT-109),
@@ -169,14 +171,30 @@ def _amount_candidates(doc: _Doc) -> dict[str, list[_Amount]]:
                     continue
                 for k, a in enumerate(values):
                     weight = 1.0 if k == len(values) - 1 else 0.7
-                    found[kind].append(_Amount(a.value, score * weight, pi + 1, (pi, ri)))
+                    found[kind].append(
+                        _Amount(
+                            a.value,
+                            score * weight,
+                            pi + 1,
+                            (pi, ri),
+                            rule="label_right",
+                            label=row.cells[ci].text[:end],
+                        )
+                    )
                 if header is not None and ri - header.row <= 12 and len(values) >= 2:
                     # "Total | 24.99 | 5.00 | 29.99" under "Net | VAT | Gross": by column.
                     for cell, vals in cells:
                         column = _under(header.columns, cell)
                         if column and vals:
                             found[column[1]].append(
-                                _Amount(vals[-1].value, column[2] * 0.95, pi + 1, (pi, ri))
+                                _Amount(
+                                    vals[-1].value,
+                                    column[2] * 0.95,
+                                    pi + 1,
+                                    (pi, ri),
+                                    rule="column_header",
+                                    label=column[0].text,
+                                )
                             )
             if unvalued and len(unvalued) == len(labels):
                 columns = [(row.cells[ci], kind, score) for ci, kind, score, _e in unvalued]
@@ -208,7 +226,7 @@ def _header_values(
         return False
     if row.top - page.rows[header.row].bottom > (6 if not header.per_rate else 25) * em:
         return False
-    hits: list[tuple[str, float, float]] = []
+    hits: list[tuple[str, float, float, str]] = []
     for cell in row.cells:
         start = first_amount_start(cell.text)
         label = cell.text if start is None else cell.text[:start]
@@ -222,14 +240,17 @@ def _header_values(
         vals = usable(cell.text)
         if not vals or len(vals) > 1:
             continue
-        hits.append((column[1], column[2], vals[0].value))
-    if not hits or (header.per_rate and not any(kind == "tax" for kind, _s, _v in hits)):
+        hits.append((column[1], column[2], vals[0].value, column[0].text))
+    if not hits or (header.per_rate and not any(h[0] == "tax" for h in hits)):
         header.closed = header.used
         return False
     header.used = True
     header.closed = not header.per_rate  # a totals table has one row of values
-    for kind, score, value in hits:
-        found[kind].append(_Amount(value, score * 0.85, pi + 1, (pi, ri), header.per_rate))
+    for kind, score, value, label in hits:
+        found[kind].append(
+            _Amount(value, score * 0.85, pi + 1, (pi, ri), header.per_rate,
+                    rule="vat_breakdown" if header.per_rate else "label_below", label=label)
+        )  # fmt: skip
     return True
 
 
@@ -265,7 +286,8 @@ def _currency(doc: _Doc, total_where: tuple[int, int] | None) -> _Candidate | No
             votes["USD"] *= 0.5
         code = max(votes, key=lambda c: votes[c])
         conf = 0.93 if code in near_total else 0.8
-        return _Candidate(code, conf, first_page[code])
+        rule = "currency_near_total" if code in near_total else "currency_mentions"
+        return _Candidate(code, conf, first_page[code], rule=rule)
     return None
 
 
@@ -277,5 +299,5 @@ def _largest_amount(doc: _Doc) -> tuple[_Amount, float] | None:
                 continue
             for a in find_amounts(row.text, doc.decimal):
                 if a.decimals == 2 and (best is None or a.value > best.value):
-                    best = _Amount(a.value, 0.35, pi + 1, (pi, ri))
+                    best = _Amount(a.value, 0.35, pi + 1, (pi, ri), rule="largest_amount")
     return (best, 0.35) if best else None

@@ -67,7 +67,7 @@ def _date_after(doc: _Doc, pattern: re.Pattern[str], base: float) -> list[_Candi
         for text, score, where in values_near(doc.pages, hit):
             iso = _labelled_date(text, doc.dayfirst)
             if iso:
-                out.append(_Candidate(iso, base * score, hit.page + 1, _loc(where)))
+                out.append(_Candidate(iso, base * score, hit.page + 1, _loc(where), label=hit))
                 break
     return out
 
@@ -91,7 +91,7 @@ def _issue_date(
         if m:
             dates = find_dates(rest[m.end() : m.end() + 40], doc.dayfirst)
             if dates and dates[0].start <= 3:
-                return _Candidate(dates[0].iso, 0.85, pi + 1, anchor.where)
+                return _Candidate(dates[0].iso, 0.85, pi + 1, anchor.where, rule="after_number")
     due_cells = {c.where for c in _date_after(doc, _DUE_DATE, 1.0)}
     for hit in _hits(doc, _GENERIC_DATE):
         label = doc.cell(hit.page, hit.row, hit.cell).text
@@ -107,7 +107,14 @@ def _issue_date(
             iso = _labelled_date(text, doc.dayfirst)
             if iso:
                 page_bias = 1.0 if hit.page == 0 else 0.8
-                out = _Candidate(iso, 0.8 * score * page_bias, hit.page + 1, _loc(where))
+                out = _Candidate(
+                    iso,
+                    0.8 * score * page_bias,
+                    hit.page + 1,
+                    _loc(where),
+                    rule="generic_date_label",
+                    label=hit,
+                )
                 cands.append(out)
                 break
     if cands:
@@ -125,7 +132,9 @@ def _issue_date(
             prev = row.cells[ci - 1].text if ci else ""
             if _NOT_ISSUE.search(before) or _NOT_ISSUE.search(prev):
                 continue
-            return _Candidate(dates[0].iso, FALLBACK_SCORE, 1, (0, ri, ci))
+            return _Candidate(
+                dates[0].iso, FALLBACK_SCORE, 1, (0, ri, ci), rule="fallback_first_date"
+            )
     return None
 
 
@@ -145,5 +154,5 @@ def _due_date(doc: _Doc, issue: _Candidate | None) -> _Candidate | None:
             days = next(int(v) for v in m.groupdict().values() if v)
             if 0 < days <= 180:
                 due = date.fromisoformat(str(issue.value)) + timedelta(days=days)
-                return _Candidate(due.isoformat(), 0.6, pi + 1)
+                return _Candidate(due.isoformat(), 0.6, pi + 1, rule="payment_terms")
     return None

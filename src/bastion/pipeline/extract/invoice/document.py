@@ -1,6 +1,7 @@
 """The document being read: its pages, rows and cells, what the fields found so far have
 claimed (the customer's address block, the line-item rows), the candidates for a field and
-the choice among them, and the index of every label on the pages.
+the choice among them (the winner keeps the best of those it beat), each field's evidence
+(page, box, label, rule), and the index of every label on the pages.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 from bastion.pipeline.extract.invoice.vocabulary import _LABEL_NAMES, _LABELS
 from bastion.pipeline.extract.text import Cell, Hit, Page
-from bastion.pipeline.model import ExtractedField
+from bastion.pipeline.model import MAX_ALTERNATIVES, Alternative, Evidence, ExtractedField
 
 PlumberLoader = Callable[[int], Page | None]
 
@@ -24,6 +25,11 @@ class _Candidate:
     score: float
     page: int  # 1-based
     where: tuple[int, int, int] = (-1, -1, -1)  # page index, row, cell
+    # The reading rule (Evidence.rule); "" where `label` says it: the value beside the label
+    # (`label_inline`, `label_right`) or under it (`label_below`).
+    rule: str = ""
+    label: Hit | None = None  # the label matched
+    beaten: list[_Candidate] = field(default_factory=list)  # set by `_best`, best first
 
 
 @dataclass(slots=True)
@@ -52,18 +58,72 @@ class _Doc:
         return self._lower
 
 
-def _field(c: _Candidate, confidence: float | None = None) -> ExtractedField:
-    conf = c.score if confidence is None else confidence
+def _field(doc: _Doc, c: _Candidate) -> ExtractedField:
+    """The field `c` gives, with its evidence and the candidates it beat (its confidence is
+    the candidate's score until it is calibrated)."""
     return ExtractedField(
-        value=c.value, confidence=round(max(0.05, min(conf, 1.0)), 3), page=c.page
+        value=c.value,
+        confidence=round(max(0.05, min(c.score, 1.0)), 3),
+        page=c.page,
+        evidence=Evidence(
+            page=c.page,
+            bbox=_bbox(doc, c.where),
+            label=_label_text(doc, c.label),
+            rule=_rule(c),
+            score=round(c.score, 3),
+        ),
+        alternatives=[
+            Alternative(value=b.value, score=round(b.score, 3), rule=_rule(b), page=b.page)
+            for b in c.beaten
+        ],
     )
 
 
+def _rule(c: _Candidate) -> str:
+    if c.rule:
+        return c.rule
+    if c.label is None:
+        return "unknown"
+    if c.where == _loc(c.label):
+        return "label_inline"
+    return "label_right" if c.where[:2] == (c.label.page, c.label.row) else "label_below"
+
+
+def _bbox(doc: _Doc, where: tuple[int, int, int]) -> tuple[float, float, float, float] | None:
+    """The box of the cell at `where`, in points from the page's top left (None: nowhere)."""
+    pi, ri, ci = where
+    if not (0 <= pi < len(doc.pages) and 0 <= ri < len(doc.pages[pi].rows)):
+        return None
+    cells = doc.pages[pi].rows[ri].cells
+    return _box(cells[ci]) if 0 <= ci < len(cells) else None
+
+
+def _box(cell: Cell) -> tuple[float, float, float, float]:
+    return (round(cell.x0, 1), round(cell.top, 1), round(cell.x1, 1), round(cell.bottom, 1))
+
+
+def _label_text(doc: _Doc, hit: Hit | None) -> str | None:
+    if hit is None:
+        return None
+    text = doc.cell(hit.page, hit.row, hit.cell).text[hit.start : hit.end].strip()
+    return text[:80] or None
+
+
 def _best(cands: Iterable[_Candidate]) -> _Candidate | None:
-    best: _Candidate | None = None
-    for c in cands:
-        if best is None or c.score > best.score or (c.score == best.score and c.page < best.page):
-            best = c
+    """The candidate of the highest score (the earlier page on a tie); it keeps the best of
+    the others with another value (at most MAX_ALTERNATIVES) in `beaten`."""
+    ranked = sorted(cands, key=lambda c: (-c.score, c.page))
+    if not ranked:
+        return None
+    best = ranked[0]
+    seen = {str(best.value)}
+    best.beaten = []
+    for c in ranked[1:]:
+        if len(best.beaten) == MAX_ALTERNATIVES:
+            break
+        if str(c.value) not in seen:
+            seen.add(str(c.value))
+            best.beaten.append(c)
     return best
 
 

@@ -55,7 +55,7 @@ def _ibans(doc: _Doc) -> list[_Candidate]:
                         context[: context.find(m.group(1)[:4].lower()) + 1]
                     ):
                         score = 0.55
-                    out.append(_Candidate(value, score, pi + 1, (pi, ri, ci)))
+                    out.append(_Candidate(value, score, pi + 1, (pi, ri, ci), rule="iban_checksum"))
     return out
 
 
@@ -78,7 +78,9 @@ def _bic(doc: _Doc, iban: _Candidate | None) -> _Candidate | None:
         for text, score, where in values_near(doc.pages, hit):
             m = _BIC_RE.match(text.strip().replace(" ", "")[:11]) or _BIC_RE.search(text[:20])
             if m and m.group("cc") in COUNTRY_CODES:
-                cands.append(_Candidate(m.group(1), 0.92 * score, hit.page + 1, _loc(where)))
+                cands.append(
+                    _Candidate(m.group(1), 0.92 * score, hit.page + 1, _loc(where), label=hit)
+                )
                 break
     if cands:
         return _best(cands)
@@ -91,7 +93,7 @@ def _bic(doc: _Doc, iban: _Candidate | None) -> _Candidate | None:
     for m in _BIC_RE.finditer(row.text):
         token = m.group(1)
         if m.group("cc") == str(iban.value)[:2] and token != str(iban.value)[: len(token)]:
-            return _Candidate(token, 0.7, pi + 1, iban.where)
+            return _Candidate(token, 0.7, pi + 1, iban.where, rule="beside_iban")
     return None
 
 
@@ -111,7 +113,7 @@ def _vat_ids(doc: _Doc) -> list[_Candidate]:
                 ):
                     conf *= 0.5
                 labelled.add(value)
-                cands.append(_Candidate(value, conf, hit.page + 1, _loc(where)))
+                cands.append(_Candidate(value, conf, hit.page + 1, _loc(where), label=hit))
                 break
     for pi, page in enumerate(doc.pages):
         for ri, row in enumerate(page.rows):
@@ -122,7 +124,7 @@ def _vat_ids(doc: _Doc) -> list[_Candidate]:
                     if value in labelled:
                         continue
                     conf = 0.7 * (0.5 if (pi, ri, ci) in doc.customer_cells else 1.0)
-                    cands.append(_Candidate(value, conf, pi + 1, (pi, ri, ci)))
+                    cands.append(_Candidate(value, conf, pi + 1, (pi, ri, ci), rule="vat_format"))
     return cands
 
 

@@ -206,7 +206,7 @@ def _customer(doc: _Doc, blocks: list[tuple[Hit, list[tuple[int, int, int]]]]) -
             name = _clean_name(text)
             if name and not _HAS_DIGIT.fullmatch(name):
                 base = 0.55 if is_ship else 0.85
-                cands.append(_Candidate(name, base * score, hit.page + 1, _loc(where)))
+                cands.append(_Candidate(name, base * score, hit.page + 1, _loc(where), label=hit))
                 break
     if cands:
         return _best(cands)
@@ -224,7 +224,7 @@ def _customer(doc: _Doc, blocks: list[tuple[Hit, list[tuple[int, int, int]]]]) -
                 name = _clean_name(first.text)
                 if name:
                     doc.customer_cells.update((0, rj, 0) for rj in range(ri, ri + 4))
-                    return _Candidate(name, 0.6, 1, (0, ri, 0))
+                    return _Candidate(name, 0.6, 1, (0, ri, 0), rule="address_window")
     return None
 
 
@@ -304,7 +304,14 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
     counts: Counter[str] = Counter()
     customer_key = normalise_name(str(customer.value)) if customer else ""
 
-    def add(name: str, score: float, page: int, where: tuple[int, int, int]) -> None:
+    def add(
+        name: str,
+        score: float,
+        page: int,
+        where: tuple[int, int, int],
+        rule: str = "",
+        label: Hit | None = None,
+    ) -> None:
         key = normalise_name(name)
         if not key or key == customer_key:
             return
@@ -312,10 +319,10 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
             score -= 0.5
         old = cands.get(key)
         if old is None or score > old.score:
-            cands[key] = _Candidate(name, score, page, where)
+            cands[key] = _Candidate(name, score, page, where, rule=rule, label=label)
 
     for form_name, form_page, form_where in _form_names(doc, _ISSUER, _OTHER_PARTY):
-        add(form_name, 0.9, form_page, form_where)
+        add(form_name, 0.9, form_page, form_where, rule="form_key")
     for pattern, base in ((_ISSUER, 0.85), (_ACCOUNT_HOLDER, 0.6)):
         for hit in _hits(doc, pattern):
             if _in_a_name(doc, hit):
@@ -324,7 +331,7 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
                 name_key = _NAME_KEY.match(text)  # "Nom : ACME SARL" under "Bénéficiaire"
                 name = _clean_name(text[name_key.end() :] if name_key else text)
                 if name:
-                    add(name, base * score, hit.page + 1, _loc(where))
+                    add(name, base * score, hit.page + 1, _loc(where), label=hit)
                     break
 
     sizes = [r.height for r in doc.pages[0].rows] or [1.0]
@@ -348,11 +355,11 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
                         score -= 0.2
                     if _REGISTRY.search(row.text):
                         score += 0.1  # the registry line: the seller's legal identity
-                    add(name, score, pi + 1, (pi, ri, ci))
+                    add(name, score, pi + 1, (pi, ri, ci), rule="legal_form")
 
     sender = _sender_line(doc)
     if sender:
-        add(sender[1], 0.75, 1, (0, sender[0], 0))
+        add(sender[1], 0.75, 1, (0, sender[0], 0), rule="sender_line")
     page = doc.pages[0]
 
     # The top of page 1: the first lines, a large font first, that are not a title or label.
@@ -373,7 +380,7 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
             score = 0.42 - 0.03 * rank - 0.05 * ci
             if cell.height >= biggest * 0.95 and biggest > 1.2 * median:
                 score += 0.18
-            add(name, score, 1, (0, ri, ci))
+            add(name, score, 1, (0, ri, ci), rule="page_top")
 
     if not cands:
         return None

@@ -74,7 +74,7 @@ def _title_line_number(doc: _Doc) -> _Candidate | None:
             if value is None:
                 continue
             ci = max(k for k, start in enumerate(starts) if start <= m.start())
-            return _Candidate(value, 0.75, 1, (0, ri, ci))
+            return _Candidate(value, 0.75, 1, (0, ri, ci), rule="title_line")
     return None
 
 
@@ -108,7 +108,7 @@ def _invoice_number(doc: _Doc, title: _Candidate | None) -> _Candidate | None:
         for text, score, where in values_near(doc.pages, hit):
             value = _parse_invoice_number(text)
             if value:
-                cands.append(_Candidate(value, 0.92 * score, hit.page + 1, _loc(where)))
+                cands.append(_Candidate(value, 0.92 * score, hit.page + 1, _loc(where), label=hit))
                 break
     if cands:
         return _best(cands)
@@ -134,7 +134,7 @@ def _invoice_number(doc: _Doc, title: _Candidate | None) -> _Candidate | None:
                 under = _cell_under(page, ri, cell)
                 value = _parse_invoice_number(under.text) if under else None
             if value:
-                cands.append(_Candidate(value, 0.7, 1, (0, ri, ci)))
+                cands.append(_Candidate(value, 0.7, 1, (0, ri, ci), rule="title_word"))
     if cands:
         return _best(cands)
     # No invoice number: a receipt or booking reference stands for it.
@@ -142,6 +142,10 @@ def _invoice_number(doc: _Doc, title: _Candidate | None) -> _Candidate | None:
         for text, score, where in values_near(doc.pages, hit):
             value = _parse_invoice_number(text)
             if value:
-                cands.append(_Candidate(value, 0.5 * score, hit.page + 1, _loc(where)))
+                cands.append(
+                    _Candidate(
+                        value, 0.5 * score, hit.page + 1, _loc(where), rule="reference", label=hit
+                    )
+                )
                 break
     return _best(cands)

@@ -20,7 +20,7 @@ has a negative total, VAT and net; the relations hold the same way with negative
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 
 from bastion.pipeline.extract.invoice.amounts import _Amount, _close
@@ -59,7 +59,7 @@ def _sums(rows: list[_Amount], scale: float) -> list[_Amount]:
         for combo in combinations(distinct, k):
             score = min(c.score for c in combo) * scale
             value = round(sum(c.value for c in combo), 2)
-            out.append(_Amount(value, score, combo[-1].page, (-1, -1)))
+            out.append(_Amount(value, score, combo[-1].page, (-1, -1), rule="rows_sum"))
     return out
 
 
@@ -71,9 +71,9 @@ def _rate_rows(rows: list[_Amount]) -> list[_Amount]:
         return []
     last, above = ordered[-1], ordered[:-1]
     if above and _close(sum(r.value for r in above), last.value):
-        return [last] + [_Amount(r.value, 0.7 * r.score, r.page, r.where) for r in above]
+        return [last] + [replace(r, score=0.7 * r.score) for r in above]
     out = _sums(ordered, 0.95)[:1]
-    out += [_Amount(r.value, 0.7 * r.score, r.page, r.where) for r in ordered]
+    out += [replace(r, score=0.7 * r.score) for r in ordered]
     return out
 
 
@@ -143,18 +143,14 @@ def choose_totals(found: dict[str, list[_Amount]], line_sum: float | None) -> Ch
     with a confidence, chosen by the totals model."""
     nets = _top([a for a in found.get("net", []) if not a.per_rate])
     nets += _rate_rows([a for a in found.get("net", []) if a.per_rate])
-    nets += [
-        _Amount(a.value, 0.8 * a.score, a.page, a.where) for a in _top(found.get("line_sum", []), 2)
-    ]
+    nets += [replace(a, score=0.8 * a.score) for a in _top(found.get("line_sum", []), 2)]
     taxes = _top([a for a in found.get("tax", []) if not a.per_rate])
     rate_taxes = [a for a in found.get("tax", []) if a.per_rate]
     taxes += _rate_rows(rate_taxes)
     # Several rows of VAT outside a breakdown table (one per rate): their sums too.
     taxes += _sums(taxes[:4], 0.9) if not rate_taxes else []
     weak = _top(found.get("total", []), 4)
-    grosses = _top(found.get("gross", [])) + [
-        _Amount(w.value, w.score * 0.95, w.page, w.where) for w in weak
-    ]
+    grosses = _top(found.get("gross", [])) + [replace(w, score=w.score * 0.95) for w in weak]
     dues = _top(found.get("due", []), 3) + weak
     prepaids = _top(found.get("prepaid", []), 2)
     line_net = _line_net(found, line_sum)
@@ -185,14 +181,18 @@ def choose_totals(found: dict[str, list[_Amount]], line_sum: float | None) -> Ch
     net, tax = nt.picks
     due, prepaid = dp.picks
     out: Choice = {}
-    if gross is None and due is not None:
+    if gross is None and due is not None and not (prepaid and prepaid.value):
+        gross = due  # nothing paid before: the amount due is the total
+    elif gross is None and due is not None:
         # Not printed: the gross total is what is due plus what was paid before.
         paid = prepaid.value if prepaid else 0.0
-        gross = _Amount(round(due.value + paid, 2), due.score, due.page, due.where)
+        gross = _Amount(
+            round(due.value + paid, 2), due.score, due.page, due.where, rule="due_plus_prepaid"
+        )
     elif gross is None and net is not None and tax is not None:
         # Neither printed: net + VAT, as sure as the less sure of the two.
         gross = _Amount(round(net.value + tax.value, 2), 0.6 * min(net.score, tax.score),
-                        tax.page, tax.where)  # fmt: skip
+                        tax.page, tax.where, rule="arithmetic")  # fmt: skip
     for name, amt in (
         ("total", gross),
         ("subtotal", net),
