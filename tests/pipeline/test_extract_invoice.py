@@ -907,3 +907,23 @@ def test_seller_and_buyer_forms_side_by_side_are_read_by_column() -> None:
     fields = extract_invoice([page])
     assert fields["issuer"].value == "Lieferwerk Nord GmbH"
     assert fields["customer"].value == "Kundenhaus Süd AG"
+
+
+def test_a_totals_header_ends_the_item_table_and_a_form_key_is_not_a_customer() -> None:
+    page = _page([
+        [("Factura N° F-31", 50)],
+        [("Cliente", 50)],
+        [("Empresa:", 50), ("Gráficas Levante S.L.", 130)],
+        [("Descripción", 50), ("Cantidad", 300), ("Precio", 400), ("Importe", 480)],
+        [("Mantenimiento anual", 50), ("2", 300), ("298,49", 400), ("596,98", 480)],
+        [("Base imponible", 150), ("IVA 21 %", 300), ("Total factura", 460)],
+        [("596,98 EUR", 150), ("125,37 EUR", 300), ("722,35 EUR", 460)],
+    ])  # fmt: skip
+    fields = extract_invoice([page])
+    assert fields["customer"].value == "Gráficas Levante S.L."
+    assert (fields["subtotal"].value, fields["tax"].value, fields["total"].value) == (
+        596.98,
+        125.37,
+        722.35,
+    )
+    assert [it["description"] for it in fields["line_items"].value] == ["Mantenimiento anual"]

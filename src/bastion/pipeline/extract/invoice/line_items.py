@@ -183,6 +183,8 @@ def _read_table(doc: _Doc, page: Page, table: _Table) -> tuple[list[_Item], list
             continue
         if _header_kind(row.cells[0].text) and len(row.cells) >= 2 and not find_amounts(row.text):
             break
+        if _totals_header(row, doc.decimal):
+            break  # "Net | VAT | Gross" over their values: the totals, after the items
         values: dict[str, list[str]] = defaultdict(list)
         clean = not table.tokenised and (len(row.cells) > 1 or len(table.columns) <= 2)
         for cell in row.cells:
@@ -247,6 +249,16 @@ def _read_table(doc: _Doc, page: Page, table: _Table) -> tuple[list[_Item], list
         if misses >= 6:
             break
     return items, rows_used
+
+
+def _totals_header(row: Row, decimal: str | None) -> bool:
+    """A row of two or more amount labels and no amount ("Sous-total HT | TVA 20 % | Montant
+    TTC"): the header of a totals table, whose values stand in the row below."""
+    return (
+        len(row.cells) >= 2
+        and not find_amounts(row.text, decimal)
+        and all(_amount_kind(c.text) is not None for c in row.cells)
+    )
 
 
 def _totals_row(row: Row, decimal: str | None) -> bool:

@@ -127,6 +127,8 @@ def _customer_blocks(doc: _Doc) -> list[tuple[Hit, list[tuple[int, int, int]]]]:
 
 @lru_cache(maxsize=4096)
 def _clean_name(text: str) -> str | None:
+    if text.rstrip().endswith(":"):
+        return None  # a form's key ("Raison sociale :"), not its value
     text = text.strip(" :;,-\u2013\u2014\t")
     text = _NAME_STOP.split(text)[0].strip(" :;,-")
     if len(text) < 2 or len(text) > 80 or not _WORDS.search(text) or ":" in text:
@@ -203,6 +205,13 @@ def _customer(doc: _Doc, blocks: list[tuple[Hit, list[tuple[int, int, int]]]]) -
     for hit, _cells in blocks:
         is_ship = bool(_SHIP_TO.search(doc.cell(hit.page, hit.row, hit.cell).text))
         for text, score, where in values_near(doc.pages, hit, below=3, block=True):
+            if text.rstrip().endswith(":"):
+                # A form's key ("Empresa:", "Naam:"): its value stands to its right.
+                row = doc.pages[where.page].rows[where.row]
+                if where.cell + 1 >= len(row.cells):
+                    continue
+                where = Hit(where.page, where.row, where.cell + 1, 0, 0)
+                text = row.cells[where.cell].text
             name = _clean_name(text)
             if name and not _HAS_DIGIT.fullmatch(name):
                 base = 0.55 if is_ship else 0.85
