@@ -243,6 +243,11 @@ class PipelineSettings(_Section):
     extraction_timeout_seconds: float = 20.0
     extraction_memory_mb: int = 512
     max_pages: int = 200
+    # Pages without a text layer (scans) are read by Tesseract, in these languages as far as
+    # they are installed; with OCR off or Tesseract missing they send the document to review.
+    ocr: bool = True
+    ocr_languages: list[str] = Field(default_factory=lambda: ["deu", "fra", "eng"], min_length=1)
+    tesseract_command: str = Field(default="tesseract", min_length=1)
 
 
 _SECRET_FROM_ENV_OR_FILE = ("secret://env/", "secret://file/")
