@@ -7,10 +7,13 @@ The tests that need Tesseract (with its deu and fra data) fail rather than skip 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pypdfium2 as pdfium
@@ -21,7 +24,7 @@ from reportlab.pdfgen import canvas
 from bastion.pipeline.extract import extract_document
 from bastion.pipeline.extract.ocr import OcrOptions, OcrReport
 from bastion.pipeline.extract.sandbox import ExtractionSandbox
-from bastion.pipeline.model import ExtractedField, ExtractionResult
+from bastion.pipeline.model import ExtractedField, ExtractionError, ExtractionResult
 from bastion.pipeline.validator import load_rules, validate
 from tests.pipeline.test_extract_invoice import LAYOUTS, check, german_din
 
@@ -193,6 +196,58 @@ async def test_a_page_without_text_or_images_is_no_scan(tmp_path: Path) -> None:
     assert rule_ids(result) == ["no_text"]
     verdict, _, _ = await outcome(result)
     assert verdict == "valid"
+
+
+def slow_tesseract(tmp_path: Path) -> tuple[str, Path]:
+    """A stand-in Tesseract that knows deu and fra and never finishes a page; it writes its pid
+    to the file returned."""
+    pid_file = tmp_path / "tesseract.pid"
+    program = tmp_path / "tesseract"
+    program.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "--list-langs" ]; then printf "Languages:\\ndeu\\nfra\\n"; exit 0; fi\n'
+        f"echo $$ > {pid_file}.tmp && mv {pid_file}.tmp {pid_file}\n"
+        "exec sleep 300\n"
+    )
+    program.chmod(0o755)
+    return str(program), pid_file
+
+
+def gone(pid: int) -> bool:
+    """The process has ended (or is a zombie waiting to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def test_a_slow_ocr_stops_within_the_document_time(tmp_path: Path) -> None:
+    program, pid_file = slow_tesseract(tmp_path)
+    data, _ = german_din()
+    with ExtractionSandbox(1, timeout_seconds=2.0, ocr=OcrOptions(command=program)) as sandbox:
+        worker = sandbox.pids
+        result = sandbox.extract_sync(scan_of(data))  # answers: no "timeout" refusal
+        assert sandbox.pids == worker  # the worker was not killed
+    finding = next(f for f in result.findings if f.rule_id == "no_text_layer")
+    assert "ran out of time" in finding.message
+    assert gone(int(pid_file.read_text()))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_tesseract_dies_with_a_worker_killed_at_the_time_limit(tmp_path: Path) -> None:
+    program, pid_file = slow_tesseract(tmp_path)
+    data, _ = german_din()
+    sandbox = ExtractionSandbox(1, timeout_seconds=2.0, ocr=OcrOptions(command=program))
+    sandbox.ocr = dataclasses.replace(sandbox.ocr, time_budget_seconds=300.0)  # past the limit
+    with sandbox, pytest.raises(ExtractionError) as refused:
+        sandbox.extract_sync(scan_of(data))
+    assert refused.value.reason == "timeout"
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the kernel's SIGKILL to an orphan has no event to wait on
+    assert gone(pid)
 
 
 def test_the_sandbox_gives_ocr_part_of_the_document_time() -> None:

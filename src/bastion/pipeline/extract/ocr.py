@@ -167,24 +167,25 @@ def read_scans(pdf: pdfium.PdfDocument, pages: list[Page], options: OcrOptions) 
     scans = [page for page in pages if _is_scan(pdf, page)]
     if not scans:
         return report
-    deadline = (
-        _NO_BUDGET
-        if options.time_budget_seconds is None
-        else time.monotonic() + options.time_budget_seconds
-    )
+    budget = _NO_BUDGET if options.time_budget_seconds is None else options.time_budget_seconds
+    deadline = time.monotonic() + budget
+
+    def remaining() -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _Unavailable(
+                f"OCR ran out of time ({budget:g} s, part of "
+                "pipeline.extraction_timeout_seconds); raise that limit for long scans"
+            )
+        return left
+
     try:
         if not options.enabled:
             raise _Unavailable(f"OCR is turned off (pipeline.ocr); turn it on and {_INSTALL}")
-        languages = _usable_languages(options)
+        languages = _usable_languages(options, remaining())
         report.languages = languages
         for page in scans:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _Unavailable(
-                    f"OCR ran out of time ({options.time_budget_seconds:g} s, part of "
-                    "pipeline.extraction_timeout_seconds); raise that limit for long scans"
-                )
-            read, confidence = _ocr_page(pdf, page, options, languages, remaining)
+            read, confidence = _ocr_page(pdf, page, options, languages, remaining())
             pages[page.number - 1] = read
             report.read[page.number] = confidence
     except _Unavailable as problem:
@@ -232,17 +233,11 @@ def _image_area(pdf: pdfium.PdfDocument, index: int) -> float:
     return total
 
 
-# Installed languages per Tesseract command, once found (a missing program is asked again).
-_installed: dict[str, frozenset[str]] = {}
-
-
-def _usable_languages(options: OcrOptions) -> str:
-    installed = _installed.get(options.command)
-    if installed is None:
-        out = _run([options.command, "--list-langs"], b"", 30.0)
-        lines = out.decode("utf-8", "replace").splitlines()[1:]  # after "List of available ..."
-        installed = frozenset(line.strip() for line in lines if line.strip())
-        _installed[options.command] = installed
+def _usable_languages(options: OcrOptions, timeout: float) -> str:
+    """The configured languages Tesseract has, joined for `-l` (asked per document: 20 ms)."""
+    out = _run([options.command, "--list-langs"], b"", min(timeout, 30.0))
+    lines = out.decode("utf-8", "replace").splitlines()[1:]  # after "List of available ..."
+    installed = {line.strip() for line in lines if line.strip()}
     usable = [name for name in options.languages if name in installed]
     if not usable:
         raise _Unavailable(
