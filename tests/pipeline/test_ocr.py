@@ -26,6 +26,9 @@ from bastion.pipeline.extract.ocr import OcrOptions, OcrReport
 from bastion.pipeline.extract.sandbox import ExtractionSandbox
 from bastion.pipeline.model import ExtractedField, ExtractionError, ExtractionResult
 from bastion.pipeline.validator import load_rules, validate
+from bastion.project import init_project
+from bastion.testing.pipeline_stack import assign_ports, pipeline_in_threads
+from tests.e2e.test_pipeline_agents import Flow
 from tests.pipeline.test_extract_invoice import LAYOUTS, check, german_din
 
 REQUIRED = os.environ.get("BASTION_TEST_REQUIRE_SERVICES") == "1" or bool(os.environ.get("CI"))
@@ -172,6 +175,25 @@ async def test_without_tesseract_a_scan_goes_to_review(tmp_path: Path) -> None:
     assert message.startswith("page 1 without a text layer (a scan) could not be read")
     assert "apt-get install tesseract-ocr tesseract-ocr-deu tesseract-ocr-fra" in message
     assert "pipeline.tesseract_command" in message
+
+
+def test_a_scan_without_tesseract_is_archived_for_review(tmp_path: Path) -> None:
+    """The whole pipeline, configured with a Tesseract that is not there."""
+    result = init_project(tmp_path)
+    assign_ports(
+        result.config,
+        pipeline={"tesseract_command": str(tmp_path / "no-tesseract")},
+        audit={"flush_interval_seconds": 0.05},
+    )
+    data, _ = german_din()
+    with pipeline_in_threads(result.config, gateway=False) as settings:
+        flow = Flow(settings, result.admin_key)
+        doc_id, _ = flow.submit(scan_of(data), "scan.pdf")
+        doc = flow.wait(doc_id, {"archived", "failed"})
+    assert doc["status"] == "archived" and doc["outcome"] == "needs_review"
+    found = {f["source"]: f for f in doc["findings"] if f["rule_id"] == "no_text_layer"}
+    assert set(found) == {"guardrail", "validation"}  # the extractor's and the validator's
+    assert "pipeline.tesseract_command" in found["validation"]["message"]
 
 
 async def test_ocr_turned_off_sends_a_scan_to_review() -> None:
