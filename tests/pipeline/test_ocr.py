@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 import pytest
+from pydantic import ValidationError
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
 
+from bastion.config import PipelineSettings
 from bastion.pipeline.extract import extract_document
 from bastion.pipeline.extract.ocr import OcrOptions, OcrReport
 from bastion.pipeline.extract.sandbox import ExtractionSandbox
@@ -297,4 +299,6 @@ def test_a_poor_scan_lowers_its_fields_below_the_review_threshold() -> None:
 def test_options_refuse_odd_language_names() -> None:
     with pytest.raises(ValueError, match="Tesseract language names"):
         OcrOptions(languages=("deu", "-c tessedit=1"))
+    with pytest.raises(ValidationError, match="not Tesseract language names"):
+        PipelineSettings(ocr_languages=["deu", "fra eng"])
     assert OcrOptions.from_json(OcrOptions(languages=("fra",)).to_json()).languages == ("fra",)
