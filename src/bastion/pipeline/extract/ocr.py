@@ -141,7 +141,7 @@ class OcrReport:
         out: dict[str, ExtractedField] = {}
         for name, f in fields.items():
             if f.page is None or f.page in self.read:
-                quality = self.read.get(f.page, worst) if f.page is not None else worst
+                quality = worst if f.page is None else self.read[f.page]
                 factor = min(_CONFIDENCE_FACTOR, quality)
                 f = f.model_copy(update={"confidence": round(f.confidence * factor, 4)})
             out[name] = f
