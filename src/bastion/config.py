@@ -250,6 +250,19 @@ class PipelineSettings(_Section):
     extraction_timeout_seconds: float = 20.0
     extraction_memory_mb: int = 512
     max_pages: int = 200
+    # Pages without a text layer (scans) are read by Tesseract, in these languages as far as
+    # they are installed; with OCR off or Tesseract missing they send the document to review.
+    ocr: bool = True
+    ocr_languages: list[str] = Field(default_factory=lambda: ["deu", "fra", "eng"], min_length=1)
+    tesseract_command: str = Field(default="tesseract", min_length=1)
+
+    @field_validator("ocr_languages")
+    @classmethod
+    def _tesseract_language_names(cls, names: list[str]) -> list[str]:
+        bad = [name for name in names if not re.fullmatch(r"[A-Za-z0-9_]{1,32}", name)]
+        if bad:
+            raise ValueError(f"not Tesseract language names (like deu, fra, eng): {bad}")
+        return names
 
 
 _SECRET_FROM_ENV_OR_FILE = ("secret://env/", "secret://file/")

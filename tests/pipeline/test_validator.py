@@ -126,10 +126,11 @@ async def test_consistent_invoice_is_valid() -> None:
     assert result.outcome == "valid"
 
 
-async def test_other_documents_only_get_guardrail_rules() -> None:
+async def test_other_documents_only_get_the_rules_on_extraction_findings() -> None:
     doc = ExtractionResult(document_type="other", confidence=0.2)
     assert (await run(doc)).outcome == "valid"
-    assert [r.type.name for r in DEFAULT.for_document("other")] == ["guardrail"]
+    types = [r.type.name for r in DEFAULT.for_document("other")]
+    assert types == ["guardrail", "extraction_finding"]
 
 
 # --------------------------------------------------------------------------------------------

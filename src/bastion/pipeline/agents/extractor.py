@@ -14,6 +14,7 @@ from typing import Any
 
 from bastion.config import Settings
 from bastion.pipeline.agents.common import StoredDocumentRef, add_status_method
+from bastion.pipeline.extract.ocr import OcrOptions
 from bastion.pipeline.extract.sandbox import ExtractionSandbox
 from bastion.pipeline.model import ExtractionError
 from bastion.pipeline.stores import object_store
@@ -32,6 +33,9 @@ def definition(settings: Settings) -> AgentDefinition:
         timeout_seconds=p.extraction_timeout_seconds,
         memory_mb=p.extraction_memory_mb,
         max_pages=p.max_pages,
+        ocr=OcrOptions(
+            enabled=p.ocr, languages=tuple(p.ocr_languages), command=p.tesseract_command
+        ),
     )
     counts = {"extracted": 0, "rejected": 0}
     registry = MethodRegistry()

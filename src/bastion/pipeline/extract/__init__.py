@@ -4,9 +4,11 @@
 classifies the document (invoice, contract, report, other) and extracts the fields of its type.
 An invoice that embeds Factur-X / ZUGFeRD / XRechnung XML is read from that XML instead
 (authoritative: confidence 1.0, source "einvoice"), unless `text_only` is set. Unreadable input
-raises ExtractionError with a reason code from REASON_CODES. The sandbox and hostile-input
-preflight that run around this function live in `sandbox.py` and `preflight.py`; the guardrail
-findings on every document's text (prompt injection, oversized lines) come from `guard.py`.
+raises ExtractionError with a reason code from REASON_CODES. Pages without a text layer (scans)
+are read by Tesseract when it is installed (`ocr.py`), else reported as `no_text_layer`. The
+sandbox and hostile-input preflight that run around this function live in `sandbox.py` and
+`preflight.py`; the guardrail findings on every document's text (prompt injection, oversized
+lines) come from `guard.py`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from bastion.pipeline.extract.contract import extract_contract
 from bastion.pipeline.extract.einvoice import find_einvoice_xml, parse_einvoice
 from bastion.pipeline.extract.guard import guard_findings
 from bastion.pipeline.extract.invoice import extract_invoice
+from bastion.pipeline.extract.ocr import DEFAULT_OCR, OcrOptions, OcrReport, read_scans
 from bastion.pipeline.extract.report import extract_report
 from bastion.pipeline.extract.text import (
     Page,
@@ -38,13 +41,14 @@ _HEAD_ROWS = 8
 
 
 def extract_document(
-    data: bytes, *, text_only: bool = False, max_pages: int = 200
+    data: bytes, *, text_only: bool = False, max_pages: int = 200, ocr: OcrOptions = DEFAULT_OCR
 ) -> ExtractionResult:
     """Extract a PDF's document type and fields.
 
     `text_only` ignores embedded e-invoice XML and reads the page text only. `max_pages` bounds
-    the page count (more raises "too_many_pages"). Raises ExtractionError ("not_pdf", "empty",
-    "truncated", "encrypted", "too_many_pages", "extract_failed") when the input is unreadable.
+    the page count (more raises "too_many_pages"). `ocr` says how scan pages are read. Raises
+    ExtractionError ("not_pdf", "empty", "truncated", "encrypted", "too_many_pages",
+    "extract_failed") when the input is unreadable.
     """
     xml_fields: dict[str, ExtractedField] | None = None
     with pdfium_lock, open_document(data, max_pages) as pdf:
@@ -53,12 +57,13 @@ def extract_document(
                 xml = find_einvoice_xml(pdf)
                 xml_fields = parse_einvoice(xml) if xml is not None else None
             pages = read_pages(pdf)
+            scans = read_scans(pdf, pages, ocr)
         except ExtractionError:
             raise
         except Exception as exc:  # pdfium fails in many ways on damaged pages
             raise ExtractionError("extract_failed", f"reading the text: {exc}") from exc
     try:
-        return _build(data, pages, xml_fields)
+        return _build(data, pages, xml_fields, scans)
     except ExtractionError:
         raise
     except Exception as exc:
@@ -66,17 +71,18 @@ def extract_document(
 
 
 def _build(
-    data: bytes, pages: list[Page], xml_fields: dict[str, ExtractedField] | None
+    data: bytes, pages: list[Page], xml_fields: dict[str, ExtractedField] | None, scans: OcrReport
 ) -> ExtractionResult:
     text = "\n".join(p.text for p in pages)
     text_chars = sum(len(p.text) for p in pages)
     head = "\n".join(r.text for r in pages[0].rows[:_HEAD_ROWS]) if pages else ""
 
     def plumber(number: int) -> Page | None:
-        return plumber_page(data, number)
+        # An OCR page has no text for pdfplumber to read.
+        return None if number in scans.read else plumber_page(data, number)
 
     if xml_fields:
-        text_fields = extract_invoice(pages) if text.strip() else {}
+        text_fields = scans.discount(extract_invoice(pages)) if text.strip() else {}
         fields = dict(xml_fields)
         findings: list[Finding] = []
         for name, f in text_fields.items():
@@ -91,6 +97,7 @@ def _build(
                         field=name,
                     )
                 )
+        findings += scans.findings()
         findings += guard_findings(pages)
         return ExtractionResult(
             document_type="invoice",
@@ -112,8 +119,9 @@ def _build(
         fields = extract_report(pages)
     else:
         fields = {}
-    findings = []
-    if not text.strip():
+    fields = scans.discount(fields)
+    findings = scans.findings()
+    if not text.strip() and not scans.unread:
         findings.append(
             Finding(
                 rule_id="no_text",

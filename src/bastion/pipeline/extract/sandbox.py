@@ -23,7 +23,10 @@ own stdout is redirected to stderr, so stray prints cannot corrupt the protocol;
 the last lines of each worker's stderr for diagnostics.
 
 `target` names the extract function as "module:function" (default: the real
-`bastion.pipeline.extract:extract_document`); tests point it at stand-ins.
+`bastion.pipeline.extract:extract_document`); tests point it at stand-ins. A target that takes
+an `ocr` keyword gets the sandbox's `OcrOptions`, with a time budget of at most
+`_OCR_SHARE` of the per-document timeout, so that a long scan ends with its unread pages
+reported rather than with the worker killed.
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import dataclasses
+import functools
 import importlib
+import inspect
 import json
 import math
 import os
@@ -49,6 +55,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from bastion.pipeline.extract.ocr import DEFAULT_OCR, OcrOptions
 from bastion.pipeline.model import REASON_CODES, ExtractionError, ExtractionResult, Finding
 
 DEFAULT_TARGET = "bastion.pipeline.extract:extract_document"
@@ -58,6 +65,7 @@ _IO_CHUNK = 256 * 1024
 _READ_AHEAD = 16 * 1024
 _START_TIMEOUT = 60.0
 _STDERR_LINES = 40
+_OCR_SHARE = 0.75  # of the per-document timeout, the most OCR may take
 # The answer header of every extracted document, encoded once (both sides know it).
 _OK: dict[str, Any] = {"ok": True}
 _OK_HEADER = json.dumps(_OK).encode()
@@ -109,6 +117,7 @@ class ExtractionSandbox:
         max_pages: int = 200,
         target: str = DEFAULT_TARGET,
         start_timeout: float = _START_TIMEOUT,
+        ocr: OcrOptions = DEFAULT_OCR,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -118,6 +127,10 @@ class ExtractionSandbox:
         self.max_pages = max_pages
         self.target = target
         self.start_timeout = start_timeout
+        budget = _OCR_SHARE * timeout_seconds
+        if ocr.time_budget_seconds is not None:
+            budget = min(budget, ocr.time_budget_seconds)
+        self.ocr = dataclasses.replace(ocr, time_budget_seconds=budget)
         self._lock = threading.Lock()
         self._slots: list[_Slot] = []
         self._idle: collections.deque[_Slot] = collections.deque()
@@ -278,6 +291,7 @@ class ExtractionSandbox:
             "--target", self.target,
             "--memory-mb", str(self.memory_mb),
             "--max-pages", str(self.max_pages),
+            "--ocr", self.ocr.to_json(),
         ]  # fmt: skip
         env = dict(os.environ)
         paths = [os.path.abspath(p or os.curdir) for p in sys.path if isinstance(p, str)]
@@ -547,10 +561,14 @@ def _limit_self(memory_mb: int) -> None:
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent
 
 
-def _load(target: str) -> ExtractFunction:
+def _load(target: str, ocr: OcrOptions) -> ExtractFunction:
+    """The target function; one that takes an `ocr` keyword is given `ocr`."""
     module_name, _, name = target.partition(":")
-    function: ExtractFunction = getattr(importlib.import_module(module_name), name)
-    return function
+    function: Any = getattr(importlib.import_module(module_name), name)
+    if "ocr" in inspect.signature(function).parameters:
+        function = functools.partial(function, ocr=ocr)
+    loaded: ExtractFunction = function
+    return loaded
 
 
 def _handle(
@@ -589,12 +607,13 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default=DEFAULT_TARGET)
     parser.add_argument("--memory-mb", type=int, default=512)
     parser.add_argument("--max-pages", type=int, default=200)
+    parser.add_argument("--ocr", type=OcrOptions.from_json, default=DEFAULT_OCR)
     args = parser.parse_args(argv)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     protocol_out = os.dup(1)
     os.dup2(2, 1)  # stray prints land on stderr, never in the protocol
-    extract = _load(args.target)
+    extract = _load(args.target, args.ocr)
     # The real extractor opens the file through preflight's own `open_document` (same refusals):
     # preflight need not open it first. Any other target gets the full preflight.
     open_pdf = args.target != DEFAULT_TARGET

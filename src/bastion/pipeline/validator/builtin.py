@@ -950,6 +950,30 @@ class GuardrailRule(RuleType[GuardrailParams]):
         ]
 
 
+# --------------------------------------------------------------------------------------------
+# extraction_finding
+
+
+class ExtractionFindingParams(Params):
+    rule_id: str = Field(min_length=1, max_length=100)
+
+
+class ExtractionFindingRule(RuleType[ExtractionFindingParams]):
+    """A finding the extraction stage recorded under `rule_id`, given the rule's severity with
+    its message kept (`no_text_layer`: scanned pages that OCR could not read)."""
+
+    name = "extraction_finding"
+    params_model = ExtractionFindingParams
+    checks = {"found": Check("{source_message}")}
+
+    async def evaluate(self, params: ExtractionFindingParams, ctx: RuleContext) -> list[Emission]:
+        return [
+            Emission("found", finding.field, {"source_message": finding.message})
+            for finding in ctx.result.findings
+            if finding.rule_id == params.rule_id
+        ]
+
+
 BUILTIN_RULE_TYPES: Mapping[str, RuleType[Any]] = {
     rule_type.name: rule_type
     for rule_type in (
@@ -964,5 +988,6 @@ BUILTIN_RULE_TYPES: Mapping[str, RuleType[Any]] = {
         ThresholdRule(),
         LowConfidenceRule(),
         GuardrailRule(),
+        ExtractionFindingRule(),
     )
 }
