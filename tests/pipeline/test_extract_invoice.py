@@ -927,3 +927,40 @@ def test_a_totals_header_ends_the_item_table_and_a_form_key_is_not_a_customer() 
         722.35,
     )
     assert [it["description"] for it in fields["line_items"].value] == ["Mantenimiento anual"]
+
+
+def test_footer_seller_and_a_recipient_block_without_heading() -> None:
+    """The seller printed only in the footer, over its VAT number and IBAN; the recipient's
+    address block at the top without a heading: each found as what it is."""
+    page = _page([
+        [("VERDANT", 50)],
+        [("", 50)],
+        [("", 50)],
+        [("Ashford Logistics LLP", 50), ("Invoice", 330)],
+        [("37 Quay Street", 50), ("Invoice #:", 330), ("INV-2023-6998", 430)],
+        [("Bristol BS1 5TR", 50), ("Date:", 330), ("30/12/2023", 430)],
+        [("Total", 330), ("£1,200.00", 480)],
+    ] + [[("", 50)]] * 40 + [
+        [("Kestrel Catering Limited", 50), ("VAT No.: GB 086532720", 215)],
+        [("Unit 33, Canal Wharf", 50), ("IBAN: GB30 KXAJ 7714 9286 7828 04", 215)],
+    ])  # fmt: skip
+    fields = extract_invoice([page])
+    assert fields["issuer"].value == "Kestrel Catering Limited"
+    assert fields["customer"].value == "Ashford Logistics LLP"
+
+
+def test_two_address_blocks_without_headings_are_seller_then_buyer() -> None:
+    page = _page([
+        [("Menuiserie Lumière SAS", 50)],
+        [("38 place Bellecour", 50)],
+        [("44000 Nantes", 50)],
+        [("N° TVA intracommunautaire: FR83242407227", 50)],
+        [("", 50)],
+        [("Atelier Marchand SA", 50)],
+        [("25 rue des Tanneurs", 50)],
+        [("75011 Paris", 50)],
+        [("FACTURE F-2025-8912", 50)],
+    ])  # fmt: skip
+    fields = extract_invoice([page])
+    assert fields["issuer"].value == "Menuiserie Lumière SAS"
+    assert fields["customer"].value == "Atelier Marchand SA"

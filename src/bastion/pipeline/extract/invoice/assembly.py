@@ -23,7 +23,12 @@ from bastion.pipeline.extract.invoice.document import (
 )
 from bastion.pipeline.extract.invoice.identifiers import _bic, _ibans, _vat_ids
 from bastion.pipeline.extract.invoice.line_items import _line_items
-from bastion.pipeline.extract.invoice.parties import _customer, _customer_blocks, _issuer
+from bastion.pipeline.extract.invoice.parties import (
+    _customer,
+    _customer_blocks,
+    _issuer,
+    _unlabelled_customer,
+)
 from bastion.pipeline.extract.invoice.references import _invoice_number, _title_line_number
 from bastion.pipeline.extract.invoice.totals import choose_totals
 from bastion.pipeline.extract.invoice.vocabulary import _NO_TAX
@@ -79,6 +84,7 @@ def extract_invoice(
     issuer = _issuer(doc, customer)
     if issuer:
         fields["issuer"] = _field(doc, issuer)
+    customer = customer or _unlabelled_customer(doc, issuer)
     if customer:
         fields["customer"] = _field(doc, customer)
 

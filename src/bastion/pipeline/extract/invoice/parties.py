@@ -21,12 +21,13 @@ from bastion.pipeline.extract.invoice.vocabulary import (
     _NAME_KEY,
     _OTHER_PARTY,
     _SHIP_TO,
+    _VAT_LABEL,
     _WORDS,
     LEGAL_FORM,
     _amount_kind,
 )
 from bastion.pipeline.extract.locale import find_dates
-from bastion.pipeline.extract.text import Hit, values_near
+from bastion.pipeline.extract.text import Hit, Page, values_near
 
 _LEGAL_STRIP = re.compile(rf"(?:^|[\s,])(?:{LEGAL_FORM})(?=$|[\s,.])", _I)
 _PUNCT = re.compile(r"[^\w\s]")
@@ -237,6 +238,48 @@ def _customer(doc: _Doc, blocks: list[tuple[Hit, list[tuple[int, int, int]]]]) -
     return None
 
 
+def _address_blocks(doc: _Doc) -> list[tuple[str, tuple[int, int, int]]]:
+    """Address blocks without a heading in the upper half of page 1: a line that can be a
+    name over one to three lines in the same column, one of them a postcode or street line.
+    (name, where) for each, top to bottom."""
+    page = doc.pages[0]
+    out: list[tuple[str, tuple[int, int, int]]] = []
+    rows = page.rows
+    ri = 0
+    while ri < len(rows) and rows[ri].top < 0.5 * (page.height or 842):
+        first = rows[ri].cells[0]
+        name = _clean_name(first.text) if not _HAS_DIGIT.search(first.text) else None
+        if name is None or (0, ri, 0) in doc.customer_cells:
+            ri += 1
+            continue
+        lines = []
+        for rj in range(ri + 1, min(ri + 4, len(rows))):
+            below = rows[rj].cells[0]
+            if abs(below.x0 - first.x0) > 10 or rows[rj].top - rows[rj - 1].bottom > 12:
+                break
+            lines.append(below.text)
+        if any(_POSTCODE.search(line) for line in lines):
+            out.append((name, (0, ri, 0)))
+            ri += len(lines) + 1
+            continue
+        ri += 1
+    return out
+
+
+def _unlabelled_customer(doc: _Doc, issuer: _Candidate | None) -> _Candidate | None:
+    """The customer of a letter whose recipient block has no heading: the address block on
+    page 1 that is not the seller's (the issuer's name, or the first of two blocks)."""
+    seller = normalise_name(str(issuer.value)) if issuer else ""
+    blocks = [(n, w) for n, w in _address_blocks(doc) if normalise_name(n) != seller]
+    everything = _address_blocks(doc)
+    if len(everything) >= 2 and len(blocks) == len(everything):
+        blocks = blocks[1:]  # two blocks, neither named as the seller: the first is its letterhead
+    if not blocks:
+        return None
+    name, where = blocks[0]
+    return _Candidate(name, 0.5, 1, where, rule="address_block")
+
+
 # How many rows under a seller heading its block may run.
 _FORM_ROWS = 10
 
@@ -289,6 +332,16 @@ _REGISTRY = re.compile(
     r"stammkapital|capital\s+social",
     re.IGNORECASE,
 )
+
+
+_IBAN_WORD = re.compile(r"\biban\b", re.IGNORECASE)
+
+
+def _footer_ids(page: Page, ri: int) -> bool:
+    """Whether the rows of a footer block around row `ri` give a VAT id, an IBAN or a
+    registry number: the seller's identity, printed at the foot of its invoices."""
+    text = "\n".join(r.text for r in page.rows[max(0, ri - 1) : ri + 4])
+    return any(p.search(text) for p in (_VAT_LABEL, _IBAN_WORD, _REGISTRY))
 
 
 def _printed_again(doc: _Doc, name: str) -> int:
@@ -364,6 +417,8 @@ def _issuer(doc: _Doc, customer: _Candidate | None) -> _Candidate | None:
                         score -= 0.2
                     if _REGISTRY.search(row.text):
                         score += 0.1  # the registry line: the seller's legal identity
+                    elif rel_top > 0.85 and cell.text.strip() == name and _footer_ids(page, ri):
+                        score += 0.25  # a footer block: the name over the VAT id, IBAN, registry
                     add(name, score, pi + 1, (pi, ri, ci), rule="legal_form")
 
     sender = _sender_line(doc)
