@@ -252,15 +252,22 @@ def _address_blocks(doc: _Doc) -> list[tuple[str, tuple[int, int, int]]]:
         if name is None or (0, ri, 0) in doc.customer_cells:
             ri += 1
             continue
-        lines = []
-        for rj in range(ri + 1, min(ri + 4, len(rows))):
-            below = rows[rj].cells[0]
-            if abs(below.x0 - first.x0) > 10 or rows[rj].top - rows[rj - 1].bottom > 12:
-                break
+        lines: list[str] = []
+        last = rows[ri].bottom
+        rj = ri + 1
+        while rj < len(rows) and len(lines) < 3 and rows[rj].top - last <= 12:
+            # The next line of the block: the cell of the row in the name's column (another
+            # column, the invoice's data beside the address, may share the rows).
+            below = next((c for c in rows[rj].cells if abs(c.x0 - first.x0) <= 10), None)
+            if below is None:
+                rj += 1
+                continue
             lines.append(below.text)
+            last = rows[rj].bottom
+            rj += 1
         if any(_POSTCODE.search(line) for line in lines):
             out.append((name, (0, ri, 0)))
-            ri += len(lines) + 1
+            ri = rj
             continue
         ri += 1
     return out
