@@ -147,3 +147,12 @@ def test_a_close_call_gets_a_lower_confidence() -> None:
 
 def test_classification_is_deterministic() -> None:
     assert classify(REPORT_FR) == classify(REPORT_FR)
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["NOTA DI CREDITO N. NC12/2024", "CREDITNOTA C2024-45", "Nota de abono Nº AB-7"],
+)
+def test_credit_notes_in_other_languages_are_invoices(title: str) -> None:
+    text = f"{title}\nData: 23.07.2024\nImponibile -100,00\nIVA 22% -22,00\nTotale -122,00"
+    assert classify(text).document_type == "invoice"

@@ -66,7 +66,9 @@ _INVOICE = (
          r"unit\s+price|einzelpreis|prix\s+unitaire|precio\s+unitario", 1.0),
     _cue(r"\b(?:bill(?:ed)?\s+to|sold\s+to|invoice\s+to|rechnungsempf[äa]nger|"
          r"factur[ée]\s+[àa]|nabywca|sprzedawca)\b", 1.0),
-    _cue(r"\bcredit\s+note\b|\bgutschrift\b|\bavoir\b|\breceipt\b|\bquittung\b|\breçu\b", 1.0, 2.0),
+    _cue(r"\bcredit\s+note\b|\bgutschrift\b|\bavoir\b|\breceipt\b|\bquittung\b|\breçu\b|"
+         r"\bnota\s+(?:di\s+)?credito\b|\bnota\s+de\s+(?:cr[ée]dito|abono)\b|\bfactura\s+"
+         r"rectificativa\b|\bcredit(?:nota|factuur)\b|\bfaktura\s+korygująca\b", 1.0, 2.0),
 )  # fmt: skip
 
 _CONTRACT = (
