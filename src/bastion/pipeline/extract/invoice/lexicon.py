@@ -85,9 +85,6 @@ class Lexicon:
     groups: dict[str, Group]
     sources: tuple[str, ...]
 
-    def languages(self) -> set[str]:
-        return {lang for g in self.groups.values() for lang in g.terms if lang != "any"}
-
     def body(self, key: str, *, compounds: bool = True) -> str:
         """The alternation of `key`'s terms, every language, each once.
 
