@@ -1,11 +1,13 @@
-"""The words invoices use, as patterns: the multilingual label vocabularies of each field
-(English, German, French, Spanish, Polish, Italian, Dutch), the kinds of amount a row can
-announce, the line-item column headers and the legal forms of company names; the label
-vocabularies combined into one alternation, so that one scan of a page finds every label.
+"""The words invoices use, as patterns: the terms of the lexicon (`lexicon.yaml`, by business
+term and language) arranged into what the extractor scans with: the label vocabularies of each
+field combined into one alternation, so that one scan of a page finds every label; the kinds of
+amount a row can announce; the title line; the line-item column headers; the legal forms of
+company names.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from functools import lru_cache
 
@@ -37,10 +39,9 @@ def _words(key: str) -> re.Pattern[str]:
 # ------------------------------------------------------------------------------------ labels
 
 _INVOICE_NO = _words("BT-1")
-_TITLE_WORD = _terms("BT-3", compounds=False)
 _NUMBER_MARK = _terms("number-marker")
 _TITLE_NO = re.compile(
-    rf"\b(?:tax\s+)?(?:{_TITLE_WORD})(?:\s+vat)?\s*(?:(?:{_NUMBER_MARK})\.?)?\s*[:.]?\s*", _I
+    rf"\b(?:{_terms('BT-3', compounds=False)})\s*(?:(?:{_NUMBER_MARK})\.?)?\s*[:.]?\s*", _I
 )
 # A title line: a document-type word, also inside a compound ("Teilrechnung",
 # "Schlussrechnung", "Gutschrift"), then up to five words, then a number marker and the number
@@ -62,12 +63,16 @@ _DATED = _words("dated")
 _GENERIC_DATE = _fast(rf"(?<![\w-])(?:{_terms('date')})(?![\w-])")
 _NOT_ISSUE = _words("not-issue")
 _DUE_DATE = _words("BT-9")
-_DAYS = iter(range(1, 1000))
+
+
+def _numbered(source: str) -> str:
+    """`source` with each `<days>` slot a group of its own (`d1`, `d2`, ...)."""
+    count = itertools.count(1)
+    return re.sub(r"\(\?P<days>", lambda _: f"(?P<d{next(count)}>", source)
+
+
 # Payment terms: each phrase names its number of days in a group of its own.
-_DUE_DAYS = re.compile(
-    r"\b(?:" + re.sub(r"\(\?P<days>", lambda _: f"(?P<d{next(_DAYS)}>", _terms("BT-20")) + ")",
-    _I,
-)
+_DUE_DAYS = re.compile(rf"\b(?:{_numbered(_terms('BT-20'))})", _I)
 _CUSTOMER = _words("BG-7")
 _SHIP_TO = _words("BG-13")
 _ISSUER = _words("BG-4")
@@ -79,7 +84,6 @@ _ACCOUNT_HOLDER = _words("BT-85")
 _VAT_LABEL = _words("BT-31")
 _TAX_NUMBER_LABEL = _words("BT-32")
 _BIC_LABEL = _words("BT-86")
-_CURRENCY_LABEL = _words("BT-5")
 _CUSTOMER_WORDS = _words("buyer-words")
 _DATE_WORD = _words("date-word")
 
