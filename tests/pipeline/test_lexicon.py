@@ -92,6 +92,8 @@ def test_exact_terms_keep_their_case_and_dots() -> None:
         ("in*voice", "start or the end"),
         ("within <weeks> weeks", "slot"),
         ("re: (unclosed", "missing"),
+        ("re: total (due|payable)", "must not capture"),
+        (r"re: Total\b", "lower case"),
     ],
 )
 def test_a_malformed_term_is_refused_with_the_reason(term: str, message: str) -> None:

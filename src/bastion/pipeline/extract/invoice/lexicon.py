@@ -257,9 +257,7 @@ def _render(items: list[Any], exact: bool, at_end: bool) -> str:
 def compile_term(term: str, *, exact: bool = False, compounds: bool = True) -> str:
     """The regex source of one lexicon term (see the module's docstring for the syntax)."""
     if term.startswith("re:"):
-        source = term[3:].strip()
-        re.compile(source)
-        return source
+        return _regex_term(term[3:].strip(), exact)
     text = term if exact else term.lower()
     head = text.startswith("*")
     tail = text.endswith("*") and not text.endswith("\\*")
@@ -272,6 +270,17 @@ def compile_term(term: str, *, exact: bool = False, compounds: bool = True) -> s
     elif not head and not compounds:
         source = f"(?<!{_LETTER}){source}"
     re.compile(source)
+    return source
+
+
+def _regex_term(source: str, exact: bool) -> str:
+    """A `re:` term, checked: it compiles, captures nothing but a `<days>` slot and, unless the
+    key matches with case, is in lower case (the text it is matched against is)."""
+    compiled = re.compile(source)
+    if set(compiled.groupindex) - _SLOTS or compiled.groups > len(compiled.groupindex):
+        raise ValueError("a re: term must not capture: write (?:...) for a group")
+    if not exact and re.search(r"[A-Z]", re.sub(r"\\.", "", source)):
+        raise ValueError("write a re: term in lower case: it is matched against lower-cased text")
     return source
 
 
