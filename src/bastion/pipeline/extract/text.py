@@ -5,7 +5,8 @@ grouped into visual rows, top to bottom, and the runs of a row into cells, left 
 where the horizontal gap is wide. A row's text joins its cells with a tab, so "label<TAB>value"
 and table columns survive whatever order the PDF drew them in. Pages drawn glyph by glyph (one
 run per letter) are read character by character instead, and a run laid out in columns with
-spaces (a monospace text dump) is split at its wide gaps. pdfplumber (much slower) is used only
+spaces (a monospace text dump) is split at its wide gaps. Words the PDF set letter by letter or
+broke with a hyphen are made whole as the rows are built. pdfplumber (much slower) is used only
 on demand, for one page, when a line-item table could not be read from the fast path.
 """
 
