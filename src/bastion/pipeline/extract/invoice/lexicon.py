@@ -54,6 +54,7 @@ SHIPPED = "lexicon.yaml"
 
 _LETTER = r"[^\W\d_]"
 _WORD_END = r"(?![^\W\d_])"
+_WORD_START = r"(?<![^\W\d_])"
 _LANGUAGE = re.compile(r"^(?:[a-z]{2,3}|any)$")
 _SETTINGS = {"name": str, "note": str, "case": str}
 _SPECIAL = set("\\.^$*+?{}[]|()")
@@ -90,13 +91,29 @@ class Lexicon:
 
         By default the caller matches from a word start, where a leading `*` lets a term begin
         earlier. With `compounds=False` the pattern is searched anywhere: then a term without
-        a leading `*` is tested to start a word, one with it is not."""
+        a leading `*` is tested to start a word, one with it is not. The terms that share that
+        test or that letter run are grouped under one (where the first of them stands), so
+        that the regex engine runs it once per place, not once per term."""
         group = self.groups.get(key)
         if group is None:
             raise KeyError(f"the lexicon has no key {key!r} ({', '.join(self.sources)})")
-        exact = group.exact
-        sources = [compile_term(t, exact=exact, compounds=compounds) for t in group.all_terms()]
-        return "|".join(dict.fromkeys(sources))
+        prefix = _LETTER + "*" if compounds else _WORD_START
+        parts: list[str | list[str]] = []  # sources, and the one list of prefixed ones
+        shared: list[str] = []
+        for term in group.all_terms():
+            compound, source = _compile(term, group.exact)
+            if compound == compounds and not term.startswith("re:"):
+                if not shared:
+                    parts.append(shared)
+                if source not in shared:
+                    shared.append(source)
+            elif source not in parts:
+                parts.append(source)
+        if len(shared) == 1:
+            shared[0] = prefix + shared[0]
+        elif shared:
+            shared[:] = [f"{prefix}(?:{'|'.join(shared)})"]
+        return "|".join(p if isinstance(p, str) else p[0] for p in parts)
 
 
 # ------------------------------------------------------------------------------- term syntax
@@ -254,10 +271,11 @@ def _render(items: list[Any], exact: bool, at_end: bool) -> str:
 
 
 @cache
-def compile_term(term: str, *, exact: bool = False, compounds: bool = True) -> str:
-    """The regex source of one lexicon term (see the module's docstring for the syntax)."""
+def _compile(term: str, exact: bool) -> tuple[bool, str]:
+    """Whether `term` may begin inside a word (a leading `*`), and its regex source without
+    the test of where it begins."""
     if term.startswith("re:"):
-        return _regex_term(term[3:].strip(), exact)
+        return False, _regex_term(term[3:].strip(), exact)
     text = term if exact else term.lower()
     head = text.startswith("*")
     tail = text.endswith("*") and not text.endswith("\\*")
@@ -265,11 +283,20 @@ def compile_term(term: str, *, exact: bool = False, compounds: bool = True) -> s
     if not core.strip():
         raise ValueError("the term is empty")
     source = _render(_parse(core), exact, at_end=not tail)
-    if head and compounds:
-        source = f"{_LETTER}*{source}"
-    elif not head and not compounds:
-        source = f"(?<!{_LETTER}){source}"
     re.compile(source)
+    return head, source
+
+
+def compile_term(term: str, *, exact: bool = False, compounds: bool = True) -> str:
+    """The regex source of one lexicon term (see the module's docstring for the syntax); with
+    `compounds=False`, for a pattern searched anywhere (see `Lexicon.body`)."""
+    head, source = _compile(term, exact)
+    if term.startswith("re:"):
+        return source
+    if head and compounds:
+        return _LETTER + "*" + source
+    if not head and not compounds:
+        return _WORD_START + source
     return source
 
 
