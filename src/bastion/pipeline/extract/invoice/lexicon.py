@@ -61,6 +61,7 @@ _SPECIAL = set("\\.^$*+?{}[]|()")
 _REGEX_ONLY = set("?+{}^$>")
 _SLOTS = {"days"}  # <days>: a number of days, one to three digits
 _FOLD_EXTRA = {"ł": "l", "ø": "o", "đ": "d"}
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C one when PyYAML has it
 _SAME = {"°": "°ºo", "º": "°ºo", "'": "'\u2019", "\u2019": "'\u2019"}
 
 
@@ -316,7 +317,7 @@ def _regex_term(source: str, exact: bool) -> str:
 
 def _read(path: str | Path, text: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         raise LexiconError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("terms"), dict):
