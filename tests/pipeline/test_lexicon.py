@@ -151,6 +151,7 @@ def test_an_extra_file_adds_terms_and_languages(tmp_path: Path) -> None:
         ("terms:\n  BT-2:\n    da: fakturadato\n", "BT-2, da: expected a non-empty list"),
         ("terms:\n  BT-2:\n    da: [fakturadato, 'dato?']\n", "BT-2, da, term 2 'dato?'"),
         ("terms:\n  BT-2:\n    case: loud\n", "'case' is 'exact' or 'ignore'"),
+        ("terms:\n  legal-form:\n    case: ignore\n", "legal-form: 'case' is set by"),
         ("BT-2: [x]\n", "a 'terms' mapping"),
         ("terms: [\n", "not valid YAML"),
     ],

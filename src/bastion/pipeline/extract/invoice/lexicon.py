@@ -338,6 +338,8 @@ def _group(path: str | Path, key: str, raw: Any, known: Group | None) -> Group:
     if case not in ("exact", "ignore"):
         raise LexiconError(f"{where}: 'case' is 'exact' or 'ignore', not {case!r}")
     exact = case == "exact"
+    if known and exact != known.exact:
+        raise LexiconError(f"{where}: 'case' is set by {SHIPPED}; an extra file keeps it")
     terms = {lang: list(ts) for lang, ts in known.terms.items()} if known else {}
     for lang, values in raw.items():
         if lang in _SETTINGS:
