@@ -47,6 +47,8 @@ def test_split_alternatives_respects_groups_classes_and_escapes() -> None:
         (r"(?:ab)*c|abx", "ababc abx c"),  # a repeated head group is kept whole
         (r"(?:a|b)??c|bc", "bc ac c"),  # a lazy optional head is kept whole
         (r"[ée]ch[ée]ance|e\w+", "échéance echeance eau"),
+        (r"[üu]bertrag|[àa]\s*payer|u\w+", "übertrag ubertrag uber à payer apayer"),
+        (r"[ab]+c|[ab]?d|a", "abc bd d a"),  # a repeated or optional class is kept whole
     ],
 )
 def test_rewritten_sources_match_like_the_plain_alternation(source: str, text: str) -> None:

@@ -8,7 +8,8 @@ marks) one that opens with a group. `named_alternation` compiles the same vocabu
 every branch ends with an empty named group instead of being wrapped in one, and the branches
 that start with a literal letter sit behind that letter (`i(?:nvoice...(?P<b2>)|...)|d(?:...)`).
 Leading groups are distributed first (`(?:tax\\s+)?invoice` becomes `tax\\s+invoice|invoice`),
-so that most branches start with a letter.
+and so are leading classes of a few letters (`[üu]bertrag` becomes `übertrag|ubertrag`), so that
+most branches start with a letter.
 
 The rewrite keeps the meaning exactly: Python alternation is ordered (the first alternative that
 matches wins), distributing a leading group from the left keeps that order, and two alternatives
@@ -32,6 +33,8 @@ __all__ = ["NamedAlternation", "named_alternation", "split_alternatives"]
 _SPECIAL = set("\\.^$*+?{}[]|()")
 _QUANTIFIERS = set("*+?{")
 _MAX_EXPANSION = 256  # alternatives one source may grow into by distribution
+# A leading class of two to four distinct letters ("[üu]bertrag", "[àa] payer").
+_LETTER_CLASS = re.compile(r"\[([^\W\d_]{2,4})\]")
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,14 @@ def _expand(source: str) -> list[str]:
 
 
 def _distribute_head(alternative: str) -> list[str] | None:
-    """`(?:A|B)X` as [AX, BX] and `(?:A|B)?X` as [AX, BX, X]; None when the head is anything
-    else (a literal, a class, a lookaround, a group repeated more than once)."""
+    """`(?:A|B)X` as [AX, BX], `(?:A|B)?X` as [AX, BX, X] and `[ab]X` (a class of a few plain
+    letters) as [aX, bX]; None when the head is anything else (a literal, another class, a
+    lookaround, a group repeated more than once)."""
+    head = _LETTER_CLASS.match(alternative)
+    if head:
+        rest = alternative[head.end() :]
+        if rest[:1] not in _QUANTIFIERS:
+            return [letter + rest for letter in head.group(1)]
     if not alternative.startswith("(?:"):
         return None
     end = _closing(alternative, 0)

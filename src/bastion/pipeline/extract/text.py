@@ -5,7 +5,8 @@ grouped into visual rows, top to bottom, and the runs of a row into cells, left 
 where the horizontal gap is wide. A row's text joins its cells with a tab, so "label<TAB>value"
 and table columns survive whatever order the PDF drew them in. Pages drawn glyph by glyph (one
 run per letter) are read character by character instead, and a run laid out in columns with
-spaces (a monospace text dump) is split at its wide gaps. pdfplumber (much slower) is used only
+spaces (a monospace text dump) is split at its wide gaps. Words the PDF set letter by letter or
+broke with a hyphen are made whole as the rows are built. pdfplumber (much slower) is used only
 on demand, for one page, when a line-item table could not be read from the fast path.
 """
 
@@ -225,7 +226,95 @@ def _merge(rows: list[list[Cell]]) -> list[Row]:
         bottom = max([c.bottom for c in merged])
         text = "\t".join([c.text for c in merged])
         out.append(Row(merged, top, bottom, text, max([c.bottom - c.top for c in merged])))
+    return _mend(out)
+
+
+# ------------------------------------------------------------------ words set apart or broken
+# Words are made whole again before anything reads them: a word set letter by letter
+# ("R E C H N U N G"), a word broken by a hyphen inside a cell ("Rech- nung") or at the end of
+# a line ("Rechnungs-" above "betrag"). A cell keeps the box of the glyphs it holds.
+
+# Four or more letters, each standing alone, one space apart.
+_SPACED_RE = re.compile(r"(?<!\S)(?:[^\W\d_] ){3,}[^\W\d_](?!\S)")
+# A hyphen after two letters, a space, and the lower-case rest of the word.
+_BROKEN_RE = re.compile(r"(?<=[^\W\d_]{2})- (?=([^\W\d_]+))")
+# A hyphen that stands for the second half of a compound ("Rechnungs- und Lieferadresse").
+_CONJUNCTIONS = frozenset({"und", "oder", "bzw", "sowie", "and", "or", "et", "ou", "y", "o"})
+
+
+def _unbreak(m: re.Match[str]) -> str:
+    rest = m.group(1)
+    return "" if rest[0].islower() and rest not in _CONJUNCTIONS else m.group(0)
+
+
+def _mend_text(text: str) -> str:
+    if text[1:2] == " ":
+        text = _SPACED_RE.sub(lambda m: m.group(0).replace(" ", ""), text)
+    if "- " in text:
+        text = _BROKEN_RE.sub(_unbreak, text)
+    return text
+
+
+def _mend(rows: list[Row]) -> list[Row]:
+    """`rows` with their words made whole (see above): cells and rows rebuilt where changed."""
+    changed = False
+    for row in rows:
+        for cell in row.cells:
+            text = cell.text
+            if text[1:2] == " " or "- " in text:
+                mended = _mend_text(text)
+                if mended != text:
+                    cell.text = mended
+                    changed = True
+            if text[-1:] == "-":
+                changed = True
+    if not changed:
+        return rows
+    for k in range(len(rows) - 1):
+        _join_lines(rows[k], rows[k + 1])
+    out = [row for row in rows if row.cells]
+    for row in out:
+        row.text = "\t".join([c.text for c in row.cells])
     return out
+
+
+def _join_lines(upper: Row, lower: Row) -> None:
+    """Join a word broken by a hyphen at the end of a cell of `upper` with its rest, the first
+    word of the cell of `lower` under it: into the row that holds more (the value beside a
+    wrapped label), the other row losing that part."""
+    if lower.top - upper.bottom > max(upper.height, 1.0):
+        return
+    for ci, cell in enumerate(upper.cells):
+        text = cell.text
+        if not (text[-1:] == "-" and text[-3:-1].isalpha()):
+            continue
+        under = next((c for c in lower.cells if c.x0 < cell.x1 and c.x1 > cell.x0), None)
+        if under is None:
+            continue
+        rest, _, tail = under.text.partition(" ")
+        if not (rest[:1].islower() and rest.isalpha()) or rest in _CONJUNCTIONS:
+            continue
+        head, _, fragment = text[:-1].rpartition(" ")
+        if len(lower.cells) > len(upper.cells):
+            # The row below holds more (the value beside a wrapped label): join downwards.
+            per_char = (cell.x1 - cell.x0) / len(text)
+            start = cell.x0 + per_char * (len(head) + 1) if head else cell.x0
+            under.text = fragment + under.text
+            under.x0, under.x1 = min(under.x0, start), max(under.x1, cell.x1)
+            if head:
+                cell.text, cell.x1 = head, start - per_char
+            else:
+                del upper.cells[ci]
+            return
+        per_char = (under.x1 - under.x0) / len(under.text)
+        cell.text = text[:-1] + rest
+        cell.x1 = max(cell.x1, under.x0 + per_char * len(rest))
+        if tail:
+            under.text = tail
+            under.x0 += per_char * (len(rest) + 1)
+        else:
+            lower.cells.remove(under)
+        return
 
 
 def build_rows(cells: Iterable[Cell]) -> list[Row]:
