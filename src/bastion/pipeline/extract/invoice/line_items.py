@@ -183,7 +183,7 @@ def _read_table(doc: _Doc, page: Page, table: _Table) -> tuple[list[_Item], list
             continue
         if _header_kind(row.cells[0].text) and len(row.cells) >= 2 and not find_amounts(row.text):
             break
-        if _totals_header(row, doc.decimal):
+        if items and _totals_header(row, doc.decimal):
             break  # "Net | VAT | Gross" over their values: the totals, after the items
         values: dict[str, list[str]] = defaultdict(list)
         clean = not table.tokenised and (len(row.cells) > 1 or len(table.columns) <= 2)
