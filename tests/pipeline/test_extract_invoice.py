@@ -964,3 +964,27 @@ def test_two_address_blocks_without_headings_are_seller_then_buyer() -> None:
     fields = extract_invoice([page])
     assert fields["issuer"].value == "Menuiserie Lumière SAS"
     assert fields["customer"].value == "Atelier Marchand SA"
+
+
+@pytest.mark.parametrize(
+    ("heading", "seller", "buyer"),
+    [
+        ("Datos del cliente", "Gráficas Iberia S.L.", "Transportes del Sur S.A."),
+        ("Aan", "Oranje Media V.O.F.", "Molenaar Techniek N.V."),
+        ("Cessionario / committente", "Consulenze Colombo S.n.c.", "Costruzioni del Po S.a.s."),
+    ],
+)
+def test_buyer_headings_and_legal_forms_of_more_languages(
+    heading: str, seller: str, buyer: str
+) -> None:
+    page = _page([
+        [("NOVALUX", 50), ("Invoice No. X-5", 330)],
+        [(seller, 50)],
+        [("Via Roma 1, 20121 Milano", 50)],
+        [("", 50)],
+        [(heading, 50)],
+        [(buyer, 50)],
+        [("Corso Italia 47", 50)],
+    ])  # fmt: skip
+    fields = extract_invoice([page])
+    assert (fields["issuer"].value, fields["customer"].value) == (seller, buyer)

@@ -4,6 +4,8 @@ plus charges = net), on small pages built here."""
 
 from __future__ import annotations
 
+import pytest
+
 from bastion.pipeline.extract.invoice import extract_invoice
 from bastion.pipeline.extract.invoice.amounts import _Amount
 from bastion.pipeline.extract.invoice.totals import choose_totals
@@ -98,3 +100,40 @@ def test_a_credit_note_keeps_the_signs_as_printed() -> None:
         [("Gesamtbetrag", 300), ("-119,00", 480)],
     ])  # fmt: skip
     assert _amounts(extract_invoice([page])) == (-100.0, -19.0, -119.0)
+
+
+@pytest.mark.parametrize(
+    ("net", "vat", "gross", "decimal"),
+    [
+        ("Montant total HT", "Montant total de la TVA", "Total toutes taxes comprises", ","),
+        ("Importe total sin IVA", "Importe total del IVA", "Importe total", ","),
+        ("Totale imponibile", "Totale imposta complessiva", "Totale documento", ","),
+        ("Totaal excl. btw", "Totaal btw", "Factuurbedrag", ","),
+        ("Net total", "Total VAT", "Invoice total", "."),
+    ],
+)
+def test_the_vat_total_is_told_from_the_totals_whatever_total_word_it_holds(
+    net: str, vat: str, gross: str, decimal: str
+) -> None:
+    def money(value: str) -> str:
+        return value if decimal == "." else value.replace(".", ",")
+
+    page = _page([
+        [("Invoice No. X-1", 50)],
+        [(vat, 300), (money("1775.70"), 480)],
+        [(net, 300), (money("8878.50"), 480)],
+        [(gross, 300), (money("10654.20"), 480)],
+    ])  # fmt: skip
+    assert _amounts(extract_invoice([page])) == (8878.5, 1775.7, 10654.2)
+
+
+def test_prepaid_and_due_words_in_other_languages() -> None:
+    page = _page([
+        [("Fattura n. FT-9", 50)],
+        [("Imponibile", 300), ("1.000,00", 480)],
+        [("IVA 22%", 300), ("220,00", 480)],
+        [("Totale documento", 300), ("1.220,00", 480)],
+        [("Acconto versato", 300), ("500,00", 480)],
+        [("Totale da pagare", 300), ("720,00", 480)],
+    ])  # fmt: skip
+    assert _amounts(extract_invoice([page])) == (1000.0, 220.0, 1220.0)

@@ -6,14 +6,24 @@ the currency.
 from __future__ import annotations
 
 import bisect
-import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 from bastion.pipeline.extract.invoice.document import _Candidate, _Doc, _row_starts
-from bastion.pipeline.extract.invoice.vocabulary import _WORDS, _YEAR_LIKE, _amount_kind
+from bastion.pipeline.extract.invoice.vocabulary import (
+    _ALLOWANCE,
+    _CARRIED,
+    _CHARGE,
+    _DUE,
+    _LINE_NET_SUM,
+    _PREPAID,
+    _VAT_BASE,
+    _WORDS,
+    _YEAR_LIKE,
+    _amount_kind,
+)
 from bastion.pipeline.extract.locale import (
     AmountMatch,
     find_amounts,
@@ -42,36 +52,6 @@ class _Amount:
 KINDS = ("net", "tax", "gross", "total", "due", "prepaid", "allowance", "charge", "line_sum")
 _FROM_LABEL = {"subtotal": "net", "tax": "tax"}
 
-# Sub-kinds a total or skipped row label may name, tested before the generic kinds.
-_PREPAID = re.compile(
-    r"acompte|anzahlung|vorauszahlung|bereits\s+(?:bezahlt|gezahlt|geleistet|erhalten)|"
-    r"prepaid|prepayment|amount\s+paid|paid\s+(?:amount|to\s+date)|deposit|"
-    r"d[\u00e9e]j[\u00e0a]\s+(?:pay|vers|r[\u00e9e]gl)|avance\s+(?:re[\u00e7c]ue|vers)",
-    re.IGNORECASE,
-)
-_DUE = re.compile(
-    r"[\u00e0a]\s*payer|amount\s*(?:due|payable|to\s+pay)|balance\s*(?:due|to\s+pay)|"
-    r"total\s*(?:amount\s*)?due|\bdue\b|zahlbetrag|zahlungsbetrag|zu\s*zahlen|restbetrag|"
-    r"offener\s+betrag|noch\s+zu|te\s*betalen|do\s*zap[\u0142l]aty|\bpayable\b",
-    re.IGNORECASE,
-)
-_ALLOWANCE = re.compile(r"remise|rabatt|nachlass|discount|allowance|abschlag|skonto", re.I)
-_CHARGE = re.compile(
-    r"\bfrais\b|zuschlag|surcharge|\bcharges?\b|versand|shipping|fracht|\bport\b", re.I
-)
-_LINE_SUM = re.compile(
-    r"total\s+(?:des\s+)?lignes|somme\s+des\s+lignes|sum\s+of\s+(?:the\s+)?lines?|"
-    r"lines?\s+total|positions?summe|summe\s+(?:der\s+)?positionen|warenwert",
-    re.IGNORECASE,
-)
-# A VAT breakdown's base column ("Base TVA", "Bemessungsgrundlage", "Taxable amount").
-_BASE = re.compile(r"\bbase\b|\bbasis\b|bemessungsgrundlage|taxable|grondslag|imponib", re.I)
-_CARRIED = re.compile(
-    r"[\u00fcu]bertrag|carried\s+forward|brought\s+forward|[\u00e0a]\s+reporter|"
-    r"previous\s+balance|report\b",
-    re.IGNORECASE,
-)
-
 
 @lru_cache(maxsize=4096)
 def _kind(label: str) -> tuple[str, float] | None:
@@ -82,14 +62,14 @@ def _kind(label: str) -> tuple[str, float] | None:
         return ("prepaid", 0.9)
     if _DUE.search(label):
         return ("due", 1.0)
-    if _LINE_SUM.search(label):
+    if _LINE_NET_SUM.search(label):
         return ("line_sum", 0.9)
     generic = _amount_kind(label)
     if _ALLOWANCE.search(label) and (generic is None or generic[1] < 1.0):
         return ("allowance", 0.8)
     if _CHARGE.search(label) and (generic is None or generic[0] != "tax"):
         return ("charge", 0.8)
-    if _BASE.search(label) and (generic is None or generic[0] == "tax"):
+    if _VAT_BASE.search(label) and (generic is None or generic[0] == "tax"):
         return ("net", 0.7)  # the base a VAT amount is computed on
     if generic is None:
         return None
@@ -200,7 +180,7 @@ def _amount_candidates(doc: _Doc) -> dict[str, list[_Amount]]:
                 columns = [(row.cells[ci], kind, score) for ci, kind, score, _e in unvalued]
                 kinds = {kind for _c, kind, _s in columns}
                 per_rate = "tax" in kinds and (
-                    any(_BASE.search(c.text) for c, _k, _s in columns)
+                    any(_VAT_BASE.search(c.text) for c, _k, _s in columns)
                     or not kinds & {"gross", "total", "due"}
                 )
                 header = _Header(ri, columns, per_rate)

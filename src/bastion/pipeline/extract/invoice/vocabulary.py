@@ -107,6 +107,15 @@ _TAX = _fast(
 # exempt supply): with no tax amount printed, the tax is 0.
 _NO_TAX = re.compile(_terms("no-vat", compounds=False), _I)
 _TOTAL_WEAK = _fast(_TOTAL_WORD)
+# The kinds of a totals block beyond net, VAT and gross (read by the totals model).
+_PREPAID = _words("BT-113")
+_DUE = _fast(f"{_terms('BT-115')}|{_terms('qualifier-due')}")
+_ALLOWANCE = _words("BT-107")
+_CHARGE = _words("BT-108")
+_LINE_NET_SUM = _words("line-net-sum")
+_VAT_BASE = _words("vat-base")
+_VAT_TOTAL = _words("BT-110")
+_CARRIED = _words("carried-forward")
 _SKIP_AMOUNT_ROW = _fast(
     "|".join(_terms(key) for key in ("carried-forward", "BT-113", "BT-107", "BT-108"))
 )
@@ -167,6 +176,7 @@ _LABELS = _combine(_LABEL_ORDER)
 
 _KINDS = (
     ("skip", _SKIP_AMOUNT_ROW),
+    ("vat_total", _VAT_TOTAL),
     ("strong", _TOTAL_STRONG),
     ("subtotal", _SUBTOTAL),
     ("tax", _TAX),
@@ -188,6 +198,11 @@ _GROSS_OR_DUE = re.compile(
 )
 
 
+# A total word qualified as net, searched on its own: a longer total term may have taken the
+# total word in the scan ("Importe total sin IVA").
+_NET_QUALIFIED = re.compile(_qualified("qualifier-net"), _I)
+
+
 @lru_cache(maxsize=4096)
 def _amount_kind(label: str) -> tuple[str, float] | None:
     """What amount a label announces: the most specific kind named in it wins, and a net
@@ -196,8 +211,11 @@ def _amount_kind(label: str) -> tuple[str, float] | None:
     found = {_KIND.name(m) for m in _KIND.pattern.finditer(label.lower())}
     if not found or "skip" in found:
         return None
-    if {"strong", "subtotal"} <= found and not _GROSS_OR_DUE.search(label):
-        return _KIND_RESULT["subtotal"]
+    if "vat_total" in found:
+        return _KIND_RESULT["tax"]  # "Montant total de la TVA": the VAT total, not a total
+    net = "subtotal" in found or ("strong" in found and _NET_QUALIFIED.search(label))
+    if "strong" in found and net and not _GROSS_OR_DUE.search(label):
+        return _KIND_RESULT["subtotal"]  # "Importe total sin IVA": a total without VAT
     for name in ("strong", "subtotal", "tax", "weak"):
         if name in found:
             return _KIND_RESULT[name]
