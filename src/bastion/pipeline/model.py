@@ -101,7 +101,7 @@ class Evidence(BaseModel):
     embedded e-invoice XML, a sum). `label` is the label text matched ("Invoice No:"), None
     when no label was. `rule` is a short stable id of the reading rule (`label_right`,
     `label_below`, `title_line`, `form_key`, `arithmetic`, `fallback_first_date`,
-    `einvoice_xml`, ...; docs/extraction-evidence.md lists them). `score` is the extractor's
+    `einvoice_xml`, ...; docs/extraction.md lists them). `score` is the extractor's
     own score of the candidate before calibration, `arithmetic` whether net + tax = total
     held on the document ("agrees", "disagrees", "unknown"): with the rule, what the
     calibrated confidence was looked up from.
