@@ -13,7 +13,7 @@ defaults (SQLite archive, local object store, SQLite queue), every service its o
    guardrail scan, in a warm sandbox worker) next to raw pypdfium2 text extraction of the
    same documents, in pages/s.
 
-Targets (2 cores): >= 50 docs/s; p50 <= 200 ms at 20 docs/s; the whole extractor >= 30% of
+Targets (2 cores): >= 50 docs/s; p50 <= 200 ms at 20 docs/s; the whole extractor >= 25% of
 raw pypdfium2.
 """
 
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"| whole extractor vs raw pypdfium2 | {speed['whole_extractor_pages_per_second']} vs "
-        f"{speed['raw_pypdfium2_pages_per_second']} pages/s = {speed['ratio']:.1%} | >= 30% |"
+        f"{speed['raw_pypdfium2_pages_per_second']} pages/s = {speed['ratio']:.1%} | >= 25% |"
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
