@@ -24,7 +24,14 @@ from typing import Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -144,6 +151,8 @@ def parse_rate(value: str) -> tuple[int, int]:
 
 
 class RateLimitSettings(_Section):
+    # A set `redis_url` selects Redis unless `backend` says otherwise: replicas that share a
+    # Redis share their counts. `backend: memory` with a `redis_url` is warned about.
     backend: Literal["memory", "redis"] = "memory"
     redis_url: str | None = None
     # What to do when the shared store is unreachable: deny (HTTP 503) or allow.
@@ -158,6 +167,22 @@ class RateLimitSettings(_Section):
     def _default_ok(cls, v: str) -> str:
         parse_rate(v)
         return v
+
+    @model_validator(mode="after")
+    def _redis_url_selects_redis(self) -> RateLimitSettings:
+        if self.redis_url and "backend" not in self.model_fields_set:
+            self.backend = "redis"
+        return self
+
+    def ignored_redis_url(self) -> str | None:
+        """The warning for a `redis_url` the chosen backend does not use, or None."""
+        if self.backend == "memory" and self.redis_url:
+            return (
+                "rate_limit.redis_url is set but rate_limit.backend is 'memory': each process "
+                "counts on its own and the Redis is not used; set rate_limit.backend: redis to "
+                "share the limits between replicas, or remove redis_url"
+            )
+        return None
 
     @field_validator("principals", "methods")
     @classmethod

@@ -292,3 +292,20 @@ def test_an_audit_checkpoint_folder_others_may_open_is_a_warning(tmp_path: Path)
         f"warning: {checkpoints} holds the audit checkpoints and other users may open it "
         f"(mode 0750): run `chmod 700 {checkpoints}`"
     ]
+
+
+def test_a_redis_url_selects_redis_and_an_ignored_one_is_warned_about(tmp_path: Path) -> None:
+    from bastion.config import RateLimitSettings
+
+    # A redis_url alone selects the shared store: replicas then count together.
+    assert RateLimitSettings(redis_url="redis://127.0.0.1:6379/0").backend == "redis"
+    assert RateLimitSettings().backend == "memory"
+    # Memory chosen explicitly beside a redis_url: kept, and `config check` says so.
+    config = project(tmp_path)
+    edit(config, rate_limit={"backend": "memory", "redis_url": "redis://127.0.0.1:6379/0"})
+    result = run("config", "check", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert "rate_limit.redis_url is set but rate_limit.backend is 'memory'" in result.output
+    edit(config, rate_limit={"backend": "redis"})
+    result = run("config", "check", "--config", str(config))
+    assert "rate_limit.redis_url is set" not in result.output

@@ -345,3 +345,14 @@ async def test_build_limiter() -> None:
     )
     assert isinstance(limiter, RedisRateLimiter)
     await limiter.aclose()
+
+
+def test_starting_with_memory_beside_a_redis_url_warns() -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        build_limiter(RateLimitSettings(backend="memory", redis_url="redis://127.0.0.1:1/0"))
+        build_limiter(RateLimitSettings(backend="memory"))
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert len(warnings) == 1
+    assert "rate_limit.backend is 'memory'" in warnings[0]["event"]

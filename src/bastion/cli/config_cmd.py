@@ -44,6 +44,9 @@ def check(
     checks = check_references(settings)
     for warning in exposed_file_warnings(settings, [c.reference for c in checks]):
         warn(warning)
+    ignored = settings.rate_limit.ignored_redis_url()
+    if ignored:
+        warn(ignored)
     checks += [
         Check(f.key, str(f.path), f.problem is None, f.problem)
         for f in policy_checks(settings, guardrail_policies or [])

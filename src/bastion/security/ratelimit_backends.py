@@ -5,6 +5,8 @@ The Redis module (and the redis package) is imported only when the settings choo
 
 from __future__ import annotations
 
+import structlog
+
 from bastion.config import RateLimitSettings
 from bastion.security.ratelimit import MemoryRateLimiter, RateLimiter
 
@@ -14,6 +16,9 @@ __all__ = ["build_limiter"]
 def build_limiter(settings: RateLimitSettings) -> RateLimiter:
     """The limiter `settings.backend` names: in-process memory, or Redis at `redis_url`."""
     if settings.backend == "memory":
+        ignored = settings.ignored_redis_url()
+        if ignored:
+            structlog.get_logger("bastion.ratelimit").warning(ignored)
         return MemoryRateLimiter()
     if not settings.redis_url:
         raise ValueError(
