@@ -256,6 +256,11 @@ class PipelineSettings(_Section):
     # Backoff before a transiently failed document is tried again: base * 2^(attempt-1), capped.
     retry_backoff_base_seconds: float = 1.0
     retry_backoff_max_seconds: float = 60.0
+    # The reconciler (each worker, every reconcile_every_seconds): documents `queued` or
+    # `processing` for longer than requeue_after_seconds whose message the queue lost are sent
+    # again, or failed when the message is in the dead-letter queue.
+    reconcile_every_seconds: float = Field(default=60.0, gt=0)
+    requeue_after_seconds: float = Field(default=300.0, gt=0)
     # Credentials of the two pipeline principals that are not agents (secret references).
     worker_api_key: str | None = None
     gateway_api_key: str | None = None

@@ -40,9 +40,15 @@ class Flow:
         self.queue = open_pipeline_queue(settings)
 
     def submit(
-        self, data: bytes, filename: str = "doc.pdf", principal: str = "submitter"
+        self,
+        data: bytes,
+        filename: str = "doc.pdf",
+        principal: str = "submitter",
+        *,
+        send: bool = True,
     ) -> tuple[str, str]:
-        """Record an upload as the gateway does; returns (document id, correlation id)."""
+        """Record an upload as the gateway does; returns (document id, correlation id).
+        `send=False`: the queue send is lost (the queue was down after the record was made)."""
         cid = new_correlation_id()
         record = self.repo.record_upload(
             hashlib.sha256(data).hexdigest(),
@@ -54,7 +60,7 @@ class Flow:
             correlation_id=cid,
         )
         object_store(self.settings).put(data)
-        if record.created:
+        if record.created and send:
             self.queue.send({"document_id": record.id, "correlation_id": cid, "filename": filename})
         return record.id, cid
 
@@ -98,7 +104,12 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
     result = init_project(directory)
     assign_ports(
         result.config,
-        pipeline={"retry_backoff_base_seconds": 0.05, "max_receive_count": 3},
+        pipeline={
+            "retry_backoff_base_seconds": 0.05,
+            "max_receive_count": 3,
+            "reconcile_every_seconds": 0.2,
+            "requeue_after_seconds": 1.0,
+        },
         audit={"flush_interval_seconds": 0.05},
     )
     with pipeline_in_threads(result.config, gateway=False) as settings:
@@ -287,6 +298,14 @@ def test_worker_retries_then_dead_letters_when_orchestrator_is_down(tmp_path: Pa
     doc = flow.repo.get_document(doc_id)
     assert doc is not None and doc["status"] == "failed"
     assert doc["failure_reason"] == "orchestrator_unreachable"
+
+
+def test_an_upload_whose_queue_send_was_lost_is_archived_by_the_reconciler(flow: Flow) -> None:
+    doc_id, cid = flow.submit(render_samples()["invoice_de.pdf"], "lost.pdf", send=False)
+    doc = flow.wait(doc_id, {"archived"})
+    assert doc["correlation_id"] == cid
+    details = [(e["event"], e.get("detail") or "") for e in doc["history"]]
+    assert any(ev == "queued" and d.startswith("requeued") for ev, d in details), details
 
 
 def test_hostile_text_is_archived_for_review_with_its_findings(flow: Flow) -> None:

@@ -73,6 +73,18 @@ from bastion.storage import (
 )
 
 _DOCUMENTS = cast(Table, Document.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class StaleDocument:
+    """A document whose status has not changed for a while (see `ArchiveRepository.stale`)."""
+
+    id: str
+    correlation_id: str | None
+    filename: str
+    updated_at: float
+
+
 _FIELDS = cast(Table, DocumentField.__table__)
 _LINE_ITEMS = cast(Table, LineItemRow.__table__)
 _FINDINGS = cast(Table, FindingRow.__table__)
@@ -398,6 +410,61 @@ class ArchiveRepository:
                 principal=principal,
             )
         return str(doc.sha256)
+
+    def stale(self, status: str, updated_before: float, limit: int = 100) -> list[StaleDocument]:
+        """Live documents in `status` whose last status change is older than `updated_before`
+        (epoch seconds), oldest first: what the reconciler looks at."""
+        d = _DOCUMENTS.c
+        query = (
+            select(d.id, d.correlation_id, d.filename, d.updated_at)
+            .where(d.status == status, d.deleted_at.is_(None), d.updated_at < updated_before)
+            .order_by(d.updated_at, d.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [StaleDocument(r.id, r.correlation_id, r.filename, r.updated_at) for r in rows]
+
+    def move_if_unchanged(
+        self,
+        document: StaleDocument,
+        status: str,
+        new_status: str,
+        *,
+        reason: str | None = None,
+        detail: str,
+        principal: str,
+    ) -> bool:
+        """Move `document` from `status` to `new_status` only if neither has changed since it
+        was read (so that of several reconcilers one acts); record the history event."""
+        now = time.time()
+        d = _DOCUMENTS.c
+        with self._tx() as conn:
+            moved = conn.execute(
+                update(_DOCUMENTS)
+                .where(
+                    d.id == document.id,
+                    d.status == status,
+                    d.updated_at == document.updated_at,
+                    d.deleted_at.is_(None),
+                )
+                .values(
+                    status=new_status,
+                    failure_reason=_clip(reason, 64) if new_status == "failed" else None,
+                    updated_at=now,
+                )
+            ).rowcount
+            if moved:
+                self._event(
+                    conn,
+                    document.id,
+                    new_status,
+                    at=now,
+                    detail=detail,
+                    correlation_id=document.correlation_id,
+                    principal=principal,
+                )
+        return bool(moved)
 
     def add_event(
         self,

@@ -46,6 +46,7 @@ from bastion.pipeline.archive_repo import (
     DocumentNotFoundError,
 )
 from bastion.pipeline.model import is_document_id
+from bastion.pipeline.reconcile import reconcile
 from bastion.pipeline.stores import open_pipeline_queue
 from bastion.protocol.errors import (
     DEPENDENCY_UNAVAILABLE,
@@ -122,7 +123,8 @@ class Worker:
         self.queue = queue or open_pipeline_queue(settings)
         self.repo = ArchiveRepository(shared_engine(settings.database_url()))
         self.client = client or _orchestrator_client(settings)
-        self.counts = {"archived": 0, "dead_lettered": 0, "retried": 0}
+        self.counts = {"archived": 0, "dead_lettered": 0, "retried": 0, "requeued": 0,
+                       "reconciled_failed": 0}  # fmt: skip
         self.lease = ConsumerLease(self.queue, settings.pipeline.consumer_lease_seconds)
         self._rng = random.Random()  # noqa: S311 (backoff jitter, not security)
         # Queue and database calls block: they get their own threads, never the loop's default
@@ -139,6 +141,7 @@ class Worker:
         slots = asyncio.Semaphore(self.concurrency)
         active: dict[asyncio.Task[None], Message] = {}
         last_purge = time.monotonic()
+        next_reconcile = time.monotonic()  # once at start, then every reconcile_every_seconds
         visibility = self.settings.pipeline.visibility_timeout_seconds
         reclaimed = await self._blocking(self.lease.start)
         log.info(
@@ -174,6 +177,9 @@ class Worker:
             if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
                 last_purge = time.monotonic()
                 await self._blocking(self.queue.purge_expired)
+            if time.monotonic() >= next_reconcile:
+                next_reconcile = time.monotonic() + self.settings.pipeline.reconcile_every_seconds
+                await self._reconcile()
         if active:
             _done, pending = await asyncio.wait(list(active), timeout=drain_seconds)
             for task in pending:
@@ -189,6 +195,23 @@ class Worker:
                         )
         await self._blocking(self.lease.stop)
         log.info("worker stopped", **self.counts)
+
+    async def _reconcile(self) -> None:
+        """Requeue or fail the documents the queue has lost (see `reconcile`); a failure is
+        logged and tried again next round."""
+        try:
+            result = await self._blocking(
+                reconcile,
+                self.repo,
+                self.queue,
+                older_than=self.settings.pipeline.requeue_after_seconds,
+                now=time.time(),
+            )
+        except Exception:
+            log.exception("reconciling the queue with the archive failed; will try again")
+            return
+        self.counts["requeued"] += result.requeued
+        self.counts["reconciled_failed"] += result.failed
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):  # run() normally stopped it already
