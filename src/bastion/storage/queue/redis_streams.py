@@ -76,6 +76,7 @@ _SWEEP_LIMIT = 1000  # stream entries past retention purged per call
 _REDRIVE_CHUNK = 500
 _MAX_BLOCK_MS = 5000  # a long poll looks again at least this often
 _MAX_REASON = 2000
+_CONNECT_TIMEOUT = 10.0  # seconds; the URL's socket_connect_timeout= overrides it
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 _ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
@@ -184,10 +185,19 @@ class RedisStreamsQueue:
         shown = display_url(url)
         address, prefix = _split_url(url)
         try:
-            client = redis.Redis.from_url(address, decode_responses=True)
+            client = redis.Redis.from_url(
+                address, decode_responses=True, socket_connect_timeout=_CONNECT_TIMEOUT
+            )
         except (ValueError, TypeError) as exc:
             raise ValueError(f"invalid Redis queue URL {shown}: {exc}") from None
         try:
+            queue = cls(
+                client,
+                prefix=prefix,
+                name=name,
+                max_receive_count=max_receive_count,
+                retention_seconds=retention_seconds,
+            )
             client.ping()
         except redis.RedisError as exc:
             client.close()
@@ -195,13 +205,10 @@ class RedisStreamsQueue:
                 f"cannot reach the Redis queue at {shown}: {exc} (is Redis running there, and "
                 "are the password and database number right?)"
             ) from None
-        return cls(
-            client,
-            prefix=prefix,
-            name=name,
-            max_receive_count=max_receive_count,
-            retention_seconds=retention_seconds,
-        )
+        except ValueError:
+            client.close()
+            raise
+        return queue
 
     def _run(self, op: str, *args: Any) -> Any:
         settings: list[EncodableT] = [
