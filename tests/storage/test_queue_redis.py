@@ -21,7 +21,7 @@ from bastion.project import init_project
 from bastion.storage.queue import Message, Queue, open_queue
 from bastion.storage.queue.redis_streams import RedisStreamsQueue, display_url
 from bastion.testing.ports import closed_port_url
-from tests.cli.test_cli import run
+from tests.cli.runner import run
 
 
 @pytest.fixture
@@ -227,14 +227,20 @@ def test_a_long_poll_waits_no_longer_than_until_a_delayed_message_is_due(
     assert watch.blocks and watch.blocks[0] <= 201
 
 
-# -- settings ------------------------------------------------------------------------------------
+# -- settings and commands -----------------------------------------------------------------------
+
+
+def _project_with_queue(tmp_path: Path, queue_url: str) -> tuple[Path, dict[str, Any]]:
+    config = init_project(tmp_path / "proj").config
+    data = yaml.safe_load(config.read_text())
+    data["pipeline"]["queue_url"] = queue_url
+    config.write_text(yaml.safe_dump(data))
+    return config, data
 
 
 def test_pipeline_queue_url_accepts_redis_and_config_check_passes(tmp_path: Path) -> None:
-    config = init_project(tmp_path / "proj").config
-    data = yaml.safe_load(config.read_text())
-    data["pipeline"]["queue_url"] = "rediss://:s3cret@cache.internal:6380/3?prefix=bastion:q"
-    config.write_text(yaml.safe_dump(data))
+    url = "rediss://:s3cret@cache.internal:6380/3?prefix=bastion:q"
+    config, data = _project_with_queue(tmp_path, url)
     assert load_settings(config).pipeline.queue_url.startswith("rediss://")
     result = run("config", "check", "--config", str(config))
     assert result.exit_code == 0, result.output
@@ -245,3 +251,38 @@ def test_pipeline_queue_url_accepts_redis_and_config_check_passes(tmp_path: Path
     with pytest.raises(ConfigError, match=r"pipeline.queue_url: .*amqp:// .*redis://") as info:
         load_settings(config)
     assert "s3cret" not in str(info.value)
+
+
+def test_status_and_dlq_commands_read_a_redis_queue(
+    tmp_path: Path, opened: Callable[..., RedisStreamsQueue], redis_queue_url: str
+) -> None:
+    queue = opened()
+    poison = queue.send({"document_id": "doc_poison"})
+    [m] = queue.receive()
+    assert queue.dead_letter(m.receipt_handle, "not_pdf")
+    queue.send({"document_id": "doc_waiting"})
+    config, _ = _project_with_queue(tmp_path, redis_queue_url)
+
+    listed = run("dlq", "list", "--json", "--config", str(config))
+    assert listed.exit_code == 0, listed.output
+    [row] = json.loads(listed.output)
+    assert (row["id"], row["document_id"], row["reason"]) == (poison, "doc_poison", "not_pdf")
+    status = run("status", "--json", "--config", str(config))
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output)["queue"] == {
+        "visible": 1,
+        "in_flight": 0,
+        "delayed": 0,
+        "dead": 1,
+    }
+
+
+def test_commands_name_an_unreachable_redis_without_its_password(tmp_path: Path) -> None:
+    down = closed_port_url(scheme="redis").replace("redis://", "redis://:s3cret@") + "/0"
+    config, _ = _project_with_queue(tmp_path, down)
+    for command in (["status"], ["dlq", "list"]):
+        result = run(*command, "--config", str(config))
+        assert result.exit_code != 0
+        assert "cannot open the queue pipeline.queue_url=redis://127.0.0.1:" in result.output
+        assert "cannot reach the Redis queue" in result.output
+        assert "s3cret" not in result.output

@@ -23,6 +23,7 @@ from bastion.storage.queue.base import (
 )
 from bastion.storage.queue.lease import ConsumerLease
 from bastion.storage.queue.sqlite import SQLiteQueue
+from bastion.storage.queue.url import display_url
 
 __all__ = [
     "DEFAULT_MAX_RECEIVE_COUNT",
@@ -37,6 +38,7 @@ __all__ = [
     "Queue",
     "QueueStats",
     "SQLiteQueue",
+    "display_url",
     "open_queue",
     "queue_path",
 ]

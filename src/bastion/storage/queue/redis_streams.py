@@ -46,7 +46,8 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -67,6 +68,7 @@ from bastion.storage.queue.base import (
     QueueStats,
 )
 from bastion.storage.queue.identity import this_host, this_node
+from bastion.storage.queue.url import display_url
 
 DEFAULT_PREFIX = "bastion:queue"
 GROUP = "bastion"
@@ -74,9 +76,10 @@ NOBODY = "(nobody)"  # the holder of received messages that no consumer holds
 MAX_BATCH = 100
 _SWEEP_LIMIT = 1000  # stream entries past retention purged per call
 _REDRIVE_CHUNK = 500
-_MAX_BLOCK_MS = 5000  # a long poll looks again at least this often
 _MAX_REASON = 2000
-_CONNECT_TIMEOUT = 10.0  # seconds; the URL's socket_connect_timeout= overrides it
+# Seconds; the URL's socket_timeout= and socket_connect_timeout= override them.
+_DEFAULT_SOCKET_TIMEOUT = 5.0
+_CONNECT_TIMEOUT = 10.0
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 _ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
@@ -97,12 +100,6 @@ _SCRIPTS = {
     "consumers": lua.CONSUMERS,
     "in_flight": lua.IN_FLIGHT,
 }
-
-
-def display_url(url: str) -> str:
-    """`url` without its user and password, to show in messages."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _split_url(url: str) -> tuple[str, str]:
@@ -163,6 +160,10 @@ class RedisStreamsQueue:
         self.max_receive_count = max_receive_count
         self.retention_seconds = float(retention_seconds)
         self._client = client
+        kw = client.get_connection_kwargs()
+        self._shown = f"{kw.get('host', kw.get('path'))}:{kw.get('port', '')}/{kw.get('db', 0)}"
+        # A long poll's XREAD BLOCK ends well inside the socket timeout (redis-py's default: 5 s).
+        self._max_block_ms = int(500 * (kw.get("socket_timeout") or _DEFAULT_SOCKET_TIMEOUT))
         self.stream = f"{prefix}:{name}"
         self._keys = [self.stream + (f":{k}" if k else "") for k in lua.KEY_NAMES]
         self._wake_key = self._keys[lua.KEY_NAMES.index("wake")]
@@ -186,7 +187,10 @@ class RedisStreamsQueue:
         address, prefix = _split_url(url)
         try:
             client = redis.Redis.from_url(
-                address, decode_responses=True, socket_connect_timeout=_CONNECT_TIMEOUT
+                address,
+                decode_responses=True,
+                socket_timeout=_DEFAULT_SOCKET_TIMEOUT,
+                socket_connect_timeout=_CONNECT_TIMEOUT,
             )
         except (ValueError, TypeError) as exc:
             raise ValueError(f"invalid Redis queue URL {shown}: {exc}") from None
@@ -218,7 +222,19 @@ class RedisStreamsQueue:
             _ms(self.retention_seconds),
             REASON_MAX_RECEIVES,
         ]
-        return self._scripts[op](keys=self._keys, args=[*settings, *args])
+        with self._answering():
+            return self._scripts[op](keys=self._keys, args=[*settings, *args])
+
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        """Redis unreachable or not answering: a `ConnectionError` (an `OSError`) naming the
+        server, never its password."""
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise ConnectionError(
+                f"the Redis queue at {self._shown} did not answer: {exc}"
+            ) from exc
 
     def close(self) -> None:
         """Close the connections (the queue reconnects if used again)."""
@@ -274,14 +290,15 @@ class RedisStreamsQueue:
             if messages or remaining_ms < 1:
                 messages.sort(key=lambda m: _entry_order(m.receipt_handle.partition(".")[2]))
                 return messages
-            block = min(remaining_ms, _MAX_BLOCK_MS)
+            block = min(remaining_ms, self._max_block_ms)
             if due_ms >= 0:
                 block = min(block, due_ms + 1)
-            self._client.xread(
-                {self.stream: last_entry, self._wake_key: last_wake},
-                count=1,
-                block=max(1, int(block)),
-            )
+            with self._answering():
+                self._client.xread(
+                    {self.stream: last_entry, self._wake_key: last_wake},
+                    count=1,
+                    block=max(1, int(block)),
+                )
 
     @staticmethod
     def _message(entry_id: str, token: str, flat: list[str], count: int) -> Message:
@@ -354,7 +371,8 @@ class RedisStreamsQueue:
 
     def _dlq_page(self, start: str, count: int) -> list[tuple[str, dict[str, str]]]:
         """Up to `count` dead letters from entry `start` on: (entry id, fields)."""
-        page = self._client.xrange(self._dlq_key, min=start, count=count) or []
+        with self._answering():
+            page = self._client.xrange(self._dlq_key, min=start, count=count) or []
         return [(str(eid), {str(k): str(v) for k, v in (f or {}).items()}) for eid, f in page]
 
     # -- introspection and maintenance ------------------------------------------------------
