@@ -2,7 +2,8 @@
 
 `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX]` (`rediss://` for TLS): the URL's
 path picks the Redis database (0 when absent), `prefix` the key prefix (`bastion:queue` when
-absent); other query options go to redis-py (`socket_timeout=5`, ...). Queue `name` keeps its
+absent); other query options go to redis-py (`socket_timeout=` defaults to 5 s,
+`socket_connect_timeout=` to 10 s). Queue `name` keeps its
 messages in the stream `<prefix>:<name>` and its other keys beside it (`<prefix>:<name>:dlq`,
 `:pending`, ...; see `redis_scripts`), so queue names are letters, digits, `_`, `.` and `-`.
 
@@ -32,6 +33,11 @@ Consumers register in a hash (id, pid, host, node, start) with their lease in a 
 `reclaim` hands the PEL entries of consumers whose lease ran out, who are said to be gone or who
 are not registered to `(nobody)`, visible at once with their receive counts kept, and removes
 those consumers from the group.
+
+One Redis server (with replicas if wanted), not Redis Cluster: a queue's scripts use a dozen
+keys that are not hash-tagged into one slot. Durability is the server's: with AOF and
+`appendfsync everysec` a crash loses at most the last second; a failover to a replica that had
+not yet received the last writes can lose or redeliver those messages. Redis 6.2 or later.
 
 Retention counts from when a message entered the stream: its send, the end of its delay, or its
 redrive (a message whose delay outlasts the retention is dropped when it comes due); dead
@@ -67,16 +73,22 @@ from bastion.storage.queue.base import (
     Message,
     QueueStats,
 )
+from bastion.storage.queue.checks import (
+    MAX_REASON,
+    check_lease,
+    check_receive,
+    check_settings,
+    check_timeout,
+    encode_body,
+)
 from bastion.storage.queue.identity import this_host, this_node
 from bastion.storage.queue.url import display_url
 
 DEFAULT_PREFIX = "bastion:queue"
 GROUP = "bastion"
 NOBODY = "(nobody)"  # the holder of received messages that no consumer holds
-MAX_BATCH = 100
 _SWEEP_LIMIT = 1000  # stream entries past retention purged per call
 _REDRIVE_CHUNK = 500
-_MAX_REASON = 2000
 # Seconds; the URL's socket_timeout= and socket_connect_timeout= override them.
 _DEFAULT_SOCKET_TIMEOUT = 5.0
 _CONNECT_TIMEOUT = 10.0
@@ -128,11 +140,6 @@ def _fields(flat: Sequence[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-def _check_lease(lease_seconds: float) -> None:
-    if not lease_seconds > 0:
-        raise ValueError("lease_seconds must be positive")
-
-
 class RedisStreamsQueue:
     """A `Queue` kept in Redis (see the module docstring); `client` must decode responses."""
 
@@ -145,10 +152,7 @@ class RedisStreamsQueue:
         max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
         retention_seconds: float = DEFAULT_RETENTION_SECONDS,
     ) -> None:
-        if max_receive_count < 1:
-            raise ValueError("max_receive_count must be at least 1")
-        if retention_seconds <= 0:
-            raise ValueError("retention_seconds must be positive")
+        check_settings(max_receive_count, retention_seconds)
         if not _NAME.fullmatch(name):
             raise ValueError(f"queue name {name!r}: use 1 to 200 letters, digits, '_', '.' or '-'")
         if not _PREFIX.fullmatch(prefix):
@@ -249,11 +253,7 @@ class RedisStreamsQueue:
     # -- producer ---------------------------------------------------------------------------
 
     def send(self, body: dict[str, Any], *, delay_seconds: float = 0) -> str:
-        if not isinstance(body, dict):
-            raise TypeError("a message body is a dict")
-        if delay_seconds < 0:
-            raise ValueError("delay_seconds must not be negative")
-        payload = json.dumps(body, separators=(",", ":"), allow_nan=False)
+        payload = encode_body(body, delay_seconds)
         msg_id = uuid.uuid4().hex
         self._run("send", msg_id, payload, _ms(delay_seconds))
         return msg_id
@@ -268,10 +268,7 @@ class RedisStreamsQueue:
         wait_seconds: float = 0,
         consumer: str | None = None,
     ) -> list[Message]:
-        if not 1 <= max_messages <= MAX_BATCH:
-            raise ValueError(f"max_messages must be between 1 and {MAX_BATCH}")
-        if visibility_timeout < 0 or wait_seconds < 0:
-            raise ValueError("timeouts must not be negative")
+        check_receive(max_messages, visibility_timeout, wait_seconds)
         if consumer == NOBODY:
             raise ValueError(f"{NOBODY!r} is not a consumer id (use register_consumer)")
         deadline = time.monotonic() + wait_seconds
@@ -326,19 +323,16 @@ class RedisStreamsQueue:
     def change_visibility(
         self, receipt_handle: str, timeout: float, *, reason: str | None = None
     ) -> bool:
-        if timeout < 0:
-            raise ValueError("timeout must not be negative")
+        check_timeout(timeout)
         receipt = self._receipt(receipt_handle)
         if receipt is None:
             return False
-        text, given = ("", "0") if reason is None else (reason[:_MAX_REASON], "1")
+        text, given = ("", "0") if reason is None else (reason[:MAX_REASON], "1")
         return bool(self._run("change_visibility", *receipt, _ms(timeout), text, given))
 
     def dead_letter(self, receipt_handle: str, reason: str) -> bool:
         receipt = self._receipt(receipt_handle)
-        return receipt is not None and bool(
-            self._run("dead_letter", *receipt, reason[:_MAX_REASON])
-        )
+        return receipt is not None and bool(self._run("dead_letter", *receipt, reason[:MAX_REASON]))
 
     # -- dead-letter queue ------------------------------------------------------------------
 
@@ -401,7 +395,7 @@ class RedisStreamsQueue:
     # -- consumers and leases ---------------------------------------------------------------
 
     def _identity(self, consumer_id: str, lease_seconds: float) -> list[Any]:
-        _check_lease(lease_seconds)
+        check_lease(lease_seconds)
         return [consumer_id, os.getpid(), this_host(), this_node(), _ms(lease_seconds)]
 
     def register_consumer(self, lease_seconds: float) -> str:
