@@ -64,6 +64,11 @@ def test_the_url_names_the_prefix_and_a_password_is_never_shown() -> None:
         open_queue(down, name="a:b")
     with pytest.raises(ValueError, match="key prefix"):
         open_queue(down + "?prefix=has space")
+    with pytest.raises(ValueError, match="database number"):
+        open_queue(down.removesuffix("/0") + "/queue")
+    with pytest.raises(ValueError, match="no_such_option") as info:
+        open_queue(down + "?no_such_option=1")
+    assert "s3cret" not in str(info.value)
 
 
 def test_keys_live_under_the_prefix_in_one_stream_with_its_group_and_dlq(

@@ -117,6 +117,11 @@ _SCRIPTS = {
 def _split_url(url: str) -> tuple[str, str]:
     """(the URL for redis-py, the key prefix) of a queue URL."""
     parts = urlsplit(url)
+    if not re.fullmatch(r"/?[0-9]*", parts.path):
+        raise ValueError(
+            f"invalid Redis queue URL {display_url(url)}: its path is the database number "
+            "(redis://HOST:PORT/0)"
+        )
     options = parse_qsl(parts.query, keep_blank_values=True)
     prefixes = [value for key, value in options if key == "prefix"]
     rest = urlencode([(key, value) for key, value in options if key != "prefix"])
@@ -213,6 +218,9 @@ class RedisStreamsQueue:
                 f"cannot reach the Redis queue at {shown}: {exc} (is Redis running there, and "
                 "are the password and database number right?)"
             ) from None
+        except TypeError as exc:  # an option redis-py does not know, seen on connecting
+            client.close()
+            raise ValueError(f"invalid Redis queue URL {shown}: {exc}") from None
         except ValueError:
             client.close()
             raise
