@@ -237,6 +237,9 @@ class ClientSettings(_Section):
     breaker_reset_seconds: float = 10.0
 
 
+# The schemes of `pipeline.queue_url` that `bastion.storage.queue.open_queue` opens.
+QUEUE_URL_SCHEMES = ("sqlite", "redis", "rediss")
+
 # Below it, a calibrated confidence says a field is more likely wrong than right.
 DEFAULT_REVIEW_CONFIDENCE = 0.5
 
@@ -245,6 +248,7 @@ class PipelineSettings(_Section):
     """The document pipeline: where bytes and messages live, and its limits."""
 
     objects_dir: str = "objects"
+    # sqlite:///FILE, or redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX] (rediss:// with TLS)
     queue_url: str = "sqlite:///queue.db"
     visibility_timeout_seconds: float = 120.0
     # A worker's lease on the queue, renewed every third of it: once it runs out (or the worker's
@@ -285,6 +289,19 @@ class PipelineSettings(_Section):
     ocr: bool = True
     ocr_languages: list[str] = Field(default_factory=lambda: ["deu", "fra", "eng"], min_length=1)
     tesseract_command: str = Field(default="tesseract", min_length=1)
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_backend_known(cls, url: str) -> str:
+        scheme, sep, _ = url.partition("://")
+        if not sep or scheme not in QUEUE_URL_SCHEMES:
+            # Only the scheme is shown: the rest may hold a password.
+            what = f"scheme {scheme}://" if sep else "a URL without a scheme"
+            raise ValueError(
+                f"{what} is not a queue backend: use sqlite:///FILE or "
+                "redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX] (rediss:// for TLS)"
+            )
+        return url
 
     @field_validator("ocr_languages")
     @classmethod

@@ -23,7 +23,7 @@ from bastion.cli.common import (
 )
 from bastion.cli.status_cmd import archive_call, open_archive, open_pipeline_queue
 from bastion.pipeline import DocumentNotFoundError
-from bastion.storage import DeadLetter, Queue
+from bastion.storage import DeadLetter, Queue, display_url
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and redrive the dead-letter queue.")
 
@@ -52,8 +52,8 @@ def _row(dl: DeadLetter) -> dict[str, Any]:
 def _dead_letters(queue: Queue, limit: int, url: str) -> list[DeadLetter]:
     try:
         return queue.dlq_list(limit)
-    except sqlite3.Error as exc:
-        fail(f"cannot read the queue pipeline.queue_url={url}: {exc}")
+    except (sqlite3.Error, OSError) as exc:
+        fail(f"cannot read the queue pipeline.queue_url={display_url(url)}: {exc}")
 
 
 @app.command("list")

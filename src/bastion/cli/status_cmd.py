@@ -25,7 +25,7 @@ from bastion.cli.common import (
 )
 from bastion.config import Settings
 from bastion.pipeline import ArchiveRepository
-from bastion.storage import InFlight, Queue, process_gone
+from bastion.storage import InFlight, Queue, display_url, process_gone
 
 T = TypeVar("T")
 
@@ -67,7 +67,8 @@ def open_pipeline_queue(settings: Settings) -> Queue:
     try:
         return open_queue(settings)
     except (ValueError, OSError, sqlite3.Error) as exc:
-        fail(f"cannot open the queue pipeline.queue_url={settings.pipeline.queue_url}: {exc}")
+        shown = display_url(settings.pipeline.queue_url)
+        fail(f"cannot open the queue pipeline.queue_url={shown}: {exc}")
 
 
 def consumer_state(message: InFlight, now: float) -> str:
@@ -142,8 +143,9 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     try:
         stats = asdict(queue.stats())
         held = queue.in_flight(IN_FLIGHT_LIMIT)
-    except sqlite3.Error as exc:
-        fail(f"cannot read the queue pipeline.queue_url={settings.pipeline.queue_url}: {exc}")
+    except (sqlite3.Error, OSError) as exc:
+        shown = display_url(settings.pipeline.queue_url)
+        fail(f"cannot read the queue pipeline.queue_url={shown}: {exc}")
     finally:
         queue.close()
     now = time.time()

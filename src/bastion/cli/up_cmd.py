@@ -16,6 +16,7 @@ from bastion.cli.common import ConfigOption, console, err_console, fail, print_r
 from bastion.config import ConfigError, find_config
 from bastion.runtime import SupervisorError, SupervisorEvent
 from bastion.security import check_references, describe_failures
+from bastion.storage import display_url
 
 STOP_TIMEOUT_SECONDS = 20.0
 _SHOWN = {
@@ -84,7 +85,8 @@ def up(
     try:
         sup.start()
         rows = [{"service": name, "url": url} for name, url in endpoints]
-        rows.append({"service": "worker", "url": f"queue {settings.pipeline.queue_url}"})
+        queue = display_url(settings.pipeline.queue_url)
+        rows.append({"service": "worker", "url": f"queue {queue}"})
         for row in rows:
             row["log"] = str(sup.log_path(row["service"]))
         print_rows(rows, ["service", "url", "log"], as_json=False, title="bastion up")

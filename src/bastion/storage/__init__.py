@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from bastion.storage.queue import InFlight as InFlight
     from bastion.storage.queue import Message as Message
     from bastion.storage.queue import Queue as Queue
+    from bastion.storage.queue import display_url as display_url
     from bastion.storage.queue import open_queue as open_queue
     from bastion.storage.queue import queue_path as queue_path
     from bastion.storage.queue.identity import process_gone as process_gone
@@ -58,6 +59,7 @@ _EXPORTS = {
     "ID_TOKEN_PATTERN": "bastion.storage.ids",
     "random_token": "bastion.storage.ids",
     "decode_cursor": "bastion.storage.paging",
+    "display_url": "bastion.storage.queue",
     "encode_cursor": "bastion.storage.paging",
     "ApiKey": "bastion.storage.models",
     "AuditRecord": "bastion.storage.models",
@@ -126,6 +128,7 @@ __all__ = [
     "ResearchRun",
     "RunState",
     "decode_cursor",
+    "display_url",
     "encode_cursor",
     "make_engine",
     "migrate",

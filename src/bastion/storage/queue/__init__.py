@@ -1,7 +1,8 @@
-"""Durable message queues for the document pipeline (SQS-shaped; SQLite backend for now).
+"""Durable message queues for the document pipeline (SQS-shaped).
 
-`open_queue(url)` opens the backend named by a URL such as `sqlite:///queue.db` (relative paths
-are resolved against `base_dir`). The API is synchronous; see `base` for the contract.
+`open_queue(url)` opens the backend named by a URL: `sqlite:///queue.db` (relative paths are
+resolved against `base_dir`), `redis://HOST:PORT/DB?prefix=PREFIX` or `rediss://...` (Redis
+Streams, see `redis_streams`). The API is synchronous; see `base` for the contract.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bastion.storage.queue.base import (
 )
 from bastion.storage.queue.lease import ConsumerLease
 from bastion.storage.queue.sqlite import SQLiteQueue
+from bastion.storage.queue.url import display_url
 
 __all__ = [
     "DEFAULT_MAX_RECEIVE_COUNT",
@@ -36,6 +38,7 @@ __all__ = [
     "Queue",
     "QueueStats",
     "SQLiteQueue",
+    "display_url",
     "open_queue",
     "queue_path",
 ]
@@ -63,6 +66,15 @@ def open_queue(
     retention_seconds: float = DEFAULT_RETENTION_SECONDS,
 ) -> Queue:
     """Open (creating if needed) the queue at `url`."""
+    if url.startswith(("redis://", "rediss://")):
+        from bastion.storage.queue.redis_streams import RedisStreamsQueue
+
+        return RedisStreamsQueue.from_url(
+            url,
+            name=name,
+            max_receive_count=max_receive_count,
+            retention_seconds=retention_seconds,
+        )
     return SQLiteQueue(
         queue_path(url, base_dir),
         name=name,

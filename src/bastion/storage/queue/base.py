@@ -14,8 +14,8 @@ lease well inside the lease time (`renew_lease`, see `lease.ConsumerLease`). `re
 messages of consumers whose lease has expired (or who are known to be gone) visible again at once,
 keeping their receive counts, instead of leaving them hidden until their visibility timeout: a
 crashed worker's documents are picked up as soon as a worker starts, and never a live worker's.
-(Redis Streams: a consumer group's XAUTOCLAIM of the entries of expired consumers; SQS: a
-consumer table beside the queue and ChangeMessageVisibility 0.)
+(Redis Streams: the consumer group's pending entries of expired consumers handed to nobody,
+visible at once; SQS: a consumer table beside the queue and ChangeMessageVisibility 0.)
 
 The API is synchronous (a short database transaction per call, `receive(wait_seconds=...)`
 blocks); asyncio callers run it through `asyncio.to_thread`.
