@@ -18,10 +18,12 @@ from bastion.storage.queue import REASON_MAX_RECEIVES, Queue, open_queue
 MakeQueue = Callable[..., Queue]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'queue.db'}"
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_queue_url"))
     raise AssertionError(request.param)
 
 

@@ -1,7 +1,8 @@
-"""Durable message queues for the document pipeline (SQS-shaped; SQLite backend for now).
+"""Durable message queues for the document pipeline (SQS-shaped).
 
-`open_queue(url)` opens the backend named by a URL such as `sqlite:///queue.db` (relative paths
-are resolved against `base_dir`). The API is synchronous; see `base` for the contract.
+`open_queue(url)` opens the backend named by a URL: `sqlite:///queue.db` (relative paths are
+resolved against `base_dir`) or `postgresql://USER@HOST/DATABASE` (see `postgres`). The API is
+synchronous; see `base` for the contract.
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ def open_queue(
     retention_seconds: float = DEFAULT_RETENTION_SECONDS,
 ) -> Queue:
     """Open (creating if needed) the queue at `url`."""
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        from bastion.storage.queue.postgres import PostgresQueue
+
+        return PostgresQueue(
+            url,
+            name=name,
+            max_receive_count=max_receive_count,
+            retention_seconds=retention_seconds,
+        )
     return SQLiteQueue(
         queue_path(url, base_dir),
         name=name,
