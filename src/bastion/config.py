@@ -212,6 +212,9 @@ class ClientSettings(_Section):
     breaker_reset_seconds: float = 10.0
 
 
+# The schemes of `pipeline.queue_url` that `bastion.storage.queue.open_queue` opens.
+QUEUE_URL_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+
 # Below it, a calibrated confidence says a field is more likely wrong than right.
 DEFAULT_REVIEW_CONFIDENCE = 0.5
 
@@ -220,6 +223,7 @@ class PipelineSettings(_Section):
     """The document pipeline: where bytes and messages live, and its limits."""
 
     objects_dir: str = "objects"
+    # sqlite:///FILE, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?options=...]
     queue_url: str = "sqlite:///queue.db"
     visibility_timeout_seconds: float = 120.0
     # A worker's lease on the queue, renewed every third of it: once it runs out (or the worker's
@@ -255,6 +259,19 @@ class PipelineSettings(_Section):
     ocr: bool = True
     ocr_languages: list[str] = Field(default_factory=lambda: ["deu", "fra", "eng"], min_length=1)
     tesseract_command: str = Field(default="tesseract", min_length=1)
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_backend_known(cls, url: str) -> str:
+        scheme, sep, _ = url.partition("://")
+        if not sep or scheme not in QUEUE_URL_SCHEMES:
+            # Only the scheme is shown: the rest may hold a password.
+            what = f"scheme {scheme}://" if sep else "a URL without a scheme"
+            raise ValueError(
+                f"{what} is not a queue backend: use sqlite:///FILE or "
+                "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+            )
+        return url
 
     @field_validator("ocr_languages")
     @classmethod
