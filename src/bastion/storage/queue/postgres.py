@@ -62,6 +62,15 @@ from bastion.storage.queue.base import (
     InFlight,
     Message,
     QueueStats,
+    in_flight_from_row,
+)
+from bastion.storage.queue.checks import (
+    MAX_REASON,
+    check_lease,
+    check_receive,
+    check_settings,
+    check_timeout,
+    encode_body,
 )
 from bastion.storage.queue.identity import this_host, this_node
 
@@ -69,8 +78,6 @@ T = TypeVar("T")
 
 URL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 SCHEMA_VERSION = 1
-MAX_BATCH = 100
-_MAX_REASON = 2000
 _MAX_IDLE = 8
 _CONNECT_TIMEOUT = 10  # seconds, unless the URL says (connect_timeout=)
 _MIN_WAIT = 0.001
@@ -293,10 +300,7 @@ class PostgresQueue:
         retention_seconds: float = DEFAULT_RETENTION_SECONDS,
         max_idle_connections: int = _MAX_IDLE,
     ) -> None:
-        if max_receive_count < 1:
-            raise ValueError("max_receive_count must be at least 1")
-        if retention_seconds <= 0:
-            raise ValueError("retention_seconds must be positive")
+        check_settings(max_receive_count, retention_seconds)
         self.name = name
         self.max_receive_count = max_receive_count
         self.retention_seconds = float(retention_seconds)
@@ -404,11 +408,7 @@ class PostgresQueue:
     # -- producer ---------------------------------------------------------------------------
 
     def send(self, body: dict[str, Any], *, delay_seconds: float = 0) -> str:
-        if not isinstance(body, dict):
-            raise TypeError("a message body is a dict")
-        if delay_seconds < 0:
-            raise ValueError("delay_seconds must not be negative")
-        payload = json.dumps(body, separators=(",", ":"), allow_nan=False)
+        payload = encode_body(body, delay_seconds)
         msg_id = uuid.uuid4().hex
 
         def insert(conn: psycopg.Connection[Any]) -> None:
@@ -475,10 +475,7 @@ class PostgresQueue:
         wait_seconds: float = 0,
         consumer: str | None = None,
     ) -> list[Message]:
-        if not 1 <= max_messages <= MAX_BATCH:
-            raise ValueError(f"max_messages must be between 1 and {MAX_BATCH}")
-        if visibility_timeout < 0 or wait_seconds < 0:
-            raise ValueError("timeouts must not be negative")
+        check_receive(max_messages, visibility_timeout, wait_seconds)
         deadline = time.monotonic() + wait_seconds
         channel = sql.Identifier(self.channel)
         with self._connection() as conn:
@@ -511,9 +508,8 @@ class PostgresQueue:
     def change_visibility(
         self, receipt_handle: str, timeout: float, *, reason: str | None = None
     ) -> bool:
-        if timeout < 0:
-            raise ValueError("timeout must not be negative")
-        reason = None if reason is None else reason[:_MAX_REASON]
+        check_timeout(timeout)
+        reason = None if reason is None else reason[:MAX_REASON]
 
         def change(conn: psycopg.Connection[Any]) -> bool:
             cur = conn.execute(
@@ -532,7 +528,7 @@ class PostgresQueue:
         def move(conn: psycopg.Connection[Any]) -> bool:
             cur = conn.execute(
                 _DEAD_LETTER_ONE,
-                {"receipt": receipt_handle, "queue": self.name, "reason": reason[:_MAX_REASON]},
+                {"receipt": receipt_handle, "queue": self.name, "reason": reason[:MAX_REASON]},
             )
             return cur.rowcount > 0
 
@@ -597,7 +593,7 @@ class PostgresQueue:
     # -- consumers and leases ---------------------------------------------------------------
 
     def register_consumer(self, lease_seconds: float) -> str:
-        _check_lease(lease_seconds)
+        check_lease(lease_seconds)
         consumer_id = uuid.uuid4().hex
         self._call(lambda conn: self._insert_consumer(conn, consumer_id, lease_seconds))
         return consumer_id
@@ -614,7 +610,7 @@ class PostgresQueue:
         )
 
     def renew_lease(self, consumer_id: str, lease_seconds: float) -> bool:
-        _check_lease(lease_seconds)
+        check_lease(lease_seconds)
 
         def renew(conn: psycopg.Connection[Any]) -> bool:
             cur = conn.execute(
@@ -684,24 +680,6 @@ class PostgresQueue:
     def in_flight(self, limit: int = 100) -> list[InFlight]:
         def read(conn: psycopg.Connection[Any]) -> list[InFlight]:
             rows = conn.execute(_IN_FLIGHT, (self.name, limit)).fetchall()
-            return [
-                InFlight(
-                    id=r[0],
-                    body=json.loads(r[1]),
-                    receive_count=r[2],
-                    sent_at=r[3],
-                    received_at=r[4],
-                    visible_at=r[5],
-                    consumer_id=r[6],
-                    last_error=r[7],
-                    consumer=None if r[8] is None else Consumer(*r[8:]),
-                )
-                for r in rows
-            ]
+            return [in_flight_from_row(r) for r in rows]
 
         return self._call(read)
-
-
-def _check_lease(lease_seconds: float) -> None:
-    if not lease_seconds > 0:
-        raise ValueError("lease_seconds must be positive")

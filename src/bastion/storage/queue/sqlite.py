@@ -44,16 +44,23 @@ from bastion.storage.queue.base import (
     InFlight,
     Message,
     QueueStats,
+    in_flight_from_row,
+)
+from bastion.storage.queue.checks import (
+    MAX_REASON,
+    check_lease,
+    check_receive,
+    check_settings,
+    check_timeout,
+    encode_body,
 )
 from bastion.storage.queue.identity import this_host, this_node
 
 T = TypeVar("T")
 
 SCHEMA_VERSION = 2
-MAX_BATCH = 100
 _POLL_MIN = 0.01
 _POLL_MAX = 0.2
-_MAX_REASON = 2000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -127,10 +134,7 @@ class SQLiteQueue:
         retention_seconds: float = DEFAULT_RETENTION_SECONDS,
         busy_timeout_seconds: float = 30.0,
     ) -> None:
-        if max_receive_count < 1:
-            raise ValueError("max_receive_count must be at least 1")
-        if retention_seconds <= 0:
-            raise ValueError("retention_seconds must be positive")
+        check_settings(max_receive_count, retention_seconds)
         self.path = Path(path)
         self.name = name
         self.max_receive_count = max_receive_count
@@ -255,11 +259,7 @@ class SQLiteQueue:
     # -- producer ---------------------------------------------------------------------------
 
     def send(self, body: dict[str, Any], *, delay_seconds: float = 0) -> str:
-        if not isinstance(body, dict):
-            raise TypeError("a message body is a dict")
-        if delay_seconds < 0:
-            raise ValueError("delay_seconds must not be negative")
-        payload = json.dumps(body, separators=(",", ":"), allow_nan=False)
+        payload = encode_body(body, delay_seconds)
         msg_id = uuid.uuid4().hex
         now = time.time()
 
@@ -326,10 +326,7 @@ class SQLiteQueue:
         wait_seconds: float = 0,
         consumer: str | None = None,
     ) -> list[Message]:
-        if not 1 <= max_messages <= MAX_BATCH:
-            raise ValueError(f"max_messages must be between 1 and {MAX_BATCH}")
-        if visibility_timeout < 0 or wait_seconds < 0:
-            raise ValueError("timeouts must not be negative")
+        check_receive(max_messages, visibility_timeout, wait_seconds)
         deadline = time.monotonic() + wait_seconds
         pause = _POLL_MIN
         while True:
@@ -353,9 +350,8 @@ class SQLiteQueue:
     def change_visibility(
         self, receipt_handle: str, timeout: float, *, reason: str | None = None
     ) -> bool:
-        if timeout < 0:
-            raise ValueError("timeout must not be negative")
-        reason = None if reason is None else reason[:_MAX_REASON]
+        check_timeout(timeout)
+        reason = None if reason is None else reason[:MAX_REASON]
 
         def change(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
@@ -376,7 +372,7 @@ class SQLiteQueue:
             cur = conn.execute(
                 "UPDATE messages SET dead_at = ?, last_error = ?, receipt = NULL, consumer = NULL"
                 " WHERE receipt = ? AND dead_at IS NULL",
-                (time.time(), reason[:_MAX_REASON], receipt_handle),
+                (time.time(), reason[:MAX_REASON], receipt_handle),
             )
             return cur.rowcount > 0
 
@@ -461,7 +457,7 @@ class SQLiteQueue:
     # -- consumers and leases ---------------------------------------------------------------
 
     def register_consumer(self, lease_seconds: float) -> str:
-        _check_lease(lease_seconds)
+        check_lease(lease_seconds)
         consumer_id = uuid.uuid4().hex
 
         def insert(conn: sqlite3.Connection) -> None:
@@ -488,7 +484,7 @@ class SQLiteQueue:
         )
 
     def renew_lease(self, consumer_id: str, lease_seconds: float) -> bool:
-        _check_lease(lease_seconds)
+        check_lease(lease_seconds)
 
         def renew(conn: sqlite3.Connection) -> bool:
             now = time.time()
@@ -564,22 +560,4 @@ class SQLiteQueue:
             " AND m.receive_count > 0 ORDER BY m.sent_at, m.seq LIMIT ?",
             (self.name, time.time(), limit),
         )
-        return [
-            InFlight(
-                id=r[0],
-                body=json.loads(r[1]),
-                receive_count=r[2],
-                sent_at=r[3],
-                received_at=r[4],
-                visible_at=r[5],
-                consumer_id=r[6],
-                last_error=r[7],
-                consumer=None if r[8] is None else Consumer(*r[8:]),
-            )
-            for r in rows
-        ]
-
-
-def _check_lease(lease_seconds: float) -> None:
-    if not lease_seconds > 0:
-        raise ValueError("lease_seconds must be positive")
+        return [in_flight_from_row(r) for r in rows]
