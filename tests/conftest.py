@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,24 +35,41 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         migrate(url)
         yield url
         return
+    with _postgres_schema("t") as url:
+        migrate(url)
+        try:
+            yield url
+        finally:
+            from bastion.storage.database import shared_engine
+
+            shared_engine(url).dispose()
+
+
+@contextmanager
+def _postgres_schema(prefix: str) -> Iterator[str]:
+    """`BASTION_TEST_POSTGRES_URL` with a new, empty schema of its own as the search path;
+    the schema is dropped afterwards."""
     if not POSTGRES_URL:
         _missing("BASTION_TEST_POSTGRES_URL")
+    assert POSTGRES_URL is not None
     import psycopg
 
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     sep = "&" if "?" in POSTGRES_URL else "?"
-    url = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    migrate(url)
     try:
-        yield url
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
     finally:
-        from bastion.storage.database import shared_engine
-
-        shared_engine(url).dispose()
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def postgres_queue_url() -> Iterator[str]:
+    """A PostgreSQL queue URL whose tables live in a schema of their own (dropped afterwards)."""
+    with _postgres_schema("q") as url:
+        yield url
 
 
 @pytest.fixture

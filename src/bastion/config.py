@@ -238,7 +238,7 @@ class ClientSettings(_Section):
 
 
 # The schemes of `pipeline.queue_url` that `bastion.storage.queue.open_queue` opens.
-QUEUE_URL_SCHEMES = ("sqlite", "redis", "rediss")
+QUEUE_URL_SCHEMES = ("sqlite", "redis", "rediss", "postgresql", "postgres", "postgresql+psycopg")
 
 # Below it, a calibrated confidence says a field is more likely wrong than right.
 DEFAULT_REVIEW_CONFIDENCE = 0.5
@@ -248,7 +248,8 @@ class PipelineSettings(_Section):
     """The document pipeline: where bytes and messages live, and its limits."""
 
     objects_dir: str = "objects"
-    # sqlite:///FILE, or redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX] (rediss:// with TLS)
+    # sqlite:///FILE, redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX] (rediss:// with TLS),
+    # or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?options=...]
     queue_url: str = "sqlite:///queue.db"
     visibility_timeout_seconds: float = 120.0
     # A worker's lease on the queue, renewed every third of it: once it runs out (or the worker's
@@ -299,7 +300,8 @@ class PipelineSettings(_Section):
             what = f"scheme {scheme}://" if sep else "a URL without a scheme"
             raise ValueError(
                 f"{what} is not a queue backend: use sqlite:///FILE or "
-                "redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX] (rediss:// for TLS)"
+                "redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX] (rediss:// for TLS) or "
+                "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
             )
         return url
 

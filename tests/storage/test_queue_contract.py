@@ -18,10 +18,18 @@ from bastion.storage.queue import REASON_MAX_RECEIVES, Queue, open_queue
 MakeQueue = Callable[..., Queue]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ]
+)
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'queue.db'}"
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_queue_url"))
     if request.param == "redis":
         return str(request.getfixturevalue("redis_queue_url"))
     raise AssertionError(request.param)

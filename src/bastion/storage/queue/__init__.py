@@ -2,7 +2,8 @@
 
 `open_queue(url)` opens the backend named by a URL: `sqlite:///queue.db` (relative paths are
 resolved against `base_dir`), `redis://HOST:PORT/DB?prefix=PREFIX` or `rediss://...` (Redis
-Streams, see `redis_streams`). The API is synchronous; see `base` for the contract.
+Streams, see `redis_streams`), or `postgresql://USER@HOST/DATABASE` (see `postgres`). The API
+is synchronous; see `base` for the contract.
 """
 
 from __future__ import annotations
@@ -70,6 +71,15 @@ def open_queue(
         from bastion.storage.queue.redis_streams import RedisStreamsQueue
 
         return RedisStreamsQueue.from_url(
+            url,
+            name=name,
+            max_receive_count=max_receive_count,
+            retention_seconds=retention_seconds,
+        )
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        from bastion.storage.queue.postgres import PostgresQueue
+
+        return PostgresQueue(
             url,
             name=name,
             max_receive_count=max_receive_count,
