@@ -270,7 +270,7 @@ class McpArchive:
         ) -> CallToolResult:
             """Your documents, newest first, one page at a time: `{"documents": [...],
             "next_cursor"}`; pass `next_cursor` back as `cursor` for the next page. `status`:
-            queued, processing, processed or failed."""
+            queued, processing, archived or failed."""
             return await self._tool(
                 ctx,
                 LIST_ACTION,
