@@ -7,6 +7,7 @@ audited."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,6 +26,7 @@ from mcp.types import CallToolResult
 
 from bastion.config import Settings
 from bastion.pipeline.model import Outcome
+from bastion.web.mcp_archive import McpArchive
 from tests.web.conftest import record_new_upload
 from tests.web.test_document_owners import add_principal
 from tests.web.test_gateway import Gateway, start
@@ -243,3 +245,11 @@ async def test_calls_over_the_rate_limit_are_refused(gateway: Gateway) -> None:
         assert not (await client.call_tool("list_documents", {})).is_error
     records = audited(gateway, cid, at_least=SEARCH_LIMIT + 2)
     assert [r.status for r in records if r.outcome == "denied:rate_limit"] == [429]
+
+
+def test_building_it_leaves_the_root_logger_to_bastion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK would put its own handler on an unconfigured root logger."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    McpArchive(guard=None, policy=None, archivist=None)  # type: ignore[arg-type]
+    assert root.handlers == []

@@ -26,8 +26,9 @@ Arguments that do not fit a tool's input schema are refused by the SDK before an
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import structlog
@@ -112,6 +113,20 @@ def request_context(scope: Scope) -> RequestContext:
     )
 
 
+@contextmanager
+def sdk_leaves_logging_alone() -> Iterator[None]:
+    """`MCPServer()` calls `logging.basicConfig` (a Rich handler on the root logger, level INFO),
+    which acts only while the root logger has no handler: give it one for the while, so that
+    Bastion's own logging set-up alone decides where and how records go."""
+    root = logging.getLogger()
+    placeholder = logging.NullHandler()
+    root.addHandler(placeholder)
+    try:
+        yield
+    finally:
+        root.removeHandler(placeholder)
+
+
 def json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
@@ -129,10 +144,11 @@ class McpArchive:
         self.guard = guard
         self.policy = policy
         self.archivist = archivist
-        self.server: MCPServer = MCPServer(
-            "bastion-archive",
-            instructions="Search, list and read the documents you uploaded to Bastion.",
-        )
+        with sdk_leaves_logging_alone():
+            self.server: MCPServer = MCPServer(
+                "bastion-archive",
+                instructions="Search, list and read the documents you uploaded to Bastion.",
+            )
         self._register()
         # Builds the session manager (the returned app is not used: the gateway routes here).
         self.server.streamable_http_app(
