@@ -188,6 +188,7 @@ def test_a_missing_or_bad_credential_is_a_401_before_any_mcp(
         "correlation_id": cid,
     }
     assert "Bearer" in r.headers["www-authenticate"]
+    assert r.headers["x-correlation-id"] == cid
     (record,) = audited(gateway, cid)
     assert (record.method, record.outcome, record.status) == (
         "mcp.request",
@@ -253,3 +254,19 @@ def test_building_it_leaves_the_root_logger_to_bastion(monkeypatch: pytest.Monke
     monkeypatch.setattr(root, "handlers", [])
     McpArchive(guard=None, policy=None, archivist=None)  # type: ignore[arg-type]
     assert root.handlers == []
+
+
+def test_an_answer_carries_the_correlation_id(gateway: Gateway) -> None:
+    cid = f"mcp-cid-{uuid.uuid4().hex[:8]}"
+    r = httpx.post(
+        gateway.url + "/mcp",
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}},
+        headers={
+            **headers(gateway, "submitter", cid),
+            "Accept": "application/json, text/event-stream",
+        },
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["x-correlation-id"] == cid
+    assert {t["name"] for t in r.json()["result"]["tools"]} == TOOLS

@@ -170,22 +170,23 @@ class McpArchive:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         req = request_context(scope)
+        cid = req.correlation_id.encode("latin-1")
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                header = (CORRELATION_HEADER.encode("latin-1"), cid)
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
         try:
             await self.guard.pipeline.admit_request(req)
         except Denied as denied:
             err = denied_error(denied, "use the archive over MCP")
             call = CallContext(request=req, method=TRANSPORT_ACTION)
             await self._record(call, err.outcome, err.status, err.detail or err.message)
-            await error_response(err, req.correlation_id)(scope, receive, send)
+            await error_response(err, req.correlation_id)(scope, receive, send_with_id)
             return
         scope[_SCOPE_KEY] = req
-        cid = req.correlation_id.encode("latin-1")
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-correlation-id", cid)]
-            await send(message)
-
         await self.manager.handle_request(scope, receive, send_with_id)
 
     # -- each call: authorization, rate limit, audit -----------------------------------------
