@@ -13,6 +13,7 @@
     GET    /api/conversations        the caller's conversations: ?cursor=&limit=  conversations
     GET    /api/conversations/{id}   a conversation and its turns                 conversations
     WS     /ws/research              ask and follow a run live (`bastion.web.research_ws`) research
+    POST   /mcp                      the archive over MCP (`bastion.web.mcp_archive`)  mcp.<tool>
     GET    /metrics                  Prometheus metrics, queue and archive included   metrics
 
 Answers are JSON and carry the request's correlation ID in `X-Correlation-ID` and, except for
@@ -74,6 +75,8 @@ from bastion.security import SecretValue, build_security
 from bastion.storage import ObjectNotFoundError
 from bastion.web.archivist import call_archivist
 from bastion.web.events import EventsEndpoint
+from bastion.web.mcp_archive import PATH as MCP_PATH
+from bastion.web.mcp_archive import McpArchive
 from bastion.web.ownership import not_owner, owner_scope
 from bastion.web.params import document_id, list_params
 from bastion.web.research import (
@@ -135,6 +138,7 @@ class Gateway:
             settings.events,
             credentials=self.stack.credentials,
         )
+        self.mcp = McpArchive(self.guard, self.stack.policy, self.archivist)
         self.research = ResearchCalls(settings, self.stack, gateway_api_key(settings))
         self.research_routes = ResearchRoutes(self.research)
         self.research_socket = ResearchSocket(
@@ -161,6 +165,7 @@ class Gateway:
             Route("/api/documents/{id}", document, methods=["GET", "DELETE"]),
             Route("/api/documents/{id}/file", protect("get_file", self.get_file), methods=["GET"]),
             WebSocketRoute("/ws/events", self.events_endpoint.handle),
+            Route(MCP_PATH, self.mcp, methods=["GET", "POST", "DELETE"]),
             *self._research_routes(),
             metrics_route(self.guard, self._pipeline_metrics()),
         ]
@@ -200,7 +205,8 @@ class Gateway:
         stop = asyncio.Event()
         watcher = self._start_watcher(stop)
         try:
-            yield
+            async with self.mcp.running():
+                yield
         finally:
             stop.set()
             if watcher is not None:
