@@ -387,8 +387,13 @@ class WafSettings(_Section):
     # Requests per client IP per window (GCRA: a burst of `rate_limit`, then a sliding refill).
     rate_limit: int = Field(default=2000, gt=0)
     rate_window_seconds: int = 300
-    # Client IPs remembered by the rate rule; the ones closest to full quota go first.
+    # Client IPs remembered by the rate rule; the ones closest to full quota go first. With
+    # Redis configured for the rate limits (`rate_limit.redis_url`) the counts are kept there
+    # instead (key prefix `bastion:waf-ip:`), shared by every replica.
     rate_max_tracked_ips: int = Field(default=100_000, gt=0)
+    # That Redis unreachable: `deny` refuses the request (429, Retry-After: 1), `allow` lets it
+    # through uncounted.
+    on_backend_error: Literal["deny", "allow"] = "deny"
     # Proxies (addresses or CIDRs) whose X-Forwarded-For is believed.
     trusted_proxies: list[str] = Field(default_factory=list)
     # Paths served besides the app's own routes (Starlette syntax: "/static/{rest:path}").
