@@ -111,6 +111,9 @@ class JWTSettings(_Section):
     max_token_bytes: int = 8192
     jwks_cache_seconds: int = 600
     jwks_refresh_cooldown_seconds: int = 30
+    # Refuse bearer tokens without a `jti` claim (they cannot be revoked). Off: such tokens
+    # from external issuers are accepted and cannot be revoked one by one.
+    require_jti: bool = False
 
 
 class TokenServiceSettings(_Section):

@@ -49,8 +49,7 @@ from bastion.edge.engine import (
 from bastion.edge.ratebased import IpRateRule, build_ip_limiter
 from bastion.protocol.endpoints import MESSAGE_PATHS
 from bastion.protocol.http_errors import ApiError, error_response
-from bastion.security import AuditSink, OutcomeRecorder
-from bastion.security.ratelimit import RateLimiter
+from bastion.security import AuditSink, OutcomeRecorder, RateLimiter
 
 WAF_OUTCOME = "denied:waf"  # the audit outcome and metrics outcome of a refusal
 

@@ -24,8 +24,14 @@ from collections.abc import Callable
 import structlog
 
 from bastion.config import Settings, WafSettings
-from bastion.security import Limit, MemoryRateLimiter, RateDecision
-from bastion.security.ratelimit import RateLimitBackendError, RateLimiter
+from bastion.security import (
+    Limit,
+    MemoryRateLimiter,
+    RateDecision,
+    RateLimitBackendError,
+    RateLimiter,
+    shared_rate_limiter,
+)
 
 RULE_ID = "rate.per_ip"
 REDIS_PREFIX = "bastion:waf-ip:"
@@ -40,11 +46,9 @@ def build_ip_limiter(
     settings: Settings, clock: Callable[[], float] = time.monotonic
 ) -> RateLimiter:
     """Redis shared by every replica when the rate limits use Redis, else in-process memory."""
-    rl = settings.rate_limit
-    if rl.backend == "redis" and rl.redis_url:
-        from bastion.security.ratelimit_redis import RedisRateLimiter, redis_client
-
-        return RedisRateLimiter(redis_client(rl.redis_url), prefix=REDIS_PREFIX)
+    shared = shared_rate_limiter(settings, REDIS_PREFIX)
+    if shared is not None:
+        return shared
     return MemoryRateLimiter(clock, max_keys=settings.waf.rate_max_tracked_ips)
 
 

@@ -29,6 +29,7 @@ from bastion.security.liveness import CredentialCheck
 from bastion.security.ratelimit import RateLimiter, make_rate_limit_stage
 from bastion.security.ratelimit_backends import build_limiter
 from bastion.security.rbac import PolicyStore, make_authorize_stage, policy_store
+from bastion.security.revocation import build_denylist
 from bastion.security.secrets import Secret, configure, resolve
 from bastion.security.stages import Pipeline
 from bastion.security.token_service import SigningKeys, TokenService
@@ -115,7 +116,11 @@ def build_security(
     token_service = TokenService(
         settings.auth.token_service, signing, authenticate_api_key=api_keys.authenticate
     )
-    jwt = JwtVerifier(settings.auth.jwt, local=token_service.local_trust(api_keys.refusal))
+    jwt = JwtVerifier(
+        settings.auth.jwt,
+        local=token_service.local_trust(api_keys.refusal),
+        denylist=build_denylist(settings),
+    )
     delegations = Delegations(
         settings.auth.token_service, signing, api_keys.refusal, jwt_settings=settings.auth.jwt
     )
