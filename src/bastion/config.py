@@ -74,6 +74,9 @@ class TLSSettings(_Section):
     ca_file: str | None = None
 
 
+_REPLICA_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
@@ -83,6 +86,20 @@ class ServerSettings(_Section):
     allow_insecure_http: bool = False
     shutdown_timeout_seconds: float = 15.0
     tls: TLSSettings = TLSSettings()
+    # This process among the replicas of one agent or gateway: each replica writes its own audit
+    # chain, `<chain>.<replica_id>`. `auto`: the host name and process id (a new chain per
+    # start). None: a single replica, whose chain is the agent's name (or `audit.chain`).
+    replica_id: str | None = None
+
+    @field_validator("replica_id")
+    @classmethod
+    def _replica_id_ok(cls, v: str | None) -> str | None:
+        if v is not None and not _REPLICA_ID_RE.fullmatch(v):
+            raise ValueError(
+                f"bad replica_id {v!r}: write `auto` or up to 63 letters, digits, '.', '_' "
+                "and '-', starting with a letter or digit (for example the pod name)"
+            )
+        return v
 
 
 class DatabaseSettings(_Section):

@@ -20,7 +20,7 @@ from bastion.config import Settings
 from bastion.core.context import Identity
 from bastion.observability.logging import audit_logger
 from bastion.security.apikeys import ApiKeyStore, PepperRing
-from bastion.security.audit import AuditWriter
+from bastion.security.audit import AuditWriter, audit_chain
 from bastion.security.audit_process import AuditProcessWriter
 from bastion.security.authn import make_authenticate_stage
 from bastion.security.delegation import Delegations, make_delegation_stage
@@ -83,7 +83,7 @@ def build_api_key_store(settings: Settings) -> ApiKeyStore:
 
 def build_audit_writer(agent: str, settings: Settings) -> AuditWriter | AuditProcessWriter:
     """The agent's audit writer, in a child process unless `audit.writer: in_process`."""
-    chain = settings.audit.chain or agent
+    chain = audit_chain(agent, settings.audit, settings.server.replica_id)
     key = resolve(settings.audit.hmac_key, settings.base_dir, settings.secrets).get_bytes()
     checkpoint_dir = settings.path(settings.audit.checkpoint_dir)
     if settings.audit.writer == "process":
