@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -17,28 +17,12 @@ from bastion.edge.ratebased import REDIS_PREFIX, IpRateRule, build_ip_limiter
 from bastion.security.ratelimit import MemoryRateLimiter
 from bastion.security.ratelimit_redis import RedisRateLimiter, redis_client
 from bastion.testing.ports import closed_port_url
+from tests.conftest import delete_redis_keys
 from tests.edge.conftest import waf_server
 
 
 def waf(limit: int = 5, on_error: str = "deny") -> WafSettings:
     return WafSettings(rate_limit=limit, rate_window_seconds=600, on_backend_error=on_error)
-
-
-async def _delete(redis_url: str, pattern: str) -> None:
-    client = redis_client(redis_url)
-    try:
-        keys = [k async for k in client.scan_iter(match=pattern)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def prefix(redis_url: str) -> AsyncIterator[str]:
-    pfx = f"bastion:test:waf-ip:{uuid.uuid4().hex}:"
-    yield pfx
-    await _delete(redis_url, pfx + "*")
 
 
 def unique_ipv6() -> str:
@@ -48,9 +32,11 @@ def unique_ipv6() -> str:
 
 
 @pytest.mark.redis
-async def test_two_rule_instances_on_one_redis_share_the_quota(redis_url: str, prefix: str) -> None:
-    first = IpRateRule(waf(5), limiter=RedisRateLimiter(redis_client(redis_url), prefix))
-    second = IpRateRule(waf(5), limiter=RedisRateLimiter(redis_client(redis_url), prefix))
+async def test_two_rule_instances_on_one_redis_share_the_quota(
+    redis_url: str, redis_prefix: str
+) -> None:
+    first = IpRateRule(waf(5), limiter=RedisRateLimiter(redis_client(redis_url), redis_prefix))
+    second = IpRateRule(waf(5), limiter=RedisRateLimiter(redis_client(redis_url), redis_prefix))
     try:
         hits = [await (first if i % 2 else second).hit("198.51.100.7") for i in range(5)]
         assert all(d.allowed for d in hits)
@@ -82,7 +68,7 @@ async def test_redis_url_puts_the_counts_in_redis_under_the_waf_prefix(redis_url
             await client.aclose()
     finally:
         await rule.aclose()
-        await _delete(redis_url, REDIS_PREFIX + key)
+        await delete_redis_keys(redis_url, REDIS_PREFIX + key)
 
 
 def test_without_redis_the_counts_stay_in_bounded_memory() -> None:
@@ -148,4 +134,4 @@ def test_a_flood_counted_on_one_gateway_is_refused_on_the_other(redis_url: str) 
             assert httpx.get(one.url + "/healthz", headers=flood, timeout=10).status_code == 429
     finally:
         net = str(ipaddress.IPv6Network((client_ip, 64), strict=False))
-        asyncio.run(_delete(redis_url, REDIS_PREFIX + net))
+        asyncio.run(delete_redis_keys(redis_url, REDIS_PREFIX + net))

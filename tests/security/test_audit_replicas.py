@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import text
 
 from bastion.config import AuditSettings, ServerSettings, load_settings
-from bastion.core.audit_entry import AuditEntry
 from bastion.security.audit import AuditWriter, audit_chain
 from bastion.security.audit_verify import verify_chain
 from bastion.security.secrets import resolve
 from bastion.storage.database import migrate, shared_engine
 from tests.cli.runner import run
+from tests.security.test_audit_process import entry
 
 KEY = b"0123456789abcdef0123456789abcdef"
 RECORDS = 40
@@ -24,22 +24,6 @@ RECORDS = 40
 
 def settings() -> AuditSettings:
     return AuditSettings(batch_size=3, flush_interval_seconds=0.001, checkpoint_every=7)
-
-
-def entry(replica: str, i: int) -> AuditEntry:
-    return AuditEntry(
-        ts=1_700_000_000.0 + i,
-        principal="alice",
-        auth_method="api_key",
-        agent="echo",
-        method="message/send",
-        correlation_id=f"{replica}-{i:04d}",
-        outcome="ok",
-        status=200,
-        latency_ms=1.0,
-        client="127.0.0.1",
-        detail=None,
-    )
 
 
 def test_each_replica_gets_its_own_chain() -> None:
@@ -72,7 +56,7 @@ async def test_two_replicas_interleave_and_each_chain_verifies(db_url: str, tmp_
 
     async def write(w: AuditWriter, replica: str) -> None:
         for i in range(RECORDS):
-            await w.record(entry(replica, i))
+            await w.record(entry(i))
             await asyncio.sleep(0)  # let the other replica in between records
 
     await asyncio.gather(write(writers[0], "a"), write(writers[1], "b"))
@@ -122,7 +106,7 @@ def test_audit_verify_names_every_chain(tmp_path: Path) -> None:
             )
             await w.start()
             for i in range(5):
-                await w.record(entry(replica, i))
+                await w.record(entry(i))
             await w.close()
 
     asyncio.run(write())

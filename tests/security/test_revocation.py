@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -77,19 +76,6 @@ def token(key: KeyPair, clock: FakeClock, **over: Any) -> str:
     return key.token({k: v for k, v in claims.items() if v is not None})
 
 
-@pytest.fixture
-async def prefix(redis_url: str) -> AsyncIterator[str]:
-    pfx = f"bastion:test:revoked:{uuid.uuid4().hex}:"
-    yield pfx
-    client = redis_client(redis_url)
-    try:
-        keys = [k async for k in client.scan_iter(match=pfx + "*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
 # --- memory ---------------------------------------------------------------------------------
 
 
@@ -153,10 +139,10 @@ def test_without_shared_redis_the_denylist_is_per_process() -> None:
 
 @pytest.mark.redis
 async def test_revoked_on_one_replica_is_refused_on_another(
-    redis_url: str, prefix: str, key: KeyPair, clock: FakeClock
+    redis_url: str, redis_prefix: str, key: KeyPair, clock: FakeClock
 ) -> None:
-    one = verifier(key, clock, RedisDenylist(redis_client(redis_url), prefix))
-    two = verifier(key, clock, RedisDenylist(redis_client(redis_url), prefix))
+    one = verifier(key, clock, RedisDenylist(redis_client(redis_url), redis_prefix))
+    two = verifier(key, clock, RedisDenylist(redis_client(redis_url), redis_prefix))
     try:
         tok = token(key, clock)
         await one.verify(tok)
@@ -172,17 +158,17 @@ async def test_revoked_on_one_replica_is_refused_on_another(
 
 
 @pytest.mark.redis
-async def test_redis_entry_expires_with_the_token(redis_url: str, prefix: str) -> None:
-    deny = RedisDenylist(redis_client(redis_url), prefix)
+async def test_redis_entry_expires_with_the_token(redis_url: str, redis_prefix: str) -> None:
+    deny = RedisDenylist(redis_client(redis_url), redis_prefix)
     client = redis_client(redis_url)
     try:
         await deny.revoke("t1", time.time() + 60)
-        ttl = await client.pttl(prefix + "t1")
+        ttl = await client.pttl(redis_prefix + "t1")
         assert 0 < ttl <= 60_000
         await deny.revoke("t1", time.time() + 5)  # a shorter second revocation keeps the longer
-        assert await client.pttl(prefix + "t1") > 5_000
+        assert await client.pttl(redis_prefix + "t1") > 5_000
         await deny.revoke("t2", time.time() - 1)  # expired: nothing stored
-        assert await client.exists(prefix + "t2") == 0
+        assert await client.exists(redis_prefix + "t2") == 0
         assert await deny.is_revoked("t1") and not await deny.is_revoked("t2")
     finally:
         await client.aclose()
