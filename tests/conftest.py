@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -87,3 +87,24 @@ def redis_url() -> str:
         _missing("BASTION_TEST_REDIS_URL")
     assert REDIS_URL is not None
     return REDIS_URL
+
+
+async def delete_redis_keys(url: str, pattern: str) -> None:
+    """Delete the keys matching `pattern` (a test's own, under its unique prefix)."""
+    from bastion.security.ratelimit_redis import redis_client
+
+    client = redis_client(url)
+    try:
+        keys = [k async for k in client.scan_iter(match=pattern)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A Redis key prefix of the test's own; its keys are deleted afterwards."""
+    pfx = f"bastion:test:{uuid.uuid4().hex}:"
+    yield pfx
+    await delete_redis_keys(redis_url, pfx + "*")

@@ -74,6 +74,9 @@ class TLSSettings(_Section):
     ca_file: str | None = None
 
 
+_REPLICA_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
@@ -83,6 +86,20 @@ class ServerSettings(_Section):
     allow_insecure_http: bool = False
     shutdown_timeout_seconds: float = 15.0
     tls: TLSSettings = TLSSettings()
+    # This process among the replicas of one agent or gateway: each replica writes its own audit
+    # chain, `<chain>.<replica_id>`. `auto`: the host name and process id (a new chain per
+    # start). None: a single replica, whose chain is the agent's name (or `audit.chain`).
+    replica_id: str | None = None
+
+    @field_validator("replica_id")
+    @classmethod
+    def _replica_id_ok(cls, v: str | None) -> str | None:
+        if v is not None and not _REPLICA_ID_RE.fullmatch(v):
+            raise ValueError(
+                f"bad replica_id {v!r}: write `auto` or up to 63 letters, digits, '.', '_' "
+                "and '-', starting with a letter or digit (for example the pod name)"
+            )
+        return v
 
 
 class DatabaseSettings(_Section):
@@ -111,6 +128,9 @@ class JWTSettings(_Section):
     max_token_bytes: int = 8192
     jwks_cache_seconds: int = 600
     jwks_refresh_cooldown_seconds: int = 30
+    # Refuse bearer tokens without a `jti` claim (they cannot be revoked). Off: such tokens
+    # from external issuers are accepted and cannot be revoked one by one.
+    require_jti: bool = False
 
 
 class TokenServiceSettings(_Section):
@@ -411,8 +431,13 @@ class WafSettings(_Section):
     # Requests per client IP per window (GCRA: a burst of `rate_limit`, then a sliding refill).
     rate_limit: int = Field(default=2000, gt=0)
     rate_window_seconds: int = 300
-    # Client IPs remembered by the rate rule; the ones closest to full quota go first.
+    # Client IPs remembered by the rate rule; the ones closest to full quota go first. With
+    # Redis configured for the rate limits (`rate_limit.redis_url`) the counts are kept there
+    # instead (key prefix `bastion:waf-ip:`), shared by every replica.
     rate_max_tracked_ips: int = Field(default=100_000, gt=0)
+    # That Redis unreachable: `deny` refuses the request (429, Retry-After: 1), `allow` lets it
+    # through uncounted.
+    on_backend_error: Literal["deny", "allow"] = "deny"
     # Proxies (addresses or CIDRs) whose X-Forwarded-For is believed.
     trusted_proxies: list[str] = Field(default_factory=list)
     # Paths served besides the app's own routes (Starlette syntax: "/static/{rest:path}").

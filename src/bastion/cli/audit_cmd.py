@@ -95,7 +95,13 @@ def _print_report(report: VerifyReport) -> None:
         if hidden > 0:
             console.print(f"  ... and {hidden} more", markup=False, highlight=False)
     if report.ok:
-        console.print("audit trail intact", highlight=False)
+        names = ", ".join(c.chain for c in report.chains)
+        count = len(report.chains)
+        console.print(
+            f"audit trail intact: {count} chain{'s' if count != 1 else ''} verified ({names})",
+            markup=False,
+            highlight=False,
+        )
     else:
         bad = ", ".join(c.chain for c in report.chains if not c.ok)
         console.print(f"audit trail NOT intact: {bad}", markup=False, highlight=False)

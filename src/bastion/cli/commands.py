@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         serve_cmd,
         status_cmd,
         submit_cmd,
+        tokens_cmd,
         up_cmd,
         waf_cmd,
     )
@@ -32,6 +33,7 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo_cmd.demo)
     app.command("extract")(extract_cmd.extract)
     app.add_typer(keys_cmd.app, name="keys", help="Create, list, revoke and rotate API keys.")
+    app.add_typer(tokens_cmd.app, name="tokens", help="Revoke bearer tokens.")
     app.add_typer(audit_cmd.app, name="audit", help="Verify and read the audit trail.")
     app.add_typer(dlq_cmd.app, name="dlq", help="Inspect and redrive the dead-letter queue.")
     app.add_typer(guard_cmd.app, name="guard", help="Scan text with the guardrails.")

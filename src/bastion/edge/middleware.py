@@ -46,10 +46,10 @@ from bastion.edge.engine import (
     Verdict,
     WafEngine,
 )
-from bastion.edge.ratebased import IpRateRule
+from bastion.edge.ratebased import IpRateRule, build_ip_limiter
 from bastion.protocol.endpoints import MESSAGE_PATHS
 from bastion.protocol.http_errors import ApiError, error_response
-from bastion.security import AuditSink, OutcomeRecorder
+from bastion.security import AuditSink, OutcomeRecorder, RateLimiter
 
 WAF_OUTCOME = "denied:waf"  # the audit outcome and metrics outcome of a refusal
 
@@ -121,6 +121,7 @@ class WafMiddleware:
         limits: size.SizeLimits,
         audit: AuditSink | None = None,
         clock: Callable[[], float] = time.monotonic,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -128,7 +129,7 @@ class WafMiddleware:
         self.limits = limits
         self.recorder = OutcomeRecorder(engine.agent, audit)
         self.resolver = ClientAddressResolver(engine.settings.trusted_proxies)
-        self.rate = IpRateRule(engine.settings, clock)
+        self.rate = IpRateRule(engine.settings, clock, rate_limiter)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -284,7 +285,8 @@ def protect(
     """`app` behind the WAF configured in `settings.waf` (or `app` itself when disabled).
 
     `routes` is the route table to allow (default: `app`'s own) and `paths` fixed paths the
-    app serves outside it; `waf.extra_paths` is added to both.
+    app serves outside it; `waf.extra_paths` is added to both. The per-IP counts are shared
+    through Redis when the rate limits use Redis (see `ratebased`).
     """
     waf = settings.waf
     if not waf.enabled:
@@ -296,6 +298,7 @@ def protect(
         limits=size.SizeLimits.from_settings(settings),
         audit=audit,
         clock=clock,
+        rate_limiter=build_ip_limiter(settings, clock),
     )
 
 

@@ -27,11 +27,18 @@ if TYPE_CHECKING:
     from bastion.security.ratelimit import Limit as Limit
     from bastion.security.ratelimit import MemoryRateLimiter as MemoryRateLimiter
     from bastion.security.ratelimit import RateDecision as RateDecision
+    from bastion.security.ratelimit import RateLimitBackendError as RateLimitBackendError
+    from bastion.security.ratelimit import RateLimiter as RateLimiter
     from bastion.security.ratelimit import headers_for as headers_for
+    from bastion.security.ratelimit_backends import shared_rate_limiter as shared_rate_limiter
     from bastion.security.rbac import PolicyError as PolicyError
     from bastion.security.rbac import PolicyStore as PolicyStore
     from bastion.security.rbac import load_policy as load_policy
     from bastion.security.rbac import policy_store as policy_store
+    from bastion.security.revocation import NoSharedStore as NoSharedStore
+    from bastion.security.revocation import RevocationStoreError as RevocationStoreError
+    from bastion.security.revocation import revoke_shared as revoke_shared
+    from bastion.security.revocation import valid_jti as valid_jti
     from bastion.security.secrets import Secret as Secret
     from bastion.security.secrets import SecretError as SecretError
     from bastion.security.secrets import SecretValue as SecretValue
@@ -90,6 +97,13 @@ _EXPORTS = {
     "PolicyError": "bastion.security.rbac",
     "PolicyStore": "bastion.security.rbac",
     "RateDecision": "bastion.security.ratelimit",
+    "RateLimitBackendError": "bastion.security.ratelimit",
+    "RateLimiter": "bastion.security.ratelimit",
+    "NoSharedStore": "bastion.security.revocation",
+    "RevocationStoreError": "bastion.security.revocation",
+    "revoke_shared": "bastion.security.revocation",
+    "shared_rate_limiter": "bastion.security.ratelimit_backends",
+    "valid_jti": "bastion.security.revocation",
     "resolve": "bastion.security.secrets",
     "Secret": "bastion.security.secrets",
     "SecretError": "bastion.security.secrets",
@@ -118,11 +132,15 @@ __all__ = [
     "Denied",
     "Limit",
     "MemoryRateLimiter",
+    "NoSharedStore",
     "OutcomeRecorder",
     "Pipeline",
     "PolicyError",
     "PolicyStore",
     "RateDecision",
+    "RateLimitBackendError",
+    "RateLimiter",
+    "RevocationStoreError",
     "Secret",
     "SecretError",
     "SecretValue",
@@ -144,7 +162,10 @@ __all__ = [
     "parse_reference",
     "policy_store",
     "resolve",
+    "revoke_shared",
+    "shared_rate_limiter",
     "tail",
+    "valid_jti",
     "verify_chain",
     "watch",
     "write_secret_file",

@@ -1,7 +1,7 @@
 """The tamper-evident audit trail: records, HMAC hash chains, the batched writer, checkpoints.
 
 Every audited call becomes an `AuditEntry`. Entries are linked into one chain per chain name
-(the agent's name, or `audit.chain`): record `seq` N stores
+(the agent's name, or `audit.chain`; see `audit_chain`): record `seq` N stores
 
     hash = HMAC-SHA256(key, prev_hash + "\\n" + canonical(record))
 
@@ -29,6 +29,13 @@ kill (SIGKILL, power loss) loses what the buffer held since the last flush: at m
 SIGTERM) flushes everything. Records written after the last checkpoint can be deleted from the
 tail without detection by the checkpoint check; the log lines remain as evidence.
 
+Replicas: each replica of an agent writes its own chain, `<chain>.<server.replica_id>`, so two
+processes never extend one chain head and every chain stays linear and verifiable on its own
+(`bastion audit verify` checks every chain it finds). Two writers that do share a chain (replicas
+left without a replica id) still keep it linked: the (chain, seq) key refuses the second insert
+of a seq and its writer re-seals its batch after the new head, logging `audit_chain_conflict`;
+but their checkpoints, if they share a checkpoint folder, then interleave and fail verification.
+
 Stored values are normalised before hashing so that what is hashed is exactly what the database
 hands back: strings are cut to their column length, NUL and unencodable characters are
 replaced, non-finite floats become 0.0 and an out-of-range status becomes 0.
@@ -44,6 +51,7 @@ import hmac
 import math
 import os
 import re
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -119,6 +127,26 @@ class AuditLogger(Protocol):
     def info(self, event: str, **kw: Any) -> Any: ...
 
     def error(self, event: str, **kw: Any) -> Any: ...
+
+
+def audit_chain(agent: str, settings: AuditSettings, replica_id: str | None = None) -> str:
+    """The chain a process writes: `audit.chain` or the agent's name, then `.<replica_id>`.
+
+    `replica_id` is `server.replica_id`: None for a single replica, `auto` for this host's
+    name and process id. ValueError, naming the settings, when the result is not a valid name.
+    """
+    chain = settings.chain or agent
+    if replica_id == "auto":
+        host = re.sub(r"[^A-Za-z0-9.-]+", "-", socket.gethostname()).strip(".-")[:40]
+        replica_id = f"{host or 'host'}-{os.getpid()}"
+    if replica_id:
+        chain = f"{chain}.{replica_id}"
+    if not CHAIN_NAME_RE.fullmatch(chain):
+        raise ValueError(
+            f"audit chain {chain!r} (audit.chain or the agent's name, then server.replica_id) "
+            "must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}: shorten or rename them"
+        )
+    return chain
 
 
 # --- canonical form and hashing -------------------------------------------------------------
@@ -713,7 +741,13 @@ class AuditWriter:
                 break
             if isinstance(state, tuple):
                 # Another writer extended this chain: continue after its head.
-                self._log.error("audit_chain_conflict", chain=self._chain, head_seq=state[0])
+                self._log.error(
+                    "audit_chain_conflict",
+                    chain=self._chain,
+                    head_seq=state[0],
+                    hint="another process writes this chain: give each replica its own "
+                    "server.replica_id",
+                )
                 self._seq, self._head = state
                 rows = None
         self._seq = int(rows[-1]["seq"])

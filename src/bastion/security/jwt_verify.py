@@ -15,6 +15,11 @@ that key in its `key_id` claim (a token without one is refused), and every use, 
 included, asks the key store whether the key is still live (`LocalTrust.key_refusal`, the key
 store's cached lookup: a revoked key's tokens fail within `auth.api_key_cache_seconds`, like
 the key). Tokens of external issuers have no local key and are checked by signature and time.
+
+Revoked tokens (`bastion.security.revocation`): every use, cache hits included, asks the
+denylist whether the token's `jti` was revoked; a revoked token, or one whose revocation state
+cannot be read (store unreachable), is refused. A token without a `jti` cannot be revoked: it is
+accepted unless `auth.jwt.require_jti` is set (the built-in token service always sets one).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from bastion.security.jwks import (
     parse_jwks,
     valid_kid,
 )
+from bastion.security.revocation import RevocationStoreError, TokenDenylist, valid_jti
 
 DEFAULT_CACHE_SIZE = 10_000
 
@@ -179,8 +185,11 @@ class JwtVerifier:
         http: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        denylist: TokenDenylist | None = None,
     ) -> None:
         self._clock = clock
+        self._denylist = denylist
+        self._require_jti = settings.require_jti
         self._leeway = float(settings.leeway_seconds)
         self._max_bytes = settings.max_token_bytes
         self._cache_size = cache_size
@@ -244,15 +253,24 @@ class JwtVerifier:
     def clear_cache(self) -> None:
         self._cache.clear()
 
+    @property
+    def denylist(self) -> TokenDenylist | None:
+        """Where revoked token ids are listed (None: revocation is not checked)."""
+        return self._denylist
+
     async def aclose(self) -> None:
-        """Drop cached tokens. The HTTP client, when one was passed in, belongs to the caller."""
+        """Drop cached tokens and close the denylist. The HTTP client, when one was passed in,
+        belongs to the caller."""
         self._cache.clear()
+        if self._denylist is not None:
+            await self._denylist.aclose()
 
     async def verify(self, token: str) -> Identity:
         """The caller's identity, or TokenError saying (for the audit log) why not."""
         if not isinstance(token, str) or len(token) > self._max_bytes:
             raise TokenError("token too large")
         identity = await self._signed_identity(token)
+        await self._check_revoked(token, identity)
         if identity.api_key_id is not None:
             assert self._key_refusal is not None  # only built-in tokens name a key
             refusal = await self._key_refusal(identity.api_key_id, identity.principal)
@@ -260,6 +278,18 @@ class JwtVerifier:
                 self._cache.pop(token, None)
                 raise TokenError(f"built-in token: {refusal}")
         return identity
+
+    async def _check_revoked(self, token: str, identity: Identity) -> None:
+        jti = (identity.claims or {}).get("jti")
+        if self._denylist is None or not isinstance(jti, str):
+            return
+        try:
+            revoked = await self._denylist.is_revoked(jti)
+        except RevocationStoreError as exc:
+            raise TokenError(f"revocation list unavailable ({exc}): token refused") from None
+        if revoked:
+            self._cache.pop(token, None)
+            raise TokenError("token revoked")
 
     async def _signed_identity(self, token: str) -> Identity:
         """The identity of a well-signed, current token, from the cache when it is there."""
@@ -353,6 +383,8 @@ class JwtVerifier:
         self._check_client(issuer, claims)
         principal = self._principal(issuer, claims)
         jti = claims.get("jti")
+        if self._require_jti and not valid_jti(jti):
+            raise TokenError("token has no valid jti (auth.jwt.require_jti is set)")
         sub = claims.get("sub")
         identity = Identity(
             principal=principal,

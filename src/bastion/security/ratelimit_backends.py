@@ -1,16 +1,35 @@
 """Which rate-limit store a stack uses: in-process memory, or Redis shared by every replica.
 
-The Redis module (and the redis package) is imported only when the settings choose it.
+The Redis replicas share is the rate limits' one (`rate_limit.redis_url` with the Redis
+backend): the per-principal limits, the WAF's per-IP counts and the revoked-token list all
+live there (`shared_redis_url`). The Redis module (and the redis package) is imported only
+when the settings choose it.
 """
 
 from __future__ import annotations
 
 import structlog
 
-from bastion.config import RateLimitSettings
+from bastion.config import RateLimitSettings, Settings
 from bastion.security.ratelimit import MemoryRateLimiter, RateLimiter
 
-__all__ = ["build_limiter"]
+__all__ = ["build_limiter", "shared_rate_limiter", "shared_redis_url"]
+
+
+def shared_redis_url(settings: Settings) -> str | None:
+    """The Redis the replicas share (the rate limits' one), or None when there is none."""
+    rl = settings.rate_limit
+    return rl.redis_url if rl.backend == "redis" and rl.redis_url else None
+
+
+def shared_rate_limiter(settings: Settings, prefix: str) -> RateLimiter | None:
+    """A limiter in the shared Redis whose keys start with `prefix`; None without one."""
+    url = shared_redis_url(settings)
+    if url is None:
+        return None
+    from bastion.security.ratelimit_redis import RedisRateLimiter, redis_client
+
+    return RedisRateLimiter(redis_client(url), prefix=prefix)
 
 
 def build_limiter(settings: RateLimitSettings) -> RateLimiter:

@@ -20,7 +20,7 @@ from bastion.config import Settings
 from bastion.core.context import Identity
 from bastion.observability.logging import audit_logger
 from bastion.security.apikeys import ApiKeyStore, PepperRing
-from bastion.security.audit import AuditWriter
+from bastion.security.audit import AuditWriter, audit_chain
 from bastion.security.audit_process import AuditProcessWriter
 from bastion.security.authn import make_authenticate_stage
 from bastion.security.delegation import Delegations, make_delegation_stage
@@ -29,6 +29,7 @@ from bastion.security.liveness import CredentialCheck
 from bastion.security.ratelimit import RateLimiter, make_rate_limit_stage
 from bastion.security.ratelimit_backends import build_limiter
 from bastion.security.rbac import PolicyStore, make_authorize_stage, policy_store
+from bastion.security.revocation import build_denylist
 from bastion.security.secrets import Secret, configure, resolve
 from bastion.security.stages import Pipeline
 from bastion.security.token_service import SigningKeys, TokenService
@@ -82,7 +83,7 @@ def build_api_key_store(settings: Settings) -> ApiKeyStore:
 
 def build_audit_writer(agent: str, settings: Settings) -> AuditWriter | AuditProcessWriter:
     """The agent's audit writer, in a child process unless `audit.writer: in_process`."""
-    chain = settings.audit.chain or agent
+    chain = audit_chain(agent, settings.audit, settings.server.replica_id)
     key = resolve(settings.audit.hmac_key, settings.base_dir, settings.secrets).get_bytes()
     checkpoint_dir = settings.path(settings.audit.checkpoint_dir)
     if settings.audit.writer == "process":
@@ -115,7 +116,11 @@ def build_security(
     token_service = TokenService(
         settings.auth.token_service, signing, authenticate_api_key=api_keys.authenticate
     )
-    jwt = JwtVerifier(settings.auth.jwt, local=token_service.local_trust(api_keys.refusal))
+    jwt = JwtVerifier(
+        settings.auth.jwt,
+        local=token_service.local_trust(api_keys.refusal),
+        denylist=build_denylist(settings),
+    )
     delegations = Delegations(
         settings.auth.token_service, signing, api_keys.refusal, jwt_settings=settings.auth.jwt
     )
