@@ -24,7 +24,14 @@ from typing import Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -217,10 +224,25 @@ DEFAULT_REVIEW_CONFIDENCE = 0.5
 
 
 class PipelineSettings(_Section):
-    """The document pipeline: where bytes and messages live, and its limits."""
+    """The document pipeline: where bytes and messages live, and its limits.
 
-    objects_dir: str = "objects"
+    AWS (S3, SQS): credentials come from boto3's usual chain (environment, shared files, an
+    instance or task role), never from this file.
+    """
+
+    # Where document bytes live: a folder (relative to the project) or `s3://bucket/prefix`.
+    object_store_url: str = Field(default="objects", min_length=1)
+    objects_dir: str = "objects"  # the former name of object_store_url: an alias of it
+    s3_endpoint_url: str | None = None  # None: AWS; or MinIO, moto, ... (http(s)://host:port)
+    s3_sse: Literal["none", "AES256", "aws:kms"] = "none"  # server-side encryption of objects
+    s3_kms_key_id: str | None = None  # with aws:kms: the key (None: the account's S3 key)
+    # sqlite:///file, or an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME).
     queue_url: str = "sqlite:///queue.db"
+    sqs_endpoint_url: str | None = None  # None: the queue URL's own host
+    # Where an SQS queue keeps its consumers and receipts (see storage/queue/sqs.py); None:
+    # the platform database (database.url), which every worker reaches anyway.
+    sqs_ledger_url: str | None = None
+    aws_region: str | None = None  # None: from the SQS URL, else boto3's (AWS_REGION, profile)
     visibility_timeout_seconds: float = 120.0
     # A worker's lease on the queue, renewed every third of it: once it runs out (or the worker's
     # process is gone), the messages it held are handed to another worker at once.
@@ -255,6 +277,27 @@ class PipelineSettings(_Section):
     ocr: bool = True
     ocr_languages: list[str] = Field(default_factory=lambda: ["deu", "fra", "eng"], min_length=1)
     tesseract_command: str = Field(default="tesseract", min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _objects_dir_is_an_alias(cls, data: Any) -> Any:
+        """`objects_dir` (the former name) and `object_store_url` name one setting."""
+        if not isinstance(data, dict):
+            return data
+        old, new = data.get("objects_dir"), data.get("object_store_url")
+        if old is not None and new is not None and old != new:
+            raise ValueError(
+                f"pipeline.objects_dir ({old!r}) and pipeline.object_store_url ({new!r}) name "
+                "the same setting: keep only pipeline.object_store_url"
+            )
+        value = new if new is not None else old
+        return data if value is None else {**data, "objects_dir": value, "object_store_url": value}
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> PipelineSettings:
+        if self.s3_kms_key_id is not None and self.s3_sse != "aws:kms":
+            raise ValueError("pipeline.s3_kms_key_id needs pipeline.s3_sse: aws:kms")
+        return self
 
     @field_validator("ocr_languages")
     @classmethod
