@@ -599,7 +599,15 @@ class Settings(BaseSettings):
 
     def database_url(self) -> str:
         """The database URL with a relative SQLite path resolved against `base_dir`."""
-        url = self.database.url
+        return self.resolve_sqlite_url(self.database.url)
+
+    def sqs_ledger_url(self) -> str:
+        """The database of an SQS queue's ledger: `pipeline.sqs_ledger_url`, else the platform
+        database (a relative SQLite path resolved against `base_dir`)."""
+        return self.resolve_sqlite_url(self.pipeline.sqs_ledger_url or self.database.url)
+
+    def resolve_sqlite_url(self, url: str) -> str:
+        """`url` with a relative SQLite path resolved against `base_dir`."""
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
             return prefix + str(self.path(url[len(prefix) :]))

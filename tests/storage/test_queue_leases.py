@@ -1,5 +1,5 @@
-"""Consumer leases on the SQLite queue: the heartbeat, reclaiming from real processes that are
-gone (or alive), and queue files written before leases existed."""
+"""Consumer leases on every queue backend (`backend_url` params): the heartbeat, reclaiming from
+real processes that are gone (or alive); and SQLite queue files written before leases existed."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bastion.storage.queue import Consumer, ConsumerLease, SQLiteQueue
+from bastion.storage.queue import Consumer, ConsumerLease, Queue, SQLiteQueue, open_queue
 from bastion.storage.queue.identity import process_gone, this_node
 
 # A queue file as schema version 1 wrote it.
@@ -41,8 +41,8 @@ PRAGMA user_version = 1;
 _HOLDER = textwrap.dedent(
     """
     import sys, time
-    from bastion.storage.queue import SQLiteQueue
-    queue = SQLiteQueue(sys.argv[1])
+    from bastion.storage.queue import open_queue
+    queue = open_queue(sys.argv[1])
     consumer = queue.register_consumer(600)
     [message] = queue.receive(visibility_timeout=600, consumer=consumer)
     print(message.id, flush=True)
@@ -58,9 +58,18 @@ def _wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0)
         time.sleep(0.01)
 
 
+@pytest.fixture(params=["sqlite", "sqs"])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'queue.db'}"
+    if request.param == "sqs":
+        return str(request.getfixturevalue("sqs_queue_url"))
+    raise AssertionError(request.param)
+
+
 @pytest.fixture
-def queue(tmp_path: Path) -> Iterator[SQLiteQueue]:
-    q = SQLiteQueue(tmp_path / "queue.db")
+def queue(backend_url: str) -> Iterator[Queue]:
+    q = open_queue(backend_url)
     try:
         yield q
     finally:
@@ -68,13 +77,13 @@ def queue(tmp_path: Path) -> Iterator[SQLiteQueue]:
 
 
 @pytest.fixture
-def holder(queue: SQLiteQueue) -> Iterator[Callable[[], tuple[subprocess.Popen[str], str]]]:
-    """Start processes that each hold one message of `queue`; they are killed at the end."""
+def holder(backend_url: str) -> Iterator[Callable[[], tuple[subprocess.Popen[str], str]]]:
+    """Start processes that each hold one message of the queue; they are killed at the end."""
     started: list[subprocess.Popen[str]] = []
 
     def start() -> tuple[subprocess.Popen[str], str]:
         process = subprocess.Popen(
-            [sys.executable, "-c", _HOLDER, str(queue.path)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", _HOLDER, backend_url], stdout=subprocess.PIPE, text=True
         )
         started.append(process)
         assert process.stdout is not None
@@ -88,7 +97,7 @@ def holder(queue: SQLiteQueue) -> Iterator[Callable[[], tuple[subprocess.Popen[s
 
 
 def test_a_dead_process_is_reclaimed_at_once_a_live_one_never(
-    queue: SQLiteQueue, holder: Callable[[], tuple[subprocess.Popen[str], str]]
+    queue: Queue, holder: Callable[[], tuple[subprocess.Popen[str], str]]
 ) -> None:
     queue.send({"document_id": "held-by-the-dead"})
     queue.send({"document_id": "held-by-the-living"})
@@ -111,7 +120,7 @@ def test_a_dead_process_is_reclaimed_at_once_a_live_one_never(
 
 
 def test_heartbeat_renews_the_lease_and_stop_hands_back_what_is_held(
-    queue: SQLiteQueue,
+    queue: Queue,
 ) -> None:
     queue.send({"n": 1})
     lease = ConsumerLease(queue, 0.6, renew_every=0.05)
@@ -134,7 +143,7 @@ def test_heartbeat_renews_the_lease_and_stop_hands_back_what_is_held(
     assert m.receive_count == 2
 
 
-def test_a_stopped_heartbeat_lets_the_lease_run_out(queue: SQLiteQueue) -> None:
+def test_a_stopped_heartbeat_lets_the_lease_run_out(queue: Queue) -> None:
     queue.send({"n": 1})
     stalled = queue.register_consumer(0.3)  # a live process that stopped renewing
     queue.receive(visibility_timeout=600, consumer=stalled)
@@ -148,7 +157,7 @@ def test_a_stopped_heartbeat_lets_the_lease_run_out(queue: SQLiteQueue) -> None:
         lease.stop()
 
 
-def test_lease_settings_are_checked(queue: SQLiteQueue) -> None:
+def test_lease_settings_are_checked(queue: Queue) -> None:
     with pytest.raises(ValueError):
         ConsumerLease(queue, 0)
     with pytest.raises(ValueError):

@@ -37,5 +37,5 @@ def open_pipeline_queue(settings: Settings) -> Queue:
         retention_seconds=p.retention_seconds,
         endpoint_url=p.sqs_endpoint_url,
         region=p.aws_region,
-        ledger_url=p.sqs_ledger_url or settings.database_url(),
+        ledger_url=settings.sqs_ledger_url(),
     )

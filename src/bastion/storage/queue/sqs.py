@@ -106,6 +106,11 @@ def split_queue_url(url: str) -> tuple[str, str | None]:
     if unknown:
         raise ValueError(f"an SQS queue URL takes only ?ledger=..., not {sorted(unknown)}")
     ledger = query.get("ledger", [None])[-1]
+    if ledger is not None and urlsplit(ledger).password is not None:
+        raise ValueError(
+            "the queue URL is shown in messages and logs: name a ledger database that needs a "
+            "password in pipeline.sqs_ledger_url, not in the queue URL"
+        )
     return urlunsplit(parts._replace(query="", fragment="")), ledger
 
 
