@@ -16,6 +16,7 @@ from bastion.pipeline.stores import object_store, open_pipeline_queue
 from bastion.storage import LocalObjectStore, S3ObjectStore
 from bastion.storage.queue import SQLiteQueue, open_queue
 from bastion.storage.queue.sqs import SQSQueue
+from bastion.testing.ports import free_port
 from tests.conftest import MOTO_ACCOUNT
 
 
@@ -88,3 +89,11 @@ def test_the_platform_database_holds_the_ledger_by_default(
     with pytest.raises(ValueError, match=r"pipeline\.sqs_ledger_url") as err:
         open_queue(url + "?ledger=postgresql://bastion:hunter2@db/bastion")
     assert "hunter2" not in str(err.value)
+
+
+def test_an_unreachable_sqs_endpoint_is_an_error_to_act_on(aws_env: None, tmp_path: Path) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with pytest.raises(ConnectionError, match=r"cannot open the SQS queue t-gone") as err:
+        open_queue(f"{endpoint}/{MOTO_ACCOUNT}/t-gone", ledger_url=ledger)
+    assert isinstance(err.value, OSError)  # what the CLI reports as a failure to open

@@ -23,7 +23,8 @@ blocks); asyncio callers run it through `asyncio.to_thread`.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -83,6 +84,23 @@ class InFlight:
     consumer: Consumer | None
     consumer_id: str | None  # set with `consumer` None: a consumer that is no longer registered
     last_error: str | None
+
+
+def in_flight_from_row(row: Sequence[Any]) -> InFlight:
+    """An `InFlight` from a row of (id, body JSON, receive_count, sent_at, received_at,
+    visible_at, consumer id, last_error, then the consumer's columns or NULLs), the order the
+    SQL backends select them in."""
+    return InFlight(
+        id=row[0],
+        body=json.loads(row[1]),
+        receive_count=row[2],
+        sent_at=row[3],
+        received_at=row[4],
+        visible_at=row[5],
+        consumer_id=row[6],
+        last_error=row[7],
+        consumer=None if row[8] is None else Consumer(*row[8:14]),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from bastion.storage.queue.base import (
     InFlight,
     Message,
     QueueStats,
+    in_flight_from_row,
 )
 from bastion.storage.queue.identity import this_host, this_node
 
@@ -564,20 +565,7 @@ class SQLiteQueue:
             " AND m.receive_count > 0 ORDER BY m.sent_at, m.seq LIMIT ?",
             (self.name, time.time(), limit),
         )
-        return [
-            InFlight(
-                id=r[0],
-                body=json.loads(r[1]),
-                receive_count=r[2],
-                sent_at=r[3],
-                received_at=r[4],
-                visible_at=r[5],
-                consumer_id=r[6],
-                last_error=r[7],
-                consumer=None if r[8] is None else Consumer(*r[8:]),
-            )
-            for r in rows
-        ]
+        return [in_flight_from_row(r) for r in rows]
 
 
 def _check_lease(lease_seconds: float) -> None:

@@ -42,6 +42,8 @@ from collections.abc import Collection, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from bastion.storage.database import shared_engine
 from bastion.storage.queue.base import (
     DEFAULT_MAX_RECEIVE_COUNT,
@@ -74,6 +76,8 @@ _DEAD_AT = "bastion-dead-at"
 _REASON = "bastion-reason"
 _COUNT = "bastion-receive-count"
 _REASON_MALFORMED = "malformed_message"
+# Error codes of a queue that does not exist (query and JSON protocols).
+_NO_QUEUE = ("NonExistentQueue", "QueueDoesNotExist")
 
 
 def _seconds(value: float, maximum: int, what: str) -> int:
@@ -155,8 +159,14 @@ class SQSQueue:
 
             client = boto3.client("sqs", endpoint_url=endpoint_url, region_name=region)
         self._sqs = client
-        self.url = self._queue(base_name, create_attributes={})
-        self.dlq_url = self._dead_letter_queue(base_name)
+        try:
+            self.url = self._queue(base_name, create_attributes={})
+            self.dlq_url = self._dead_letter_queue(base_name)
+        except (BotoCoreError, ClientError) as exc:  # no credentials, no access, unreachable
+            raise ConnectionError(
+                f"cannot open the SQS queue {base_name} at {url}: {exc} (credentials come from "
+                "the environment, the AWS profile or the instance role)"
+            ) from exc
         engine = shared_engine(ledger_url)
         create_schema(engine)
         self._ledger = SQSLedger(engine, self.url)
@@ -172,7 +182,7 @@ class SQSQueue:
         try:
             return str(self._sqs.get_queue_url(QueueName=queue_name)["QueueUrl"])
         except Exception as exc:
-            if "NonExistentQueue" not in _error_code(exc):
+            if not any(code in _error_code(exc) for code in _NO_QUEUE):
                 raise
         attributes = {"MessageRetentionPeriod": self._retention(), **create_attributes}
         return str(self._sqs.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"])
@@ -519,7 +529,7 @@ class SQSQueue:
         return self._ledger.consumers()
 
     def in_flight(self, limit: int = 100) -> list[InFlight]:
-        return self._ledger.in_flight(limit, json.loads)
+        return self._ledger.in_flight(limit)
 
 
 def _check_lease(lease_seconds: float) -> None:

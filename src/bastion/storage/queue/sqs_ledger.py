@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from bastion.storage.database import write_transaction
-from bastion.storage.queue.base import Consumer, InFlight
+from bastion.storage.queue.base import Consumer, InFlight, in_flight_from_row
 from bastion.storage.queue.identity import this_host, this_node
 
 _MAX_REASON = 2000
@@ -293,9 +293,8 @@ class SQSLedger:
             ).all()
         return [Consumer(*row) for row in rows]
 
-    def in_flight(self, limit: int, loads: Any) -> list[InFlight]:
-        """Messages whose visibility deadline has not passed, oldest sent first; `loads` parses
-        a body."""
+    def in_flight(self, limit: int) -> list[InFlight]:
+        """Messages whose visibility deadline has not passed, oldest sent first."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 text(
@@ -309,17 +308,4 @@ class SQSLedger:
                 ),
                 {"queue": self.queue, "now": time.time(), "limit": limit},
             ).all()
-        return [
-            InFlight(
-                id=r[0],
-                body=loads(r[1]),
-                receive_count=r[2],
-                sent_at=r[3],
-                received_at=r[4],
-                visible_at=r[5],
-                consumer_id=r[6],
-                last_error=r[7],
-                consumer=None if r[8] is None else Consumer(*r[8:]),
-            )
-            for r in rows
-        ]
+        return [in_flight_from_row(r) for r in rows]
