@@ -7,12 +7,12 @@ AWS (SQS, S3) is moto's server on 127.0.0.1, always on: it needs no network.
 
 from __future__ import annotations
 
-import functools
 import os
+import subprocess
+import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -79,50 +79,31 @@ def redis_url() -> str:
 MOTO_ACCOUNT = "123456789012"
 
 
-def _locked_per_queue(method: Callable[..., Any]) -> Callable[..., Any]:
-    """`method` of moto's SQS backend run under its queue's lock."""
-
-    @functools.wraps(method)
-    def run(backend: Any, *args: Any, **kwargs: Any) -> Any:
-        name = kwargs["queue_name"] if "queue_name" in kwargs else args[0]
-        with backend.get_queue(name)._messages_lock:
-            return method(backend, *args, **kwargs)
-
-    return run
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """moto's server (SQS, S3, ...) on a free loopback port, for the whole session.
-
-    moto's SQS changes a queue's messages without a lock (a delete rebuilds the list, so two at
-    once can undo each other; two receives can take one message): its requests that change
-    messages run under the queue's own lock here, which a long poll lets go while it waits.
-    Real SQS has no such races.
-    """
-    from moto.server import ThreadedMotoServer
-    from moto.sqs.models import SQSBackend
-
+    """moto's server (SQS, S3, ...) on a free loopback port, for the whole session, in a
+    process of its own (`tests/moto_server.py`)."""
     from bastion.testing.ports import free_port
 
-    with pytest.MonkeyPatch.context() as patch:
-        for name in (
-            "receive_message",
-            "delete_message",
-            "delete_message_batch",
-            "change_message_visibility",
-            "change_message_visibility_batch",
-            "send_message",
-            "send_message_batch",
-        ):
-            patch.setattr(SQSBackend, name, _locked_per_queue(getattr(SQSBackend, name)))
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.moto_server", str(port)],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        assert server.stdout.readline().strip() == "ready", "moto's server did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stdin.close()
         try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
 
 
 @pytest.fixture
