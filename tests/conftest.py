@@ -1,16 +1,20 @@
-"""Shared fixtures: databases (SQLite, and PostgreSQL when configured) and Redis.
+"""Shared fixtures: databases (SQLite, and PostgreSQL when configured), Redis, and a local AWS.
 
 `BASTION_TEST_POSTGRES_URL` / `BASTION_TEST_REDIS_URL` turn on the real-server variants. CI sets
 `BASTION_TEST_REQUIRE_SERVICES=1`, which turns a missing server into a failure, never a skip.
+AWS (SQS, S3) is moto's server on 127.0.0.1, always on: it needs no network.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -108,3 +112,56 @@ async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     pfx = f"bastion:test:{uuid.uuid4().hex}:"
     yield pfx
     await delete_redis_keys(redis_url, pfx + "*")
+
+
+# moto's default account: the one its queue URLs and ARNs name.
+MOTO_ACCOUNT = "123456789012"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server (SQS, S3, ...) on a free loopback port, for the whole session, in a
+    process of its own (`tests/moto_server.py`)."""
+    from bastion.testing.ports import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.moto_server", str(port)],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        assert server.stdout.readline().strip() == "ready", "moto's server did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Dummy credentials and a region, and none of this machine's AWS configuration (child
+    processes inherit them too)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-access-key")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def sqs_queue_url(moto_endpoint: str, aws_env: None, tmp_path: Path) -> str:
+    """A queue of its own on moto's SQS (created on first open), its ledger in tmp_path."""
+    ledger = f"sqlite:///{tmp_path / 'sqs-ledger.db'}"
+    name = f"t-{uuid.uuid4().hex[:16]}"
+    return f"{moto_endpoint}/{MOTO_ACCOUNT}/{name}?{urlencode({'ledger': ledger})}"

@@ -258,19 +258,43 @@ class ClientSettings(_Section):
 
 
 # The schemes of `pipeline.queue_url` that `bastion.storage.queue.open_queue` opens.
-QUEUE_URL_SCHEMES = ("sqlite", "redis", "rediss", "postgresql", "postgres", "postgresql+psycopg")
+QUEUE_URL_SCHEMES = (
+    "sqlite",
+    "redis",
+    "rediss",
+    "postgresql",
+    "postgres",
+    "postgresql+psycopg",
+    "https",
+    "http",
+)
 
 # Below it, a calibrated confidence says a field is more likely wrong than right.
 DEFAULT_REVIEW_CONFIDENCE = 0.5
 
 
 class PipelineSettings(_Section):
-    """The document pipeline: where bytes and messages live, and its limits."""
+    """The document pipeline: where bytes and messages live, and its limits.
 
-    objects_dir: str = "objects"
+    AWS (S3, SQS): credentials come from boto3's usual chain (environment, shared files, an
+    instance or task role), never from this file.
+    """
+
+    # Where document bytes live: a folder (relative to the project) or `s3://bucket/prefix`.
+    object_store_url: str = Field(default="objects", min_length=1)
+    objects_dir: str = "objects"  # the former name of object_store_url: an alias of it
+    s3_endpoint_url: str | None = None  # None: AWS; or MinIO, moto, ... (http(s)://host:port)
+    s3_sse: Literal["none", "AES256", "aws:kms"] = "none"  # server-side encryption of objects
+    s3_kms_key_id: str | None = None  # with aws:kms: the key (None: the account's S3 key)
     # sqlite:///FILE, redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX] (rediss:// with TLS),
-    # or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?options=...]
+    # postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?options=...], or an SQS queue URL
+    # (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME).
     queue_url: str = "sqlite:///queue.db"
+    sqs_endpoint_url: str | None = None  # None: the queue URL's own host
+    # Where an SQS queue keeps its consumers and receipts (see storage/queue/sqs.py); None:
+    # the platform database (database.url), which every worker reaches anyway.
+    sqs_ledger_url: str | None = None
+    aws_region: str | None = None  # None: from the SQS URL, else boto3's (AWS_REGION, profile)
     visibility_timeout_seconds: float = 120.0
     # A worker's lease on the queue, renewed every third of it: once it runs out (or the worker's
     # process is gone), the messages it held are handed to another worker at once.
@@ -321,9 +345,30 @@ class PipelineSettings(_Section):
             raise ValueError(
                 f"{what} is not a queue backend: use sqlite:///FILE or "
                 "redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX] (rediss:// for TLS) or "
-                "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+                "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE or an SQS queue URL (https://...)"
             )
         return url
+
+    @model_validator(mode="before")
+    @classmethod
+    def _objects_dir_is_an_alias(cls, data: Any) -> Any:
+        """`objects_dir` (the former name) and `object_store_url` name one setting."""
+        if not isinstance(data, dict):
+            return data
+        old, new = data.get("objects_dir"), data.get("object_store_url")
+        if old is not None and new is not None and old != new:
+            raise ValueError(
+                f"pipeline.objects_dir ({old!r}) and pipeline.object_store_url ({new!r}) name "
+                "the same setting: keep only pipeline.object_store_url"
+            )
+        value = new if new is not None else old
+        return data if value is None else {**data, "objects_dir": value, "object_store_url": value}
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> PipelineSettings:
+        if self.s3_kms_key_id is not None and self.s3_sse != "aws:kms":
+            raise ValueError("pipeline.s3_kms_key_id needs pipeline.s3_sse: aws:kms")
+        return self
 
     @field_validator("ocr_languages")
     @classmethod
@@ -630,7 +675,15 @@ class Settings(BaseSettings):
 
     def database_url(self) -> str:
         """The database URL with a relative SQLite path resolved against `base_dir`."""
-        url = self.database.url
+        return self.resolve_sqlite_url(self.database.url)
+
+    def sqs_ledger_url(self) -> str:
+        """The database of an SQS queue's ledger: `pipeline.sqs_ledger_url`, else the platform
+        database (a relative SQLite path resolved against `base_dir`)."""
+        return self.resolve_sqlite_url(self.pipeline.sqs_ledger_url or self.database.url)
+
+    def resolve_sqlite_url(self, url: str) -> str:
+        """`url` with a relative SQLite path resolved against `base_dir`."""
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
             return prefix + str(self.path(url[len(prefix) :]))

@@ -93,7 +93,7 @@ agents:
     url: http://127.0.0.1:8087
     api_key: secret://file/secrets/critic.key
 pipeline:
-  objects_dir: objects
+  object_store_url: objects
   queue_url: sqlite:///queue.db
   worker_concurrency: 8
   worker_api_key: secret://file/secrets/worker.key

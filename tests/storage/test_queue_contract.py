@@ -23,16 +23,27 @@ MakeQueue = Callable[..., Queue]
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.postgres),
         pytest.param("redis", marks=pytest.mark.redis),
+        "sqs",
     ]
 )
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    for mark in request.node.iter_markers("not_on"):
+        if request.param in mark.args:
+            pytest.skip(f"not applicable on {request.param}: {mark.kwargs['reason']}")
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'queue.db'}"
     if request.param == "postgres":
         return str(request.getfixturevalue("postgres_queue_url"))
     if request.param == "redis":
         return str(request.getfixturevalue("redis_queue_url"))
+    if request.param == "sqs":
+        return str(request.getfixturevalue("sqs_queue_url"))
     raise AssertionError(request.param)
+
+
+# SQS counts visibility timeouts and delays in whole seconds (tests/storage/test_sqs_queue.py
+# checks these points with whole seconds).
+_WHOLE_SECONDS = "SQS visibility timeouts and delays are whole seconds"
 
 
 @pytest.fixture
@@ -84,6 +95,7 @@ def test_body_must_be_a_json_dict(queue: Queue) -> None:
     assert queue.depth() == 0
 
 
+@pytest.mark.not_on("sqs", reason=_WHOLE_SECONDS)
 def test_delay_seconds(queue: Queue) -> None:
     queue.send({"later": True}, delay_seconds=0.3)
     assert queue.receive() == []
@@ -92,6 +104,7 @@ def test_delay_seconds(queue: Queue) -> None:
     assert [m.body for m in queue.receive()] == [{"later": True}]
 
 
+@pytest.mark.not_on("sqs", reason=_WHOLE_SECONDS)
 def test_invisible_while_claimed_visible_after_timeout(queue: Queue) -> None:
     queue.send({"x": 1})
     [first] = queue.receive(visibility_timeout=0.3)
@@ -150,6 +163,7 @@ def test_dead_letter_after_max_receive_count_with_last_reason(make_queue: MakeQu
     assert dead.reason == "timeout #3"
 
 
+@pytest.mark.not_on("sqs", reason=_WHOLE_SECONDS)
 def test_dead_letter_after_expiry_without_reason(make_queue: MakeQueue) -> None:
     queue = make_queue(max_receive_count=1)
     queue.send({"doc": "x"})
@@ -189,6 +203,7 @@ def test_redrive_moves_back_with_fresh_count(make_queue: MakeQueue) -> None:
     assert queue.redrive() == 0
 
 
+@pytest.mark.not_on("sqs", reason="SQS keeps messages 60 s at least and purges them itself")
 def test_retention_purges_expired_messages(make_queue: MakeQueue) -> None:
     queue = make_queue(retention_seconds=0.3)
     queue.send({"old": True})

@@ -1,25 +1,41 @@
 """The pipeline's shared stores, opened from settings: the object store and the queue.
 
-The gateway, the worker, the extractor and the CLI all open them the same way.
+The gateway, the worker, the extractor and the CLI all open them the same way: the object store
+is a local folder or an S3 bucket (`pipeline.object_store_url`), the queue a SQLite file or an
+SQS queue (`pipeline.queue_url`).
 """
 
 from __future__ import annotations
 
 from bastion.config import Settings
-from bastion.storage import LocalObjectStore, Queue, open_queue
+from bastion.storage import LocalObjectStore, ObjectStore, Queue, S3ObjectStore, open_queue
 
 
-def object_store(settings: Settings) -> LocalObjectStore:
-    """The content-addressed object store at `pipeline.objects_dir`."""
-    return LocalObjectStore(settings.path(settings.pipeline.objects_dir))
+def object_store(settings: Settings) -> ObjectStore:
+    """The content-addressed object store at `pipeline.object_store_url`: `s3://bucket/prefix`
+    or a folder (relative to the project)."""
+    p = settings.pipeline
+    if p.object_store_url.startswith("s3://"):
+        return S3ObjectStore(
+            p.object_store_url,
+            endpoint_url=p.s3_endpoint_url,
+            region=p.aws_region,
+            sse=p.s3_sse,
+            kms_key_id=p.s3_kms_key_id,
+        )
+    return LocalObjectStore(settings.path(p.object_store_url))
 
 
 def open_pipeline_queue(settings: Settings) -> Queue:
-    """The document queue at `pipeline.queue_url`, with its DLQ and retention settings."""
+    """The document queue at `pipeline.queue_url`, with its DLQ and retention settings (and, for
+    SQS, its endpoint, region and ledger)."""
     p = settings.pipeline
     return open_queue(
         p.queue_url,
         base_dir=settings.base_dir,
         max_receive_count=p.max_receive_count,
         retention_seconds=p.retention_seconds,
+        endpoint_url=p.sqs_endpoint_url,
+        region=p.aws_region,
+        ledger_url=settings.sqs_ledger_url(),
     )

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bastion.storage.ids import random_token as random_token
     from bastion.storage.models import ApiKey as ApiKey
     from bastion.storage.models import AuditRecord as AuditRecord
+    from bastion.storage.objects_s3 import S3ObjectStore as S3ObjectStore
     from bastion.storage.objectstore import SHA256_PATTERN as SHA256_PATTERN
     from bastion.storage.objectstore import LocalObjectStore as LocalObjectStore
     from bastion.storage.objectstore import ObjectNotFoundError as ObjectNotFoundError
@@ -78,6 +79,7 @@ _EXPORTS = {
     "InvoiceClaim": "bastion.storage.pipeline_models",
     "LineItemRow": "bastion.storage.pipeline_models",
     "LocalObjectStore": "bastion.storage.objectstore",
+    "S3ObjectStore": "bastion.storage.objects_s3",
     "make_engine": "bastion.storage.database",
     "Message": "bastion.storage.queue",
     "migrate": "bastion.storage.database",
@@ -127,6 +129,7 @@ __all__ = [
     "ResearchConversation",
     "ResearchRun",
     "RunState",
+    "S3ObjectStore",
     "decode_cursor",
     "display_url",
     "encode_cursor",

@@ -2,8 +2,8 @@
 
 `open_queue(url)` opens the backend named by a URL: `sqlite:///queue.db` (relative paths are
 resolved against `base_dir`), `redis://HOST:PORT/DB?prefix=PREFIX` or `rediss://...` (Redis
-Streams, see `redis_streams`), or `postgresql://USER@HOST/DATABASE` (see `postgres`). The API
-is synchronous; see `base` for the contract.
+Streams, see `redis_streams`), `postgresql://USER@HOST/DATABASE` (see `postgres`), or an SQS
+queue URL (see `sqs`). The API is synchronous; see `base` for the contract.
 """
 
 from __future__ import annotations
@@ -65,8 +65,16 @@ def open_queue(
     name: str = "default",
     max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
     retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    ledger_url: str | None = None,
 ) -> Queue:
-    """Open (creating if needed) the queue at `url`."""
+    """Open (creating if needed) the queue at `url`.
+
+    An `http(s)://` URL is an SQS queue (`endpoint_url`, `region`: its endpoint and region when
+    the URL does not say; `ledger_url`: the database of its ledger, unless the URL names one
+    with `?ledger=`); see `sqs`.
+    """
     if url.startswith(("redis://", "rediss://")):
         from bastion.storage.queue.redis_streams import RedisStreamsQueue
 
@@ -84,6 +92,25 @@ def open_queue(
             name=name,
             max_receive_count=max_receive_count,
             retention_seconds=retention_seconds,
+        )
+    if url.startswith(("https://", "http://")):
+        from bastion.storage.queue.sqs import SQSQueue, split_queue_url
+
+        sqs_url, in_url = split_queue_url(url)
+        ledger = in_url or ledger_url
+        if ledger is None:
+            raise ValueError(
+                "an SQS queue needs a database for its ledger of consumers and receipts: set "
+                "pipeline.sqs_ledger_url (or database.url), or add ?ledger=sqlite:///FILE"
+            )
+        return SQSQueue(
+            sqs_url,
+            ledger_url=ledger,
+            name=name,
+            max_receive_count=max_receive_count,
+            retention_seconds=retention_seconds,
+            endpoint_url=endpoint_url,
+            region=region,
         )
     return SQLiteQueue(
         queue_path(url, base_dir),
