@@ -45,7 +45,8 @@ import structlog
 
 from bastion.config import ClientSettings
 from bastion.egress import Resolver as EgressResolver
-from bastion.egress import parse_ip, system_resolver
+from bastion.egress import parse_ip
+from bastion.egress import transport as egress_transport
 from bastion.runtime.breaker import BreakerOpen, BreakerState, CircuitBreaker
 
 __all__ = [
@@ -79,15 +80,15 @@ async def loop_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def pinned_resolver(fallback: EgressResolver = system_resolver) -> EgressResolver:
+def pinned_resolver(fallback: EgressResolver | None = None) -> EgressResolver:
     """An egress resolver that answers the address a replica was pinned to (`pinned_to`), and
-    asks `fallback` for any other host."""
+    asks `fallback` (default: the egress transport's `system_resolver`) for any other host."""
 
     def resolve(host: str, port: int) -> Sequence[str]:
         pin = _pinned.get()
         if pin is not None and pin[0] == host:
             return [pin[1]]
-        return fallback(host, port)
+        return (fallback or egress_transport.system_resolver)(host, port)
 
     return resolve
 
@@ -154,13 +155,6 @@ class ReplicasDown(BreakerOpen):
         super().__init__(target, retry_after)
         self.total = total
         self.not_ready = not_ready
-        if total == 0:
-            self.args = (
-                f"no replica of {target}: its host name resolved to no address (next try in "
-                f"{self.retry_after:.1f}s); check the agent's DNS name and that its replicas "
-                "are registered",
-            )
-            return
         self.args = (
             f"all {total} replicas of {target} are down ({not_ready} failing GET /readyz, "
             f"{total - not_ready} with an open circuit): failing fast, next trial in "
@@ -186,9 +180,10 @@ class ReplicaSet:
     """The replicas of one agent, and the choice of one per call attempt.
 
     `target` names the agent in messages. `resolver` resolves named hosts (None: they are not
-    resolved, each URL is one replica). `probe` tells whether a replica is ready; without it
-    every replica counts as ready. `breaker` is used for a single fixed URL (so that clients of
-    one target can share it); otherwise each replica gets its own from `settings`.
+    resolved, each URL is one replica; a name that does not resolve is one replica too, its
+    URL left to the egress transport to resolve). `probe` tells whether a replica is ready;
+    without it every replica counts as ready. `breaker` is used for a single URL (so that
+    clients of one target can share it); otherwise each replica gets its own from `settings`.
     """
 
     def __init__(
@@ -212,12 +207,12 @@ class ReplicaSet:
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 (load spreading, not security)
         self._sources: list[_Source] = []
-        shared = breaker if len(urls) == 1 else None
+        self._shared = breaker if len(urls) == 1 else None
         for url in urls:
             named = resolver is not None and parse_ip(urlsplit(url).hostname or "") is None
             source = _Source(url.rstrip("/"), named)
             if not named:
-                source.replicas.append(self._replica(source.url, None, shared))
+                source.replicas.append(self._replica(source.url, None, self._shared))
             self._sources.append(source)
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -267,9 +262,6 @@ class ReplicaSet:
         waits = [r.retry_after for r in refusals]
         if not_ready:
             waits.append(self._settings.replica_probe_seconds)
-        if not replicas:
-            self._stale.set()
-            waits.append(self._settings.dns_refresh_seconds)
         raise ReplicasDown(self.target, len(replicas), not_ready, min(waits, default=0.0))
 
     def has_other(self, avoid: frozenset[Replica]) -> bool:
@@ -323,6 +315,12 @@ class ReplicaSet:
                 address=display_address(source.url),
                 error=str(exc),
             )
+            addresses = []
+        if not addresses:
+            # Keep the replicas known; with none, the URL itself is tried and the egress
+            # transport resolves it per request (its errors name what is wrong).
+            if not source.replicas:
+                source.replicas = [self._replica(source.url, None, self._shared)]
             return
         known = {r.ip: r for r in source.replicas}
         source.replicas = [known.get(a) or self._replica(source.url, a, None) for a in addresses]
