@@ -74,6 +74,7 @@ from bastion.runtime.replicas import (
     loop_resolver,
     pinned_resolver,
     pinned_to,
+    replica_breaker,
 )
 from bastion.security import SecretValue
 
@@ -376,9 +377,7 @@ class AgentClient(AsyncClosing):
         self.token_url = (token_url or self.base_url).rstrip("/") + TOKEN_PATH
         # The token endpoint is the agent's own unless another URL was given.
         self._token_on_replicas = token_url is None or token_url.rstrip("/") == self.base_url
-        self.breaker = breaker or CircuitBreaker.from_settings(
-            self.settings, clock=clock, target=self.base_url
-        )
+        self.breaker = breaker or replica_breaker(self.settings, self.base_url, clock=clock)
         self.replicas = ReplicaSet(
             urls,
             target=self.base_url if len(urls) == 1 else f"{self.base_url} (+{len(urls) - 1})",

@@ -57,6 +57,7 @@ __all__ = [
     "loop_resolver",
     "pinned_resolver",
     "pinned_to",
+    "replica_breaker",
 ]
 
 log = structlog.get_logger("bastion.client")
@@ -115,6 +116,21 @@ def display_address(url: str) -> str:
         host = f"[{host}]"
     port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
     return f"{scheme}://{host}:{port}"
+
+
+def replica_breaker(
+    settings: ClientSettings, url: str, ip: str | None = None, *, clock: Clock = time.monotonic
+) -> CircuitBreaker:
+    """The breaker of the replica at `url` (pinned to `ip` for a resolved name), exported under
+    its configured address unless it is one of a name's resolved addresses."""
+    address = display_address(url)
+    return CircuitBreaker(
+        failure_threshold=settings.breaker_failure_threshold,
+        reset_seconds=settings.breaker_reset_seconds,
+        clock=clock,
+        target=address if ip is None else f"{address} ({ip})",
+        metric_name=address if ip is None else None,
+    )
 
 
 @dataclass(eq=False)
@@ -221,13 +237,7 @@ class ReplicaSet:
 
     def _replica(self, url: str, ip: str | None, breaker: CircuitBreaker | None) -> Replica:
         if breaker is None:
-            breaker = CircuitBreaker(
-                failure_threshold=self._settings.breaker_failure_threshold,
-                reset_seconds=self._settings.breaker_reset_seconds,
-                clock=self._clock,
-                target=display_address(url) if ip is None else f"{display_address(url)} ({ip})",
-                metric_name=display_address(url) if ip is None else None,
-            )
+            breaker = replica_breaker(self._settings, url, ip, clock=self._clock)
         return Replica(url=url, ip=ip, breaker=breaker)
 
     @property
