@@ -228,7 +228,9 @@ class AuditSettings(_Section):
 
 
 class AgentEndpoint(_Section):
-    url: str
+    # One URL, or a list of the URLs of the agent's replicas; a URL whose host name resolves to
+    # several addresses spreads calls over them too (`bastion.runtime.replicas`).
+    url: str | list[str]
     port: int | None = None
     # The agent's own credential for calls it makes to other agents (a secret reference).
     api_key: str | None = None
@@ -239,11 +241,28 @@ class AgentEndpoint(_Section):
     # The default allows nothing else.
     egress: EgressPolicy = EgressPolicy()
 
+    @field_validator("url")
+    @classmethod
+    def _urls_given(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list) and not v:
+            raise ValueError("url is an empty list: give the agent's URL, or its replicas' URLs")
+        return v
+
+    def urls(self) -> list[str]:
+        """Every configured URL (one per replica), as `base_url` gives the first."""
+        return [
+            self._with_port(url) for url in ([self.url] if isinstance(self.url, str) else self.url)
+        ]
+
     def base_url(self) -> str:
-        """`url` without a trailing slash, with `port` added when the URL names none."""
-        parts = urlsplit(self.url)
+        """The (first) URL without a trailing slash, with `port` added when it names none: where
+        the agent serves when started from this file."""
+        return self.urls()[0]
+
+    def _with_port(self, url: str) -> str:
+        parts = urlsplit(url)
         if parts.port is not None or self.port is None:
-            return self.url.rstrip("/")
+            return url.rstrip("/")
         return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{self.port}")).rstrip("/")
 
 
@@ -255,6 +274,10 @@ class ClientSettings(_Section):
     backoff_max_seconds: float = 5.0
     breaker_failure_threshold: int = 5
     breaker_reset_seconds: float = 10.0
+    # With several replicas: how often each one's GET /readyz is probed, and how often a host
+    # name is resolved again (also soon after a connection to one of its addresses failed).
+    replica_probe_seconds: float = Field(default=5.0, gt=0)
+    dns_refresh_seconds: float = Field(default=5.0, gt=0)
 
 
 # The schemes of `pipeline.queue_url` that `bastion.storage.queue.open_queue` opens.

@@ -105,8 +105,9 @@ def _agent_port(agent: str, settings: Settings) -> int:
     endpoint = settings.agents.get(agent)
     if endpoint is None:
         return settings.server.port
-    if endpoint.url and urlsplit(endpoint.url).port:
-        return _url_host_port(endpoint.url)[1]
+    first = endpoint.base_url()  # of several replicas' URLs, the first
+    if first and urlsplit(first).port:
+        return _url_host_port(first)[1]
     return endpoint.port or settings.server.port
 
 

@@ -21,8 +21,9 @@ Counted as requests are served:
     bastion_guardrail_findings_total{type, action}              (guardrails.service)
     bastion_collector_errors_total{collector}               failed scrape-time reads
 
-Set as outbound circuit breakers move (`bastion.runtime.CircuitBreaker` given a `metric_name`,
-a fixed name such as `tavily`, never a URL):
+Set as outbound circuit breakers move (`bastion.runtime.CircuitBreaker` given a `metric_name`:
+a fixed name such as `tavily`, or an agent replica's configured address `scheme://host:port`,
+never user input):
 
     bastion_circuit_state{name}                 0 closed, 1 half-open, 2 open
     bastion_circuit_transitions_total{name, state}   state changes, by the state entered

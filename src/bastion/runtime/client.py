@@ -1,6 +1,9 @@
 """The agent client: JSON-RPC 2.0 calls to one agent, with tokens, retries and a breaker.
 
-`AgentClient` owns everything a caller needs to talk to one agent (`base_url`) safely:
+`AgentClient` owns everything a caller needs to talk to one agent safely, at one URL or spread
+over its replicas (a list of URLs, or a host name with several addresses; `ReplicaSet` in
+`bastion.runtime.replicas` chooses one per attempt, least outstanding requests first, passing
+over replicas with an open breaker or a failing `/readyz`):
 
 * one pooled, keep-alive `httpx.AsyncClient` with the connect/read timeouts from
   `ClientSettings`; optional TLS through `ssl_context` (a CA to verify the agent, and a
@@ -16,9 +19,10 @@
   sent as `X-API-Key`. Neither key nor token ever appears in a repr, a log line or an error;
 * retries with exponential backoff and full jitter, only for failures where the agent cannot
   have run the call: connection failures before the request went out, HTTP 503, and HTTP 429
-  (waiting at least `Retry-After`). Nothing else is retried: JSON-RPC calls are not idempotent;
-* a `CircuitBreaker` for the target, so that a dead agent costs callers nothing but a
-  `BreakerOpen` until its reset time has passed.
+  (waiting at least `Retry-After`). Nothing else is retried: JSON-RPC calls are not idempotent.
+  A retry goes to another replica when there is one (after a failed connection, at once);
+* a `CircuitBreaker` per replica, so that a dead agent costs callers nothing but a
+  `BreakerOpen` until its reset time has passed (`ReplicasDown` when every replica is down).
 
 Errors: `RpcCallError` when the agent (or the token endpoint) answered with an error,
 `AgentUnreachable` when no answer could be had, `BreakerOpen` when the call was refused locally.
@@ -63,6 +67,15 @@ from bastion.protocol.errors import (
     spec_for,
 )
 from bastion.runtime.breaker import BreakerOpen, CircuitBreaker
+from bastion.runtime.replicas import (
+    Replica,
+    ReplicaSet,
+    Resolver,
+    loop_resolver,
+    pinned_resolver,
+    pinned_to,
+    replica_breaker,
+)
 from bastion.security import SecretValue
 
 __all__ = [
@@ -83,6 +96,7 @@ log = structlog.get_logger("bastion.client")
 
 A2A_VERSION = "1.0"
 TOKEN_PATH = "/oauth/token"  # noqa: S105 (a URL path, not a secret)
+READY_PATH = "/readyz"
 DEFAULT_RPC_PATH = MESSAGE_PATH
 # Refresh a token once this fraction of its lifetime has passed.
 TOKEN_REFRESH_FRACTION = 0.8
@@ -306,20 +320,24 @@ class AgentClient(AsyncClosing):
 
     Arguments (all keyword except `base_url`):
 
-    * `base_url`: the agent's root URL; calls go to `base_url + rpc_path` (`/message`).
+    * `base_url`: the agent's root URL, or the root URLs of its replicas; calls go to
+      `<url> + rpc_path` (`/message`). A URL whose host is a name is resolved (`resolver`,
+      default the event loop's `getaddrinfo`) and calls are spread over its addresses.
     * `api_key`: the caller's API key; with `use_tokens` (default) it is exchanged at
       `token_url` (default `base_url`) + `/oauth/token` for a bearer token.
     * `settings`: timeouts, retries, backoff, and breaker thresholds.
     * `breaker`: the target's breaker; by default one is made from `settings`. Pass the same
-      breaker to several clients of one target to share its state.
+      breaker to several clients of one target to share its state. It guards a single URL with
+      an IP host (or any single URL with a `transport`); replicas get a breaker each.
     * `ssl_context`: TLS for `https://` agents: the CA to trust and, for mTLS, the client
       certificate (build one with `client_ssl_context`). Default: system CAs, no client cert.
     * `egress`: the egress policy of the client's HTTP (`bastion.egress`). By default it
-      allows exactly the origins of `base_url` and `token_url`, so a redirect or a rebinding
+      allows exactly the origins of the agent's URLs and `token_url`, so a redirect or a rebinding
       name cannot take the client anywhere else; `principal` and `audit` name the caller in
       the log line and the audit record of a refused request.
     * `transport`: an httpx transport to use instead of the network (tests, ASGI in-process;
-      no network, so no egress policy).
+      no network, so no egress policy, and host names are not resolved to replicas).
+    * `resolver`: the async resolver of host names to replica addresses.
     * `headers`: extra headers sent with every request.
     * `sleep`, `clock`: injectable for tests (backoff waits; breaker and token expiry time).
     * `max_retry_after`: a 429/503 asking to wait longer than this is not retried.
@@ -328,7 +346,7 @@ class AgentClient(AsyncClosing):
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         api_key: str | SecretValue | None = None,
         use_tokens: bool = True,
@@ -346,14 +364,28 @@ class AgentClient(AsyncClosing):
         rpc_path: str = DEFAULT_RPC_PATH,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         trust_env: bool = False,
+        resolver: Resolver | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ValueError("no agent URL given: pass the agent's URL or its replicas' URLs")
+        self.base_url = urls[0].rstrip("/")
+        self._rpc_path = "/" + rpc_path.lstrip("/") if rpc_path.strip("/") else "/"
         self.settings = settings or ClientSettings()
         self._principal = principal
-        self.rpc_url = self.base_url + ("/" + rpc_path.lstrip("/") if rpc_path.strip("/") else "/")
+        self.rpc_url = self.base_url + self._rpc_path
         self.token_url = (token_url or self.base_url).rstrip("/") + TOKEN_PATH
-        self.breaker = breaker or CircuitBreaker.from_settings(
-            self.settings, clock=clock, target=self.base_url
+        # The token endpoint is the agent's own unless another URL was given.
+        self._token_on_replicas = token_url is None or token_url.rstrip("/") == self.base_url
+        self.breaker = breaker or replica_breaker(self.settings, self.base_url, clock=clock)
+        self.replicas = ReplicaSet(
+            urls,
+            target=self.base_url if len(urls) == 1 else f"{self.base_url} (+{len(urls) - 1})",
+            settings=self.settings,
+            resolver=None if transport is not None else (resolver or loop_resolver),
+            probe=self._ready,
+            breaker=self.breaker,
+            clock=clock,
         )
         self.max_retry_after = max_retry_after
         self.last_rate_limit: RateLimitStatus | None = None
@@ -382,8 +414,10 @@ class AgentClient(AsyncClosing):
         if transport is not None:
             self._http = httpx.AsyncClient(transport=transport, **options)
         else:
-            policy = egress or origin_policy(self.base_url, self.token_url)
-            self._http = egress_client(policy, principal=principal, audit=audit, **options)
+            policy = egress or origin_policy(*urls, self.token_url)
+            self._http = egress_client(
+                policy, principal=principal, audit=audit, resolver=pinned_resolver(), **options
+            )
 
     def __repr__(self) -> str:
         return f"AgentClient(base_url={self.base_url!r}, auth={self.auth_mode!r})"
@@ -398,14 +432,28 @@ class AgentClient(AsyncClosing):
         return "bearer"
 
     async def aclose(self) -> None:
+        await self.replicas.aclose()
         await self._http.aclose()
+
+    async def _ready(self, replica: Replica) -> bool:
+        """Whether `replica` answers `GET /readyz` with 200 (the replica set's probe)."""
+        s = self.settings
+        timeout = httpx.Timeout(
+            min(s.timeout_seconds, s.replica_probe_seconds), connect=s.connect_timeout_seconds
+        )
+        try:
+            with pinned_to(replica):
+                resp = await self._http.get(replica.url + READY_PATH, timeout=timeout)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200
 
     # -- public calls ------------------------------------------------------------------------
 
     async def call(self, method: str, params: Any = None) -> Any:
         """Call `method` and return its `result`; raises `RpcCallError` for an error answer."""
         rid = next(self._ids)
-        resp = await self._post(_dumps(_request(method, params, rid)))
+        resp, _ = await self._post(_dumps(_request(method, params, rid)))
         doc = _json_body(resp)
         if isinstance(doc, dict) and "error" in doc:
             _raise_error(doc["error"], resp)
@@ -419,7 +467,7 @@ class AgentClient(AsyncClosing):
 
     async def notify(self, method: str, params: Any = None) -> None:
         """Send a notification (no id, no result). Raises only when the request was refused."""
-        resp = await self._post(_dumps(_request(method, params, None)))
+        resp, _ = await self._post(_dumps(_request(method, params, None)))
         if resp.status_code < 300 and not resp.content:
             return
         doc = _json_body(resp)
@@ -436,7 +484,7 @@ class AgentClient(AsyncClosing):
             return []
         ids = [next(self._ids) for _ in calls]
         body = [_request(m, p, rid) for (m, p), rid in zip(calls, ids, strict=True)]
-        resp = await self._post(_dumps(body))
+        resp, _ = await self._post(_dumps(body))
         doc = _json_body(resp)
         if isinstance(doc, dict) and "error" in doc:
             _raise_error(doc["error"], resp)
@@ -460,7 +508,7 @@ class AgentClient(AsyncClosing):
         stream) yields its single result or raises its error.
         """
         rid = next(self._ids)
-        resp = await self._post(
+        resp, replica = await self._post(
             _dumps(_request(method, params, rid)), stream=True, accept="text/event-stream"
         )
         try:
@@ -489,6 +537,8 @@ class AgentClient(AsyncClosing):
                     self.base_url, f"stream broken: {type(exc).__name__}", attempts=1, sent=True
                 ) from exc
         finally:
+            if replica is not None:
+                self.replicas.release(replica)
             await resp.aclose()
 
     # -- A2A conveniences --------------------------------------------------------------------
@@ -573,9 +623,10 @@ class AgentClient(AsyncClosing):
 
     async def _post(
         self, body: bytes, *, stream: bool = False, accept: str = "application/json"
-    ) -> httpx.Response:
+    ) -> tuple[httpx.Response, Replica | None]:
         """POST one JSON-RPC body with auth, retries and the breaker; refresh a rejected token
-        once. The caller reads (and, for streams, closes) the response."""
+        once. The caller reads (and, for streams, closes) the response; a stream's replica is
+        returned for the caller to release once the stream is over."""
         correlation_id = current_correlation_id() or new_correlation_id()
         onward = onward_delegation_var.get()
         delegation = {DELEGATION_HEADER: onward(self._principal)} if onward is not None else {}
@@ -590,23 +641,27 @@ class AgentClient(AsyncClosing):
                 **auth,
             }
 
-            def send(headers: dict[str, str] = headers) -> Awaitable[httpx.Response]:
+            def send(base: str, headers: dict[str, str] = headers) -> Awaitable[httpx.Response]:
                 request = self._http.build_request(
-                    "POST", self.rpc_url, content=body, headers=headers
+                    "POST", base + self._rpc_path, content=body, headers=headers
                 )
                 return self._http.send(request, stream=stream)
 
-            resp = await self._send_with_retries(send, self.breaker, self.base_url)
+            resp, replica = await self._send_with_retries(
+                send, self.replicas, self.base_url, hold=stream
+            )
             rate = parse_rate_limit(resp.headers)
             if rate is not None:
                 self.last_rate_limit = rate
             if resp.status_code == 401 and token is not None and not refreshed:
+                if replica is not None:
+                    self.replicas.release(replica)
                 await resp.aclose()
                 refreshed = True
                 log.info("token rejected, refreshing once", target=self.base_url)
                 await self._refresh_rejected(token)
                 continue
-            return resp
+            return resp, replica
 
     def _backoff(self, attempt: int) -> float:
         s = self.settings
@@ -615,64 +670,90 @@ class AgentClient(AsyncClosing):
 
     async def _send_with_retries(
         self,
-        send: Callable[[], Awaitable[httpx.Response]],
-        breaker: CircuitBreaker | None,
+        send: Callable[[str], Awaitable[httpx.Response]],
+        route: ReplicaSet | CircuitBreaker | None,
         target: str,
-    ) -> httpx.Response:
-        """Send until an answer that is not worth retrying, or retries run out."""
+        *,
+        hold: bool = False,
+    ) -> tuple[httpx.Response, Replica | None]:
+        """Send until an answer that is not worth retrying, or retries run out. `send` gets the
+        base URL of the attempt: a replica's chosen from `route`, else `target` (guarded by
+        `route` when it is a breaker). With `hold` the replica of the answer stays counted as
+        busy and is returned (release it when its stream is over); otherwise None is."""
         max_retries = max(0, self.settings.max_retries)
         attempt = 0
+        tried: set[Replica] = set()
         while True:
-            if breaker is not None:
+            replica: Replica | None = None
+            breaker = route if isinstance(route, CircuitBreaker) else None
+            if isinstance(route, ReplicaSet):
+                replica = await route.pick(frozenset(tried))
+                tried.add(replica)
+                breaker = replica.breaker
+            elif breaker is not None:
                 breaker.acquire()
+            held = False
             try:
-                resp = await send()
-            except _NOT_SENT as exc:
-                if breaker is not None:
-                    breaker.record_failure()
-                reason = type(exc).__name__
-                if _is_tls_failure(exc) or attempt >= max_retries:
+                try:
+                    with pinned_to(replica):
+                        resp = await send(replica.url if replica is not None else target)
+                except _NOT_SENT as exc:
+                    if breaker is not None:
+                        breaker.record_failure()
+                    if isinstance(route, ReplicaSet) and replica is not None:
+                        route.connect_failed(replica)
+                    reason = type(exc).__name__
+                    if replica is not None and (replica.ip or replica.url != target):
+                        reason = f"{reason} at {replica.name}"
+                    if _is_tls_failure(exc) or attempt >= max_retries:
+                        raise AgentUnreachable(
+                            target, reason, attempts=attempt + 1, sent=False
+                        ) from exc
+                    # Another replica is tried at once; the same target after a backoff.
+                    other = isinstance(route, ReplicaSet) and route.has_other(frozenset(tried))
+                    delay = 0.0 if other else self._backoff(attempt)
+                    log.info("retrying", target=target, reason=reason, delay=round(delay, 3))
+                    await self._sleep(delay)
+                    attempt += 1
+                    continue
+                except httpx.TransportError as exc:
+                    # The request went out (or may have): the call may have run, so no retry.
+                    if breaker is not None:
+                        breaker.record_failure()
                     raise AgentUnreachable(
-                        target, reason, attempts=attempt + 1, sent=False
+                        target, type(exc).__name__, attempts=attempt + 1, sent=True
                     ) from exc
-                delay = self._backoff(attempt)
-                log.info("retrying", target=target, reason=reason, delay=round(delay, 3))
-                await self._sleep(delay)
-                attempt += 1
-                continue
-            except httpx.TransportError as exc:
-                # The request went out (or may have): the call may have run, so no retry.
-                if breaker is not None:
-                    breaker.record_failure()
-                raise AgentUnreachable(
-                    target, type(exc).__name__, attempts=attempt + 1, sent=True
-                ) from exc
-            except BaseException:
-                if breaker is not None:
-                    breaker.release()
-                raise
+                except BaseException:
+                    if breaker is not None:
+                        breaker.release()
+                    raise
 
-            status = resp.status_code
-            if breaker is not None:
-                # 429 is the caller's quota, not the agent's health.
-                if status >= 500:
-                    breaker.record_failure()
-                else:
-                    breaker.record_success()
-            if status not in (429, 503):
-                if status >= 300:
-                    await resp.aread()
-                return resp
-            await resp.aread()
-            retry_after = parse_retry_after(resp.headers.get("retry-after"))
-            if attempt >= max_retries or (
-                retry_after is not None and retry_after > self.max_retry_after
-            ):
-                return resp
-            delay = self._backoff(attempt)
-            if retry_after is not None:
-                delay = max(delay, retry_after)
-            await resp.aclose()
+                status = resp.status_code
+                if breaker is not None:
+                    # 429 is the caller's quota, not the agent's health.
+                    if status >= 500:
+                        breaker.record_failure()
+                    else:
+                        breaker.record_success()
+                if status not in (429, 503):
+                    if status >= 300:
+                        await resp.aread()
+                    held = hold
+                    return resp, replica if held else None
+                await resp.aread()
+                retry_after = parse_retry_after(resp.headers.get("retry-after"))
+                if attempt >= max_retries or (
+                    retry_after is not None and retry_after > self.max_retry_after
+                ):
+                    held = hold
+                    return resp, replica if held else None
+                delay = self._backoff(attempt)
+                if retry_after is not None:
+                    delay = max(delay, retry_after)
+                await resp.aclose()
+            finally:
+                if replica is not None and not held and isinstance(route, ReplicaSet):
+                    route.release(replica)
             log.info("retrying", target=target, status=status, delay=round(delay, 3))
             await self._sleep(delay)
             attempt += 1
@@ -710,14 +791,19 @@ class AgentClient(AsyncClosing):
             "X-Correlation-ID": current_correlation_id() or new_correlation_id(),
         }
 
-        def send() -> Awaitable[httpx.Response]:
+        def send(base: str) -> Awaitable[httpx.Response]:
+            url = base + TOKEN_PATH if self._token_on_replicas else self.token_url
             request = self._http.build_request(
-                "POST", self.token_url, data={"grant_type": "client_credentials"}, headers=headers
+                "POST", url, data={"grant_type": "client_credentials"}, headers=headers
             )
             return self._http.send(request)
 
-        breaker = self.breaker if self._token_shares_breaker else None
-        resp = await self._send_with_retries(send, breaker, self.token_url)
+        route: ReplicaSet | CircuitBreaker | None = None
+        if self._token_on_replicas:
+            route = self.replicas
+        elif self._token_shares_breaker:
+            route = self.breaker
+        resp, _ = await self._send_with_retries(send, route, self.token_url)
         if resp.status_code == 404:
             self._token_endpoint_missing = True
             self._token = None

@@ -31,7 +31,8 @@ def own_api_key(settings: Settings, agent: str) -> SecretValue:
     return credential(settings, f"agents.{agent}.api_key", own.api_key if own else None, agent)
 
 
-def peer_url(settings: Settings, agent: str, peer: str) -> str:
+def peer_url(settings: Settings, agent: str, peer: str) -> str | list[str]:
+    """The peer's URL, or its replicas' URLs."""
     target = settings.agents.get(peer)
     if target is None or not target.url:
         raise AgentConfigError(f"agents.{peer}.url is not set: the {agent} needs the {peer}'s URL")

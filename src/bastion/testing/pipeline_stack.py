@@ -86,7 +86,7 @@ def pipeline_in_threads(
     with contextlib.ExitStack() as stack:
         for name in agents:
             app = AgentApp(definition_for(name, settings), settings)
-            stack.enter_context(serve_in_thread(app, port=_port(settings.agents[name].url)))
+            stack.enter_context(serve_in_thread(app, port=_port(settings.agents[name].base_url())))
         gateway_url = settings.pipeline.gateway_url
         if gateway:
             from bastion.web.gateway import build_gateway
