@@ -36,12 +36,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Row,
     and_,
     case,
     delete,
@@ -86,6 +88,10 @@ _ORPHAN_STATES = (TaskState.SUBMITTED.value, TaskState.WORKING.value)
 ORPHAN_MESSAGE = (
     "The agent stopped (a restart or a crash) before this task finished; send the message again."
 )
+
+
+# A row of `a2a_tasks` as read by Core (`row.seq`, `row.task`, ...).
+TaskRow = Row[Any]
 
 
 class TaskTablesMissing(RuntimeError):
@@ -153,7 +159,7 @@ class DatabaseTaskStore(TaskStore):
 
     # -- rows --------------------------------------------------------------------------------
 
-    def _alive(self, row: A2ATask) -> bool:
+    def _alive(self, row: TaskRow) -> bool:
         """The row's runner is another process that renewed its claim recently."""
         return (
             row.runner is not None
@@ -163,7 +169,7 @@ class DatabaseTaskStore(TaskStore):
             and row.state not in _TERMINAL
         )
 
-    def _adopt(self, record: TaskRecord, row: A2ATask) -> None:
+    def _adopt(self, record: TaskRecord, row: TaskRow) -> None:
         task = Task.model_validate_json(row.task)
         task.artifacts = list(task.artifacts or [])
         task.history = list(task.history or [])
@@ -171,7 +177,7 @@ class DatabaseTaskStore(TaskStore):
         record.seq = row.seq
         record.elsewhere = self._alive(row)
 
-    def _record(self, row: A2ATask) -> TaskRecord:
+    def _record(self, row: TaskRow) -> TaskRecord:
         """The row as a record: this process's live record (refreshed) when it has one."""
         record = self._live.get(row.id)
         if record is None:
@@ -202,9 +208,9 @@ class DatabaseTaskStore(TaskStore):
             self._lock_clock(conn)
             yield conn
 
-    def _lock_clock(self, conn: Connection) -> A2ATaskClock:
+    def _lock_clock(self, conn: Connection) -> Row[Any]:
         query = select(A2ATaskClock).where(A2ATaskClock.agent == self.agent).with_for_update()
-        clock = conn.execute(query).scalars().first()
+        clock = conn.execute(query).first()
         if clock is None:
             raise TaskTablesMissing(f"the task clock of agent {self.agent!r} was deleted")
         return clock
@@ -236,7 +242,7 @@ class DatabaseTaskStore(TaskStore):
 
     def find(self, owner: str, task_id: str) -> TaskRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(A2ATask).where(self._where_task(task_id))).scalars().first()
+            row = conn.execute(select(A2ATask).where(self._where_task(task_id))).first()
         if row is None or row.owner != owner:
             return None
         return self._record(row)
@@ -306,7 +312,7 @@ class DatabaseTaskStore(TaskStore):
         self,
         record: TaskRecord,
         apply: Callable[[Connection | None], None],
-        still: Callable[[A2ATask], bool] = lambda _row: True,
+        still: Callable[[TaskRow], bool] = lambda _row: True,
     ) -> bool:
         """Apply a change to the task's newest state and write it; False when it could not be
         written because the task finished meanwhile (another replica canceled it: the run here
@@ -314,7 +320,7 @@ class DatabaseTaskStore(TaskStore):
         no longer meets `still`."""
         with self._write() as conn:
             query = select(A2ATask).where(self._where_task(record.task.id)).with_for_update()
-            row = conn.execute(query).scalars().first()
+            row = conn.execute(query).first()
             if row is not None:
                 self._adopt(record, row)
                 if not still(row):
@@ -417,9 +423,7 @@ class DatabaseTaskStore(TaskStore):
             query = select(A2ATask).where(*where)
             if cursor is not None:
                 query = query.where(A2ATask.seq < cursor)
-            rows = list(
-                conn.execute(query.order_by(A2ATask.seq.desc()).limit(page_size + 1)).scalars()
-            )
+            rows = list(conn.execute(query.order_by(A2ATask.seq.desc()).limit(page_size + 1)))
         records = [self._record(row) for row in rows[:page_size]]
         next_token = encode_cursor(records[-1].seq) if len(rows) > page_size else ""
         return records, next_token, int(total)
@@ -450,7 +454,7 @@ class DatabaseTaskStore(TaskStore):
                         A2ATask.state.in_(_ORPHAN_STATES),
                         or_(A2ATask.runner.is_(None), A2ATask.runner_seen < cutoff),
                     )
-                ).scalars()
+                )
             )
         failed = 0
         for row in rows:
@@ -472,7 +476,7 @@ class DatabaseTaskStore(TaskStore):
             ) -> None:
                 self._apply_status(r, s, *self._stamp_or_local(conn))
 
-            def orphaned(current: A2ATask) -> bool:
+            def orphaned(current: TaskRow) -> bool:
                 return current.state in _ORPHAN_STATES and (
                     current.runner is None
                     or current.runner_seen is None
