@@ -294,6 +294,10 @@ class TaskStore:
             own.pop(record.task.id, None)
             if not own:
                 del self._by_owner[record.owner]
+        self._stop(record)
+
+    def _stop(self, record: TaskRecord) -> None:
+        """The task is gone from the store: stop its run and end its streams."""
         if record.run is not None:
             record.run.cancel()
         self._close_subscribers(record)

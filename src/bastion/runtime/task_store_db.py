@@ -35,7 +35,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -98,12 +98,17 @@ class TaskTablesMissing(RuntimeError):
     """The database has no A2A task tables: its schema predates them."""
 
 
+_EPOCH = datetime.fromtimestamp(0, UTC)
+_MS = timedelta(milliseconds=1)
+
+
 def _ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
+    """Whole milliseconds since the epoch (exact: no float rounding), rounded down."""
+    return (value - _EPOCH) // _MS
 
 
 def _from_ms(value: int) -> datetime:
-    return datetime.fromtimestamp(value / 1000, UTC)
+    return _EPOCH + value * _MS
 
 
 class DatabaseTaskStore(TaskStore):
@@ -390,11 +395,8 @@ class DatabaseTaskStore(TaskStore):
     def _let_go(self, task_id: str) -> None:
         """The task is gone from the database: stop its run here and end its streams."""
         record = self._live.pop(task_id, None)
-        if record is None:
-            return
-        if record.run is not None:
-            record.run.cancel()
-        self._close_subscribers(record)
+        if record is not None:
+            self._stop(record)
 
     # -- views -------------------------------------------------------------------------------
 
@@ -417,7 +419,7 @@ class DatabaseTaskStore(TaskStore):
         if updated_after is not None:
             # Status timestamps are whole milliseconds: later than `updated_after` is later
             # than its whole milliseconds.
-            where.append(A2ATask.status_ms > int(updated_after.timestamp() * 1000 // 1))
+            where.append(A2ATask.status_ms > _ms(updated_after))
         with self.engine.connect() as conn:
             total = self._count(conn, where)
             query = select(A2ATask).where(*where)
