@@ -26,7 +26,8 @@ The executor runs in its own asyncio task: `SendMessage` returns once the task i
 interrupted (or right after the task exists, with `configuration.returnImmediately`), streams
 follow it live, and `CancelTask` cancels it.
 
-The executor interface lives in `a2a_executor`, the task store in `task_store`; both are
+The executor interface lives in `a2a_executor`, the task store in `task_store` (in memory) and
+`task_store_db` (in the database, shared by replicas: `server.task_store`); the first two are
 re-exported here.
 
 **A2A-Version.** Each of these methods first negotiates the version: an absent or empty header

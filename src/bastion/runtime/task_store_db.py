@@ -7,7 +7,8 @@ history and artifacts bounded, the oldest tasks evicted first (finished before l
 and per agent. Every change is written in one transaction that first re-reads the row, so two
 replicas changing one task never overwrite each other's changes; reads (`find`, `get`, `page`)
 come from the database. Changes are numbered by the agent's row in `a2a_task_clocks`, locked
-first by every change, so replicas share one update order (and no two changes deadlock).
+first by every change, so replicas share one update order and two changes never wait on each
+other's task rows in opposite orders.
 
 What stays in the process: live subscribers and the running executor. The row names the
 process running the task (`runner`, renewed every `heartbeat_seconds`), so that:
@@ -25,7 +26,8 @@ process running the task (`runner`, renewed every `heartbeat_seconds`), so that:
   Interrupted tasks (input or auth required) are kept: they wait for the next message.
 
 Finished tasks older than `retention_seconds` are deleted by the heartbeat sweep. The store's
-calls are synchronous, short, single-task transactions, as the memory store's are.
+interface is the memory store's, synchronous: its short transactions run on the event loop and
+hold it for their duration (a SQLite writer may wait for another's file lock).
 """
 
 from __future__ import annotations
