@@ -25,8 +25,13 @@ from bastion.runtime.a2a_methods import (
     working,
 )
 from bastion.runtime.agent import AgentApp
-from bastion.runtime.task_store_db import ORPHAN_MESSAGE, DatabaseTaskStore, task_store_for
-from bastion.storage import shared_engine
+from bastion.runtime.task_store_db import (
+    ORPHAN_MESSAGE,
+    DatabaseTaskStore,
+    TaskTablesMissing,
+    task_store_for,
+)
+from bastion.storage import make_engine, shared_engine
 from bastion.testing import serve_in_thread
 from tests.runtime import test_a2a_methods as memory_tests
 from tests.runtime.test_a2a_methods import V1, Agent, user_message
@@ -218,6 +223,34 @@ async def test_start_fails_the_tasks_a_stopped_process_left(new_store: StoreFact
     assert restarted.get("alice", waiting["id"]).state.value == "TASK_STATE_INPUT_REQUIRED"
     await restarted.aclose()
     await dead.service.aclose()
+
+
+async def test_the_heartbeat_keeps_its_own_runs_and_fails_a_dead_replicas(
+    new_store: StoreFactory,
+) -> None:
+    later = time.time() + 1000
+    slow_here, slow_dead = Slow(), Slow()
+    here = Agent(slow_here, new_store(clock=lambda: later))
+    dead = Agent(slow_dead, new_store())
+    mine = (await here.send({"message": user_message(), **RETURN_AT_ONCE}))["task"]
+    theirs = (await dead.send({"message": user_message(), **RETURN_AT_ONCE}))["task"]
+    await slow_here.started.wait()
+    here.service.store.beat()  # type: ignore[attr-defined]
+    assert (await here.call("GetTask", {"id": mine["id"]}))["status"]["state"] == (
+        "TASK_STATE_WORKING"
+    )
+    assert (await here.call("GetTask", {"id": theirs["id"]}))["status"]["state"] == (
+        "TASK_STATE_FAILED"
+    )
+    assert not slow_here.stopped.is_set()
+    await here.service.aclose()
+    await dead.service.aclose()
+
+
+async def test_a_database_without_the_task_tables_fails_start_up(tmp_path: Path) -> None:
+    store = DatabaseTaskStore(make_engine(f"sqlite:///{tmp_path / 'old.db'}"), agent="echo")
+    with pytest.raises(TaskTablesMissing, match="bastion init"):
+        await store.start()
 
 
 # -- bounds -----------------------------------------------------------------------------------
