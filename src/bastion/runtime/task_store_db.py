@@ -531,7 +531,9 @@ class DatabaseTaskStore(TaskStore):
             )
         for task_id in finished:
             record = self._live.get(task_id)
-            if record is not None and record.run is not None:
+            # Finished elsewhere (canceled) while the run here still thinks it is going on; a
+            # run that wrote its own end is left to finish.
+            if record is not None and record.run is not None and not record.state.is_terminal:
                 record.run.cancel()
         self.fail_orphans()
         self.purge_expired()
