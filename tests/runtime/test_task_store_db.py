@@ -167,6 +167,20 @@ async def test_a_task_running_elsewhere_is_busy_cancelable_and_not_streamed(
     await other.service.aclose()
 
 
+async def test_a_remote_cancel_seen_by_the_running_replica_stops_its_run(
+    new_store: StoreFactory,
+) -> None:
+    slow = Slow()
+    runner, other = Agent(slow, new_store()), Agent(slow, new_store())
+    task = (await runner.send({"message": user_message(), **RETURN_AT_ONCE}))["task"]
+    await slow.started.wait()
+    await other.call("CancelTask", {"id": task["id"]})
+    seen = await runner.call("GetTask", {"id": task["id"]})  # reads the row: canceled
+    assert seen["status"]["state"] == "TASK_STATE_CANCELED"
+    await slow.stopped.wait()
+    await runner.service.aclose()
+
+
 async def test_a_remote_cancel_stops_the_run_at_its_next_output(new_store: StoreFactory) -> None:
     go_on, stopped = asyncio.Event(), asyncio.Event()
 

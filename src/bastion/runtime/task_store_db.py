@@ -16,8 +16,8 @@ process running the task (`runner`, renewed every `heartbeat_seconds`), so that:
 - a second message to a task running in another replica is refused as busy, like one to a task
   running here;
 - CancelTask of a task running in another replica writes CANCELED at once; the replica running
-  it stops its executor at its next output (its write finds the task finished) or at its next
-  heartbeat, whichever comes first;
+  it stops its executor as soon as it reads the row again: at the run's next output (its write
+  finds the task finished), a GetTask or ListTasks there, or its next heartbeat;
 - SubscribeToTask of a task running in another replica is refused (-32004) with a message to
   poll GetTask instead: only the running replica streams live updates;
 - a task left SUBMITTED or WORKING by a process that died (its runner missed its heartbeats for
@@ -177,12 +177,17 @@ class DatabaseTaskStore(TaskStore):
         )
 
     def _adopt(self, record: TaskRecord, row: TaskRow) -> None:
+        """Bring the record up to its row. A task that finished elsewhere (another replica
+        canceled it) while a run here still works on it: the run is stopped."""
+        was_open = not record.state.is_terminal
         task = Task.model_validate_json(row.task)
         task.artifacts = list(task.artifacts or [])
         task.history = list(task.history or [])
         record.task = task
         record.seq = row.seq
         record.elsewhere = self._alive(row)
+        if record.run is not None and was_open and record.state.is_terminal:
+            record.run.cancel()
 
     def _record(self, row: TaskRow) -> TaskRecord:
         """The row as a record: this process's live record (refreshed) when it has one."""
@@ -342,8 +347,6 @@ class DatabaseTaskStore(TaskStore):
                     return True
         if row is None:
             apply(None)
-        elif record.run is not None:
-            record.run.cancel()
         return False
 
     def _stamp_or_local(self, conn: Connection | None) -> tuple[int, datetime]:
@@ -522,19 +525,16 @@ class DatabaseTaskStore(TaskStore):
             )
             finished = list(
                 conn.execute(
-                    select(A2ATask.id).where(
+                    select(A2ATask).where(
                         A2ATask.agent == self.agent,
                         A2ATask.runner == self.runner,
                         A2ATask.state.in_(_TERMINAL),
                     )
-                ).scalars()
+                )
             )
-        for task_id in finished:
-            record = self._live.get(task_id)
-            # Finished elsewhere (canceled) while the run here still thinks it is going on; a
-            # run that wrote its own end is left to finish.
-            if record is not None and record.run is not None and not record.state.is_terminal:
-                record.run.cancel()
+        for row in finished:
+            if row.id in self._live:
+                self._record(row)  # stops a run whose task was canceled elsewhere
         self.fail_orphans()
         self.purge_expired()
 
