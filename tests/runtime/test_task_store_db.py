@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -324,10 +324,21 @@ _REUSED = [
     "test_list_filters",
     "test_shutdown_stops_executors_that_have_not_answered_yet",
 ]
+
+
+def _on_the_database(test: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """`test` (the memory store's) run again with a database store; the original is left
+    unmarked, so the memory run stays as it is."""
+
+    @pytest.mark.usefixtures("database_default_store")
+    async def run() -> None:
+        await test()
+
+    return run
+
+
 for _name in _REUSED:
-    globals()[f"{_name}_on_the_database"] = pytest.mark.usefixtures("database_default_store")(
-        getattr(memory_tests, _name)
-    )
+    globals()[f"{_name}_on_the_database"] = _on_the_database(getattr(memory_tests, _name))
 
 
 # -- through two agent servers --------------------------------------------------------------
