@@ -85,6 +85,9 @@ class ServerSettings(_Section):
     # Plain HTTP is refused on a non-loopback address unless this is set explicitly.
     allow_insecure_http: bool = False
     shutdown_timeout_seconds: float = 15.0
+    # Where an agent keeps its A2A tasks: "database" (the `database.url` tables, shared by
+    # replicas and kept across restarts) or "memory" (this process only, lost at restart).
+    task_store: Literal["memory", "database"] = "database"
     tls: TLSSettings = TLSSettings()
     # This process among the replicas of one agent or gateway: each replica writes its own audit
     # chain, `<chain>.<replica_id>`. `auto`: the host name and process id (a new chain per

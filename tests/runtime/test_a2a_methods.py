@@ -41,6 +41,7 @@ from bastion.runtime.a2a_methods import (
 )
 from bastion.runtime.agent import AgentApp
 from bastion.runtime.methods import MethodRegistry
+from bastion.runtime.task_store_db import task_store_for
 from bastion.security.stack import build_api_key_store
 from bastion.testing import serve_in_thread
 
@@ -109,15 +110,18 @@ class A2AAgent:
         self.settings.path(self.settings.policy.file).write_text(json.dumps(doc))
 
 
-@pytest.fixture
-def a2a_agent(tmp_path: Path) -> Iterator[A2AAgent]:
-    """The echo agent with its conformance behaviours, behind the full security stack."""
+@pytest.fixture(params=["memory", "database"])
+def a2a_agent(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[A2AAgent]:
+    """The echo agent with its conformance behaviours, behind the full security stack, its
+    tasks in memory or in the project's database."""
     res = init_project(tmp_path / "proj")
     settings = load_settings(res.config)
     settings.auth.api_key_cache_seconds = 0
     settings.policy.reload_check_seconds = 0
     settings.rate_limit.default = "10000/minute"
-    with serve_in_thread(AgentApp(tck_definition(), settings)) as srv:
+    settings.server.task_store = request.param
+    definition = tck_definition(store=task_store_for(settings, "echo"))
+    with serve_in_thread(AgentApp(definition, settings)) as srv:
         yield A2AAgent(srv.url, settings, res.admin_key)
 
 

@@ -1,4 +1,4 @@
-"""Migrations 0002 (pipeline archive) to 0007 (field evidence): upgrade, downgrade, backfill,
+"""Migrations 0002 (pipeline archive) to 0008 (A2A tasks): upgrade, downgrade, backfill,
 and agreement with the models."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import Engine, inspect, text
 from bastion.pipeline.archive_repo import ArchiveRepository
 from bastion.pipeline.model import ValidationResult
 from bastion.research.store import ResearchStore
-from bastion.storage import pipeline_models
+from bastion.storage import a2a_models, pipeline_models
 from bastion.storage.database import MIGRATIONS_DIR, migrate, shared_engine
 from bastion.storage.models import Base
 from tests.storage.test_archive_repo import invoice, sha
@@ -31,7 +31,8 @@ PIPELINE_TABLES = {
     "invoice_claims",
 }
 RESEARCH_TABLES = {"research_conversations", "research_runs"}
-MODEL_TABLES = PIPELINE_TABLES | RESEARCH_TABLES
+A2A_TABLES = {"a2a_tasks", "a2a_task_clocks"}
+MODEL_TABLES = PIPELINE_TABLES | RESEARCH_TABLES | A2A_TABLES
 
 
 def _config(engine: Engine) -> Config:
@@ -100,6 +101,7 @@ def test_upgrade_head_creates_the_archive(db_url: str) -> None:
 
 def test_models_match_the_migration(db_url: str) -> None:
     assert pipeline_models.Document.metadata is Base.metadata
+    assert a2a_models.A2ATask.metadata is Base.metadata
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, _other: Any) -> bool:
         if type_ == "table":
@@ -304,3 +306,15 @@ def test_0007_field_evidence_down_and_up(db_url: str) -> None:
         "page": 1,
         "evidence": None,
     }
+
+
+def test_0008_a2a_tasks_down_and_up(db_url: str) -> None:
+    engine = shared_engine(db_url)
+    cfg = _config(engine)
+    indexes = {i["name"] for i in inspect(engine).get_indexes("a2a_tasks")}
+    assert {"ix_a2a_tasks_owner_seq", "ix_a2a_tasks_agent_seq", "ix_a2a_tasks_state"} <= indexes
+    command.downgrade(cfg, "0007_field_evidence")
+    assert _revision(engine) == "0007_field_evidence"
+    assert not set(inspect(engine).get_table_names()) & A2A_TABLES
+    command.upgrade(cfg, "head")
+    assert set(inspect(engine).get_table_names()) >= A2A_TABLES

@@ -88,5 +88,6 @@ def echo_definition(
         description="Reference agent that echoes messages back.",
         registry=registry,
         skills=[dict(skill) for skill in skills],
+        on_startup=[service.start],
         on_shutdown=[service.aclose],
     )

@@ -8,17 +8,18 @@ from collections.abc import Callable
 from bastion.config import Settings
 from bastion.pipeline import PIPELINE_AGENTS
 from bastion.research.protocol import RESEARCH_AGENTS
-from bastion.runtime import AgentDefinition
+from bastion.runtime import AgentDefinition, task_store_for
 
 
 def _echo(settings: Settings, tck: bool) -> AgentDefinition:
+    store = task_store_for(settings, "echo")
     if tck:
         from bastion.agents.tck import tck_definition
 
-        return tck_definition()
+        return tck_definition(store=store)
     from bastion.agents.echo import echo_definition
 
-    return echo_definition()
+    return echo_definition(store=store)
 
 
 # The agents with an A2A conformance profile (`bastion serve AGENT --tck`).

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from bastion.runtime.supervisor import SupervisorError as SupervisorError
     from bastion.runtime.supervisor import SupervisorEvent as SupervisorEvent
     from bastion.runtime.supervisor import service_tls as service_tls
+    from bastion.runtime.task_store_db import DatabaseTaskStore as DatabaseTaskStore
+    from bastion.runtime.task_store_db import task_store_for as task_store_for
 
 # Each public name and the module that defines it.
 _EXPORTS = {
@@ -91,6 +93,8 @@ _EXPORTS = {
     "SupervisorError": "bastion.runtime.supervisor",
     "SupervisorEvent": "bastion.runtime.supervisor",
     "TaskStore": "bastion.runtime.a2a_methods",
+    "DatabaseTaskStore": "bastion.runtime.task_store_db",
+    "task_store_for": "bastion.runtime.task_store_db",
     "uvicorn_config": "bastion.runtime.serve",
     "working": "bastion.runtime.a2a_methods",
 }
@@ -107,6 +111,7 @@ __all__ = [
     "BreakerState",
     "ChildSpec",
     "CircuitBreaker",
+    "DatabaseTaskStore",
     "Endpoint",
     "ExecutionContext",
     "Executor",
@@ -134,6 +139,7 @@ __all__ = [
     "run",
     "service_tls",
     "stop_with_parent",
+    "task_store_for",
     "uvicorn_config",
     "working",
 ]

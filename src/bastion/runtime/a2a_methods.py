@@ -26,7 +26,8 @@ The executor runs in its own asyncio task: `SendMessage` returns once the task i
 interrupted (or right after the task exists, with `configuration.returnImmediately`), streams
 follow it live, and `CancelTask` cancels it.
 
-The executor interface lives in `a2a_executor`, the task store in `task_store`; both are
+The executor interface lives in `a2a_executor`, the task store in `task_store` (in memory) and
+`task_store_db` (in the database, shared by replicas: `server.task_store`); the first two are
 re-exported here.
 
 **A2A-Version.** Each of these methods first negotiates the version: an absent or empty header
@@ -94,7 +95,7 @@ from bastion.runtime.a2a_executor import (
     working,
 )
 from bastion.runtime.methods import MethodRegistry, validation_problems
-from bastion.runtime.task_store import TaskRecord, TaskStore
+from bastion.runtime.task_store import TaskRecord, TaskStore, busy_error
 
 log = structlog.get_logger("bastion.a2a")
 
@@ -157,7 +158,7 @@ class _Run:
         self._started = False  # the task exists and the user message is in its history
         self._task: asyncio.Task[None] | None = None
         if record is not None:
-            record.run = self
+            service.store.attach_run(record, self)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._drive(), name=f"a2a-run-{self.context.task_id}")
@@ -193,8 +194,7 @@ class _Run:
                 status=TaskStatus(state=TaskState.SUBMITTED),
                 history=[self.message],
             )
-            self.record = self.store.create(self.owner, task)
-            self.record.run = self
+            self.record = self.store.create(self.owner, task, run=self)
             self._started = True
             self._emit(StreamResponse(task=self.store.snapshot(self.record)))
         elif not self._started:
@@ -287,8 +287,9 @@ class _Run:
         finally:
             with contextlib.suppress(Exception):
                 await outputs.aclose()  # type: ignore[attr-defined]
-            if self.record is not None and self.record.run is self:
-                self.record.run = None
+            if self.record is not None:
+                with contextlib.suppress(Exception):
+                    self.store.detach_run(self.record, self)
             self._emit(_END)
 
 
@@ -360,6 +361,10 @@ class A2AService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def start(self) -> None:
+        """Prepare the task store (the durable one fails the tasks a dead process left)."""
+        await self.store.start()
+
     async def aclose(self) -> None:
         """Stop every running executor (their tasks end CANCELED) and every subscription."""
         running = list(self._background)
@@ -421,12 +426,8 @@ class A2AService:
                         }
                     ],
                 )
-            if record.run is not None:
-                raise a2a_error(
-                    UNSUPPORTED_OPERATION,
-                    f"Task {record.task.id} is still processing the previous message",
-                    taskId=record.task.id,
-                )
+            if record.running:
+                raise busy_error(record.task.id)
             task_id, context_id = record.task.id, record.task.context_id
         else:
             task_id, context_id = new_id(), message.context_id or new_id()
@@ -574,6 +575,13 @@ class A2AService:
                 f"Task {record.task.id} is {record.state.value}: there is nothing to follow",
                 taskId=record.task.id,
             )
+        if record.elsewhere:
+            raise a2a_error(
+                UNSUPPORTED_OPERATION,
+                f"Task {record.task.id} is running in another replica of this agent, and live "
+                "updates are only streamed by the replica that runs it: poll it with GetTask",
+                taskId=record.task.id,
+            )
         queue = self.store.subscribe(record)
         try:
             yield StreamResponse(task=self.store.snapshot(record))
@@ -634,7 +642,8 @@ def register_a2a_methods(
     `store` defaults to a fresh `TaskStore`. `versions` are the A2A-Version values served
     (Major.Minor). `input_modes` restricts the media types accepted in message parts
     (wildcards like `text/*` allowed; None accepts all). `streaming=False` makes the two
-    streaming methods answer -32004. Returns the service; call its `aclose()` at shutdown.
+    streaming methods answer -32004. Returns the service; call its `start()` at start-up and
+    its `aclose()` at shutdown.
     """
     service = A2AService(
         executor,

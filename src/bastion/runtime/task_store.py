@@ -2,6 +2,10 @@
 
 Oldest tasks are evicted first, finished ones before live ones. A task is visible only to the
 principal that created it: anyone else gets -32001 exactly as if it did not exist.
+
+`TaskStore` is also the base of the durable store (`task_store_db.DatabaseTaskStore`): the
+changes are split into applying them to a record (`_apply_status`, `_apply_artifact`) and
+announcing them to subscribers, so the durable store writes in between.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from bastion.protocol.a2a import (
 from bastion.protocol.errors import (
     INVALID_PARAMS,
     TASK_NOT_FOUND,
+    UNSUPPORTED_OPERATION,
     RpcError,
 )
 from bastion.runtime.a2a_executor import ArtifactUpdate
@@ -53,17 +58,33 @@ class TaskRecord:
     seq: int  # store-wide counter, bumped on every status change: the list order
     subscribers: set[asyncio.Queue[StreamResponse | None]] = field(default_factory=set)
     run: RunHandle | None = None
+    # Durable store only: the task's run is alive in another process (another replica).
+    elsewhere: bool = False
 
     @property
     def state(self) -> TaskState:
         return self.task.status.state
 
+    @property
+    def running(self) -> bool:
+        """An executor is processing a message of this task, here or in another process."""
+        return self.run is not None or self.elsewhere
 
-def _encode_cursor(seq: int) -> str:
+
+def busy_error(task_id: str) -> RpcError:
+    """A message for a task whose previous message is still being processed."""
+    return a2a_error(
+        UNSUPPORTED_OPERATION,
+        f"Task {task_id} is still processing the previous message",
+        taskId=task_id,
+    )
+
+
+def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(f"c1:{seq}".encode()).decode("ascii").rstrip("=")
 
 
-def _decode_cursor(token: str) -> int:
+def decode_cursor(token: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
         prefix, _, value = raw.partition(":")
@@ -144,11 +165,9 @@ class TaskStore:
 
     # -- changes -----------------------------------------------------------------------------
 
-    def create(self, owner: str, task: Task) -> TaskRecord:
-        """Store a new task (its timestamp and order are assigned here)."""
-        if task.id in self._records:
-            raise ValueError(f"task {task.id} already exists")
-        seq, now = self._stamp()
+    def _new_record(
+        self, owner: str, task: Task, seq: int, now: datetime, run: RunHandle | None
+    ) -> TaskRecord:
         stored = task.model_copy(
             update={
                 "status": task.status.model_copy(update={"timestamp": now}),
@@ -156,22 +175,48 @@ class TaskStore:
                 "history": list(task.history or [])[-self.max_history :],
             }
         )
-        record = TaskRecord(owner=owner, task=stored, seq=seq)
+        return TaskRecord(owner=owner, task=stored, seq=seq, run=run)
+
+    def create(self, owner: str, task: Task, run: RunHandle | None = None) -> TaskRecord:
+        """Store a new task, run by `run` (its timestamp and order are assigned here)."""
+        if task.id in self._records:
+            raise ValueError(f"task {task.id} already exists")
+        seq, now = self._stamp()
+        record = self._new_record(owner, task, seq, now, run)
         self._records[task.id] = record
         self._by_owner.setdefault(owner, OrderedDict())[task.id] = record
         self._evict(owner)
         return record
+
+    def attach_run(self, record: TaskRecord, run: RunHandle) -> None:
+        """`run` now processes a message of the task."""
+        record.run = run
+
+    def detach_run(self, record: TaskRecord, run: RunHandle) -> None:
+        """`run` has ended (nothing if another run took the task over)."""
+        if record.run is run:
+            record.run = None
+
+    def _apply_status(
+        self, record: TaskRecord, status: TaskStatus, seq: int, now: datetime
+    ) -> None:
+        record.seq = seq
+        record.task.status = status.model_copy(update={"timestamp": now})
+        if status.message is not None:
+            self._apply_history(record, status.message)
 
     def set_status(
         self, record: TaskRecord, status: TaskStatus, metadata: Metadata | None = None
     ) -> TaskStatusUpdateEvent:
         """Change the task's status (timestamped now) and tell its subscribers."""
         seq, now = self._stamp()
-        record.seq = seq
-        record.task.status = status.model_copy(update={"timestamp": now})
-        if status.message is not None:
-            self.append_history(record, status.message)
+        self._apply_status(record, status, seq, now)
         self._touch(record)
+        return self._announce_status(record, metadata)
+
+    def _announce_status(
+        self, record: TaskRecord, metadata: Metadata | None = None
+    ) -> TaskStatusUpdateEvent:
         event = TaskStatusUpdateEvent(
             task_id=record.task.id,
             context_id=record.task.context_id,
@@ -179,12 +224,16 @@ class TaskStore:
             metadata=metadata,
         )
         self.publish(record, StreamResponse(status_update=event))
-        if status.state.is_terminal:
+        if record.state.is_terminal:
             self._close_subscribers(record)
         return event
 
     def add_artifact(self, record: TaskRecord, update: ArtifactUpdate) -> TaskArtifactUpdateEvent:
         """Add (or append to) an artifact and tell the task's subscribers."""
+        self._apply_artifact(record, update)
+        return self._announce_artifact(record, update)
+
+    def _apply_artifact(self, record: TaskRecord, update: ArtifactUpdate) -> None:
         artifacts = record.task.artifacts
         assert artifacts is not None
         incoming = update.artifact
@@ -199,6 +248,10 @@ class TaskStore:
         else:
             artifacts.append(incoming)
             del artifacts[: -self.max_artifacts]
+
+    def _announce_artifact(
+        self, record: TaskRecord, update: ArtifactUpdate
+    ) -> TaskArtifactUpdateEvent:
         event = TaskArtifactUpdateEvent(
             task_id=record.task.id,
             context_id=record.task.context_id,
@@ -210,6 +263,10 @@ class TaskStore:
         return event
 
     def append_history(self, record: TaskRecord, message: Message) -> None:
+        """Add a message to the task's history (the oldest go beyond `max_history`)."""
+        self._apply_history(record, message)
+
+    def _apply_history(self, record: TaskRecord, message: Message) -> None:
         history = record.task.history
         assert history is not None
         history.append(message)
@@ -237,6 +294,10 @@ class TaskStore:
             own.pop(record.task.id, None)
             if not own:
                 del self._by_owner[record.owner]
+        self._stop(record)
+
+    def _stop(self, record: TaskRecord) -> None:
+        """The task is gone from the store: stop its run and end its streams."""
         if record.run is not None:
             record.run.cancel()
         self._close_subscribers(record)
@@ -275,7 +336,7 @@ class TaskStore:
 
         Returns (records, next page token or "", total number of matching tasks).
         """
-        cursor = _decode_cursor(page_token) if page_token else None
+        cursor = decode_cursor(page_token) if page_token else None
         matching = [
             r
             for r in self._by_owner.get(owner, {}).values()
@@ -289,7 +350,7 @@ class TaskStore:
         matching.sort(key=lambda r: r.seq, reverse=True)
         after = matching if cursor is None else [r for r in matching if r.seq < cursor]
         page = after[:page_size]
-        next_token = _encode_cursor(page[-1].seq) if len(after) > page_size else ""
+        next_token = encode_cursor(page[-1].seq) if len(after) > page_size else ""
         return page, next_token, len(matching)
 
     # -- subscriptions -----------------------------------------------------------------------
@@ -328,12 +389,20 @@ class TaskStore:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)
 
+    async def start(self) -> None:
+        """Nothing to prepare in memory (the durable store recovers orphaned tasks here)."""
+
     async def aclose(self) -> None:
         """Cancel running executors and end every subscription (at shutdown)."""
-        runs = [r.run for r in self._records.values() if r.run is not None]
+        records = list(self._local_records())
+        runs = [r.run for r in records if r.run is not None]
         for run in runs:
             run.cancel()
         for run in runs:
             await run.wait(5.0)
-        for record in self._records.values():
+        for record in records:
             self._close_subscribers(record)
+
+    def _local_records(self) -> list[TaskRecord]:
+        """The records this process holds (their runs and subscribers are here)."""
+        return list(self._records.values())

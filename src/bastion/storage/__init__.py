@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from bastion.faces import lazy_attributes
 
 if TYPE_CHECKING:
+    from bastion.storage.a2a_models import A2ATask as A2ATask
+    from bastion.storage.a2a_models import A2ATaskClock as A2ATaskClock
     from bastion.storage.database import make_engine as make_engine
     from bastion.storage.database import migrate as migrate
     from bastion.storage.database import ping as ping
@@ -56,6 +58,8 @@ if TYPE_CHECKING:
 
 # Each public name and the module that defines it.
 _EXPORTS = {
+    "A2ATask": "bastion.storage.a2a_models",
+    "A2ATaskClock": "bastion.storage.a2a_models",
     "sqlite_file": "bastion.storage.database",
     "ID_TOKEN_PATTERN": "bastion.storage.ids",
     "random_token": "bastion.storage.ids",
@@ -107,6 +111,8 @@ __all__ = [
     "ID_TOKEN_PATTERN",
     "RUN_STATES",
     "SHA256_PATTERN",
+    "A2ATask",
+    "A2ATaskClock",
     "ApiKey",
     "AuditRecord",
     "Blob",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from bastion.storage import (
+    a2a_models,  # noqa: F401 - registers the A2A task tables
     pipeline_models,  # noqa: F401 - registers the archive tables
     research_models,  # noqa: F401 - registers the research tables
 )
