@@ -70,6 +70,7 @@ def known_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
         ("GET /ws/events?token=abc123xyz&x=1 HTTP/1.1", "GET /ws/events?token=&x=1 HTTP/1.1"),
         ("https://h/p?api_key=k-123&password=hunter22", "https://h/p?api_key=&password="),
         ("connect postgresql://app:pa55word@db:5432/x", "connect postgresql://app:@db:5432/x"),
+        ("queue redis://:s3cretpw@redis:6379/0 down", "queue redis://:@redis:6379/0 down"),
         ('{"client_secret": "abcdef123"}', '{"client_secret": ""}'),
     ],
 )

@@ -133,8 +133,11 @@ def redrive(
                 missing.append(doc_id)
         try:
             moved = queue.redrive([d.id for d in letters])
-        except sqlite3.Error as exc:
-            fail(f"cannot redrive: {exc}")
+        except (sqlite3.Error, OSError) as exc:
+            fail(
+                f"cannot redrive on pipeline.queue_url={display_url(settings.pipeline.queue_url)}"
+                f": {exc}"
+            )
     finally:
         queue.close()
     for doc_id in missing:

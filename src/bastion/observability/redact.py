@@ -95,7 +95,8 @@ _SHAPES: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
         rf"\1{REDACTED}",
     ),
     (('":',), re.compile(rf'(?i)("(?:{_PARAM_NAMES})"\s*:\s*")[^"]+"'), rf'\1{REDACTED}"'),
-    (("@",), re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@"), rf"\1{REDACTED}@"),
+    # A URL's password, with a user name or without one (`redis://:PASSWORD@host`).
+    (("@",), re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@"), rf"\1{REDACTED}@"),
 )
 
 
