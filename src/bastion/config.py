@@ -547,7 +547,7 @@ class WafSettings(_Section):
 class EventsSettings(_Section):
     """The gateway's live pipeline events (`WS /ws/events`)."""
 
-    # How often the gateway reads new history rows (one query for all subscribers).
+    # How often the archivist reads new history rows for a gateway's stream (`watch_events`).
     poll_interval_seconds: float = Field(default=0.2, gt=0)
     # An application-level `{"type": "ping"}` message after this long without an event.
     ping_interval_seconds: float = Field(default=20.0, gt=0)

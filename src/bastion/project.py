@@ -133,10 +133,20 @@ CLIENT_PRINCIPALS = ("submitter",)
 # Least privilege: each principal may call exactly what the document flow needs of it.
 DEFAULT_POLICY = {
     "allow": {
-        "worker": ["orchestrator.process_document"],
+        "worker": [
+            "orchestrator.process_document",
+            "archivist.set_status",
+            "archivist.stale_documents",
+            "archivist.move_document",
+        ],
         "orchestrator": ["extractor.extract", "validator.validate", "archivist.archive"],
         "validator": ["archivist.claim_invoice"],
         "gateway": [
+            "archivist.record_upload",
+            "archivist.delete_document",
+            "archivist.stored_file",
+            "archivist.stats",
+            "archivist.watch_events",
             "archivist.choose_owner",
             "archivist.get_document",
             "archivist.list_documents",

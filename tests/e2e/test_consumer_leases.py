@@ -152,9 +152,11 @@ def test_sigkilled_worker_messages_are_reclaimed_at_once_by_a_restarted_worker(
 
 @pytest.fixture
 def stalled(tmp_path: Path) -> Iterator[Callable[[float], tuple[Flow, Workers]]]:
-    """A project whose orchestrator takes calls and never answers; `lease` seconds per worker."""
+    """A project whose orchestrator takes calls and never answers; `lease` seconds per worker.
+    The archivist is real: the workers record their attempts through it."""
     hold = socket.create_server(("127.0.0.1", 0), backlog=64)  # connections wait, unanswered
     started: list[Workers] = []
+    archivists = contextlib.ExitStack()
 
     def make(lease: float) -> tuple[Flow, Workers]:
         # One document at a time: holding it, the worker does not poll the queue.
@@ -162,6 +164,9 @@ def stalled(tmp_path: Path) -> Iterator[Callable[[float], tuple[Flow, Workers]]]
         doc: dict[str, Any] = yaml.safe_load(config.read_text(encoding="utf-8"))
         doc["agents"]["orchestrator"]["url"] = f"http://127.0.0.1:{hold.getsockname()[1]}"
         config.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        archivists.enter_context(
+            pipeline_in_threads(config, worker=False, gateway=False, only=("archivist",))
+        )
         workers = Workers(config, tmp_path)
         started.append(workers)
         return Flow(load_settings(config), "unused"), workers
@@ -171,6 +176,7 @@ def stalled(tmp_path: Path) -> Iterator[Callable[[float], tuple[Flow, Workers]]]
     finally:
         for workers in started:
             workers.kill_all()
+        archivists.close()
         hold.close()
 
 

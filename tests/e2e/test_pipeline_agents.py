@@ -130,10 +130,11 @@ def test_invoice_flows_through_all_agents_under_one_correlation_id(flow: Flow) -
         (r.agent, r.method, r.principal, r.outcome) for r in flow.wait_audit(correlation_id=cid)
     }
     deadline = time.monotonic() + 5
-    while len(hops) < 5 and time.monotonic() < deadline:
+    while len(hops) < 6 and time.monotonic() < deadline:
         time.sleep(0.05)
         hops = {(r.agent, r.method, r.principal, r.outcome) for r in flow.audit(correlation_id=cid)}
     assert hops == {
+        ("archivist", "set_status", "worker", "ok"),  # the worker's `processing`
         ("orchestrator", "process_document", "worker", "ok"),
         ("extractor", "extract", "orchestrator", "ok"),
         ("validator", "validate", "orchestrator", "ok"),
@@ -146,8 +147,8 @@ def test_invoice_flows_through_all_agents_under_one_correlation_id(flow: Flow) -
     shown = run("audit", "tail", "--correlation", cid, "--json", "--config", str(flow.config))
     assert shown.exit_code == 0, shown.output
     path = [(r["agent"], r["method"]) for r in json.loads(shown.output)]
-    assert path[0] == ("orchestrator", "process_document")
-    assert path[1] == ("extractor", "extract") and path[-1] == ("archivist", "archive")
+    assert path[:2] == [("archivist", "set_status"), ("orchestrator", "process_document")]
+    assert path[2] == ("extractor", "extract") and path[-1] == ("archivist", "archive")
     events = [h["event"] for h in doc["history"]]
     assert events[0] == "received" and "processing" in events
     assert events[-3:] == ["extracted", "validated", "archived"]
@@ -265,7 +266,6 @@ def test_unparseable_message_is_dead_lettered(flow: Flow) -> None:
 def test_worker_retries_then_dead_letters_when_orchestrator_is_down(tmp_path: Path) -> None:
     import asyncio
 
-    from bastion.config import load_settings
     from bastion.pipeline.worker import Worker
 
     result = init_project(tmp_path / "p")
@@ -274,11 +274,8 @@ def test_worker_retries_then_dead_letters_when_orchestrator_is_down(tmp_path: Pa
         pipeline={"retry_backoff_base_seconds": 0.01, "max_receive_count": 3},
         client={"max_retries": 0, "connect_timeout_seconds": 0.5},
     )
-    settings = load_settings(result.config)  # nothing listens on the orchestrator's port
-    flow = Flow(settings, result.admin_key)
-    doc_id, _ = flow.submit(render_samples()["invoice_fr.pdf"])
 
-    async def run() -> dict[str, int]:
+    async def run(settings: Settings, flow: Flow) -> dict[str, int]:
         worker = Worker(settings, concurrency=1)
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
@@ -291,7 +288,12 @@ def test_worker_retries_then_dead_letters_when_orchestrator_is_down(tmp_path: Pa
         await worker.aclose()
         return worker.counts
 
-    counts = asyncio.run(run())
+    # Only the archivist runs: nothing listens on the orchestrator's port.
+    only_archivist = {"worker": False, "gateway": False, "only": ("archivist",)}
+    with pipeline_in_threads(result.config, **only_archivist) as settings:  # type: ignore[arg-type]
+        flow = Flow(settings, result.admin_key)
+        doc_id, _ = flow.submit(render_samples()["invoice_fr.pdf"])
+        counts = asyncio.run(run(settings, flow))
     assert counts["retried"] == 2 and counts["dead_lettered"] == 1
     [dead] = flow.queue.dlq_list()
     assert dead.reason == "orchestrator_unreachable" and dead.receive_count == 3

@@ -8,18 +8,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine
 
 from bastion.config import Settings
-from bastion.pipeline.archive_repo import ArchiveRepository
 from bastion.pipeline.stores import open_pipeline_queue
 from bastion.security.stack import build_api_key_store
 from bastion.testing import serve_in_thread
+from bastion.testing.ports import closed_port_url
 from bastion.web import build_gateway
 from bastion.web.gateway import Gateway
 from tests.observability.scrape import Scrape, scrape
 from tests.pipeline.hostile import normal_pdf
-from tests.web.conftest import Project, make_project
+from tests.web.conftest import Project, make_project, serve_archivist
 
 LIMIT = 64 * 1024
 
@@ -33,7 +32,7 @@ def uncached(settings: Settings) -> None:
 def gateway(tmp_path: Path, db_url: str) -> Iterator[tuple[Project, str]]:
     project = make_project(tmp_path, db_url, uncached)
     project.keys["monitoring"] = build_api_key_store(project.settings).create("monitoring")
-    with serve_in_thread(build_gateway(project.settings)) as srv:
+    with serve_archivist(project), serve_in_thread(build_gateway(project.settings)) as srv:
         yield project, srv.url
 
 
@@ -123,9 +122,9 @@ def test_a_failed_store_read_leaves_its_samples_out_and_the_scrape_succeeds(
 ) -> None:
     project = make_project(tmp_path, sqlite_url, uncached)
     monitoring = build_api_key_store(project.settings).create("monitoring")
+    # An archivist that does not answer: nothing listens on its port.
+    project.settings.agents["archivist"].url = closed_port_url()
     gw = Gateway(project.settings)
-    # An archive database that cannot be opened: its folder does not exist.
-    gw.ingest.repo = ArchiveRepository(create_engine(f"sqlite:///{tmp_path}/missing/archive.db"))
     errors = "bastion_collector_errors_total"
     with serve_in_thread(gw.app()) as srv:
         first = scrape(srv.url, {"X-API-Key": monitoring})

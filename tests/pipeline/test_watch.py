@@ -1,4 +1,5 @@
-"""The watched folder on a real folder and database: once per file, across restarts."""
+"""The watched folder on a real folder and database, recording through a real archivist: once
+per file, across restarts."""
 
 from __future__ import annotations
 
@@ -13,29 +14,48 @@ import pytest
 
 from bastion.config import Settings
 from bastion.core.audit_entry import AuditEntry
+from bastion.pipeline.archive_repo import ArchiveRepository
 from bastion.pipeline.ingest import Ingest
 from bastion.pipeline.watch import WATCH_PRINCIPAL, FileVersion, FolderWatcher, regular_file
+from bastion.pipeline.watch_ledger import WatchLedger
+from bastion.storage.database import shared_engine
 from tests.pipeline.hostile import normal_pdf
-from tests.web.conftest import eventually
+from tests.web.conftest import Project, eventually, gateway_ingest, project_with_archivist
 
 SETTLE = 0.2
 
 
-@pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
-    s = Settings(base_dir=tmp_path)
-    s.database.url = db_url
+def _watch_settings(s: Settings) -> None:
     s.pipeline.watch_dir = "inbox"
     s.pipeline.watch_patterns = ["*.pdf", "scan-*"]
     s.pipeline.max_upload_bytes = 64 * 1024
-    return s
 
 
 @pytest.fixture
-def ingest(settings: Settings) -> Iterator[Ingest]:
-    service = Ingest(settings)
-    yield service
-    service.close()
+def project(tmp_path: Path, db_url: str) -> Iterator[Project]:
+    with project_with_archivist(tmp_path, db_url, _watch_settings) as project:
+        yield project
+
+
+@pytest.fixture
+def settings(project: Project) -> Settings:
+    return project.settings
+
+
+@pytest.fixture
+def repo(project: Project) -> ArchiveRepository:
+    return project.repo
+
+
+@pytest.fixture
+def ledger(settings: Settings) -> WatchLedger:
+    return WatchLedger(shared_engine(settings.database_url()))
+
+
+@pytest.fixture
+async def ingest(project: Project) -> AsyncIterator[Ingest]:
+    async with gateway_ingest(project) as service:
+        yield service
 
 
 @pytest.fixture
@@ -53,8 +73,9 @@ async def watching(
         if audit is not None:
             audit.append(entry)
 
+    ledger = WatchLedger(shared_engine(settings.database_url()))
     watcher = FolderWatcher(
-        settings, ingest, audit=record, settle_seconds=SETTLE, poll_seconds=0.02
+        settings, ingest, ledger, audit=record, settle_seconds=SETTLE, poll_seconds=0.02
     )
     stop = asyncio.Event()
     task = asyncio.create_task(watcher.run(stop))
@@ -79,7 +100,7 @@ async def quiet() -> None:
 
 
 async def test_files_present_at_start_and_dropped_later_are_queued_once(
-    settings: Settings, ingest: Ingest, inbox: Path
+    settings: Settings, ingest: Ingest, inbox: Path, repo: ArchiveRepository, ledger: WatchLedger
 ) -> None:
     early = normal_pdf(b"early")
     (inbox / "early.pdf").write_bytes(early)
@@ -97,7 +118,7 @@ async def test_files_present_at_start_and_dropped_later_are_queued_once(
         await quiet()
     found = bodies(ingest)
     assert sorted(b["filename"] for b in found) == ["early.pdf", "late.pdf"]
-    docs = [ingest.repo.get_document(str(b["document_id"])) for b in found]
+    docs = [repo.get_document(str(b["document_id"])) for b in found]
     assert {d["sha256"] for d in docs if d is not None} == {
         hashlib.sha256(early).hexdigest(),
         hashlib.sha256(late).hexdigest(),
@@ -108,7 +129,7 @@ async def test_files_present_at_start_and_dropped_later_are_queued_once(
     }
     path = inbox / "late.pdf"
     st = path.stat()
-    recorded = ingest.repo.was_ingested(str(path.resolve()), st.st_size, st.st_mtime)
+    recorded = ledger.was_ingested(str(path.resolve()), st.st_size, st.st_mtime)
     assert recorded == hashlib.sha256(late).hexdigest()
     assert {(a.principal, a.method, a.outcome, a.status) for a in audit} == {
         (WATCH_PRINCIPAL, "watch_ingest", "ok", 202)
@@ -135,7 +156,7 @@ async def test_only_matching_regular_files_are_taken(
 
 
 async def test_non_pdfs_are_rejected_once_and_not_retried(
-    settings: Settings, ingest: Ingest, inbox: Path
+    settings: Settings, ingest: Ingest, inbox: Path, ledger: WatchLedger
 ) -> None:
     bad = inbox / "fake.pdf"
     bad.write_bytes(b"just text")
@@ -143,7 +164,7 @@ async def test_non_pdfs_are_rejected_once_and_not_retried(
     async with watching(settings, ingest, audit):
         await eventually(lambda: bool(audit))
     st = bad.stat()
-    assert ingest.repo.was_ingested(str(bad.resolve()), st.st_size, st.st_mtime) == (
+    assert ledger.was_ingested(str(bad.resolve()), st.st_size, st.st_mtime) == (
         hashlib.sha256(b"just text").hexdigest()
     )
     assert [(a.outcome, a.status) for a in audit] == [("error:not_pdf", 415)]
@@ -160,7 +181,7 @@ async def test_non_pdfs_are_rejected_once_and_not_retried(
 
 
 async def test_a_file_still_being_written_is_read_once_complete(
-    settings: Settings, ingest: Ingest, inbox: Path
+    settings: Settings, ingest: Ingest, inbox: Path, repo: ArchiveRepository
 ) -> None:
     data = normal_pdf(b"slow writer")
     async with watching(settings, ingest):
@@ -173,12 +194,12 @@ async def test_a_file_still_being_written_is_read_once_complete(
         await eventually(depth_is(ingest, 1))
         await quiet()
     (body,) = bodies(ingest)
-    doc = ingest.repo.get_document(str(body["document_id"]))
+    doc = repo.get_document(str(body["document_id"]))
     assert doc is not None and doc["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 async def test_touching_a_submitted_file_does_not_queue_it_again(
-    settings: Settings, ingest: Ingest, inbox: Path
+    settings: Settings, ingest: Ingest, inbox: Path, ledger: WatchLedger
 ) -> None:
     path = inbox / "a.pdf"
     path.write_bytes(normal_pdf(b"touch"))
@@ -192,4 +213,4 @@ async def test_touching_a_submitted_file_does_not_queue_it_again(
     assert [a.status for a in audit] == [202, 200]
     version = regular_file(path)
     assert version == FileVersion(path, path.stat().st_size, 1_000_000_000.0)
-    assert ingest.repo.was_ingested(str(path.resolve()), version.size, version.mtime)
+    assert ledger.was_ingested(str(path.resolve()), version.size, version.mtime)

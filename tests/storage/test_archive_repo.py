@@ -26,6 +26,7 @@ from bastion.pipeline.model import (
     ValidationResult,
     is_document_id,
 )
+from bastion.pipeline.watch_ledger import WatchLedger
 from bastion.storage.database import shared_engine
 from bastion.storage.pipeline_models import DocumentField, FindingRow, LineItemRow
 
@@ -482,16 +483,18 @@ def test_status_counts(repo: ArchiveRepository) -> None:
 
 
 def test_ingested_files(repo: ArchiveRepository) -> None:
-    assert repo.was_ingested("/in/a.pdf", 10, 1.5) is None
-    assert repo.mark_ingested("/in/a.pdf", 10, 1.5, sha("a"))
-    assert repo.was_ingested("/in/a.pdf", 10, 1.5) == sha("a")
-    assert repo.was_ingested("/in/a.pdf", 11, 1.5) is None
+    """The watched folder's ledger, beside the archive in the same database."""
+    ledger = WatchLedger(repo.engine)
+    assert ledger.was_ingested("/in/a.pdf", 10, 1.5) is None
+    assert ledger.mark_ingested("/in/a.pdf", 10, 1.5, sha("a"))
+    assert ledger.was_ingested("/in/a.pdf", 10, 1.5) == sha("a")
+    assert ledger.was_ingested("/in/a.pdf", 11, 1.5) is None
     # Same path, same content, touched: known, and the new size/mtime are remembered.
-    assert not repo.mark_ingested("/in/a.pdf", 10, 2.5, sha("a"))
-    assert repo.was_ingested("/in/a.pdf", 10, 2.5) == sha("a")
+    assert not ledger.mark_ingested("/in/a.pdf", 10, 2.5, sha("a"))
+    assert ledger.was_ingested("/in/a.pdf", 10, 2.5) == sha("a")
     # Same path, new content: a new entry.
-    assert repo.mark_ingested("/in/a.pdf", 12, 3.0, sha("b"))
-    assert repo.was_ingested("/in/a.pdf", 12, 3.0) == sha("b")
+    assert ledger.mark_ingested("/in/a.pdf", 12, 3.0, sha("b"))
+    assert ledger.was_ingested("/in/a.pdf", 12, 3.0) == sha("b")
 
 
 def test_write_lock_serialises_processes_and_threads(tmp_path: Any) -> None:

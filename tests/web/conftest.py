@@ -11,8 +11,8 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,14 @@ import httpx
 
 from bastion.config import Settings, load_settings
 from bastion.pipeline.agents.archivist import definition as archivist_definition
+from bastion.pipeline.archive_calls import ArchiveCalls, archivist_client
 from bastion.pipeline.archive_repo import ArchiveRepository
+from bastion.pipeline.ingest import Ingest
 from bastion.pipeline.model import ExtractionResult, Outcome, ValidationResult
 from bastion.pipeline.stores import open_pipeline_queue
 from bastion.project import CLIENT_PRINCIPALS, SERVICE_PRINCIPALS, init_project
 from bastion.runtime.agent import AgentApp
-from bastion.security.secrets import write_secret_file
+from bastion.security.secrets import SecretValue, write_secret_file
 from bastion.security.stack import build_api_key_store
 from bastion.storage.database import shared_engine
 from bastion.storage.models import AuditRecord
@@ -115,6 +117,34 @@ def serve_archivist(project: Project) -> Iterator[LiveServer]:
     with serve_in_thread(app) as srv:
         project.settings.agents["archivist"].url = srv.url
         yield srv
+
+
+@contextmanager
+def project_with_archivist(
+    tmp_path: Path, db_url: str, configure: Callable[[Settings], None] | None = None
+) -> Iterator[Project]:
+    """`make_project` with its archivist served."""
+    project = make_project(tmp_path, db_url, configure)
+    with serve_archivist(project):
+        yield project
+
+
+@asynccontextmanager
+async def gateway_ingest(project: Project) -> AsyncIterator[Ingest]:
+    """The gateway's ingest for the project, recording through its (served) archivist."""
+    service = Ingest(project.settings, archive_calls(project, "gateway"))
+    try:
+        yield service
+    finally:
+        service.close()
+        await service.archive.aclose()
+
+
+def archive_calls(project: Project, principal: str) -> ArchiveCalls:
+    """Calls to the project's (served) archivist as `principal`, with its own key; close with
+    `aclose()` in the loop that used it."""
+    key = SecretValue(project.keys[principal])
+    return ArchiveCalls(archivist_client(project.settings, principal, key))
 
 
 def rpc(

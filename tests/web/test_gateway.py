@@ -322,8 +322,11 @@ def test_archivist_unreachable_is_503(tmp_path: Path, sqlite_url: str) -> None:
         assert r.status_code == 503 and error_code(r) == "archive_unavailable"
         assert r.headers["retry-after"]
         assert "archive" in r.json()["error"]["message"]
-        # Uploads do not need the archivist.
-        assert gateway.upload(normal_pdf(b"offline")).status_code == 202
+        # Uploads are recorded by the archivist: refused the same way, and nothing is queued.
+        r = gateway.upload(normal_pdf(b"offline"))
+        assert r.status_code == 503 and error_code(r) == "archive_unavailable"
+        assert r.headers["retry-after"]
+        assert project.queued() == []
 
 
 # -- delete -----------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Every way the gateway (and the WAF in front of it) refuses or fails a request leaves exactly
 one audit record.
 
-The gateway runs behind the real WAF; its archivist is a stand-in whose every answer is a
-result of the wrong shape, so that reading the document list fails inside the handler. "Exactly
+The gateway runs behind the real WAF; its archivist is a stand-in in front of a real one that
+answers `list_documents` with a result of the wrong shape, so that reading the document list
+fails inside the handler, and passes every other call on. "Exactly
 one" is checked after a later request's record has arrived: records are written before the
 answer is sent and the writer keeps their order, so a second record would be there by then.
 """
@@ -19,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bastion.config import Settings
@@ -28,15 +29,24 @@ from bastion.storage.models import AuditRecord
 from bastion.testing import serve_in_thread
 from bastion.web import build_gateway
 from tests.pipeline.hostile import normal_pdf
-from tests.web.conftest import Project, make_project
+from tests.web.conftest import Project, make_project, serve_archivist
 
 LIMIT = 16 * 1024
 SOME_ID = "ab" * 32
 
 
-async def _wrong_shape(request: Request) -> JSONResponse:
-    call = orjson.loads(await request.body())
-    return JSONResponse({"jsonrpc": "2.0", "id": call.get("id"), "result": 42})
+def _wrong_list_shape(real_url: str) -> Starlette:
+    async def message(request: Request) -> Response:
+        body = await request.body()
+        call = orjson.loads(body)
+        if call.get("method") == "list_documents":
+            return JSONResponse({"jsonrpc": "2.0", "id": call.get("id"), "result": 42})
+        passed = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(real_url + "/message", content=body, headers=passed)
+        return Response(answer.content, answer.status_code, media_type="application/json")
+
+    return Starlette(routes=[Route("/message", message, methods=["POST"])])
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +61,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pro
         settings.rate_limit.principals["admin"] = "1/minute"
 
     project = make_project(tmp, db_url, configure)
-    archivist = Starlette(routes=[Route("/message", _wrong_shape, methods=["POST"])])
-    with serve_in_thread(archivist) as fake:
+    with serve_archivist(project) as real, serve_in_thread(_wrong_list_shape(real.url)) as fake:
         project.settings.agents["archivist"].url = fake.url
         with serve_in_thread(build_gateway(project.settings)) as gw:
             yield gw.url, project
@@ -64,7 +73,7 @@ def only_record(url: str, project: Project, cid: str) -> AuditRecord:
     headers = {"X-API-Key": project.keys["submitter"], "X-Correlation-ID": marker}
     httpx.get(url + "/api/documents/not-an-id", headers=headers, timeout=10)
     assert project.audit_records(lambda a: a.correlation_id == marker)
-    rows = project.audit_records(lambda a: a.correlation_id == cid)
+    rows = project.audit_records(lambda a: a.correlation_id == cid and a.agent == "gateway")
     assert len(rows) == 1, [(r.agent, r.method, r.outcome) for r in rows]
     return rows[0]
 

@@ -13,11 +13,14 @@ if TYPE_CHECKING:
     from bastion.pipeline.agents.common import credential as credential
     from bastion.pipeline.agents.common import own_api_key as own_api_key
     from bastion.pipeline.agents.common import peer_url as peer_url
-    from bastion.pipeline.archive_repo import MAX_LIST_LIMIT as MAX_LIST_LIMIT
-    from bastion.pipeline.archive_repo import NOT_OWNER as NOT_OWNER
+    from bastion.pipeline.archive_calls import ArchiveCalls as ArchiveCalls
+    from bastion.pipeline.archive_calls import archivist_client as archivist_client
     from bastion.pipeline.archive_repo import ArchiveRepository as ArchiveRepository
-    from bastion.pipeline.archive_repo import DocumentNotFoundError as DocumentNotFoundError
-    from bastion.pipeline.archive_repo import readable_by as readable_by
+    from bastion.pipeline.archive_types import MAX_LIST_LIMIT as MAX_LIST_LIMIT
+    from bastion.pipeline.archive_types import NOT_OWNER as NOT_OWNER
+    from bastion.pipeline.archive_types import ArchiveUnavailable as ArchiveUnavailable
+    from bastion.pipeline.archive_types import DocumentNotFoundError as DocumentNotFoundError
+    from bastion.pipeline.archive_types import readable_by as readable_by
     from bastion.pipeline.collectors import ScrapeCollector as ScrapeCollector
     from bastion.pipeline.collectors import pipeline_collector as pipeline_collector
     from bastion.pipeline.events import EventFeed as EventFeed
@@ -40,23 +43,28 @@ if TYPE_CHECKING:
     from bastion.pipeline.services import pipeline_endpoints as pipeline_endpoints
     from bastion.pipeline.stores import open_pipeline_queue as open_pipeline_queue
     from bastion.pipeline.watch import FolderWatcher as FolderWatcher
+    from bastion.pipeline.watch_ledger import WatchLedger as WatchLedger
     from bastion.pipeline.worker import run_worker as run_worker
     from bastion.pipeline.worker import serve_worker as serve_worker
 
 # Each public name and the module that defines it.
 _EXPORTS = {
+    "ArchiveCalls": "bastion.pipeline.archive_calls",
     "ArchiveRepository": "bastion.pipeline.archive_repo",
+    "ArchiveUnavailable": "bastion.pipeline.archive_types",
+    "archivist_client": "bastion.pipeline.archive_calls",
     "check_size": "bastion.pipeline.ingest",
     "credential": "bastion.pipeline.agents.common",
-    "DocumentNotFoundError": "bastion.pipeline.archive_repo",
+    "DocumentNotFoundError": "bastion.pipeline.archive_types",
     "EventFeed": "bastion.pipeline.events",
     "extract_document": "bastion.pipeline.extract",
     "ExtractionError": "bastion.pipeline.model",
     "FolderWatcher": "bastion.pipeline.watch",
+    "WatchLedger": "bastion.pipeline.watch_ledger",
     "Ingest": "bastion.pipeline.ingest",
     "is_document_id": "bastion.pipeline.model",
-    "MAX_LIST_LIMIT": "bastion.pipeline.archive_repo",
-    "NOT_OWNER": "bastion.pipeline.archive_repo",
+    "MAX_LIST_LIMIT": "bastion.pipeline.archive_types",
+    "NOT_OWNER": "bastion.pipeline.archive_types",
     "open_pipeline_queue": "bastion.pipeline.stores",
     "own_api_key": "bastion.pipeline.agents.common",
     "PDF_CONTENT_TYPE": "bastion.pipeline.ingest",
@@ -67,7 +75,7 @@ _EXPORTS = {
     "preflight": "bastion.pipeline.extract.preflight",
     "READ_ALL_ACTION": "bastion.pipeline.model",
     "READ_ALL_AGENT": "bastion.pipeline.model",
-    "readable_by": "bastion.pipeline.archive_repo",
+    "readable_by": "bastion.pipeline.archive_types",
     "REASON_CODES": "bastion.pipeline.model",
     "run_worker": "bastion.pipeline.worker",
     "ScrapeCollector": "bastion.pipeline.collectors",
@@ -87,7 +95,9 @@ __all__ = [
     "READ_ALL_ACTION",
     "READ_ALL_AGENT",
     "REASON_CODES",
+    "ArchiveCalls",
     "ArchiveRepository",
+    "ArchiveUnavailable",
     "DocumentNotFoundError",
     "EventFeed",
     "ExtractionError",
@@ -97,6 +107,8 @@ __all__ = [
     "Subscription",
     "TooManySubscriptions",
     "UploadRejected",
+    "WatchLedger",
+    "archivist_client",
     "check_size",
     "credential",
     "extract_document",

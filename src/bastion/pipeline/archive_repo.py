@@ -1,8 +1,9 @@
 """The archive repository: the only code that reads and writes the document archive tables.
 
-Used by the Archivist agent (archive), the upload path (record_upload, set_status), the API
-(get/list/search/delete) and the watched-folder ingester (was_ingested, mark_ingested). Works on
-SQLite and PostgreSQL; full-text search uses FTS5 or the tsvector index (migration 0002).
+Used by the Archivist agent alone (its methods serve the orchestrator's archive, the gateway's
+uploads, reads and deletions, and the worker's status changes), and by the operator's own CLI on
+the host (`bastion status`). Works on SQLite and PostgreSQL; full-text search uses FTS5 or the
+tsvector index (migration 0002).
 
 Each upload is a document of its own with an opaque id, owned by one principal (migration
 0004); the same bytes from the same owner are that owner's one live document, and archiving it
@@ -16,15 +17,13 @@ cannot slip in between and lose them.
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
@@ -47,6 +46,15 @@ from sqlalchemy.orm import Session
 
 from bastion.money import canonical_amount, canonical_currency
 from bastion.pipeline import invoice_claims
+from bastion.pipeline.archive_types import (
+    MAX_LIST_LIMIT,
+    DeleteResult,
+    DocumentDeletedError,
+    DocumentNotFoundError,
+    StaleDocument,
+    UploadRecord,
+    readable_by,
+)
 from bastion.pipeline.model import (
     TEXT_EXCERPT_CHARS,
     DuplicateClaim,
@@ -64,7 +72,6 @@ from bastion.storage import (
     DocumentField,
     FindingRow,
     HistoryRow,
-    IngestedFile,
     LineItemRow,
     decode_cursor,
     encode_cursor,
@@ -73,16 +80,6 @@ from bastion.storage import (
 )
 
 _DOCUMENTS = cast(Table, Document.__table__)
-
-
-@dataclass(frozen=True, slots=True)
-class StaleDocument:
-    """A document whose status has not changed for a while (see `ArchiveRepository.stale`)."""
-
-    id: str
-    correlation_id: str | None
-    filename: str
-    updated_at: float
 
 
 _FIELDS = cast(Table, DocumentField.__table__)
@@ -98,39 +95,8 @@ _LOCK_COLUMNS = (
     _DOCUMENTS.c.sha256,
 )
 
-MAX_LIST_LIMIT = 500
 MAX_SEARCH_TERMS = 16
 _WORD_RE = re.compile(r"[^\W_]+")
-
-
-class DocumentNotFoundError(KeyError):
-    """No document with this id."""
-
-
-class DocumentDeletedError(RuntimeError):
-    """The document was deleted; its data must not come back."""
-
-
-# Why a reader is refused another owner's document (answered as if it did not exist).
-NOT_OWNER = "not_owner"
-DeleteResult = Literal["deleted", "not_found", "not_owner"]
-
-
-@dataclass(frozen=True, slots=True)
-class UploadRecord:
-    """The owner's document for uploaded bytes: its id, whether this upload created it, its
-    status and outcome now."""
-
-    id: str
-    created: bool
-    status: str
-    outcome: str | None = None
-
-
-def readable_by(owner: str, scope: str | None) -> bool:
-    """Whether a reader limited to `scope`'s documents (None: every owner's) may see a document
-    of `owner`."""
-    return scope is None or hmac.compare_digest(owner.encode(), scope.encode())
 
 
 def normalise_key(value: str | None) -> str:
@@ -921,48 +887,3 @@ class ArchiveRepository:
         )
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(stmt)]
-
-    # -- watched-folder dedupe --------------------------------------------------------------
-
-    def was_ingested(self, path: str, size: int, mtime: float) -> str | None:
-        """The SHA-256 recorded for this path with this size and mtime, if any."""
-        with Session(self.engine) as s:
-            return s.scalar(
-                select(IngestedFile.sha256)
-                .where(
-                    IngestedFile.path == path,
-                    IngestedFile.size == size,
-                    IngestedFile.mtime == mtime,
-                )
-                .order_by(IngestedFile.id.desc())
-                .limit(1)
-            )
-
-    def mark_ingested(self, path: str, size: int, mtime: float, sha256: str) -> bool:
-        """Remember that `path` with content `sha256` was submitted; False if already known
-        (the size and mtime are refreshed)."""
-        now = time.time()
-        table = cast(Table, IngestedFile.__table__)
-        try:
-            with self._tx() as conn:
-                conn.execute(
-                    insert(table),
-                    [
-                        {
-                            "path": path,
-                            "size": size,
-                            "mtime": mtime,
-                            "sha256": sha256,
-                            "ingested_at": now,
-                        }
-                    ],
-                )
-            return True
-        except IntegrityError:
-            with self._tx() as conn:
-                conn.execute(
-                    update(table)
-                    .where(table.c.path == path, table.c.sha256 == sha256)
-                    .values(size=size, mtime=mtime)
-                )
-            return False

@@ -1,5 +1,8 @@
 """Metrics read at scrape time from the pipeline's stores: queue depth, DLQ size, documents.
 
+Scrapes run in a thread (`bastion.runtime.metrics_endpoint`), so a source may block: the queue's
+stats are read from the queue, the documents by status are asked of the archivist.
+
 `ScrapeCollector` reads each of its sources at most once per `ttl` seconds, whatever the scrape
 rate, so a scrape storm cannot hammer the database; concurrent scrapes wait for one read. A
 source whose read fails (store down, file locked) gives no sample until its next read, counts in
@@ -24,7 +27,6 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from bastion.observability.metrics import COLLECTOR_ERRORS
-from bastion.pipeline.archive_repo import ArchiveRepository
 from bastion.storage import Queue
 
 __all__ = [
@@ -125,14 +127,15 @@ def queue_source(queue: Queue, name: str) -> Source:
     return Source("queue", read)
 
 
-def documents_source(repo: ArchiveRepository) -> Source:
-    """The archive's documents by status (every status, zeros included, plus `deleted`)."""
+def documents_source(counts: Callable[[], dict[str, int]]) -> Source:
+    """The archive's documents by status (every status, zeros included, plus `deleted`), as
+    `counts()` reads them (the gateway asks the archivist: `archivist.stats`)."""
 
     def read() -> list[Metric]:
         documents = GaugeMetricFamily(
             "bastion_documents", "Documents in the archive by status", labels=["status"]
         )
-        for status, count in sorted(repo.status_counts().items()):
+        for status, count in sorted(counts().items()):
             documents.add_metric([status], count)
         return [documents]
 
@@ -140,7 +143,7 @@ def documents_source(repo: ArchiveRepository) -> Source:
 
 
 def pipeline_collector(
-    queue: Queue, repo: ArchiveRepository, *, ttl: float = DEFAULT_TTL_SECONDS
+    queue: Queue, counts: Callable[[], dict[str, int]], *, ttl: float = DEFAULT_TTL_SECONDS
 ) -> ScrapeCollector:
     """The pipeline queue (`queue="pipeline"`) and the archive's documents, read at scrape time."""
-    return ScrapeCollector([queue_source(queue, "pipeline"), documents_source(repo)], ttl=ttl)
+    return ScrapeCollector([queue_source(queue, "pipeline"), documents_source(counts)], ttl=ttl)

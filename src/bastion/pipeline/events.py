@@ -1,33 +1,28 @@
 """The live pipeline event feed: where the gateway's `WS /ws/events` events come from.
 
-Every step of a document's life is a row in the archive's `history` table, written by whichever
-process did it (the gateway's ingest, the worker, the archivist). `EventFeed` tails that table
-by increasing id: one query per `poll_seconds` for all subscribers, and none while nobody is
-subscribed (a new first subscriber starts from the newest row). Each row becomes an `Event`,
-fanned out to the subscribers allowed to see it through bounded per-subscriber queues; a
-subscriber that falls `queue_size` events behind is dropped (`Subscription.dropped`), so a slow
-reader never blocks the others or grows memory. A poll reads at most `queue_size` rows, so that a
-burst alone never drops a reader that keeps up from one poll to the next.
+Every step of a document's life is a row in the archive's `history` table, which only the
+Archivist writes. The feed reads them from the archivist's streaming method
+`archivist.watch_events` (the gateway's own grant): one stream per gateway for all subscribers,
+and none while nobody is subscribed (a new first subscriber starts from the newest row). Each row
+becomes an `Event`, fanned out to the subscribers allowed to see it through bounded
+per-subscriber queues; a subscriber that falls `queue_size` events behind is dropped
+(`Subscription.dropped`), so a slow reader never blocks the others or grows memory.
 
-Ids are handed out when a row is inserted but become visible when its transaction commits, so
-on PostgreSQL a row can appear after a higher id was already read. The feed remembers the ids it
-skipped for `GAP_SECONDS` and asks for them again in the same query; SQLite commits one writer
-at a time, in id order, so it never has such gaps.
+A broken stream (the archivist restarted, a replica went away) is opened again after a short,
+growing pause from the cursor of the last batch, so no event is lost in between; the archivist
+sends an empty batch every few seconds, so a silent stream is noticed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-
-from bastion.pipeline.archive_repo import ArchiveRepository
 
 log = structlog.get_logger("bastion.events")
 
@@ -45,9 +40,11 @@ STATUS_AFTER = {
 }
 TERMINAL_EVENTS = frozenset({"archived", "failed", "deleted"})
 EVENT_PREFIX = "document."
-BATCH = 500
-GAP_SECONDS = 10.0
-MAX_GAPS = 1_000
+READY_SECONDS = 5.0  # how long a first subscriber waits for the stream to open
+MAX_BACKOFF_SECONDS = 5.0
+
+# Opens the archivist's event stream after a cursor (None: from now on).
+EventSource = Callable[[int | None], AsyncIterator[dict[str, Any]]]
 
 
 class TooManySubscriptions(Exception):
@@ -152,39 +149,44 @@ class Subscription:
 
 
 class EventFeed:
-    """Tails the history table and fans its events out to subscribers (one per gateway)."""
+    """Streams the archive's history from the archivist and fans its events out to
+    subscribers (one feed per gateway)."""
 
     def __init__(
         self,
-        repo: ArchiveRepository,
+        source: EventSource,
         *,
-        poll_seconds: float,
+        retry_seconds: float,
         queue_size: int,
         max_per_principal: int,
     ) -> None:
-        self.repo = repo
-        self.poll_seconds = poll_seconds
+        self.source = source
+        self.retry_seconds = retry_seconds
         self.queue_size = queue_size
         self.max_per_principal = max_per_principal
         self._subscribers: list[Subscription] = []
-        self._cursor = 0
-        self._gaps: dict[int, float] = {}
+        self._cursor: int | None = None
         self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._streaming = False
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="bastion-event-feed")
+        """Nothing to do until the first subscriber (kept for the gateway's lifespan)."""
 
     async def close(self) -> None:
+        await self._stop_stream()
+        for sub in self._subscribers:
+            sub.end()
+        self._subscribers.clear()
+
+    async def _stop_stream(self) -> None:
+        self._streaming = False
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for sub in self._subscribers:
-            sub.end()
-        self._subscribers.clear()
 
     def count(self, principal: str) -> int:
         return sum(1 for s in self._subscribers if s.principal == principal)
@@ -195,12 +197,17 @@ class EventFeed:
         async with self._lock:
             if self.count(principal) >= self.max_per_principal:
                 raise TooManySubscriptions(principal)
-            if not self._subscribers:
-                self._cursor = await asyncio.to_thread(self.repo.last_history_id)
-                self._gaps.clear()
             sub = Subscription(principal, see_all, self.queue_size)
             self._subscribers.append(sub)
-        self._wake.set()
+            if not self._streaming:
+                await self._stop_stream()
+                self._cursor = None
+                self._ready.clear()
+                self._streaming = True
+                self._task = asyncio.create_task(self._run(), name="bastion-event-feed")
+        # Events from now on: wait (briefly) until the stream has its starting cursor.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), READY_SECONDS)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -220,38 +227,22 @@ class EventFeed:
                     )
 
     async def _run(self) -> None:
-        while True:
-            if not self._subscribers:
-                self._wake.clear()
-                await self._wake.wait()
+        """Read the archivist's stream while anyone is subscribed; reopen it when it breaks."""
+        pause = self.retry_seconds
+        while self._subscribers:
             try:
-                async with self._lock:
-                    if self._subscribers:
-                        self.publish(await self._poll())
-            except Exception as exc:  # the database may be away for a while: keep tailing
-                log.warning("event feed poll failed; retrying", error=type(exc).__name__)
-            await asyncio.sleep(self.poll_seconds)
-
-    async def _poll(self) -> list[Event]:
-        limit = min(BATCH, self.queue_size)
-        rows = await asyncio.to_thread(
-            self.repo.history_after, self._cursor, sorted(self._gaps), limit
-        )
-        now = time.monotonic()
-        events: list[Event] = []
-        for row in rows:
-            event = Event.from_row(row)
-            if event.id in self._gaps:
-                del self._gaps[event.id]
-            elif event.id > self._cursor:
-                missing = range(self._cursor + 1, event.id)
-                for gap in missing[: max(0, MAX_GAPS - len(self._gaps))]:
-                    self._gaps[gap] = now
-                self._cursor = event.id
-            else:
-                continue
-            events.append(event)
-        expired = [gap for gap, seen in self._gaps.items() if now - seen > GAP_SECONDS]
-        for gap in expired:
-            del self._gaps[gap]
-        return events
+                async for batch in self.source(self._cursor):
+                    self._cursor = int(batch["cursor"])
+                    self._ready.set()
+                    self.publish(Event.from_row(row) for row in batch["events"])
+                    pause = self.retry_seconds
+                    if not self._subscribers:
+                        break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the archivist may be away for a while: keep trying
+                log.warning("event stream broke; reopening it", error=str(exc))
+            if self._subscribers:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, MAX_BACKOFF_SECONDS)
+        self._streaming = False

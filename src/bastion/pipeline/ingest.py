@@ -5,35 +5,36 @@
 1. size: more than `pipeline.max_upload_bytes` -> `UploadRejected(413, "too_large")`;
 2. sniff: empty -> `UploadRejected(400, "empty")`; no `%PDF-` in the first 1024 bytes ->
    `UploadRejected(415, "not_pdf")` (the extractor's preflight checks the rest);
-3. the document is recorded in the archive as the owner's (`queued`, a new opaque id), the
+3. the document is recorded in the archive as the owner's (`queued`, a new opaque id) by the
+   archivist (`archivist.record_upload`, under the ingesting process's own credential), the
    bytes go into the object store (named by their SHA-256), and, only if the record is new, a
    message `{"document_id", "correlation_id", "filename"}` goes on the queue.
 
 The order record -> put -> send means a message never names bytes or a record that do not
 exist, and bytes are stored after they are counted: a concurrent delete of another document
-with the same bytes removes them only while no record counts them (see `ArchiveRepository`), so
-the put that follows restores them. The same bytes from the same owner are one document: a
+with the same bytes removes them only while no record counts them (the archivist counts them),
+so the put that follows restores them. The same bytes from the same owner are one document: a
 second upload is not queued again and gets the current status (and outcome). The same bytes
 from another owner are that owner's own new document; nothing of the first one shows. If the
 queue refuses the message the error propagates and the document stays `queued` without a
-message; the operator's remedy is to delete and re-upload.
+message until the worker's reconciler (`bastion.pipeline.reconcile`) sends it again.
 
-`Ingest.delete` removes a document's extracted data (keeping a tombstone and its history in the
-archive) and, with the last document that uses them, its bytes. The API is synchronous: async
-callers use `asyncio.to_thread`.
+Deleting a document is the archivist's (`archivist.delete_document`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
 from bastion.config import Settings
-from bastion.pipeline.archive_repo import ArchiveRepository, DeleteResult
-from bastion.pipeline.model import REASON_CODES, is_document_id
+from bastion.core.context import correlation_id_var
+from bastion.pipeline.archive_calls import ArchiveCalls
+from bastion.pipeline.model import REASON_CODES
 from bastion.pipeline.stores import object_store, open_pipeline_queue
-from bastion.storage import ObjectStore, Queue, sha256_hex, shared_engine
+from bastion.storage import ObjectStore, Queue, sha256_hex
 
 PDF_MAGIC = b"%PDF-"
 SNIFF_BYTES = 1024
@@ -101,18 +102,19 @@ def check_pdf(data: bytes) -> None:
 
 
 class Ingest:
-    """Puts documents into the pipeline: object store, archive record, queue message."""
+    """Puts documents into the pipeline: archive record (through the archivist), object store,
+    queue message."""
 
     def __init__(
         self,
         settings: Settings,
+        archive: ArchiveCalls,
         *,
-        repo: ArchiveRepository | None = None,
         store: ObjectStore | None = None,
         queue: Queue | None = None,
     ) -> None:
         self.max_bytes = settings.pipeline.max_upload_bytes
-        self.repo = repo or ArchiveRepository(shared_engine(settings.database_url()))
+        self.archive = archive
         self.store = store or object_store(settings)
         self.queue = queue or open_pipeline_queue(settings)
 
@@ -121,7 +123,7 @@ class Ingest:
         check_size(len(data), self.max_bytes)
         check_pdf(data)
 
-    def ingest(
+    async def ingest(
         self,
         data: bytes,
         filename: str,
@@ -131,47 +133,33 @@ class Ingest:
         owner: str | None = None,
     ) -> IngestResult:
         """Accept a document as `owner`'s (default: the uploading `principal`'s); see the
-        module docstring for the steps and the errors."""
+        module docstring for the steps and the errors (also `ArchiveUnavailable`)."""
         self.check(data)
         name = safe_filename(filename)
         sha256 = sha256_hex(data)
-        record = self.repo.record_upload(
-            sha256,
-            owner=owner or principal,
-            filename=name,
-            content_type=PDF_CONTENT_TYPE,
-            size=len(data),
-            principal=principal,
-            correlation_id=correlation_id,
-        )
-        # Also when the record was there: bytes it lost come back.
-        self.store.put(data, sha256=sha256)
-        if record.created:
-            self.queue.send(
-                {"document_id": record.id, "correlation_id": correlation_id, "filename": name}
+        token = correlation_id_var.set(correlation_id)
+        try:
+            record = await self.archive.record_upload(
+                sha256,
+                owner=owner or principal,
+                uploaded_by=principal,
+                filename=name,
+                content_type=PDF_CONTENT_TYPE,
+                size=len(data),
             )
+        finally:
+            correlation_id_var.reset(token)
+        # Also when the record was there: bytes it lost come back.
+        await asyncio.to_thread(self.store.put, data, sha256=sha256)
+        if record.created:
+            message = {"document_id": record.id, "correlation_id": correlation_id, "filename": name}
+            await asyncio.to_thread(self.queue.send, message)
         return IngestResult(
             id=record.id,
             sha256=sha256,
             status=record.status,
             created=record.created,
             outcome=record.outcome,
-        )
-
-    def delete(
-        self, document_id: str, principal: str, correlation_id: str, *, owner: str | None = None
-    ) -> DeleteResult:
-        """Remove a document's data, keeping its tombstone, and its bytes unless another
-        document uses them. `owner` limits the deleter to that owner's documents (None: any).
-        ValueError for a malformed id."""
-        if not is_document_id(document_id):
-            raise ValueError("not a document id")
-        return self.repo.delete_document(
-            document_id,
-            principal=principal,
-            correlation_id=correlation_id,
-            owner=owner,
-            remove_bytes=self.store.delete,
         )
 
     def close(self) -> None:

@@ -16,22 +16,25 @@ Every `pipeline.reconcile_every_seconds` each worker looks at the documents that
   message that could be it) gets a new message and goes back to `queued`;
 - any other is left alone: its message may still be waiting behind a backlog.
 
-A document is moved only if its status has not changed since it was read, so of several
-workers reconciling at once one acts, and a document is never sent twice by them.
+A document is moved only if its status has not changed since it was read (the archivist's
+`move_document`), so of several workers reconciling at once one acts, and a document is never
+sent twice by them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import structlog
 
-from bastion.pipeline.archive_repo import ArchiveRepository, StaleDocument
+from bastion.core.context import correlation_id_var
+from bastion.pipeline.archive_calls import ArchiveCalls
+from bastion.pipeline.archive_types import StaleDocument
 from bastion.storage import Queue
 
 log = structlog.get_logger("bastion.reconcile")
 
-PRINCIPAL = "worker"
 _LIMIT = 200  # documents looked at per status and round, and DLQ entries read
 
 
@@ -41,29 +44,37 @@ class ReconcileResult:
     failed: int = 0
 
 
-def reconcile(
-    repo: ArchiveRepository, queue: Queue, *, older_than: float, now: float
-) -> ReconcileResult:
+async def reconcile(archive: ArchiveCalls, queue: Queue, *, older_than: float) -> ReconcileResult:
     """One round: requeue or fail the documents left `queued` or `processing` for longer than
-    `older_than` seconds whose message the queue no longer has."""
+    `older_than` seconds whose message the queue no longer has. The archive's changes go
+    through the archivist; the queue's blocking calls run in threads."""
     result = ReconcileResult()
     stale = [
         (status, doc)
         for status in ("queued", "processing")
-        for doc in repo.stale(status, now - older_than, _LIMIT)
+        for doc in await archive.stale_documents(status, older_than, _LIMIT)
     ]
     if not stale:
         return result
-    dead = {str(entry.body.get("document_id")): entry.reason for entry in queue.dlq_list(_LIMIT)}
-    held = {str(m.body.get("document_id")) for m in queue.in_flight(_LIMIT * 5)}
-    stats = queue.stats()
+    dlq = await asyncio.to_thread(queue.dlq_list, _LIMIT)
+    dead = {str(entry.body.get("document_id")): entry.reason for entry in dlq}
+    flight = await asyncio.to_thread(queue.in_flight, _LIMIT * 5)
+    held = {str(m.body.get("document_id")) for m in flight}
+    stats = await asyncio.to_thread(queue.stats)
     waiting = stats.visible + stats.delayed  # messages not yet received: any may be one of ours
     for status, doc in stale:
-        if doc.id in dead:
-            if _move(repo, doc, status, "failed", reason=dead[doc.id]):
-                result.failed += 1
-        elif doc.id not in held and not waiting and _requeue(repo, queue, doc, status):
-            result.requeued += 1
+        token = correlation_id_var.set(doc.correlation_id) if doc.correlation_id else None
+        try:
+            if doc.id in dead:
+                reason = dead[doc.id]
+                detail = f"{reason}: its message is in the dead-letter queue"
+                if await archive.move_document(doc, status, "failed", detail=detail, reason=reason):
+                    result.failed += 1
+            elif doc.id not in held and not waiting and await _requeue(archive, queue, doc, status):
+                result.requeued += 1
+        finally:
+            if token is not None:
+                correlation_id_var.reset(token)
     if result.requeued or result.failed:
         log.warning(
             "reconciled documents the queue had lost",
@@ -73,19 +84,10 @@ def reconcile(
     return result
 
 
-def _move(
-    repo: ArchiveRepository, doc: StaleDocument, status: str, new: str, *, reason: str
-) -> bool:
-    detail = f"{reason}: its message is in the dead-letter queue"
-    return repo.move_if_unchanged(
-        doc, status, new, reason=reason, detail=detail, principal=PRINCIPAL
-    )
-
-
-def _requeue(repo: ArchiveRepository, queue: Queue, doc: StaleDocument, status: str) -> bool:
+async def _requeue(archive: ArchiveCalls, queue: Queue, doc: StaleDocument, status: str) -> bool:
     detail = f"requeued: {status} with no message on the queue"
-    if not repo.move_if_unchanged(doc, status, "queued", detail=detail, principal=PRINCIPAL):
+    if not await archive.move_document(doc, status, "queued", detail=detail):
         return False
     body = {"document_id": doc.id, "correlation_id": doc.correlation_id, "filename": doc.filename}
-    queue.send({k: v for k, v in body.items() if v is not None})
+    await asyncio.to_thread(queue.send, {k: v for k, v in body.items() if v is not None})
     return True

@@ -12,15 +12,16 @@
   file; each outcome is also audited (method `watch_ingest`) when an audit sink is given. The
   documents belong to `gateway:watch`, or to the principal named by `pipeline.watch_owner`
   (who then sees them like its own uploads).
-* Once: after a file is submitted, `(path, size, mtime)` is recorded in the archive
-  (`mark_ingested`), so it is not submitted again, not even after a restart. A file that is
-  changed later (new size or mtime) is looked at again; identical bytes are still one document
-  of the owner's.
+* Once: after a file is submitted, `(path, size, mtime)` is recorded in the watcher's ledger
+  (`WatchLedger`, in the gateway's database), so it is not submitted again, not even after a
+  restart. A file that is changed later (new size or mtime) is looked at again; identical bytes
+  are still one document of the owner's.
 * Rejected files (not a PDF, empty, over `pipeline.max_upload_bytes`) are logged and recorded as
   ingested too, with their content hash, so they are not retried forever; fix or replace the
   file (which changes its mtime) to have it looked at again. The files stay where they are.
-* Failures of the pipeline itself (database or queue unavailable) are not recorded: the file is
-  retried with a growing pause (up to a minute) until it goes through or the watcher stops.
+* Failures of the pipeline itself (the archivist, the database or the queue unavailable) are
+  not recorded: the file is retried with a growing pause (up to a minute) until it goes through
+  or the watcher stops.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from bastion.config import Settings
 from bastion.core.audit_entry import AuditEntry
 from bastion.core.context import new_correlation_id
 from bastion.pipeline.ingest import Ingest, UploadRejected, check_size
+from bastion.pipeline.watch_ledger import WatchLedger
 
 log = structlog.get_logger("bastion.watch")
 
@@ -102,6 +104,7 @@ class FolderWatcher:
         self,
         settings: Settings,
         ingest: Ingest,
+        ledger: WatchLedger,
         *,
         audit: AuditRecorder | None = None,
         settle_seconds: float = 1.0,
@@ -114,6 +117,7 @@ class FolderWatcher:
         self.folder = settings.path(settings.pipeline.watch_dir).resolve()
         self.patterns = [p.lower() for p in settings.pipeline.watch_patterns]
         self.ingest = ingest
+        self.ledger = ledger
         self.owner = settings.pipeline.watch_owner or WATCH_PRINCIPAL
         self.audit = audit
         self.settle_seconds = settle_seconds
@@ -199,7 +203,7 @@ class FolderWatcher:
                 return
             try:
                 async with self._slots:
-                    result = await asyncio.to_thread(self.process, version)
+                    result = await self.process(version)
             except Exception as exc:
                 log.exception("watched file not submitted; retrying", path=str(path))
                 await self._audit(version, "error:unavailable", 503, new_correlation_id(), exc)
@@ -224,30 +228,38 @@ class FolderWatcher:
                 return seen
         return None
 
-    # -- one file (runs in a worker thread) --------------------------------------------------
+    # -- one file ----------------------------------------------------------------------------
 
-    def process(self, version: FileVersion) -> WatchOutcome:
+    async def process(self, version: FileVersion) -> WatchOutcome:
         """Submit one settled file unless this version was submitted before."""
-        repo = self.ingest.repo
-        if repo.was_ingested(version.key, version.size, version.mtime) is not None:
+        ledger = self.ledger
+        seen = await asyncio.to_thread(
+            ledger.was_ingested, version.key, version.size, version.mtime
+        )
+        if seen is not None:
             return WatchOutcome("seen")
         cid = new_correlation_id()
         try:
             check_size(version.size, self.ingest.max_bytes)
-            data = version.path.read_bytes()
+            data = await asyncio.to_thread(version.path.read_bytes)
             if regular_file(version.path) != version or len(data) != version.size:
                 return WatchOutcome("changed")  # looked at again once it settles
-            result = self.ingest.ingest(
+            result = await self.ingest.ingest(
                 data, version.path.name, WATCH_PRINCIPAL, cid, owner=self.owner
             )
         except UploadRejected as exc:
-            sha = file_sha256(version.path)
-            repo.mark_ingested(version.key, version.size, version.mtime, sha)
+            sha = await asyncio.to_thread(file_sha256, version.path)
+            await self._mark(version, sha)
             return WatchOutcome("rejected", exc.http_status, correlation_id=cid, reason=exc.reason)
-        repo.mark_ingested(version.key, version.size, version.mtime, result.sha256)
+        await self._mark(version, result.sha256)
         if result.created:
             return WatchOutcome("queued", 202, result.id, cid)
         return WatchOutcome("duplicate", 200, result.id, cid)
+
+    async def _mark(self, version: FileVersion, sha256: str) -> None:
+        await asyncio.to_thread(
+            self.ledger.mark_ingested, version.key, version.size, version.mtime, sha256
+        )
 
     async def _report(self, version: FileVersion, result: WatchOutcome) -> None:
         if result.correlation_id is None:  # submitted before

@@ -40,8 +40,9 @@ import structlog
 from bastion.config import Settings
 from bastion.core.context import correlation_id_var, new_correlation_id, valid_correlation_id
 from bastion.pipeline.agents.common import credential, processing_timeout
-from bastion.pipeline.archive_repo import (
-    ArchiveRepository,
+from bastion.pipeline.archive_calls import ArchiveCalls, archivist_client
+from bastion.pipeline.archive_types import (
+    ArchiveUnavailable,
     DocumentDeletedError,
     DocumentNotFoundError,
 )
@@ -59,7 +60,8 @@ from bastion.protocol.errors import (
     UNAUTHENTICATED,
 )
 from bastion.runtime import AgentClient, AgentConfigError, AgentUnreachable, RpcCallError
-from bastion.storage import ConsumerLease, Message, Queue, shared_engine
+from bastion.security import SecretValue
+from bastion.storage import ConsumerLease, Message, Queue
 
 log = structlog.get_logger("bastion.worker")
 
@@ -115,14 +117,17 @@ class Worker:
         *,
         queue: Queue | None = None,
         client: AgentClient | None = None,
+        archive: ArchiveCalls | None = None,
         concurrency: int | None = None,
     ) -> None:
         p = settings.pipeline
         self.settings = settings
         self.concurrency = max(1, concurrency or p.worker_concurrency)
         self.queue = queue or open_pipeline_queue(settings)
-        self.repo = ArchiveRepository(shared_engine(settings.database_url()))
         self.client = client or _orchestrator_client(settings)
+        self.archive = archive or ArchiveCalls(
+            archivist_client(settings, PRINCIPAL, _worker_key(settings))
+        )
         self.counts = {"archived": 0, "dead_lettered": 0, "retried": 0, "requeued": 0,
                        "reconciled_failed": 0}  # fmt: skip
         self.lease = ConsumerLease(self.queue, settings.pipeline.consumer_lease_seconds)
@@ -200,12 +205,8 @@ class Worker:
         """Requeue or fail the documents the queue has lost (see `reconcile`); a failure is
         logged and tried again next round."""
         try:
-            result = await self._blocking(
-                reconcile,
-                self.repo,
-                self.queue,
-                older_than=self.settings.pipeline.requeue_after_seconds,
-                now=time.time(),
+            result = await reconcile(
+                self.archive, self.queue, older_than=self.settings.pipeline.requeue_after_seconds
             )
         except Exception:
             log.exception("reconciling the queue with the archive failed; will try again")
@@ -217,6 +218,7 @@ class Worker:
         with contextlib.suppress(Exception):  # run() normally stopped it already
             await self._blocking(self.lease.stop)
         await self.client.aclose()
+        await self.archive.aclose()
         self.queue.close()
         self._threads.shutdown(wait=False, cancel_futures=True)
 
@@ -248,14 +250,13 @@ class Worker:
 
     async def _process(self, message: Message, document_id: str, cid: str) -> None:
         try:
-            sha256 = await self._blocking(
-                self.repo.set_status,
-                document_id,
-                "processing",
-                detail=f"attempt {message.receive_count}",
-                correlation_id=cid,
-                principal=PRINCIPAL,
+            sha256 = await self.archive.set_status(
+                document_id, "processing", detail=f"attempt {message.receive_count}"
             )
+        except ArchiveUnavailable as exc:
+            log.warning("archive unavailable", document_id=document_id, error=str(exc))
+            await self._retry(message, document_id, cid, _Transient("archive_unavailable"))
+            return
         except DocumentDeletedError:
             log.info("document was deleted; dropping its message", document_id=document_id)
             await self._blocking(self.queue.delete, message.receipt_handle)
@@ -312,7 +313,6 @@ class Worker:
         await self._set_status(
             document_id,
             "queued",
-            cid,
             detail=f"retry in {delay:.1f} s after: {transient.reason}",
         )
 
@@ -326,7 +326,6 @@ class Worker:
             await self._set_status(
                 document_id,
                 "failed",
-                cid,
                 reason=poison.reason,
                 detail=f"{poison.reason}: {poison.detail}"[:500] if poison.detail else None,
             )
@@ -335,20 +334,22 @@ class Worker:
         self,
         document_id: str,
         status: str,
-        cid: str,
         *,
         reason: str | None = None,
         detail: str | None = None,
     ) -> None:
-        with contextlib.suppress(DocumentNotFoundError, DocumentDeletedError):
-            await self._blocking(
-                self.repo.set_status,
-                document_id,
-                status,
-                reason=reason,
-                detail=detail,
-                correlation_id=cid,
-                principal=PRINCIPAL,
+        """Record the status; an archive that cannot be reached is logged (the reconciler puts
+        the status right later) and a document that is gone needs none."""
+        try:
+            await self.archive.set_status(document_id, status, reason=reason, detail=detail)
+        except (DocumentNotFoundError, DocumentDeletedError):
+            pass
+        except ArchiveUnavailable as exc:
+            log.warning(
+                "document status not recorded; the reconciler will",
+                document_id=document_id,
+                status=status,
+                error=str(exc),
             )
 
 
@@ -359,10 +360,14 @@ def _finished(
     slots.release()
 
 
-def _orchestrator_client(settings: Settings) -> AgentClient:
-    key = credential(
+def _worker_key(settings: Settings) -> SecretValue:
+    return credential(
         settings, "pipeline.worker_api_key", settings.pipeline.worker_api_key, PRINCIPAL
     )
+
+
+def _orchestrator_client(settings: Settings) -> AgentClient:
+    key = _worker_key(settings)
     target = settings.agents.get("orchestrator")
     if target is None or not target.url:
         raise AgentConfigError("agents.orchestrator.url is not set: the worker needs it")

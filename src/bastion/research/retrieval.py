@@ -6,7 +6,7 @@ per-column weights, its `porter unicode61` tokenizer stems English and folds dia
 query is plain SQL, so the order is made total with `ORDER BY rank, id`: documents tied on score
 come back in id order, every run.
 
-Two tables, both in one in-memory database built from the corpus: `documents` (title and body
+Two tables, both in one in-memory database built from the corpus: `corpus_docs` (title and body
 columns, one row a document) ranks documents; `sentences` (one row a sentence) picks, inside the
 top documents, the sentences that match. A search returns one `Passage` per document, best
 document first: its `text` is the document's matching sentences in document order, its `index`
@@ -110,8 +110,8 @@ class CorpusIndex:
         with self._lock:
             db = self._refresh()
             rows = db.execute(
-                "SELECT d.rowid, -bm25(documents, ?, ?) AS score FROM documents d "
-                "JOIN meta m ON m.rowid = d.rowid WHERE documents MATCH ? "
+                "SELECT d.rowid, -bm25(corpus_docs, ?, ?) AS score FROM corpus_docs d "
+                "JOIN meta m ON m.rowid = d.rowid WHERE corpus_docs MATCH ? "
                 "ORDER BY score DESC, m.doc_id LIMIT ?",
                 (TITLE_WEIGHT, BODY_WEIGHT, expression, limit),
             ).fetchall()
@@ -149,7 +149,7 @@ class CorpusIndex:
 def _build(documents: Sequence[CorpusDocument]) -> sqlite3.Connection:
     db = sqlite3.connect(":memory:", check_same_thread=False)
     tokenizer = "tokenize = 'porter unicode61 remove_diacritics 2'"
-    db.execute(f"CREATE VIRTUAL TABLE documents USING fts5(title, body, {tokenizer})")
+    db.execute(f"CREATE VIRTUAL TABLE corpus_docs USING fts5(title, body, {tokenizer})")
     db.execute(
         "CREATE VIRTUAL TABLE sentences USING fts5(doc UNINDEXED, position UNINDEXED, text, "
         f"{tokenizer})"
@@ -158,7 +158,7 @@ def _build(documents: Sequence[CorpusDocument]) -> sqlite3.Connection:
     for rowid, document in enumerate(documents, start=1):
         body = " ".join(document.sentences) if document.sentences else document.text
         db.execute(
-            "INSERT INTO documents (rowid, title, body) VALUES (?, ?, ?)",
+            "INSERT INTO corpus_docs (rowid, title, body) VALUES (?, ?, ?)",
             (rowid, document.title, body),
         )
         db.execute("INSERT INTO meta (rowid, doc_id) VALUES (?, ?)", (rowid, document.id))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,15 +74,20 @@ def worker_in_thread(settings: Settings) -> Iterator[None]:
 
 @contextlib.contextmanager
 def pipeline_in_threads(
-    config: Path, *, worker: bool = True, gateway: bool = True, research: bool = False
+    config: Path,
+    *,
+    worker: bool = True,
+    gateway: bool = True,
+    research: bool = False,
+    only: Sequence[str] | None = None,
 ) -> Iterator[Settings]:
     """Serve the pipeline described by `config` (ports assigned by `assign_ports`), and the
-    research agents too with `research`; yields its settings."""
+    research agents too with `research`; `only`: just these agents. Yields its settings."""
     from bastion.agents.registry import definition_for
     from bastion.runtime import AgentApp
 
     settings = load_settings(config)
-    agents = (*PIPELINE_AGENTS, *(RESEARCH_AGENTS if research else ()))
+    agents = only or (*PIPELINE_AGENTS, *(RESEARCH_AGENTS if research else ()))
     with contextlib.ExitStack() as stack:
         for name in agents:
             app = AgentApp(definition_for(name, settings), settings)

@@ -27,10 +27,11 @@ the documents it owns, all of them only with `gateway.read_all_documents`; anoth
 Before any of that, every request passes the edge WAF (`bastion.edge.middleware`, settings
 `waf`): path allow-list (404), per-IP rate (429), size limits (413), managed and bot rules (403).
 Every API request is authenticated, authorized as `gateway.<action>` (the right-hand column),
-rate limited and audited by `Guard`. Uploads and deletes go through `Ingest` (object store,
-archive, queue); reads go to the Archivist agent, called with the gateway's own credential
-(`pipeline.gateway_api_key`) and the request's correlation ID. Research goes to the research
-agent, with that credential and a delegation naming the asking principal
+rate limited and audited by `Guard`. Uploads go through `Ingest` (the archivist's upload
+record, object store, queue); deletions, reads, live events and document counts go to the
+Archivist agent: the gateway never opens the archive's tables. Its calls carry the gateway's own
+credential (`pipeline.gateway_api_key`) and the request's correlation ID. Research goes to the
+research agent, with that credential and a delegation naming the asking principal
 (`bastion.web.research`). With `pipeline.watch_dir` set, the gateway also runs the
 watched-folder ingester.
 
@@ -59,25 +60,27 @@ from bastion.config import Settings
 from bastion.core.context import CallContext
 from bastion.edge.middleware import protect
 from bastion.pipeline import (
+    ArchiveCalls,
+    ArchiveUnavailable,
     EventFeed,
     FolderWatcher,
     Ingest,
     ScrapeCollector,
     UploadRejected,
+    WatchLedger,
     credential,
     peer_url,
     pipeline_collector,
-    readable_by,
 )
 from bastion.protocol.http_errors import ApiError, error_response, not_found
 from bastion.runtime import AgentClient, Endpoint, Guard, json_response, metrics_route
 from bastion.security import SecretValue, build_security
-from bastion.storage import ObjectNotFoundError
-from bastion.web.archivist import call_archivist
+from bastion.storage import ObjectNotFoundError, shared_engine
+from bastion.web.archivist import call_archivist, unavailable
 from bastion.web.events import EventsEndpoint
 from bastion.web.mcp_archive import PATH as MCP_PATH
 from bastion.web.mcp_archive import McpArchive
-from bastion.web.ownership import not_owner, owner_scope
+from bastion.web.ownership import owner_scope
 from bastion.web.params import document_id, list_params
 from bastion.web.research import (
     CONVERSATIONS_ACTION,
@@ -86,7 +89,7 @@ from bastion.web.research import (
     ResearchRoutes,
 )
 from bastion.web.research_ws import ResearchSocket
-from bastion.web.storage import in_storage, pdf_response
+from bastion.web.storage import in_storage, pdf_response, storage_errors
 from bastion.web.upload import read_upload, rejected
 from bastion.web.ws_auth import hide_query_token
 
@@ -117,7 +120,6 @@ class Gateway:
         self.settings = settings
         self.stack = build_security(NAME, settings)
         self.guard = Guard(NAME, self.stack.pipeline, self.stack.audit)
-        self.ingest = Ingest(settings)
         self.archivist = AgentClient(
             peer_url(settings, NAME, "archivist"),
             api_key=gateway_api_key(settings),
@@ -125,9 +127,12 @@ class Gateway:
             principal=NAME,
             audit=self.stack.audit.record,
         )
+        self.archive = ArchiveCalls(self.archivist)
+        self.ingest = Ingest(settings, self.archive)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.events = EventFeed(
-            self.ingest.repo,
-            poll_seconds=settings.events.poll_interval_seconds,
+            self.archive.watch_events,
+            retry_seconds=settings.events.poll_interval_seconds,
             queue_size=settings.events.queue_size,
             max_per_principal=settings.events.max_subscriptions_per_principal,
         )
@@ -200,6 +205,7 @@ class Gateway:
 
     @asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        self._loop = asyncio.get_running_loop()
         await self.stack.start()
         await self.events.start()
         stop = asyncio.Event()
@@ -221,13 +227,22 @@ class Gateway:
     def _start_watcher(self, stop: asyncio.Event) -> asyncio.Task[None] | None:
         if not self.settings.pipeline.watch_dir:
             return None
-        watcher = FolderWatcher(self.settings, self.ingest, audit=self.stack.audit.record)
+        ledger = WatchLedger(shared_engine(self.settings.database_url()))
+        watcher = FolderWatcher(self.settings, self.ingest, ledger, audit=self.stack.audit.record)
         return asyncio.create_task(watcher.run(stop))
 
     def _pipeline_metrics(self) -> ScrapeCollector:
         """Queue depth, DLQ size and documents by status, read when `/metrics` is scraped."""
         ttl = self.settings.metrics.cache_seconds
-        return pipeline_collector(self.ingest.queue, self.ingest.repo, ttl=ttl)
+        return pipeline_collector(self.ingest.queue, self._document_counts, ttl=ttl)
+
+    def _document_counts(self) -> dict[str, int]:
+        """Documents by status from the archivist (`archivist.stats`); runs in the scrape's
+        thread, so it hands the call to the gateway's loop and waits for it."""
+        if self._loop is None:
+            raise RuntimeError("the gateway is not running")
+        call = asyncio.run_coroutine_threadsafe(self.archive.stats(), self._loop)
+        return call.result(timeout=self.settings.client.timeout_seconds)
 
     def _scope(self, call: CallContext) -> str | None:
         """Whose documents the caller may see (None: everyone's)."""
@@ -251,11 +266,14 @@ class Gateway:
     async def upload_document(self, request: Request, call: CallContext) -> Response:
         data, filename = await read_upload(request, self.ingest.max_bytes)
         try:
-            result = await in_storage(
-                self.ingest.ingest, data, filename, call.principal, call.correlation_id
-            )
+            with storage_errors():
+                result = await self.ingest.ingest(
+                    data, filename, call.principal, call.correlation_id
+                )
         except UploadRejected as exc:
             raise rejected(exc) from None
+        except ArchiveUnavailable as exc:
+            raise unavailable(str(exc)) from None
         body: dict[str, object] = {
             "id": result.id,
             "sha256": result.sha256,
@@ -277,12 +295,8 @@ class Gateway:
 
     async def get_file(self, request: Request, call: CallContext) -> Response:
         doc_id = document_id(request)
-        stored = await in_storage(self.ingest.repo.stored_file, doc_id)
-        if stored is None:
-            raise not_found()
-        owner, sha256 = stored
-        if not readable_by(owner, self._scope(call)):
-            raise not_owner()
+        params = {"document_id": doc_id, "owner": self._scope(call)}
+        sha256 = (await call_archivist(self.archivist, "stored_file", params))["sha256"]
         try:
             fh = await in_storage(self.ingest.store.open, sha256)
         except ObjectNotFoundError:
@@ -291,17 +305,8 @@ class Gateway:
 
     async def delete_document(self, request: Request, call: CallContext) -> Response:
         doc_id = document_id(request)
-        result = await in_storage(
-            self.ingest.delete,
-            doc_id,
-            call.principal,
-            call.correlation_id,
-            owner=self._scope(call),
-        )
-        if result == "not_owner":
-            raise not_owner()
-        if result == "not_found":
-            raise not_found()
+        params = {"document_id": doc_id, "owner": self._scope(call), "deleted_by": call.principal}
+        await call_archivist(self.archivist, "delete_document", params)
         return json_response(call, {"id": doc_id, "deleted": True})
 
 

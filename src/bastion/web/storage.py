@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import BinaryIO, ParamSpec, TypeVar
 
 import sqlalchemy.exc
@@ -24,10 +25,11 @@ RETRY_AFTER_SECONDS = 5
 FILE_CHUNK_BYTES = 64 * 1024
 
 
-async def in_storage(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """`fn(*args, **kwargs)` in a worker thread; a database or queue outage is 503."""
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """A database or queue outage inside the block is answered as 503."""
     try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        yield
     except (sqlalchemy.exc.OperationalError, sqlite3.OperationalError) as exc:
         log.warning("document storage unavailable", error=type(exc).__name__)
         raise service_unavailable(
@@ -36,6 +38,12 @@ async def in_storage(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T
             f"{type(exc).__name__}: {exc}"[:500],
             RETRY_AFTER_SECONDS,
         ) from None
+
+
+async def in_storage(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn(*args, **kwargs)` in a worker thread; a database or queue outage is 503."""
+    with storage_errors():
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def _chunks(fh: BinaryIO) -> Iterator[bytes]:

@@ -1,4 +1,4 @@
-"""The Archivist agent: the only agent that reads and writes the document archive.
+"""The Archivist agent: the only process that opens the document archive's tables.
 
 Methods (each authorized as `archivist.<method>`):
 
@@ -15,6 +15,9 @@ Methods (each authorized as `archivist.<method>`):
   duplicate rule (the validator); claims the invoice for the document atomically, or answers
   which document holds it (named only to an uploader who may read it: its own uploader, or
   one granted `gateway.read_all_documents`).
+* the document-lifecycle methods of the gateway and the worker (`record_upload`,
+  `delete_document`, `stored_file`, `set_status`, `stale_documents`, `move_document`, `stats`,
+  `watch_events`): see `archivist_lifecycle`.
 * `get_status`: liveness, uptime and documents by status.
 
 An unknown or deleted document is `DOCUMENT_NOT_FOUND` (-32051); so is another owner's, with
@@ -32,11 +35,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.config import Settings
 from bastion.core.context import CallContext
+from bastion.pipeline.agents.archivist_lifecycle import (
+    OwnedRef,
+    add_lifecycle_methods,
+    not_found,
+)
 from bastion.pipeline.agents.common import DocumentRef, add_status_method
-from bastion.pipeline.archive_repo import (
+from bastion.pipeline.archive_repo import ArchiveRepository
+from bastion.pipeline.archive_types import (
     MAX_LIST_LIMIT,
     NOT_OWNER,
-    ArchiveRepository,
     DocumentDeletedError,
     DocumentNotFoundError,
     readable_by,
@@ -49,10 +57,11 @@ from bastion.pipeline.model import (
     ExtractionResult,
     ValidationResult,
 )
-from bastion.protocol.errors import DOCUMENT_NOT_FOUND, FORBIDDEN, INVALID_PARAMS, RpcError
+from bastion.pipeline.stores import object_store
+from bastion.protocol.errors import FORBIDDEN, INVALID_PARAMS, RpcError
 from bastion.runtime import AgentDefinition, MethodRegistry
 from bastion.security import policy_store
-from bastion.storage import DocumentStatus, shared_engine
+from bastion.storage import DocumentStatus, ObjectStore, shared_engine
 
 NAME = "archivist"
 MAX_QUERY_CHARS = 500
@@ -100,13 +109,6 @@ class ClaimParams(DocumentRef):
     eligible: bool
 
 
-def not_found(document_id: str, reason: str | None = None) -> RpcError:
-    data = {"document_id": document_id}
-    if reason is not None:
-        data["reason"] = reason
-    return RpcError(DOCUMENT_NOT_FOUND, data=data)
-
-
 def bad_cursor() -> RpcError:
     return RpcError(
         INVALID_PARAMS,
@@ -124,14 +126,18 @@ def build_registry(
     repo: ArchiveRepository,
     reads_all: Callable[[str], bool] = lambda _owner: False,
     chooses_owner: Callable[[str], bool] = lambda _caller: False,
+    *,
+    store: ObjectStore | None = None,
+    poll_seconds: float = 0.2,
 ) -> MethodRegistry:
     """The Archivist's methods over `repo`; `reads_all(principal)`: whether the policy grants
     `principal` every owner's documents (a duplicate finding then names the holder);
-    `chooses_owner(caller)`: whether `caller` may name the owner a read is for."""
+    `chooses_owner(caller)`: whether `caller` may name the owner a read is for; `store`: where
+    deleted documents' bytes go from; `poll_seconds`: how often `watch_events` reads history."""
     registry = MethodRegistry()
     counts = {"archived": 0, "reprocessed": 0, "not_found": 0}
 
-    def scope(params: ReadScope, ctx: CallContext) -> str | None:
+    def scope(params: ReadScope | OwnedRef, ctx: CallContext) -> str | None:
         """Whose documents this read may see: the delegation's subject's, else `owner`."""
         delegation = ctx.delegation
         if delegation is not None:
@@ -222,6 +228,8 @@ def build_registry(
             raise not_found(params.document_id) from None
         return claim.model_dump()
 
+    add_lifecycle_methods(registry, repo, scope, store=store, poll_seconds=poll_seconds)
+
     # Documents by status: one small GROUP BY, on the loop (the status callback is synchronous).
     add_status_method(
         registry, NAME, lambda: {"archive_calls": dict(counts), "documents": repo.status_counts()}
@@ -243,7 +251,13 @@ def definition(settings: Settings) -> AgentDefinition:
     return AgentDefinition(
         name=NAME,
         description="Keeps the document archive: stores results, answers reads and searches.",
-        registry=build_registry(repo, reads_all, chooses_owner),
+        registry=build_registry(
+            repo,
+            reads_all,
+            chooses_owner,
+            store=object_store(settings),
+            poll_seconds=settings.events.poll_interval_seconds,
+        ),
         skills=[
             {
                 "id": "archive",
