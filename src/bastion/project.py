@@ -65,6 +65,7 @@ rate_limit:
     researcher: 100000/minute
     critic: 100000/minute
     submitter: 100000/minute
+    lambda-s3-processor: 100000/minute
 audit:
   hmac_key: secret://file/secrets/audit.key
   checkpoint_dir: audit-checkpoints
@@ -127,8 +128,10 @@ SERVICE_PRINCIPALS = (
     "researcher",
     "critic",
 )
-# Client principals with a stored credential: `submitter` is what `bastion submit` uses.
-CLIENT_PRINCIPALS = ("submitter",)
+# Client principals with a stored credential: `submitter` is what `bastion submit` uses;
+# `lambda-s3-processor` is the AWS Lambda that processes a bucket's S3 events (`bastion.aws`):
+# copy its key into Secrets Manager and name it in the Lambda's BASTION_API_KEY_REF.
+CLIENT_PRINCIPALS = ("submitter", "lambda-s3-processor")
 
 # Least privilege: each principal may call exactly what the document flow needs of it.
 DEFAULT_POLICY = {
@@ -162,6 +165,8 @@ DEFAULT_POLICY = {
             "mcp.list_documents",
             "mcp.get_document",
         ],
+        # Owns the documents it has the orchestrator ingest from S3 (`{s3: ...}`).
+        "lambda-s3-processor": ["orchestrator.process_document"],
         "monitoring": ["get_status", "gateway.events", "metrics"],
         "admin": ["*"],
     },

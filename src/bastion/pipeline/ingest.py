@@ -129,9 +129,11 @@ class Ingest:
         correlation_id: str,
         *,
         owner: str | None = None,
+        enqueue: bool = True,
     ) -> IngestResult:
         """Accept a document as `owner`'s (default: the uploading `principal`'s); see the
-        module docstring for the steps and the errors."""
+        module docstring for the steps and the errors. `enqueue=False`: no queue message (the
+        caller processes the document itself, as `orchestrator.process_document {s3}` does)."""
         self.check(data)
         name = safe_filename(filename)
         sha256 = sha256_hex(data)
@@ -146,7 +148,7 @@ class Ingest:
         )
         # Also when the record was there: bytes it lost come back.
         self.store.put(data, sha256=sha256)
-        if record.created:
+        if record.created and enqueue:
             self.queue.send(
                 {"document_id": record.id, "correlation_id": correlation_id, "filename": name}
             )
