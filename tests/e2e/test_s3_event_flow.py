@@ -176,9 +176,16 @@ def test_the_worker_ingests_objects_put_into_the_bucket(tmp_path: Path, bucket: 
     assert refused and refused[0].principal == "worker"
     assert refused[0].client == f"s3://{bucket.name}"
     ingested = audit_rows(settings, lambda r: r.method == "s3_ingest" and r.outcome == "ok")
-    by_cid = {r.correlation_id for r in ingested}
-    # Each document keeps the correlation ID its ingestion was audited with.
-    assert {d["correlation_id"] for d in docs} <= by_cid
+    # Each document keeps the correlation ID its ingestion was audited with, which its
+    # processing carries too (the worker's call to the orchestrator, as for an upload).
+    cids = {d["correlation_id"] for d in docs}
+    assert cids <= {r.correlation_id for r in ingested}
+    processed = audit_rows(
+        settings,
+        lambda r: r.method == "process_document" and r.correlation_id in cids,
+        at_least=2,
+    )
+    assert {r.principal for r in processed} == {"worker"}
 
 
 @pytest.fixture
@@ -226,7 +233,8 @@ def test_the_lambda_processes_a_batch_and_reports_transient_failures(
     config, _ref = lambda_env
     bucket.put(SPACED_KEY, synthetic_invoice(3))
     bucket.put("inbox/fake.pdf", b"not a PDF at all")
-    messages = bucket.receive_all(3)  # the test event and two creations
+    bucket.put("inbox/broken.pdf", b"%PDF-1.7 but nothing after the header")
+    messages = bucket.receive_all(4)  # the test event and three creations
     event = sqs_event(messages)
     created = [m["MessageId"] for m in messages if "Records" in json.loads(m["Body"])]
     foreign = json.loads(next(m["Body"] for m in messages if m["MessageId"] in created))
@@ -243,12 +251,16 @@ def test_the_lambda_processes_a_batch_and_reports_transient_failures(
     with pipeline_in_threads(config, worker=False, gateway=False) as settings:
         monkeypatch.setenv("BASTION_ORCHESTRATOR_URL", settings.agents["orchestrator"].url)
         assert lambda_handler(event, None) == {"batchItemFailures": []}
-        [doc] = documents(settings, "lambda-s3-processor")
-        assert doc["status"] == "archived"
-        assert doc["filename"] == "March report (1).pdf"
-        # Delivered once more (at least once delivery): the same document, nothing redone.
+        docs = {d["filename"]: d for d in documents(settings, "lambda-s3-processor")}
+        assert sorted(docs) == ["March report (1).pdf", "broken.pdf"]
+        assert docs["March report (1).pdf"]["status"] == "archived"
+        # The extractor refused it: recorded as failed with its reason, not retried.
+        assert docs["broken.pdf"]["status"] == "failed"
+        assert docs["broken.pdf"]["failure_reason"]
+        # Delivered once more (at least once delivery): the same documents, nothing redone.
         assert lambda_handler(event, None) == {"batchItemFailures": []}
-        assert [d["id"] for d in documents(settings, "lambda-s3-processor")] == [doc["id"]]
+        again = documents(settings, "lambda-s3-processor")
+        assert sorted(d["id"] for d in again) == sorted(d["id"] for d in docs.values())
         refusals = audit_rows(
             settings,
             lambda r: r.method == "process_document" and r.principal == "lambda-s3-processor"
