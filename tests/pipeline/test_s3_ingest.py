@@ -24,15 +24,21 @@ PDF = b"%PDF-1.7 an invoice\n"
 
 
 @pytest.fixture
-def s3(moto_endpoint: str, aws_env: None) -> Any:
-    return boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+def inbox(moto_endpoint: str, aws_env: None) -> tuple[Any, str]:
+    """moto's S3 client and a new bucket on it."""
+    name, client = f"inbox-{uuid.uuid4().hex[:12]}", boto3.client("s3", endpoint_url=moto_endpoint)
+    client.create_bucket(Bucket=name)
+    return client, name
 
 
 @pytest.fixture
-def bucket(s3: Any) -> str:
-    name = f"inbox-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
-    return name
+def s3(inbox: tuple[Any, str]) -> Any:
+    return inbox[0]
+
+
+@pytest.fixture
+def bucket(inbox: tuple[Any, str]) -> str:
+    return inbox[1]
 
 
 def source(s3: Any, bucket: str, limit: int = 1024) -> S3Source:
