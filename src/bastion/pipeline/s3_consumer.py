@@ -17,11 +17,12 @@ A message is deleted only once every object it names was ingested or refused for
 - refused for good (`UploadRejected`: not a PDF, empty, too large, a bucket not in
   `pipeline.s3_events_buckets`, the object gone) and messages that are not S3 notifications:
   logged and audited with their reason, then acknowledged; retrying cannot change them;
-- anything else (S3, the database or the queue unavailable): the message is left alone, and SQS
-  delivers it again after the queue's visibility timeout; the queue's redrive policy (set it on
-  the events queue: `maxReceiveCount` and a dead-letter queue) moves it aside after as many
-  tries. Objects of the message that were ingested already are duplicates the second time:
-  the same bytes from the same owner are one document, which is not queued again.
+- anything else (S3, the database or the queue unavailable): the message is left alone, and
+  SQS delivers it again after the visibility timeout it was received with
+  (`pipeline.visibility_timeout_seconds`); the queue's redrive policy (set it on the events
+  queue: `maxReceiveCount` and a dead-letter queue) moves it aside after as many tries.
+  Objects of the message that were ingested already are duplicates the second time: the same
+  bytes from the same owner are one document, which is not queued again.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class S3EventConsumer:
         self.queue_url = p.s3_events_queue_url
         self.prefix, self.suffix = p.s3_events_prefix, p.s3_events_suffix
         self.principal = principal
+        # A batch's messages stay hidden while its objects are read and ingested one by one.
+        self.visibility = int(p.visibility_timeout_seconds)
         self.ingest = ingest or Ingest(settings)
         self.source = source or S3Source(settings)
         self.sqs = sqs or sqs_client(settings, self.queue_url)
@@ -104,6 +107,7 @@ class S3EventConsumer:
                     QueueUrl=self.queue_url,
                     MaxNumberOfMessages=BATCH,
                     WaitTimeSeconds=WAIT_SECONDS,
+                    VisibilityTimeout=self.visibility,
                 )
             except Exception:
                 log.exception("receiving S3 events failed; retrying", queue=self.queue_url)
