@@ -14,8 +14,9 @@ processes the document at once.
 
 Refusals that no retry can change are `UploadRejected`: `too_large`, `not_pdf`, `empty`,
 `bucket_not_allowed` (403) and `not_found` (404: the object is gone). Everything else (S3, the
-database or the queue unreachable) propagates as it is, to be retried. All of it blocks: async
-callers run it in a thread.
+database or the queue unreachable) propagates as it is, to be retried. `mark_document` moves a
+document so ingested to another status (`processing`, `failed`). These two are the S3 paths'
+only uses of `Ingest` and the archive. All of it blocks: async callers run it in a thread.
 """
 
 from __future__ import annotations
@@ -123,4 +124,26 @@ def ingest_s3_object(
     data = source.read(ref)
     return ingest.ingest(
         data, ref.filename, principal, correlation_id, owner=principal, enqueue=enqueue
+    )
+
+
+def mark_document(
+    ingest: Ingest,
+    document_id: str,
+    status: str,
+    *,
+    principal: str,
+    correlation_id: str,
+    reason: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Move a document ingested by `ingest_s3_object` to `status`, with its history event: with
+    the ingest, the only archive write of the S3 paths (the worker writes statuses the same way)."""
+    ingest.repo.set_status(
+        document_id,
+        status,
+        reason=reason,
+        detail=detail,
+        correlation_id=correlation_id,
+        principal=principal,
     )

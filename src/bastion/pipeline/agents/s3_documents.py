@@ -26,7 +26,7 @@ from typing import Any
 
 from bastion.config import Settings
 from bastion.pipeline.ingest import Ingest, IngestResult, UploadRejected
-from bastion.pipeline.s3_ingest import S3Ref, S3Source, ingest_s3_object
+from bastion.pipeline.s3_ingest import S3Ref, S3Source, ingest_s3_object, mark_document
 from bastion.protocol.errors import DOCUMENT_NOT_FOUND, DOCUMENT_REJECTED, RpcError
 
 # Statuses after which a second delivery of the same object has nothing left to do.
@@ -52,8 +52,8 @@ class S3Documents:
 
     def _mark(self, document_id: str, status: str, principal: str, cid: str, **kw: Any) -> None:
         assert self._ingest is not None
-        self._ingest.repo.set_status(
-            document_id, status, correlation_id=cid, principal=principal, **kw
+        mark_document(
+            self._ingest, document_id, status, principal=principal, correlation_id=cid, **kw
         )
 
     async def process(
