@@ -27,6 +27,7 @@ GRANTED = [
     ("gateway", "archivist", "search"),
     ("monitoring", "archivist", "get_status"),
     ("admin", "archivist", "delete_document"),
+    ("lambda-s3-processor", "orchestrator", "process_document"),
 ]
 REFUSED = [
     ("extractor", "archivist", "archive"),
@@ -40,6 +41,9 @@ REFUSED = [
     ("validator", "archivist", "find_duplicate"),
     ("monitoring", "archivist", "search"),
     ("worker", "orchestrator", "get_status"),
+    ("lambda-s3-processor", "extractor", "extract"),
+    ("lambda-s3-processor", "archivist", "get_document"),
+    ("lambda-s3-processor", "gateway", "upload_document"),
 ]
 
 

@@ -347,6 +347,14 @@ class PipelineSettings(_Section):
     watch_patterns: list[str] = Field(default_factory=lambda: ["*.pdf"])
     # Who owns the watched folder's documents (None: the ingesting principal, `gateway:watch`).
     watch_owner: str | None = Field(default=None, min_length=1, max_length=256)
+    # S3 event notifications (bucket -> SQS): the worker also consumes this SQS queue's
+    # `s3:ObjectCreated:*` records and ingests the objects as its own (`worker`) documents.
+    s3_events_queue_url: str | None = None
+    # Only objects in these buckets are ingested, from the queue above or by
+    # `orchestrator.process_document {s3}` (the AWS Lambda path); empty: none.
+    s3_events_buckets: list[str] = Field(default_factory=list)
+    s3_events_prefix: str = ""  # only keys starting with this
+    s3_events_suffix: str = ""  # only keys ending with this (case-insensitive: `.pdf`)
     rules_file: str | None = None  # None: the shipped default rules
     # A field extracted with a (calibrated) confidence below this sends its document to review
     # (rule `review.low_confidence`) instead of archiving it as valid.
@@ -389,6 +397,15 @@ class PipelineSettings(_Section):
             )
         value = new if new is not None else old
         return data if value is None else {**data, "objects_dir": value, "object_store_url": value}
+
+    @model_validator(mode="after")
+    def _s3_events_need_buckets(self) -> PipelineSettings:
+        if self.s3_events_queue_url and not self.s3_events_buckets:
+            raise ValueError(
+                "pipeline.s3_events_queue_url needs pipeline.s3_events_buckets: name the buckets "
+                "whose objects may be ingested (objects of any other bucket are refused)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _kms_key_needs_kms(self) -> PipelineSettings:

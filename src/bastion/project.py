@@ -65,6 +65,7 @@ rate_limit:
     researcher: 100000/minute
     critic: 100000/minute
     submitter: 100000/minute
+    lambda-s3-processor: 100000/minute
 audit:
   hmac_key: secret://file/secrets/audit.key
   checkpoint_dir: audit-checkpoints
@@ -127,19 +128,29 @@ SERVICE_PRINCIPALS = (
     "researcher",
     "critic",
 )
-# Client principals with a stored credential: `submitter` is what `bastion submit` uses.
-CLIENT_PRINCIPALS = ("submitter",)
+# Client principals with a stored credential: `submitter` is what `bastion submit` uses;
+# `lambda-s3-processor` is the AWS Lambda that processes a bucket's S3 events (`bastion.aws`):
+# copy its key into Secrets Manager and name it in the Lambda's BASTION_API_KEY_REF.
+CLIENT_PRINCIPALS = ("submitter", "lambda-s3-processor")
 
 # Least privilege: each principal may call exactly what the document flow needs of it.
 DEFAULT_POLICY = {
     "allow": {
         "worker": [
             "orchestrator.process_document",
+            "archivist.record_upload",  # the objects of S3 event notifications
             "archivist.set_status",
             "archivist.stale_documents",
             "archivist.move_document",
         ],
-        "orchestrator": ["extractor.extract", "validator.validate", "archivist.archive"],
+        "orchestrator": [
+            "extractor.extract",
+            "validator.validate",
+            "archivist.archive",
+            # `process_document {s3}`: the object ingested as the caller's, then processed.
+            "archivist.record_upload",
+            "archivist.set_status",
+        ],
         "validator": ["archivist.claim_invoice"],
         "gateway": [
             "archivist.record_upload",
@@ -172,6 +183,8 @@ DEFAULT_POLICY = {
             "mcp.list_documents",
             "mcp.get_document",
         ],
+        # Owns the documents it has the orchestrator ingest from S3 (`{s3: ...}`).
+        "lambda-s3-processor": ["orchestrator.process_document"],
         "monitoring": ["get_status", "gateway.events", "metrics"],
         "admin": ["*"],
     },

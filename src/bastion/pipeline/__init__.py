@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from bastion.pipeline.model import REASON_CODES as REASON_CODES
     from bastion.pipeline.model import ExtractionError as ExtractionError
     from bastion.pipeline.model import is_document_id as is_document_id
+    from bastion.pipeline.s3_events import NotAnS3Event as NotAnS3Event
+    from bastion.pipeline.s3_events import s3_objects as s3_objects
+    from bastion.pipeline.s3_ingest import S3Ref as S3Ref
     from bastion.pipeline.samples import write_samples as write_samples
     from bastion.pipeline.services import PIPELINE_AGENTS as PIPELINE_AGENTS
     from bastion.pipeline.services import pipeline_endpoints as pipeline_endpoints
@@ -65,6 +68,7 @@ _EXPORTS = {
     "is_document_id": "bastion.pipeline.model",
     "MAX_LIST_LIMIT": "bastion.pipeline.archive_types",
     "NOT_OWNER": "bastion.pipeline.archive_types",
+    "NotAnS3Event": "bastion.pipeline.s3_events",
     "open_pipeline_queue": "bastion.pipeline.stores",
     "own_api_key": "bastion.pipeline.agents.common",
     "PDF_CONTENT_TYPE": "bastion.pipeline.ingest",
@@ -78,6 +82,8 @@ _EXPORTS = {
     "readable_by": "bastion.pipeline.archive_types",
     "REASON_CODES": "bastion.pipeline.model",
     "run_worker": "bastion.pipeline.worker",
+    "S3Ref": "bastion.pipeline.s3_ingest",
+    "s3_objects": "bastion.pipeline.s3_events",
     "ScrapeCollector": "bastion.pipeline.collectors",
     "serve_worker": "bastion.pipeline.worker",
     "Subscription": "bastion.pipeline.events",
@@ -103,6 +109,8 @@ __all__ = [
     "ExtractionError",
     "FolderWatcher",
     "Ingest",
+    "NotAnS3Event",
+    "S3Ref",
     "ScrapeCollector",
     "Subscription",
     "TooManySubscriptions",
@@ -121,6 +129,7 @@ __all__ = [
     "preflight",
     "readable_by",
     "run_worker",
+    "s3_objects",
     "serve_worker",
     "too_large",
     "write_samples",

@@ -131,9 +131,12 @@ class Ingest:
         correlation_id: str,
         *,
         owner: str | None = None,
+        enqueue: bool = True,
     ) -> IngestResult:
         """Accept a document as `owner`'s (default: the uploading `principal`'s); see the
-        module docstring for the steps and the errors (also `ArchiveUnavailable`)."""
+        module docstring for the steps and the errors (also `ArchiveUnavailable`).
+        `enqueue=False`: no queue message (the caller processes the document itself, as
+        `orchestrator.process_document {s3}` does)."""
         self.check(data)
         name = safe_filename(filename)
         sha256 = sha256_hex(data)
@@ -151,7 +154,7 @@ class Ingest:
             correlation_id_var.reset(token)
         # Also when the record was there: bytes it lost come back.
         await asyncio.to_thread(self.store.put, data, sha256=sha256)
-        if record.created:
+        if record.created and enqueue:
             message = {"document_id": record.id, "correlation_id": correlation_id, "filename": name}
             await asyncio.to_thread(self.queue.send, message)
         return IngestResult(

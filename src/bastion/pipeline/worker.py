@@ -23,6 +23,9 @@ third of it; see `bastion.storage.queue.lease`) and names it on each receive. On
 every renewal, it reclaims the messages of workers that are gone (process dead on this host, or
 lease run out), so they are not stuck `processing` until their visibility timeout; a live
 worker's messages are never taken.
+
+With `pipeline.s3_events_queue_url` set, the worker also ingests the objects that S3 event
+notifications name (`bastion.pipeline.s3_consumer`), as its own documents.
 """
 
 from __future__ import annotations
@@ -46,8 +49,10 @@ from bastion.pipeline.archive_types import (
     DocumentDeletedError,
     DocumentNotFoundError,
 )
+from bastion.pipeline.ingest import Ingest
 from bastion.pipeline.model import is_document_id
 from bastion.pipeline.reconcile import reconcile
+from bastion.pipeline.s3_consumer import S3EventConsumer
 from bastion.pipeline.stores import open_pipeline_queue
 from bastion.protocol.errors import (
     DEPENDENCY_UNAVAILABLE,
@@ -131,6 +136,12 @@ class Worker:
         self.counts = {"archived": 0, "dead_lettered": 0, "retried": 0, "requeued": 0,
                        "reconciled_failed": 0}  # fmt: skip
         self.lease = ConsumerLease(self.queue, settings.pipeline.consumer_lease_seconds)
+        # With pipeline.s3_events_queue_url: objects created in a bucket, ingested as uploads.
+        self.s3_events = (
+            S3EventConsumer(settings, PRINCIPAL, Ingest(settings, self.archive))
+            if p.s3_events_queue_url
+            else None
+        )
         self._rng = random.Random()  # noqa: S311 (backoff jitter, not security)
         # Queue and database calls block: they get their own threads, never the loop's default
         # pool, so a long poll cannot starve the handlers.
@@ -149,6 +160,7 @@ class Worker:
         next_reconcile = time.monotonic()  # once at start, then every reconcile_every_seconds
         visibility = self.settings.pipeline.visibility_timeout_seconds
         reclaimed = await self._blocking(self.lease.start)
+        events = asyncio.create_task(self.s3_events.run(stop)) if self.s3_events else None
         log.info(
             "worker started",
             concurrency=self.concurrency,
@@ -198,6 +210,8 @@ class Worker:
                             0,
                             reason="worker_stopped",
                         )
+        if events is not None:
+            await events
         await self._blocking(self.lease.stop)
         log.info("worker stopped", **self.counts)
 
@@ -218,6 +232,8 @@ class Worker:
         with contextlib.suppress(Exception):  # run() normally stopped it already
             await self._blocking(self.lease.stop)
         await self.client.aclose()
+        if self.s3_events is not None:
+            await self.s3_events.aclose()
         await self.archive.aclose()
         self.queue.close()
         self._threads.shutdown(wait=False, cancel_futures=True)

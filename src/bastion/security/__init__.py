@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from bastion.security.secrets.preflight import describe_failures as describe_failures
     from bastion.security.stack import SecurityStack as SecurityStack
     from bastion.security.stack import build_api_key_store as build_api_key_store
+    from bastion.security.stack import build_audit_writer as build_audit_writer
     from bastion.security.stack import build_security as build_security
     from bastion.security.stack import database_ready as database_ready
     from bastion.security.stages import DENIED_PREFIX as DENIED_PREFIX
@@ -68,6 +69,7 @@ _EXPORTS = {
     "ApiKeyStore": "bastion.security.apikeys",
     "AuditSink": "bastion.security.outcomes",
     "build_api_key_store": "bastion.security.stack",
+    "build_audit_writer": "bastion.security.stack",
     "build_security": "bastion.security.stack",
     "chain_names": "bastion.security.audit_verify",
     "Check": "bastion.security.secrets.preflight",
@@ -147,6 +149,7 @@ __all__ = [
     "SecurityStack",
     "VerifyReport",
     "build_api_key_store",
+    "build_audit_writer",
     "build_security",
     "chain_names",
     "check_references",

@@ -1,5 +1,7 @@
 """The Orchestrator agent: `process_document {document_id, sha256}` runs one document through the
 pipeline (the extractor reads the bytes by their sha256; the others know the document id).
+`process_document {s3: {bucket, key, version_id?, etag?, size?}}` first ingests that S3 object
+as the caller's document, then does the same (`bastion.pipeline.agents.s3_documents`).
 
     extractor.extract -> validator.validate -> archivist.archive
 
@@ -15,13 +17,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from pydantic import BaseModel, Field, model_validator
+
 from bastion.config import Settings
+from bastion.core.context import CallContext
 from bastion.pipeline.agents.common import (
     PeerClients,
-    StoredDocumentRef,
     add_status_method,
     processing_timeout,
 )
+from bastion.pipeline.agents.s3_documents import S3Documents
+from bastion.pipeline.model import DOCUMENT_ID_PATTERN
+from bastion.pipeline.s3_ingest import S3Ref
 from bastion.protocol.errors import (
     DEPENDENCY_UNAVAILABLE,
     DOCUMENT_NOT_FOUND,
@@ -29,6 +36,7 @@ from bastion.protocol.errors import (
     RpcError,
 )
 from bastion.runtime import AgentDefinition, AgentUnreachable, MethodRegistry, RpcCallError
+from bastion.storage import SHA256_PATTERN
 
 NAME = "orchestrator"
 PEERS = ("extractor", "validator", "archivist")
@@ -36,9 +44,27 @@ PEERS = ("extractor", "validator", "archivist")
 _DOCUMENT_ERRORS = frozenset({DOCUMENT_REJECTED, DOCUMENT_NOT_FOUND})
 
 
+class ProcessParams(BaseModel):
+    """A stored document `{document_id, sha256}`, or an S3 object to ingest first `{s3}`."""
+
+    model_config = {"extra": "forbid"}
+
+    document_id: str | None = Field(default=None, pattern=DOCUMENT_ID_PATTERN)
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    s3: S3Ref | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ProcessParams:
+        stored = (self.document_id, self.sha256)
+        if (None in stored) if self.s3 is None else (stored != (None, None)):
+            raise ValueError("give either document_id and sha256, or s3")
+        return self
+
+
 def definition(settings: Settings) -> AgentDefinition:
     peers = PeerClients(settings, NAME, PEERS, timeout_seconds=processing_timeout(settings, 10))
     counts = {"processed": 0, "rejected": 0, "failed": 0}
+    s3_documents = S3Documents(settings, lambda: peers["archivist"])
     registry = MethodRegistry()
 
     async def hop(peer: str, method: str, params: dict[str, Any]) -> Any:
@@ -63,10 +89,15 @@ def definition(settings: Settings) -> AgentDefinition:
             ) from None
 
     @registry.method("process_document")
-    async def process_document(params: StoredDocumentRef) -> dict[str, Any]:
-        """Extract, validate and archive one stored document."""
-        doc = params.document_id
-        result = await hop("extractor", "extract", {"document_id": doc, "sha256": params.sha256})
+    async def process_document(params: ProcessParams, ctx: CallContext) -> dict[str, Any]:
+        """Extract, validate and archive one stored document (or S3 object, ingested first)."""
+        if params.s3 is not None:
+            return await s3_documents.process(params.s3, ctx.principal, ctx.correlation_id, run)
+        assert params.document_id is not None and params.sha256 is not None
+        return await run(params.document_id, params.sha256)
+
+    async def run(doc: str, sha256: str) -> dict[str, Any]:
+        result = await hop("extractor", "extract", {"document_id": doc, "sha256": sha256})
         extracted_at = time.time()
         # The validator needs the fields, not the text excerpt that is kept for search.
         fields_only = {**result, "text_excerpt": ""}
@@ -107,5 +138,5 @@ def definition(settings: Settings) -> AgentDefinition:
                 "tags": ["pipeline", "orchestration"],
             }
         ],
-        on_shutdown=[peers.aclose],
+        on_shutdown=[peers.aclose, s3_documents.aclose],
     )
