@@ -25,12 +25,13 @@ from sqlalchemy.orm import Session
 
 from bastion.config import Settings, load_settings
 from bastion.pipeline.archive_repo import ArchiveRepository
+from bastion.pipeline.stores import open_pipeline_queue
 from bastion.pipeline.synthetic import synthetic_invoice
 from bastion.project import init_project
 from bastion.runtime import Supervisor
 from bastion.security import resolve, verify_chain
 from bastion.storage.database import shared_engine
-from bastion.storage.pipeline_models import Document, DocumentField, LineItemRow
+from bastion.storage.pipeline_models import Document, DocumentField, HistoryRow, LineItemRow
 from bastion.testing.scale_stack import Layout, scale_out, scale_specs, sigkill
 from bastion.testing.uploader import Uploader
 from tests.conftest import _postgres_schema
@@ -79,13 +80,16 @@ def stack(
         rate_limit={"redis_url": redis_url},
         client={"replica_probe_seconds": 0.5, "breaker_reset_seconds": 2},
         logging={"level": "WARNING"},
+        audit={"writer": "in_process"},
         waf={"rate_limit": 10 * DOCUMENTS},
     )
     settings = load_settings(config)
     supervisor = Supervisor(
         scale_specs(config, layout), log_dir=tmp_path / "logs", ready_timeout=90
     )
+    started = time.monotonic()
     with supervisor:
+        print(f"{len(supervisor.specs)} processes ready in {time.monotonic() - started:.1f} s")
         yield settings, supervisor, layout
 
 
@@ -100,6 +104,7 @@ def test_300_documents_archived_exactly_once_while_workers_and_replicas_are_sigk
     repo = ArchiveRepository(shared_engine(settings.database_url()))
     docs = [synthetic_invoice(n, seed=15) for n in range(DOCUMENTS)]
     uploader = Uploader(settings)
+    started = time.monotonic()
     with ThreadPoolExecutor(UPLOADERS) as pool:
         uploads = list(
             pool.map(lambda n: uploader.upload(docs[n], f"inv-{n}.pdf"), range(DOCUMENTS))
@@ -126,7 +131,7 @@ def test_300_documents_archived_exactly_once_while_workers_and_replicas_are_sigk
                 killed.append(target)
         time.sleep(0.1)
         counts = repo.status_counts()
-    print(f"killed: {killed}")
+    print(f"{DOCUMENTS} documents in {time.monotonic() - started:.1f} s; SIGKILLed {killed}")
     assert len(killed) >= KILLS - 1, killed
     supervisor.stop()  # SIGTERM: what each process holds of the audit trail is flushed
 
@@ -141,6 +146,9 @@ def test_300_documents_archived_exactly_once_while_workers_and_replicas_are_sigk
                 DocumentField.document_id, DocumentField.name
             )
         ).all()
+        attempts = s.scalar(
+            select(func.count()).select_from(HistoryRow).where(HistoryRow.event == "processing")
+        )
         item_rows = s.execute(
             select(LineItemRow.document_id, LineItemRow.position, func.count()).group_by(
                 LineItemRow.document_id, LineItemRow.position
@@ -150,6 +158,12 @@ def test_300_documents_archived_exactly_once_while_workers_and_replicas_are_sigk
     assert [row for row in field_rows if row[2] != 1] == []  # no field written twice
     assert {doc_id for doc_id, _, _ in item_rows} == ids
     assert [row for row in item_rows if row[2] != 1] == []  # no line item written twice
+    assert attempts is not None and attempts > DOCUMENTS  # the kills made documents go again
+    queue = open_pipeline_queue(settings)
+    try:
+        assert (queue.depth(), queue.dlq_depth()) == (0, 0)
+    finally:
+        queue.close()
 
     key = resolve(settings.audit.hmac_key, settings.base_dir).get_bytes()
     report = verify_chain(engine, key, settings.path(settings.audit.checkpoint_dir))
