@@ -2,12 +2,13 @@
 replicas of each pipeline agent, every one a process of its own, while random ones are
 SIGKILLed and started again (as a supervisor or an orchestrator of containers would).
 
-The archive is PostgreSQL (a schema of the test's own), the queue is Redis Streams (a key
-prefix of the test's own), rate limits are counted in Redis; documents are uploaded through
-the gateway. After the run, read from the database directly: every document is archived
-exactly once (no document lost, none with its fields or line items written twice), none is
-left `processing`, and every audit chain (one per replica) verifies. The kills come from a
-seeded RNG (`BASTION_TEST_SCALE_SEED` to replay a run; the seed is printed).
+The archive is PostgreSQL (a schema of the test's own), the queue Redis Streams (a key prefix
+of the test's own) or PostgreSQL (another schema), rate limits are counted in Redis; documents
+are uploaded through the gateway. After the run, read from the database directly: every
+document is archived exactly once (no document lost, none with its fields or line items
+written twice), none is left `processing`, and every audit chain (one per replica) verifies.
+The kills come from a seeded RNG (`BASTION_TEST_SCALE_SEED` to replay a run; the seed is
+printed).
 """
 
 from __future__ import annotations
@@ -58,9 +59,18 @@ def database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             shared_engine(url).dispose()
 
 
+@pytest.fixture(params=["redis", "postgres"], ids=["redis-queue", "postgres-queue"])
+def queue_url(request: pytest.FixtureRequest, redis_url: str, redis_prefix: str) -> str:
+    """The queue on Redis Streams (a key prefix of the test's own) or on PostgreSQL (a schema
+    of its own)."""
+    if request.param == "redis":
+        return f"{redis_url}?prefix={redis_prefix}queue"
+    return str(request.getfixturevalue("postgres_queue_url"))
+
+
 @pytest.fixture
 def stack(
-    tmp_path: Path, database: str, redis_url: str, redis_prefix: str
+    tmp_path: Path, database: str, redis_url: str, queue_url: str
 ) -> Iterator[tuple[Settings, Supervisor, Layout]]:
     config = init_project(tmp_path / "p").config
     layout = scale_out(
@@ -68,7 +78,7 @@ def stack(
         replicas=REPLICAS,
         workers=WORKERS,
         pipeline={
-            "queue_url": f"{redis_url}?prefix={redis_prefix}queue",
+            "queue_url": queue_url,
             "visibility_timeout_seconds": 5,
             "consumer_lease_seconds": 3,
             "max_receive_count": 50,
