@@ -90,7 +90,7 @@ def stack(
         rate_limit={"redis_url": redis_url},
         client={"replica_probe_seconds": 0.5, "breaker_reset_seconds": 2},
         logging={"level": "WARNING"},
-        audit={"writer": "in_process"},
+        audit={"writer": "in_process"},  # 9 processes fewer; a kill loses what it buffered
         waf={"rate_limit": 10 * DOCUMENTS},
     )
     settings = load_settings(config)
