@@ -25,13 +25,11 @@ import os
 import platform
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pypdfium2 as pdfium
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,9 +41,9 @@ from bastion.pipeline.archive_repo import ArchiveRepository  # noqa: E402
 from bastion.pipeline.extract.sandbox import ExtractionSandbox  # noqa: E402
 from bastion.pipeline.synthetic import synthetic_invoice  # noqa: E402
 from bastion.project import init_project  # noqa: E402
-from bastion.security.secrets import resolve  # noqa: E402
 from bastion.storage.database import shared_engine  # noqa: E402
 from bastion.testing.pipeline_stack import assign_ports  # noqa: E402
+from bastion.testing.uploader import Uploader  # noqa: E402
 
 UPLOADERS = 8
 
@@ -53,27 +51,6 @@ UPLOADERS = 8
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-class Uploader:
-    def __init__(self, settings: Settings) -> None:
-        self.url = settings.pipeline.gateway_url + "/api/documents"
-        ref = settings.pipeline.submit_api_key
-        assert ref, "the project has no submit_api_key"
-        self.headers = {"X-API-Key": resolve(ref, settings.base_dir).get()}
-        self.local = threading.local()
-
-    def upload(self, data: bytes, name: str) -> tuple[str, float]:
-        client = getattr(self.local, "client", None)
-        if client is None:
-            client = self.local.client = httpx.Client(timeout=60)
-        started = time.time()
-        resp = client.post(
-            self.url, files={"file": (name, data, "application/pdf")}, headers=self.headers
-        )
-        if resp.status_code not in (200, 202):
-            raise RuntimeError(f"upload refused: HTTP {resp.status_code} {resp.text[:200]}")
-        return str(resp.json()["id"]), started
 
 
 def _archived_times(repo: ArchiveRepository, ids: set[str]) -> dict[str, float]:

@@ -56,17 +56,10 @@ def _postgres_schema(prefix: str) -> Iterator[str]:
     if not POSTGRES_URL:
         _missing("BASTION_TEST_POSTGRES_URL")
     assert POSTGRES_URL is not None
-    import psycopg
+    from bastion.testing.postgres import postgres_schema
 
-    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_schema(POSTGRES_URL, prefix) as url:
+        yield url
 
 
 @pytest.fixture
