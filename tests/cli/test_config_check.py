@@ -309,3 +309,26 @@ def test_a_redis_url_selects_redis_and_an_ignored_one_is_warned_about(tmp_path: 
     edit(config, rate_limit={"backend": "redis"})
     result = run("config", "check", "--config", str(config))
     assert "rate_limit.redis_url is set" not in result.output
+
+
+def test_grants_the_pipeline_needs_that_an_older_policy_lacks_are_warned_about(
+    tmp_path: Path,
+) -> None:
+    config = project(tmp_path)
+    policy_file = config.parent / "policy.json"
+    policy = json.loads(policy_file.read_text())
+    # A project initialised before the archivist owned the archive's writes.
+    policy["allow"]["worker"] = ["orchestrator.process_document"]
+    policy["allow"]["gateway"].remove("archivist.watch_events")
+    policy_file.write_text(json.dumps(policy))
+
+    result = run("config", "check", "--config", str(config))
+
+    assert result.exit_code == 0, result.output  # a warning: the operator may mean it
+    warnings = result.stderr.strip().splitlines()
+    [worker] = [w for w in warnings if "grant worker " in w]
+    assert "archivist.set_status" in worker and "archivist.stale_documents" in worker
+    assert "orchestrator.process_document" not in worker
+    assert "bastion init --force" in worker
+    [gateway] = [w for w in warnings if "grant gateway " in w]
+    assert "archivist.watch_events" in gateway and "archivist.record_upload" not in gateway

@@ -4,7 +4,9 @@ One line per reference: the config key, the reference and OK or the problem. Val
 printed. The Vault token reference is checked when some reference reads from Vault. A literal
 in a field that holds a credential is reported (its value is not shown). The RBAC policy and
 the guardrail policy files given with `--guardrail-policy` are loaded, problems reported as
-`FILE:LINE: problem`. Secret and data files other users may open are warned about on stderr.
+`FILE:LINE: problem`. Secret and data files other users may open are warned about on stderr, and
+so are the grants of the shipped policy that the project's policy lacks for a service principal
+(a project initialised before a grant was added: the pipeline then refuses that call).
 Exit status 1 when the configuration does not load or anything is missing, unreadable or
 invalid; warnings leave the exit status and the `--json` output alone.
 """
@@ -21,10 +23,34 @@ import typer
 from rich.markup import escape
 
 from bastion.cli.common import ConfigOption, JsonOption, console, settings_from, warn
+from bastion.config import Settings
 from bastion.config_files import exposed_file_warnings, policy_checks
-from bastion.security import Check, check_references
+from bastion.project import DEFAULT_POLICY, SERVICE_PRINCIPALS
+from bastion.security import Check, PolicyError, check_references, load_policy
 
 app = typer.Typer(no_args_is_help=True, help="Check the configuration.")
+
+
+def missing_service_grants(settings: Settings) -> list[str]:
+    """One line per service principal whose policy lacks grants the shipped policy gives it
+    (nothing when the policy does not load: its check reports that)."""
+    try:
+        policy = load_policy(settings.path(settings.policy.file))
+    except PolicyError:
+        return []
+    lines = []
+    for principal in SERVICE_PRINCIPALS:
+        wanted = DEFAULT_POLICY["allow"].get(principal, [])
+        lacking = [
+            grant for grant in wanted if not policy.decide(principal, *grant.split(".", 1))[0]
+        ]
+        if lacking:
+            lines.append(
+                f"policy.file does not grant {principal} {', '.join(lacking)}, which the "
+                f"pipeline calls: add them to {settings.policy.file} (or run "
+                "`bastion init --force` to write the shipped policy)"
+            )
+    return lines
 
 
 @app.command("check")
@@ -47,6 +73,8 @@ def check(
     ignored = settings.rate_limit.ignored_redis_url()
     if ignored:
         warn(ignored)
+    for missing in missing_service_grants(settings):
+        warn(missing)
     checks += [
         Check(f.key, str(f.path), f.problem is None, f.problem)
         for f in policy_checks(settings, guardrail_policies or [])
