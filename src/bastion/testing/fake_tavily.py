@@ -74,8 +74,12 @@ class FakeTavily:
         self._inject(_Fault("slow", seconds=seconds), times)
 
     def release(self) -> None:
-        """End the waits of slow answers now (call it before stopping the server)."""
+        """End the waits of slow answers now (call it before stopping the server), and drop the
+        slow answers not yet given: a client that gave up waiting for a connection may never
+        have sent the request that was to take one, and faults queued later must not wait
+        behind it."""
         self._released.set()
+        self._faults = deque(f for f in self._faults if f.kind != "slow")
 
     def _inject(self, fault: _Fault, times: int) -> None:
         self._faults.extend([fault] * times)
