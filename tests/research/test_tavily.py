@@ -343,6 +343,7 @@ async def test_slow_answers_time_out_and_count_as_failures(
                 await search.search("magazines", 3)
         assert search.breaker.failures == 2
         fake.release()
+        fake.clear()  # a timed-out request the fake never saw left its slow answer queued
         await fail_times(search, fake, clock, [5001, 5002, 5003])
         assert search.breaker.state is BreakerState.OPEN
 
