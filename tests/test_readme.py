@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bastion.protocol.errors import ERROR_TABLE
 from bastion.testing.pipeline_stack import assign_ports
 from tests.cli.runner import process_env
@@ -55,6 +57,8 @@ def table_column(output: str, column: str) -> list[str]:
     ]
 
 
+# A dozen CLI processes and the whole pipeline, on cores shared with the other worker's tests.
+@pytest.mark.timeout(300)
 def test_quick_start_runs_as_written(tmp_path: Path) -> None:
     """The Quick start in a folder laid out as a fresh clone after `make`: `.venv/bin/bastion`
     (this interpreter running the CLI under test) and the bundled samples where the clone has

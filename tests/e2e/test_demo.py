@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 DEMO_TIMEOUT = 180
 
 
@@ -16,6 +18,8 @@ def _env() -> dict[str, str]:
     return env
 
 
+# The whole demo (pipeline and research), on cores shared with the other worker's tests.
+@pytest.mark.timeout(300)
 def test_demo_runs_every_step(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     res = subprocess.run(

@@ -186,9 +186,9 @@ def test_output_is_sorted_and_non_overlapping() -> None:
     ],
 )
 def test_odd_input_does_not_crash(text: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: the cores are shared with other tests' processes
     findings = detect_pii(text)
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
     for finding in findings:
         assert 0 <= finding.start < finding.end <= len(text)
 
@@ -206,9 +206,8 @@ def test_a_megabyte_finishes_quickly() -> None:
     )
     text = paragraph * (1_000_000 // len(paragraph))
     detect_pii(paragraph)
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: the cores are shared with other tests' processes
     findings = detect_pii(text)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 5.0
+    assert time.process_time() - started < 5.0
     cards = [f for f in findings if f.type == "CREDIT_DEBIT_CARD_NUMBER"]
     assert len(cards) == 1_000_000 // len(paragraph)

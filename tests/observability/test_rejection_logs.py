@@ -23,7 +23,7 @@ from bastion.project import InitResult, init_project
 from bastion.security.stack import build_api_key_store
 from tests.runtime.test_serve_process import BASTION, RUNNING_RE, child_env
 
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0  # a hang guard: the cores are shared with other tests' processes
 MAX_BODY = 4096
 UPLOAD_LIMIT = 64 * 1024
 # Well formed, unknown: the key id is logged as the reason, the secret never.

@@ -129,10 +129,10 @@ HOSTILE: list[tuple[str, Callable[[], bytes], str]] = [
                          ids=[name for name, _, _ in HOSTILE])  # fmt: skip
 def test_hostile_input_is_refused_with_its_reason(build: Callable[[], bytes], reason: str) -> None:
     data = build()
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: the cores are shared with other tests' processes
     error = refused(data)
     assert error.reason == reason, error
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 def test_password_protected_pdf_is_encrypted() -> None:

@@ -156,12 +156,11 @@ def test_closed_sandbox_refuses_work() -> None:
 
 
 async def test_async_pool_keeps_serving_while_one_document_hangs() -> None:
-    sandbox = ExtractionSandbox(2, target=STAND_IN + "slow_extract", timeout_seconds=1.0)
+    sandbox = ExtractionSandbox(2, target=STAND_IN + "slow_extract", timeout_seconds=3.0)
     async with sandbox:
         slow = asyncio.ensure_future(sandbox.extract(hostile.normal_pdf(b"SLOW")))
-        started = time.perf_counter()
         results = [await sandbox.extract(hostile.normal_pdf()) for _ in range(5)]
-        assert time.perf_counter() - started < 0.9
+        assert not slow.done()  # served by the other worker while this one still hangs
         assert all(r.pages == 1 for r in results)
         with pytest.raises(ExtractionError) as caught:
             await slow

@@ -28,13 +28,15 @@ def serve_in_thread(
     *,
     host: str = "127.0.0.1",
     ssl_options: dict[str, Any] | None = None,
-    startup_timeout: float = 15.0,
+    startup_timeout: float = 60.0,
     port: int = 0,
 ) -> Iterator[LiveServer]:
     """Serve `app` until the block exits; yields the base URL.
 
     `ssl_options` are passed to uvicorn (`ssl_certfile`, `ssl_keyfile`, `ssl_ca_certs`,
-    `ssl_cert_reqs`). `port` 0 picks a free port.
+    `ssl_cert_reqs`). `port` 0 picks a free port. `startup_timeout` only catches a start-up that
+    hangs: with the cores shared by other tests' processes, a start (the app's lifespan: its
+    database, its audit writer process) takes seconds.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
