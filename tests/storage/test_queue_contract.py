@@ -268,6 +268,7 @@ def _consume(url: str, out: str, barrier: Any) -> None:
     Path(out).write_text(json.dumps(got))
 
 
+@pytest.mark.timeout(360)  # 4 processes on shared cores; on SQS, through moto
 def test_concurrent_consumers_get_each_message_exactly_once(
     backend_url: str, make_queue: MakeQueue, tmp_path: Path
 ) -> None:
@@ -280,7 +281,7 @@ def test_concurrent_consumers_get_each_message_exactly_once(
     for p in procs:
         p.start()
     for p in procs:
-        p.join(60)
+        p.join(300)  # a hang guard only: the consumers stop once the queue is empty
         assert p.exitcode == 0
     per_consumer = [json.loads(out.read_text()) for out in outs]
     delivered = [row for rows in per_consumer for row in rows]
