@@ -118,6 +118,7 @@ def pipeline(tmp_path: Path) -> Iterator[tuple[Flow, Workers]]:
             workers.kill_all()
 
 
+@pytest.mark.timeout(300)  # several processes on cores shared with the other test worker
 def test_sigkilled_worker_messages_are_reclaimed_at_once_by_a_restarted_worker(
     pipeline: tuple[Flow, Workers],
 ) -> None:
@@ -180,6 +181,7 @@ def stalled(tmp_path: Path) -> Iterator[Callable[[float], tuple[Flow, Workers]]]
         hold.close()
 
 
+@pytest.mark.timeout(300)  # several processes on cores shared with the other test worker
 def test_a_starting_worker_never_takes_a_live_workers_messages(
     stalled: Callable[[float], tuple[Flow, Workers]],
 ) -> None:
@@ -211,6 +213,7 @@ def test_a_starting_worker_never_takes_a_live_workers_messages(
     assert first.process is not None and first.process.poll() is None
 
 
+@pytest.mark.timeout(300)  # several processes on cores shared with the other test worker
 def test_a_worker_that_stops_renewing_loses_its_messages_when_its_lease_runs_out(
     stalled: Callable[[float], tuple[Flow, Workers]],
 ) -> None:

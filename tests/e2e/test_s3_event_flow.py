@@ -154,6 +154,7 @@ def test_moto_delivers_the_test_event_and_filtered_creations(bucket: Bucket) -> 
     assert record["s3"]["object"]["key"] in ("inbox/a+b.pdf", "inbox%2Fa+b.pdf")
 
 
+@pytest.mark.timeout(300)  # several processes on cores shared with the other test worker
 def test_the_worker_ingests_objects_put_into_the_bucket(tmp_path: Path, bucket: Bucket) -> None:
     config = project(tmp_path, bucket, s3_events_queue_url=bucket.queue_url)
     invoice, other = synthetic_invoice(1), synthetic_invoice(2)
@@ -227,6 +228,7 @@ def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+@pytest.mark.timeout(300)  # several processes on cores shared with the other test worker
 def test_the_lambda_processes_a_batch_and_reports_transient_failures(
     monkeypatch: pytest.MonkeyPatch, bucket: Bucket, lambda_env: tuple[Path, str]
 ) -> None:
