@@ -51,7 +51,8 @@ auth:
 policy:
   file: policy.json
 rate_limit:
-  backend: memory
+  # Counted in this process's memory; set redis_url (redis://HOST:6379/0) to share the counts
+  # between replicas in Redis.
   default: 300/minute
   # Internal service principals get limits that match their workload, so the limiter stays on
   # without becoming the pipeline's bottleneck.
