@@ -178,6 +178,9 @@ class RateLimitSettings(_Section):
     # Redis share their counts. `backend: memory` with a `redis_url` is warned about.
     backend: Literal["memory", "redis"] = "memory"
     redis_url: str | None = None
+    # Put before every key Bastion keeps in that Redis (rate limits, WAF counts, revoked
+    # tokens), so that several deployments can share one Redis: e.g. `prod:`.
+    redis_key_prefix: str = ""
     # What to do when the shared store is unreachable: deny (HTTP 503) or allow.
     on_backend_error: Literal["deny", "allow"] = "deny"
     default: str = "300/minute"

@@ -1,7 +1,8 @@
 """`bastion init`: lay out a working directory with config, policy, secrets and database.
 
 Writes `DIR/bastion.yaml`, `DIR/policy.json`, `DIR/secrets/*` (folder 0700, files 0600,
-referenced from the config, never inlined), migrates the SQLite database, creates the first
+referenced from the config, never inlined), migrates the database (the SQLite file, or the one
+`database_url` names, e.g. PostgreSQL, written to the config), creates the first
 `admin` key (printed once) and each service principal's credential (the pipeline and research
 agents, the worker and the gateway), stored as a secret file that the config references.
 
@@ -21,10 +22,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bastion.config import ConfigError, load_settings
 from bastion.security import build_api_key_store, generate_signing_keyset, write_secret_file
-from bastion.storage import migrate
+from bastion.storage import display_url, migrate
 
 CONFIG_TEMPLATE = """\
 # Bastion configuration. Environment overrides: BASTION_<SECTION>__<KEY>
@@ -49,7 +51,8 @@ auth:
 policy:
   file: policy.json
 rate_limit:
-  backend: memory
+  # Counted in this process's memory; set redis_url (redis://HOST:6379/0) to share the counts
+  # between replicas in Redis.
   default: 300/minute
   # Internal service principals get limits that match their workload, so the limiter stays on
   # without becoming the pipeline's bottleneck.
@@ -193,6 +196,9 @@ DEFAULT_POLICY = {
 }
 
 
+# The template's database line, replaced by `bastion init --database-url`.
+DEFAULT_DATABASE_LINE = "  url: sqlite:///bastion.db"
+
 # What a project folder holds besides its config (the template's relative paths).
 DATABASE_FILE = "bastion.db"
 QUEUE_FILE = "queue.db"
@@ -261,13 +267,38 @@ PROJECT_SECRETS: tuple[tuple[str, Callable[[], str]], ...] = (
 )
 
 
-def init_project(directory: Path, *, force: bool = False) -> InitResult:
+def _database_line(url: str | None) -> str:
+    """The template's `database.url` line for `url` (None: the embedded SQLite file); a URL
+    with a password is refused, since the file never holds secrets."""
+    if url is None:
+        return DEFAULT_DATABASE_LINE
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgresql+psycopg", "sqlite"):
+        raise InitError(
+            f"--database-url {display_url(url)}: give a postgresql://USER@HOST[:PORT]/DATABASE "
+            "(or sqlite:///FILE) URL"
+        )
+    if parts.password:
+        raise InitError(
+            f"--database-url {display_url(url)} holds a password, and bastion.yaml never holds "
+            "secrets: leave it out of the URL and give it to PostgreSQL's client in PGPASSWORD "
+            "or ~/.pgpass"
+        )
+    return f"  url: {json.dumps(url)}"
+
+
+def init_project(
+    directory: Path, *, force: bool = False, database_url: str | None = None
+) -> InitResult:
+    """Lay out a project in `directory`; `database_url` (default: the embedded SQLite file)
+    is written to bastion.yaml, migrated and given the keys."""
+    database_line = _database_line(database_url)
     directory = _usable_directory(directory)
     found = existing_project(directory)
     if found and not force:
         raise InitError(_refusal(directory, found))
     try:
-        return _lay_out(directory)
+        return _lay_out(directory, database_line)
     except ConfigError as exc:  # the template is valid: an environment override is not
         raise InitError(str(exc)) from None
     except OSError as exc:
@@ -277,11 +308,13 @@ def init_project(directory: Path, *, force: bool = False) -> InitResult:
         ) from None
 
 
-def _lay_out(directory: Path) -> InitResult:
+def _lay_out(directory: Path, database_line: str) -> InitResult:
     config = directory / "bastion.yaml"
     history = [name for name in existing_project(directory) if name.rstrip("/") in HISTORY]
-    database_kept = DATABASE_FILE in history
-    config.write_text(CONFIG_TEMPLATE, encoding="utf-8")
+    database_kept = DATABASE_FILE in history and database_line == DEFAULT_DATABASE_LINE
+    config.write_text(
+        CONFIG_TEMPLATE.replace(DEFAULT_DATABASE_LINE, database_line, 1), encoding="utf-8"
+    )
     (directory / "policy.json").write_text(json.dumps(DEFAULT_POLICY, indent=2) + "\n")
     secrets_dir = directory / SECRETS_DIR
     secrets_dir.mkdir(mode=0o700, exist_ok=True)  # its owner's only, like the files in it

@@ -135,3 +135,35 @@ def test_init_and_first_use_create_private_folders(tmp_path: Path) -> None:
     asyncio.run(write_audit_records(project.config, "folders", 3))
     assert stat.S_IMODE(checkpoints.stat().st_mode) == 0o700
     assert list(checkpoints.iterdir())  # the checkpoint was written there
+
+
+def test_init_with_a_database_url_writes_it_and_puts_the_keys_there(tmp_path: Path) -> None:
+    """`--database-url`: the database named (here another SQLite file; PostgreSQL in
+    tests/e2e/test_up_networked.py) is the one in bastion.yaml, migrated, with the keys."""
+    directory = tmp_path / "proj"
+    elsewhere = tmp_path / "shared" / "archive.db"
+    result = run("init", "--dir", str(directory), "--database-url", f"sqlite:///{elsewhere}")
+
+    assert result.exit_code == 0, result.output
+    (admin_key,) = KEY_RE.findall(result.stdout)
+    config = directory / "bastion.yaml"
+    assert load_settings(config).database.url == f"sqlite:///{elsewhere}"
+    assert elsewhere.exists() and not (directory / "bastion.db").exists()
+    assert verify(config, admin_key) == ("admin", "")
+    worker_key = (directory / "secrets" / "worker.key").read_text()
+    assert verify(config, worker_key) == ("worker", "")
+
+
+def test_init_refuses_a_database_url_with_a_password_or_another_engine(tmp_path: Path) -> None:
+    directory = tmp_path / "proj"
+    with_password = run(
+        "init", "--dir", str(directory), "--database-url", "postgresql://bastion:s3cr3t@db/x"
+    )
+    message = one_line_error(with_password)
+    assert with_password.exit_code == 2
+    assert "s3cr3t" not in with_password.output
+    assert "PGPASSWORD" in message and "~/.pgpass" in message
+    other = run("init", "--dir", str(directory), "--database-url", "mysql://db/x")
+    assert other.exit_code == 2
+    assert "postgresql://USER@HOST[:PORT]/DATABASE" in one_line_error(other)
+    assert not directory.exists()

@@ -285,6 +285,18 @@ def test_up_refuses_a_busy_port(pipeline: Pipeline) -> None:
     assert "Stopped." in result.stderr
 
 
+def test_up_refuses_a_database_that_init_never_set_up(pipeline: Pipeline) -> None:
+    """A `database.url` changed to an empty database: no tables and no keys, so nothing starts
+    and the error says which command sets it up."""
+    _rewrite(pipeline.config, {"database": {"url": "sqlite:///elsewhere.db"}})
+    result = run("up", "--config", str(pipeline.config))
+    message = one_line_error(result)
+    assert result.exit_code == 1
+    assert "elsewhere.db holds no Bastion tables and no keys" in message
+    assert "`bastion init` (`--database-url URL` for PostgreSQL" in message
+    assert not (pipeline.config.parent / "logs").exists()  # nothing was started
+
+
 UNSET_ENV = "BASTION_T_UP_GATEWAY_KEY"
 
 

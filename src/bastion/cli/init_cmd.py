@@ -1,5 +1,5 @@
-"""`bastion init --dir DIR [--force]`: lay out a project; a bad --dir or an existing project is
-refused with one line and exit status 2."""
+"""`bastion init --dir DIR [--force] [--database-url URL]`: lay out a project; a bad --dir, a
+bad --database-url or an existing project is refused with one line and exit status 2."""
 
 from __future__ import annotations
 
@@ -23,10 +23,20 @@ def init(
             "database and audit trail are kept.",
         ),
     ] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="The database to use instead of the embedded SQLite file, e.g. "
+            "postgresql://bastion@db.internal:5432/bastion (no password: PGPASSWORD or "
+            "~/.pgpass); it is written to bastion.yaml, migrated and given the keys.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Write bastion.yaml, policy.json, secrets and the database; print the first admin key."""
     try:
-        result = init_project(directory, force=force)
+        result = init_project(directory, force=force, database_url=database_url)
     except InitError as exc:
         fail(str(exc), 2)
     console.print(f"Initialised [bold]{escape(str(result.directory))}[/]", highlight=False)

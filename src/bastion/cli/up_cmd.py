@@ -10,13 +10,22 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from sqlalchemy.exc import SQLAlchemyError
 
 from bastion.agents.services import check_local, service_endpoints, service_supervisor
-from bastion.cli.common import ConfigOption, console, err_console, fail, print_rows, settings_from
-from bastion.config import ConfigError, find_config
+from bastion.cli.common import (
+    ConfigOption,
+    console,
+    db_error,
+    err_console,
+    fail,
+    print_rows,
+    settings_from,
+)
+from bastion.config import ConfigError, Settings, find_config
 from bastion.runtime import SupervisorError, SupervisorEvent
 from bastion.security import check_references, describe_failures
-from bastion.storage import display_url
+from bastion.storage import display_url, has_schema, migrate
 
 STOP_TIMEOUT_SECONDS = 20.0
 _SHOWN = {
@@ -38,6 +47,23 @@ def _show(event: SupervisorEvent) -> None:
         err_console.print(f"  [yellow]{escape(event.message)}[/]", highlight=False)
 
 
+def _ready_database(settings: Settings) -> None:
+    """The database holds Bastion's schema, brought up to this version's (a no-op when it is);
+    one that was never set up is refused, since its keys would be missing too."""
+    url = settings.database_url()
+    shown = display_url(url)
+    try:
+        if not has_schema(url):
+            fail(
+                f"the database database.url={shown} holds no Bastion tables and no keys: "
+                "create them with `bastion init` (`--database-url URL` for PostgreSQL; "
+                "`--force` in an existing project folder)"
+            )
+        migrate(url)
+    except SQLAlchemyError as exc:
+        fail(f"cannot use the database database.url={shown}: {db_error(exc)}")
+
+
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -56,7 +82,8 @@ def up(
     """Run the pipeline (four agents, the gateway, the worker) and the three research agents,
     on loopback, until Ctrl-C.
 
-    Every secret reference in the configuration must resolve first, or nothing starts.
+    Every secret reference in the configuration must resolve first, and the database must
+    have been set up by `bastion init` (an older schema is migrated), or nothing starts.
     Services that crash are restarted; stopping (Ctrl-C or SIGTERM) shuts them down in order;
     if `bastion up` itself is killed, each service notices and stops cleanly.
     """
@@ -75,6 +102,7 @@ def up(
     failures = [c for c in check_references(settings) if not c.ok]
     if failures:
         fail(f"cannot start the pipeline: {describe_failures(failures)}")
+    _ready_database(settings)
     logs = log_dir if log_dir is not None else settings.path("logs")
     sup = service_supervisor(config_path, settings, log_dir=logs, on_event=_show)
     err_console.print(

@@ -8,22 +8,10 @@ SQS queue (`pipeline.queue_url`).
 from __future__ import annotations
 
 from bastion.config import Settings
-from bastion.storage import LocalObjectStore, ObjectStore, Queue, S3ObjectStore, open_queue
+from bastion.object_stores import object_store
+from bastion.storage import Queue, open_queue
 
-
-def object_store(settings: Settings) -> ObjectStore:
-    """The content-addressed object store at `pipeline.object_store_url`: `s3://bucket/prefix`
-    or a folder (relative to the project)."""
-    p = settings.pipeline
-    if p.object_store_url.startswith("s3://"):
-        return S3ObjectStore(
-            p.object_store_url,
-            endpoint_url=p.s3_endpoint_url,
-            region=p.aws_region,
-            sse=p.s3_sse,
-            kms_key_id=p.s3_kms_key_id,
-        )
-    return LocalObjectStore(settings.path(p.object_store_url))
+__all__ = ["object_store", "open_pipeline_queue"]
 
 
 def open_pipeline_queue(settings: Settings) -> Queue:

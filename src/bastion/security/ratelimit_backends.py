@@ -2,8 +2,8 @@
 
 The Redis replicas share is the rate limits' one (`rate_limit.redis_url` with the Redis
 backend): the per-principal limits, the WAF's per-IP counts and the revoked-token list all
-live there (`shared_redis_url`). The Redis module (and the redis package) is imported only
-when the settings choose it.
+live there (`shared_redis_url`), each key after `rate_limit.redis_key_prefix`. The Redis module
+(and the redis package) is imported only when the settings choose it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def shared_rate_limiter(settings: Settings, prefix: str) -> RateLimiter | None:
         return None
     from bastion.security.ratelimit_redis import RedisRateLimiter, redis_client
 
-    return RedisRateLimiter(redis_client(url), prefix=prefix)
+    return RedisRateLimiter(redis_client(url), prefix=settings.rate_limit.redis_key_prefix + prefix)
 
 
 def build_limiter(settings: RateLimitSettings) -> RateLimiter:
@@ -44,6 +44,7 @@ def build_limiter(settings: RateLimitSettings) -> RateLimiter:
             "rate_limit.backend is 'redis' but rate_limit.redis_url is not set "
             "(for example redis://127.0.0.1:6379/0)"
         )
-    from bastion.security.ratelimit_redis import RedisRateLimiter, redis_client
+    from bastion.security.ratelimit_redis import RATE_LIMIT_PREFIX, RedisRateLimiter, redis_client
 
-    return RedisRateLimiter(redis_client(settings.redis_url))
+    prefix = settings.redis_key_prefix + RATE_LIMIT_PREFIX
+    return RedisRateLimiter(redis_client(settings.redis_url), prefix=prefix)

@@ -21,7 +21,10 @@ from bastion.security.ratelimit import (
     denied_decision,
 )
 
-__all__ = ["GCRA_SCRIPT", "RedisRateLimiter", "redis_client"]
+__all__ = ["GCRA_SCRIPT", "RATE_LIMIT_PREFIX", "RedisRateLimiter", "redis_client"]
+
+# The per-principal and per-method limits' keys (after `rate_limit.redis_key_prefix`).
+RATE_LIMIT_PREFIX = "bastion:rl:"
 
 # KEYS[1]: the key. ARGV[1]: emission interval (us). ARGV[2]: burst tolerance (us).
 # Returns {admitted (0|1), TAT - now after the call (us)}. A refusal writes nothing.
@@ -50,7 +53,7 @@ class RedisRateLimiter:
 
     __slots__ = ("_prefix", "_redis", "_script")
 
-    def __init__(self, redis: Redis, prefix: str = "bastion:rl:") -> None:
+    def __init__(self, redis: Redis, prefix: str = RATE_LIMIT_PREFIX) -> None:
         self._redis = redis
         self._prefix = prefix
         # EVALSHA, falling back to loading the script when Redis does not have it yet.

@@ -178,9 +178,14 @@ def build_denylist(settings: Settings) -> TokenDenylist:
     url = shared_redis_url(settings)
     if url is None:
         return MemoryDenylist()
+    return _redis_denylist(settings, url)
+
+
+def _redis_denylist(settings: Settings, url: str) -> RedisDenylist:
+    """The revoked-token list in the shared Redis at `url`, after `rate_limit.redis_key_prefix`."""
     from bastion.security.ratelimit_redis import redis_client
 
-    return RedisDenylist(redis_client(url))
+    return RedisDenylist(redis_client(url), settings.rate_limit.redis_key_prefix + REDIS_PREFIX)
 
 
 class NoSharedStore(Exception):
@@ -199,9 +204,7 @@ async def revoke_shared(settings: Settings, jti: str, expires_at: float) -> None
             "token revocation from outside the servers needs the Redis the replicas share "
             "(rate_limit.redis_url): without it each process keeps its own list"
         )
-    from bastion.security.ratelimit_redis import redis_client
-
-    denylist = RedisDenylist(redis_client(url))
+    denylist = _redis_denylist(settings, url)
     try:
         await denylist.revoke(jti, expires_at)
     finally:

@@ -12,6 +12,7 @@ from bastion.faces import lazy_attributes
 if TYPE_CHECKING:
     from bastion.storage.a2a_models import A2ATask as A2ATask
     from bastion.storage.a2a_models import A2ATaskClock as A2ATaskClock
+    from bastion.storage.database import has_schema as has_schema
     from bastion.storage.database import make_engine as make_engine
     from bastion.storage.database import migrate as migrate
     from bastion.storage.database import ping as ping
@@ -84,6 +85,7 @@ _EXPORTS = {
     "LineItemRow": "bastion.storage.pipeline_models",
     "LocalObjectStore": "bastion.storage.objectstore",
     "S3ObjectStore": "bastion.storage.objects_s3",
+    "has_schema": "bastion.storage.database",
     "make_engine": "bastion.storage.database",
     "Message": "bastion.storage.queue",
     "migrate": "bastion.storage.database",
@@ -139,6 +141,7 @@ __all__ = [
     "decode_cursor",
     "display_url",
     "encode_cursor",
+    "has_schema",
     "make_engine",
     "migrate",
     "open_queue",

@@ -2,7 +2,8 @@
 
 SQLite is the embedded default (WAL, busy timeout, foreign keys); PostgreSQL is used through
 psycopg 3 when `database.url` says `postgresql://`. `migrate()` brings any database to the
-newest schema with Alembic, so `bastion init` and tests build the schema the same way.
+newest schema with Alembic, so `bastion init` and tests build the schema the same way;
+`has_schema()` tells a database that never was migrated (so holds no keys either).
 
 SQLite files (the database and the queue) hold key hashes and document data: they are created
 readable by their owner only (`create_private_file`: 0600, a missing folder 0700); SQLite gives
@@ -30,7 +31,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -176,6 +177,13 @@ def migrate(url: str) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["engine"] = shared_engine(url)
     command.upgrade(cfg, "head")
+
+
+def has_schema(url: str) -> bool:
+    """Whether the database at `url` holds a Bastion schema (of any version): `migrate()` ran
+    there once, as `bastion init` does."""
+    with shared_engine(url).connect() as conn:
+        return inspect(conn).has_table("alembic_version")
 
 
 def ping(engine: Engine) -> None:

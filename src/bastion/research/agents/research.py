@@ -11,9 +11,10 @@ run's events are kept in memory (`LiveRuns`): `follow` replays them from the fir
 streams them live; a run no longer in memory answers its last event from the store. `cancel`
 cancels the task (and with it the researchers' streams). `ask` is `start` and `follow` in one
 call, and its stream owns the run: a caller that leaves before the final event cancels it. A run
-longer than `research.run_timeout_seconds` fails. Each report is also put in the object store
-(the pipeline's `objects_dir`, keyed by its SHA-256), and its key is sent as a `progress` event
-(`stage: stored`) and logged. At start-up, runs left `running` by a crash are failed.
+longer than `research.run_timeout_seconds` fails. Each report is also put in the pipeline's
+object store (`pipeline.object_store_url`, a folder or S3, keyed by its SHA-256), and its key is
+sent as a `progress` event (`stage: stored`) and logged. At start-up, runs left `running` by a
+crash are failed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import structlog
 
 from bastion.config import Settings
 from bastion.core.context import CallContext
+from bastion.object_stores import object_store
 from bastion.protocol.errors import INVALID_PARAMS, RESEARCH_NOT_FOUND, RpcError
 from bastion.research.agents.common import subject
 from bastion.research.agents.remote import RemoteCritic, RemoteResearcher
@@ -46,7 +48,7 @@ from bastion.research.protocol import (
 )
 from bastion.research.store import ConversationNotFoundError, ResearchStore
 from bastion.runtime import AgentDefinition, MethodRegistry, PeerClients
-from bastion.storage import LocalObjectStore, ObjectStore, shared_engine
+from bastion.storage import ObjectStore, shared_engine
 
 __all__ = ["NAME", "ResearchService", "definition"]
 
@@ -316,7 +318,7 @@ def definition(settings: Settings) -> AgentDefinition:
         engine,
         ResearchStore(shared_engine(settings.database_url())),
         run_timeout_seconds=research.run_timeout_seconds,
-        objects=LocalObjectStore(settings.path(settings.pipeline.objects_dir)),
+        objects=object_store(settings),
     )
 
     async def close() -> None:
