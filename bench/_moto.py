@@ -5,7 +5,6 @@ and a bucket of the run's own. Functional only: moto's speed says nothing about 
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -14,9 +13,10 @@ from pathlib import Path
 
 import boto3
 
-from bastion.testing.ports import free_port
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: its tests
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.moto_server import running
+
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 # Dummy credentials, and none of this machine's AWS configuration (the services inherit them).
@@ -41,34 +41,9 @@ class MotoSetup:
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """moto's server on a free loopback port: its endpoint URL; stopped afterwards."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.moto_server", str(port)],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdin is not None and server.stdout is not None
-    try:
-        if server.stdout.readline().strip() != "ready":
-            raise RuntimeError("moto's server did not start: is moto[server] installed?")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stdin.close()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
-
-
-@contextlib.contextmanager
 def moto_setup() -> Iterator[MotoSetup]:
     """moto's server with a bucket and a queue name of the run's own (AWS_ENV must be set)."""
-    with moto_server() as endpoint:
+    with running() as endpoint:
         name = f"bench-{uuid.uuid4().hex[:12]}"
         boto3.client("s3", endpoint_url=endpoint, region_name=REGION).create_bucket(Bucket=name)
         yield MotoSetup(endpoint, f"{endpoint}/{ACCOUNT}/{name}", f"s3://{name}/docs")
