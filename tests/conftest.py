@@ -8,8 +8,6 @@ AWS (SQS, S3) is moto's server on 127.0.0.1, always on: it needs no network.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -115,27 +113,10 @@ MOTO_ACCOUNT = "123456789012"
 def moto_endpoint() -> Iterator[str]:
     """moto's server (SQS, S3, ...) on a free loopback port, for the whole session, in a
     process of its own (`tests/moto_server.py`)."""
-    from bastion.testing.ports import free_port
+    from tests.moto_server import running
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.moto_server", str(port)],
-        cwd=Path(__file__).resolve().parent.parent,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdin is not None and server.stdout is not None
-    try:
-        assert server.stdout.readline().strip() == "ready", "moto's server did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stdin.close()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+    with running() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -11,10 +11,13 @@ races.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 _SQS_WRITES = (
@@ -53,6 +56,34 @@ def main(port: int) -> None:
     sys.stdout = sys.stderr  # nobody reads the pipe from now on
     sys.stdin.read()  # until the tests close it
     server.stop()
+
+
+@contextlib.contextmanager
+def running() -> Iterator[str]:
+    """This server in a child process on a free loopback port, for the tests and the
+    benchmarks: its endpoint URL; stopped (its standard input closed) afterwards."""
+    from bastion.testing.ports import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.moto_server", str(port)],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        if server.stdout.readline().strip() != "ready":
+            raise RuntimeError("moto's server did not start: is moto[server] installed?")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
 
 
 if __name__ == "__main__":

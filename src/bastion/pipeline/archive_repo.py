@@ -96,6 +96,7 @@ _LOCK_COLUMNS = (
 )
 
 MAX_SEARCH_TERMS = 16
+_UPLOAD_ATTEMPTS = 3
 _WORD_RE = re.compile(r"[^\W_]+")
 
 
@@ -231,7 +232,7 @@ class ArchiveRepository:
 
     @classmethod
     def _event(cls, conn: Connection, document_id: str, event: str, **kw: Any) -> None:
-        conn.execute(insert(_HISTORY), [cls._history(document_id, event, **kw)])
+        conn.execute(insert(_HISTORY), cls._history(document_id, event, **kw))  # no executemany
 
     def _update(self, conn: Connection, document_id: str, **values: Any) -> None:
         conn.execute(update(_DOCUMENTS).where(_DOCUMENTS.c.id == document_id).values(**values))
@@ -266,42 +267,67 @@ class ArchiveRepository:
             "uploaded_by": _clip(principal, 256) or "",
             "correlation_id": _clip(correlation_id, 128),
         }
-        try:
-            return self._record_upload(upload)
-        except IntegrityError:
-            # A concurrent upload of the same bytes by the same owner created it first.
-            return self._record_upload(upload)
+        for _ in range(_UPLOAD_ATTEMPTS):
+            try:
+                record = self._record_upload(upload)
+            except IntegrityError:
+                # A concurrent upload of the same bytes by the same owner created it first.
+                continue
+            if record is not None:
+                return record
+        raise RuntimeError(
+            f"recording the upload of {sha256} kept racing with other uploads or deletions"
+            f" of the same bytes ({_UPLOAD_ATTEMPTS} attempts); try again"
+        )
 
-    def _record_upload(self, upload: dict[str, Any]) -> UploadRecord:
+    def _record_upload(self, upload: dict[str, Any]) -> UploadRecord | None:
+        """The upload recorded; None when the owner's live document with these bytes, which
+        made the insert do nothing, was deleted before it could be read (try again)."""
         now = time.time()
         event = {
             "at": now,
             "correlation_id": upload["correlation_id"],
             "principal": upload["uploaded_by"],
         }
+        document_id = new_document_id()
+        row = {"id": document_id, "status": "queued", "created_at": now, "updated_at": now}
+        # The new document first (the common case: one statement, no lookup); when the owner
+        # already has a live one with these bytes, the unique index turns it into nothing and
+        # that one is read (a concurrent insert is waited for, then read).
+        stmt = (
+            self._dialect_insert(_DOCUMENTS)
+            .values(**row, **upload)
+            .on_conflict_do_nothing(
+                index_elements=[_DOCUMENTS.c.owner, _DOCUMENTS.c.sha256],
+                index_where=_DOCUMENTS.c.deleted_at.is_(None),
+            )
+            .returning(_DOCUMENTS.c.id)
+        )
         with self._tx() as conn:
-            existing = conn.execute(
-                select(_DOCUMENTS.c.id, _DOCUMENTS.c.status, _DOCUMENTS.c.outcome).where(
-                    _DOCUMENTS.c.owner == upload["owner"],
-                    _DOCUMENTS.c.sha256 == upload["sha256"],
-                    _DOCUMENTS.c.deleted_at.is_(None),
-                )
-            ).first()
-            if existing is not None:
+            if conn.execute(stmt).first() is None:
+                existing = conn.execute(
+                    select(_DOCUMENTS.c.id, _DOCUMENTS.c.status, _DOCUMENTS.c.outcome).where(
+                        _DOCUMENTS.c.owner == upload["owner"],
+                        _DOCUMENTS.c.sha256 == upload["sha256"],
+                        _DOCUMENTS.c.deleted_at.is_(None),
+                    )
+                ).first()
+                if existing is None:
+                    return None
                 self._event(conn, existing.id, "received", detail="already in the archive", **event)
                 outcome = existing.outcome if existing.status == "archived" else None
                 return UploadRecord(existing.id, False, existing.status, outcome)
-            document_id = new_document_id()
-            row = {"id": document_id, "status": "queued", "created_at": now, "updated_at": now}
-            conn.execute(insert(_DOCUMENTS), [{**row, **upload}])
             self._retain(conn, upload["sha256"])
             self._event(conn, document_id, "received", **event)
         return UploadRecord(document_id, True, "queued")
 
+    def _dialect_insert(self, table: Table) -> Any:
+        """INSERT with ON CONFLICT for this database."""
+        return (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(table)
+
     def _retain(self, conn: Connection, sha256: str) -> None:
         """One more live document uses the bytes `sha256`."""
-        dialect_insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
-        stmt = dialect_insert(_BLOBS).values(sha256=sha256, refcount=1)
+        stmt = self._dialect_insert(_BLOBS).values(sha256=sha256, refcount=1)
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[_BLOBS.c.sha256], set_={"refcount": _BLOBS.c.refcount + 1}
@@ -353,19 +379,24 @@ class ArchiveRepository:
         now = time.time()
         if status == "failed" and reason and not detail:
             detail = reason
+        d = _DOCUMENTS.c
         with self._tx() as conn:
-            doc = self._locked(conn, document_id)
-            if doc is None:
-                raise DocumentNotFoundError(document_id)
-            if doc.deleted_at is not None:
+            # The UPDATE locks the live row and returns its bytes' digest in one round trip;
+            # only when there is none is the document looked up, to say why.
+            changed = conn.execute(
+                update(_DOCUMENTS)
+                .where(d.id == document_id, d.deleted_at.is_(None))
+                .values(
+                    status=status,
+                    failure_reason=_clip(reason, 64) if status == "failed" else None,
+                    updated_at=now,
+                )
+                .returning(d.sha256)
+            ).first()
+            if changed is None:
+                if self._locked(conn, document_id) is None:
+                    raise DocumentNotFoundError(document_id)
                 raise DocumentDeletedError(document_id)
-            self._update(
-                conn,
-                document_id,
-                status=status,
-                failure_reason=_clip(reason, 64) if status == "failed" else None,
-                updated_at=now,
-            )
             self._event(
                 conn,
                 document_id,
@@ -375,7 +406,7 @@ class ArchiveRepository:
                 correlation_id=correlation_id,
                 principal=principal,
             )
-        return str(doc.sha256)
+        return str(changed.sha256)
 
     def stale(self, status: str, updated_before: float, limit: int = 100) -> list[StaleDocument]:
         """Live documents in `status` whose last status change is older than `updated_before`
@@ -539,6 +570,8 @@ class ArchiveRepository:
                 raise DocumentNotFoundError(document_id)
             if doc.deleted_at is not None:
                 raise DocumentDeletedError(document_id)
+            # Read after the lock is held: a statement's snapshot predates its lock wait, so this
+            # cannot ride in the locking SELECT (a concurrent archive would go unseen).
             reprocess = (
                 conn.execute(
                     select(_HISTORY.c.id)

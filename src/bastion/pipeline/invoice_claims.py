@@ -94,11 +94,13 @@ def claim(
         read_claim = read_claim.with_for_update()
     for _ in range(_ATTEMPTS):
         if eligible:
+            # RETURNING says whether the row went in (a rowcount is not reliable for an INSERT
+            # on every driver: psycopg's reads -1, and the claim was read and written again).
             inserted = conn.execute(
-                _insert_if_free(dialect),
-                [{"issuer_key": issuer_key, "invoice_number_key": number_key, **mine}],
+                _insert_if_free(dialect).returning(_CLAIMS.c.document_id),
+                {"issuer_key": issuer_key, "invoice_number_key": number_key, **mine},
             )
-            if inserted.rowcount == 1:
+            if inserted.first() is not None:
                 return DuplicateClaim(duplicate=False)
         held = conn.execute(read_claim).first()
         if held is None and not eligible:
