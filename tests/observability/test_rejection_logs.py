@@ -55,6 +55,20 @@ def served(project: InitResult, agent: str) -> Iterator[tuple[str, Path]]:
         proc.wait(30)
 
 
+@contextmanager
+def point_at(project: InitResult, agent: str, url: str) -> Iterator[None]:
+    """`agents.AGENT.url` set to `url` in the project's config for the block (the services
+    started inside it read it), and put back after."""
+    before = project.config.read_text()
+    doc = yaml.safe_load(before)
+    doc["agents"][agent]["url"] = url
+    project.config.write_text(yaml.safe_dump(doc))
+    try:
+        yield
+    finally:
+        project.config.write_text(before)
+
+
 def rejections(log_path: Path) -> dict[str, dict[str, Any]]:
     """The `request rejected` lines of a log, by correlation ID."""
     lines = [json.loads(x) for x in log_path.read_text().splitlines() if x.startswith("{")]
@@ -139,7 +153,12 @@ def test_gateway_rejections_are_logged_with_principal_correlation_id_and_reason(
         r = httpx.post(url + "/api/documents", files=files, headers=headers, timeout=10)
         return r.status_code
 
-    with served(project, "gateway") as (url, log_path):
+    # The upload that passes is recorded by the archivist: serve it first, at its own port.
+    with (
+        served(project, "archivist") as (archivist_url, _),
+        point_at(project, "archivist", archivist_url),
+        served(project, "gateway") as (url, log_path),
+    ):
         assert upload("gw-no-credential-0001", None) == 401
         assert upload("gw-bad-key-0001", BAD_KEY) == 401
         assert upload("gw-forbidden-0001", monitoring) == 403
