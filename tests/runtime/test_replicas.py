@@ -263,7 +263,8 @@ async def test_a_retry_goes_to_another_replica() -> None:
     with replicas("a", "b") as running:
         client_settings = settings(max_retries=1, breaker_failure_threshold=5)
         async with AgentClient([r.url for r in running], settings=client_settings) as client:
-            assert set(await who(client, 10)) == {"a", "b"}  # both probed ready
+            await client.replicas.probe_now()  # both ready before the calls are counted
+            assert set(await who(client, 10)) == {"a", "b"}
             dead = running[0]
             dead.stop()
             # Only one retry is allowed: each call that picked the dead replica first must

@@ -85,8 +85,12 @@ class World:
         assert "result" in body, body
         return {r["id"] for r in body["result"]["results"]}
 
-    def audit_detail(self, correlation_id: str) -> list[Any]:
-        rows = self.project.audit_records(lambda r: r.correlation_id == correlation_id)
+    def audit_detail(self, correlation_id: str, at_least: int = 1) -> list[Any]:
+        """The call's audit rows, waiting until `at_least` of them (each hop's writer flushes
+        on its own)."""
+        rows = self.project.audit_records(
+            lambda r: r.correlation_id == correlation_id, at_least=at_least
+        )
         return [(r.agent, r.principal, r.outcome, r.detail) for r in rows]
 
 
@@ -281,7 +285,7 @@ async def test_each_hop_passes_the_delegation_on_with_itself_added(world: World)
     assert result["for"] == "alice"
     found = {r["id"] for r in result["results"]}
     assert world.docs["alice"] in found and world.docs["bob"] not in found
-    rows = world.audit_detail(cid)
+    rows = world.audit_detail(cid, at_least=2)
     assert ("middle", "gateway", "ok", "for alice via gateway") in rows
     assert ("archivist", "middle", "ok", "for alice via middle < gateway") in rows
 
