@@ -579,6 +579,18 @@ class EventsSettings(_Section):
     queue_size: int = Field(default=256, gt=0)
 
 
+class ConsoleSettings(_Section):
+    """The operator's console served by the gateway at `/` (docs/console.md)."""
+
+    # Serve the console (pages, sign-in, static assets). Off: the gateway answers its API only.
+    enabled: bool = True
+    # Other origins whose pages may open the WebSockets with the session cookie (exact
+    # `scheme://host:port`); the gateway's own origin is always allowed.
+    allowed_origins: list[str] = Field(default_factory=list)
+    # Rows per page in the console's lists.
+    page_size: int = Field(default=25, gt=0, le=200)
+
+
 class LoggingSettings(_Section):
     level: str = "INFO"
     format: Literal["json", "console"] = "json"
@@ -698,6 +710,7 @@ class Settings(BaseSettings):
     secrets: SecretsSettings = SecretsSettings()
     waf: WafSettings = WafSettings()
     research: ResearchSettings = ResearchSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     # Folder that relative paths are resolved against (the config file's folder).
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

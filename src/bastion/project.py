@@ -188,7 +188,20 @@ DEFAULT_POLICY = {
         ],
         # Owns the documents it has the orchestrator ingest from S3 (`{s3: ...}`).
         "lambda-s3-processor": ["orchestrator.process_document"],
-        "monitoring": ["get_status", "gateway.events", "metrics"],
+        # The console's views, read-only (redrive and asking research need `admin`); its
+        # documents view lists every document only with `gateway.read_all_documents`.
+        "monitoring": [
+            "get_status",
+            "gateway.events",
+            "metrics",
+            "gateway.console_session",
+            "gateway.console_documents",
+            "gateway.console_dlq",
+            "gateway.console_research",
+            "gateway.console_security",
+            "gateway.console_audit",
+            "gateway.console_alarms",
+        ],
         "admin": ["*"],
     },
     "deny": {},

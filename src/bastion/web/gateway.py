@@ -15,6 +15,7 @@
     WS     /ws/research              ask and follow a run live (`bastion.web.research_ws`) research
     POST   /mcp                      the archive over MCP (`bastion.web.mcp_archive`)  mcp.<tool>
     GET    /metrics                  Prometheus metrics, queue and archive included   metrics
+    GET    /, /login, /console/...   the operator's console (`bastion.web.console`)  console_<view>
 
 Answers are JSON and carry the request's correlation ID in `X-Correlation-ID` and, except for
 the document itself (whose `correlation_id` is its upload's, the ID that traces its processing),
@@ -51,6 +52,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -77,6 +79,8 @@ from bastion.runtime import AgentClient, Endpoint, Guard, json_response, metrics
 from bastion.security import SecretValue, build_security
 from bastion.storage import ObjectNotFoundError, shared_engine
 from bastion.web.archivist import call_archivist, unavailable
+from bastion.web.console import Console, ConsoleDeps, ConsoleSessions, Pages, Sessions
+from bastion.web.console.views import view_routes
 from bastion.web.events import EventsEndpoint
 from bastion.web.mcp_archive import PATH as MCP_PATH
 from bastion.web.mcp_archive import McpArchive
@@ -173,12 +177,39 @@ class Gateway:
             Route(MCP_PATH, self.mcp, methods=["GET", "POST", "DELETE"]),
             *self._research_routes(),
             metrics_route(self.guard, self._pipeline_metrics()),
+            *self._console_routes(),
         ]
+        console = self.settings.console
         return Starlette(
             routes=routes,
             lifespan=self.lifespan,
             exception_handlers={HTTPException: self.http_error},
+            middleware=[
+                Middleware(
+                    ConsoleSessions,
+                    sessions=Sessions(self.stack),
+                    allowed_origins=console.allowed_origins,
+                )
+            ]
+            if console.enabled
+            else [],
         )
+
+    def _console_routes(self) -> list[BaseRoute]:
+        """The operator's console (`bastion.web.console`), unless `console.enabled` is off."""
+        if not self.settings.console.enabled:
+            return []
+        deps = ConsoleDeps(
+            settings=self.settings,
+            stack=self.stack,
+            guard=self.guard,
+            pages=Pages(self.stack.policy),
+            archivist=self.archivist,
+            queue=self.ingest.queue,
+            research=self.research,
+            scope=self._scope,
+        )
+        return Console(deps).routes(view_routes(deps))
 
     def _research_routes(self) -> list[BaseRoute]:
         protect, research = self.guard.protect, self.research_routes
