@@ -1,5 +1,6 @@
 """`GET /metrics` on the gateway over real HTTP: who may scrape, request counters, and the queue
-and archive read at scrape time (on SQLite and PostgreSQL), including when a read fails."""
+(depth and age of its oldest waiting message) and archive read at scrape time (on SQLite and
+PostgreSQL), including when a read fails."""
 
 from __future__ import annotations
 
@@ -93,6 +94,8 @@ def test_queue_depth_dlq_and_documents_by_status_follow_the_stores(
         assert empty.has("bastion_queue_messages", queue="pipeline", state="visible")
         assert empty.value("bastion_queue_messages", queue="pipeline", state="visible") == 0
         assert empty.value("bastion_queue_dead_letters", queue="pipeline") == 0
+        assert empty.has("bastion_queue_oldest_age_seconds", queue="pipeline")
+        assert empty.value("bastion_queue_oldest_age_seconds", queue="pipeline") == 0
         assert empty.has("bastion_documents", status="archived")
 
         for marker in (b"one", b"two", b"three"):
@@ -100,6 +103,7 @@ def test_queue_depth_dlq_and_documents_by_status_follow_the_stores(
         queued = monitor(project, url)
         assert queued.value("bastion_queue_messages", queue="pipeline", state="visible") == 3
         assert queued.value("bastion_documents", status="queued") == 3
+        assert queued.value("bastion_queue_oldest_age_seconds", queue="pipeline") > 0
 
         queue = open_pipeline_queue(project.settings)
         try:
@@ -115,6 +119,16 @@ def test_queue_depth_dlq_and_documents_by_status_follow_the_stores(
         assert after.value("bastion_queue_dead_letters", queue="pipeline") == 1
         assert after.value("bastion_documents", status="queued") == 2
         assert after.value("bastion_documents", status="failed") == 1
+        assert after.value("bastion_queue_oldest_age_seconds", queue="pipeline") > 0
+
+        queue = open_pipeline_queue(project.settings)
+        try:
+            assert len(queue.receive(visibility_timeout=300)) == 1
+        finally:
+            queue.close()
+        drained = monitor(project, url)
+        assert drained.value("bastion_queue_messages", queue="pipeline", state="in_flight") == 2
+        assert drained.value("bastion_queue_oldest_age_seconds", queue="pipeline") == 0
 
 
 def test_a_failed_store_read_leaves_its_samples_out_and_the_scrape_succeeds(
