@@ -150,3 +150,33 @@ def test_a_failed_store_read_leaves_its_samples_out_and_the_scrape_succeeds(
         assert result.has("bastion_queue_messages", queue="pipeline", state="visible")
     assert second.since(first, errors, collector="documents") == 1
     assert first.value(errors, collector="documents") >= 1
+
+
+def test_the_breaker_of_a_dead_archivist_reads_open_in_the_gateway_metrics(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    dead = closed_port_url()
+    project = make_project(tmp_path, sqlite_url, uncached)
+    monitoring = build_api_key_store(project.settings).create("monitoring")
+    project.settings.agents["archivist"].url = dead
+    project.settings.client.max_retries = 0
+    project.settings.client.breaker_failure_threshold = 2
+    project.settings.client.breaker_reset_seconds = 3600
+
+    def breaker(result: Scrape, sample: str, **labels: str) -> float:
+        """A sample of the archivist's breaker (its `name` label is the configured address)."""
+        return result.samples.get(sample, {}).get(frozenset({"name": dead, **labels}.items()), 0)
+
+    with serve_in_thread(build_gateway(project.settings)) as srv:
+        key = {"X-API-Key": project.keys["submitter"]}
+        before = scrape(srv.url, {"X-API-Key": monitoring})
+        assert breaker(before, "bastion_circuit_state") == 0  # closed: one failure so far
+        r = httpx.get(srv.url + "/api/documents", headers=key, timeout=10)
+        assert r.status_code == 503  # the second failure opens the breaker
+        after = scrape(srv.url, {"X-API-Key": monitoring})
+    assert breaker(after, "bastion_circuit_state") == 2
+    transitions = "bastion_circuit_transitions_total"
+    assert (
+        breaker(after, transitions, state="open") - breaker(before, transitions, state="open") == 1
+    )
+    assert after.value("bastion_collector_up", collector="documents") == 0  # failed fast
