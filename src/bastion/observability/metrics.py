@@ -25,9 +25,10 @@ Counted as requests are served:
         `route` is the route's path template (`/api/documents/{id}`) or `unmatched`, never a
         raw path; `status_class` is `1xx` (an accepted WebSocket) to `5xx`
 
-Set as outbound circuit breakers move (`bastion.runtime.CircuitBreaker` given a `metric_name`:
-a fixed name such as `tavily`, or an agent replica's configured address `scheme://host:port`,
-never user input):
+Set as outbound circuit breakers move (`bastion.runtime.CircuitBreaker` given a `metric_name`,
+a fixed name such as `tavily`; or an agent client's replicas, under each configured address
+`scheme://host:port`, a DNS name showing its most available resolved address; never user
+input):
 
     bastion_circuit_state{name}                 0 closed, 1 half-open, 2 open
     bastion_circuit_transitions_total{name, state}   state changes, by the state entered
