@@ -19,25 +19,19 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
-from prometheus_client import Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
+from bastion.alarms.metrics import TARGET_UP
 from bastion.config import Settings
 from bastion.core.audit_entry import AuditSink
 from bastion.egress import egress_client, origin_policy
 from bastion.security import SecretValue
 
-__all__ = ["TARGET_UP", "Sample", "ScrapeResult", "ScrapeTarget", "Scraper", "targets_from"]
+__all__ = ["Sample", "ScrapeResult", "ScrapeTarget", "Scraper", "targets_from"]
 
 METRICS_PATH = "/metrics"
 API_KEY_HEADER = "X-API-Key"
 MAX_BYTES = 8 * 1024 * 1024
-
-TARGET_UP = Gauge(
-    "bastion_alarm_target_up",
-    "Whether the alarm engine's last scrape of a target succeeded (1) or not (0)",
-    ["target", "instance"],
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
-from prometheus_client import Gauge
 
 from bastion.alarms.evaluate import SampleHistory, evaluate
+from bastion.alarms.metrics import ALARM_FIRING
 from bastion.alarms.notify import Delivery, Notifier, resolve_webhooks
 from bastion.alarms.rules import AlarmRule, load_rules
 from bastion.alarms.scrape import Scraper, ScrapeTarget, targets_from
@@ -30,12 +30,6 @@ from bastion.security import SecretValue
 __all__ = ["AlarmService", "TargetStatus"]
 
 log = structlog.get_logger("bastion.alarms")
-
-ALARM_FIRING = Gauge(
-    "bastion_alarm_firing",
-    "Whether an alarm rule of the gateway's alarm engine is firing (1) or not (0)",
-    ["alarm", "severity"],
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +166,9 @@ class AlarmService:
                 ALARM_FIRING.labels(state.rule, state.severity).set(state.status is Status.FIRING)
         for change in changes:
             if change.notified:
-                log.warning("alarms.changed", alarm=change.rule, event=change.event)
+                log.warning(
+                    "alarms.changed", alarm=change.rule, change=change.event, value=change.value
+                )
                 self._send(change)
         return changes
 

@@ -1,0 +1,119 @@
+"""The engine as the gateway builds it from the configuration: targets (the gateway and every
+agent replica), rules file, webhooks from secret references; and the shipped policy grants the
+gateway the scrape of every process, which `bastion config check` warns about when missing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bastion.alarms import AlarmService, RulesError, ScrapeTarget, Status, targets_from
+from bastion.config import Settings
+from bastion.project import DEFAULT_POLICY, init_project
+from bastion.security import SecretError, SecretValue
+from bastion.security.rbac import Policy
+from tests.alarms.servers import KEY, MetricsSource, Receiver, metrics_server, webhook_receiver
+from tests.cli.runner import run
+
+RULES = """
+rules:
+  - {name: Breaker, kind: gauge, metric: bastion_circuit_state, op: ">=", threshold: 2,
+     severity: critical, summary: a breaker is open}
+"""
+
+
+def test_targets_are_the_gateway_and_every_agent_replica() -> None:
+    settings = Settings(
+        pipeline={"gateway_url": "https://gw.internal:8443/"},
+        agents={
+            "archivist": {"url": ["http://a1:8084", "http://a2:8084"]},
+            "extractor": {"url": "http://x", "port": 8082},
+        },
+    )
+    assert targets_from(settings) == [
+        ScrapeTarget("gateway", "https://gw.internal:8443"),
+        ScrapeTarget("archivist", "http://a1:8084"),
+        ScrapeTarget("archivist", "http://a2:8084"),
+        ScrapeTarget("extractor", "http://x:8082"),
+    ]
+    assert [t.instance for t in targets_from(settings)][:2] == ["gw.internal:8443", "a1:8084"]
+
+
+async def test_the_service_from_settings_scrapes_evaluates_and_notifies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "rules.yaml").write_text(RULES)
+    gateway = MetricsSource(text="")
+    archivist = MetricsSource(text='bastion_circuit_state{name="tavily"} 2\n')
+    receiver = Receiver()
+    with (
+        metrics_server(gateway) as gw,
+        metrics_server(archivist) as arc,
+        webhook_receiver(receiver) as hook,
+    ):
+        monkeypatch.setenv("T_ALARM_HOOK", hook.url + "/services/hidden")
+        settings = Settings(
+            base_dir=tmp_path,
+            pipeline={"gateway_url": gw.url},
+            agents={"archivist": {"url": arc.url}},
+            alarms={
+                "rules_file": "rules.yaml",
+                "webhooks": ["secret://env/T_ALARM_HOOK"],
+                "webhook_backoff_seconds": 0,
+                "egress": {"allowed_hosts": ["127.0.0.1"], "allow_private": ["127.0.0.1"]},
+            },
+        )
+        service = AlarmService.from_settings(settings, api_key=SecretValue(KEY))
+        try:
+            assert [r.name for r in service.rules()] == ["Breaker"]
+            await service.evaluate_once(now=100.0)
+            await service.flush()
+        finally:
+            await service.close()
+    [state] = service.states()
+    assert (state.status, state.value) == (Status.FIRING, 2.0)
+    assert [t.name for t in service.targets()] == ["gateway", "archivist"]
+    assert receiver.paths == ["/services/hidden"]
+    [delivery] = service.notifications()
+    assert delivery.webhook == hook.url and delivery.outcome == "ok"
+
+
+def test_bad_rules_and_webhooks_fail_at_start(tmp_path: Path) -> None:
+    settings = Settings(base_dir=tmp_path, alarms={"rules_file": "missing.yaml"})
+    with pytest.raises(RulesError, match=r"alarms\.rules_file"):
+        AlarmService.from_settings(settings, api_key=SecretValue(KEY))
+    settings = Settings(base_dir=tmp_path, alarms={"webhooks": ["secret://env/T_ALARM_NOPE"]})
+    with pytest.raises(SecretError, match="T_ALARM_NOPE"):
+        AlarmService.from_settings(settings, api_key=SecretValue(KEY))
+
+
+@pytest.mark.parametrize("hook", ["hooks.slack.com/x", "ftp://host/x", "file:///etc/passwd"])
+def test_a_webhook_must_be_a_url_or_a_reference(hook: str) -> None:
+    with pytest.raises(ValueError, match=r"webhooks\[0\] must be an http\(s\) URL or a secret"):
+        Settings(alarms={"webhooks": [hook]})
+
+
+def test_the_shipped_policy_lets_the_gateway_scrape_every_configured_process(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(**yaml.safe_load(init_project(tmp_path / "p").config.read_text()))
+    policy = Policy(DEFAULT_POLICY)
+    for target in targets_from(settings):
+        assert policy.decide("gateway", target.name, "metrics")[0], target.name
+    assert not policy.decide("gateway", "archivist", "archive")[0]
+    assert not policy.decide("gateway", "nobody", "metrics")[0]
+
+
+def test_config_check_warns_when_the_gateway_may_not_scrape(tmp_path: Path) -> None:
+    config = init_project(tmp_path / "proj").config
+    policy_file = config.parent / "policy.json"
+    policy = json.loads(policy_file.read_text())
+    policy["allow"]["gateway"].remove("archivist.metrics")  # a policy from before the alarms
+    policy_file.write_text(json.dumps(policy))
+    result = run("config", "check", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    [gateway] = [w for w in result.stderr.splitlines() if "grant gateway " in w]
+    assert "archivist.metrics" in gateway and "gateway.metrics" not in gateway
