@@ -12,6 +12,7 @@ from bastion.alarms.notify import Notifier, message, redact, resolve_webhooks
 from bastion.alarms.state import Transition
 from bastion.core.audit_entry import AuditEntry
 from bastion.egress import EgressPolicy
+from bastion.observability.redact import redact_text
 from bastion.security import SecretError, SecretValue
 from bastion.testing.ports import closed_port_url
 from tests.alarms.servers import Receiver, webhook_receiver
@@ -149,6 +150,9 @@ def test_webhooks_resolve_from_secret_references(
         "https://plain.example.com/x",
     ]
     assert SECRET_PATH not in repr(hooks)
+    # The egress transport's log line writes the URL with its port: the path is still redacted.
+    logged = redact_text(f"egress.denied url=https://hooks.example.com:443{SECRET_PATH}")
+    assert SECRET_PATH not in logged and "hooks.example.com:443" in logged
     with pytest.raises(SecretError, match="ALARM_NOPE"):
         resolve_webhooks(["secret://env/ALARM_NOPE"], tmp_path)
 

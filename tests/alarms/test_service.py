@@ -6,6 +6,7 @@ leaving their rules' states alone."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -184,6 +185,12 @@ async def test_pending_firing_resolved_with_for_and_notifications(stack: Stack) 
         ("ServerErrors", "firing", "ok"),
     ]
     assert all("secret-token" not in d.webhook for d in deliveries)
+    view = json.loads(json.dumps(stack.service.snapshot(limit=2)))
+    assert [r["name"] for r in view["rules"]] == [r.name for r in RULES]
+    assert view["rules"][1]["expr"].endswith("> 0.1") and view["rules"][1]["for"] == "30s"
+    assert view["states"][1]["status"] == "inactive" and view["states"][1]["value"] == 0.0
+    assert [h["event"] for h in view["history"]] == ["resolved", "firing"]
+    assert len(view["notifications"]) == 2 and "secret-token" not in json.dumps(view)
     notified = [e for e in stack.audit if e.method == "alarm_notify"]
     assert [e.outcome for e in notified] == ["ok", "ok"]
     assert all("secret-token" not in str(e.detail) for e in notified)

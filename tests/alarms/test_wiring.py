@@ -11,12 +11,14 @@ import pytest
 import yaml
 
 from bastion.alarms import AlarmService, RulesError, ScrapeTarget, Status, targets_from
+from bastion.alarms.scrape import Scraper
 from bastion.config import Settings
 from bastion.project import DEFAULT_POLICY, init_project
-from bastion.security import SecretError, SecretValue
+from bastion.security import SecretError, SecretValue, resolve
 from bastion.security.rbac import Policy
 from tests.alarms.servers import KEY, MetricsSource, Receiver, metrics_server, webhook_receiver
 from tests.cli.runner import run
+from tests.runtime.conftest import make_env
 
 RULES = """
 rules:
@@ -117,3 +119,29 @@ def test_config_check_warns_when_the_gateway_may_not_scrape(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     [gateway] = [w for w in result.stderr.splitlines() if "grant gateway " in w]
     assert "archivist.metrics" in gateway and "gateway.metrics" not in gateway
+
+
+async def test_the_gateway_credential_scrapes_a_real_agent(tmp_path: Path) -> None:
+    """The shipped project: the gateway's own key may read the echo agent's /metrics, the
+    worker's may not (403)."""
+    for env in make_env(tmp_path):
+        keys = {
+            name: resolve(ref, env.settings.base_dir)
+            for name, ref in (
+                ("gateway", env.settings.pipeline.gateway_api_key),
+                ("worker", env.settings.pipeline.worker_api_key),
+            )
+            if ref is not None
+        }
+        target = ScrapeTarget("echo", env.url)
+        results = {}
+        for name, key in keys.items():
+            scraper = Scraper([target], key, principal=name)
+            try:
+                [results[name]] = await scraper.scrape({"process_resident_memory_bytes"})
+            finally:
+                await scraper.aclose()
+    assert results["gateway"].ok and [s.name for s in results["gateway"].samples] == [
+        "process_resident_memory_bytes"
+    ]
+    assert results["worker"].error == "HTTPStatusError: HTTP 403"

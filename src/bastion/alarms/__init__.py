@@ -13,8 +13,8 @@ from __future__ import annotations
 from bastion.alarms.export import export_files
 from bastion.alarms.notify import Delivery
 from bastion.alarms.rules import AlarmRule, RulesError, load_rules
-from bastion.alarms.scrape import ScrapeTarget, targets_from
-from bastion.alarms.service import AlarmService, TargetStatus
+from bastion.alarms.scrape import ScrapeTarget, TargetStatus, targets_from
+from bastion.alarms.service import AlarmService
 from bastion.alarms.state import AlarmState, Status, Transition
 
 __all__ = [

@@ -49,15 +49,16 @@ def redact(url: str) -> str:
 
 
 def resolve_webhooks(entries: Sequence[str], base_dir: Path) -> list[SecretValue]:
-    """`alarms.webhooks` as secret values: references resolved, plain URLs wrapped (and both
-    registered with the log redactor). Raises `SecretError` naming a reference that fails."""
+    """`alarms.webhooks` as secret values: references resolved, plain URLs wrapped; each URL,
+    and its part after the host, registered with the log redactor. Raises `SecretError` naming
+    a reference that fails."""
     values = []
     for entry in entries:
-        if is_reference(entry):
-            value = resolve(entry, base_dir)
-        else:
-            value = SecretValue(entry)
-            remember(entry)
+        value = resolve(entry, base_dir) if is_reference(entry) else SecretValue(entry)
+        remember(value.get())
+        # What follows the host too: a log line may show the URL written another way (the
+        # egress transport's, with the port spelled out).
+        remember(value.get().removeprefix(redact(value.get())))
         values.append(value)
     return values
 

@@ -27,7 +27,7 @@ from bastion.core.audit_entry import AuditSink
 from bastion.egress import egress_client, origin_policy
 from bastion.security import SecretValue
 
-__all__ = ["Sample", "ScrapeResult", "ScrapeTarget", "Scraper", "targets_from"]
+__all__ = ["Sample", "ScrapeResult", "ScrapeTarget", "Scraper", "TargetStatus", "targets_from"]
 
 METRICS_PATH = "/metrics"
 API_KEY_HEADER = "X-API-Key"
@@ -67,6 +67,17 @@ class ScrapeResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStatus:
+    """The latest scrape of one target."""
+
+    name: str
+    url: str
+    up: bool
+    error: str | None
+    scraped_at: float
 
 
 def targets_from(settings: Settings, gateway: str = "gateway") -> list[ScrapeTarget]:

@@ -2,9 +2,10 @@
 
 The gateway builds one in its lifespan (`AlarmService.from_settings`), `start()`s it and
 `close()`s it; the console reads `rules()`, `states()`, `targets()`, `history(limit)` and
-`notifications(limit)`. `evaluate_once(now)` runs one round (tests drive it with their own
-clock); notifications of a round are posted in the background (`flush()` waits for them), so a
-slow webhook never delays evaluation. A round that fails is logged and the loop goes on.
+`notifications(limit)`, or all of them as JSON-ready dicts with `snapshot(limit)`.
+`evaluate_once(now)` runs one round (tests drive it with their own clock); notifications of a
+round are posted in the background (`flush()` waits for them), so a slow webhook never delays
+evaluation. A round that fails is logged and the loop goes on.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -21,26 +22,16 @@ from bastion.alarms.evaluate import SampleHistory, evaluate
 from bastion.alarms.metrics import ALARM_FIRING
 from bastion.alarms.notify import Delivery, Notifier, resolve_webhooks
 from bastion.alarms.rules import AlarmRule, load_rules
-from bastion.alarms.scrape import Scraper, ScrapeTarget, targets_from
+from bastion.alarms.scrape import Scraper, ScrapeTarget, TargetStatus, targets_from
 from bastion.alarms.state import AlarmState, Status, Tracker, Transition
+from bastion.alarms.views import snapshot
 from bastion.config import Settings
 from bastion.core.audit_entry import AuditSink
 from bastion.security import SecretValue
 
-__all__ = ["AlarmService", "TargetStatus"]
+__all__ = ["AlarmService"]
 
 log = structlog.get_logger("bastion.alarms")
-
-
-@dataclass(frozen=True, slots=True)
-class TargetStatus:
-    """The latest scrape of one target."""
-
-    name: str
-    url: str
-    up: bool
-    error: str | None
-    scraped_at: float
 
 
 class AlarmService:
@@ -132,6 +123,19 @@ class AlarmService:
     def notifications(self, limit: int = 100) -> list[Delivery]:
         """The latest webhook delivery attempts, newest first."""
         return self._notifier.deliveries(limit)
+
+    def snapshot(self, limit: int = 100) -> dict[str, Any]:
+        """Rules, states, targets, and the latest `limit` changes and deliveries, as JSON-ready
+        dicts (`bastion.alarms.views`)."""
+        return snapshot(
+            enabled=self.enabled,
+            interval_seconds=self._interval,
+            rules=self._rules,
+            states=self.states(),
+            targets=self.targets(),
+            history=self.history(limit),
+            notifications=self.notifications(limit),
+        )
 
     # -- running --------------------------------------------------------------------------
 
