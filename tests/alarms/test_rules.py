@@ -116,6 +116,8 @@ def _broken(**changes: object) -> str:
         (_broken(op="'=>'"), "op: Input should be"),
         (_broken(severity="page"), "severity: Input should be"),
         (_broken(threshold="lots"), "threshold: Input should be a valid number"),
+        (_broken(threshold=".nan"), "threshold: Input should be a finite number"),
+        ("rules:\n" + "  - {}\n" * 201, "201 rules, at most 200"),
         (_broken(summary="''"), "one-line summary"),
         (_broken(summary=None), "summary: Field required"),
         (

@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 SHIPPED_RULES = "alarms.yaml"
+MAX_RULES = 200
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _METRIC_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -142,7 +143,7 @@ class AlarmRule(_Model):
     aggregate: Aggregate | None = None
     window: int | None = None
     op: Op = ">"
-    threshold: float
+    threshold: float = Field(allow_inf_nan=False)
     hold: int = Field(default=0, alias="for")
     severity: Severity = "warning"
     summary: str
@@ -243,6 +244,8 @@ def parse_rules(text: str, source: str) -> list[AlarmRule]:
     entries = document["rules"]
     if not isinstance(entries, list) or not entries:
         raise RulesError(f"{source}: rules must be a non-empty list")
+    if len(entries) > MAX_RULES:
+        raise RulesError(f"{source}: {len(entries)} rules, at most {MAX_RULES} are allowed")
     rules = [_rule(entry, index, source) for index, entry in enumerate(entries)]
     _unique(rules, source)
     return rules

@@ -2,7 +2,8 @@
 
 Targets are the gateway and every configured agent (one per replica URL, `targets_from`). A
 scrape sends the credential as `X-API-Key` through an egress client bound to exactly the
-targets' origins (`bastion.egress.origin_policy`: no redirects, nowhere else). The body is
+targets' origins (`bastion.egress.origin_policy`: no redirects, nowhere else), verifying TLS
+as the other service calls do (`server.tls`: its CA and client certificate). The body is
 read up to `max_bytes` and parsed with `prometheus_client.parser.text_string_to_metric_families`;
 only the samples of the metrics the rules read are kept. A target that cannot be scraped
 (refused, unreachable, an error status, a body that does not parse) yields an error and no
@@ -110,7 +111,7 @@ class Scraper:
         principal: str = "gateway",
         audit: AuditSink | None = None,
         timeout_seconds: float = 5.0,
-        verify: ssl.SSLContext | str | bool = True,
+        verify: ssl.SSLContext | bool = True,
         max_bytes: int = MAX_BYTES,
     ) -> None:
         self.targets = list(targets)

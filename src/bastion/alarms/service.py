@@ -26,6 +26,7 @@ from bastion.alarms.scrape import Scraper, ScrapeTarget, TargetStatus, targets_f
 from bastion.alarms.state import AlarmState, Status, Tracker, Transition
 from bastion.alarms.views import snapshot
 from bastion.config import Settings
+from bastion.runtime import service_tls
 from bastion.core.audit_entry import AuditSink
 from bastion.security import SecretValue
 
@@ -78,14 +79,13 @@ class AlarmService:
         and `SecretError` for a webhook reference that does not resolve."""
         alarms = settings.alarms
         rules_file = settings.path(alarms.rules_file) if alarms.rules_file else None
-        tls = settings.server.tls
         scraper = Scraper(
             targets_from(settings, principal) if targets is None else targets,
             api_key,
             principal=principal,
             audit=audit,
             timeout_seconds=settings.client.timeout_seconds,
-            verify=str(settings.path(tls.ca_file)) if tls.ca_file else True,
+            verify=service_tls(settings),
         )
         notifier = Notifier(
             resolve_webhooks(alarms.webhooks, settings.base_dir),
