@@ -26,8 +26,8 @@ from bastion.alarms.scrape import Scraper, ScrapeTarget, TargetStatus, targets_f
 from bastion.alarms.state import AlarmState, Status, Tracker, Transition
 from bastion.alarms.views import snapshot
 from bastion.config import Settings
-from bastion.runtime import service_tls
 from bastion.core.audit_entry import AuditSink
+from bastion.runtime import service_tls
 from bastion.security import SecretValue
 
 __all__ = ["AlarmService"]
