@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from bastion.alarms import AlarmService, ScrapeTarget, Status
 from bastion.alarms.notify import Notifier
@@ -203,7 +204,12 @@ async def test_a_target_that_cannot_be_scraped_leaves_its_rules_alone(stack: Sta
     assert states(stack.service)["Breaker"] == (Status.FIRING, 2.0, False)
     stack.sources[1].status = 500  # the archivist's /metrics breaks
     stack.sources[0].text = ""  # and the gateway has no breaker metric
-    await stack.service.evaluate_once(now=15.0)
+    with capture_logs() as logs:
+        await stack.service.evaluate_once(now=15.0)
+        await stack.service.evaluate_once(now=30.0)  # still down: logged once
+    assert [(e["event"], e["target"], e["error"]) for e in logs] == [
+        ("alarms.target_down", "archivist", "HTTPStatusError: HTTP 500")
+    ]
     assert states(stack.service)["Breaker"] == (Status.FIRING, 2.0, True)  # nodata, still firing
     down = {t.name: (t.up, t.error) for t in stack.service.targets()}
     assert down == {"gateway": (True, None), "archivist": (False, "HTTPStatusError: HTTP 500")}
@@ -250,7 +256,7 @@ async def test_the_loop_runs_until_closed(stack: Stack) -> None:
 
     service = stack.service
     service._clock = clock  # the round reads it; nothing else awaits before the loop sleeps
-    await service.start()
+    await service.start(delay_seconds=0)
     await evaluated.wait()
     await service.close()
     assert states(service)["Breaker"][0] is Status.FIRING

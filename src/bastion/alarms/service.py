@@ -139,12 +139,16 @@ class AlarmService:
 
     # -- running --------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Evaluate every interval until `close()` (nothing when `alarms.enabled` is off)."""
+    async def start(self, delay_seconds: float | None = None) -> None:
+        """Evaluate every interval until `close()` (nothing when `alarms.enabled` is off),
+        the first time after `delay_seconds` (default: one interval, so that a gateway that
+        starts it in its lifespan is serving before it scrapes itself)."""
         if self.enabled and self._loop_task is None:
-            self._loop_task = asyncio.create_task(self._run(), name="alarms")
+            delay = self._interval if delay_seconds is None else delay_seconds
+            self._loop_task = asyncio.create_task(self._run(delay), name="alarms")
 
-    async def _run(self) -> None:
+    async def _run(self, delay: float) -> None:
+        await asyncio.sleep(delay)
         while True:
             try:
                 await self.evaluate_once()
@@ -159,8 +163,11 @@ class AlarmService:
             results = await self._scraper.scrape(self._wanted)
             at = self._clock() if now is None else now
             for result in results:
-                self._targets[result.target] = TargetStatus(
-                    result.target.name, result.target.url, result.ok, result.error, at
+                self._note(
+                    TargetStatus(
+                        result.target.name, result.target.url, result.ok, result.error, at
+                    ),
+                    result.target,
                 )
             self._samples.record(at, results)
             changes = []
@@ -175,6 +182,17 @@ class AlarmService:
                 )
                 self._send(change)
         return changes
+
+    def _note(self, status: TargetStatus, target: ScrapeTarget) -> None:
+        """Keep a target's latest scrape; log when it goes down or comes back."""
+        before = self._targets.get(target)
+        self._targets[target] = status
+        if not status.up and (before is None or before.up):
+            log.warning(
+                "alarms.target_down", target=status.name, url=status.url, error=status.error
+            )
+        elif status.up and before is not None and not before.up:
+            log.info("alarms.target_up", target=status.name, url=status.url)
 
     def _send(self, change: Transition) -> None:
         task = asyncio.create_task(self._notifier.notify(change))
