@@ -14,11 +14,14 @@ from bastion.alarms import AlarmService, RulesError, ScrapeTarget, Status, targe
 from bastion.alarms.scrape import Scraper
 from bastion.config import Settings
 from bastion.project import DEFAULT_POLICY, init_project
-from bastion.security import SecretError, SecretValue, resolve
+from bastion.security import SecretError, SecretValue, check_references, resolve
 from bastion.security.rbac import Policy
+from bastion.testing import serve_in_thread
+from bastion.web.gateway import build_gateway, gateway_api_key
 from tests.alarms.servers import KEY, MetricsSource, Receiver, metrics_server, webhook_receiver
 from tests.cli.runner import run
 from tests.runtime.conftest import make_env
+from tests.web.conftest import make_project, serve_archivist
 
 RULES = """
 rules:
@@ -90,6 +93,9 @@ def test_bad_rules_and_webhooks_fail_at_start(tmp_path: Path) -> None:
     settings = Settings(base_dir=tmp_path, alarms={"webhooks": ["secret://env/T_ALARM_NOPE"]})
     with pytest.raises(SecretError, match="T_ALARM_NOPE"):
         AlarmService.from_settings(settings, api_key=SecretValue(KEY))
+    # `bastion config check` (and `bastion up`'s preflight) resolve webhook references too.
+    [check] = [c for c in check_references(settings) if c.key.startswith("alarms.")]
+    assert (check.key, check.ok) == ("alarms.webhooks.0", False)
 
 
 @pytest.mark.parametrize("hook", ["hooks.slack.com/x", "ftp://host/x", "file:///etc/passwd"])
@@ -145,3 +151,26 @@ async def test_the_gateway_credential_scrapes_a_real_agent(tmp_path: Path) -> No
         "process_resident_memory_bytes"
     ]
     assert results["worker"].error == "HTTPStatusError: HTTP 403"
+
+
+async def test_a_real_gateway_and_archivist_are_scraped_with_the_gateway_key(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """As the gateway builds the engine: its own credential reads its own /metrics and the
+    archivist's; the agents that are not running are down, with the reason."""
+    project = make_project(tmp_path, sqlite_url)
+    with serve_archivist(project), serve_in_thread(build_gateway(project.settings)) as gateway:
+        project.settings.pipeline.gateway_url = gateway.url
+        service = AlarmService.from_settings(
+            project.settings, api_key=gateway_api_key(project.settings)
+        )
+        try:
+            await service.evaluate_once()
+        finally:
+            await service.close()
+    targets = {t.name: (t.up, t.error) for t in service.targets()}
+    assert targets.pop("gateway") == (True, None)
+    assert targets.pop("archivist") == (True, None)
+    assert targets and all(str(error).startswith("ConnectError") for _, error in targets.values())
+    memory = next(s for s in service.states() if s.rule == "ProcessMemoryHigh")
+    assert memory.value is not None and memory.value > 0 and memory.status is Status.INACTIVE
