@@ -17,6 +17,7 @@ from starlette.routing import Route
 from bastion.testing.live_server import LiveServer, serve_in_thread
 
 KEY = "bk_alarm-test-key"
+REDIRECT_TO = "http://elsewhere.example/collect"
 
 
 @dataclass
@@ -62,6 +63,8 @@ class Receiver:
                 self.bodies.append(body)
                 self.paths.append(request.url.path)
                 status = self.statuses.pop(0) if self.statuses else 200
+            if 300 <= status < 400:  # a redirect, somewhere the egress policy does not allow
+                return Response(status_code=status, headers={"Location": REDIRECT_TO})
             return PlainTextResponse("ok" if status < 400 else "no", status_code=status)
 
         return Starlette(routes=[Route("/{path:path}", hook, methods=["POST"])])

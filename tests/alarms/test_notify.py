@@ -167,3 +167,21 @@ def test_webhooks_resolve_from_secret_references(
 )
 def test_redaction_keeps_scheme_and_host(url: str, shown: str) -> None:
     assert redact(url) == shown
+
+
+async def test_a_redirect_the_policy_does_not_allow_is_refused_by_the_transport() -> None:
+    receiver, audit, waits = Receiver(statuses=[302]), [], Waits()
+    with webhook_receiver(receiver) as server:
+        hooks = notifier(server.url + SECRET_PATH, loopback(), audit, waits)
+        await hooks.notify(FIRING)
+        await hooks.aclose()
+    [delivery] = hooks.deliveries(10)
+    assert (delivery.outcome, delivery.error) == (
+        "denied:egress",
+        "the egress policy refuses it (not_allowed)",
+    )
+    assert len(receiver.bodies) == 1 and waits.seconds == []
+    # The transport audits its refusal (naming where the redirect led), then the notifier.
+    assert [e.outcome for e in audit][-1] == "denied:egress"
+    assert any("elsewhere.example" in str(e.detail) for e in audit)
+    assert all(SECRET_PATH not in str(e.detail) for e in audit)
