@@ -78,7 +78,8 @@ class AlarmService:
         and every configured agent) with `api_key`. Raises `RulesError` for a bad rules file
         and `SecretError` for a webhook reference that does not resolve."""
         alarms = settings.alarms
-        rules_file = settings.path(alarms.rules_file) if alarms.rules_file else None
+        rules = load_rules(settings.path(alarms.rules_file) if alarms.rules_file else None)
+        webhooks = resolve_webhooks(alarms.webhooks, settings.base_dir)
         scraper = Scraper(
             targets_from(settings, principal) if targets is None else targets,
             api_key,
@@ -88,7 +89,7 @@ class AlarmService:
             verify=service_tls(settings),
         )
         notifier = Notifier(
-            resolve_webhooks(alarms.webhooks, settings.base_dir),
+            webhooks,
             alarms.egress,
             retries=alarms.webhook_retries,
             backoff_seconds=alarms.webhook_backoff_seconds,
@@ -97,7 +98,7 @@ class AlarmService:
             history_size=alarms.history_size,
         )
         return cls(
-            load_rules(rules_file),
+            rules,
             scraper,
             notifier,
             interval_seconds=alarms.interval_seconds,
