@@ -12,7 +12,7 @@ import yaml
 
 from bastion.alarms.export import DASHBOARD_FILE, RULES_FILE, grafana_dashboard, prometheus_rules
 from bastion.alarms.promql import alert_expr, value_expr
-from bastion.alarms.rules import load_rules
+from bastion.alarms.rules import format_duration, load_rules
 from tests.cli.runner import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,3 +88,10 @@ def test_a_bad_rules_file_is_one_line_naming_the_problem(tmp_path: Path) -> None
     assert result.exit_code == 1
     assert "bad.yaml: rules[0] (X): metric: Field required" in result.output
     assert not (tmp_path / RULES_FILE).exists()
+
+
+def test_the_docs_list_the_shipped_rules_as_exported() -> None:
+    docs = (ROOT / "docs" / "alarms.md").read_text(encoding="utf-8")
+    for rule in load_rules():
+        row = f"| `{rule.name}` | `{alert_expr(rule)}` | {format_duration(rule.hold)} | "
+        assert row + f"{rule.severity} |" in docs, f"docs/alarms.md: the {rule.name} row"
