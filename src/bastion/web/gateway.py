@@ -219,6 +219,7 @@ class Gateway:
             queue=self.ingest.queue,
             research=self.research,
             scope=self._scope,
+            alarms=self.alarms,
         )
         return Console(deps).routes(view_routes(deps))
 
