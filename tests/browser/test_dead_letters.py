@@ -28,7 +28,7 @@ def poisoned(deployment: Deployment) -> Iterator[str]:
 
 def dead_letter_row(page: Page, doc_id: str) -> str:
     """The id of the dead-letter row that links to `doc_id`."""
-    link = page.locator(f'#dlq-table a[href="/console/documents/{doc_id}"]')
+    link = page.locator(f'a[href="/console/documents/{doc_id}"]')  # within the row
     row = page.locator("#dlq-table tbody tr", has=link)
     expect(row).to_have_count(1)
     row_id = row.get_attribute("id")
