@@ -21,6 +21,7 @@ from websockets.sync.client import ClientConnection, connect
 from bastion.security.stack import build_api_key_store
 from bastion.testing import serve_in_thread
 from bastion.web import build_gateway
+from bastion.web.console.views.research import PAGE_SIZE
 from bastion.web.console.views.research_report import report_blocks, shown_sources
 from tests.web.conftest import make_project
 from tests.web.console.conftest import sign_in
@@ -132,6 +133,22 @@ def test_a_conversation_shows_citations_as_links_and_credibility(world: World) -
     assert '<tr id="turn-1-source-1">' in text and "<code>src_1</code>" in text
     assert "0.90 (high)" in text and "0.60 (medium)" in text
     assert "Round 1: <strong>PASS</strong>" in text
+
+
+def test_past_conversations_come_in_pages(world: World) -> None:
+    for i in range(PAGE_SIZE + 1):
+        world.ask(f"question {i}", principal="admin")
+    with browser(world, "admin") as b:
+        first = b.get("/console/research")
+        older = re.search(r'href="(/console/research\?cursor=[^"]+)">Older', first.text)
+        assert older is not None
+        second = b.get(older.group(1).replace("&amp;", "&"))
+        bad = b.get("/console/research", params={"cursor": "x" * 600})
+    assert first.text.count("/console/research/conversations/conv_") == PAGE_SIZE
+    assert second.status_code == 200
+    assert second.text.count("/console/research/conversations/conv_") == 1
+    assert "Newest conversations" in second.text and "Older conversations" not in second.text
+    assert bad.status_code == 400
 
 
 def test_a_question_with_markup_is_shown_as_text(world: World) -> None:
@@ -260,3 +277,13 @@ def test_report_links_only_web_addresses() -> None:
     assert (cited[2].href, cited[2].external) == ("#t-source-2", False)
     assert cited[9].href == "#t-source-9" and cited[9].title == "not among the sources"
     assert re.search(r"Next line", "".join(s for s in blocks[1].segments if isinstance(s, str)))
+
+
+def test_the_page_script_is_served_and_finds_its_elements(world: World) -> None:
+    with browser(world, "admin") as b:
+        script = b.get("/static/research.js")
+        page = b.get("/console/research")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert ".innerHTML" not in script.text and "eval(" not in script.text
+    wanted = set(re.findall(r'querySelector\("#([a-z-]+)', script.text))
+    assert wanted and all(f'id="{name}"' in page.text for name in wanted)

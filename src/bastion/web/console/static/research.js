@@ -2,7 +2,7 @@
 // subprotocol bastion.v1) and renders the run's events as they arrive: the plan, progress,
 // sources with their credibility, critique rounds, the report streaming in, then the report
 // again with its citations as links. Everything the run sends is set as text (DOM nodes and
-// textContent, never innerHTML); links only to http(s) addresses.
+// textContent, never parsed as markup); links only to http(s) addresses.
 import { csrfToken, socketUrl } from "/static/console.js";
 
 const CLOSE_MESSAGES = {

@@ -39,6 +39,8 @@ from bastion.web.research import RESEARCH_ACTION, checked
 
 VIEW = "research"
 PAGE_SIZE = 20
+# How many of a conversation's runs are fetched from the research agent at once.
+FETCH_CONCURRENCY = 4
 MODE_LABELS = {
     "auto": "Automatic (the agent chooses)",
     "chat": "Chat (a quick answer)",
@@ -149,7 +151,13 @@ class ResearchView:
             )
             for i, turn in enumerate(found.get("turns") or [], start=1)
         ]
-        await asyncio.gather(*(self._fill(identity, turn) for turn in turns))
+        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def fill(turn: ShownTurn) -> None:
+            async with gate:
+                await self._fill(identity, turn)
+
+        await asyncio.gather(*(fill(turn) for turn in turns))
         return self.deps.pages.render(
             request,
             "conversation.html",
