@@ -151,6 +151,23 @@ def test_past_conversations_come_in_pages(world: World) -> None:
     assert bad.status_code == 400
 
 
+def test_a_follow_up_continues_the_conversation(world: World) -> None:
+    with browser(world, "admin") as b:
+        conversation = ask(world, b)[0]["conversation_id"]
+        page = b.get(f"/console/research/conversations/{conversation}")
+        assert f'id="research-conversation-id" name="conversation_id" value="{conversation}"' in (
+            page.text
+        )
+        with ws_connect(world, b) as ws:
+            follow_up = {"message": "And who built the engine?", "conversation_id": conversation}
+            ws.send(json.dumps(follow_up))
+            code, events = read_until_closed(ws)
+        assert code == 1000 and events[0]["conversation_id"] == conversation
+        page = b.get(f"/console/research/conversations/{conversation}")
+    assert '<h2 id="turn-2-question">And who built the engine?</h2>' in page.text
+    assert '<tr id="turn-2-source-2">' in page.text
+
+
 def test_a_question_with_markup_is_shown_as_text(world: World) -> None:
     with browser(world, "admin") as b:
         conversation = ask(world, b, HOSTILE)[0]["conversation_id"]
@@ -283,7 +300,12 @@ def test_the_page_script_is_served_and_finds_its_elements(world: World) -> None:
     with browser(world, "admin") as b:
         script = b.get("/static/research.js")
         page = b.get("/console/research")
+        conversation = ask(world, b)[0]["conversation_id"]
+        follow_up = b.get(f"/console/research/conversations/{conversation}")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert ".innerHTML" not in script.text and "eval(" not in script.text
     wanted = set(re.findall(r'querySelector\("#([a-z-]+)', script.text))
-    assert wanted and all(f'id="{name}"' in page.text for name in wanted)
+    assert wanted and all(f'id="{name}"' in follow_up.text for name in wanted)
+    # The conversation's id is on its page only: a question there is a follow-up.
+    assert all(f'id="{name}"' in page.text for name in wanted - {"research-conversation-id"})
+    assert 'id="research-conversation-id"' not in page.text

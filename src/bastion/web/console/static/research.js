@@ -120,6 +120,8 @@ class Run {
     this.form = root.querySelector("#research-form");
     this.question = root.querySelector("#research-question");
     this.mode = root.querySelector("#research-mode");
+    // On a conversation's page: the follow-up continues that conversation.
+    this.conversationField = root.querySelector("#research-conversation-id");
     this.ask = root.querySelector("#research-ask");
     this.cancel = root.querySelector("#research-cancel");
     this.status = root.querySelector("#research-status");
@@ -178,7 +180,9 @@ class Run {
     const socket = new WebSocket(socketUrl("/ws/research"), ["bastion.v1"]);
     this.socket = socket;
     socket.addEventListener("open", () => {
-      socket.send(JSON.stringify({ message, mode: this.mode.value }));
+      const request = { message, mode: this.mode.value };
+      if (this.conversationField) request.conversation_id = this.conversationField.value;
+      socket.send(JSON.stringify(request));
       this.say("Question sent: waiting for the run to start…");
     });
     socket.addEventListener("message", (event) => {

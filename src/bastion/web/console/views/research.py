@@ -5,7 +5,8 @@
                                                and the caller's conversations (`?cursor=` pages)
     GET /console/research/conversations/{id}   one conversation: each turn's question, its report
                                                with citations linked to their sources, and the
-                                               sources with their credibility
+                                               sources with their credibility; and the form again,
+                                               for a follow-up in this conversation
 
 Both are authorized as `gateway.console_research`. The research agent answers for the signed-in
 principal only (`ResearchCalls`, a delegation naming them): another principal's conversation is
@@ -116,9 +117,7 @@ class ResearchView:
             "research.html",
             principal=principal,
             view=VIEW,
-            can_ask=self.deps.pages.allowed(principal, RESEARCH_ACTION),
-            ask_refused=ASK_REFUSED,
-            modes=MODES,
+            **self._ask_form(principal),
             conversations=[
                 {
                     "id": str(c.get("id", "")),
@@ -167,7 +166,16 @@ class ResearchView:
             created=when(float(found.get("created_at", 0))),
             title=turns[0].question if turns else "(no questions yet)",
             turns=turns,
+            **self._ask_form(principal),
         )
+
+    def _ask_form(self, principal: str) -> dict[str, Any]:
+        """What the question form needs (`research_ask.html`)."""
+        return {
+            "can_ask": self.deps.pages.allowed(principal, RESEARCH_ACTION),
+            "ask_refused": ASK_REFUSED,
+            "modes": MODES,
+        }
 
     async def _fill(self, identity: Identity, turn: ShownTurn) -> None:
         """The turn's report, sources and critique from its run, when it finished."""
