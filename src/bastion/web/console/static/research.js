@@ -135,6 +135,7 @@ class Run {
     this.conversation = root.querySelector("#research-conversation");
     this.socket = null;
     this.runId = null;
+    this.conversationId = null;
     this.finished = true;
   }
 
@@ -163,6 +164,7 @@ class Run {
     }
     this.section.hidden = false;
     this.runId = null;
+    this.conversationId = null;
   }
 
   start() {
