@@ -13,6 +13,15 @@ if TYPE_CHECKING:
     from bastion.security.apikeys import KEY_PREFIX as KEY_PREFIX
     from bastion.security.apikeys import ApiKeyError as ApiKeyError
     from bastion.security.apikeys import ApiKeyStore as ApiKeyStore
+    from bastion.security.audit_details import AUTH_REASONS as AUTH_REASONS
+    from bastion.security.audit_query import AuditFilters as AuditFilters
+    from bastion.security.audit_query import AuditPage as AuditPage
+    from bastion.security.audit_query import AuditRow as AuditRow
+    from bastion.security.audit_query import search as search
+    from bastion.security.audit_status import ChainStatus as ChainStatus
+    from bastion.security.audit_status import chain_status as chain_status
+    from bastion.security.audit_summary import SecuritySummary as SecuritySummary
+    from bastion.security.audit_summary import security_summary as security_summary
     from bastion.security.audit_verify import VerifyReport as VerifyReport
     from bastion.security.audit_verify import chain_names as chain_names
     from bastion.security.audit_verify import correlation_ids as correlation_ids
@@ -65,6 +74,15 @@ if TYPE_CHECKING:
 
 # Each public name and the module that defines it.
 _EXPORTS = {
+    "AUTH_REASONS": "bastion.security.audit_details",
+    "AuditFilters": "bastion.security.audit_query",
+    "AuditPage": "bastion.security.audit_query",
+    "AuditRow": "bastion.security.audit_query",
+    "search": "bastion.security.audit_query",
+    "ChainStatus": "bastion.security.audit_status",
+    "chain_status": "bastion.security.audit_status",
+    "SecuritySummary": "bastion.security.audit_summary",
+    "security_summary": "bastion.security.audit_summary",
     "ApiKeyError": "bastion.security.apikeys",
     "ApiKeyStore": "bastion.security.apikeys",
     "AuditSink": "bastion.security.outcomes",
@@ -120,13 +138,18 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AUTH_REASONS",
     "DENIED_PREFIX",
     "JWKS_PATH",
     "KEY_PREFIX",
     "TOKEN_PATH",
     "ApiKeyError",
     "ApiKeyStore",
+    "AuditFilters",
+    "AuditPage",
+    "AuditRow",
     "AuditSink",
+    "ChainStatus",
     "Check",
     "CredentialCheck",
     "DelegationError",
@@ -147,11 +170,13 @@ __all__ = [
     "SecretError",
     "SecretValue",
     "SecurityStack",
+    "SecuritySummary",
     "VerifyReport",
     "build_api_key_store",
     "build_audit_writer",
     "build_security",
     "chain_names",
+    "chain_status",
     "check_references",
     "correlation_ids",
     "database_ready",
@@ -166,6 +191,8 @@ __all__ = [
     "policy_store",
     "resolve",
     "revoke_shared",
+    "search",
+    "security_summary",
     "shared_rate_limiter",
     "tail",
     "valid_jti",
