@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import base64
+import math
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import Engine
 
@@ -207,7 +210,9 @@ async def test_limit_is_capped_and_bad_input_refused(written: Any) -> None:
     assert len(search(engine, limit=10_000).rows) == len(trail())  # under the cap of 500
     with pytest.raises(ValueError, match="limit"):
         search(engine, limit=0)
-    for bad in ("", "bm90IGpzb24", encode_cursor(1.0, "abc"), encode_cursor(1.0, "9" * 30)):
+    nan = base64.urlsafe_b64encode(b'[NaN,"1"]').decode()
+    bad_cursors = ("", "bm90IGpzb24", encode_cursor(1.0, "abc"), encode_cursor(1.0, "9" * 30), nan)
+    for bad in bad_cursors:
         with pytest.raises(ValueError, match="invalid cursor"):
             search(engine, cursor=bad or "!!")
 
@@ -273,6 +278,7 @@ async def test_summary_counts_each_chart_and_links_each_bar(written: Any) -> Non
             for r in rows:
                 per[min(int((r.ts - T0) // width), 3)] += 1
             assert per == bar.series, (chart.name, bar.label)
+    assert orjson.loads(orjson.dumps(summary.to_dict()))["charts"].keys() == charts.keys()
     assert summary.to_dict()["charts"]["rate_limited"]["bars"][0]["filters"] == {
         "outcome": "denied:rate_limit",
         "principal": "carol",
@@ -313,6 +319,10 @@ def test_summary_refuses_an_empty_range_and_bad_sizes(sqlite_url: str) -> None:
         security_summary(engine, 0, 10, buckets=501)
     with pytest.raises(ValueError, match="top"):
         security_summary(engine, 0, 10, top=0)
+    with pytest.raises(ValueError, match="finite"):
+        security_summary(engine, 0, math.inf)
+    with pytest.raises(ValueError, match="finite"):
+        security_summary(engine, math.nan, 10)
 
 
 # -- chain status ----------------------------------------------------------------------------

@@ -15,7 +15,13 @@ from bastion.core.audit_entry import AuditEntry
 from bastion.guardrails.engine import Engine as GuardEngine
 from bastion.guardrails.service import GuardService
 from bastion.guardrails.types import Action
-from bastion.security import AuditFilters, build_api_key_store, search, security_summary
+from bastion.security import (
+    AuditFilters,
+    build_api_key_store,
+    chain_status_for,
+    search,
+    security_summary,
+)
 from bastion.security.audit_details import (
     AUTH_REASONS,
     auth_reason,
@@ -73,6 +79,10 @@ def test_refusals_of_a_real_agent_show_in_the_summary(public_agent: AgentEnv) ->
     [row] = search(engine, waf.bars[0].filters).rows
     assert row.correlation_id == blocked.json()["correlation_id"]
     assert SQLI not in (row.detail or "")
+    # The agent's chain, verified with the project's own key and checkpoint folder.
+    [status] = chain_status_for(env.settings)
+    assert (status.chain, status.state) == ("echo", "ok")
+    assert status.head_seq >= 5 and status.last_ts is not None
 
 
 async def test_guardrail_decisions_show_in_the_summary(sqlite_url: str, tmp_path: Path) -> None:

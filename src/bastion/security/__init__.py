@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bastion.security.audit_query import search as search
     from bastion.security.audit_status import ChainStatus as ChainStatus
     from bastion.security.audit_status import chain_status as chain_status
+    from bastion.security.audit_status import chain_status_for as chain_status_for
     from bastion.security.audit_summary import SecuritySummary as SecuritySummary
     from bastion.security.audit_summary import security_summary as security_summary
     from bastion.security.audit_verify import VerifyReport as VerifyReport
@@ -81,6 +82,7 @@ _EXPORTS = {
     "search": "bastion.security.audit_query",
     "ChainStatus": "bastion.security.audit_status",
     "chain_status": "bastion.security.audit_status",
+    "chain_status_for": "bastion.security.audit_status",
     "SecuritySummary": "bastion.security.audit_summary",
     "security_summary": "bastion.security.audit_summary",
     "ApiKeyError": "bastion.security.apikeys",
@@ -177,6 +179,7 @@ __all__ = [
     "build_security",
     "chain_names",
     "chain_status",
+    "chain_status_for",
     "check_references",
     "correlation_ids",
     "database_ready",

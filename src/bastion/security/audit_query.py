@@ -190,7 +190,7 @@ class AuditPage:
 
 def _decode(cursor: str) -> tuple[float, int]:
     ts, row_id = decode_cursor(cursor)
-    if not row_id.isdigit() or len(row_id) > 19:
+    if not math.isfinite(ts) or not row_id.isdigit() or len(row_id) > 19:
         raise ValueError("invalid cursor")
     return ts, int(row_id)
 

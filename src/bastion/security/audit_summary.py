@@ -18,6 +18,7 @@ split it here, which stays small because identical details collapse in SQL first
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -273,6 +274,8 @@ def security_summary(
 
     ValueError when the range is empty or `buckets`/`top` is out of bounds.
     """
+    if not (math.isfinite(since) and math.isfinite(until)):
+        raise ValueError("since and until must be finite epoch seconds")
     if not until > since:
         raise ValueError("until must be after since")
     if not 1 <= buckets <= MAX_BUCKETS:
