@@ -16,9 +16,11 @@ from bastion.core.audit_entry import AuditEntry
 from bastion.security import (
     AuditFilters,
     AuditRow,
+    ChainMonitor,
     chain_status,
     search,
     security_summary,
+    verify_chain,
 )
 from bastion.storage import encode_cursor
 from bastion.storage.database import shared_engine
@@ -358,3 +360,71 @@ async def test_chain_status_reports_a_truncated_chain(written: Any) -> None:
     [alpha] = chain_status(engine, KEY, cp_dir, chains=["alpha"])
     assert (alpha.state, alpha.head_seq) == ("problems", 5)
     assert "truncated" in {p["kind"] for p in alpha.problems}
+
+
+# -- the monitor: incremental checks, full ones on a schedule ---------------------------------
+
+
+async def test_the_monitor_reads_only_new_records_until_a_full_check_is_due(written: Any) -> None:
+    engine, cp_dir, entries = written
+    now = [0.0]
+    monitor = ChainMonitor(engine, KEY, cp_dir, full_every_seconds=100, clock=lambda: now[0])
+    [first] = monitor.status(chains=["alpha"])
+    half = len(entries) // 2
+    assert (first.state, first.records_checked, first.head_seq) == ("ok", half, half)
+    assert first.full_at is not None and first.full_at == first.checked_at
+    # An edit to a record already verified is not seen by an incremental check...
+    execute(engine, "UPDATE audit_records SET principal = 'x' WHERE chain = 'alpha' AND seq = 2")
+    late = [event(500 + i, "ok", "m", "p", None) for i in range(6)]
+    await write(engine, cp_dir, "alpha", late)
+    now[0] = 50.0
+    [second] = monitor.status(chains=["alpha"])
+    assert (second.state, second.head_seq) == ("ok", half + 6)
+    assert second.records_checked == half + 6 and second.full_at == first.full_at
+    # ...but by the next full one.
+    now[0] = 150.0
+    [third] = monitor.status(chains=["alpha"])
+    assert (third.state, third.first_bad_seq) == ("problems", 2)
+    assert third.records_checked == half + 6
+
+
+async def test_the_monitor_sees_new_tampering_at_once_and_keeps_reporting_it(
+    written: Any,
+) -> None:
+    engine, cp_dir, entries = written
+    half = len(entries) // 2
+    now = [0.0]
+    monitor = ChainMonitor(engine, KEY, cp_dir, clock=lambda: now[0])
+    assert [s.state for s in monitor.status()] == ["ok", "ok"]
+    # The record the next check resumes after is rewritten, and a new one is edited.
+    await write(engine, cp_dir, "beta", [event(600 + i, "ok", "m", "p", None) for i in range(4)])
+    execute(engine, "UPDATE audit_records SET hash = 'f' WHERE chain = 'beta' AND seq = :s", s=half)
+    edit = "UPDATE audit_records SET agent = 'y' WHERE chain = 'beta' AND seq = :s"
+    execute(engine, edit, s=half + 2)
+    alpha, beta = monitor.status()
+    assert alpha.state == "ok"
+    assert beta.state == "problems" and beta.first_bad_seq == half
+    assert {"edited"} <= {p["kind"] for p in beta.problems}
+    # Problems stay reported by the incremental checks that follow.
+    _, again = monitor.status()
+    assert again.state == "problems" and again.problems_total >= beta.problems_total
+
+
+async def test_verify_chain_resumes_after_a_verified_record(written: Any) -> None:
+    engine, cp_dir, _ = written
+    [full] = verify_chain(engine, KEY, cp_dir, "alpha").chains
+    [rest] = verify_chain(engine, KEY, cp_dir, "alpha", after=(5, _hash_at(engine, 5))).chains
+    assert rest.ok and rest.records_checked == full.records_checked - 5
+    assert rest.head_seq == full.head_seq
+    [gone] = verify_chain(engine, KEY, cp_dir, "alpha", after=(5, "0" * 64)).chains
+    assert (gone.problems[0].kind, gone.first_bad_seq) == ("edited", 5)
+    with pytest.raises(ValueError, match="needs the chain"):
+        verify_chain(engine, KEY, cp_dir, after=(5, "0" * 64))
+
+
+def _hash_at(engine: Engine, seq: int) -> str:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        sql = "SELECT hash FROM audit_records WHERE chain = 'alpha' AND seq = :s"
+        return str(conn.execute(text(sql), {"s": seq}).scalar_one())

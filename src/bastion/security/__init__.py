@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from bastion.security.audit_query import AuditPage as AuditPage
     from bastion.security.audit_query import AuditRow as AuditRow
     from bastion.security.audit_query import search as search
+    from bastion.security.audit_status import ChainMonitor as ChainMonitor
     from bastion.security.audit_status import ChainStatus as ChainStatus
     from bastion.security.audit_status import chain_status as chain_status
     from bastion.security.audit_status import chain_status_for as chain_status_for
@@ -80,6 +81,7 @@ _EXPORTS = {
     "AuditPage": "bastion.security.audit_query",
     "AuditRow": "bastion.security.audit_query",
     "search": "bastion.security.audit_query",
+    "ChainMonitor": "bastion.security.audit_status",
     "ChainStatus": "bastion.security.audit_status",
     "chain_status": "bastion.security.audit_status",
     "chain_status_for": "bastion.security.audit_status",
@@ -151,6 +153,7 @@ __all__ = [
     "AuditPage",
     "AuditRow",
     "AuditSink",
+    "ChainMonitor",
     "ChainStatus",
     "Check",
     "CredentialCheck",
