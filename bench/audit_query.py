@@ -13,7 +13,8 @@ decisions, and gathers planner statistics (ANALYZE). Then it times, best and med
 - `security_summary` over the whole day (24 buckets) and over its last hour (12 buckets);
 - `search`: the first page with no filter, one outcome, one principal, an auth reason, a WAF
   rule, and the 20th page of the newest records (cursor);
-- `chain_status` of one chain (a full verification of about N/2 records).
+- `chain_status` of one chain (a full verification of about N/2 records);
+- a `ChainMonitor` poll of both chains after its first, full, check (nothing new to read).
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ sys.path.insert(0, str(ROOT / "src"))
 from sqlalchemy import Engine, func, select, text  # noqa: E402
 
 from bastion.core.audit_entry import AuditEntry  # noqa: E402
-from bastion.security import AuditFilters, chain_status, search, security_summary  # noqa: E402
+from bastion.security import (  # noqa: E402
+    AuditFilters,
+    ChainMonitor,
+    chain_status,
+    search,
+    security_summary,
+)
 from bastion.security.audit import append_checkpoint, make_checkpoint, seal_batch  # noqa: E402
 from bastion.storage import AuditRecord, write_transaction  # noqa: E402
 from bastion.storage.database import migrate, shared_engine  # noqa: E402
@@ -160,7 +167,16 @@ def cases(engine: Engine, cp_dir: Path) -> list[tuple[str, Callable[[], Any]]]:
         ),
         ("search 20th page", lambda: page20(engine)),
         ("chain_status 1 chain", lambda: chain_status(engine, KEY, cp_dir, chains=["bench-a"])),
+        ("ChainMonitor 2 chains", monitored(engine, cp_dir)),
     ]
+
+
+def monitored(engine: Engine, cp_dir: Path) -> Callable[[], Any]:
+    """A monitor's later checks: after its first (full) one, only records added since are
+    read; this times a check that finds none new (the fixed cost of each poll)."""
+    monitor = ChainMonitor(engine, KEY, cp_dir)
+    monitor.status(budget_seconds=60)
+    return lambda: monitor.status()
 
 
 @contextmanager
