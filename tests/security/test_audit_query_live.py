@@ -32,9 +32,8 @@ from bastion.security.audit_details import (
 from bastion.security.audit_summary import GUARDRAIL_OUTCOMES
 from bastion.storage import AuditRecord
 from bastion.storage.database import shared_engine
-from tests.edge.test_gateway_waf import _public
 from tests.guardrails.test_service import ATTACK, CARD
-from tests.runtime.conftest import AgentEnv, make_env
+from tests.runtime.conftest import AgentEnv, make_env, public
 from tests.security.test_audit_verify import write_entries
 
 SQLI = "1' UNION SELECT password FROM users--"
@@ -42,7 +41,7 @@ SQLI = "1' UNION SELECT password FROM users--"
 
 @pytest.fixture
 def public_agent(tmp_path: Path) -> Iterator[AgentEnv]:
-    yield from make_env(tmp_path, _public)
+    yield from make_env(tmp_path, public)
 
 
 def test_refusals_of_a_real_agent_show_in_the_summary(public_agent: AgentEnv) -> None:
