@@ -84,6 +84,23 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+@pytest.fixture
+def redis_queue_url(redis_url: str) -> Iterator[str]:
+    """`BASTION_TEST_REDIS_URL` with a `prefix` of its own; its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"bastion:test:queue:{uuid.uuid4().hex}"
+    sep = "&" if "?" in redis_url else "?"
+    yield f"{redis_url}{sep}prefix={prefix}"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 async def delete_redis_keys(url: str, pattern: str) -> None:
     """Delete the keys matching `pattern` (a test's own, under its unique prefix)."""
     from bastion.security.ratelimit_redis import redis_client

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +45,15 @@ def sign_in(client: httpx.Client, credential: str, next_path: str = "/") -> http
     return client.post("/login", data=data)
 
 
-@pytest.fixture
-def site(tmp_path: Path, sqlite_url: str) -> Iterator[ConsoleSite]:
-    project = make_project(tmp_path, sqlite_url)
+@contextmanager
+def serve_site(project: Project) -> Iterator[ConsoleSite]:
+    """The archivist and the gateway of `project` (with a `monitoring` key) on free ports."""
     project.keys["monitoring"] = build_api_key_store(project.settings).create("monitoring")
     with serve_archivist(project), serve_in_thread(build_gateway(project.settings)) as gw:
         yield ConsoleSite(project, gw.url)
+
+
+@pytest.fixture
+def site(tmp_path: Path, sqlite_url: str) -> Iterator[ConsoleSite]:
+    with serve_site(make_project(tmp_path, sqlite_url)) as served:
+        yield served
