@@ -60,6 +60,16 @@ def _postgres_schema(prefix: str) -> Iterator[str]:
         yield url
 
 
+# Every queue backend, as fixture parameters (PostgreSQL and Redis marked as needing their
+# servers); each but SQLite has its `<backend>_queue_url` fixture.
+QUEUE_BACKENDS = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("redis", marks=pytest.mark.redis),
+    "sqs",
+]
+
+
 @pytest.fixture
 def postgres_queue_url() -> Iterator[str]:
     """A PostgreSQL queue URL whose tables live in a schema of their own (dropped afterwards)."""

@@ -1,7 +1,7 @@
-"""The console's dead-letter view over real HTTP against the gateway and a real queue (SQLite;
-PostgreSQL and Redis when their servers are configured): listing, redriving one and all as
-admin, and every refusal (monitoring sees no buttons and is refused a forged redrive, no CSRF
-token, no session, a malformed form, a queue that cannot be read)."""
+"""The console's dead-letter view over real HTTP against the gateway and a real queue (SQLite
+and SQS on moto; PostgreSQL and Redis when their servers are configured): listing, redriving
+one and all as admin, and every refusal (monitoring sees no buttons and is refused a forged
+redrive, no CSRF token, no session, a malformed form, a queue that cannot be read)."""
 
 from __future__ import annotations
 
@@ -16,19 +16,14 @@ import pytest
 from bastion.config import Settings
 from bastion.pipeline import open_pipeline_queue
 from bastion.storage import Queue
+from tests.conftest import QUEUE_BACKENDS
 from tests.web.conftest import make_project, record_new_upload
 from tests.web.console.conftest import ConsoleSite, csrf_of, serve_site
 
 REDRIVE = "/console/dlq/redrive"
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("redis", marks=pytest.mark.redis),
-    ]
-)
+@pytest.fixture(params=QUEUE_BACKENDS)
 def any_queue_site(
     request: pytest.FixtureRequest, tmp_path: Path, sqlite_url: str
 ) -> Iterator[ConsoleSite]:

@@ -25,7 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import sqlalchemy.exc
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -51,8 +53,9 @@ MAX_LIMIT = 1000
 RETRY_AFTER_SECONDS = 5
 # Message ids of every backend: hex or UUIDs (SQLite, PostgreSQL, SQS), `<ms>-<n>` (Redis).
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,200}")
-# What the queue backends raise when their store cannot be reached or refuses a call.
-QUEUE_ERRORS = (sqlite3.Error, OSError)
+# What the queue backends raise when their store cannot be reached or refuses a call: SQLite's
+# errors; `OSError` (PostgreSQL and Redis wrap theirs in it); AWS's and the SQS ledger's.
+QUEUE_ERRORS = (sqlite3.Error, OSError, BotoCoreError, ClientError, sqlalchemy.exc.DBAPIError)
 
 
 @dataclass(frozen=True, slots=True)
