@@ -4,7 +4,7 @@ cookies kept, the CSRF token read from the page like a form would send it."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bastion.config import Settings
 from bastion.security.stack import build_api_key_store
 from bastion.testing import serve_in_thread
 from bastion.web import build_gateway
@@ -46,8 +47,11 @@ def sign_in(client: httpx.Client, credential: str, next_path: str = "/") -> http
 
 
 @contextmanager
-def serve_site(project: Project) -> Iterator[ConsoleSite]:
-    """The archivist and the gateway of `project` (with a `monitoring` key) on free ports."""
+def start_site(
+    tmp_path: Path, db_url: str, configure: Callable[[Settings], None] | None = None
+) -> Iterator[ConsoleSite]:
+    """A project (keys for admin, monitoring and the rest), its archivist and its gateway."""
+    project = make_project(tmp_path, db_url, configure)
     project.keys["monitoring"] = build_api_key_store(project.settings).create("monitoring")
     with serve_archivist(project), serve_in_thread(build_gateway(project.settings)) as gw:
         yield ConsoleSite(project, gw.url)
@@ -55,5 +59,5 @@ def serve_site(project: Project) -> Iterator[ConsoleSite]:
 
 @pytest.fixture
 def site(tmp_path: Path, sqlite_url: str) -> Iterator[ConsoleSite]:
-    with serve_site(make_project(tmp_path, sqlite_url)) as served:
-        yield served
+    with start_site(tmp_path, sqlite_url) as started:
+        yield started

@@ -17,8 +17,8 @@ from bastion.config import Settings
 from bastion.pipeline import open_pipeline_queue
 from bastion.storage import Queue
 from tests.conftest import QUEUE_BACKENDS
-from tests.web.conftest import make_project, record_new_upload
-from tests.web.console.conftest import ConsoleSite, csrf_of, serve_site
+from tests.web.conftest import record_new_upload
+from tests.web.console.conftest import ConsoleSite, csrf_of, start_site
 
 REDRIVE = "/console/dlq/redrive"
 
@@ -36,7 +36,7 @@ def any_queue_site(
         if url is not None:
             settings.pipeline.queue_url = url
 
-    with serve_site(make_project(tmp_path, sqlite_url, configure)) as served:
+    with start_site(tmp_path, sqlite_url, configure) as served:
         yield served
 
 

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from bastion.alarms import AlarmService
 from bastion.config import Settings
 from bastion.core.context import CallContext, Identity
 from bastion.runtime import AgentClient, Endpoint, Guard, Handler, request_context
@@ -68,6 +69,7 @@ class ConsoleDeps:
     queue: Queue  # the pipeline queue (and its dead-letter queue)
     research: ResearchCalls  # the research agent, acting for the asking principal
     scope: Callable[[CallContext], str | None]  # whose documents a caller sees (None: all)
+    alarms: AlarmService  # the gateway's alarm engine (rules, states, history, notifications)
 
     def page(self, view: str, handler: Handler, *, action: str | None = None) -> Endpoint:
         """`handler` as a console endpoint: authorized as `gateway.<action>` (default: the
