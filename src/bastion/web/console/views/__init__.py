@@ -10,9 +10,12 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from bastion.web.console.console import ConsoleDeps
+from bastion.web.console.views import dlq, research
 
 
 def view_routes(deps: ConsoleDeps) -> list[BaseRoute]:
     """Every view's routes."""
     routes: list[BaseRoute] = []
+    routes += research.routes(deps)
+    routes += dlq.routes(deps)
     return routes
