@@ -1,6 +1,7 @@
 """A real deployment for the browser tests: `bastion init` in a temporary folder, free loopback
-ports, keys for `monitoring` (and the `submitter` key init wrote), then `bastion up` as a
-process of its own, ready once every service answers its health endpoint."""
+ports, the bundled research corpus, a key for `monitoring` (and the `submitter` key init
+wrote), then `bastion up` as a process of its own, ready once every service answers its health
+endpoint."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import httpx
 
 from bastion.agents.services import service_endpoints
 from bastion.config import load_settings
+from bastion.research.samples import bundled_corpus
 from bastion.security.stack import build_api_key_store
 from bastion.testing.pipeline_stack import assign_ports
 from tests.cli.runner import process_env, run_process
@@ -78,7 +80,8 @@ def bastion_up(folder: Path) -> Iterator[Deployment]:
     """A fresh project under `folder`, served by `bastion up` until the block exits."""
     project, admin_key = _init(folder)
     config = project / "bastion.yaml"
-    assign_ports(config)
+    # Research answers from the bundled corpus too, as the demo's does (offline, no model).
+    assign_ports(config, research={"corpus": str(bundled_corpus())})
     settings = load_settings(config)
     keys = {
         "admin": admin_key,

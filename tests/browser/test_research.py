@@ -39,7 +39,7 @@ def test_a_question_streams_its_plan_sources_and_report(page: Page, deployment: 
     expect(ask).to_be_enabled()  # the page script is running
     page.evaluate(COUNT_STREAMED)
 
-    page.get_by_label("Question").fill(QUESTION)
+    page.get_by_role("textbox", name="Question").fill(QUESTION)
     ask.click()
 
     status = page.locator("#research-status")
