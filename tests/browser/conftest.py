@@ -1,9 +1,9 @@
-"""The browser tests' fixtures: one real `bastion up` for the session, one headless Chromium
-(Debian's, never a downloaded one), and a fresh browser context per test whose pages are
-watched for console errors, uncaught errors and CSP violations (`pagecheck`).
+"""The browser tests' fixtures: one real `bastion up` and one headless Chromium (Debian's,
+never a downloaded one) for the package's tests, and a fresh browser context per test whose
+pages are watched for console errors, uncaught errors and CSP violations (`pagecheck`).
 
 Every browser test is marked `xdist_group("browser")`, so that with `--dist loadgroup` they
-share this one deployment on one worker.
+share this one deployment on one worker; it stops once the package's last test has run.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ TIMEOUT_MS = 30_000
 VIEWPORT = {"width": 1280, "height": 800}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     with bastion_up(tmp_path_factory.mktemp("browser")) as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists() and shutil.which("chromium") is None:
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")

@@ -15,7 +15,8 @@ from tests.browser.console import sign_in
 from tests.browser.deployment import Deployment
 from tests.browser.pagecheck import PageWatch, check_view
 
-pytestmark = pytest.mark.xdist_group("browser")
+# One deployment for the package, on one worker; its start counts in the first test's time.
+pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from tests.browser.console import sign_in
 from tests.browser.deployment import Deployment
 from tests.browser.pagecheck import check_view
 
-pytestmark = pytest.mark.xdist_group("browser")
+# One deployment for the package, on one worker; its start counts in the first test's time.
+pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.timeout(300)]
 
 SEED = 41
 INVOICE_NUMBER = f"INV-{SEED:02d}-000001"

@@ -14,7 +14,8 @@ from tests.browser.console import sign_in
 from tests.browser.deployment import Deployment
 from tests.browser.pagecheck import check_view
 
-pytestmark = pytest.mark.xdist_group("browser")
+# One deployment for the package, on one worker; its start counts in the first test's time.
+pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.timeout(300)]
 
 QUESTION = "When was the designer of the Eiffel Tower born?"
 RUN_TIMEOUT_MS = 120_000  # a hang guard: the whole run, planner to critic, on a loaded machine

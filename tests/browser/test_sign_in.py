@@ -11,7 +11,8 @@ from tests.browser.console import LOGIN_URL, sign_in
 from tests.browser.deployment import Deployment
 from tests.browser.pagecheck import PageWatch, check_view
 
-pytestmark = pytest.mark.xdist_group("browser")
+# One deployment for the package, on one worker; its start counts in the first test's time.
+pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.timeout(300)]
 
 
 def test_sign_in_form(page: Page) -> None:

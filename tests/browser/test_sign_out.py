@@ -13,7 +13,8 @@ from tests.browser.console import LOGIN_URL, sign_in, sign_out
 from tests.browser.deployment import Deployment
 from tests.browser.pagecheck import PageWatch
 
-pytestmark = pytest.mark.xdist_group("browser")
+# One deployment for the package, on one worker; its start counts in the first test's time.
+pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.timeout(300)]
 
 
 def test_an_old_session_cookie_is_refused_after_sign_out(
