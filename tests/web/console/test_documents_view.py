@@ -22,7 +22,7 @@ from bastion.web import gateway
 from bastion.web.console.pages import CSP
 from tests.cli.test_extract_cli import invoice
 from tests.research.test_corpus import pdf_bytes
-from tests.web.console.conftest import ConsoleSite
+from tests.web.console.conftest import ConsoleSite, csrf_of
 
 PAGE_SIZE = 2
 ROW_RE = re.compile(r'<tr id="doc-([^"]+)"')
@@ -240,8 +240,19 @@ def test_refusals(site: ConsoleSite, docs: Docs) -> None:
             assert r.status_code == 403 and "Correlation ID" in r.text
     with signed_in(site, "admin") as b:
         assert b.get("/console/documents/not-an-id").status_code == 400
-        r = b.post("/console/documents", data={"csrf_token": "x"})
-        assert r.status_code in (403, 405)
+        wrong = b.post("/console/documents", data={"csrf_token": "x"})
+        assert wrong.status_code == 403 and "csrf_failed" in wrong.text
+        token = csrf_of(b.get("/console/documents"))
+        # The view changes nothing: no unsafe method is served, whatever the token.
+        assert b.post("/console/documents", data={"csrf_token": token}).status_code == 405
+
+
+def test_the_page_script_is_served_from_the_gateway(site: ConsoleSite) -> None:
+    with site.browser() as b:
+        script = b.get("/static/documents.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    assert '"bastion.v1"' in script.text and "innerHTML" not in script.text
 
 
 def test_the_summary_is_a_list_row(site: ConsoleSite, docs: Docs) -> None:

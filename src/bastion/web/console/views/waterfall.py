@@ -18,6 +18,7 @@ ROW_HEIGHT = 22
 BAR_HEIGHT = 14
 INDENT = 12  # per depth level, in the label
 MIN_BAR = 2.0  # a zero-length span is still visible
+LABEL_CHARS = 40  # a longer label is cut (the table has it whole)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class Bar:
 
     name: str
     service: str
+    label: str  # "service: name", cut to fit left of the bars
     status: str
     offset_ms: float
     duration_ms: float
@@ -75,12 +77,17 @@ def layout(spans: list[dict[str, Any]]) -> Waterfall:
     for i, (span, offset, duration) in enumerate(zip(spans, offsets, durations, strict=True)):
         depth = max(0, int(_number(span.get("depth")) or 0))
         status = str(span.get("status") or "")
+        name, service = str(span.get("name") or ""), str(span.get("service") or "")
+        label = f"{service}: {name}" if service else name
+        if len(label) > LABEL_CHARS:
+            label = label[: LABEL_CHARS - 1] + "\u2026"
         x = LABEL_WIDTH + offset * scale
         width = min(max(MIN_BAR, duration * scale), WIDTH - x) if x < WIDTH else MIN_BAR
         bars.append(
             Bar(
-                name=str(span.get("name") or ""),
-                service=str(span.get("service") or ""),
+                name=name,
+                service=service,
+                label=label,
                 status=status,
                 offset_ms=round(offset, 3),
                 duration_ms=round(duration, 3),
