@@ -613,6 +613,38 @@ class MetricsSettings(_Section):
     cache_seconds: float = Field(default=5.0, ge=0)
 
 
+class AlarmsSettings(_Section):
+    """The gateway's alarm engine (`bastion.alarms`): rules evaluated on scraped `/metrics`."""
+
+    enabled: bool = True
+    # A YAML file of alarm rules (relative to the config's folder); empty: the shipped rules.
+    rules_file: str = ""
+    # How often every target's /metrics is scraped and every rule evaluated.
+    interval_seconds: float = Field(default=15.0, gt=0)
+    # Where firing and resolved alarms are posted (Slack-compatible JSON): each a URL or a
+    # secret reference (a webhook URL is a credential). Their hosts must be on `egress`.
+    webhooks: list[str] = Field(default_factory=list)
+    # Attempts after the first for a webhook that fails (connection error, 429 or 5xx).
+    webhook_retries: int = Field(default=3, ge=0, le=10)
+    # The wait before the first retry, doubled before each next one (at most 60 seconds).
+    webhook_backoff_seconds: float = Field(default=1.0, ge=0)
+    # State changes and notification attempts kept for the console.
+    history_size: int = Field(default=500, ge=1, le=100_000)
+    # Where the webhooks may be posted (`bastion.egress`); the default allows nothing.
+    egress: EgressPolicy = EgressPolicy()
+
+    @field_validator("webhooks")
+    @classmethod
+    def _webhooks_ok(cls, v: list[str]) -> list[str]:
+        for index, hook in enumerate(v):
+            if not (hook.startswith("secret://") or re.match(r"^https?://[^/?#]+", hook)):
+                raise ValueError(
+                    f"webhooks[{index}] must be an http(s) URL or a secret reference "
+                    "(secret://env/NAME, secret://file/PATH, ...)"
+                )
+        return v
+
+
 class TavilySettings(_Section):
     """The Tavily web search API, the research agents' `tavily` search provider."""
 
@@ -711,6 +743,7 @@ class Settings(BaseSettings):
     waf: WafSettings = WafSettings()
     research: ResearchSettings = ResearchSettings()
     console: ConsoleSettings = ConsoleSettings()
+    alarms: AlarmsSettings = AlarmsSettings()
 
     # Folder that relative paths are resolved against (the config file's folder).
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

@@ -136,6 +136,23 @@ SERVICE_PRINCIPALS = (
 # copy its key into Secrets Manager and name it in the Lambda's BASTION_API_KEY_REF.
 CLIENT_PRINCIPALS = ("submitter", "lambda-s3-processor")
 
+# The processes whose `/metrics` the gateway's alarm engine (`bastion.alarms`) scrapes: itself
+# and every agent of the shipped configuration.
+METRICS_SCRAPED = [
+    f"{name}.metrics"
+    for name in (
+        "gateway",
+        "echo",
+        "orchestrator",
+        "extractor",
+        "validator",
+        "archivist",
+        "research",
+        "researcher",
+        "critic",
+    )
+]
+
 # Least privilege: each principal may call exactly what the document flow needs of it.
 DEFAULT_POLICY = {
     "allow": {
@@ -172,6 +189,8 @@ DEFAULT_POLICY = {
             "research.cancel",
             "research.conversations",
             "research.conversation",
+            # The alarm engine scrapes the gateway's own and every agent's /metrics.
+            *METRICS_SCRAPED,
         ],
         "research": ["researcher.research", "critic.critique"],
         "researcher": ["archivist.search", "archivist.get_document"],

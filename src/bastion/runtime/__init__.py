@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from bastion.runtime.http_guard import denied_error as denied_error
     from bastion.runtime.http_guard import json_response as json_response
     from bastion.runtime.http_guard import request_context as request_context
+    from bastion.runtime.http_metrics import count_responses as count_responses
     from bastion.runtime.methods import MethodRegistry as MethodRegistry
     from bastion.runtime.metrics_endpoint import metrics_route as metrics_route
     from bastion.runtime.parent_watch import stop_with_parent as stop_with_parent
@@ -79,6 +80,7 @@ _EXPORTS = {
     "input_required": "bastion.runtime.a2a_methods",
     "is_loopback": "bastion.runtime.serve",
     "json_response": "bastion.runtime.http_guard",
+    "count_responses": "bastion.runtime.http_metrics",
     "MethodRegistry": "bastion.runtime.methods",
     "metrics_route": "bastion.runtime.metrics_endpoint",
     "new_id": "bastion.runtime.a2a_methods",
@@ -130,6 +132,7 @@ __all__ = [
     "SupervisorEvent",
     "TaskStore",
     "completed",
+    "count_responses",
     "credential",
     "denied_error",
     "input_required",

@@ -58,6 +58,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
+from bastion.alarms import AlarmService
 from bastion.config import Settings
 from bastion.core.context import CallContext
 from bastion.edge.middleware import protect
@@ -75,7 +76,14 @@ from bastion.pipeline import (
     pipeline_collector,
 )
 from bastion.protocol.http_errors import ApiError, error_response, not_found
-from bastion.runtime import AgentClient, Endpoint, Guard, json_response, metrics_route
+from bastion.runtime import (
+    AgentClient,
+    Endpoint,
+    Guard,
+    count_responses,
+    json_response,
+    metrics_route,
+)
 from bastion.security import SecretValue, build_security
 from bastion.storage import ObjectNotFoundError, shared_engine
 from bastion.web.archivist import call_archivist, unavailable
@@ -132,6 +140,9 @@ class Gateway:
             audit=self.stack.audit.record,
         )
         self.archive = ArchiveCalls(self.archivist)
+        self.alarms = AlarmService.from_settings(
+            settings, api_key=gateway_api_key(settings), audit=self.stack.audit.record
+        )
         self.ingest = Ingest(settings, self.archive)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.events = EventFeed(
@@ -208,6 +219,7 @@ class Gateway:
             queue=self.ingest.queue,
             research=self.research,
             scope=self._scope,
+            alarms=self.alarms,
         )
         return Console(deps).routes(view_routes(deps))
 
@@ -239,6 +251,7 @@ class Gateway:
         self._loop = asyncio.get_running_loop()
         await self.stack.start()
         await self.events.start()
+        await self.alarms.start()  # nothing when `alarms.enabled` is off
         stop = asyncio.Event()
         watcher = self._start_watcher(stop)
         try:
@@ -249,6 +262,7 @@ class Gateway:
             if watcher is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+            await self.alarms.close()
             await self.events.close()
             await self.archivist.aclose()
             await self.research.aclose()
@@ -345,5 +359,8 @@ def build_gateway(settings: Settings) -> ASGIApp:
     """The gateway's ASGI app behind the edge WAF (`waf` settings); serve it with uvicorn (its
     lifespan starts and stops everything)."""
     gateway = Gateway(settings)
-    app = protect(gateway.app(), settings, agent=NAME, audit=gateway.stack.audit)
-    return hide_query_token(app)  # outermost: no layer, log line or rule sees a query token
+    router = gateway.app()
+    app = protect(router, settings, agent=NAME, audit=gateway.stack.audit)
+    app = hide_query_token(app)  # no layer, log line or rule inside sees a query token
+    # Outermost: every answer counted by route template and status class, WAF refusals too.
+    return count_responses(app, NAME, router=router)

@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from bastion.alarms import AlarmService
 from bastion.config import Settings
 from bastion.core.context import CallContext, Identity
 from bastion.runtime import AgentClient, Endpoint, Guard, Handler, request_context
@@ -69,6 +70,7 @@ class ConsoleDeps:
     queue: Queue  # the pipeline queue (and its dead-letter queue)
     research: ResearchCalls  # the research agent, acting for the asking principal
     scope: Callable[[CallContext], str | None]  # whose documents a caller sees (None: all)
+    alarms: AlarmService  # the gateway's alarm engine (rules, states, history, notifications)
     # A correlation id's audit rows and a trace's spans, for the document detail page (None:
     # the page says they are not available). See `views.documents` for the rows' keys.
     audit_path: Callable[[str], Awaitable[list[dict[str, Any]]]] | None = None

@@ -10,11 +10,12 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from bastion.web.console.console import ConsoleDeps
-from bastion.web.console.views import documents
+from bastion.web.console.views import documents, research
 
 
 def view_routes(deps: ConsoleDeps) -> list[BaseRoute]:
     """Every view's routes."""
     routes: list[BaseRoute] = []
     routes += documents.routes(deps)
+    routes += research.routes(deps)
     return routes
