@@ -171,6 +171,7 @@ DEFAULT_POLICY = {
             "research.cancel",
             "research.conversations",
             "research.conversation",
+            "traces",  # GET /traces/{trace_id} of every agent: a document's trace
         ],
         "research": ["researcher.research", "critic.critique"],
         "researcher": ["archivist.search", "archivist.get_document"],
@@ -188,7 +189,7 @@ DEFAULT_POLICY = {
         ],
         # Owns the documents it has the orchestrator ingest from S3 (`{s3: ...}`).
         "lambda-s3-processor": ["orchestrator.process_document"],
-        "monitoring": ["get_status", "gateway.events", "metrics"],
+        "monitoring": ["get_status", "gateway.events", "metrics", "traces"],
         "admin": ["*"],
     },
     "deny": {},

@@ -10,13 +10,16 @@
 4. runs the handler, which raises `ApiError` for anything it refuses;
 5. audits the outcome (one record per request, agent `gateway`), counts it in the metrics
    (method: the action), logs a refusal with its reason, and answers with the correlation ID
-   and the caller's remaining quota in the headers.
+   and the caller's remaining quota in the headers;
+6. when the process traces, records one server span named by the action (trace and parent from
+   `traceparent` / `X-Correlation-ID`), with a child span per security stage.
 
 Nothing about the body is read before the caller is authenticated and authorized.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -28,10 +31,12 @@ from bastion.core.context import (
     CallContext,
     RequestContext,
     correlation_id_var,
+    span_var,
 )
+from bastion.observability.tracing import Tracing, current_tracing
 from bastion.protocol.errors import spec_for
 from bastion.protocol.http_errors import ApiError, error_response
-from bastion.runtime.server import scope_context
+from bastion.runtime.server import http_outcome, scope_context
 from bastion.security import AuditSink, Denied, OutcomeRecorder, Pipeline, headers_for
 
 log = structlog.get_logger("bastion.gateway")
@@ -97,17 +102,44 @@ class Guard:
         async def endpoint(request: Request) -> Response:
             req = request_context(request, self.agent)
             call = CallContext(request=req, method=action)
+            tracing = current_tracing()
+            if tracing is not None:  # one list: the request's stages, then the call's
+                req.stage_times = call.stage_times = []
             token = correlation_id_var.set(req.correlation_id)
+            span_token = span_var.set((req.trace_id, req.span_id))
+            status = 500
             try:
                 response = await self._run(request, call, handler)
+                status = response.status_code
             finally:
+                span_var.reset(span_token)
                 correlation_id_var.reset(token)
+                if tracing is not None:
+                    self._trace(tracing, call, status)
             response.headers[CORRELATION_HEADER] = req.correlation_id
             for name, value in headers_for(req.rate) if req.rate is not None else ():
                 response.headers[name.decode("latin-1")] = value.decode("latin-1")
             return response
 
         return endpoint
+
+    def _trace(self, tracing: Tracing, call: CallContext, status: int) -> None:
+        req = call.request
+        tracing.hop(
+            trace_id=req.trace_id,
+            span_id=req.span_id,
+            parent_span_id=req.parent_span_id,
+            name=call.method,
+            service=self.agent,
+            kind="server",
+            start=req.started,
+            end=time.perf_counter(),
+            outcome=http_outcome(status),
+            status=status,
+            principal=call.principal,
+            correlation_id=req.correlation_id,
+            stages=req.stage_times,
+        )
 
     async def _run(self, request: Request, call: CallContext, handler: Handler) -> Response:
         try:

@@ -5,17 +5,21 @@ and take the `RequestContext`; call stages (authorization, rate limiting) run fo
 call, batch elements included, and take the `CallContext`. A stage returns None to let the call
 through or raises `Denied`. Adding a stage is adding one function to a list. Audit is not a
 stage: the server wraps the whole list with it, so a denial by any stage is recorded.
+When the context carries `stage_times` (the request is traced), each stage's timing is noted
+there, for its span; otherwise the stages run with no timing at all.
 `log_rejection` is the one log line of a refused request, written by whoever answers it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import structlog
 
-from bastion.core.context import CallContext, RequestContext
+from bastion.core.context import CallContext, RequestContext, StageTiming
 from bastion.protocol.errors import (
     FORBIDDEN,
     RATE_LIMITED,
@@ -87,12 +91,38 @@ class Pipeline:
     call_stages: list[CallStage] = field(default_factory=list)
 
     async def admit_request(self, ctx: RequestContext) -> None:
+        if ctx.stage_times is not None:
+            await _timed(self.request_stages, ctx, ctx.stage_times)
+            return
         for stage in self.request_stages:
             await stage(ctx)
 
     async def admit_call(self, ctx: CallContext) -> None:
+        if ctx.stage_times is not None:
+            await _timed(self.call_stages, ctx, ctx.stage_times)
+            return
         for stage in self.call_stages:
             await stage(ctx)
+
+
+_Ctx = TypeVar("_Ctx", RequestContext, CallContext)
+
+
+async def _timed(
+    stages: Sequence[Callable[[_Ctx], Awaitable[None]]], ctx: _Ctx, times: list[StageTiming]
+) -> None:
+    """Run `stages`, noting each one's (name, start, end, refused) in `times`."""
+    clock = time.perf_counter
+    started = clock()
+    for stage in stages:
+        try:
+            await stage(ctx)
+        except BaseException:
+            times.append((stage.__name__, started, clock(), True))
+            raise
+        ended = clock()
+        times.append((stage.__name__, started, ended, False))
+        started = ended
 
 
 def log_rejection(
