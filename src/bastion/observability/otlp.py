@@ -4,9 +4,11 @@
 queue (the newest spans are dropped when it is full) and wakes its thread when a batch is ready.
 Its own daemon thread batches the queue every `otlp_interval_seconds` (or `otlp_batch_size`
 spans), encodes them with the OpenTelemetry protobuf encoder and POSTs them to
-`otlp_endpoint` with an `egress_sync_client` of the agent's egress policy. A refusal by the
-egress policy, an unreachable collector or an error answer drops that batch and is logged as a
-warning once per kind of failure (then at debug level): tracing never fails a request.
+`otlp_endpoint` with an `egress_sync_client` of the agent's egress policy. An unreachable
+collector or an error answer drops that batch and is logged as a warning once per kind of
+failure (then at debug level). A refusal by the egress policy is for good (the policy is the
+configuration's): it is logged once and every span from then on is dropped without a try.
+Tracing never fails nor blocks a request.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class OtlpExport:
         self._max = settings.otlp_queue_size
         self.dropped = 0
         self.sent = 0
+        self.refused = False  # by the egress policy: nothing is sent any more
         self._warned: set[str] = set()
         self._resource: Resource = resource_for(service)
         self._client = client or egress_sync_client(
@@ -74,7 +77,7 @@ class OtlpExport:
 
     def __call__(self, span: Span) -> None:
         queue = self._queue
-        if len(queue) >= self._max:
+        if len(queue) >= self._max or self.refused:
             self.dropped += 1
             return
         queue.append(span)
@@ -82,40 +85,47 @@ class OtlpExport:
             self._wake.set()
 
     def flush(self) -> None:
-        """Send everything queued now (blocking: call it off the event loop)."""
-        while self._queue:
-            if not self._send_batch():
-                break
+        """Send everything queued now, after any export under way (blocking: call it off the
+        event loop)."""
+        with self._lock:
+            while self._queue:
+                if not self._send_batch():
+                    break
 
     def _run(self) -> None:
         while True:
             self._wake.wait(self._interval)
             self._wake.clear()
-            self.flush()
+            try:
+                self.flush()
+            except Exception as exc:  # a span that cannot be encoded: the thread goes on
+                self._failed(type(exc).__name__, 0, f"export failed: {type(exc).__name__}")
 
     def _send_batch(self) -> bool:
-        """Send up to one batch; False when it failed (its spans are dropped)."""
-        with self._lock:
-            spans: list[Span] = []
-            queue = self._queue
-            while queue and len(spans) < self._batch:
-                spans.append(queue.popleft())
-            if not spans:
-                return True
-            readable = [s.to_readable(self._resource) for hop in spans for s in hop.flat()]
-            body = encode_spans(readable).SerializeToString()
-            try:
-                resp = self._client.post(self.endpoint, content=body)
-            except EgressDenied as exc:
-                return self._failed("egress", len(readable), f"refused by the egress policy: {exc}")
-            except httpx.HTTPError as exc:
-                return self._failed(type(exc).__name__, len(readable), type(exc).__name__)
-            if resp.status_code >= 300:
-                return self._failed(
-                    f"status:{resp.status_code}", len(readable), f"answered {resp.status_code}"
-                )
-            self.sent += len(readable)
+        """Send up to one batch, the lock held; False when it failed (its spans are dropped)."""
+        spans: list[Span] = []
+        queue = self._queue
+        while queue and len(spans) < self._batch:
+            spans.append(queue.popleft())
+        if not spans:
             return True
+        readable = [s.to_readable(self._resource) for hop in spans for s in hop.flat()]
+        body = encode_spans(readable).SerializeToString()
+        try:
+            resp = self._client.post(self.endpoint, content=body)
+        except EgressDenied as exc:
+            self.refused = True
+            self.dropped += len(queue)
+            queue.clear()
+            return self._failed("egress", len(readable), f"refused by the egress policy: {exc}")
+        except httpx.HTTPError as exc:
+            return self._failed(type(exc).__name__, len(readable), type(exc).__name__)
+        if resp.status_code >= 300:
+            return self._failed(
+                f"status:{resp.status_code}", len(readable), f"answered {resp.status_code}"
+            )
+        self.sent += len(readable)
+        return True
 
     def _failed(self, kind: str, count: int, reason: str) -> bool:
         self.dropped += count

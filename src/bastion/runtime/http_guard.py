@@ -32,6 +32,7 @@ from bastion.core.context import (
     RequestContext,
     correlation_id_var,
     span_var,
+    traceparent,
 )
 from bastion.observability.tracing import Tracing, current_tracing
 from bastion.protocol.errors import spec_for
@@ -117,6 +118,8 @@ class Guard:
                 if tracing is not None:
                     self._trace(tracing, call, status)
             response.headers[CORRELATION_HEADER] = req.correlation_id
+            if tracing is not None:
+                response.headers["traceresponse"] = traceparent(req.trace_id, req.span_id)
             for name, value in headers_for(req.rate) if req.rate is not None else ():
                 response.headers[name.decode("latin-1")] = value.decode("latin-1")
             return response
