@@ -32,9 +32,11 @@ def agents(tmp_path: Path) -> Iterator[tuple[AgentEnv, str]]:
         env.set_policy(policy)
         registry = MethodRegistry()
 
+        url, key = env.url, env.admin_key
+
         @registry.method("forward")
         async def forward(ctx: CallContext) -> dict[str, Any]:
-            async with AgentClient(env.url, api_key=env.admin_key, principal="front") as client:
+            async with AgentClient(url, api_key=key, principal="front") as client:
                 result: dict[str, Any] = await client.call("echo", {"message": "via front"})
             return result
 
