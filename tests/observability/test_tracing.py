@@ -30,19 +30,21 @@ def agents(tmp_path: Path) -> Iterator[tuple[AgentEnv, str]]:
         policy = json.loads(policy_path.read_text())
         policy["allow"]["nosy"] = ["echo"]  # may call, may not read traces
         env.set_policy(policy)
-        registry = MethodRegistry()
-
-        url, key = env.url, env.admin_key
-
-        @registry.method("forward")
-        async def forward(ctx: CallContext) -> dict[str, Any]:
-            async with AgentClient(url, api_key=key, principal="front") as client:
-                result: dict[str, Any] = await client.call("echo", {"message": "via front"})
-            return result
-
-        front = AgentApp(AgentDefinition("front", "forwards", registry), env.settings)
+        front = AgentApp(front_definition(env.url, env.admin_key), env.settings)
         with serve_in_thread(front) as srv:
             yield env, srv.url
+
+
+def front_definition(echo_url: str, key: str) -> AgentDefinition:
+    registry = MethodRegistry()
+
+    @registry.method("forward")
+    async def forward(ctx: CallContext) -> dict[str, Any]:
+        async with AgentClient(echo_url, api_key=key, principal="front") as client:
+            result: dict[str, Any] = await client.call("echo", {"message": "via front"})
+        return result
+
+    return AgentDefinition("front", "forwards", registry)
 
 
 def trace_of(url: str, trace_id: str, key: str) -> list[dict[str, Any]]:
