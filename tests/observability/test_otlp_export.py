@@ -21,7 +21,7 @@ from bastion.core.context import new_correlation_id
 from bastion.egress import EgressPolicy, origin_policy
 from bastion.observability import tracing as tracing_module
 from bastion.observability.otlp import OtlpExport, parse_headers
-from bastion.observability.tracing import Span
+from bastion.observability.tracing import Hop
 from bastion.testing import serve_in_thread
 from tests.runtime.conftest import make_env
 
@@ -57,6 +57,27 @@ class Receiver:
                             )
                         )
         return out
+
+
+def hop() -> Hop:
+    trace_id = new_correlation_id()
+    return (
+        trace_id,
+        "1" * 16,
+        None,
+        "m",
+        "echo",
+        "server",
+        1.0,
+        2.0,
+        "ok",
+        200,
+        "p",
+        trace_id,
+        None,
+        (),
+        None,
+    )
 
 
 @pytest.fixture
@@ -115,7 +136,7 @@ def test_an_endpoint_the_egress_policy_refuses_drops_spans_with_one_warning(
     rec, endpoint = receiver
     settings = ObservabilitySettings(otlp_endpoint=endpoint, otlp_interval_seconds=3600)
     export = OtlpExport(settings, service="echo", policy=EgressPolicy())  # allows nothing
-    span = Span(new_correlation_id(), "1" * 16, None, "m", "echo", "server", 1.0, 2.0, False, {})
+    span = hop()
     with capture_logs() as logs:
         export(span)
         export.flush()
@@ -137,7 +158,7 @@ def test_a_full_queue_drops_the_newest_without_blocking() -> None:
         otlp_endpoint="http://127.0.0.1:9/v1/traces", otlp_queue_size=3, otlp_interval_seconds=3600
     )
     export = OtlpExport(settings, service="echo", policy=EgressPolicy())
-    span = Span(new_correlation_id(), "1" * 16, None, "m", "echo", "server", 1.0, 2.0, False, {})
+    span = hop()
     for _ in range(5):
         export(span)
     assert export.dropped == 2

@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from bastion.config import ObservabilitySettings
 from bastion.core.context import incoming_ids, new_correlation_id, parse_traceparent, traceparent
-from bastion.observability.tracing import Span, SpanBuffer, Tracing, resource_for
+from bastion.observability.tracing import Hop, Span, SpanBuffer, Tracing, resource_for
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
@@ -60,9 +60,25 @@ def test_incoming_ids_by_header() -> None:
     assert cid == trace_id != "bad id with spaces"
 
 
-def hop(trace_id: str, stages: int = 0) -> Span:
-    timings = [(f"stage{i}", 1.0, 2.0, False) for i in range(stages)]
-    return Span(trace_id, "1" * 16, None, "m", "svc", "server", 1.0, 3.0, False, {}, timings)
+def hop(trace_id: str, stages: int = 0) -> Hop:
+    timings = tuple((f"stage{i}", 1.0, 2.0, False) for i in range(stages))
+    return (
+        trace_id,
+        "1" * 16,
+        None,
+        "m",
+        "svc",
+        "server",
+        1.0,
+        3.0,
+        "ok",
+        200,
+        "p",
+        trace_id,
+        None,
+        timings,
+        None,
+    )
 
 
 def test_the_buffer_keeps_the_last_spans_stage_spans_counted() -> None:
@@ -80,7 +96,7 @@ def test_the_buffer_keeps_the_last_spans_stage_spans_counted() -> None:
 
 
 def test_stage_spans_have_stable_distinct_ids() -> None:
-    span = hop(TRACE, stages=4)
+    span = Span.of(hop(TRACE, stages=4))
     first = [s.span_id for s in span.flat()]
     assert first == [s.span_id for s in span.flat()]
     assert len(set(first)) == 5 and all(len(i) == 16 for i in first)

@@ -24,7 +24,7 @@ from opentelemetry.sdk.resources import Resource
 
 from bastion.config import ObservabilitySettings
 from bastion.egress import EgressDenied, EgressPolicy, egress_sync_client
-from bastion.observability.tracing import Span, resource_for
+from bastion.observability.tracing import Hop, Span, resource_for
 
 log = structlog.get_logger("bastion.tracing")
 
@@ -57,7 +57,7 @@ class OtlpExport:
         self.endpoint = settings.otlp_endpoint
         self._batch = settings.otlp_batch_size
         self._interval = settings.otlp_interval_seconds
-        self._queue: deque[Span] = deque()
+        self._queue: deque[Hop] = deque()
         self._max = settings.otlp_queue_size
         self.dropped = 0
         self.sent = 0
@@ -75,12 +75,12 @@ class OtlpExport:
         self._thread = threading.Thread(target=self._run, name="bastion-otlp", daemon=True)
         self._thread.start()
 
-    def __call__(self, span: Span) -> None:
+    def __call__(self, hop: Hop) -> None:
         queue = self._queue
         if len(queue) >= self._max or self.refused:
             self.dropped += 1
             return
-        queue.append(span)
+        queue.append(hop)
         if len(queue) >= self._batch:
             self._wake.set()
 
@@ -103,13 +103,13 @@ class OtlpExport:
 
     def _send_batch(self) -> bool:
         """Send up to one batch, the lock held; False when it failed (its spans are dropped)."""
-        spans: list[Span] = []
+        spans: list[Hop] = []
         queue = self._queue
         while queue and len(spans) < self._batch:
             spans.append(queue.popleft())
         if not spans:
             return True
-        readable = [s.to_readable(self._resource) for hop in spans for s in hop.flat()]
+        readable = [s.to_readable(self._resource) for hop in spans for s in Span.of(hop).flat()]
         body = encode_spans(readable).SerializeToString()
         try:
             resp = self._client.post(self.endpoint, content=body)

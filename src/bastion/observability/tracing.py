@@ -1,11 +1,12 @@
 """Traces: this process's spans, kept in a bounded buffer and optionally exported by OTLP.
 
 One span per hop (an agent's JSON-RPC call, a gateway action, an agent client call), with a
-child span per security stage. The hot path records a hop as one `Span` object holding its
-stages' timings (`bastion.core.context.StageTiming`) and nothing else: no OpenTelemetry SDK
-span is built per request (that costs tens of microseconds per span); the children and the SDK
-form (`ReadableSpan`, for the OTLP encoder) are made only when read. Span IDs of stage spans are
-derived from their hop's, so every read gives the same IDs.
+child span per security stage. The hot path records a hop as one plain tuple (`Hop`) holding
+its stages' timings (`bastion.core.context.StageTiming`) and nothing else: no OpenTelemetry SDK
+span is built per request (that costs tens of microseconds per span); the `Span` objects, their
+attributes, the stage children and the SDK form (`ReadableSpan`, for the OTLP encoder) are made
+only when read. Span IDs of stage spans are derived from their hop's, so every read gives the
+same IDs.
 
 `setup_tracing` is called once per process by the agent app and the gateway app
 (`observability` settings); `current_tracing()` is then what the server, the guard and the
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -40,6 +41,30 @@ _OK = Status(StatusCode.OK)
 _ERROR = Status(StatusCode.ERROR)
 
 Attributes = dict[str, str | int]
+
+# One hop as the hot path records it, in this order: trace ID, span ID, parent span ID, name
+# (method or action), service (agent), kind ("server" | "client"), start and end
+# (`time.perf_counter` seconds), outcome ("ok", "denied:<stage>", "error:<code>"), HTTP status
+# (0: no answer), principal, correlation ID, target (a client span's agent URL, else None), the
+# stages' timings, and the attributes of a span that came from the OpenTelemetry SDK (else None:
+# the attributes are made from the fields when read).
+Hop = tuple[
+    str,
+    str,
+    str | None,
+    str,
+    str,
+    str,
+    float,
+    float,
+    str,
+    int,
+    str,
+    str,
+    str | None,
+    Sequence[StageTiming],
+    Mapping[str, str | int] | None,
+]
 
 
 class Span:
@@ -71,7 +96,7 @@ class Span:
         end: float,
         error: bool,
         attributes: Attributes,
-        stages: list[StageTiming] | tuple[StageTiming, ...] = (),
+        stages: Sequence[StageTiming] = (),
     ) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
@@ -85,9 +110,41 @@ class Span:
         self.attributes = attributes
         self.stages = stages
 
-    def size(self) -> int:
-        """How many spans this is: the hop and its stages."""
-        return 1 + len(self.stages)
+    @classmethod
+    def of(cls, hop: Hop) -> Span:
+        """The span of a recorded hop, with its attributes: the agent, method, principal,
+        outcome, HTTP status, a client span's target and, when it differs from the trace ID,
+        the caller's correlation ID."""
+        (trace_id, span_id, parent, name, service, kind, start, end) = hop[:8]
+        outcome, status, principal, correlation_id, target, stages, given = hop[8:]
+        attributes: Attributes
+        if given is not None:
+            attributes = dict(given)
+        else:
+            attributes = {
+                "bastion.agent": service,
+                "bastion.method": name,
+                "bastion.principal": principal,
+                "bastion.outcome": outcome,
+                "bastion.status": status,
+            }
+            if correlation_id != trace_id:
+                attributes["bastion.correlation_id"] = correlation_id
+            if target is not None:
+                attributes["bastion.target"] = target
+        return cls(
+            trace_id,
+            span_id,
+            parent,
+            name,
+            service,
+            kind,
+            start,
+            end,
+            outcome != "ok",
+            attributes,
+            stages,
+        )
 
     def stage_span_id(self, index: int) -> str:
         """The span ID of stage `index`: derived from the hop's, the same on every read."""
@@ -143,26 +200,31 @@ class Span:
             instrumentation_scope=_SCOPE,
         )
 
-    @classmethod
-    def from_readable(cls, span: ReadableSpan) -> Span:
-        """A span of the OpenTelemetry SDK, as this module keeps spans."""
-        ctx = span.context
-        parent = span.parent
-        attrs = span.resource.attributes if span.resource is not None else {}
-        start = (span.start_time or 0) / 1e9 - _EPOCH
-        end = (span.end_time or span.start_time or 0) / 1e9 - _EPOCH
-        return cls(
-            f"{ctx.trace_id:032x}" if ctx is not None else "0" * 32,
-            f"{ctx.span_id:016x}" if ctx is not None else "0" * 16,
-            f"{parent.span_id:016x}" if parent is not None else None,
-            span.name,
-            str(attrs.get("service.name", "")),
-            span.kind.name.lower(),
-            start,
-            end,
-            span.status.status_code is StatusCode.ERROR,
-            {k: v for k, v in (span.attributes or {}).items() if isinstance(v, str | int)},
-        )
+
+def hop_of_readable(span: ReadableSpan) -> Hop:
+    """A span of the OpenTelemetry SDK, as this module keeps spans."""
+    ctx = span.context
+    parent = span.parent
+    resource = span.resource.attributes if span.resource is not None else {}
+    trace_id = f"{ctx.trace_id:032x}" if ctx is not None else "0" * 32
+    error = span.status.status_code is StatusCode.ERROR
+    return (
+        trace_id,
+        f"{ctx.span_id:016x}" if ctx is not None else "0" * 16,
+        f"{parent.span_id:016x}" if parent is not None else None,
+        span.name,
+        str(resource.get("service.name", "")),
+        span.kind.name.lower(),
+        (span.start_time or 0) / 1e9 - _EPOCH,
+        (span.end_time or span.start_time or 0) / 1e9 - _EPOCH,
+        "error" if error else "ok",
+        0,
+        "-",
+        trace_id,
+        None,
+        (),
+        {k: v for k, v in (span.attributes or {}).items() if isinstance(v, str | int)},
+    )
 
 
 def _context(trace_id: str, span_id: str, *, remote: bool = False) -> SpanContext:
@@ -180,15 +242,15 @@ class SpanBuffer(SpanProcessor):
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._spans: deque[Span] = deque()
+        self._spans: deque[Hop] = deque()
         self._count = 0
 
-    def add(self, span: Span) -> None:
+    def add(self, hop: Hop) -> None:
         spans = self._spans
-        spans.append(span)
-        self._count += 1 + len(span.stages)
+        spans.append(hop)
+        self._count += 1 + len(hop[13])
         while self._count > self.size and spans:
-            self._count -= spans.popleft().size()
+            self._count -= 1 + len(spans.popleft()[13])
 
     def __len__(self) -> int:
         """How many spans are held, stage spans included."""
@@ -196,15 +258,16 @@ class SpanBuffer(SpanProcessor):
 
     def trace(self, trace_id: str) -> list[dict[str, Any]]:
         """The spans of `trace_id` held here, as JSON objects, by start time."""
-        found = [s for hop in list(self._spans) if hop.trace_id == trace_id for s in hop.flat()]
+        hops = [hop for hop in list(self._spans) if hop[0] == trace_id]
+        found = [s for hop in hops for s in Span.of(hop).flat()]
         found.sort(key=lambda s: s.start)
         return [s.to_json() for s in found]
 
     def on_end(self, span: ReadableSpan) -> None:
-        self.add(Span.from_readable(span))
+        self.add(hop_of_readable(span))
 
 
-Export = Callable[[Span], None]
+Export = Callable[[Hop], None]
 
 
 class Tracing:
@@ -221,59 +284,12 @@ class Tracing:
         if flush is not None:
             flush()
 
-    def emit(self, span: Span) -> None:
-        """Keep a finished span (and queue it for export): never blocks, never raises."""
-        self.buffer.add(span)
+    def hop(self, hop: Hop) -> None:
+        """Keep a finished hop (and queue it for export): never blocks, never raises. A tuple
+        built by the caller: this is called once per request on the hot path."""
+        self.buffer.add(hop)
         if self._export is not None:
-            self._export(span)
-
-    def hop(
-        self,
-        *,
-        trace_id: str,
-        span_id: str,
-        parent_span_id: str | None,
-        name: str,
-        service: str,
-        kind: str,
-        start: float,
-        end: float,
-        outcome: str,
-        status: int,
-        principal: str,
-        correlation_id: str,
-        stages: list[StageTiming] | None = None,
-        target: str | None = None,
-    ) -> None:
-        """Record one hop: its attributes are the agent, method, principal, outcome, HTTP
-        status, the target a client span called and, when it differs from the trace ID, the
-        caller's correlation ID."""
-        attributes: Attributes = {
-            "bastion.agent": service,
-            "bastion.method": name,
-            "bastion.principal": principal,
-            "bastion.outcome": outcome,
-            "bastion.status": status,
-        }
-        if correlation_id != trace_id:
-            attributes["bastion.correlation_id"] = correlation_id
-        if target is not None:
-            attributes["bastion.target"] = target
-        self.emit(
-            Span(
-                trace_id,
-                span_id,
-                parent_span_id,
-                name,
-                service,
-                kind,
-                start,
-                end,
-                outcome != "ok",
-                attributes,
-                stages or (),
-            )
-        )
+            self._export(hop)
 
 
 _TRACING: list[Tracing] = []

@@ -664,20 +664,25 @@ class AgentClient(AsyncClosing):
             outcome = f"error:{type(exc).__name__}"
             raise
         finally:
+            service = self._principal if self._principal != "-" else "client"
             tracing.hop(
-                trace_id=trace_id,
-                span_id=span_id,
-                parent_span_id=parent_id,
-                name=label,
-                service=self._principal if self._principal != "-" else "client",
-                kind="client",
-                start=started,
-                end=time.perf_counter(),
-                outcome=outcome,
-                status=status,
-                principal=self._principal,
-                correlation_id=correlation_id or trace_id,
-                target=self.base_url,
+                (
+                    trace_id,
+                    span_id,
+                    parent_id,
+                    label,
+                    service,
+                    "client",
+                    started,
+                    time.perf_counter(),
+                    outcome,
+                    status,
+                    self._principal,
+                    correlation_id or trace_id,
+                    self.base_url,
+                    (),
+                    None,
+                )
             )
 
     async def _post_traced(

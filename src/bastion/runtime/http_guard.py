@@ -128,20 +128,25 @@ class Guard:
 
     def _trace(self, tracing: Tracing, call: CallContext, status: int) -> None:
         req = call.request
+        outcome = http_outcome(status)
         tracing.hop(
-            trace_id=req.trace_id,
-            span_id=req.span_id,
-            parent_span_id=req.parent_span_id,
-            name=call.method,
-            service=self.agent,
-            kind="server",
-            start=req.started,
-            end=time.perf_counter(),
-            outcome=http_outcome(status),
-            status=status,
-            principal=call.principal,
-            correlation_id=req.correlation_id,
-            stages=req.stage_times,
+            (
+                req.trace_id,
+                req.span_id,
+                req.parent_span_id,
+                call.method,
+                self.agent,
+                "server",
+                req.started,
+                time.perf_counter(),
+                outcome,
+                status,
+                call.principal,
+                req.correlation_id,
+                None,
+                tuple(req.stage_times or ()),
+                None,
+            )
         )
 
     async def _run(self, request: Request, call: CallContext, handler: Handler) -> Response:

@@ -429,43 +429,71 @@ class AgentServer:
         one for the batch and one per element, its child."""
         ident = req.identity
         principal = ident.principal if ident is not None else "-"
-        audits = trail.records()
-        single = not trail.batch or not trail.calls
-        first = audits[0]
-        request_stages = req.stage_times or []
+        trace_id, cid = req.trace_id, req.correlation_id
+        # A tuple of tuples of atoms: the garbage collector stops tracking it, not a list.
+        stages = tuple(req.stage_times or ())
+        if not trail.batch or not trail.calls:  # a single call's stages share the request's list
+            a = trail.calls[0] if trail.calls else trail.request
+            end = a.ended or time.perf_counter()
+            tracing.hop(
+                (
+                    trace_id,
+                    req.span_id,
+                    req.parent_span_id,
+                    a.method,
+                    self.name,
+                    "server",
+                    req.started,
+                    end,
+                    a.outcome,
+                    a.status,
+                    principal,
+                    cid,
+                    None,
+                    stages,
+                    None,
+                )
+            )
+            return
         now = time.perf_counter()
         tracing.hop(
-            trace_id=req.trace_id,
-            span_id=req.span_id,
-            parent_span_id=req.parent_span_id,
-            name=first.method if single else trail.request.method,
-            service=self.name,
-            kind="server",
-            start=req.started,
-            end=(first.ended or now) if single else now,
-            outcome=first.outcome if single else "ok",
-            status=first.status if single else 200,
-            principal=principal,
-            correlation_id=req.correlation_id,
-            stages=request_stages + first.stages if single and first.stages else request_stages,
+            (
+                trace_id,
+                req.span_id,
+                req.parent_span_id,
+                trail.request.method,
+                self.name,
+                "server",
+                req.started,
+                now,
+                "ok",
+                200,
+                principal,
+                cid,
+                None,
+                stages,
+                None,
+            )
         )
-        if single:
-            return
-        for audit in audits:
+        for a in trail.calls:
             tracing.hop(
-                trace_id=req.trace_id,
-                span_id=audit.span_id or new_span_id(),
-                parent_span_id=req.span_id,
-                name=audit.method,
-                service=self.name,
-                kind="server",
-                start=audit.started,
-                end=audit.ended or now,
-                outcome=audit.outcome,
-                status=audit.status,
-                principal=principal,
-                correlation_id=req.correlation_id,
-                stages=audit.stages,
+                (
+                    trace_id,
+                    a.span_id or new_span_id(),
+                    req.span_id,
+                    a.method,
+                    self.name,
+                    "server",
+                    a.started,
+                    a.ended or now,
+                    a.outcome,
+                    a.status,
+                    principal,
+                    cid,
+                    None,
+                    tuple(a.stages or ()),
+                    None,
+                )
             )
 
     async def _answer(
@@ -593,10 +621,11 @@ class AgentServer:
 
         audit.method = item.method
         ctx = CallContext(request=req, method=item.method)
+        if not in_batch:  # the call is the request's span: its stages go in the same list
+            ctx.stage_times = req.stage_times
+            return await self._call(req, item, audit, ctx, in_batch=False)
         if req.stage_times is not None:
             ctx.stage_times = audit.stages = []
-        if not in_batch:
-            return await self._call(req, item, audit, ctx, in_batch=False)
         # A batch element is its own span: the calls its handler makes are its children.
         audit.span_id = new_span_id()
         token = span_var.set((req.trace_id, audit.span_id))
