@@ -277,6 +277,9 @@ class Tracing:
         self.settings = settings
         self.buffer = SpanBuffer(settings.span_buffer_size)
         self._export = export
+        # Keep a finished hop (and queue it for export): never blocks, never raises. Called
+        # once per request with a tuple the caller built: without export, the buffer's own add.
+        self.hop: Callable[[Hop], None] = self.buffer.add if export is None else self._keep
 
     def flush(self) -> None:
         """Send the spans waiting for export (blocking: call it off the event loop)."""
@@ -284,9 +287,7 @@ class Tracing:
         if flush is not None:
             flush()
 
-    def hop(self, hop: Hop) -> None:
-        """Keep a finished hop (and queue it for export): never blocks, never raises. A tuple
-        built by the caller: this is called once per request on the hot path."""
+    def _keep(self, hop: Hop) -> None:
         self.buffer.add(hop)
         if self._export is not None:
             self._export(hop)

@@ -126,6 +126,13 @@ class Guard:
 
         return endpoint
 
+    def span(self, call: CallContext, status: int) -> None:
+        """Record `call`'s server span now, ended with `status` (when the process traces):
+        for admissions outside `protect`, such as a WebSocket's."""
+        tracing = current_tracing()
+        if tracing is not None:
+            self._trace(tracing, call, status)
+
     def _trace(self, tracing: Tracing, call: CallContext, status: int) -> None:
         req = call.request
         outcome = http_outcome(status)

@@ -44,7 +44,6 @@ from bastion.core.context import (
     incoming_ids,
     new_span_id,
     span_var,
-    traceparent,
 )
 from bastion.observability.metrics import UNKNOWN, observe_request
 from bastion.observability.tracing import Tracing
@@ -583,7 +582,7 @@ class AgentServer:
     ) -> list[tuple[bytes, bytes]]:
         headers = [(b"x-correlation-id", req.correlation_id.encode("latin-1"))]
         if self.tracing is not None:  # where to find the request's spans (W3C `traceresponse`)
-            headers.append((b"traceresponse", traceparent(req.trace_id, req.span_id).encode()))
+            headers.append((b"traceresponse", f"00-{req.trace_id}-{req.span_id}-01".encode()))
         if req.rate is not None:
             headers.extend(headers_for(req.rate))
         if extra:
