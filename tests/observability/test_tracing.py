@@ -232,3 +232,19 @@ def _refusing_app() -> Any:
     from starlette.applications import Starlette
 
     return Starlette()
+
+
+def test_a_guarded_route_is_a_span_with_its_stages(agents: tuple[AgentEnv, str]) -> None:
+    echo, _ = agents
+    trace_id = new_correlation_id()
+    r = httpx.get(
+        f"{echo.url}/traces/{new_correlation_id()}",
+        headers={"X-API-Key": echo.admin_key, "traceparent": traceparent(trace_id, UPSTREAM_SPAN)},
+        timeout=10,
+    )
+    assert r.status_code == 200 and r.headers["traceresponse"].startswith(f"00-{trace_id}-")
+    spans = trace_of(echo.url, trace_id, echo.admin_key)
+    hop = one(spans, name="traces", kind="server")
+    assert hop["parent_span_id"] == UPSTREAM_SPAN and hop["attributes"]["bastion.status"] == 200
+    stages = [s["name"] for s in spans if s["parent_span_id"] == hop["span_id"]]
+    assert stages == ["authenticate", "delegation", "authorize", "rate_limit"]
