@@ -579,6 +579,18 @@ class EventsSettings(_Section):
     queue_size: int = Field(default=256, gt=0)
 
 
+class ConsoleSettings(_Section):
+    """The operator's console served by the gateway at `/` (docs/console.md)."""
+
+    # Serve the console (pages, sign-in, static assets). Off: the gateway answers its API only.
+    enabled: bool = True
+    # Other origins whose pages may open the WebSockets with the session cookie (exact
+    # `scheme://host:port`); the gateway's own origin is always allowed.
+    allowed_origins: list[str] = Field(default_factory=list)
+    # Rows per page in the console's lists.
+    page_size: int = Field(default=25, gt=0, le=200)
+
+
 class LoggingSettings(_Section):
     level: str = "INFO"
     format: Literal["json", "console"] = "json"
@@ -619,6 +631,38 @@ class ObservabilitySettings(_Section):
     otlp_batch_size: int = Field(default=512, gt=0)
     otlp_interval_seconds: float = Field(default=2.0, gt=0)
     otlp_timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+class AlarmsSettings(_Section):
+    """The gateway's alarm engine (`bastion.alarms`): rules evaluated on scraped `/metrics`."""
+
+    enabled: bool = True
+    # A YAML file of alarm rules (relative to the config's folder); empty: the shipped rules.
+    rules_file: str = ""
+    # How often every target's /metrics is scraped and every rule evaluated.
+    interval_seconds: float = Field(default=15.0, gt=0)
+    # Where firing and resolved alarms are posted (Slack-compatible JSON): each a URL or a
+    # secret reference (a webhook URL is a credential). Their hosts must be on `egress`.
+    webhooks: list[str] = Field(default_factory=list)
+    # Attempts after the first for a webhook that fails (connection error, 429 or 5xx).
+    webhook_retries: int = Field(default=3, ge=0, le=10)
+    # The wait before the first retry, doubled before each next one (at most 60 seconds).
+    webhook_backoff_seconds: float = Field(default=1.0, ge=0)
+    # State changes and notification attempts kept for the console.
+    history_size: int = Field(default=500, ge=1, le=100_000)
+    # Where the webhooks may be posted (`bastion.egress`); the default allows nothing.
+    egress: EgressPolicy = EgressPolicy()
+
+    @field_validator("webhooks")
+    @classmethod
+    def _webhooks_ok(cls, v: list[str]) -> list[str]:
+        for index, hook in enumerate(v):
+            if not (hook.startswith("secret://") or re.match(r"^https?://[^/?#]+", hook)):
+                raise ValueError(
+                    f"webhooks[{index}] must be an http(s) URL or a secret reference "
+                    "(secret://env/NAME, secret://file/PATH, ...)"
+                )
+        return v
 
 
 class TavilySettings(_Section):
@@ -719,6 +763,8 @@ class Settings(BaseSettings):
     secrets: SecretsSettings = SecretsSettings()
     waf: WafSettings = WafSettings()
     research: ResearchSettings = ResearchSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    alarms: AlarmsSettings = AlarmsSettings()
 
     # Folder that relative paths are resolved against (the config file's folder).
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

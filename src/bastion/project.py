@@ -136,6 +136,23 @@ SERVICE_PRINCIPALS = (
 # copy its key into Secrets Manager and name it in the Lambda's BASTION_API_KEY_REF.
 CLIENT_PRINCIPALS = ("submitter", "lambda-s3-processor")
 
+# The processes whose `/metrics` the gateway's alarm engine (`bastion.alarms`) scrapes: itself
+# and every agent of the shipped configuration.
+METRICS_SCRAPED = [
+    f"{name}.metrics"
+    for name in (
+        "gateway",
+        "echo",
+        "orchestrator",
+        "extractor",
+        "validator",
+        "archivist",
+        "research",
+        "researcher",
+        "critic",
+    )
+]
+
 # Least privilege: each principal may call exactly what the document flow needs of it.
 DEFAULT_POLICY = {
     "allow": {
@@ -172,6 +189,8 @@ DEFAULT_POLICY = {
             "research.conversations",
             "research.conversation",
             "traces",  # GET /traces/{trace_id} of every agent: a document's trace
+            # The alarm engine scrapes the gateway's own and every agent's /metrics.
+            *METRICS_SCRAPED,
         ],
         "research": ["researcher.research", "critic.critique"],
         "researcher": ["archivist.search", "archivist.get_document"],
@@ -189,7 +208,21 @@ DEFAULT_POLICY = {
         ],
         # Owns the documents it has the orchestrator ingest from S3 (`{s3: ...}`).
         "lambda-s3-processor": ["orchestrator.process_document"],
-        "monitoring": ["get_status", "gateway.events", "metrics", "traces"],
+        # The console's views, read-only (redrive and asking research need `admin`); its
+        # documents view lists every document only with `gateway.read_all_documents`.
+        "monitoring": [
+            "get_status",
+            "gateway.events",
+            "metrics",
+            "gateway.console_session",
+            "gateway.console_documents",
+            "gateway.console_dlq",
+            "gateway.console_research",
+            "gateway.console_security",
+            "gateway.console_audit",
+            "gateway.console_alarms",
+            "traces",  # GET /traces/{trace_id} of every agent
+        ],
         "admin": ["*"],
     },
     "deny": {},

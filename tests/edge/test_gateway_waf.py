@@ -14,7 +14,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from bastion.agents.echo import echo_definition
-from bastion.config import AgentEndpoint, Settings, load_settings
+from bastion.config import Settings, load_settings
 from bastion.edge.middleware import WafMiddleware, protect
 from bastion.project import init_project
 from bastion.runtime.agent import AgentApp
@@ -23,7 +23,7 @@ from bastion.testing import serve_in_thread
 from bastion.web.gateway import NAME, Gateway, build_gateway
 from tests.edge.conftest import FAKE
 from tests.pipeline.hostile import normal_pdf
-from tests.runtime.conftest import AgentEnv, make_env
+from tests.runtime.conftest import AgentEnv, make_env, public
 from tests.web.conftest import Project, make_project, serve_archivist
 
 SQLI = "1' OR 1=1--"
@@ -182,14 +182,9 @@ def test_large_pdf_with_attack_like_bytes_passes_the_real_detectors(
 # -- a public agent ---------------------------------------------------------------------------
 
 
-def _public(settings: Settings) -> None:
-    settings.agents.setdefault("echo", AgentEndpoint(url="http://127.0.0.1:8090"))
-    settings.agents["echo"].public = True
-
-
 @pytest.fixture
 def public_agent(tmp_path: Path) -> Iterator[AgentEnv]:
-    yield from make_env(tmp_path, _public)
+    yield from make_env(tmp_path, public)
 
 
 async def test_our_agent_client_is_never_blocked_by_a_public_agent(public_agent: AgentEnv) -> None:
@@ -213,5 +208,5 @@ def test_agents_not_public_are_not_wrapped(tmp_path: Path) -> None:
     settings = load_settings(init_project(tmp_path / "proj").config)
     app = AgentApp(echo_definition(), settings)
     assert app.edge is app.server
-    _public(settings)
+    public(settings)
     assert isinstance(AgentApp(echo_definition(), settings).edge, WafMiddleware)

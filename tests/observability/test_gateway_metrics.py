@@ -1,5 +1,6 @@
 """`GET /metrics` on the gateway over real HTTP: who may scrape, request counters, and the queue
-and archive read at scrape time (on SQLite and PostgreSQL), including when a read fails."""
+(depth and age of its oldest waiting message) and archive read at scrape time (on SQLite and
+PostgreSQL), including when a read fails."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def test_gateway_metrics_need_the_metrics_grant(tmp_path: Path, sqlite_url: str)
         assert status({}) == 401
         assert status({"X-API-Key": "bst_nope"}) == 401
         assert status({"X-API-Key": project.keys["submitter"]}) == 403
-        assert status({"X-API-Key": project.keys["gateway"]}) == 403
+        # The gateway's alarm engine scrapes the gateway itself (`gateway.metrics`).
+        assert status({"X-API-Key": project.keys["gateway"]}) == 200
         assert status({"X-API-Key": project.keys["monitoring"]}) == 200
         assert status({"X-API-Key": project.keys["admin"]}) == 200
 
@@ -93,6 +95,8 @@ def test_queue_depth_dlq_and_documents_by_status_follow_the_stores(
         assert empty.has("bastion_queue_messages", queue="pipeline", state="visible")
         assert empty.value("bastion_queue_messages", queue="pipeline", state="visible") == 0
         assert empty.value("bastion_queue_dead_letters", queue="pipeline") == 0
+        assert empty.has("bastion_queue_oldest_age_seconds", queue="pipeline")
+        assert empty.value("bastion_queue_oldest_age_seconds", queue="pipeline") == 0
         assert empty.has("bastion_documents", status="archived")
 
         for marker in (b"one", b"two", b"three"):
@@ -100,6 +104,7 @@ def test_queue_depth_dlq_and_documents_by_status_follow_the_stores(
         queued = monitor(project, url)
         assert queued.value("bastion_queue_messages", queue="pipeline", state="visible") == 3
         assert queued.value("bastion_documents", status="queued") == 3
+        assert queued.value("bastion_queue_oldest_age_seconds", queue="pipeline") > 0
 
         queue = open_pipeline_queue(project.settings)
         try:
@@ -115,6 +120,16 @@ def test_queue_depth_dlq_and_documents_by_status_follow_the_stores(
         assert after.value("bastion_queue_dead_letters", queue="pipeline") == 1
         assert after.value("bastion_documents", status="queued") == 2
         assert after.value("bastion_documents", status="failed") == 1
+        assert after.value("bastion_queue_oldest_age_seconds", queue="pipeline") > 0
+
+        queue = open_pipeline_queue(project.settings)
+        try:
+            assert len(queue.receive(visibility_timeout=300)) == 1
+        finally:
+            queue.close()
+        drained = monitor(project, url)
+        assert drained.value("bastion_queue_messages", queue="pipeline", state="in_flight") == 2
+        assert drained.value("bastion_queue_oldest_age_seconds", queue="pipeline") == 0
 
 
 def test_a_failed_store_read_leaves_its_samples_out_and_the_scrape_succeeds(
@@ -136,3 +151,33 @@ def test_a_failed_store_read_leaves_its_samples_out_and_the_scrape_succeeds(
         assert result.has("bastion_queue_messages", queue="pipeline", state="visible")
     assert second.since(first, errors, collector="documents") == 1
     assert first.value(errors, collector="documents") >= 1
+
+
+def test_the_breaker_of_a_dead_archivist_reads_open_in_the_gateway_metrics(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    dead = closed_port_url()
+    project = make_project(tmp_path, sqlite_url, uncached)
+    monitoring = build_api_key_store(project.settings).create("monitoring")
+    project.settings.agents["archivist"].url = dead
+    project.settings.client.max_retries = 0
+    project.settings.client.breaker_failure_threshold = 2
+    project.settings.client.breaker_reset_seconds = 3600
+
+    def breaker(result: Scrape, sample: str, **labels: str) -> float:
+        """A sample of the archivist's breaker (its `name` label is the configured address)."""
+        return result.samples.get(sample, {}).get(frozenset({"name": dead, **labels}.items()), 0)
+
+    with serve_in_thread(build_gateway(project.settings)) as srv:
+        key = {"X-API-Key": project.keys["submitter"]}
+        before = scrape(srv.url, {"X-API-Key": monitoring})
+        assert breaker(before, "bastion_circuit_state") == 0  # closed: one failure so far
+        r = httpx.get(srv.url + "/api/documents", headers=key, timeout=10)
+        assert r.status_code == 503  # the second failure opens the breaker
+        after = scrape(srv.url, {"X-API-Key": monitoring})
+    assert breaker(after, "bastion_circuit_state") == 2
+    transitions = "bastion_circuit_transitions_total"
+    assert (
+        breaker(after, transitions, state="open") - breaker(before, transitions, state="open") == 1
+    )
+    assert after.value("bastion_collector_up", collector="documents") == 0  # failed fast

@@ -1,5 +1,6 @@
 """Scrape-time collectors: one read per cache period whatever the scrape rate (concurrent
-scrapes included), a failed read cached like a good one, counted, and leaving no sample."""
+scrapes included), a failed read cached like a good one, counted, and leaving no sample; a queue
+that cannot tell the age of its oldest message leaves that sample out."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from bastion.pipeline.collectors import ScrapeCollector, Source, queue_source
-from bastion.storage.queue import SQLiteQueue
+from bastion.storage.queue import SQLiteQueue, open_queue
 from tests.observability.scrape import parse
 
 
@@ -107,3 +108,21 @@ def test_one_failing_source_leaves_the_others(tmp_path: Path) -> None:
     assert scraped.value("bastion_queue_dead_letters", queue="q") == 0
     assert scraped.value("bastion_collector_up", collector="queue") == 1
     assert scraped.value("bastion_collector_up", collector="broken_store") == 0
+
+
+def test_the_age_of_the_oldest_message_is_left_out_where_the_queue_cannot_tell(
+    tmp_path: Path, sqs_queue_url: str
+) -> None:
+    with SQLiteQueue(tmp_path / "queue.db") as queue:
+        queue.send({"n": 1})
+        local = parse(render(ScrapeCollector([queue_source(queue, "q")], ttl=0)))
+    assert local.value("bastion_queue_oldest_age_seconds", queue="q") > 0
+    sqs = open_queue(sqs_queue_url)
+    try:
+        sqs.send({"n": 1})
+        remote = parse(render(ScrapeCollector([queue_source(sqs, "q")], ttl=0)))
+    finally:
+        sqs.close()
+    assert "bastion_queue_oldest_age_seconds" not in remote.samples  # SQS: CloudWatch tells it
+    assert remote.value("bastion_queue_messages", queue="q", state="visible") == 1
+    assert remote.value("bastion_collector_up", collector="queue") == 1

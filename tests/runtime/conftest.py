@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bastion.agents.echo import echo_definition
-from bastion.config import Settings, load_settings
+from bastion.config import AgentEndpoint, Settings, load_settings
 from bastion.project import init_project
 from bastion.runtime.agent import AgentApp, AgentDefinition
 from bastion.security.stack import build_api_key_store
@@ -85,3 +85,9 @@ def make_env(
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[AgentEnv]:
     yield from make_env(tmp_path)
+
+
+def public(settings: Settings) -> None:
+    """The echo agent configured `public`: served behind the edge WAF."""
+    settings.agents.setdefault("echo", AgentEndpoint(url="http://127.0.0.1:8090"))
+    settings.agents["echo"].public = True

@@ -384,3 +384,63 @@ def test_an_agent_address_may_be_a_list_of_urls() -> None:
     assert AgentEndpoint(url="http://10.0.0.5:8003").urls() == ["http://10.0.0.5:8003"]
     with pytest.raises(ValueError, match="empty list"):
         AgentEndpoint(url=[])
+
+
+# -- breaker metrics -------------------------------------------------------------------------
+
+
+def circuit(name: str) -> float | None:
+    return REGISTRY.get_sample_value("bastion_circuit_state", {"name": name})
+
+
+def opened(name: str) -> float:
+    labels = {"name": name, "state": "open"}
+    return REGISTRY.get_sample_value("bastion_circuit_transitions_total", labels) or 0.0
+
+
+async def call_until_open(client: AgentClient, replica: Replica) -> None:
+    """Call until `replica`'s breaker opens (each call picks at random among idle replicas)."""
+    for _ in range(200):
+        with contextlib.suppress(AgentUnreachable, BreakerOpen):
+            await client.call("whoami")
+        if replica.breaker.state is BreakerState.OPEN:
+            return
+    raise AssertionError(f"the breaker of {replica.name} did not open")
+
+
+async def test_a_name_shows_the_breaker_of_its_most_available_address() -> None:
+    with loopback_replicas(3) as (port, running):
+        dns = FakeDns("127.0.0.1", "127.0.0.2")
+        name = f"http://agents.test:{port}"
+        async with client_of_name(port, dns) as client:
+            assert circuit(name) == 0
+            one, two = client.replicas.replicas
+            running[0].stop()
+            await call_until_open(client, one)
+            assert circuit(name) == 0  # .2 still takes calls
+            before = opened(name)
+            running[1].stop()
+            await call_until_open(client, two)
+            assert circuit(name) == 2  # every address open: calls to the name fail fast
+            assert opened(name) == before + 1
+            with pytest.raises(ReplicasDown):
+                await client.call("whoami")
+
+            dns.addresses = ["127.0.0.3"]  # the agent came back elsewhere
+            await client.replicas.resolve_now()
+            assert circuit(name) == 0
+            assert await client.call("whoami") == "127.0.0.3"
+        # No series for the resolved addresses: only the configured name is a label value.
+        assert circuit(f"http://127.0.0.1:{port}") is None
+        assert circuit(f"http://agents.test:{port} (127.0.0.1)") is None
+
+
+async def test_a_name_that_does_not_resolve_shows_its_own_breaker() -> None:
+    dns = FakeDns()
+    url = f"http://agents.test:{free_port()}"
+    async with AgentClient(url, settings=settings(max_retries=0), resolver=dns) as client:
+        assert circuit(url) == 0
+        with pytest.raises(AgentUnreachable):
+            await client.call("whoami")
+        assert client.breaker.state is BreakerState.OPEN
+        assert circuit(url) == 2

@@ -414,3 +414,45 @@ def test_a_message_waiting_to_retry_has_no_holder_to_reclaim_it(queue: Queue) ->
     assert queue.reclaim(gone=[consumer]) == 0  # the backoff is kept
     assert queue.receive() == []
     assert queue.stats().in_flight == 1
+
+
+# The clocks of the test and of the backend (the database or Redis server, on this host) read
+# to the millisecond at worst.
+_CLOCK_SLACK = 0.01
+
+
+@pytest.mark.not_on("sqs", reason="SQS tells the age of its oldest message only to CloudWatch")
+def test_oldest_age_is_how_long_the_longest_waiting_message_has_been_receivable(
+    queue: Queue,
+) -> None:
+    assert queue.oldest_age_seconds() == 0  # empty
+    sent = time.time()
+    queue.send({"n": 1})
+    time.sleep(0.1)  # let it wait
+    age = queue.oldest_age_seconds()
+    assert age is not None
+    assert 0.1 - _CLOCK_SLACK <= age <= time.time() - sent + _CLOCK_SLACK
+
+    [m] = queue.receive(visibility_timeout=600)
+    assert queue.oldest_age_seconds() == 0  # in flight: not waiting
+    queue.send({"n": 2}, delay_seconds=600)
+    assert queue.oldest_age_seconds() == 0  # delayed, not due: not waiting
+
+    released = time.time()
+    assert queue.change_visibility(m.receipt_handle, 0)
+    again = queue.oldest_age_seconds()
+    assert again is not None
+    assert 0 <= again <= time.time() - released + _CLOCK_SLACK  # waiting since handed back
+    [m] = queue.receive()
+    assert queue.delete(m.receipt_handle)
+    assert queue.oldest_age_seconds() == 0
+
+
+@pytest.mark.not_on("sqs", reason=_WHOLE_SECONDS)
+def test_a_delayed_message_waits_from_when_it_came_due(queue: Queue) -> None:
+    sent = time.time()
+    queue.send({"later": True}, delay_seconds=0.1)
+    time.sleep(0.2)  # due for 0.1 s at least, and not moved anywhere by a receive
+    age = queue.oldest_age_seconds()
+    assert age is not None
+    assert 0.1 - _CLOCK_SLACK <= age <= time.time() - sent - 0.1 + _CLOCK_SLACK

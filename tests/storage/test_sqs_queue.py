@@ -222,3 +222,9 @@ def test_the_ledger_on_every_database(db_url: str, moto_endpoint: str, aws_env: 
     assert queue.consumers() == []
     assert not queue.delete(first.receipt_handle)
     assert queue.purge_expired() == 0
+
+
+def test_the_age_of_the_oldest_message_is_not_known(queue: SQSQueue) -> None:
+    assert queue.oldest_age_seconds() is None
+    queue.send({"x": 1})
+    assert queue.oldest_age_seconds() is None  # CloudWatch's ApproximateAgeOfOldestMessage

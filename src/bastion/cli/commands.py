@@ -7,6 +7,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     from bastion.cli import (
+        alarms_cmd,
         audit_cmd,
         config_cmd,
         demo_cmd,
@@ -39,3 +40,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(guard_cmd.app, name="guard", help="Scan text with the guardrails.")
     app.add_typer(waf_cmd.app, name="waf", help="Try the edge WAF's rules on recorded requests.")
     app.add_typer(config_cmd.app, name="config", help="Check the configuration.")
+    app.add_typer(
+        alarms_cmd.app, name="alarms", help="Export the alarm rules for Prometheus and Grafana."
+    )

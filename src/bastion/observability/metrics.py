@@ -20,16 +20,21 @@ Counted as requests are served:
     bastion_guardrail_events_total{action, source, direction}   (guardrails.service)
     bastion_guardrail_findings_total{type, action}              (guardrails.service)
     bastion_collector_errors_total{collector}               failed scrape-time reads
+    bastion_http_responses_total{agent, route, status_class}
+        every HTTP response and WebSocket handshake answer (`bastion.runtime.http_metrics`):
+        `route` is the route's path template (`/api/documents/{id}`) or `unmatched`, never a
+        raw path; `status_class` is `1xx` (an accepted WebSocket) to `5xx`
 
-Set as outbound circuit breakers move (`bastion.runtime.CircuitBreaker` given a `metric_name`:
-a fixed name such as `tavily`, or an agent replica's configured address `scheme://host:port`,
-never user input):
+Set as outbound circuit breakers move (`bastion.runtime.CircuitBreaker` given a `metric_name`,
+a fixed name such as `tavily`; or an agent client's replicas, under each configured address
+`scheme://host:port`, a DNS name showing its most available resolved address; never user
+input):
 
     bastion_circuit_state{name}                 0 closed, 1 half-open, 2 open
     bastion_circuit_transitions_total{name, state}   state changes, by the state entered
 
-Read at scrape time (see `bastion.pipeline.collectors`): queue depth, dead-letter queue size,
-documents by status.
+Read at scrape time (see `bastion.pipeline.collectors`): queue depth, age of its oldest waiting
+message, dead-letter queue size, documents by status.
 """
 
 from __future__ import annotations
@@ -43,11 +48,13 @@ __all__ = [
     "CIRCUIT_TRANSITIONS",
     "COLLECTOR_ERRORS",
     "DENIALS",
+    "HTTP_RESPONSES",
     "RATE_LIMIT_HITS",
     "REQUESTS",
     "REQUEST_DURATION",
     "UNKNOWN",
     "WAF_MATCHES",
+    "http_response_counter",
     "observe_circuit_transition",
     "observe_request",
     "set_circuit_state",
@@ -104,6 +111,11 @@ RATE_LIMIT_HITS = Counter(
     "Calls refused because the caller's rate limit was exhausted (429)",
     ["agent"],
 )
+HTTP_RESPONSES = Counter(
+    "bastion_http_responses_total",
+    "HTTP responses (and WebSocket handshake answers) by route template and status class",
+    ["agent", "route", "status_class"],
+)
 COLLECTOR_ERRORS = Counter(
     "bastion_collector_errors_total",
     "Scrape-time reads (queue, documents) that failed; their samples are left out",
@@ -136,6 +148,18 @@ def _request_children(agent: str, method: str, outcome: str) -> tuple[Counter, H
         children = (REQUESTS.labels(*key), REQUEST_DURATION.labels(agent, method))
         _children[key] = children
     return children
+
+
+_http_children: dict[tuple[str, str, str], Counter] = {}
+
+
+def http_response_counter(agent: str, route: str, status_class: str) -> Counter:
+    """The `bastion_http_responses_total` child of these (bounded) label values."""
+    key = (agent, route, status_class)
+    child = _http_children.get(key)
+    if child is None:
+        child = _http_children[key] = HTTP_RESPONSES.labels(*key)
+    return child
 
 
 def observe_request(agent: str, method: str, outcome: str, status: int, seconds: float) -> None:

@@ -1,4 +1,5 @@
-"""Metrics read at scrape time from the pipeline's stores: queue depth, DLQ size, documents.
+"""Metrics read at scrape time from the pipeline's stores: queue depth and age, DLQ size,
+documents.
 
 Scrapes run in a thread (`bastion.runtime.metrics_endpoint`), so a source may block: the queue's
 stats are read from the queue, the documents by status are asked of the archivist.
@@ -11,6 +12,11 @@ the scrape itself still succeeds. A failure is cached for `ttl` like a success.
 
     bastion_queue_messages{queue, state}    main queue messages: visible, in_flight, delayed
     bastion_queue_dead_letters{queue}       messages in the dead-letter queue
+    bastion_queue_oldest_age_seconds{queue} seconds since the longest-waiting receivable message
+                                            became visible (sent, delay or visibility ran out,
+                                            handed back, redriven); 0 when none waits; in flight
+                                            and not-yet-due delayed messages do not wait. Left
+                                            out on SQS, which cannot tell it (see CloudWatch)
     bastion_documents{status}               documents by archive status (and `deleted`)
     bastion_collector_up{collector}         1 if the source's last read worked, else 0
 """
@@ -104,7 +110,8 @@ class ScrapeCollector(Collector):
 
 
 def queue_source(queue: Queue, name: str) -> Source:
-    """The depth of `queue` by state, and its dead-letter queue's size, labelled `queue=name`."""
+    """The depth of `queue` by state, its dead-letter queue's size and how long its oldest
+    waiting message has waited, labelled `queue=name`."""
 
     def read() -> list[Metric]:
         stats = queue.stats()
@@ -122,7 +129,17 @@ def queue_source(queue: Queue, name: str) -> Source:
             labels=["queue"],
         )
         dead.add_metric([name], stats.dead)
-        return [messages, dead]
+        families: list[Metric] = [messages, dead]
+        age = queue.oldest_age_seconds()
+        if age is not None:  # SQS cannot tell (CloudWatch's ApproximateAgeOfOldestMessage can)
+            oldest = GaugeMetricFamily(
+                "bastion_queue_oldest_age_seconds",
+                "Seconds the longest-waiting receivable message has waited (0: none waits)",
+                labels=["queue"],
+            )
+            oldest.add_metric([name], age)
+            families.append(oldest)
+        return families
 
     return Source("queue", read)
 

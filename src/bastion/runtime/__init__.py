@@ -32,8 +32,11 @@ if TYPE_CHECKING:
     from bastion.runtime.client import RpcCallError as RpcCallError
     from bastion.runtime.http_guard import Endpoint as Endpoint
     from bastion.runtime.http_guard import Guard as Guard
+    from bastion.runtime.http_guard import Handler as Handler
     from bastion.runtime.http_guard import denied_error as denied_error
     from bastion.runtime.http_guard import json_response as json_response
+    from bastion.runtime.http_guard import request_context as request_context
+    from bastion.runtime.http_metrics import count_responses as count_responses
     from bastion.runtime.methods import MethodRegistry as MethodRegistry
     from bastion.runtime.metrics_endpoint import metrics_route as metrics_route
     from bastion.runtime.parent_watch import stop_with_parent as stop_with_parent
@@ -71,6 +74,8 @@ _EXPORTS = {
     "CircuitBreaker": "bastion.runtime.breaker",
     "ChildSpec": "bastion.runtime.supervisor",
     "completed": "bastion.runtime.a2a_methods",
+    "request_context": "bastion.runtime.http_guard",
+    "Handler": "bastion.runtime.http_guard",
     "denied_error": "bastion.runtime.http_guard",
     "Endpoint": "bastion.runtime.http_guard",
     "ExecutionContext": "bastion.runtime.a2a_methods",
@@ -79,6 +84,7 @@ _EXPORTS = {
     "input_required": "bastion.runtime.a2a_methods",
     "is_loopback": "bastion.runtime.serve",
     "json_response": "bastion.runtime.http_guard",
+    "count_responses": "bastion.runtime.http_metrics",
     "MethodRegistry": "bastion.runtime.methods",
     "metrics_route": "bastion.runtime.metrics_endpoint",
     "new_id": "bastion.runtime.a2a_methods",
@@ -125,6 +131,7 @@ __all__ = [
     "ExecutionContext",
     "Executor",
     "Guard",
+    "Handler",
     "MethodRegistry",
     "PeerClients",
     "RpcCallError",
@@ -135,6 +142,7 @@ __all__ = [
     "TaskStore",
     "collect_trace",
     "completed",
+    "count_responses",
     "credential",
     "denied_error",
     "input_required",
@@ -146,6 +154,7 @@ __all__ = [
     "peer_url",
     "register_a2a_methods",
     "rejected",
+    "request_context",
     "run",
     "service_tls",
     "start_tracing",

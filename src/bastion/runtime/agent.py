@@ -4,6 +4,8 @@
 no pipeline and no audit (used only to measure the cost of security in the benchmark), and no
 `GET /metrics`, which is only ever served behind the security stack. An agent configured
 `public` (`agents.<name>.public`) is served behind the edge WAF (`bastion.edge.middleware`).
+Every answer, the WAF's refusals included, counts in `bastion_http_responses_total` by route
+template (`bastion.runtime.http_metrics`).
 Tracing (`observability` settings) is started for the process when the app is built; with the
 security stack the app also serves `GET /traces/{trace_id}` (authorized as `<agent>.traces`).
 """
@@ -29,7 +31,9 @@ from bastion.config import Settings
 from bastion.core.audit_entry import AuditSink
 from bastion.edge.middleware import protect_agent
 from bastion.protocol.agent_card import build_agent_card
+from bastion.protocol.endpoints import MESSAGE_PATHS
 from bastion.runtime.http_guard import Guard
+from bastion.runtime.http_metrics import count_responses
 from bastion.runtime.methods import MethodRegistry
 from bastion.runtime.metrics_endpoint import metrics_route
 from bastion.runtime.server import AgentServer, ReadinessCheck, run_checks
@@ -132,9 +136,13 @@ class AgentApp:
             agent=definition.name,
             audit=self.stack.audit if self.stack else None,
         )
+        # Outermost: every answer counts, the WAF's refusals included.
+        self.counted = count_responses(
+            self.edge, definition.name, router=inner, paths=MESSAGE_PATHS
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.edge(scope, receive, send)
+        await self.counted(scope, receive, send)
 
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:

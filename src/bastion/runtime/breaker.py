@@ -17,11 +17,13 @@ was cancelled). The clock is injectable so tests can move time without sleeping.
 Given a `metric_name` (a fixed name, never a URL: it is a label value), the breaker exports its
 state as `bastion_circuit_state{name}` and counts its transitions
 (`bastion_circuit_transitions_total{name, state}`); the move from open to half-open is seen
-when a call finds the reset time passed.
+when a call finds the reset time passed. Listeners (`add_listener`) are told of every state
+change, so that a group of breakers can be exported as one (an agent's replicas).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -79,6 +81,7 @@ class CircuitBreaker:
         self._failure_times: deque[float] = deque()
         self._opened_at = 0.0
         self._trial_in_flight = False
+        self._listeners: list[Callable[[], None]] = []
         if metric_name is not None:
             set_circuit_state(metric_name, self._state.value)
 
@@ -126,12 +129,23 @@ class CircuitBreaker:
         while self._failure_times and self._failure_times[0] < oldest:
             self._failure_times.popleft()
 
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each change of state (it reads `state` itself)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        """Stop calling `listener` (a breaker shared by clients outlives each of them)."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
     def _enter(self, state: BreakerState) -> None:
         if state is self._state:
             return
         self._state = state
         if self.metric_name is not None:
             observe_circuit_transition(self.metric_name, state.value)
+        for listener in self._listeners:
+            listener()
 
     def acquire(self) -> None:
         """Permission to send one call; raises `BreakerOpen` when the call must fail fast."""

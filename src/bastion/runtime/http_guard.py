@@ -44,6 +44,14 @@ log = structlog.get_logger("bastion.gateway")
 
 Handler = Callable[[Request, CallContext], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
+# How a refusal is answered (request, error, correlation ID): JSON by default; the console
+# renders a page.
+Refusal = Callable[[Request, ApiError, str], Response]
+
+
+def json_refusal(_request: Request, err: ApiError, correlation_id: str) -> Response:
+    """The default refusal: the JSON error body."""
+    return error_response(err, correlation_id)
 
 
 _DENIED_MESSAGES = {
@@ -97,8 +105,10 @@ class Guard:
         self.pipeline = pipeline
         self.recorder = OutcomeRecorder(agent, audit)
 
-    def protect(self, action: str, handler: Handler) -> Endpoint:
-        """The endpoint for `handler`, authorized as `<agent>.<action>`."""
+    def protect(self, action: str, handler: Handler, *, refusal: Refusal | None = None) -> Endpoint:
+        """The endpoint for `handler`, authorized as `<agent>.<action>`; a refusal is answered
+        by `refusal(request, error, correlation_id)` (default: the JSON error body)."""
+        answer = refusal or json_refusal
 
         async def endpoint(request: Request) -> Response:
             req = request_context(request, self.agent)
@@ -110,7 +120,7 @@ class Guard:
             span_token = span_var.set((req.trace_id, req.span_id))
             status = 500
             try:
-                response = await self._run(request, call, handler)
+                response = await self._run(request, call, handler, answer)
                 status = response.status_code
             finally:
                 span_var.reset(span_token)
@@ -156,24 +166,25 @@ class Guard:
             )
         )
 
-    async def _run(self, request: Request, call: CallContext, handler: Handler) -> Response:
+    async def _run(
+        self, request: Request, call: CallContext, handler: Handler, answer: Refusal
+    ) -> Response:
         try:
             await self.pipeline.admit_request(call.request)
             await self.pipeline.admit_call(call)
             response = await handler(request, call)
         except Denied as denied:
-            return await self._refuse(call, denied_error(denied, call.method))
-        except ApiError as err:
-            return await self._refuse(call, err)
+            err = denied_error(denied, call.method)
+        except ApiError as exc:
+            err = exc
         except Exception:
             log.exception("gateway request failed", action=call.method)
-            return await self._refuse(call, INTERNAL)
-        await self.record(call, "ok", response.status_code)
-        return response
-
-    async def _refuse(self, call: CallContext, err: ApiError) -> Response:
+            err = INTERNAL
+        else:
+            await self.record(call, "ok", response.status_code)
+            return response
         await self.record(call, err.outcome, err.status, err.detail or err.message)
-        return error_response(err, call.correlation_id)
+        return answer(request, err, call.correlation_id)
 
     async def record(
         self, call: CallContext, outcome: str, status: int, detail: str | None = None

@@ -24,9 +24,15 @@ certificate verification all use the name); the connection is pinned to the addr
 `pinned_to(replica)`. Without the egress transport (a transport injected for tests or
 in-process apps) names are not resolved: each URL is one replica.
 
-Breaker metrics: a replica whose configured URL has an IP host exports its breaker as
-`bastion_circuit_state{name=<scheme://host:port>}` (the configured address, never user input);
-the breakers of a name's resolved addresses come and go with DNS and are not exported.
+Breaker metrics: each configured URL exports the breakers of its replicas as one,
+`bastion_circuit_state{name=<scheme://host:port>}` (the configured address, never user input
+nor a resolved IP), and counts the changes in `bastion_circuit_transitions_total{name, state}`.
+A URL with an IP host is one replica: its breaker's state. A name stands for its resolved
+addresses, which come and go with DNS: it shows the state of the most available of their
+breakers (closed if any is closed, open only when every address's breaker is open), so it reads
+2 exactly when calls to that name fail fast. The state is set when a breaker changes and when
+the name's addresses change; an open breaker whose reset time has passed reads as half-open.
+Two clients of one address in a process share the series: the last change shown wins.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from bastion.config import ClientSettings
 from bastion.egress import Resolver as EgressResolver
 from bastion.egress import parse_ip
 from bastion.egress import transport as egress_transport
+from bastion.observability.metrics import observe_circuit_transition, set_circuit_state
 from bastion.runtime.breaker import BreakerOpen, BreakerState, CircuitBreaker
 
 __all__ = [
@@ -121,16 +128,19 @@ def display_address(url: str) -> str:
 def replica_breaker(
     settings: ClientSettings, url: str, ip: str | None = None, *, clock: Clock = time.monotonic
 ) -> CircuitBreaker:
-    """The breaker of the replica at `url` (pinned to `ip` for a resolved name), exported under
-    its configured address unless it is one of a name's resolved addresses."""
+    """The breaker of the replica at `url` (pinned to `ip` for a resolved name). The replica
+    set it serves in exports it (see the module docstring)."""
     address = display_address(url)
     return CircuitBreaker(
         failure_threshold=settings.breaker_failure_threshold,
         reset_seconds=settings.breaker_reset_seconds,
         clock=clock,
         target=address if ip is None else f"{address} ({ip})",
-        metric_name=address if ip is None else None,
     )
+
+
+# Most available first: the state a configured URL shows is the first its replicas are in.
+_AVAILABILITY = (BreakerState.CLOSED, BreakerState.HALF_OPEN, BreakerState.OPEN)
 
 
 @dataclass(eq=False)
@@ -190,6 +200,19 @@ class _Source:
     url: str
     named: bool
     replicas: list[Replica] = field(default_factory=list)
+    shown: BreakerState | None = None  # the state exported, once it was
+
+    def show_breakers(self) -> None:
+        """Export the state of the most available replica's breaker under the address."""
+        states = {r.breaker.state for r in self.replicas}
+        state = next((s for s in _AVAILABILITY if s in states), BreakerState.CLOSED)
+        if state is self.shown:
+            return
+        if self.shown is None:
+            set_circuit_state(display_address(self.url), state.value)
+        else:
+            observe_circuit_transition(display_address(self.url), state.value)
+        self.shown = state
 
 
 class ReplicaSet:
@@ -228,17 +251,19 @@ class ReplicaSet:
             named = resolver is not None and parse_ip(urlsplit(url).hostname or "") is None
             source = _Source(url.rstrip("/"), named)
             if not named:
-                source.replicas.append(self._replica(source.url, None, self._shared))
+                source.replicas.append(self._replica(source, None, self._shared))
+            source.show_breakers()
             self._sources.append(source)
         self._started = False
         self._start_lock = asyncio.Lock()
         self._stale = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def _replica(self, url: str, ip: str | None, breaker: CircuitBreaker | None) -> Replica:
+    def _replica(self, source: _Source, ip: str | None, breaker: CircuitBreaker | None) -> Replica:
         if breaker is None:
-            breaker = replica_breaker(self._settings, url, ip, clock=self._clock)
-        return Replica(url=url, ip=ip, breaker=breaker)
+            breaker = replica_breaker(self._settings, source.url, ip, clock=self._clock)
+        breaker.add_listener(source.show_breakers)
+        return Replica(url=source.url, ip=ip, breaker=breaker)
 
     @property
     def replicas(self) -> list[Replica]:
@@ -330,10 +355,12 @@ class ReplicaSet:
             # Keep the replicas known; with none, the URL itself is tried and the egress
             # transport resolves it per request (its errors name what is wrong).
             if not source.replicas:
-                source.replicas = [self._replica(source.url, None, self._shared)]
+                source.replicas = [self._replica(source, None, self._shared)]
+                source.show_breakers()
             return
         known = {r.ip: r for r in source.replicas}
-        source.replicas = [known.get(a) or self._replica(source.url, a, None) for a in addresses]
+        source.replicas = [known.get(a) or self._replica(source, a, None) for a in addresses]
+        source.show_breakers()
         if set(known) != set(addresses):
             log.info(
                 "replicas.resolved",
@@ -386,7 +413,10 @@ class ReplicaSet:
                 await asyncio.wait_for(self._stale.wait(), timeout=wait)
 
     async def aclose(self) -> None:
-        """Stop the background resolution and probing."""
+        """Stop the background resolution and probing; let go of a shared breaker."""
+        if self._shared is not None:
+            for source in self._sources:
+                self._shared.remove_listener(source.show_breakers)
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

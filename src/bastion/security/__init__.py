@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bastion.security.audit_verify import verify_chain as verify_chain
     from bastion.security.delegation import DelegationError as DelegationError
     from bastion.security.delegation import Delegations as Delegations
+    from bastion.security.jwt_verify import TokenError as TokenError
     from bastion.security.liveness import CredentialCheck as CredentialCheck
     from bastion.security.liveness import watch as watch
     from bastion.security.outcomes import AuditSink as AuditSink
@@ -103,6 +104,7 @@ _EXPORTS = {
     "RateLimiter": "bastion.security.ratelimit",
     "NoSharedStore": "bastion.security.revocation",
     "RevocationStoreError": "bastion.security.revocation",
+    "TokenError": "bastion.security.jwt_verify",
     "revoke_shared": "bastion.security.revocation",
     "shared_rate_limiter": "bastion.security.ratelimit_backends",
     "valid_jti": "bastion.security.revocation",
@@ -147,6 +149,7 @@ __all__ = [
     "SecretError",
     "SecretValue",
     "SecurityStack",
+    "TokenError",
     "VerifyReport",
     "build_api_key_store",
     "build_audit_writer",

@@ -15,6 +15,7 @@
     WS     /ws/research              ask and follow a run live (`bastion.web.research_ws`) research
     POST   /mcp                      the archive over MCP (`bastion.web.mcp_archive`)  mcp.<tool>
     GET    /metrics                  Prometheus metrics, queue and archive included   metrics
+    GET    /, /login, /console/...   the operator's console (`bastion.web.console`)  console_<view>
 
 Answers are JSON and carry the request's correlation ID in `X-Correlation-ID` and, except for
 the document itself (whose `correlation_id` is its upload's, the ID that traces its processing),
@@ -51,11 +52,13 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
+from bastion.alarms import AlarmService
 from bastion.config import Settings
 from bastion.core.context import CallContext
 from bastion.edge.middleware import protect
@@ -73,10 +76,19 @@ from bastion.pipeline import (
     pipeline_collector,
 )
 from bastion.protocol.http_errors import ApiError, error_response, not_found
-from bastion.runtime import AgentClient, Endpoint, Guard, json_response, metrics_route
+from bastion.runtime import (
+    AgentClient,
+    Endpoint,
+    Guard,
+    count_responses,
+    json_response,
+    metrics_route,
+)
 from bastion.security import SecretValue, build_security
 from bastion.storage import ObjectNotFoundError, shared_engine
 from bastion.web.archivist import call_archivist, unavailable
+from bastion.web.console import Console, ConsoleDeps, ConsoleSessions, Pages, Sessions
+from bastion.web.console.views import view_routes
 from bastion.web.events import EventsEndpoint
 from bastion.web.mcp_archive import PATH as MCP_PATH
 from bastion.web.mcp_archive import McpArchive
@@ -128,6 +140,9 @@ class Gateway:
             audit=self.stack.audit.record,
         )
         self.archive = ArchiveCalls(self.archivist)
+        self.alarms = AlarmService.from_settings(
+            settings, api_key=gateway_api_key(settings), audit=self.stack.audit.record
+        )
         self.ingest = Ingest(settings, self.archive)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.events = EventFeed(
@@ -173,12 +188,40 @@ class Gateway:
             Route(MCP_PATH, self.mcp, methods=["GET", "POST", "DELETE"]),
             *self._research_routes(),
             metrics_route(self.guard, self._pipeline_metrics()),
+            *self._console_routes(),
         ]
+        console = self.settings.console
         return Starlette(
             routes=routes,
             lifespan=self.lifespan,
             exception_handlers={HTTPException: self.http_error},
+            middleware=[
+                Middleware(
+                    ConsoleSessions,
+                    sessions=Sessions(self.stack),
+                    allowed_origins=console.allowed_origins,
+                )
+            ]
+            if console.enabled
+            else [],
         )
+
+    def _console_routes(self) -> list[BaseRoute]:
+        """The operator's console (`bastion.web.console`), unless `console.enabled` is off."""
+        if not self.settings.console.enabled:
+            return []
+        deps = ConsoleDeps(
+            settings=self.settings,
+            stack=self.stack,
+            guard=self.guard,
+            pages=Pages(self.stack.policy),
+            archivist=self.archivist,
+            queue=self.ingest.queue,
+            research=self.research,
+            scope=self._scope,
+            alarms=self.alarms,
+        )
+        return Console(deps).routes(view_routes(deps))
 
     def _research_routes(self) -> list[BaseRoute]:
         protect, research = self.guard.protect, self.research_routes
@@ -208,6 +251,7 @@ class Gateway:
         self._loop = asyncio.get_running_loop()
         await self.stack.start()
         await self.events.start()
+        await self.alarms.start()  # nothing when `alarms.enabled` is off
         stop = asyncio.Event()
         watcher = self._start_watcher(stop)
         try:
@@ -218,6 +262,7 @@ class Gateway:
             if watcher is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+            await self.alarms.close()
             await self.events.close()
             await self.archivist.aclose()
             await self.research.aclose()
@@ -314,5 +359,8 @@ def build_gateway(settings: Settings) -> ASGIApp:
     """The gateway's ASGI app behind the edge WAF (`waf` settings); serve it with uvicorn (its
     lifespan starts and stops everything)."""
     gateway = Gateway(settings)
-    app = protect(gateway.app(), settings, agent=NAME, audit=gateway.stack.audit)
-    return hide_query_token(app)  # outermost: no layer, log line or rule sees a query token
+    router = gateway.app()
+    app = protect(router, settings, agent=NAME, audit=gateway.stack.audit)
+    app = hide_query_token(app)  # no layer, log line or rule inside sees a query token
+    # Outermost: every answer counted by route template and status class, WAF refusals too.
+    return count_responses(app, NAME, router=router)

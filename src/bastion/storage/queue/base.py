@@ -175,6 +175,13 @@ class Queue(Protocol):
 
     def stats(self) -> QueueStats: ...
 
+    def oldest_age_seconds(self) -> float | None:
+        """How long the message that has waited longest has been receivable: seconds since it
+        last became visible (sent, its delay ran out, its visibility timeout ran out or it was
+        handed back, or it was redriven); 0 when no message is receivable now. Messages in flight
+        and delayed ones not yet due are not waiting. None when the backend cannot tell (SQS)."""
+        ...
+
     def purge_expired(self) -> int:
         """Delete messages past retention (also done as part of normal use); return count."""
         ...

@@ -202,6 +202,11 @@ SELECT count(*) FILTER (WHERE visible_at <= now()),
 FROM queue_messages WHERE queue = %(queue)s
 """
 
+_OLDEST_AGE = """
+SELECT COALESCE(extract(epoch from now() - min(visible_at))::float8, 0)
+FROM queue_messages WHERE queue = %s AND visible_at <= now()
+"""
+
 _IN_FLIGHT = """
 SELECT m.id, m.body::text, m.receive_count, extract(epoch from m.sent_at)::float8,
     extract(epoch from m.received_at)::float8, extract(epoch from m.visible_at)::float8,
@@ -580,6 +585,15 @@ class PostgresQueue:
             assert row is not None  # an aggregate always has a row
             visible, in_flight, delayed, dead = row
             return QueueStats(visible=visible, in_flight=in_flight, delayed=delayed, dead=dead)
+
+        return self._call(read)
+
+    def oldest_age_seconds(self) -> float:
+        def read(conn: psycopg.Connection[Any]) -> float:
+            self._sweep(conn)
+            row = conn.execute(_OLDEST_AGE, (self.name,)).fetchone()
+            assert row is not None  # an aggregate always has a row
+            return max(0.0, float(row[0]))
 
         return self._call(read)
 

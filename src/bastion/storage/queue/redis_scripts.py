@@ -7,7 +7,8 @@ consumer holds, `max_receive_count`, retention in ms, the DLQ reason of exhauste
 its own arguments follow from `ARGV[6]`. Times are the Redis server's milliseconds (`TIME`).
 
 The data (see `redis_streams` for the design):
-  stream         the messages, one entry each (fields id, body, sent); the consumer group's
+  stream         the messages, one entry each (fields id, body, sent, and due for a message
+                 that was delayed: when it came due); the consumer group's
                  pending entries list (PEL) holds the received ones, with their holder and
                  delivery count (= receive count)
   pending        sorted set: received entries that may be received again, by visible-at
@@ -121,15 +122,16 @@ end
 local function sweep(limit)
   local purged = 0
   local cutoff = math.max(NOW - RETENTION_MS, 0)
-  local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', NOW)
-  for _, mid in ipairs(due) do
+  local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', NOW, 'WITHSCORES')
+  for i = 1, #due, 2 do
+    local mid = due[i]
     local packed = redis.call('HGET', DELAYED_BODIES, mid)
     if packed then
       local space = string.find(packed, ' ', 1, true)
       local sent = string.sub(packed, 1, space - 1)
       if tonumber(sent) > cutoff then
         redis.call('XADD', STREAM, '*', 'id', mid, 'body', string.sub(packed, space + 1),
-          'sent', sent)
+          'sent', sent, 'due', due[i + 1])
       else
         purged = purged + 1
       end
@@ -322,6 +324,28 @@ return {
   redis.call('ZCARD', DELAYED),
   redis.call('XLEN', DLQ),
 }
+"""
+
+# ARGV[6]: purge limit. Returns the ms since the oldest receivable message became visible (0: none
+# is): the first entry the group has not delivered yet (visible since it entered the stream: its
+# id's time, or the `due` time of a delayed message) or the received entry visible again the
+# longest.
+OLDEST = """
+sweep(tonumber(ARGV[6]))
+local since = NOW
+local last = '0-0'
+for _, info in ipairs(redis.call('XINFO', 'GROUPS', STREAM)) do
+  local f = fields(info)
+  if f.name == GROUP then last = f['last-delivered-id'] end
+end
+local fresh = redis.call('XRANGE', STREAM, '(' .. last, '+', 'COUNT', 1)
+if fresh[1] then
+  local entered = tonumber(string.match(fresh[1][1], '^(%d+)'))
+  since = math.min(since, tonumber(fields(fresh[1][2]).due) or entered)
+end
+local again = redis.call('ZRANGEBYSCORE', PENDING, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, 1)
+if again[2] then since = math.min(since, tonumber(again[2])) end
+return math.max(NOW - since, 0)
 """
 
 # ARGV[6..]: consumer id, pid, host, node, lease ms; renew: whether to extend a registered

@@ -106,6 +106,7 @@ _SCRIPTS = {
     "redrive": lua.REDRIVE,
     "sweep": lua.SWEEP,
     "stats": lua.STATS,
+    "oldest": lua.OLDEST,
     "register": lua.REGISTER,
     "unregister": lua.UNREGISTER,
     "reclaim": lua.RECLAIM,
@@ -384,6 +385,9 @@ class RedisStreamsQueue:
         return QueueStats(
             visible=int(visible), in_flight=int(in_flight), delayed=int(delayed), dead=int(dead)
         )
+
+    def oldest_age_seconds(self) -> float:
+        return _seconds(self._run("oldest", _SWEEP_LIMIT))
 
     def depth(self) -> int:
         s = self.stats()

@@ -447,6 +447,19 @@ class SQLiteQueue:
 
         return self._write(read)
 
+    def oldest_age_seconds(self) -> float:
+        def read(conn: sqlite3.Connection) -> float:
+            now = time.time()
+            self._sweep(conn, now)
+            (oldest,) = conn.execute(
+                "SELECT MIN(visible_at) FROM messages"
+                " WHERE queue = ? AND dead_at IS NULL AND visible_at <= ?",
+                (self.name, now),
+            ).fetchone()
+            return 0.0 if oldest is None else max(0.0, now - oldest)
+
+        return self._write(read)
+
     def depth(self) -> int:
         s = self.stats()
         return s.visible + s.in_flight + s.delayed

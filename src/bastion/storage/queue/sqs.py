@@ -26,9 +26,10 @@ SQS itself accepts any handle a message ever had), holder, visibility deadline a
 Where SQS differs from the contract: visibility timeouts and delays are whole seconds (rounded
 up) and at most 12 h and 15 min; retention is SQS's MessageRetentionPeriod (60 s to 14 days,
 set on the queues we create) and SQS purges by itself; `stats` are SQS's approximate counts;
-a standard queue keeps send order only roughly and may deliver a message twice (the ledger
-drops a delivery older than one it has recorded). Credentials come from boto3's usual chain
-(environment, shared files, an instance or task role), never from Bastion's configuration.
+`oldest_age_seconds` is None (SQS tells it only to CloudWatch); a standard queue keeps send
+order only roughly and may deliver a message twice (the ledger drops a delivery older than one
+it has recorded). Credentials come from boto3's usual chain (environment, shared files, an
+instance or task role), never from Bastion's configuration.
 """
 
 from __future__ import annotations
@@ -491,6 +492,12 @@ class SQSQueue:
         visible, in_flight, delayed = self._counts(self.url)
         dead = sum(self._counts(self.dlq_url))
         return QueueStats(visible=visible, in_flight=in_flight, delayed=delayed, dead=dead)
+
+    def oldest_age_seconds(self) -> None:
+        """Not known: SQS tells the age of its oldest message only as the CloudWatch metric
+        ApproximateAgeOfOldestMessage (read it there), and a message cannot be looked at without
+        receiving it, which would count towards its receives and its redrive to the DLQ."""
+        return None
 
     def depth(self) -> int:
         return sum(self._counts(self.url))
