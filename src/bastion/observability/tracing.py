@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -67,48 +68,21 @@ Hop = tuple[
 ]
 
 
+@dataclass(slots=True)
 class Span:
-    """One finished hop span and its stage spans' timings."""
+    """One span as read: a hop (with its stages' timings) or one of its stage spans."""
 
-    __slots__ = (
-        "attributes",
-        "end",
-        "error",
-        "kind",
-        "name",
-        "parent_span_id",
-        "service",
-        "span_id",
-        "stages",
-        "start",
-        "trace_id",
-    )
-
-    def __init__(
-        self,
-        trace_id: str,
-        span_id: str,
-        parent_span_id: str | None,
-        name: str,
-        service: str,
-        kind: str,
-        start: float,
-        end: float,
-        error: bool,
-        attributes: Attributes,
-        stages: Sequence[StageTiming] = (),
-    ) -> None:
-        self.trace_id = trace_id
-        self.span_id = span_id
-        self.parent_span_id = parent_span_id
-        self.name = name
-        self.service = service
-        self.kind = kind
-        self.start = start  # perf_counter seconds
-        self.end = end
-        self.error = error
-        self.attributes = attributes
-        self.stages = stages
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    service: str
+    kind: str
+    start: float  # perf_counter seconds
+    end: float
+    error: bool
+    attributes: Attributes
+    stages: Sequence[StageTiming] = ()
 
     @classmethod
     def of(cls, hop: Hop) -> Span:
