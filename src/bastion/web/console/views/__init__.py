@@ -10,12 +10,13 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from bastion.web.console.console import ConsoleDeps
-from bastion.web.console.views import dlq, research
+from bastion.web.console.views import dlq, documents, research
 
 
 def view_routes(deps: ConsoleDeps) -> list[BaseRoute]:
     """Every view's routes."""
     routes: list[BaseRoute] = []
+    routes += documents.routes(deps)
     routes += research.routes(deps)
     routes += dlq.routes(deps)
     return routes
