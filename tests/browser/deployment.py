@@ -1,7 +1,7 @@
 """A real deployment for the browser tests: `bastion init` in a temporary folder, free loopback
-ports, the bundled research corpus, a key for `monitoring` (and the `submitter` key init
-wrote), then `bastion up` as a process of its own, ready once every service answers its health
-endpoint."""
+ports, the bundled research corpus, alarm rules evaluated every 2 s with one a test can fire, a
+key for `monitoring` (and the `submitter` key init wrote), then `bastion up` as a process of its
+own, ready once every service answers its health endpoint."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import yaml
 
 from bastion.agents.services import service_endpoints
+from bastion.alarms.rules import shipped_rules_text
 from bastion.config import load_settings
 from bastion.research.samples import bundled_corpus
 from bastion.security.stack import build_api_key_store
@@ -26,6 +28,21 @@ from tests.cli.runner import process_env, run_process
 UP_TIMEOUT = 120.0  # a hang guard: a loaded 2-core machine starts ten services slowly
 STOP_TIMEOUT = 60.0
 POLL_SECONDS = 0.2
+ALARM_RULES = "alarms-browser.yaml"
+ALARM_INTERVAL_SECONDS = 2.0
+# Fires on any refused credential within the last 10 s, resolves 10 s after the last one.
+INJECTED_ALARM = "BrowserAuthFailures"
+INJECTED_RULE = {
+    "name": INJECTED_ALARM,
+    "kind": "rate",
+    "metric": "bastion_auth_failures_total",
+    "window": "10s",
+    "op": ">",
+    "threshold": 0,
+    "for": "0s",
+    "severity": "warning",
+    "summary": "A credential was refused in the last 10 seconds (the browser tests inject it)",
+}
 
 
 @dataclass
@@ -41,6 +58,14 @@ class Deployment:
         return httpx.Client(
             base_url=self.url, timeout=30, headers={"X-API-Key": self.keys[principal]}
         )
+
+
+def alarm_rules() -> str:
+    """The shipped alarm rules and the one the alarm scenario injects."""
+    rules = yaml.safe_load(shipped_rules_text())
+    rules["rules"].append(INJECTED_RULE)
+    text: str = yaml.safe_dump(rules, sort_keys=False)
+    return text
 
 
 def _health_url(name: str, url: str) -> str:
@@ -80,8 +105,14 @@ def bastion_up(folder: Path) -> Iterator[Deployment]:
     """A fresh project under `folder`, served by `bastion up` until the block exits."""
     project, admin_key = _init(folder)
     config = project / "bastion.yaml"
-    # Research answers from the bundled corpus too, as the demo's does (offline, no model).
-    assign_ports(config, research={"corpus": str(bundled_corpus())})
+    # Research answers from the bundled corpus too, as the demo's does (offline, no model);
+    # the alarms are evaluated often, with a rule the alarm scenario can fire and resolve.
+    (project / ALARM_RULES).write_text(alarm_rules(), encoding="utf-8")
+    assign_ports(
+        config,
+        research={"corpus": str(bundled_corpus())},
+        alarms={"rules_file": ALARM_RULES, "interval_seconds": ALARM_INTERVAL_SECONDS},
+    )
     settings = load_settings(config)
     keys = {
         "admin": admin_key,
