@@ -28,6 +28,7 @@ def test_upload_reaches_archived_live_and_its_detail_shows_evidence(
     expect(page.get_by_role("heading", level=1)).to_have_text("Documents")
     # A mark on this document: gone if the page were reloaded.
     page.evaluate("window.bastionNotReloaded = true")
+    total = int(page.locator("#count-total").inner_text())
 
     doc_id = upload(deployment, invoice(SEED), "browser-invoice.pdf")
 
@@ -35,6 +36,7 @@ def test_upload_reaches_archived_live_and_its_detail_shows_evidence(
     expect(row.locator('[data-field="status"]')).to_have_text("archived")
     expect(row.locator('[data-field="filename"]')).to_have_text("browser-invoice.pdf")
     expect(page.locator("#documents-live")).not_to_be_empty()
+    expect(page.locator("#count-total")).to_have_text(str(total + 1))
     assert page.evaluate("window.bastionNotReloaded") is True
     check_view(page, "documents")
 

@@ -37,3 +37,30 @@ def test_a_wrong_key_shows_the_error(page: Page, watch: PageWatch) -> None:
     expect(error).to_have_text("That API key or token was not accepted. Check it and try again.")
     expect(page.get_by_label("API key or token")).to_have_attribute("aria-invalid", "true")
     check_view(page, "sign-in-refused")
+
+
+def test_keyboard_only_sign_in(page: Page, deployment: Deployment) -> None:
+    page.goto("/login")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#main")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("API key or token")).to_be_focused()
+    page.keyboard.type(deployment.keys["admin"])
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/console/documents$"))
+
+
+def test_a_principal_without_console_views_is_told_so(
+    page: Page, deployment: Deployment, watch: PageWatch
+) -> None:
+    watch.allow(r"status of 403")  # the browser logs the refused page's status
+    sign_in(page, deployment.keys["submitter"])
+    expect(page.get_by_role("heading", level=1)).to_have_text("No console views for submitter")
+    nav = page.get_by_role("navigation", name="Console views")
+    expect(nav.get_by_role("link")).to_have_count(0)
+    page.goto("/console/dlq")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("403")
+    check_view(page, "forbidden")
