@@ -10,9 +10,11 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from bastion.web.console.console import ConsoleDeps
+from bastion.web.console.views import alarms
 
 
 def view_routes(deps: ConsoleDeps) -> list[BaseRoute]:
     """Every view's routes."""
     routes: list[BaseRoute] = []
+    routes += alarms.routes(deps)
     return routes
