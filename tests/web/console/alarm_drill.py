@@ -1,6 +1,13 @@
 """A console site whose alarm engine evaluates `alarm_rules.yaml` every quarter second and posts
 to a local webhook receiver, and the drill that trips its `ConsoleDrillAuthFailures` rule for
-real: requests with a refused API key, answered 401 by the gateway."""
+real: requests with a refused API key, answered 401 by the gateway.
+
+The page's stable hooks: `#alarms-root` (`data-refresh-ms`), `#alarms-live` (the part swapped on
+every refresh), `#alarms-announce` (the polite live region), `#alarm-states` with one
+`tr#alarm-row-<Name>[data-state]` per rule and its `td#alarm-state-<Name>` (the state as text:
+firing, pending, resolved, inactive or nodata), `#alarm-targets` (`tr[data-target][data-up]`),
+`#alarm-history` and `#alarm-notifications` (`tr[data-alarm][data-event]`, deliveries also
+`[data-outcome]`), `#alarms-disabled` when the engine is off."""
 
 from __future__ import annotations
 

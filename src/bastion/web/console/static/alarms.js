@@ -27,7 +27,7 @@ export function start(main) {
   let busy = false;
 
   async function refresh() {
-    if (busy) return;
+    if (busy || document.hidden) return; // a background tab catches up when shown again
     busy = true;
     try {
       const res = await fetch(source, { credentials: "same-origin", headers: { Accept: "text/html" } });
@@ -59,4 +59,7 @@ export function start(main) {
   }
 
   setInterval(refresh, every);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) refresh();
+  });
 }
