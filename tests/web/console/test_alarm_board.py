@@ -3,15 +3,22 @@ after a firing alarm's condition fails, nodata without a value), since when, and
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
 from bastion.alarms import Transition
 from bastion.alarms.rules import load_rules
 from bastion.alarms.views import rule_view
+from bastion.project import DEFAULT_POLICY
+from bastion.security import PolicyStore
+from bastion.web.console.pages import Pages
 from bastion.web.console.views.alarm_board import (
     board,
+    delivery_detail,
+    iso,
     latest_changes,
     shown_state,
     stamp,
@@ -36,6 +43,13 @@ from tests.web.console.alarm_drill import DRILL, QUIET, RULES_FILE
 )
 def test_shown_state(status: str, nodata: bool, last: str | None, shown: str) -> None:
     assert shown_state(status, nodata, last) == shown
+
+
+def test_a_delivery_says_its_answer_once() -> None:
+    assert delivery_detail(500, "HTTP 500") == "HTTP 500"
+    assert delivery_detail(None, "ConnectError: refused") == "ConnectError: refused"
+    assert delivery_detail(200, None) == "HTTP 200" and delivery_detail(None, None) == ""
+    assert delivery_detail(302, "redirect not allowed") == "HTTP 302: redirect not allowed"
 
 
 def test_values_and_times_are_readable() -> None:
@@ -105,3 +119,38 @@ def test_the_board_reads_states_and_the_latest_changes() -> None:
     )
     assert (quiet.state, quiet.since, quiet.condition) == ("pending", 25.0, "> 1e+15")
     assert view.counts == {"firing": 1, "pending": 1}
+
+
+def test_untrusted_text_is_escaped_in_the_live_part(tmp_path: Path) -> None:
+    """Errors come from other processes and summaries from a rules file: text, never markup."""
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(DEFAULT_POLICY))
+    env = Pages(PolicyStore(policy)).env
+    hostile = '<img src=x onerror="alert(1)">'
+    snapshot = snapshot_at([state(DRILL, "firing", value=1.0, firing_since=1.0)])
+    snapshot["targets"] = [
+        {"name": "archivist", "url": "http://a:1", "up": False, "error": hostile, "scraped_at": 1}
+    ]
+    snapshot["notifications"] = [
+        {
+            "at": 1.0,
+            "rule": DRILL,
+            "event": "firing",
+            "webhook": "https://hooks.example",
+            "attempt": 1,
+            "outcome": "error",
+            "status": 500,
+            "error": hostile,
+        }
+    ]
+    view = board(snapshot, {})
+    html = env.get_template("alarms_live.html").render(
+        board=view,
+        webhooks=1,
+        now_text="now",
+        stamp=stamp,
+        iso=iso,
+        value_text=value_text,
+    )
+    assert "<img" not in html and html.count("&lt;img src=x onerror=&#34;alert(1)&#34;&gt;") == 2
+    assert 'data-outcome="error"' in html and "HTTP 500: &lt;img" in html

@@ -78,7 +78,8 @@ def test_a_real_condition_fires_and_resolves_in_the_page(
         assert re.search(r'data-target="archivist" data-up="up"', html)
         html = wait_for_page(b, lambda h: state_of(h, QUIET) == "inactive", what="a value")
 
-        # The drill: refused API keys until the alarm fires.
+        # The drill: refused API keys until the alarm fires (the first post is answered 500).
+        hooks.statuses.append(500)
         html = wait_for_page(
             b,
             lambda h: state_of(h, DRILL) == "firing",
@@ -96,6 +97,13 @@ def test_a_real_condition_fires_and_resolves_in_the_page(
             what="the firing notification",
         )
         assert f"<code>{hook_url}</code>" in html and HOOK_PATH not in html
+        sent = re.findall(
+            rf'data-alarm="{DRILL}" data-event="firing" data-outcome="(\w+)">.*?'
+            r"<td>(\d+)</td>.*?<td>([^<]*)</td>\s*</tr>",
+            table(html, "notifications"),
+            re.S,
+        )
+        assert sent == [("ok", "2", "HTTP 200"), ("error", "1", "HTTP 500")]  # newest first
         assert hooks.paths[0] == HOOK_PATH and "[FIRING] " + DRILL in hooks.bodies[0]["text"]
 
         # The refusals stop: the rate falls to 0 and the alarm is resolved.

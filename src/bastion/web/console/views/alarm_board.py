@@ -46,6 +46,14 @@ def value_text(value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def delivery_detail(status: int | None, error: str | None) -> str:
+    """A delivery's answer in one line: `HTTP 500`, the error, or both when they differ."""
+    answer = f"HTTP {status}" if status is not None else ""
+    if not error or error == answer:
+        return answer
+    return f"{answer}: {error}" if answer else error
+
+
 def shown_state(status: str, nodata: bool, last_event: str | None) -> str:
     """The state an operator reads: `firing` and `pending` as they are; an inactive alarm whose
     latest change was `resolved` shows `resolved`; one with no value in the latest round (or
@@ -132,7 +140,10 @@ def board(snapshot: Mapping[str, Any], latest: Mapping[str, tuple[str, float]]) 
         alarms=rows,
         targets=list(snapshot["targets"]),
         history=list(snapshot["history"]),
-        notifications=list(snapshot["notifications"]),
+        notifications=[
+            {**sent, "detail": delivery_detail(sent["status"], sent["error"])}
+            for sent in snapshot["notifications"]
+        ],
         counts=counts,
     )
 
