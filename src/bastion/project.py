@@ -182,6 +182,7 @@ DEFAULT_POLICY = {
             "archivist.get_document",
             "archivist.list_documents",
             "archivist.search",
+            "archivist.document_counts",
             "research.ask",
             "research.start",
             "research.get",

@@ -48,20 +48,27 @@ def entry(i: int, **over: Any) -> AuditEntry:
     return AuditEntry(**base)
 
 
-async def write_chain(
-    engine: Engine, cp_dir: Path, chain: str = "alpha", n: int = 60, start: int = 0
+async def write_entries(
+    engine: Engine, cp_dir: Path, chain: str, entries: list[AuditEntry], *, every: int = 20
 ) -> None:
+    """Write `entries` through a real writer, a checkpoint every `every` records."""
     w = AuditWriter(
         engine,
         chain=chain,
         key=KEY,
-        settings=AuditSettings(batch_size=16, flush_interval_seconds=0.01, checkpoint_every=20),
+        settings=AuditSettings(batch_size=16, flush_interval_seconds=0.01, checkpoint_every=every),
         checkpoint_dir=cp_dir,
     )
     await w.start()
-    for i in range(start, start + n):
-        await w.record(entry(i))
+    for e in entries:
+        await w.record(e)
     await w.close()
+
+
+async def write_chain(
+    engine: Engine, cp_dir: Path, chain: str = "alpha", n: int = 60, start: int = 0
+) -> None:
+    await write_entries(engine, cp_dir, chain, [entry(i) for i in range(start, start + n)])
 
 
 def execute(engine: Engine, sql: str, **params: Any) -> None:

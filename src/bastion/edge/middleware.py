@@ -225,6 +225,7 @@ class WafMiddleware:
         )
         method = f"waf.{verdict.blocked_by}"  # a bounded label: one per rule group
         blocking = [f.match for f in verdict.findings if f.action == verdict.action]
+        # The console's summaries read the rule ids back from this exact form (`waf_rules`).
         reason = "rules: " + ", ".join(f"{m.rule_id}@{m.target}" for m in blocking)
         log.warning(
             "waf.blocked",

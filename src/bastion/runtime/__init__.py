@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from bastion.runtime.http_guard import Endpoint as Endpoint
     from bastion.runtime.http_guard import Guard as Guard
     from bastion.runtime.http_guard import Handler as Handler
+    from bastion.runtime.http_guard import audit_detail as audit_detail
     from bastion.runtime.http_guard import denied_error as denied_error
     from bastion.runtime.http_guard import json_response as json_response
     from bastion.runtime.http_guard import request_context as request_context
@@ -74,6 +75,7 @@ _EXPORTS = {
     "Handler": "bastion.runtime.http_guard",
     "denied_error": "bastion.runtime.http_guard",
     "Endpoint": "bastion.runtime.http_guard",
+    "audit_detail": "bastion.runtime.http_guard",
     "ExecutionContext": "bastion.runtime.a2a_methods",
     "Executor": "bastion.runtime.a2a_methods",
     "Guard": "bastion.runtime.http_guard",

@@ -8,7 +8,8 @@
    stages -> 401;
 3. authorizes `gateway.<action>` and rate limits with its call stages -> 403 / 429 / 503;
 4. runs the handler, which raises `ApiError` for anything it refuses;
-5. audits the outcome (one record per request, agent `gateway`), counts it in the metrics
+5. audits the outcome (one record per request, agent `gateway`; a handler that succeeds may
+   name what it did with `audit_detail(request, ...)`), counts it in the metrics
    (method: the action), logs a refusal with its reason, and answers with the correlation ID
    and the caller's remaining quota in the headers.
 
@@ -41,6 +42,15 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 # How a refusal is answered (request, error, correlation ID): JSON by default; the console
 # renders a page.
 Refusal = Callable[[Request, ApiError, str], Response]
+
+
+AUDIT_DETAIL_STATE = "audit_detail"
+
+
+def audit_detail(request: Request, detail: str) -> None:
+    """Record `detail` (what the handler did: counts, ids; never a secret) in the audit record
+    of this request's successful outcome."""
+    setattr(request.state, AUDIT_DETAIL_STATE, detail[:500])
 
 
 def json_refusal(_request: Request, err: ApiError, correlation_id: str) -> Response:
@@ -134,7 +144,8 @@ class Guard:
             log.exception("gateway request failed", action=call.method)
             err = INTERNAL
         else:
-            await self.record(call, "ok", response.status_code)
+            detail = getattr(request.state, AUDIT_DETAIL_STATE, None)
+            await self.record(call, "ok", response.status_code, detail)
             return response
         await self.record(call, err.outcome, err.status, err.detail or err.message)
         return answer(request, err, call.correlation_id)

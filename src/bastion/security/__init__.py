@@ -13,6 +13,17 @@ if TYPE_CHECKING:
     from bastion.security.apikeys import KEY_PREFIX as KEY_PREFIX
     from bastion.security.apikeys import ApiKeyError as ApiKeyError
     from bastion.security.apikeys import ApiKeyStore as ApiKeyStore
+    from bastion.security.audit_details import AUTH_REASONS as AUTH_REASONS
+    from bastion.security.audit_query import AuditFilters as AuditFilters
+    from bastion.security.audit_query import AuditPage as AuditPage
+    from bastion.security.audit_query import AuditRow as AuditRow
+    from bastion.security.audit_query import search as search
+    from bastion.security.audit_status import ChainMonitor as ChainMonitor
+    from bastion.security.audit_status import ChainStatus as ChainStatus
+    from bastion.security.audit_status import chain_status as chain_status
+    from bastion.security.audit_status import chain_status_for as chain_status_for
+    from bastion.security.audit_summary import SecuritySummary as SecuritySummary
+    from bastion.security.audit_summary import security_summary as security_summary
     from bastion.security.audit_verify import VerifyReport as VerifyReport
     from bastion.security.audit_verify import chain_names as chain_names
     from bastion.security.audit_verify import correlation_ids as correlation_ids
@@ -66,6 +77,17 @@ if TYPE_CHECKING:
 
 # Each public name and the module that defines it.
 _EXPORTS = {
+    "AUTH_REASONS": "bastion.security.audit_details",
+    "AuditFilters": "bastion.security.audit_query",
+    "AuditPage": "bastion.security.audit_query",
+    "AuditRow": "bastion.security.audit_query",
+    "search": "bastion.security.audit_query",
+    "ChainMonitor": "bastion.security.audit_status",
+    "ChainStatus": "bastion.security.audit_status",
+    "chain_status": "bastion.security.audit_status",
+    "chain_status_for": "bastion.security.audit_status",
+    "SecuritySummary": "bastion.security.audit_summary",
+    "security_summary": "bastion.security.audit_summary",
     "ApiKeyError": "bastion.security.apikeys",
     "ApiKeyStore": "bastion.security.apikeys",
     "AuditSink": "bastion.security.outcomes",
@@ -122,13 +144,19 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AUTH_REASONS",
     "DENIED_PREFIX",
     "JWKS_PATH",
     "KEY_PREFIX",
     "TOKEN_PATH",
     "ApiKeyError",
     "ApiKeyStore",
+    "AuditFilters",
+    "AuditPage",
+    "AuditRow",
     "AuditSink",
+    "ChainMonitor",
+    "ChainStatus",
     "Check",
     "CredentialCheck",
     "DelegationError",
@@ -149,12 +177,15 @@ __all__ = [
     "SecretError",
     "SecretValue",
     "SecurityStack",
+    "SecuritySummary",
     "TokenError",
     "VerifyReport",
     "build_api_key_store",
     "build_audit_writer",
     "build_security",
     "chain_names",
+    "chain_status",
+    "chain_status_for",
     "check_references",
     "correlation_ids",
     "database_ready",
@@ -169,6 +200,8 @@ __all__ = [
     "policy_store",
     "resolve",
     "revoke_shared",
+    "search",
+    "security_summary",
     "shared_rate_limiter",
     "tail",
     "valid_jti",

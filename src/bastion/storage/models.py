@@ -38,6 +38,9 @@ class AuditRecord(Base):
         UniqueConstraint("chain", "seq", name="uq_audit_chain_seq"),
         Index("ix_audit_correlation", "correlation_id"),
         Index("ix_audit_principal", "principal"),
+        # The console's audit search (newest first, time ranges) and security summaries.
+        Index("ix_audit_ts", "ts", "id"),
+        Index("ix_audit_outcome_ts", "outcome", "ts"),
     )
 
     id: Mapped[int] = mapped_column(

@@ -4,13 +4,15 @@ cookies kept, the CSRF token read from the page like a form would send it."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bastion.config import Settings
 from bastion.security.stack import build_api_key_store
 from bastion.testing import serve_in_thread
 from bastion.web import build_gateway
@@ -44,9 +46,18 @@ def sign_in(client: httpx.Client, credential: str, next_path: str = "/") -> http
     return client.post("/login", data=data)
 
 
-@pytest.fixture
-def site(tmp_path: Path, sqlite_url: str) -> Iterator[ConsoleSite]:
-    project = make_project(tmp_path, sqlite_url)
+@contextmanager
+def start_site(
+    tmp_path: Path, db_url: str, configure: Callable[[Settings], None] | None = None
+) -> Iterator[ConsoleSite]:
+    """A project (keys for admin, monitoring and the rest), its archivist and its gateway."""
+    project = make_project(tmp_path, db_url, configure)
     project.keys["monitoring"] = build_api_key_store(project.settings).create("monitoring")
     with serve_archivist(project), serve_in_thread(build_gateway(project.settings)) as gw:
         yield ConsoleSite(project, gw.url)
+
+
+@pytest.fixture
+def site(tmp_path: Path, sqlite_url: str) -> Iterator[ConsoleSite]:
+    with start_site(tmp_path, sqlite_url) as started:
+        yield started

@@ -4,13 +4,16 @@ HTTP against the gateway (with every rejection path)."""
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import httpx
 import pytest
 from websockets.sync.client import connect
 
+from bastion.config import Settings
 from bastion.web.console.pages import CSP
-from tests.web.console.conftest import ConsoleSite, csrf_of, sign_in
+from tests.web.console.conftest import ConsoleSite, csrf_of, sign_in, start_site
 
 
 def set_cookies(response: httpx.Response) -> dict[str, str]:
@@ -185,3 +188,23 @@ def test_websockets_take_the_cookie_from_the_own_origin_only(site: ConsoleSite) 
             with pytest.raises(Exception) as closed:
                 ws.recv(timeout=10)
             assert "4003" in str(closed.value)
+
+
+def test_the_session_is_renewed_past_half_its_life(tmp_path: Path, sqlite_url: str) -> None:
+    def short_tokens(settings: Settings) -> None:
+        settings.auth.token_service.ttl_seconds = 4
+
+    with start_site(tmp_path, sqlite_url, short_tokens) as short, short.browser() as b:
+        short.sign_in(b)
+        first = b.cookies["bastion_session"]
+        deadline = time.monotonic() + 30  # hang guard: renewal is due 2 s after sign-in
+        renewed = None
+        while renewed is None and time.monotonic() < deadline:
+            answer = b.get("/console/session")
+            assert answer.status_code == 200
+            renewed = set_cookies(answer).get("bastion_session")
+            if renewed is None:
+                time.sleep(0.2)  # polling the keep-alive, as the page script does
+        assert renewed is not None and "Max-Age=" in renewed and "HttpOnly" in renewed
+        assert b.cookies["bastion_session"] != first
+        assert b.get("/api/documents").status_code == 200

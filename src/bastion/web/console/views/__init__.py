@@ -10,11 +10,14 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from bastion.web.console.console import ConsoleDeps
-from bastion.web.console.views import alarms
+from bastion.web.console.views import alarms, dlq, documents, research
 
 
 def view_routes(deps: ConsoleDeps) -> list[BaseRoute]:
     """Every view's routes."""
     routes: list[BaseRoute] = []
+    routes += documents.routes(deps)
+    routes += research.routes(deps)
+    routes += dlq.routes(deps)
     routes += alarms.routes(deps)
     return routes
