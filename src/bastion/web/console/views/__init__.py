@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from bastion.web.console.console import ConsoleDeps
-from bastion.web.console.views import dlq, documents, research
+from bastion.web.console.views import alarms, dlq, documents, research
 
 
 def view_routes(deps: ConsoleDeps) -> list[BaseRoute]:
@@ -19,4 +19,5 @@ def view_routes(deps: ConsoleDeps) -> list[BaseRoute]:
     routes += documents.routes(deps)
     routes += research.routes(deps)
     routes += dlq.routes(deps)
+    routes += alarms.routes(deps)
     return routes
