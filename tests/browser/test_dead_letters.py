@@ -76,7 +76,7 @@ def test_monitoring_sees_no_redrive_and_a_forged_one_is_refused(
 
     # The form an admin's page would have, forged into monitoring's page and submitted with
     # its own session and CSRF token.
-    watch.allow(r"status of 403")
+    watch.allow(r"status of 403")  # the browser logs the refused page's status
     page.evaluate(
         """(messageId) => {
           const form = document.createElement("form");
