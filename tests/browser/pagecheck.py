@@ -21,18 +21,22 @@ REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 BLOCKING_IMPACTS = {"serious", "critical"}
 
-CSP_BINDING = "__bastionCspViolation"
+CSP_BINDING = "bastionCspViolation"
+CSP_RECORD = "bastionCspViolations"
 # Runs in every document before its own scripts (the CSP does not apply to it): every
-# violation the page reports is handed to the test at once.
+# violation the page reports is recorded on `window` and handed to the test at once.
 CSP_LISTENER = f"""
+window.{CSP_RECORD} = [];
 document.addEventListener("securitypolicyviolation", (event) => {{
-  window.{CSP_BINDING}({{
+  const violation = {{
     directive: event.violatedDirective,
     blocked: event.blockedURI,
     source: event.sourceFile,
     line: event.lineNumber,
     sample: event.sample,
-  }});
+  }};
+  window.{CSP_RECORD}.push(violation);
+  window.{CSP_BINDING}(violation);
 }});
 """
 
