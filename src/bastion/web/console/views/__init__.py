@@ -10,11 +10,13 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from bastion.web.console.console import ConsoleDeps
-from bastion.web.console.views import research
+from bastion.web.console.views import audit, research, security
 
 
 def view_routes(deps: ConsoleDeps) -> list[BaseRoute]:
     """Every view's routes."""
     routes: list[BaseRoute] = []
     routes += research.routes(deps)
+    routes += security.routes(deps)
+    routes += audit.routes(deps)
     return routes
