@@ -93,6 +93,10 @@ def test_the_search_form(site: ConsoleSite, admin: httpx.Client) -> None:
     # A chart link's exact outcome is selected; its other filters are kept for the next search.
     assert '<option value="denied:waf" selected>denied:waf</option>' in page.text
     assert '<input type="hidden" name="waf_rule" value="sqli-1">' in page.text
+    # Epoch seconds (what chart links carry) are shown as UTC beside the field.
+    dated = admin.get("/console/audit", params={"since": "0", "until": "2026-12-07T22:30"})
+    assert 'value="0"' in dated.text and "1970-01-01 00:00:00 UTC" in dated.text
+    assert "2026-12-07 22:30:00 UTC" in dated.text
     # What the WAF lets through is escaped where the form shows it again.
     hostile = admin.get("/console/audit", params={"principal": '" autofocus data-x="1'})
     assert hostile.status_code == 200 and 'value="&#34; autofocus data-x=&#34;1"' in hostile.text
@@ -124,6 +128,8 @@ def test_pages_of_records(
 BAD_FILTERS = [
     ({"since": "yesterday"}, "since must be a UTC time"),
     ({"until": "inf"}, "until must be a finite number"),
+    ({"since": "1e20"}, "since must be a time between 1970 and the year 9999"),
+    ({"until": "-5"}, "until must be a time between 1970"),
     ({"cursor": "not-a-cursor"}, "invalid cursor"),
     ({"bogus": "1"}, "unknown filter"),
     ({"auth_reason": "guessing"}, "auth_reason must be one of"),

@@ -164,6 +164,7 @@ def test_the_range_selector(attacked: Attacked) -> None:
         ({"since": "yesterday"}, "since must be a UTC time"),
         ({"since": "nan"}, "since must be a finite number"),
         ({"since": "200", "until": "100"}, "until must be after since"),
+        ({"since": "1e300"}, "since must be a time between 1970 and the year 9999"),
         ({"range": "1h", "since": "100"}, "either range or since/until"),
         ({"until": "100"}, "since is missing"),
         ({"bogus": "1"}, "unknown parameter"),

@@ -145,6 +145,7 @@ class AuditView:
             error=error,
             fields=FIELDS,
             values=raw,
+            readable=_readable_times(raw),
             outcome=outcome,
             outcomes=outcomes,
             kept=[(name, raw[name]) for name in KEPT if name in raw],
@@ -158,6 +159,17 @@ class AuditView:
             ],
             chains_note=chains.note,
         )
+
+
+def _readable_times(raw: dict[str, str]) -> dict[str, str]:
+    """`since` and `until` as UTC texts, for the form to show beside epoch seconds."""
+    out: dict[str, str] = {}
+    for name in ("since", "until"):
+        try:
+            out[name] = utc_text(parse_instant(name, raw[name]))
+        except (KeyError, ValueError):
+            continue
+    return out
 
 
 def audit_path(settings: Settings, correlation_id: str) -> list[dict[str, Any]]:

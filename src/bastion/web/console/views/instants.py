@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+# The latest time a page can show (9999-12-31 23:59:59 UTC).
+LATEST = 253402300799.0
+
 
 def parse_instant(name: str, raw: str) -> float:
     """`raw` as epoch seconds; ValueError naming `name` and the accepted forms."""
@@ -24,9 +27,11 @@ def parse_instant(name: str, raw: str) -> float:
             ) from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
+        value = parsed.timestamp()
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number of epoch seconds")
+    if not 0 <= value <= LATEST:
+        raise ValueError(f"{name} must be a time between 1970 and the year 9999")
     return value
 
 
