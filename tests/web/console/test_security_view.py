@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -182,3 +183,25 @@ def test_a_bad_range_is_a_400_page(
 def test_refusals(site: ConsoleSite) -> None:
     page = check_read_only_view(site, "/console/security?range=1h", "chart-waf_blocks")
     assert "Authentication failures" in page
+
+
+def test_charts_links_and_chains_on_each_database(tmp_path: Path, db_url: str) -> None:
+    with start_site(tmp_path, db_url) as site, site.browser() as admin:
+        with httpx.Client(base_url=site.url, timeout=10) as api:
+            bad = api.get("/api/documents", headers={"X-API-Key": UNKNOWN_KEY})
+            waf = api.get(
+                "/api/documents",
+                params={"q": SQLI},
+                headers={"X-API-Key": site.project.keys["admin"]},
+            )
+        assert (bad.status_code, waf.status_code) == (401, 403)
+        cids = {_cid(bad), _cid(waf)}
+        site.project.audit_records(lambda a: a.correlation_id in cids, at_least=2)
+        assert site.sign_in(admin).status_code == 303
+        page = admin.get("/console/security", params={"range": "6h"}).text
+        [(count, href)] = _chart(page, "auth_failures").values()
+        assert count == 1 and _listed(admin, href) == [_cid(bad)]
+        for count, href in _chart(page, "waf_blocks").values():
+            assert count == 1 and _listed(admin, href) == [_cid(waf)]
+        chains = table_rows(admin.get("/console/audit").text, "audit-chains")
+        assert {row[0].text: row[1].text for row in chains}["gateway"] == "ok"
