@@ -17,7 +17,12 @@ from bastion.security import ChainMonitor
 from bastion.storage.database import shared_engine
 from bastion.web.console.views import audit as audit_view
 from bastion.web.console.views.audit import audit_path
-from bastion.web.console.views.audit_chains import STILL_RUNNING, ChainWatch, monitor_for
+from bastion.web.console.views.audit_chains import (
+    NO_KEY,
+    STILL_RUNNING,
+    ChainWatch,
+    monitor_for,
+)
 from tests.web.console.conftest import ConsoleSite
 from tests.web.console.html_tables import Cell, table_rows
 from tests.web.console.view_refusals import check_read_only_view
@@ -212,3 +217,10 @@ def test_audit_path_lists_one_request_oldest_first(site: ConsoleSite) -> None:
 def test_refusals(site: ConsoleSite) -> None:
     page = check_read_only_view(site, "/console/audit?principal=monitoring", "audit-search-form")
     assert 'id="audit-chains-heading"' in page
+
+
+async def test_an_unreadable_audit_key_is_said_on_the_page(site: ConsoleSite) -> None:
+    settings = site.project.settings.model_copy(deep=True)
+    settings.audit.hmac_key = "secret://file/secrets/no-such.key"
+    shown = await ChainWatch(settings).status()
+    assert (shown.chains, shown.note) == ([], NO_KEY)

@@ -77,10 +77,10 @@ class ChainWatch:
             self._running = asyncio.create_task(asyncio.to_thread(self._check))
             self._running.add_done_callback(_retrieve)
         try:
-            found = await asyncio.wait_for(asyncio.shield(self._running), self._wait)
-        except TimeoutError:
-            heads = await asyncio.to_thread(self._heads)
-            return ChainsShown(heads, STILL_RUNNING)
+            try:
+                found = await asyncio.wait_for(asyncio.shield(self._running), self._wait)
+            except TimeoutError:
+                return ChainsShown(await asyncio.to_thread(self._heads), STILL_RUNNING)
         except SecretError:
             return ChainsShown([], NO_KEY)
         except Exception:
