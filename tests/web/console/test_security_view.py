@@ -1,7 +1,8 @@
 """The console's Security view over real HTTP: refusals made through the gateway (bad API keys,
 a principal without the action, a WAF block, a rate limit) show in its charts with their
 counts, and each bar links to the Audit view listing exactly its records; the range selector,
-a bad range (400 page), and the view's own refusals (no session, no grant, a foreign CSRF)."""
+a bad range (400 page), the view's own refusals (no session, no grant, a foreign CSRF), the
+guardrail charts from the guardrail service's decisions, and SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ import httpx
 import pytest
 
 from bastion.config import Settings
-from bastion.storage.database import migrate
+from bastion.core.audit_entry import AuditEntry
+from bastion.guardrails.engine import Engine as GuardEngine
+from bastion.guardrails.service import GuardService
+from bastion.storage.database import migrate, shared_engine
+from tests.guardrails.test_service import ATTACK, CARD
+from tests.security.test_audit_verify import write_entries
 from tests.web.console.conftest import ConsoleSite, start_site
 from tests.web.console.html_tables import table_rows
 from tests.web.console.view_refusals import check_read_only_view
@@ -205,3 +211,22 @@ def test_charts_links_and_chains_on_each_database(tmp_path: Path, db_url: str) -
             assert count == 1 and _listed(admin, href) == [_cid(waf)]
         chains = table_rows(admin.get("/console/audit").text, "audit-chains")
         assert {row[0].text: row[1].text for row in chains}["gateway"] == "ok"
+
+
+async def test_guardrail_charts_link_to_their_decisions(tmp_path: Path, site: ConsoleSite) -> None:
+    entries: list[AuditEntry] = []
+    guard = GuardService(GuardEngine(), principal="research", agent="planner", audit=entries.append)
+    guard.scan(ATTACK, "user_input", "input")
+    guard.scan(f"card {CARD} for jane.doe@example.com", "user_input", "input")
+    guard.scan("What is the capital of France?", "user_input", "input")
+    engine = shared_engine(site.project.settings.database_url())
+    await write_entries(engine, tmp_path / "planner-checkpoints", "planner", entries)
+    with site.browser() as admin:
+        assert site.sign_in(admin).status_code == 303
+        page = admin.get("/console/security", params={"range": "1h"}).text
+        actions = _chart(page, "guardrail_actions")
+        assert {label: n for label, (n, _) in actions.items()} == {"BLOCKED": 1, "ANONYMIZED": 1}
+        types = _chart(page, "guardrail_types")
+        assert types["PROMPT_ATTACK"][0] == 1 and types["CREDIT_DEBIT_CARD_NUMBER"][0] == 1
+        for count, href in [*actions.values(), *types.values()]:
+            assert len(_listed(admin, href)) == count
