@@ -11,6 +11,7 @@ Variants:
     open      Bastion echo agent, security off
     apikey    Bastion echo agent, full stack (the client sends X-API-Key)
     jwt       Bastion echo agent, full stack (the client sends a Bearer token)
+    apikey-untraced  as apikey, with tracing off (observability.tracing_enabled: false)
     a2a-sdk   a2a-sdk 1.x SendMessage echo: AgentExecutor + DefaultRequestHandler + JSON-RPC routes
 """
 
@@ -24,7 +25,7 @@ from typing import Any, TextIO
 
 import uvicorn
 
-VARIANTS = ("baseline", "open", "apikey", "jwt", "a2a-sdk")
+VARIANTS = ("baseline", "open", "apikey", "jwt", "a2a-sdk", "apikey-untraced")
 
 # The full-stack variants keep the limiter on, with a quota the load cannot reach.
 BENCH_RATE = "100000000/minute"
@@ -71,13 +72,14 @@ def bastion_app(variant: str, project: Path, log: TextIO) -> Any:
     settings = load_settings(project / "bastion.yaml")
     settings.rate_limit.default = BENCH_RATE
     settings.auth.token_service.ttl_seconds = BENCH_TOKEN_TTL_SECONDS
+    settings.observability.tracing_enabled = variant != "apikey-untraced"
     # Before the app is built: the audit logger picks its stream up at construction.
     configure_logging(settings.logging, stream=log)
     return AgentApp(echo_definition(), settings, security=variant != "open")
 
 
 def build_app(variant: str, project: Path | None, log: TextIO) -> Any:
-    if variant in ("open", "apikey", "jwt"):
+    if variant in ("open", "apikey", "jwt", "apikey-untraced"):
         if project is None:
             raise SystemExit(f"variant {variant} needs --project")
         return bastion_app(variant, project, log)

@@ -10,6 +10,8 @@ free port) and loaded from a separate process over loopback:
     (c) Bastion echo agent, full stack: API key, RBAC, rate limit (quota out of reach), audit
     (d) as (c), authenticated with a JWT from the agent's own POST /oauth/token
     (e) a2a-sdk SendMessage echo (AgentExecutor + DefaultRequestHandler + SDK JSON-RPC routes)
+    (f) as (c), tracing off (`observability.tracing_enabled: false`): (c) and (f) measure what
+        tracing costs, in the same run (a span per call and per security stage, buffered)
 
 Load: `wrk` when installed (one thread, N keep-alive connections, a Lua script that checks
 every response body), otherwise the asyncio generator in `_load.py`. Each variant is started,
@@ -17,7 +19,11 @@ checked with one real request, warmed up, measured, then stopped; the variants r
 back, `--repeats` rounds, and the round with the most req/s is kept. Any non-2xx answer or
 unexpected body fails the run: the numbers would be meaningless.
 
-Targets: (c) >= 50% of (a) req/s, and (c) >= 10x (e) req/s.
+Targets: (c) >= 50% of (a) req/s, (c) >= 10x (e) req/s, and tracing costs < 5%: (c) >= 95%
+of (f) req/s, and the CPU tracing adds per call (measured in one process without sockets by
+`_tracing_cost.py`, fastest of alternating rounds, after the variants when c and f both run)
+< 5% of (f)'s server CPU per call. On a busy machine req/s moves by more than 5% from round to
+round; the in-process measurement is the steadier one.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ import httpx
 
 BENCH_DIR = Path(__file__).resolve().parent
 SERVER_SCRIPT = BENCH_DIR / "_server.py"
+TRACING_COST_SCRIPT = BENCH_DIR / "_tracing_cost.py"
 LOAD_SCRIPT = BENCH_DIR / "_load.py"
 
 ECHO_BODY = {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"message": "hello"}}
@@ -80,6 +87,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("c", "apikey", "bastion, api key+rbac+rl+audit", True),
         Variant("d", "jwt", "bastion, jwt+rbac+rl+audit", True),
         Variant("e", "a2a-sdk", "a2a-sdk SendMessage", False),
+        Variant("f", "apikey-untraced", "as (c), tracing off", True),
     )
 }
 
@@ -147,6 +155,8 @@ class RunRecord:
 @dataclass
 class Outcome:
     runs: dict[str, list[RunRecord]] = field(default_factory=dict)
+    # `_tracing_cost.py`'s answer: app CPU per call with tracing on and off, in one process.
+    tracing_in_process: dict[str, Any] | None = None
 
     def best(self, key: str) -> RunRecord | None:
         runs = self.runs.get(key) or []
@@ -452,7 +462,7 @@ def prepare(variant: Variant, server: Server, api_key: str | None, max_seconds: 
                         f"({variant.key}) server is not answering: {server.tail()}"
                     ) from None
                 time.sleep(0.05)
-        if variant.server == "apikey":
+        if variant.server in ("apikey", "apikey-untraced"):
             assert api_key is not None
             headers["X-API-Key"] = api_key
         elif variant.server == "jwt":
@@ -543,7 +553,7 @@ def run_variant(
     extra += f", load generator CPU {loadgen_cpu:.0f}%"
     if record.other_cpu_percent is not None:
         extra += f", rest of the machine {record.other_cpu_percent:.0f}%"
-    if variant.server in ("apikey", "jwt") and project is not None:
+    if variant.server in ("apikey", "apikey-untraced", "jwt") and project is not None:
         record.audit_rows = audit_rows(project)
         extra += f", audit rows {record.audit_rows} for {answered} answered calls"
         if record.audit_rows is None or record.audit_rows < answered:
@@ -580,7 +590,80 @@ def checks(outcome: Outcome) -> list[dict[str, Any]]:
         found.append({"check": "(c) >= 10x (e)", "value": f"{ratio:.1f}x", "passed": ratio >= 10})
     else:
         found.append({"check": "(c) >= 10x (e)", "value": "needs c and e", "passed": None})
+    f = outcome.best("f")
+    if c and f:
+        ratio = c.load.rps / f.load.rps
+        passed = ratio >= 0.95
+        found.append({"check": "(c) >= 95% of (f)", "value": f"{ratio:.1%}", "passed": passed})
+    else:
+        found.append({"check": "(c) >= 95% of (f)", "value": "needs c and f", "passed": None})
+    share = tracing_share(outcome)
+    name = "tracing CPU < 5% of (f)/call"
+    if share is not None:
+        found.append({"check": name, "value": f"{share:.1%}", "passed": share < 0.05})
+    else:
+        found.append({"check": name, "value": "needs c and f", "passed": None})
     return found
+
+
+def tracing_share(outcome: Outcome) -> float | None:
+    """The CPU tracing adds per call (in-process measurement) over (f)'s server CPU per call."""
+    f = outcome.best("f")
+    measured = outcome.tracing_in_process
+    off = cpu_per_call_us(f) if f is not None else None
+    if measured is None or not off:
+        return None
+    return float(measured["added_us"]) / off
+
+
+def measure_tracing_in_process() -> dict[str, Any]:
+    """Run `_tracing_cost.py` (its log lines discarded) and return its JSON answer."""
+    done = subprocess.run(
+        [sys.executable, str(TRACING_COST_SCRIPT)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        check=False,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"{TRACING_COST_SCRIPT.name} failed with status {done.returncode}")
+    answer: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return answer
+
+
+def cpu_per_call_us(run: RunRecord) -> float | None:
+    """Server CPU microseconds per answered call in the measured window."""
+    if run.server_cpu_percent is None or not run.load.requests:
+        return None
+    return run.server_cpu_percent / 100.0 * run.load.duration_s / run.load.requests * 1e6
+
+
+def tracing_cost(outcome: Outcome) -> str | None:
+    """The tracing on/off comparison: req/s ratio and server CPU per call of (c) and (f)."""
+    c, f = outcome.best("c"), outcome.best("f")
+    if c is None or f is None:
+        return None
+    on, off = cpu_per_call_us(c), cpu_per_call_us(f)
+    lines = [
+        "tracing cost, (c) on vs (f) off, same run:",
+        f"  req/s        on {c.load.rps:>9,.0f}   off {f.load.rps:>9,.0f}   "
+        f"ratio {c.load.rps / f.load.rps:.3f}",
+    ]
+    if on is not None and off is not None:
+        lines.append(
+            f"  CPU/call µs  on {on:>9.1f}   off {off:>9.1f}   "
+            f"{on - off:+.1f} µs ({(on - off) / off:+.1%})"
+        )
+    measured = outcome.tracing_in_process
+    if measured is not None:
+        share = tracing_share(outcome)
+        lines.append(
+            f"  in-process app CPU/call µs, fastest of {measured['rounds']} rounds: "
+            f"on {measured['on_us']:.1f}, off {measured['off_us']:.1f}, "
+            f"tracing adds {measured['added_us']:.1f} µs"
+            + (f" = {share:.1%} of (f)'s server CPU per call" if share is not None else "")
+        )
+    return "\n".join(lines)
 
 
 def render(outcome: Outcome, keys: list[str]) -> str:
@@ -598,6 +681,9 @@ def render(outcome: Outcome, keys: list[str]) -> str:
             f"{best.load.p50_ms:>8.2f} {best.load.p99_ms:>8.2f} {ratio:>7} {cpu:>5}"
         )
     lines.append("")
+    cost = tracing_cost(outcome)
+    if cost is not None:
+        lines.extend([cost, ""])
     for check in checks(outcome):
         verdict = {True: "PASS", False: "FAIL", None: "n/a"}[check["passed"]]
         lines.append(f"{check['check']:<20} {check['value']:>14}  {verdict}")
@@ -677,6 +763,7 @@ def to_json(
             **versions(),
         },
         "variants": variants,
+        "tracing_in_process": outcome.tracing_in_process,
         "checks": checks(outcome),
     }
 
@@ -694,7 +781,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per variant")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections")
     parser.add_argument("--repeats", type=int, default=2, help="rounds; the best one is kept")
-    parser.add_argument("--only", default="a,b,c,d,e", help="variants to run, e.g. a,c")
+    parser.add_argument("--only", default="a,b,c,d,e,f", help="variants to run, e.g. c,f")
     parser.add_argument("--json", type=Path, help="write the results to this file")
     parser.add_argument(
         "--generator",
@@ -771,6 +858,9 @@ def main(argv: list[str] | None = None) -> int:
                         VARIANTS[key], round_no, generator, workdir, args.duration, args.warmup
                     )
                     outcome.runs.setdefault(key, []).append(record)
+            if "c" in args.keys and "f" in args.keys:
+                say("tracing cost in one process (bench/_tracing_cost.py)")
+                outcome.tracing_in_process = measure_tracing_in_process()
     except BenchError as exc:
         say(f"FAILED: {exc}")
         return 1

@@ -60,6 +60,16 @@ def _postgres_schema(prefix: str) -> Iterator[str]:
         yield url
 
 
+# Every queue backend, as fixture parameters (PostgreSQL and Redis marked as needing their
+# servers); each but SQLite has its `<backend>_queue_url` fixture.
+QUEUE_BACKENDS = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("redis", marks=pytest.mark.redis),
+    "sqs",
+]
+
+
 @pytest.fixture
 def postgres_queue_url() -> Iterator[str]:
     """A PostgreSQL queue URL whose tables live in a schema of their own (dropped afterwards)."""
@@ -82,6 +92,23 @@ def redis_url() -> str:
         _missing("BASTION_TEST_REDIS_URL")
     assert REDIS_URL is not None
     return REDIS_URL
+
+
+@pytest.fixture
+def redis_queue_url(redis_url: str) -> Iterator[str]:
+    """`BASTION_TEST_REDIS_URL` with a `prefix` of its own; its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"bastion:test:queue:{uuid.uuid4().hex}"
+    sep = "&" if "?" in redis_url else "?"
+    yield f"{redis_url}{sep}prefix={prefix}"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 async def delete_redis_keys(url: str, pattern: str) -> None:

@@ -613,6 +613,26 @@ class MetricsSettings(_Section):
     cache_seconds: float = Field(default=5.0, ge=0)
 
 
+class ObservabilitySettings(_Section):
+    """Traces (`bastion.observability.tracing`): spans kept in memory, optionally sent by OTLP."""
+
+    tracing_enabled: bool = True
+    # Spans kept in this process's buffer for `GET /traces/{trace_id}` (the oldest go first).
+    span_buffer_size: int = Field(default=10000, gt=0)
+    # An OTLP/HTTP traces URL (`https://collector:4318/v1/traces`); empty: no export. It must be
+    # allowed by the agent's egress policy (`agents.<name>.egress`).
+    otlp_endpoint: str = ""
+    # Headers sent with each export, a secret reference to `name=value,name2=value2`.
+    otlp_headers: str | None = None
+    # The `service.name` of exported spans; empty: the agent's name.
+    service_name: str = ""
+    # Spans waiting for export (the newest are dropped past it), per export, and how often.
+    otlp_queue_size: int = Field(default=8192, gt=0)
+    otlp_batch_size: int = Field(default=512, gt=0)
+    otlp_interval_seconds: float = Field(default=2.0, gt=0)
+    otlp_timeout_seconds: float = Field(default=5.0, gt=0)
+
+
 class AlarmsSettings(_Section):
     """The gateway's alarm engine (`bastion.alarms`): rules evaluated on scraped `/metrics`."""
 
@@ -738,6 +758,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     guardrails: GuardrailsSettings = GuardrailsSettings()
     metrics: MetricsSettings = MetricsSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
     events: EventsSettings = EventsSettings()
     secrets: SecretsSettings = SecretsSettings()
     waf: WafSettings = WafSettings()

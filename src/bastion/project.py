@@ -136,22 +136,21 @@ SERVICE_PRINCIPALS = (
 # copy its key into Secrets Manager and name it in the Lambda's BASTION_API_KEY_REF.
 CLIENT_PRINCIPALS = ("submitter", "lambda-s3-processor")
 
-# The processes whose `/metrics` the gateway's alarm engine (`bastion.alarms`) scrapes: itself
-# and every agent of the shipped configuration.
-METRICS_SCRAPED = [
-    f"{name}.metrics"
-    for name in (
-        "gateway",
-        "echo",
-        "orchestrator",
-        "extractor",
-        "validator",
-        "archivist",
-        "research",
-        "researcher",
-        "critic",
-    )
-]
+# The gateway and every agent of the shipped configuration: the processes whose `/metrics` the
+# gateway's alarm engine (`bastion.alarms`) scrapes and whose `/traces` the console gathers.
+SHIPPED_PROCESSES = (
+    "gateway",
+    "echo",
+    "orchestrator",
+    "extractor",
+    "validator",
+    "archivist",
+    "research",
+    "researcher",
+    "critic",
+)
+METRICS_SCRAPED = [f"{name}.metrics" for name in SHIPPED_PROCESSES]
+TRACES_READ = [f"{name}.traces" for name in SHIPPED_PROCESSES]
 
 # Least privilege: each principal may call exactly what the document flow needs of it.
 DEFAULT_POLICY = {
@@ -182,6 +181,7 @@ DEFAULT_POLICY = {
             "archivist.get_document",
             "archivist.list_documents",
             "archivist.search",
+            "archivist.document_counts",
             "research.ask",
             "research.start",
             "research.get",
@@ -190,6 +190,8 @@ DEFAULT_POLICY = {
             "research.conversation",
             # The alarm engine scrapes the gateway's own and every agent's /metrics.
             *METRICS_SCRAPED,
+            # The console gathers a document's trace from every agent's GET /traces/{trace_id}.
+            *TRACES_READ,
         ],
         "research": ["researcher.research", "critic.critique"],
         "researcher": ["archivist.search", "archivist.get_document"],
@@ -220,6 +222,7 @@ DEFAULT_POLICY = {
             "gateway.console_security",
             "gateway.console_audit",
             "gateway.console_alarms",
+            "traces",  # GET /traces/{trace_id} of every agent
         ],
         "admin": ["*"],
     },

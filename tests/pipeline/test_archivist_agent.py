@@ -298,3 +298,37 @@ def test_reads_name_whose_documents_they_may_see(archivist: Archivist) -> None:
     assert [d["id"] for d in found["results"]] == [mine]
     everyone = archivist.call("search", {"query": "freight", "owner": None}, "gateway")
     assert {d["id"] for d in everyone["results"]} == {mine, theirs}
+
+
+def test_document_counts_by_status_and_outcome_in_the_reader_s_scope(
+    archivist: Archivist,
+) -> None:
+    alices = [archivist.upload(sha(f"count-{n}"), owner="alice") for n in range(3)]
+    bobs = archivist.upload(sha("count-bob"), owner="bob")
+    archivist.archive(alices[0])  # invalid
+    archivist.archive(bobs)
+    archivist.project.repo.set_status(alices[1], "failed", reason="test", detail="x")
+    archivist.project.repo.delete_document(
+        alices[2], principal="alice", correlation_id=None, owner="alice"
+    )
+
+    alice = archivist.call("document_counts", {"owner": "alice"}, "gateway")
+    assert alice == {
+        "by_status": {"queued": 0, "processing": 0, "archived": 1, "failed": 1},
+        "by_outcome": {"valid": 0, "invalid": 1, "needs_review": 0},
+        "total": 2,  # the deleted one is not counted
+    }
+    everyone = archivist.call("document_counts", {"owner": None}, "gateway")
+    assert everyone["total"] == 3 and everyone["by_outcome"]["invalid"] == 2
+    nobody = archivist.call("document_counts", {"owner": "carol"}, "gateway")
+    assert nobody["total"] == 0 and set(nobody["by_status"].values()) == {0}
+
+
+def test_document_counts_is_the_gateway_s_and_names_its_scope(archivist: Archivist) -> None:
+    # `owner` is required: no read is unscoped by omission.
+    assert archivist.error("document_counts", {}, "gateway")["code"] == -32602
+    bad = {"owner": None, "status": "queued"}
+    assert archivist.error("document_counts", bad, "gateway")["code"] == -32602
+    for principal in ("submitter", "orchestrator", "validator", "researcher"):
+        r = archivist.raw("document_counts", {"owner": principal}, principal)
+        assert r.status_code == 403, principal

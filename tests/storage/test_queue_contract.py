@@ -14,18 +14,12 @@ from typing import Any
 import pytest
 
 from bastion.storage.queue import REASON_MAX_RECEIVES, Queue, open_queue
+from tests.conftest import QUEUE_BACKENDS
 
 MakeQueue = Callable[..., Queue]
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("redis", marks=pytest.mark.redis),
-        "sqs",
-    ]
-)
+@pytest.fixture(params=QUEUE_BACKENDS)
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     for mark in request.node.iter_markers("not_on"):
         if request.param in mark.args:

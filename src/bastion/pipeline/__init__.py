@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from bastion.pipeline.ingest import UploadRejected as UploadRejected
     from bastion.pipeline.ingest import check_size as check_size
     from bastion.pipeline.ingest import too_large as too_large
+    from bastion.pipeline.model import OUTCOMES as OUTCOMES
     from bastion.pipeline.model import READ_ALL_ACTION as READ_ALL_ACTION
     from bastion.pipeline.model import READ_ALL_AGENT as READ_ALL_AGENT
     from bastion.pipeline.model import REASON_CODES as REASON_CODES
@@ -77,6 +78,7 @@ _EXPORTS = {
     "pipeline_collector": "bastion.pipeline.collectors",
     "pipeline_endpoints": "bastion.pipeline.services",
     "preflight": "bastion.pipeline.extract.preflight",
+    "OUTCOMES": "bastion.pipeline.model",
     "READ_ALL_ACTION": "bastion.pipeline.model",
     "READ_ALL_AGENT": "bastion.pipeline.model",
     "readable_by": "bastion.pipeline.archive_types",
@@ -96,6 +98,7 @@ _EXPORTS = {
 __all__ = [
     "MAX_LIST_LIMIT",
     "NOT_OWNER",
+    "OUTCOMES",
     "PDF_CONTENT_TYPE",
     "PIPELINE_AGENTS",
     "READ_ALL_ACTION",

@@ -56,6 +56,7 @@ from bastion.pipeline.archive_types import (
     readable_by,
 )
 from bastion.pipeline.model import (
+    OUTCOMES,
     TEXT_EXCERPT_CHARS,
     DuplicateClaim,
     ExtractionResult,
@@ -887,6 +888,25 @@ class ArchiveRepository:
             )
         counts["deleted"] = int(deleted or 0)
         return counts
+
+    def document_counts(self, owner: str | None = None) -> dict[str, Any]:
+        """`owner`'s live documents (every owner's when None) by status and by outcome, every
+        status and outcome present with zeros; `total` counts them all (documents not yet
+        validated have no outcome)."""
+        by_status = dict.fromkeys(DOCUMENT_STATUSES, 0)
+        by_outcome: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        stmt = select(Document.status, Document.outcome, func.count()).where(
+            Document.deleted_at.is_(None)
+        )
+        if owner is not None:
+            stmt = stmt.where(Document.owner == owner)
+        with Session(self.engine) as s:
+            rows = list(s.execute(stmt.group_by(Document.status, Document.outcome)))
+        for status, outcome, n in rows:
+            by_status[status] = by_status.get(status, 0) + int(n)
+            if outcome is not None:
+                by_outcome[outcome] = by_outcome.get(outcome, 0) + int(n)
+        return {"by_status": by_status, "by_outcome": by_outcome, "total": sum(by_status.values())}
 
     # -- event feed -------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ that format, used wherever an id arrives (API paths, agent params, queue message
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -24,6 +24,7 @@ from bastion.storage import ID_TOKEN_PATTERN, random_token
 DocumentType = Literal["invoice", "contract", "report", "other"]
 Outcome = Literal["valid", "invalid", "needs_review"]
 Severity = Literal["info", "warning", "error"]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 
 INVOICE_FIELDS = (
     "invoice_number", "issue_date", "due_date", "issuer", "customer", "currency",

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from bastion.runtime.http_guard import Endpoint as Endpoint
     from bastion.runtime.http_guard import Guard as Guard
     from bastion.runtime.http_guard import Handler as Handler
+    from bastion.runtime.http_guard import audit_detail as audit_detail
     from bastion.runtime.http_guard import denied_error as denied_error
     from bastion.runtime.http_guard import json_response as json_response
     from bastion.runtime.http_guard import request_context as request_context
@@ -55,6 +56,10 @@ if TYPE_CHECKING:
     from bastion.runtime.supervisor import service_tls as service_tls
     from bastion.runtime.task_store_db import DatabaseTaskStore as DatabaseTaskStore
     from bastion.runtime.task_store_db import task_store_for as task_store_for
+    from bastion.runtime.traces import CollectedTrace as CollectedTrace
+    from bastion.runtime.traces import collect_trace as collect_trace
+    from bastion.runtime.traces import start_tracing as start_tracing
+    from bastion.runtime.traces import traces_route as traces_route
 
 # Each public name and the module that defines it.
 _EXPORTS = {
@@ -74,6 +79,7 @@ _EXPORTS = {
     "Handler": "bastion.runtime.http_guard",
     "denied_error": "bastion.runtime.http_guard",
     "Endpoint": "bastion.runtime.http_guard",
+    "audit_detail": "bastion.runtime.http_guard",
     "ExecutionContext": "bastion.runtime.a2a_methods",
     "Executor": "bastion.runtime.a2a_methods",
     "Guard": "bastion.runtime.http_guard",
@@ -102,6 +108,10 @@ _EXPORTS = {
     "DatabaseTaskStore": "bastion.runtime.task_store_db",
     "task_store_for": "bastion.runtime.task_store_db",
     "uvicorn_config": "bastion.runtime.serve",
+    "CollectedTrace": "bastion.runtime.traces",
+    "collect_trace": "bastion.runtime.traces",
+    "start_tracing": "bastion.runtime.traces",
+    "traces_route": "bastion.runtime.traces",
     "working": "bastion.runtime.a2a_methods",
 }
 
@@ -117,6 +127,7 @@ __all__ = [
     "BreakerState",
     "ChildSpec",
     "CircuitBreaker",
+    "CollectedTrace",
     "DatabaseTaskStore",
     "Endpoint",
     "ExecutionContext",
@@ -131,6 +142,7 @@ __all__ = [
     "SupervisorError",
     "SupervisorEvent",
     "TaskStore",
+    "collect_trace",
     "completed",
     "count_responses",
     "credential",
@@ -147,8 +159,10 @@ __all__ = [
     "request_context",
     "run",
     "service_tls",
+    "start_tracing",
     "stop_with_parent",
     "task_store_for",
+    "traces_route",
     "uvicorn_config",
     "working",
 ]

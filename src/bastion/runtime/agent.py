@@ -6,10 +6,13 @@ no pipeline and no audit (used only to measure the cost of security in the bench
 `public` (`agents.<name>.public`) is served behind the edge WAF (`bastion.edge.middleware`).
 Every answer, the WAF's refusals included, counts in `bastion_http_responses_total` by route
 template (`bastion.runtime.http_metrics`).
+Tracing (`observability` settings) is started for the process when the app is built; with the
+security stack the app also serves `GET /traces/{trace_id}` (authorized as `<agent>.traces`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -34,6 +37,7 @@ from bastion.runtime.http_metrics import count_responses
 from bastion.runtime.methods import MethodRegistry
 from bastion.runtime.metrics_endpoint import metrics_route
 from bastion.runtime.server import AgentServer, ReadinessCheck, run_checks
+from bastion.runtime.traces import start_tracing, traces_route
 from bastion.security import JWKS_PATH, TOKEN_PATH, SecurityStack, build_security, database_ready
 
 Hook = Callable[[], Awaitable[None]]
@@ -108,7 +112,10 @@ class AgentApp:
         ]
         if self.stack is not None:
             routes.extend(self.stack.routes)
-            routes.append(self._metrics_route(self.stack))
+            guard = Guard(definition.name, self.stack.pipeline, self.stack.audit)
+            routes.append(metrics_route(guard))
+            routes.append(traces_route(guard))
+        self.tracing = start_tracing(settings, definition.name)
         inner = Starlette(routes=routes, lifespan=self._lifespan)
         self.server = AgentServer(
             name=definition.name,
@@ -119,6 +126,7 @@ class AgentApp:
             max_body_bytes=settings.server.max_body_bytes,
             max_batch=settings.server.max_batch,
             http_labels=HTTP_LABELS,
+            tracing=self.tracing,
         )
         # An agent configured `public` is served behind the edge WAF.
         self.edge = protect_agent(
@@ -149,12 +157,10 @@ class AgentApp:
                 await hook()
             if self.stack is not None:
                 await self.stack.close()
+            if self.tracing is not None:
+                await asyncio.to_thread(self.tracing.flush)
 
     # -- routes ------------------------------------------------------------------------------
-
-    def _metrics_route(self, stack: SecurityStack) -> BaseRoute:
-        """`GET /metrics`, authorized as `<agent>.metrics`."""
-        return metrics_route(Guard(self.definition.name, stack.pipeline, stack.audit))
 
     def _card_bytes(self, request: Request) -> tuple[bytes, str]:
         if self._card_cache is None:

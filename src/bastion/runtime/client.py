@@ -8,10 +8,12 @@ over replicas with an open breaker or a failing `/readyz`):
 * one pooled, keep-alive `httpx.AsyncClient` with the connect/read timeouts from
   `ClientSettings`; optional TLS through `ssl_context` (a CA to verify the agent, and a
   client certificate for mTLS; see `client_ssl_context`);
-* the headers every call carries: `X-Correlation-ID` (the current correlation ID, else a new
-  one per call), `A2A-Version`, `User-Agent` and `Content-Type`; and, when the call is made on
-  someone's behalf (`bastion.core.context.onward_delegation_var`), `X-Bastion-Delegation`: a
-  delegation token for the next hop, naming this client's `principal` as the nearest actor;
+* the headers every call carries: `traceparent` (W3C trace context: the current trace, else
+  the correlation ID as a new trace, and this call's client span), `X-Correlation-ID` (the
+  current correlation ID, else the trace ID), `A2A-Version`, `User-Agent` and `Content-Type`;
+  and, when the call is made on someone's behalf (`bastion.core.context.onward_delegation_var`),
+  `X-Bastion-Delegation`: a delegation token for the next hop, naming this client's
+  `principal` as the nearest actor;
 * credentials: with an API key and `use_tokens`, the key is exchanged once at
   `<token_url>/oauth/token` for a short-lived token sent as `Authorization: Bearer`, refreshed
   at 80% of its lifetime (one refresh shared by concurrent callers) and once more when the
@@ -51,11 +53,17 @@ import structlog
 from bastion.aio import AsyncClosing
 from bastion.config import ClientSettings, TLSSettings
 from bastion.core.context import (
+    TRACEPARENT_HEADER,
     current_correlation_id,
+    is_trace_id,
     new_correlation_id,
+    new_span_id,
     onward_delegation_var,
+    span_var,
+    traceparent,
 )
 from bastion.egress import AuditSink, EgressPolicy, egress_client, origin_policy
+from bastion.observability.tracing import current_tracing
 from bastion.protocol.endpoints import DELEGATION_HEADER, MESSAGE_PATH, USER_AGENT
 from bastion.protocol.errors import (
     FORBIDDEN,
@@ -76,6 +84,7 @@ from bastion.runtime.replicas import (
     pinned_to,
     replica_breaker,
 )
+from bastion.runtime.server import http_outcome
 from bastion.security import SecretValue
 
 __all__ = [
@@ -453,7 +462,7 @@ class AgentClient(AsyncClosing):
     async def call(self, method: str, params: Any = None) -> Any:
         """Call `method` and return its `result`; raises `RpcCallError` for an error answer."""
         rid = next(self._ids)
-        resp, _ = await self._post(_dumps(_request(method, params, rid)))
+        resp, _ = await self._post(_dumps(_request(method, params, rid)), method)
         doc = _json_body(resp)
         if isinstance(doc, dict) and "error" in doc:
             _raise_error(doc["error"], resp)
@@ -467,7 +476,7 @@ class AgentClient(AsyncClosing):
 
     async def notify(self, method: str, params: Any = None) -> None:
         """Send a notification (no id, no result). Raises only when the request was refused."""
-        resp, _ = await self._post(_dumps(_request(method, params, None)))
+        resp, _ = await self._post(_dumps(_request(method, params, None)), method)
         if resp.status_code < 300 and not resp.content:
             return
         doc = _json_body(resp)
@@ -484,7 +493,7 @@ class AgentClient(AsyncClosing):
             return []
         ids = [next(self._ids) for _ in calls]
         body = [_request(m, p, rid) for (m, p), rid in zip(calls, ids, strict=True)]
-        resp, _ = await self._post(_dumps(body))
+        resp, _ = await self._post(_dumps(body), f"(batch of {len(calls)})")
         doc = _json_body(resp)
         if isinstance(doc, dict) and "error" in doc:
             _raise_error(doc["error"], resp)
@@ -509,7 +518,7 @@ class AgentClient(AsyncClosing):
         """
         rid = next(self._ids)
         resp, replica = await self._post(
-            _dumps(_request(method, params, rid)), stream=True, accept="text/event-stream"
+            _dumps(_request(method, params, rid)), method, stream=True, accept="text/event-stream"
         )
         try:
             ctype = resp.headers.get("content-type", "")
@@ -622,12 +631,71 @@ class AgentClient(AsyncClosing):
     # -- sending -----------------------------------------------------------------------------
 
     async def _post(
-        self, body: bytes, *, stream: bool = False, accept: str = "application/json"
+        self, body: bytes, label: str, *, stream: bool = False, accept: str = "application/json"
+    ) -> tuple[httpx.Response, Replica | None]:
+        """POST one JSON-RPC body as a client span named `label` (the method), with the trace
+        context in `traceparent`; see `_post_traced`."""
+        correlation_id = current_correlation_id()
+        parent = span_var.get()
+        if parent is not None:
+            trace_id, parent_id = parent
+        else:  # a call of its own: the correlation ID is its trace when it can be one
+            usable = correlation_id is not None and is_trace_id(correlation_id)
+            trace_id = correlation_id if usable and correlation_id else new_correlation_id()
+            parent_id = None
+        span_id = new_span_id()
+        trace_headers = {
+            TRACEPARENT_HEADER: traceparent(trace_id, span_id),
+            "X-Correlation-ID": correlation_id or trace_id,
+        }
+        tracing = current_tracing()
+        if tracing is None:
+            return await self._post_traced(body, trace_headers, stream=stream, accept=accept)
+        started = time.perf_counter()
+        outcome, status = "error:cancelled", 0
+        try:
+            resp, replica = await self._post_traced(
+                body, trace_headers, stream=stream, accept=accept
+            )
+            status = resp.status_code
+            outcome = http_outcome(status)
+            return resp, replica
+        except Exception as exc:  # unreachable, breaker open, token refused: the span says so
+            outcome = f"error:{type(exc).__name__}"
+            raise
+        finally:
+            service = self._principal if self._principal != "-" else "client"
+            tracing.hop(
+                (
+                    trace_id,
+                    span_id,
+                    parent_id,
+                    label,
+                    service,
+                    "client",
+                    started,
+                    time.perf_counter(),
+                    outcome,
+                    status,
+                    self._principal,
+                    correlation_id or trace_id,
+                    self.base_url,
+                    (),
+                    None,
+                )
+            )
+
+    async def _post_traced(
+        self,
+        body: bytes,
+        trace_headers: dict[str, str],
+        *,
+        stream: bool = False,
+        accept: str = "application/json",
     ) -> tuple[httpx.Response, Replica | None]:
         """POST one JSON-RPC body with auth, retries and the breaker; refresh a rejected token
         once. The caller reads (and, for streams, closes) the response; a stream's replica is
         returned for the caller to release once the stream is over."""
-        correlation_id = current_correlation_id() or new_correlation_id()
         onward = onward_delegation_var.get()
         delegation = {DELEGATION_HEADER: onward(self._principal)} if onward is not None else {}
         refreshed = False
@@ -636,7 +704,7 @@ class AgentClient(AsyncClosing):
             headers = {
                 "Content-Type": "application/json",
                 "Accept": accept,
-                "X-Correlation-ID": correlation_id,
+                **trace_headers,
                 **delegation,
                 **auth,
             }

@@ -8,15 +8,19 @@
    stages -> 401;
 3. authorizes `gateway.<action>` and rate limits with its call stages -> 403 / 429 / 503;
 4. runs the handler, which raises `ApiError` for anything it refuses;
-5. audits the outcome (one record per request, agent `gateway`), counts it in the metrics
+5. audits the outcome (one record per request, agent `gateway`; a handler that succeeds may
+   name what it did with `audit_detail(request, ...)`), counts it in the metrics
    (method: the action), logs a refusal with its reason, and answers with the correlation ID
-   and the caller's remaining quota in the headers.
+   and the caller's remaining quota in the headers;
+6. when the process traces, records one server span named by the action (trace and parent from
+   `traceparent` / `X-Correlation-ID`), with a child span per security stage.
 
 Nothing about the body is read before the caller is authenticated and authorized.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -28,10 +32,13 @@ from bastion.core.context import (
     CallContext,
     RequestContext,
     correlation_id_var,
+    span_var,
+    traceparent,
 )
+from bastion.observability.tracing import Tracing, current_tracing
 from bastion.protocol.errors import spec_for
 from bastion.protocol.http_errors import ApiError, error_response
-from bastion.runtime.server import scope_context
+from bastion.runtime.server import http_outcome, scope_context
 from bastion.security import AuditSink, Denied, OutcomeRecorder, Pipeline, headers_for
 
 log = structlog.get_logger("bastion.gateway")
@@ -41,6 +48,15 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 # How a refusal is answered (request, error, correlation ID): JSON by default; the console
 # renders a page.
 Refusal = Callable[[Request, ApiError, str], Response]
+
+
+AUDIT_DETAIL_STATE = "audit_detail"
+
+
+def audit_detail(request: Request, detail: str) -> None:
+    """Record `detail` (what the handler did: counts, ids; never a secret) in the audit record
+    of this request's successful outcome."""
+    setattr(request.state, AUDIT_DETAIL_STATE, detail[:500])
 
 
 def json_refusal(_request: Request, err: ApiError, correlation_id: str) -> Response:
@@ -107,17 +123,58 @@ class Guard:
         async def endpoint(request: Request) -> Response:
             req = request_context(request, self.agent)
             call = CallContext(request=req, method=action)
+            tracing = current_tracing()
+            if tracing is not None:  # one list: the request's stages, then the call's
+                req.stage_times = call.stage_times = []
             token = correlation_id_var.set(req.correlation_id)
+            span_token = span_var.set((req.trace_id, req.span_id))
+            status = 500
             try:
                 response = await self._run(request, call, handler, answer)
+                status = response.status_code
             finally:
+                span_var.reset(span_token)
                 correlation_id_var.reset(token)
+                if tracing is not None:
+                    self._trace(tracing, call, status)
             response.headers[CORRELATION_HEADER] = req.correlation_id
+            if tracing is not None:
+                response.headers["traceresponse"] = traceparent(req.trace_id, req.span_id)
             for name, value in headers_for(req.rate) if req.rate is not None else ():
                 response.headers[name.decode("latin-1")] = value.decode("latin-1")
             return response
 
         return endpoint
+
+    def span(self, call: CallContext, status: int) -> None:
+        """Record `call`'s server span now, ended with `status` (when the process traces):
+        for admissions outside `protect`, such as a WebSocket's."""
+        tracing = current_tracing()
+        if tracing is not None:
+            self._trace(tracing, call, status)
+
+    def _trace(self, tracing: Tracing, call: CallContext, status: int) -> None:
+        req = call.request
+        outcome = http_outcome(status)
+        tracing.hop(
+            (
+                req.trace_id,
+                req.span_id,
+                req.parent_span_id,
+                call.method,
+                self.agent,
+                "server",
+                req.started,
+                time.perf_counter(),
+                outcome,
+                status,
+                call.principal,
+                req.correlation_id,
+                None,
+                tuple(req.stage_times or ()),
+                None,
+            )
+        )
 
     async def _run(
         self, request: Request, call: CallContext, handler: Handler, answer: Refusal
@@ -134,7 +191,8 @@ class Guard:
             log.exception("gateway request failed", action=call.method)
             err = INTERNAL
         else:
-            await self.record(call, "ok", response.status_code)
+            detail = getattr(request.state, AUDIT_DETAIL_STATE, None)
+            await self.record(call, "ok", response.status_code, detail)
             return response
         await self.record(call, err.outcome, err.status, err.detail or err.message)
         return answer(request, err, call.correlation_id)

@@ -12,6 +12,11 @@ one `finally` around the stages writes the records (`OutcomeRecorder`) before th
 sent. Every call, allowed or denied, and every request refused or failed before a call could
 be read, leaves one record, is counted in the metrics and, when refused, logged with its reason.
 
+Tracing (`bastion.observability.tracing`, when the process traces): the request's IDs come
+from `traceparent` / `X-Correlation-ID` (`bastion.core.context.incoming_ids`); a single call is
+one server span named by its method, a batch one span for the request and one per element,
+each with its security stages as child spans; they are recorded with the audit records.
+
 `POST /message` is served as a raw ASGI endpoint because it is the hot path; everything else
 (agent card, health, readiness, token service) is an ordinary Starlette app; the paths named
 in `http_labels` are counted in the metrics under those names.
@@ -34,10 +39,14 @@ from bastion.core.context import (
     CallContext,
     RateInfo,
     RequestContext,
-    accept_correlation_id,
+    StageTiming,
     correlation_id_var,
+    incoming_ids,
+    new_span_id,
+    span_var,
 )
 from bastion.observability.metrics import UNKNOWN, observe_request
+from bastion.observability.tracing import Tracing
 from bastion.protocol.a2a import a2a_error
 from bastion.protocol.endpoints import MESSAGE_PATHS
 from bastion.protocol.errors import (
@@ -98,6 +107,9 @@ class _Audit:
     status: int = 500
     detail: str | None = None
     ended: float | None = None
+    # When traced: the call's span (a batch element's own) and its call stages' timings.
+    span_id: str | None = None
+    stages: list[StageTiming] | None = None
 
     def end(self, outcome: str, status: int, detail: str | None = None) -> None:
         self.outcome, self.status, self.detail = outcome, status, detail
@@ -108,11 +120,12 @@ class _Trail:
     """The audit records of one request, written by the one `finally` of `_message`: one per
     call it ran, or one for the request when it ended before any call."""
 
-    __slots__ = ("calls", "request")
+    __slots__ = ("batch", "calls", "request")
 
     def __init__(self, started: float) -> None:
         self.request = _Audit("(unread)", started)
         self.calls: list[_Audit] = []
+        self.batch = False
 
     def call(self) -> _Audit:
         audit = _Audit("(invalid)", time.perf_counter())
@@ -285,11 +298,15 @@ def scope_context(agent: str, scope: Scope) -> RequestContext:
     """The context of an HTTP request: its headers, client and (accepted or new) correlation ID."""
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     client = scope.get("client")
+    correlation_id, trace_id, parent = incoming_ids(headers)
     return RequestContext(
         agent=agent,
-        correlation_id=accept_correlation_id(headers.get("x-correlation-id")),
+        correlation_id=correlation_id,
         client=f"{client[0]}:{client[1]}" if client else "-",
         headers=headers,
+        trace_id=trace_id,
+        parent_span_id=parent,
+        span_id=new_span_id(),
     )
 
 
@@ -307,8 +324,10 @@ class AgentServer:
         max_body_bytes: int = DEFAULT_MAX_BODY,
         max_batch: int = DEFAULT_MAX_BATCH,
         http_labels: Mapping[str, str] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.name = name
+        self.tracing = tracing
         self.registry = registry
         self.pipeline = pipeline or Pipeline()
         self.recorder = OutcomeRecorder(name, audit)
@@ -379,6 +398,10 @@ class AgentServer:
     async def _message(self, scope: Scope, receive: Receive, send: Send) -> None:
         req = scope_context(self.name, scope)
         token = correlation_id_var.set(req.correlation_id)
+        span_token = span_var.set((req.trace_id, req.span_id))
+        tracing = self.tracing
+        if tracing is not None:
+            req.stage_times = []
         trail = _Trail(req.started)
         try:
             try:
@@ -390,12 +413,87 @@ class AgentServer:
                 # The one place this endpoint audits: every way out of the stages passes here.
                 for audit in trail.records():
                     await self._record(req, audit)
+                if tracing is not None:
+                    self._trace(tracing, req, trail)
             if reply is not None:
                 await self._send(
                     send, reply.status, reply.body, req, reply.headers, content=reply.content
                 )
         finally:
+            span_var.reset(span_token)
             correlation_id_var.reset(token)
+
+    def _trace(self, tracing: Tracing, req: RequestContext, trail: _Trail) -> None:
+        """Record the request's spans: one for a single call (or a refused request), else
+        one for the batch and one per element, its child."""
+        ident = req.identity
+        principal = ident.principal if ident is not None else "-"
+        trace_id, cid = req.trace_id, req.correlation_id
+        # A tuple of tuples of atoms: the garbage collector stops tracking it, not a list.
+        stages = tuple(req.stage_times or ())
+        if not trail.batch or not trail.calls:  # a single call's stages share the request's list
+            a = trail.calls[0] if trail.calls else trail.request
+            end = a.ended or time.perf_counter()
+            tracing.hop(
+                (
+                    trace_id,
+                    req.span_id,
+                    req.parent_span_id,
+                    a.method,
+                    self.name,
+                    "server",
+                    req.started,
+                    end,
+                    a.outcome,
+                    a.status,
+                    principal,
+                    cid,
+                    None,
+                    stages,
+                    None,
+                )
+            )
+            return
+        now = time.perf_counter()
+        tracing.hop(
+            (
+                trace_id,
+                req.span_id,
+                req.parent_span_id,
+                trail.request.method,
+                self.name,
+                "server",
+                req.started,
+                now,
+                "ok",
+                200,
+                principal,
+                cid,
+                None,
+                stages,
+                None,
+            )
+        )
+        for a in trail.calls:
+            tracing.hop(
+                (
+                    trace_id,
+                    a.span_id or new_span_id(),
+                    req.span_id,
+                    a.method,
+                    self.name,
+                    "server",
+                    a.started,
+                    a.ended or now,
+                    a.outcome,
+                    a.status,
+                    principal,
+                    cid,
+                    None,
+                    tuple(a.stages or ()),
+                    None,
+                )
+            )
 
     async def _answer(
         self, scope: Scope, receive: Receive, send: Send, req: RequestContext, trail: _Trail
@@ -420,6 +518,7 @@ class AgentServer:
 
         parsed = parse_body(body, self.max_batch)
         audit.method = _method_label(parsed)
+        trail.batch = parsed.is_batch
 
         try:
             await self.pipeline.admit_request(req)
@@ -482,6 +581,8 @@ class AgentServer:
         self, req: RequestContext, extra: dict[str, str] | None
     ) -> list[tuple[bytes, bytes]]:
         headers = [(b"x-correlation-id", req.correlation_id.encode("latin-1"))]
+        if self.tracing is not None:  # where to find the request's spans (W3C `traceresponse`)
+            headers.append((b"traceresponse", f"00-{req.trace_id}-{req.span_id}-01".encode()))
         if req.rate is not None:
             headers.extend(headers_for(req.rate))
         if extra:
@@ -519,6 +620,22 @@ class AgentServer:
 
         audit.method = item.method
         ctx = CallContext(request=req, method=item.method)
+        if not in_batch:  # the call is the request's span: its stages go in the same list
+            ctx.stage_times = req.stage_times
+            return await self._call(req, item, audit, ctx, in_batch=False)
+        if req.stage_times is not None:
+            ctx.stage_times = audit.stages = []
+        # A batch element is its own span: the calls its handler makes are its children.
+        audit.span_id = new_span_id()
+        token = span_var.set((req.trace_id, audit.span_id))
+        try:
+            return await self._call(req, item, audit, ctx, in_batch=True)
+        finally:
+            span_var.reset(token)
+
+    async def _call(
+        self, req: RequestContext, item: Call, audit: _Audit, ctx: CallContext, *, in_batch: bool
+    ) -> _Outcome:
         try:
             await self.pipeline.admit_call(ctx)
         except Denied as denied:

@@ -15,6 +15,7 @@
     WS     /ws/research              ask and follow a run live (`bastion.web.research_ws`) research
     POST   /mcp                      the archive over MCP (`bastion.web.mcp_archive`)  mcp.<tool>
     GET    /metrics                  Prometheus metrics, queue and archive included   metrics
+    GET    /traces/{trace_id}        this process's spans of a trace (docs/tracing.md)  traces
     GET    /, /login, /console/...   the operator's console (`bastion.web.console`)  console_<view>
 
 Answers are JSON and carry the request's correlation ID in `X-Correlation-ID` and, except for
@@ -83,11 +84,14 @@ from bastion.runtime import (
     count_responses,
     json_response,
     metrics_route,
+    start_tracing,
+    traces_route,
 )
 from bastion.security import SecretValue, build_security
 from bastion.storage import ObjectNotFoundError, shared_engine
 from bastion.web.archivist import call_archivist, unavailable
 from bastion.web.console import Console, ConsoleDeps, ConsoleSessions, Pages, Sessions
+from bastion.web.console.trace_source import trace_source
 from bastion.web.console.views import view_routes
 from bastion.web.events import EventsEndpoint
 from bastion.web.mcp_archive import PATH as MCP_PATH
@@ -132,6 +136,7 @@ class Gateway:
         self.settings = settings
         self.stack = build_security(NAME, settings)
         self.guard = Guard(NAME, self.stack.pipeline, self.stack.audit)
+        self.tracing = start_tracing(settings, NAME)
         self.archivist = AgentClient(
             peer_url(settings, NAME, "archivist"),
             api_key=gateway_api_key(settings),
@@ -188,6 +193,7 @@ class Gateway:
             Route(MCP_PATH, self.mcp, methods=["GET", "POST", "DELETE"]),
             *self._research_routes(),
             metrics_route(self.guard, self._pipeline_metrics()),
+            traces_route(self.guard),
             *self._console_routes(),
         ]
         console = self.settings.console
@@ -220,6 +226,7 @@ class Gateway:
             research=self.research,
             scope=self._scope,
             alarms=self.alarms,
+            trace=trace_source(self.settings, NAME, gateway_api_key(self.settings)),
         )
         return Console(deps).routes(view_routes(deps))
 
@@ -267,6 +274,8 @@ class Gateway:
             await self.archivist.aclose()
             await self.research.aclose()
             self.ingest.close()
+            if self.tracing is not None:
+                await asyncio.to_thread(self.tracing.flush)
             await self.stack.close()
 
     def _start_watcher(self, stop: asyncio.Event) -> asyncio.Task[None] | None:

@@ -4,7 +4,8 @@ The credential is a Bastion API key or a JWT, sent either as the `token` query p
 `Sec-WebSocket-Protocol` as `bastion.v1, bearer.<token>` (the server then selects `bastion.v1`,
 which browsers require). `WsGuard` puts it through the gateway's security stack like any HTTP
 call: authentication, authorization of `gateway.<action>`, the rate limit, and one audit record
-per connection (status 101 when the stream starts, else the HTTP status of the refusal). A
+per connection (status 101 when the stream starts, else the HTTP status of the refusal) and,
+when the process traces, one server span with a child per security stage. A
 refusal is an accepted handshake followed at once by a close, so that browsers see the code
 instead of a failed handshake (1006): 4001 unauthenticated, 4003 forbidden, 4029 rate limited,
 1013 a security service is unavailable. `WsGuard.hold` returns once an open stream's credential
@@ -33,9 +34,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from bastion.core.context import (
     CallContext,
     RequestContext,
-    accept_correlation_id,
     correlation_id_var,
+    incoming_ids,
+    new_span_id,
+    span_var,
 )
+from bastion.observability.tracing import current_tracing
 from bastion.runtime import Guard, denied_error
 from bastion.security import KEY_PREFIX, CredentialCheck, Denied, PolicyStore, log_rejection, watch
 
@@ -126,11 +130,15 @@ def _request_context(ws: WebSocket, token: str | None) -> RequestContext:
         else:
             headers["authorization"] = f"Bearer {token}"
     client = ws.client
+    correlation_id, trace_id, parent = incoming_ids(headers)
     return RequestContext(
         agent="gateway",
-        correlation_id=accept_correlation_id(headers.get("x-correlation-id")),
+        correlation_id=correlation_id,
         client=f"{client.host}:{client.port}" if client else "-",
         headers=headers,
+        trace_id=trace_id,
+        parent_span_id=parent,
+        span_id=new_span_id(),
     )
 
 
@@ -178,6 +186,8 @@ class WsGuard:
         token, refused = _tokens(ws)
         offered = ws.scope.get("subprotocols") or []
         call = CallContext(request=_request_context(ws, token), method=self.action)
+        if current_tracing() is not None:  # one list: the request's stages, then the call's
+            call.request.stage_times = call.stage_times = []
         return Opening(call, SUBPROTOCOL if SUBPROTOCOL in offered else None, refused)
 
     async def serve(
@@ -185,10 +195,13 @@ class WsGuard:
     ) -> None:
         """Open the handshake's call context and `serve` it under its correlation ID."""
         opening = self.open(ws)
-        reset = correlation_id_var.set(opening.call.correlation_id)
+        req = opening.call.request
+        reset = correlation_id_var.set(req.correlation_id)
+        span_reset = span_var.set((req.trace_id, req.span_id))
         try:
             await serve(ws, opening)
         finally:
+            span_var.reset(span_reset)
             correlation_id_var.reset(reset)
 
     async def admit(self, opening: Opening) -> tuple[Close | None, str, str | None]:
@@ -214,12 +227,14 @@ class WsGuard:
         """Accept the handshake, audit the refusal, close with its code."""
         await ws.accept(subprotocol=opening.subprotocol)
         await self.guard.record(opening.call, outcome, refused.status, detail)
+        self.guard.span(opening.call, refused.status)
         await close(ws, refused)
 
     async def accept(self, ws: WebSocket, opening: Opening) -> None:
         """Accept the handshake of an admitted stream and audit it (status 101)."""
         await ws.accept(subprotocol=opening.subprotocol)
         await self.guard.record(opening.call, "ok", 101)
+        self.guard.span(opening.call, 101)
 
     async def lapsed(self, call: CallContext) -> Close | None:
         """At once: how to close a stream whose credential or grant no longer holds (as `hold`

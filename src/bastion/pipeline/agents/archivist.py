@@ -5,7 +5,8 @@ Methods (each authorized as `archivist.<method>`):
 * `archive {document_id, result, validation}`: store an extraction and its validation (the
   orchestrator); idempotent on the document id, a second archive is a `reprocessed` one.
 * `get_document {document_id, owner}`, `list_documents {owner, status?, cursor?, limit?}`,
-  `search {owner, query, limit?}`: reads. `owner` is required: the principal whose documents
+  `search {owner, query, limit?}`, `document_counts {owner}` (`{by_status, by_outcome,
+  total}` of the live documents): reads. `owner` is required: the principal whose documents
   the reader may see, or null for every owner's (the gateway passes null only for a reader
   granted `gateway.read_all_documents`). Only a caller granted `archivist.choose_owner` (the
   gateway) may name it. Any other reader (a researcher) must carry a delegation
@@ -209,6 +210,12 @@ def build_registry(
         owner = scope(params, ctx)
         results = await asyncio.to_thread(repo.search, params.query, params.limit, owner=owner)
         return {"results": results}
+
+    @registry.method("document_counts")
+    async def document_counts(params: ReadScope, ctx: CallContext) -> dict[str, Any]:
+        """The reader's live documents by status and by outcome (zeros included), and in all."""
+        owner = scope(params, ctx)
+        return await asyncio.to_thread(repo.document_counts, owner)
 
     @registry.method("claim_invoice")
     async def claim_invoice(params: ClaimParams) -> dict[str, Any]:

@@ -17,8 +17,9 @@ Sign-in and sign-out are audited as `gateway.console_sign_in` / `console_sign_ou
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from starlette.requests import Request
@@ -70,6 +71,10 @@ class ConsoleDeps:
     research: ResearchCalls  # the research agent, acting for the asking principal
     scope: Callable[[CallContext], str | None]  # whose documents a caller sees (None: all)
     alarms: AlarmService  # the gateway's alarm engine (rules, states, history, notifications)
+    # A correlation id's audit rows and a trace's spans, for the document detail page (None:
+    # the page says they are not available). See `views.documents` for the rows' keys.
+    audit_path: Callable[[str], Awaitable[list[dict[str, Any]]]] | None = None
+    trace: Callable[[str], Awaitable[list[dict[str, Any]]]] | None = None
 
     def page(self, view: str, handler: Handler, *, action: str | None = None) -> Endpoint:
         """`handler` as a console endpoint: authorized as `gateway.<action>` (default: the

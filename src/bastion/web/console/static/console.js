@@ -8,6 +8,7 @@ const KEEPALIVE_MS = 60_000;
 const VIEW_MODULES = {
   documents: "/static/documents.js",
   research: "/static/research.js",
+  alarms: "/static/alarms.js",
 };
 
 function keepAlive() {

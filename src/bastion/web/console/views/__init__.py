@@ -10,13 +10,16 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from bastion.web.console.console import ConsoleDeps
-from bastion.web.console.views import audit, research, security
+from bastion.web.console.views import alarms, audit, dlq, documents, research, security
 
 
 def view_routes(deps: ConsoleDeps) -> list[BaseRoute]:
     """Every view's routes."""
     routes: list[BaseRoute] = []
+    routes += documents.routes(deps)
     routes += research.routes(deps)
+    routes += dlq.routes(deps)
+    routes += alarms.routes(deps)
     routes += security.routes(deps)
     routes += audit.routes(deps)
     return routes
