@@ -5,6 +5,7 @@ problems once a record is edited in the database, `unchecked` past the time budg
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 
@@ -16,7 +17,7 @@ from bastion.config import Settings
 from bastion.security import ChainMonitor
 from bastion.storage.database import shared_engine
 from bastion.web.console.views import audit as audit_view
-from bastion.web.console.views.audit import audit_path
+from bastion.web.console.views.audit import audit_path, audit_path_source
 from bastion.web.console.views.audit_chains import (
     NO_KEY,
     STILL_RUNNING,
@@ -210,6 +211,7 @@ def test_audit_path_lists_one_request_oldest_first(site: ConsoleSite) -> None:
     assert [step["ts"] for step in path] == sorted(step["ts"] for step in path)
     assert set(path[0]) == {"ts", "agent", "principal", "method", "outcome", "status", "latency_ms"}
     assert audit_path(site.project.settings, _cid(11, "f")) == []
+    assert asyncio.run(audit_path_source(site.project.settings)(_cid(10, "f"))) == path
     with pytest.raises(ValueError, match="correlation_id"):
         audit_path(site.project.settings, "")
 

@@ -10,12 +10,13 @@ cursor). A bad filter or cursor is a 400 page with the reason, never a 500. Belo
 every chain's verification (`audit_chains.ChainWatch`: ok, problems or unchecked).
 
 `audit_path(settings, correlation_id)` is one request's path through the agents, for the
-Documents view.
+Documents view (`audit_path_source(settings)`: the same, awaitable, for `ConsoleDeps.audit_path`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -180,6 +181,16 @@ def audit_path(settings: Settings, correlation_id: str) -> list[dict[str, Any]]:
     page = search(engine, AuditFilters(correlation_id=correlation_id), limit=PATH_LIMIT)
     keys = ("ts", "agent", "principal", "method", "outcome", "status", "latency_ms")
     return [{k: getattr(row, k) for k in keys} for row in reversed(page.rows)]
+
+
+def audit_path_source(settings: Settings) -> Callable[[str], Awaitable[list[dict[str, Any]]]]:
+    """`audit_path` of `settings` as the Documents view calls it (`ConsoleDeps.audit_path`):
+    awaitable, read in a thread."""
+
+    async def source(correlation_id: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(audit_path, settings, correlation_id)
+
+    return source
 
 
 def routes(deps: ConsoleDeps) -> list[BaseRoute]:
