@@ -93,6 +93,7 @@ from bastion.web.archivist import call_archivist, unavailable
 from bastion.web.console import Console, ConsoleDeps, ConsoleSessions, Pages, Sessions
 from bastion.web.console.trace_source import trace_source
 from bastion.web.console.views import view_routes
+from bastion.web.console.views.audit import audit_path_source
 from bastion.web.events import EventsEndpoint
 from bastion.web.mcp_archive import PATH as MCP_PATH
 from bastion.web.mcp_archive import McpArchive
@@ -227,6 +228,7 @@ class Gateway:
             scope=self._scope,
             alarms=self.alarms,
             trace=trace_source(self.settings, NAME, gateway_api_key(self.settings)),
+            audit_path=audit_path_source(self.settings),
         )
         return Console(deps).routes(view_routes(deps))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from bastion.web.console.console import ConsoleDeps
-from bastion.web.console.views import alarms, dlq, documents, research
+from bastion.web.console.views import alarms, audit, dlq, documents, research, security
 
 
 def view_routes(deps: ConsoleDeps) -> list[BaseRoute]:
@@ -20,4 +20,6 @@ def view_routes(deps: ConsoleDeps) -> list[BaseRoute]:
     routes += research.routes(deps)
     routes += dlq.routes(deps)
     routes += alarms.routes(deps)
+    routes += security.routes(deps)
+    routes += audit.routes(deps)
     return routes
