@@ -166,3 +166,25 @@ def sqs_queue_url(moto_endpoint: str, aws_env: None, tmp_path: Path) -> str:
     ledger = f"sqlite:///{tmp_path / 'sqs-ledger.db'}"
     name = f"t-{uuid.uuid4().hex[:16]}"
     return f"{moto_endpoint}/{MOTO_ACCOUNT}/{name}?{urlencode({'ledger': ledger})}"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`--dist loadgroup` (the Makefile's) sends the tests marked `xdist_group(NAME)` to one
+    worker by their node ids' `@NAME` suffix. pytest-xdist 3.8 writes that suffix to the item's
+    `_nodeid`, which pytest 9 no longer reads (the id is `_id`): write it there too, so that
+    the browser tests share one deployment on one worker."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # pytest < 9: xdist's own suffix works
+        return
+    for item in items:
+        names = {
+            str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+            for mark in item.iter_markers("xdist_group")
+        }
+        nodeid = item.nodeid
+        if names and nodeid.rfind("@") <= nodeid.rfind("]"):  # not suffixed yet
+            item._id = NodeId.parse(f"{nodeid}@{'_'.join(sorted(names))}")  # type: ignore[attr-defined]
