@@ -1,5 +1,6 @@
 """The Documents view in a real browser: a document uploaded through the API appears and
-reaches `archived` live (no reload), and its detail shows the fields with their evidence."""
+reaches `archived` live (no reload), and its detail shows the fields with their evidence, its
+audit path and its trace."""
 
 from __future__ import annotations
 
@@ -50,4 +51,12 @@ def test_upload_reaches_archived_live_and_its_detail_shows_evidence(
     # Its evidence: the page it was read on and the rule that read it.
     expect(number.locator("code")).not_to_be_empty()
     expect(number).not_to_contain_text("no evidence stored")
+    # Its path through the agents: the audit records of its correlation ID, and its trace
+    # (steps that ended before the archiving the page showed, so they are recorded by now).
+    audit = page.locator("#audit-table tbody")
+    expect(audit).to_contain_text("upload_document")
+    expect(audit).to_contain_text("extract")
+    expect(page.locator("#trace-waterfall")).to_be_visible()
+    expect(page.locator("#trace-table")).to_contain_text("upload_document")
+    expect(page.locator("#trace-table")).to_contain_text("extract")
     check_view(page, "document-detail")
