@@ -134,6 +134,7 @@ __all__ = [
     "Executor",
     "Guard",
     "Handler",
+    "audit_detail",
     "MethodRegistry",
     "PeerClients",
     "RpcCallError",
