@@ -246,6 +246,10 @@ class AgentEndpoint(_Section):
     # names (which its agent clients may always reach): allow-list, private addresses, schemes.
     # The default allows nothing else.
     egress: EgressPolicy = EgressPolicy()
+    # Watched by the gateway: its alarm engine scrapes the agent's `/metrics` and the console
+    # gathers its `/traces`. Off for an agent that is configured but not run with the rest
+    # (the template's reference `echo` agent, which `bastion up` does not start).
+    monitored: bool = True
 
     @field_validator("url")
     @classmethod

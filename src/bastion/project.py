@@ -75,6 +75,7 @@ audit:
 agents:
   echo:
     url: http://127.0.0.1:8090
+    monitored: false  # a reference agent that `bastion up` does not start
   orchestrator:
     url: http://127.0.0.1:8081
     api_key: secret://file/secrets/orchestrator.key

@@ -82,9 +82,11 @@ class TargetStatus:
 
 
 def targets_from(settings: Settings, gateway: str = "gateway") -> list[ScrapeTarget]:
-    """The gateway (`pipeline.gateway_url`) and every agent's URL, each replica once."""
+    """The gateway (`pipeline.gateway_url`) and every monitored agent's URL, each replica once."""
     targets = [ScrapeTarget(gateway, settings.pipeline.gateway_url.rstrip("/"))]
     for name, endpoint in sorted(settings.agents.items()):
+        if not endpoint.monitored:
+            continue
         targets.extend(ScrapeTarget(name, url) for url in endpoint.urls())
     return list(dict.fromkeys(targets))
 

@@ -45,8 +45,12 @@ def _first(url: str | list[str]) -> str:
 
 
 def trace_source(settings: Settings, agent: str, api_key: SecretValue) -> TraceSource:
-    """The console's `trace(correlation_id)`: every configured agent's spans of that trace."""
-    targets = [(name, _first(peer_url(settings, agent, name))) for name in sorted(settings.agents)]
+    """The console's `trace(correlation_id)`: every monitored agent's spans of that trace."""
+    targets = [
+        (name, _first(peer_url(settings, agent, name)))
+        for name, endpoint in sorted(settings.agents.items())
+        if endpoint.monitored
+    ]
 
     async def trace(correlation_id: str) -> list[dict[str, Any]]:
         if not is_trace_id(correlation_id):
