@@ -50,13 +50,20 @@ def test_sign_in_with_an_api_key_sets_a_strict_session_cookie(site: ConsoleSite)
     assert rows[0].outcome == "ok"
 
 
-def test_sign_in_with_a_token_from_the_token_service(site: ConsoleSite) -> None:
-    token = httpx.post(
+def service_token(site: ConsoleSite, principal: str) -> str:
+    """A token of the built-in token service (the archivist's) for `principal`'s key."""
+    answer = httpx.post(
         site.project.settings.agents["archivist"].url + "/oauth/token",
         data={"grant_type": "client_credentials"},
-        auth=("monitoring", site.project.keys["monitoring"]),
+        auth=(principal, site.project.keys[principal]),
         timeout=10,
-    ).json()["access_token"]
+    )
+    token: str = answer.json()["access_token"]
+    return token
+
+
+def test_sign_in_with_a_token_from_the_token_service(site: ConsoleSite) -> None:
+    token = service_token(site, "monitoring")
     with site.browser() as b:
         r = sign_in(b, token)
         assert r.status_code == 303
@@ -77,12 +84,7 @@ def test_a_bad_credential_is_refused_with_one_message(site: ConsoleSite, credent
 
 
 def test_a_forged_token_is_refused(site: ConsoleSite) -> None:
-    token = httpx.post(
-        site.project.settings.agents["archivist"].url + "/oauth/token",
-        data={"grant_type": "client_credentials"},
-        auth=("admin", site.project.keys["admin"]),
-        timeout=10,
-    ).json()["access_token"]
+    token = service_token(site, "admin")
     head, payload, sig = token.split(".")
     forged = ".".join([head, payload, sig[::-1]])
     with site.browser() as b:
