@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -189,9 +190,20 @@ def test_a_principal_sees_and_counts_its_own_documents_only(site: ConsoleSite, d
         assert "No documents." in page.text
 
 
+def audited_detail(client: httpx.Client, doc_id: str) -> httpx.Response:
+    """The detail page once its upload's audit records are written (the audit writers flush in
+    batches, a moment after the calls they record)."""
+    deadline = time.monotonic() + 30  # hang guard
+    while True:
+        page = client.get(f"/console/documents/{doc_id}")
+        if 'id="audit-table"' in page.text or time.monotonic() > deadline:
+            return page
+        time.sleep(0.1)
+
+
 def test_the_detail_shows_fields_with_their_evidence(site: ConsoleSite, docs: Docs) -> None:
     with signed_in(site, "submitter") as b:
-        page = b.get(f"/console/documents/{docs.archived}")
+        page = audited_detail(b, docs.archived)
     assert page.status_code == 200, page.text
     text = page.text
     doc = site.project.repo.get_document(docs.archived)
@@ -326,7 +338,7 @@ def test_a_failing_source_leaves_the_rest_of_the_page(
     site = wired_site(request, monkeypatch, trace=down)
     doc_id = upload(site, "admin", pdf_bytes("untraced"), "u.pdf")
     with signed_in(site, "admin") as b:
-        page = b.get(f"/console/documents/{doc_id}")
+        page = audited_detail(b, doc_id)
     assert page.status_code == 200
     assert "The trace could not be read just now." in page.text
     assert "10.0.0.9" not in page.text
