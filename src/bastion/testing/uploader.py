@@ -11,6 +11,11 @@ import httpx
 from bastion.config import Settings
 from bastion.security import resolve
 
+# An answer the gateway means to be retried, how often, and the longest wait it may ask for.
+RETRYABLE = frozenset({429, 503})
+RETRIES = 10
+MAX_WAIT_SECONDS = 5.0
+
 
 class Uploader:
     """Uploads PDFs with the project's `pipeline.submit_api_key`; safe to share between threads."""
@@ -24,14 +29,20 @@ class Uploader:
         self.local = threading.local()
 
     def upload(self, data: bytes, name: str) -> tuple[str, float]:
-        """(the document's id, the wall-clock time the upload started)."""
+        """(the document's id, the wall-clock time the upload started); a 429 or 503 is tried
+        again after its `Retry-After`, as `bastion submit`'s users would."""
         client = getattr(self.local, "client", None)
         if client is None:
             client = self.local.client = httpx.Client(timeout=60, trust_env=False)
         started = time.time()
-        resp = client.post(
-            self.url, files={"file": (name, data, "application/pdf")}, headers=self.headers
-        )
+        for _attempt in range(RETRIES):
+            resp = client.post(
+                self.url, files={"file": (name, data, "application/pdf")}, headers=self.headers
+            )
+            if resp.status_code not in RETRYABLE:
+                break
+            # The gateway asks to come back (a busy or restarting archive, a rate limit).
+            time.sleep(min(float(resp.headers.get("retry-after") or 1), MAX_WAIT_SECONDS))
         if resp.status_code not in (200, 202):
             raise RuntimeError(f"upload refused: HTTP {resp.status_code} {resp.text[:200]}")
         return str(resp.json()["id"]), started
